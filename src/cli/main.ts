@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+import { processContext } from './context.js';
+import { run } from './program.js';
+
+const ctx = processContext();
+const code = await run(process.argv.slice(2), ctx);
+// Daemon commands resolve only when they have shut down; leave the exit to the event loop otherwise
+// so pending log lines are flushed.
+process.exitCode = code;

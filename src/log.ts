@@ -1,0 +1,38 @@
+import { type Logger, pino } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Options for {@link createLogger}. */
+export interface LoggerOptions {
+  /** pino level; default `info` (or `VIPMESH_LOG_LEVEL`). */
+  level?: string;
+  /** Pretty, human-readable lines; default: when stdout is a TTY. JSON otherwise (the journal). */
+  pretty?: boolean;
+  /** Where to write; default stdout (fd 1). */
+  destination?: number;
+}
+
+/**
+ * The root logger. Each module gets a child (`log.child({ module: 'arp' })`) through its constructor;
+ * there is no global logger (STYLE.md 10).
+ */
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const level = opts.level ?? process.env['VIPMESH_LOG_LEVEL'] ?? 'info';
+  const destination = opts.destination ?? 1;
+  const pretty = opts.pretty ?? (destination === 1 ? process.stdout.isTTY === true : false);
+  if (pretty) {
+    return pino({
+      level,
+      transport: {
+        target: 'pino-pretty',
+        options: { destination, colorize: true, translateTime: 'SYS:HH:MM:ss.l' },
+      },
+    });
+  }
+  return pino({ level }, pino.destination({ dest: destination, sync: true }));
+}
+
+/** A logger that drops everything: the default in unit tests. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
