@@ -1,0 +1,268 @@
+/**
+ * A network-namespace lab for `vipmesh demo`, the root-only tests (test/netns) and the benchmarks.
+ *
+ * Every lab gets unique namespace names (`vmlab-<pid>-<rand>-<node>`), so parallel runs never collide, and
+ * one "switch" namespace that holds the bridge: nothing is created in the caller's namespace. `destroy()`
+ * kills what the lab started and deletes its namespaces; it also runs on process exit, and `sweepStale()`
+ * removes namespaces left by runs whose process is gone. Only 198.51.100.0/24, 2001:db8::/64 and
+ * 198.18.0.0/16 are used inside.
+ */
+import { type ChildProcess, execFile, execFileSync, type SpawnOptions, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+const PREFIX = 'vmlab-';
+
+/** True when the suite can build namespaces (root, with the `ip` tool). */
+export function canUseNetns(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Result of a command run in a namespace. */
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Run `argv` in namespace `ns` (or the current one when `ns` is undefined); never throws on exit status. */
+export async function nsExec(
+  ns: string | undefined,
+  argv: string[],
+  timeoutMs = 30_000,
+): Promise<ExecResult> {
+  const [cmd, args] = ns === undefined ? [argv[0]!, argv.slice(1)] : ['ip', ['netns', 'exec', ns, ...argv]];
+  try {
+    const { stdout, stderr } = await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20 });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number | string };
+    return {
+      stdout: e.stdout ?? '',
+      stderr: e.stderr ?? String(err),
+      code: typeof e.code === 'number' ? e.code : 1,
+    };
+  }
+}
+
+/** Like {@link nsExec} but throws with the command and its stderr when it fails. */
+export async function nsRun(ns: string | undefined, argv: string[], timeoutMs = 30_000): Promise<string> {
+  const r = await nsExec(ns, argv, timeoutMs);
+  if (r.code !== 0)
+    throw new Error(`${ns ?? '(host)'}: ${argv.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** One node (or client) namespace of a lab: `eth0` inside, plugged into the lab's bridge. */
+export interface LabNode {
+  name: string;
+  ns: string;
+  /** The interface inside the node (always `eth0`). */
+  iface: string;
+  /** The bridge-side end of the node's veth, in the switch namespace (cut it to "pull the cable"). */
+  port: string;
+  mac: string;
+  ipv4?: string;
+  ipv6?: string;
+}
+
+/** Options for {@link Lab.addNode}. */
+export interface NodeOptions {
+  /** e.g. `198.51.100.11/24` */
+  ipv4?: string;
+  /** e.g. `2001:db8::11/64` (added with nodad) */
+  ipv6?: string;
+  /** Set a fixed MAC on eth0. */
+  mac?: string;
+}
+
+const live = new Set<Lab>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const lab of live) lab.destroySync();
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      for (const lab of live) lab.destroySync();
+      process.kill(process.pid, sig);
+    });
+  }
+}
+
+/** A bridge in its own namespace plus node namespaces cabled to it. */
+export class Lab {
+  readonly id: string;
+  readonly switchNs: string;
+  readonly nodes = new Map<string, LabNode>();
+  readonly #children = new Set<ChildProcess>();
+  #destroyed = false;
+
+  private constructor(id: string) {
+    this.id = id;
+    this.switchNs = `${id}-sw`;
+  }
+
+  /** Build the switch namespace with bridge `br0` (STP off, no forwarding delay). */
+  static async create(): Promise<Lab> {
+    await sweepStale();
+    const lab = new Lab(`${PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`);
+    live.add(lab);
+    installExitHook();
+    await nsRun(undefined, ['ip', 'netns', 'add', lab.switchNs]);
+    await nsRun(lab.switchNs, ['ip', 'link', 'set', 'lo', 'up']);
+    await nsRun(lab.switchNs, [
+      'ip',
+      'link',
+      'add',
+      'br0',
+      'type',
+      'bridge',
+      'stp_state',
+      '0',
+      'forward_delay',
+      '0',
+    ]);
+    await nsRun(lab.switchNs, ['ip', 'link', 'set', 'br0', 'up']);
+    return lab;
+  }
+
+  /** Add namespace `<id>-<name>` with `eth0` on the bridge, addresses configured, lo up, DAD off. */
+  async addNode(name: string, opts: NodeOptions = {}): Promise<LabNode> {
+    const ns = `${this.id}-${name}`;
+    const port = `p-${name}`.slice(0, 15);
+    await nsRun(undefined, ['ip', 'netns', 'add', ns]);
+    for (const key of ['all', 'default']) {
+      await nsRun(ns, ['sysctl', '-qw', `net.ipv6.conf.${key}.accept_dad=0`]);
+    }
+    await nsRun(ns, ['ip', 'link', 'set', 'lo', 'up']);
+    await nsRun(this.switchNs, [
+      'ip',
+      'link',
+      'add',
+      port,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      ns,
+    ]);
+    await nsRun(this.switchNs, ['ip', 'link', 'set', port, 'master', 'br0', 'up']);
+    if (opts.mac !== undefined) await nsRun(ns, ['ip', 'link', 'set', 'eth0', 'address', opts.mac]);
+    await nsRun(ns, ['ip', 'link', 'set', 'eth0', 'up']);
+    if (opts.ipv4 !== undefined) await nsRun(ns, ['ip', 'addr', 'add', opts.ipv4, 'dev', 'eth0']);
+    if (opts.ipv6 !== undefined)
+      await nsRun(ns, ['ip', '-6', 'addr', 'add', opts.ipv6, 'dev', 'eth0', 'nodad']);
+    const link = JSON.parse(await nsRun(ns, ['ip', '-j', 'link', 'show', 'eth0'])) as Array<{
+      address: string;
+    }>;
+    const node: LabNode = { name, ns, iface: 'eth0', port, mac: link[0]!.address };
+    if (opts.ipv4 !== undefined) node.ipv4 = opts.ipv4.split('/')[0]!;
+    if (opts.ipv6 !== undefined) node.ipv6 = opts.ipv6.split('/')[0]!;
+    this.nodes.set(name, node);
+    return node;
+  }
+
+  node(name: string): LabNode {
+    const n = this.nodes.get(name);
+    if (n === undefined) throw new Error(`lab has no node ${name}`);
+    return n;
+  }
+
+  /** Run a command inside node `name`'s namespace. */
+  exec(name: string, argv: string[], timeoutMs?: number): Promise<ExecResult> {
+    return nsExec(this.node(name).ns, argv, timeoutMs);
+  }
+
+  /** Run a command inside node `name`'s namespace; throw when it fails. */
+  run(name: string, argv: string[], timeoutMs?: number): Promise<string> {
+    return nsRun(this.node(name).ns, argv, timeoutMs);
+  }
+
+  /** Start a long-running process in node `name`'s namespace; it is killed by destroy(). */
+  spawn(name: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', this.node(name).ns, ...argv], { stdio: 'pipe', ...opts });
+    this.#children.add(child);
+    child.once('exit', () => this.#children.delete(child));
+    return child;
+  }
+
+  /** Pull node `name`'s cable: its bridge port goes down (the node's own eth0 stays up). */
+  async cut(name: string): Promise<void> {
+    await nsRun(this.switchNs, ['ip', 'link', 'set', this.node(name).port, 'down']);
+  }
+
+  /** Plug node `name`'s cable back in. */
+  async restore(name: string): Promise<void> {
+    await nsRun(this.switchNs, ['ip', 'link', 'set', this.node(name).port, 'up']);
+  }
+
+  /** Kill every process the lab started and delete its namespaces. Safe to call twice. */
+  async destroy(): Promise<void> {
+    this.destroySync();
+  }
+
+  /** Synchronous teardown, usable from an exit handler. */
+  destroySync(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    live.delete(this);
+    for (const child of this.#children) child.kill('SIGKILL');
+    for (const node of this.nodes.values()) killNamespace(node.ns);
+    killNamespace(this.switchNs);
+  }
+}
+
+function killNamespace(ns: string): void {
+  try {
+    // Anything still running in the namespace (a daemon a test forgot) would keep its links alive.
+    const pids = execFileSync('ip', ['netns', 'pids', ns], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    for (const pid of pids.split(/\s+/).filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  } catch {
+    // namespace already gone
+  }
+  try {
+    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  } catch {
+    // already gone
+  }
+}
+
+/** Delete lab namespaces whose creating process no longer exists (left by a crashed run). */
+export async function sweepStale(): Promise<void> {
+  const out = await nsExec(undefined, ['ip', 'netns', 'list']);
+  for (const line of out.stdout.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = /^vmlab-(\d+)-/.exec(name);
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) killNamespace(name);
+  }
+}
