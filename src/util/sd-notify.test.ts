@@ -1,0 +1,42 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { notifyReady } from './sd-notify.js';
+
+t.test('no NOTIFY_SOCKET: nothing is sent', async (t) => {
+  t.equal(await notifyReady('serving', {}), false);
+});
+
+t.test('READY=1 reaches the notify socket', async (t) => {
+  // Node cannot bind a unix datagram socket; python3 plays systemd's side of NOTIFY_SOCKET.
+  const path = join(mkdtempSync(join(tmpdir(), 'vipmesh-notify-')), 'notify.sock');
+  const receiver = spawn(
+    'python3',
+    [
+      '-c',
+      'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\n' +
+        'print("bound",flush=True)\ns.settimeout(10)\nprint(s.recv(4096).decode(),flush=True)',
+      path,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.teardown(() => receiver.kill());
+  let out = '';
+  await new Promise<void>((resolve) =>
+    receiver.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('bound')) resolve();
+    }),
+  );
+  const sent = await notifyReady('serving', { ...process.env, NOTIFY_SOCKET: path });
+  t.equal(sent, true);
+  await new Promise((resolve) => receiver.once('exit', resolve));
+  t.match(out, /READY=1/);
+  t.match(out, /STATUS=serving/);
+});
+
+t.test('a NOTIFY_SOCKET that is not there is a false, not a crash', async (t) => {
+  t.equal(await notifyReady('serving', { ...process.env, NOTIFY_SOCKET: '/nonexistent/notify.sock' }), false);
+});
