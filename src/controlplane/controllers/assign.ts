@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+
+/** One VIP to place: the nodes its L2Advertisements allow, and who holds it now (if anyone). */
+export interface VipPlacement {
+  vip: string;
+  /** Nodes allowed by the VIP's L2Advertisements (node selectors already applied). */
+  eligible: readonly string[];
+  /** The node the datastore says holds it now. */
+  current?: string | undefined;
+}
+
+/** Why a VIP ended up where it is: reported in events and `vipmesh describe`. */
+export type PlacementReason = 'kept' | 'placed' | 'moved' | 'unplaceable';
+
+/** The result for one VIP. */
+export interface PlacementResult {
+  vip: string;
+  node: string | undefined;
+  reason: PlacementReason;
+}
+
+/**
+ * The rendezvous (highest-random-weight) score of `node` for `vip`: every node computes the same order
+ * without coordination, and removing a node only moves the VIPs it held (each to its own next-best node,
+ * so a dead node's VIPs spread over the survivors instead of piling onto one).
+ */
+export function rendezvousScore(vip: string, node: string): bigint {
+  const digest = createHash('sha256').update(vip).update('\0').update(node).digest();
+  return digest.readBigUInt64BE(0);
+}
+
+/** The eligible node with the highest score for `vip` (ties broken by name), or undefined. */
+export function rendezvousPick(vip: string, nodes: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestScore = -1n;
+  for (const node of nodes) {
+    const score = rendezvousScore(vip, node);
+    if (score > bestScore || (score === bestScore && best !== undefined && node < best)) {
+      best = node;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/**
+ * Place every VIP on one Ready node. Sticky: a VIP stays on its current holder while that node is Ready
+ * and still eligible, so a node joining (or the master restarting) moves nothing that is fine where it is;
+ * otherwise it goes to the rendezvous pick among its Ready eligible nodes. Pure and deterministic.
+ */
+export function placeVips(vips: readonly VipPlacement[], ready: ReadonlySet<string>): PlacementResult[] {
+  return vips.map(({ vip, eligible, current }) => {
+    const candidates = eligible.filter((n) => ready.has(n));
+    if (current !== undefined && candidates.includes(current)) return { vip, node: current, reason: 'kept' };
+    const node = rendezvousPick(vip, candidates);
+    if (node === undefined) return { vip, node: undefined, reason: 'unplaceable' };
+    return { vip, node, reason: current === undefined ? 'placed' : 'moved' };
+  });
+}
