@@ -1,0 +1,159 @@
+/**
+ * IPv4/IPv6 addresses and prefixes as (family, bigint, length): enough arithmetic for subnet allocation,
+ * on-link checks and netlink encoding, with one canonical text form (RFC 5952 for IPv6) so route keys
+ * compare as strings.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import { VipmeshError } from '../errors.js';
+
+/** Address family: 4 or 6. */
+export type Family = 4 | 6;
+
+/** An address: family and value. */
+export interface Ip {
+  family: Family;
+  value: bigint;
+}
+
+/** A prefix: family, network value and length. */
+export interface Cidr extends Ip {
+  len: number;
+}
+
+/** Address width in bits. */
+export function bitsOf(family: Family): number {
+  return family === 4 ? 32 : 128;
+}
+
+/** Parse an address (`198.51.100.1`, `2001:db8::1`); undefined when it is not one (zones are refused). */
+export function parseIp(text: string): Ip | undefined {
+  if (isIPv4(text)) {
+    const parts = text.split('.').map(Number);
+    return {
+      family: 4,
+      value: BigInt(((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]!),
+    };
+  }
+  if (!isIPv6(text) || text.includes('%')) return undefined;
+  let head = text;
+  let tailV4: bigint | undefined;
+  const lastColon = text.lastIndexOf(':');
+  if (text.slice(lastColon + 1).includes('.')) {
+    tailV4 = parseIp(text.slice(lastColon + 1))!.value;
+    head = `${text.slice(0, lastColon + 1)}0:0`;
+  }
+  const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
+  const groupsOf = (s: string | undefined) => (s === undefined || s === '' ? [] : s.split(':'));
+  const l = groupsOf(left);
+  const r = groupsOf(right);
+  const groups = right === undefined ? l : [...l, ...Array<string>(8 - l.length - r.length).fill('0'), ...r];
+  let value = 0n;
+  for (const g of groups) value = (value << 16n) | BigInt(Number.parseInt(g, 16));
+  if (tailV4 !== undefined) value = (value & ~0xffffffffn) | tailV4;
+  return { family: 6, value };
+}
+
+/** Canonical text of an address (dotted quad; RFC 5952 compressed lowercase IPv6). */
+export function formatIp(ip: Ip): string {
+  if (ip.family === 4) {
+    const v = Number(ip.value);
+    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  }
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));
+  // RFC 5952 4.2: compress the longest run of two or more zero groups (the first one on a tie).
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(':');
+  if (bestAt < 0) return hex(groups);
+  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
+}
+
+/** The netmask of a prefix length as a value. */
+export function maskOf(family: Family, len: number): bigint {
+  const bits = BigInt(bitsOf(family));
+  return ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(len))) - 1n);
+}
+
+/**
+ * Parse `198.18.1.0/24` or `2001:db8::/64`. Throws `VIPMESH_HOSTGW_BAD_CIDR` (naming `what`) when the
+ * text is not a prefix, or, with `strict` (the default), when host bits are set.
+ */
+export function parseCidr(text: string, what: string, strict = true): Cidr {
+  const slash = text.indexOf('/');
+  const ip = slash < 0 ? undefined : parseIp(text.slice(0, slash));
+  const lenText = slash < 0 ? '' : text.slice(slash + 1);
+  const len = /^\d{1,3}$/.test(lenText) ? Number(lenText) : Number.NaN;
+  if (ip === undefined || !(len <= bitsOf(ip.family))) {
+    throw new VipmeshError(
+      'VIPMESH_HOSTGW_BAD_CIDR',
+      `${what}: "${text}" is not an IP prefix (like 10.42.0.0/16)`,
+      {
+        details: { value: text },
+      },
+    );
+  }
+  const mask = maskOf(ip.family, len);
+  if (strict && (ip.value & ~mask) !== 0n) {
+    const net = formatCidr({ family: ip.family, value: ip.value & mask, len });
+    throw new VipmeshError(
+      'VIPMESH_HOSTGW_BAD_CIDR',
+      `${what}: "${text}" has host bits set (did you mean ${net}?)`,
+      {
+        details: { value: text },
+      },
+    );
+  }
+  return { family: ip.family, value: ip.value & mask, len };
+}
+
+/** Canonical text of a prefix. */
+export function formatCidr(c: Cidr): string {
+  return `${formatIp(c)}/${c.len}`;
+}
+
+/** True when `ip` lies inside `net`. */
+export function contains(net: Cidr, ip: Ip): boolean {
+  return net.family === ip.family && (ip.value & maskOf(net.family, net.len)) === net.value;
+}
+
+/** True when two prefixes share any address. */
+export function overlaps(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false;
+  const len = Math.min(a.len, b.len);
+  const mask = maskOf(a.family, len);
+  return (a.value & mask) === (b.value & mask);
+}
+
+/** Network-order bytes of an address (for netlink attributes). */
+export function ipToBytes(ip: Ip): Buffer {
+  const n = bitsOf(ip.family) / 8;
+  const out = Buffer.alloc(n);
+  let v = ip.value;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** The address in network-order bytes (4 or 16 of them); undefined for any other length. */
+export function ipFromBytes(bytes: Uint8Array): Ip | undefined {
+  if (bytes.length !== 4 && bytes.length !== 16) return undefined;
+  let value = 0n;
+  for (const b of bytes) value = (value << 8n) | BigInt(b);
+  return { family: bytes.length === 4 ? 4 : 6, value };
+}

@@ -1,0 +1,260 @@
+/**
+ * The netlink layer: the only file of this module that touches the `netlink` package (STYLE.md 1, 2).
+ * It speaks in canonical text (`198.18.1.0/24`, `198.51.100.12`) and keeps the kernel's errno on every
+ * error it raises (the package reports only "Request rejected: EEXIST"; we parse the name back out).
+ */
+import { createRtNetlink, FlagsNew, type RtNetlinkSocket, rt } from 'netlink';
+import { VipmeshError } from '../errors.js';
+import {
+  type Family,
+  formatCidr,
+  formatIp,
+  type Ip,
+  ipFromBytes,
+  ipToBytes,
+  parseCidr,
+  parseIp,
+} from './cidr.js';
+
+/** The main routing table (RT_TABLE_MAIN). */
+export const MAIN_TABLE = 254;
+
+/** A route as the kernel holds it (main table, unicast). */
+export interface KernelRoute {
+  family: Family;
+  /** Canonical destination prefix. */
+  dst: string;
+  gateway?: string;
+  ifindex?: number;
+  protocol: number;
+  table: number;
+  priority?: number;
+}
+
+/** A route vipmesh wants: `dst via gateway dev ifindex proto <protocol>` in the main table. */
+export interface RouteSpec {
+  dst: string;
+  gateway: string;
+  ifindex: number;
+  protocol: number;
+}
+
+/** An address on an interface. */
+export interface IfaceAddress {
+  ifindex: number;
+  family: Family;
+  address: string;
+  prefixLen: number;
+}
+
+/** An interface. */
+export interface IfaceLink {
+  index: number;
+  name: string;
+  mtu: number;
+  up: boolean;
+}
+
+/** What the kernel tells subscribers: a route appeared or went, or links/addresses changed. */
+export type NetlinkEvent =
+  | { kind: 'route'; op: 'add' | 'del'; route: KernelRoute }
+  | { kind: 'link' }
+  | { kind: 'address' }
+  /** Notifications were lost (socket buffer overrun): the listener must resync in full. */
+  | { kind: 'overrun' };
+
+/** The small interface the reconciler needs (tests pass a fake). */
+export interface RouteNetlink {
+  /** Unicast routes of the main table, both families. */
+  listRoutes(): Promise<KernelRoute[]>;
+  /** Create or replace (NLM_F_CREATE|NLM_F_REPLACE) the route to `spec.dst` in the main table. */
+  replaceRoute(spec: RouteSpec): Promise<void>;
+  /** Delete a route; the kernel matches `protocol`, so a route of another protocol is never removed. */
+  deleteRoute(route: KernelRoute): Promise<void>;
+  listAddresses(): Promise<IfaceAddress[]>;
+  listLinks(): Promise<IfaceLink[]>;
+  /** Start delivering route, link and address notifications to `listener`. */
+  subscribe(listener: (event: NetlinkEvent) => void): void;
+  close(): void;
+}
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const NEWROUTE = 24;
+const DELROUTE = 25;
+
+/** Turn the package's "Request rejected: EEXIST" into a VipmeshError whose cause carries `code: 'EEXIST'`. */
+function netlinkError(op: string, err: unknown): VipmeshError {
+  const message = (err as Error)?.message ?? String(err);
+  const m = /rejected: (E[A-Z0-9]+)/.exec(message);
+  const errno = m?.[1] ?? (/Timeout/.test(message) ? 'ETIMEDOUT' : (err as { code?: string })?.code);
+  const cause = Object.assign(new Error(message), errno === undefined ? {} : { code: errno });
+  return new VipmeshError('VIPMESH_HOSTGW_NETLINK', `${op}: ${errno ?? message}`, {
+    cause,
+    details: { errno },
+  });
+}
+
+function protocolNumber(p: unknown): number {
+  if (typeof p === 'number') return p;
+  if (typeof p === 'string') return (rt.RouteProtocol as unknown as Record<string, number>)[p] ?? -1;
+  return 0;
+}
+
+function toKernelRoute(msg: rt.RouteMessage): KernelRoute | undefined {
+  const { data, attrs } = msg;
+  const family = data.family === AF_INET ? 4 : data.family === AF_INET6 ? 6 : undefined;
+  if (family === undefined) return undefined;
+  const table = attrs.table ?? data.table ?? 0;
+  const type = typeof data.type === 'string' ? data.type : rt.RouteType[data.type ?? 0];
+  if (table !== MAIN_TABLE || type !== 'UNICAST') return undefined;
+  const dstIp: Ip | undefined = attrs.dst === undefined ? { family, value: 0n } : ipFromBytes(attrs.dst);
+  if (dstIp === undefined) return undefined;
+  const route: KernelRoute = {
+    family,
+    dst: formatCidr({ ...dstIp, len: data.dstLen ?? 0 }),
+    protocol: protocolNumber(data.protocol),
+    table,
+  };
+  const gw = attrs.gateway === undefined ? undefined : ipFromBytes(attrs.gateway);
+  if (gw !== undefined) route.gateway = formatIp(gw);
+  if (attrs.oif !== undefined) route.ifindex = attrs.oif;
+  if (attrs.priority !== undefined) route.priority = attrs.priority;
+  return route;
+}
+
+/** Options of {@link createRouteNetlink}. */
+export interface RouteNetlinkOptions {
+  /** SO_RCVBUF of the notification socket; default 4 MiB (a 1,000-route change sends 1,000 notifications). */
+  eventBufferBytes?: number;
+  /** Give up on a request after this long (ms); default 5,000. */
+  requestTimeoutMs?: number;
+}
+
+/** The production layer over two rtnetlink sockets: one for requests, one for notifications. */
+export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink {
+  const sock: RtNetlinkSocket = createRtNetlink();
+  // A lost reply must not hang a pass forever; the error itself surfaces as that request's timeout.
+  sock.socket.on('error', () => undefined);
+  const timeout = opts.requestTimeoutMs ?? 5_000;
+  let events: RtNetlinkSocket | undefined;
+  const family = (f: Family) => (f === 4 ? AF_INET : AF_INET6);
+
+  return {
+    async listRoutes() {
+      try {
+        const out: KernelRoute[] = [];
+        for (const f of [AF_INET, AF_INET6]) {
+          for (const m of await sock.getRoutes({ family: f }, undefined, { timeout })) {
+            const r = toKernelRoute(m);
+            if (r !== undefined) out.push(r);
+          }
+        }
+        return out;
+      } catch (err) {
+        throw netlinkError('listing routes', err);
+      }
+    },
+
+    async replaceRoute(spec) {
+      const dst = parseCidr(spec.dst, 'route');
+      const gw = parseIp(spec.gateway)!;
+      try {
+        await sock.newRoute(
+          {
+            family: family(dst.family),
+            dstLen: dst.len,
+            table: MAIN_TABLE,
+            protocol: spec.protocol,
+            scope: 0,
+            type: 1,
+          },
+          { dst: ipToBytes(dst), gateway: ipToBytes(gw), oif: spec.ifindex },
+          { flags: FlagsNew.CREATE | FlagsNew.REPLACE, timeout },
+        );
+      } catch (err) {
+        throw netlinkError(`route ${spec.dst} via ${spec.gateway}`, err);
+      }
+    },
+
+    async deleteRoute(route) {
+      const dst = parseCidr(route.dst, 'route');
+      const attrs: rt.RouteAttrs = { dst: ipToBytes(dst) };
+      if (route.priority !== undefined) attrs.priority = route.priority;
+      if (route.ifindex !== undefined) attrs.oif = route.ifindex;
+      try {
+        await sock.delRoute(
+          { family: family(dst.family), dstLen: dst.len, table: route.table, protocol: route.protocol },
+          attrs,
+          { timeout },
+        );
+      } catch (err) {
+        throw netlinkError(`deleting route ${route.dst}`, err);
+      }
+    },
+
+    async listAddresses() {
+      try {
+        const out: IfaceAddress[] = [];
+        for (const m of await sock.getAddresses(undefined, undefined, { timeout })) {
+          const ip = ipFromBytes(m.attrs.local ?? m.attrs.address ?? Buffer.alloc(0));
+          if (ip === undefined || m.data.index === undefined) continue;
+          out.push({
+            ifindex: m.data.index,
+            family: ip.family,
+            address: formatIp(ip),
+            prefixLen: m.data.prefixlen ?? 0,
+          });
+        }
+        return out;
+      } catch (err) {
+        throw netlinkError('listing addresses', err);
+      }
+    },
+
+    async listLinks() {
+      try {
+        return (await sock.getLinks(undefined, undefined, { timeout })).map((m) => ({
+          index: m.data.index ?? 0,
+          name: m.attrs.ifname ?? '',
+          mtu: m.attrs.mtu ?? 1500,
+          up: m.data.flags?.up === true,
+        }));
+      } catch (err) {
+        throw netlinkError('listing links', err);
+      }
+    },
+
+    subscribe(listener) {
+      if (events !== undefined) throw new Error('already subscribed');
+      events = createRtNetlink({
+        recvBufferSize: opts.eventBufferBytes ?? 4 << 20,
+        sendBufferSize: 0,
+      } as Parameters<typeof createRtNetlink>[0]);
+      for (const g of ['IPV4_ROUTE', 'IPV6_ROUTE', 'LINK', 'IPV4_IFADDR', 'IPV6_IFADDR'] as const) {
+        events.addMembership(g);
+      }
+      // ENOBUFS: the kernel dropped notifications; only a full resync is safe.
+      events.socket.on('error', () => listener({ kind: 'overrun' }));
+      events.socket.on('message', (msgs) => {
+        for (const m of msgs) {
+          if (m.type === NEWROUTE || m.type === DELROUTE) {
+            const r = toKernelRoute(rt.parseRouteMessage(m.data));
+            if (r !== undefined)
+              listener({ kind: 'route', op: m.type === NEWROUTE ? 'add' : 'del', route: r });
+          } else if (m.type >= 16 && m.type <= 19) {
+            listener({ kind: 'link' });
+          } else if (m.type >= 20 && m.type <= 23) {
+            listener({ kind: 'address' });
+          }
+        }
+      });
+    },
+
+    close() {
+      sock.socket.close();
+      events?.socket.close();
+      events = undefined;
+    },
+  };
+}
