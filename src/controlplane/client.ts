@@ -1,0 +1,260 @@
+import { Agent, request } from 'node:https';
+import { VipmeshError } from '../errors.js';
+import { errorFromStatus, type Status } from './status.js';
+import { caHashOf, parseToken } from './token.js';
+import {
+  apiVersionOf,
+  type KubeObject,
+  type ObjectList,
+  RESOURCES,
+  type ResourceInfo,
+  type ResourceName,
+  type ResourceTypes,
+  type WatchEvent,
+} from './types.js';
+
+/** Options for {@link ApiClient.connect}. */
+export interface ApiClientOptions {
+  /** `https://host:6443` */
+  server: string;
+  /** The admin token, `K10<ca-hash>::admin:<secret>`. */
+  token: string;
+  /** The CA to trust; default: fetched from `/cacerts` and pinned against the token's hash. */
+  caCertPem?: string;
+  /** Per-request timeout; default 30 s. */
+  timeoutMs?: number;
+}
+
+/** The API path of a collection or object: `/api/v1/namespaces/default/services/web`. */
+export function pathFor(r: ResourceInfo, namespace?: string, name?: string, sub?: 'status'): string {
+  const base = r.group === '' ? '/api/v1' : `/apis/${apiVersionOf(r)}`;
+  const ns = r.namespaced && namespace !== undefined ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  const item = name === undefined ? '' : `/${encodeURIComponent(name)}${sub === undefined ? '' : `/${sub}`}`;
+  return `${base}${ns}/${r.resource}${item}`;
+}
+
+function unreachable(server: string, err: unknown): VipmeshError {
+  const e = err as NodeJS.ErrnoException;
+  return new VipmeshError(
+    'VIPMESH_API_UNREACHABLE',
+    `cannot reach the vipmesh server at ${server}: ${e.message}`,
+    {
+      cause: err,
+      details: { server, ...(e.code === undefined ? {} : { errno: e.code }) },
+    },
+  );
+}
+
+interface Raw {
+  status: number;
+  body: Buffer;
+}
+
+function send(
+  url: URL,
+  opts: {
+    method: string;
+    headers: Record<string, string>;
+    agent?: Agent;
+    body?: Buffer;
+    timeoutMs: number;
+    /** Skip certificate verification: only for fetching the CA that is then checked against the hash. */
+    unverified?: boolean;
+  },
+): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: opts.method,
+        headers: opts.headers,
+        agent: opts.agent,
+        rejectUnauthorized: opts.unverified !== true,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(opts.timeoutMs, () =>
+      req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/**
+ * Fetch the server's CA from `/cacerts` (without trusting anything yet) and check its sha256 against the
+ * hash in the token, as k3s agents do. `VIPMESH_API_CA_MISMATCH` when they differ.
+ */
+export async function fetchPinnedCa(server: string, caHash: string, timeoutMs = 30_000): Promise<string> {
+  let raw: Raw;
+  try {
+    // No verification here on purpose: the hash comparison below is the verification.
+    raw = await send(new URL('/cacerts', server), {
+      method: 'GET',
+      headers: {},
+      timeoutMs,
+      unverified: true,
+    });
+  } catch (err) {
+    throw unreachable(server, err);
+  }
+  if (raw.status !== 200) {
+    throw new VipmeshError('VIPMESH_API_CA_MISMATCH', `${server}/cacerts answered HTTP ${raw.status}`);
+  }
+  const got = caHashOf(raw.body);
+  if (got !== caHash.toLowerCase()) {
+    throw new VipmeshError(
+      'VIPMESH_API_CA_MISMATCH',
+      `the CA served by ${server} (sha256 ${got}) is not the one the token pins (${caHash}); wrong server or token`,
+      { details: { server, got, want: caHash } },
+    );
+  }
+  return raw.body.toString('utf8');
+}
+
+/** A typed client of the API (the CLI's). Errors come back as the VipmeshError codes the store throws. */
+export class ApiClient {
+  readonly #server: string;
+  readonly #token: string;
+  readonly #agent: Agent;
+  readonly #timeoutMs: number;
+
+  constructor(server: string, token: string, caCertPem: string | undefined, timeoutMs = 30_000) {
+    this.#server = server;
+    this.#token = token;
+    this.#agent = new Agent({ keepAlive: true, ...(caCertPem === undefined ? {} : { ca: caCertPem }) });
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Pin the CA from the token (unless `caCertPem` is given) and return a client. */
+  static async connect(opts: ApiClientOptions): Promise<ApiClient> {
+    const tok = parseToken(opts.token);
+    let ca = opts.caCertPem;
+    if (ca === undefined && tok.caHash !== undefined)
+      ca = await fetchPinnedCa(opts.server, tok.caHash, opts.timeoutMs);
+    return new ApiClient(opts.server, opts.token.trim(), ca, opts.timeoutMs);
+  }
+
+  /** GET/POST/PUT/DELETE `path` with an optional JSON body; the parsed JSON answer or a VipmeshError. */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {
+      Authorization: `Bearer ${this.#token}`,
+      Accept: 'application/json',
+    };
+    let payload: Buffer | undefined;
+    if (body !== undefined) {
+      payload = Buffer.from(JSON.stringify(body));
+      headers['Content-Type'] = 'application/json';
+    }
+    let raw: Raw;
+    try {
+      raw = await send(new URL(path, this.#server), {
+        method,
+        headers,
+        agent: this.#agent,
+        timeoutMs: this.#timeoutMs,
+        ...(payload === undefined ? {} : { body: payload }),
+      });
+    } catch (err) {
+      throw unreachable(this.#server, err);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.body.toString('utf8'));
+    } catch {
+      parsed = { message: raw.body.toString('utf8').slice(0, 200) };
+    }
+    if (raw.status >= 400) throw errorFromStatus(parsed as Partial<Status>, raw.status);
+    return parsed as T;
+  }
+
+  get<R extends ResourceName>(resource: R, name: string, namespace?: string): Promise<ResourceTypes[R]> {
+    return this.request('GET', pathFor(RESOURCES[resource], namespace ?? 'default', name));
+  }
+
+  /** List one resource, in `namespace` or (undefined) all namespaces. */
+  list<R extends ResourceName>(resource: R, namespace?: string): Promise<ObjectList<ResourceTypes[R]>> {
+    return this.request('GET', pathFor(RESOURCES[resource], namespace));
+  }
+
+  create<R extends ResourceName>(resource: R, obj: KubeObject): Promise<ResourceTypes[R]> {
+    return this.request('POST', pathFor(RESOURCES[resource], obj.metadata.namespace ?? 'default'), obj);
+  }
+
+  update<R extends ResourceName>(resource: R, obj: KubeObject): Promise<ResourceTypes[R]> {
+    const ns = obj.metadata.namespace ?? 'default';
+    return this.request('PUT', pathFor(RESOURCES[resource], ns, obj.metadata.name), obj);
+  }
+
+  delete<R extends ResourceName>(resource: R, name: string, namespace?: string): Promise<ResourceTypes[R]> {
+    return this.request('DELETE', pathFor(RESOURCES[resource], namespace ?? 'default', name));
+  }
+
+  /**
+   * Stream `{type, object}` events of one resource from `resourceVersion` to `onEvent` until `close()`.
+   * Resolves once the server has accepted the watch.
+   */
+  watch<R extends ResourceName>(
+    resource: R,
+    opts: { namespace?: string; resourceVersion?: string },
+    onEvent: (e: WatchEvent<ResourceTypes[R]>) => void,
+  ): Promise<{ close(): void; done: Promise<void> }> {
+    const q =
+      opts.resourceVersion === undefined
+        ? ''
+        : `&resourceVersion=${encodeURIComponent(opts.resourceVersion)}`;
+    const url = new URL(`${pathFor(RESOURCES[resource], opts.namespace)}?watch=1${q}`, this.#server);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        { method: 'GET', agent: this.#agent, headers: { Authorization: `Bearer ${this.#token}` } },
+        (res) => {
+          if ((res.statusCode ?? 0) >= 400) {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              try {
+                reject(
+                  errorFromStatus(
+                    JSON.parse(Buffer.concat(chunks).toString()) as Status,
+                    res.statusCode ?? 0,
+                  ),
+                );
+              } catch (err) {
+                reject(err);
+              }
+            });
+            return;
+          }
+          let buf = '';
+          const done = new Promise<void>((end) => {
+            res.on('end', end);
+            res.on('close', end);
+          });
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buf += chunk;
+            for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+              const line = buf.slice(0, i);
+              buf = buf.slice(i + 1);
+              if (line.trim() !== '') onEvent(JSON.parse(line) as WatchEvent<ResourceTypes[R]>);
+            }
+          });
+          resolve({ close: () => req.destroy(), done });
+        },
+      );
+      req.on('error', (err) => reject(unreachable(this.#server, err)));
+      req.end();
+    });
+  }
+
+  /** Close idle keep-alive connections. */
+  close(): void {
+    this.#agent.destroy();
+  }
+}

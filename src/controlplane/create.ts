@@ -1,0 +1,31 @@
+import type { Registry } from 'prom-client';
+import type { Clock } from '../clock.js';
+import { createEtcdKv, type EtcdKvOptions } from './etcd-kv.js';
+import type { Validator } from './status.js';
+import { ResourceStore } from './store.js';
+
+/** Options for {@link createResourceStore}. */
+export interface CreateResourceStoreOptions {
+  /** The datastore's etcd v3 endpoints: the embedded one (src/kine) or `--datastore-endpoint`. */
+  endpoints: EtcdKvOptions['endpoints'];
+  /** Extra `etcd3` client options (TLS, auth). */
+  client?: EtcdKvOptions['client'];
+  /** Object validation (vip-pool's `validateObject`, the same as check-config). */
+  validate?: Validator;
+  registry?: Registry;
+  clock?: Clock;
+}
+
+/** The production stack: a {@link ResourceStore} on an etcd v3 datastore through the `etcd3` client. */
+export function createResourceStore(opts: CreateResourceStoreOptions): ResourceStore {
+  const kv = createEtcdKv({
+    endpoints: opts.endpoints,
+    ...(opts.client === undefined ? {} : { client: opts.client }),
+  });
+  return new ResourceStore({
+    kv,
+    ...(opts.validate === undefined ? {} : { validate: opts.validate }),
+    ...(opts.registry === undefined ? {} : { registry: opts.registry }),
+    ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+  });
+}

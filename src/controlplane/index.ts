@@ -1,0 +1,50 @@
+/**
+ * The control plane: a typed Kubernetes-style resource store on an etcd v3 datastore, the HTTPS JSON API
+ * over it, and the client the CLI uses. Controllers drive the store directly (`ResourceStore`).
+ */
+
+export type { AdminConfig } from './admin-config.js';
+export {
+  DEFAULT_ADMIN_CONFIG,
+  readAdminConfig,
+  resolveConnection,
+  writeAdminConfig,
+} from './admin-config.js';
+export type { ApiHandlerOptions } from './api.js';
+export { ApiHandler, parsePath } from './api.js';
+export type { ApiClientOptions } from './client.js';
+export { ApiClient, fetchPinnedCa, pathFor } from './client.js';
+export type { CreateResourceStoreOptions } from './create.js';
+export { createResourceStore } from './create.js';
+export type { EtcdKvOptions } from './etcd-kv.js';
+export { createEtcdKv, EtcdKv } from './etcd-kv.js';
+export type { Kv, KvEvent, KvPair, KvWatch, KvWatchHandlers, KvWriteResult } from './kv.js';
+export { MemoryKv } from './memory-kv.js';
+export type { LabelRequirement } from './selector.js';
+export { matchesLabels, parseLabelSelector } from './selector.js';
+export type { ApiServer, ApiServerOptions } from './server.js';
+export { createApiServer } from './server.js';
+export type { ConfigProblem, Status, Validator } from './status.js';
+export { errorFromStatus, statusFor } from './status.js';
+export type { ListOptions, ResourceStoreOptions, StoreWatchEvents, WatchOptions } from './store.js';
+export { canonicalJson, keyOf, ResourceStore, StoreWatch } from './store.js';
+export type { Authenticator, ParsedToken, Principal } from './token.js';
+export { caHashOf, formatToken, parseToken, tokenAuthenticator } from './token.js';
+export type {
+  Condition,
+  ConfigMap,
+  Event,
+  IPAddressPool,
+  KubeObject,
+  L2Advertisement,
+  Node,
+  ObjectList,
+  ObjectMeta,
+  ResourceInfo,
+  ResourceName,
+  ResourceTypes,
+  Service,
+  ServicePort,
+  WatchEvent,
+} from './types.js';
+export { apiVersionOf, nodeReady, RESOURCES, resourceFor } from './types.js';

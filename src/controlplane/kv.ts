@@ -1,0 +1,54 @@
+/**
+ * The datastore layer under the resource store (STYLE.md 1): the few etcd v3 operations the control plane
+ * needs. {@link EtcdKv} speaks them to etcd (or the embedded datastore, which has the same API) through the
+ * `etcd3` client; {@link MemoryKv} keeps them in memory for unit tests.
+ */
+
+/** One key as stored. Revisions are the datastore's (etcd `mod_revision`, `create_revision`). */
+export interface KvPair {
+  key: string;
+  value: Buffer;
+  modRevision: number;
+  createRevision: number;
+}
+
+/** A change seen by a watch. For a delete, `value` is the value before the delete. */
+export interface KvEvent {
+  type: 'put' | 'delete';
+  key: string;
+  value: Buffer;
+  /** The revision of this change (the delete's revision for a delete). */
+  modRevision: number;
+  /** True when the put created the key. */
+  created: boolean;
+}
+
+/** What a watch calls. `error` ends the watch (e.g. `VIPMESH_API_GONE` for a compacted revision). */
+export interface KvWatchHandlers {
+  event(e: KvEvent): void;
+  error(err: Error): void;
+}
+
+/** A running watch. */
+export interface KvWatch {
+  close(): Promise<void>;
+}
+
+/** The result of a conditional write: the new revision, or the key as it is now (absent: undefined). */
+export type KvWriteResult = { ok: true; revision: number } | { ok: false; current: KvPair | undefined };
+
+/** The etcd operations the resource store uses. */
+export interface Kv {
+  get(key: string): Promise<KvPair | undefined>;
+  /** Every key under `prefix` and the store revision they were read at. */
+  list(prefix: string): Promise<{ pairs: KvPair[]; revision: number }>;
+  /** Write `value` if the key's mod revision is `expect` (0: the key must not exist). One etcd Txn. */
+  put(key: string, value: Buffer, expect: number): Promise<KvWriteResult>;
+  /** Delete if the key's mod revision is `expect`. One etcd Txn. */
+  delete(key: string, expect: number): Promise<KvWriteResult>;
+  /** Changes under `prefix` from revision `from` (inclusive). */
+  watch(prefix: string, from: number, handlers: KvWatchHandlers): Promise<KvWatch>;
+  /** The current store revision. */
+  revision(): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,85 @@
+import type { Kv, KvEvent, KvPair, KvWatch, KvWatchHandlers, KvWriteResult } from './kv.js';
+import { apiError } from './status.js';
+
+/**
+ * An in-memory {@link Kv} with etcd's revision semantics (one global revision, bumped by every write, a
+ * history for watches from an old revision). For unit tests of the store, the API and controllers.
+ * `compact(rev)` drops history so tests can reach the "revision compacted" path.
+ */
+export class MemoryKv implements Kv {
+  #rev = 1;
+  #compacted = 0;
+  #data = new Map<string, KvPair>();
+  #history: KvEvent[] = [];
+  #watchers = new Set<{ prefix: string; handlers: KvWatchHandlers }>();
+
+  async get(key: string): Promise<KvPair | undefined> {
+    return this.#data.get(key);
+  }
+
+  async list(prefix: string): Promise<{ pairs: KvPair[]; revision: number }> {
+    const pairs = [...this.#data.values()].filter((p) => p.key.startsWith(prefix));
+    pairs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { pairs, revision: this.#rev };
+  }
+
+  async put(key: string, value: Buffer, expect: number): Promise<KvWriteResult> {
+    const cur = this.#data.get(key);
+    if ((cur?.modRevision ?? 0) !== expect) return { ok: false, current: cur };
+    const rev = ++this.#rev;
+    this.#data.set(key, { key, value, modRevision: rev, createRevision: cur?.createRevision ?? rev });
+    this.#emit({ type: 'put', key, value, modRevision: rev, created: cur === undefined });
+    return { ok: true, revision: rev };
+  }
+
+  async delete(key: string, expect: number): Promise<KvWriteResult> {
+    const cur = this.#data.get(key);
+    if (cur === undefined || cur.modRevision !== expect) return { ok: false, current: cur };
+    const rev = ++this.#rev;
+    this.#data.delete(key);
+    this.#emit({ type: 'delete', key, value: cur.value, modRevision: rev, created: false });
+    return { ok: true, revision: rev };
+  }
+
+  async watch(prefix: string, from: number, handlers: KvWatchHandlers): Promise<KvWatch> {
+    if (from <= this.#compacted) {
+      throw apiError(
+        'VIPMESH_API_GONE',
+        `revision ${from} has been compacted (oldest ${this.#compacted + 1})`,
+      );
+    }
+    const w = { prefix, handlers };
+    const backlog = this.#history.filter((e) => e.modRevision >= from && e.key.startsWith(prefix));
+    // Replay asynchronously, as a real watch would, then follow live writes.
+    queueMicrotask(() => {
+      for (const e of backlog) handlers.event(e);
+    });
+    this.#watchers.add(w);
+    return {
+      close: async () => {
+        this.#watchers.delete(w);
+      },
+    };
+  }
+
+  async revision(): Promise<number> {
+    return this.#rev;
+  }
+
+  /** Forget history up to and including `rev`, as etcd's compaction does. */
+  compact(rev: number): void {
+    this.#compacted = rev;
+    this.#history = this.#history.filter((e) => e.modRevision > rev);
+  }
+
+  async close(): Promise<void> {
+    this.#watchers.clear();
+  }
+
+  #emit(e: KvEvent): void {
+    this.#history.push(e);
+    for (const w of this.#watchers) {
+      if (e.key.startsWith(w.prefix)) queueMicrotask(() => w.handlers.event(e));
+    }
+  }
+}

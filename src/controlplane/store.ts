@@ -1,0 +1,449 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Registry } from 'prom-client';
+import { type Clock, systemClock } from '../clock.js';
+import { VipmeshError } from '../errors.js';
+import { Counter } from '../metrics.js';
+import type { Kv, KvEvent, KvPair, KvWatch } from './kv.js';
+import { matchesLabels, parseLabelSelector } from './selector.js';
+import { apiError, type ConfigProblem, invalidError, type Validator } from './status.js';
+import {
+  apiVersionOf,
+  type KubeObject,
+  type ObjectList,
+  RESOURCES,
+  type ResourceInfo,
+  type ResourceName,
+  type ResourceTypes,
+  type WatchEvent,
+} from './types.js';
+
+/** Options for {@link ResourceStore}. */
+export interface ResourceStoreOptions {
+  /** The datastore (etcd, the embedded one, or MemoryKv in tests). */
+  kv: Kv;
+  /** Field validation for create/update (vip-pool's `validateObject`); default: names only. */
+  validate?: Validator;
+  /** Which resources `validate` is asked about; default Services, pools, L2Advertisements, ConfigMaps. */
+  validated?: ResourceName[];
+  /** For `creationTimestamp`; default the system clock. */
+  clock?: Clock;
+  /** Where `vipmesh_controlplane_store_*` metrics go; default none. */
+  registry?: Registry;
+}
+
+/** Options of {@link ResourceStore.list}. */
+export interface ListOptions {
+  /** Only this namespace; default all. Ignored for cluster-scoped resources. */
+  namespace?: string;
+  /** Equality-based label selector, `app=web,tier!=db`. */
+  labelSelector?: string;
+}
+
+/** Options of {@link ResourceStore.watch}. */
+export interface WatchOptions extends ListOptions {
+  /**
+   * Changes after this resourceVersion. Absent or `0`: first an ADDED event for every existing object, then
+   * the changes after them (Kubernetes' "get state and start at most recent").
+   */
+  resourceVersion?: string;
+}
+
+/** Events of a {@link StoreWatch}. */
+export interface StoreWatchEvents<T extends KubeObject> {
+  event: [WatchEvent<T>];
+  /** The watch ended: `VIPMESH_API_GONE` (revision compacted) or `VIPMESH_STORE_UNAVAILABLE`. */
+  error: [VipmeshError];
+}
+
+/** A running watch on one resource. `close()` stops it. */
+export class StoreWatch<T extends KubeObject = KubeObject> extends EventEmitter<StoreWatchEvents<T>> {
+  /** @internal */ kvWatch: KvWatch | undefined;
+  #closed = false;
+
+  /** Stop the watch; no event is emitted after this resolves. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.kvWatch?.close();
+  }
+
+  /** True after close(). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Problems with `metadata.name` / `metadata.namespace` (Kubernetes' DNS-1123 rules). */
+export function checkMeta(r: ResourceInfo, name: unknown, namespace: unknown): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  if (typeof name !== 'string' || name === '') {
+    out.push({ path: 'metadata.name', code: 'Required', message: 'name is required' });
+  } else if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {
+    out.push({
+      path: 'metadata.name',
+      code: 'FieldValueInvalid',
+      message: `"${name}" must be lowercase letters, digits, "-" and ".", starting and ending alphanumeric`,
+    });
+  }
+  if (r.namespaced && namespace !== undefined) {
+    if (typeof namespace !== 'string' || namespace.length > 63 || !DNS1123_LABEL.test(namespace)) {
+      out.push({
+        path: 'metadata.namespace',
+        code: 'FieldValueInvalid',
+        message: `"${String(namespace)}" must be a DNS label`,
+      });
+    }
+  }
+  return out;
+}
+
+/** The datastore key of an object: `/registry/services/default/web`, `/registry/nodes/pi1`. */
+export function keyOf(r: ResourceInfo, name: string, namespace?: string): string {
+  return r.namespaced
+    ? `/registry/${r.resource}/${namespace ?? 'default'}/${name}`
+    : `/registry/${r.resource}/${name}`;
+}
+
+/** The prefix that lists a resource (in one namespace, or all). */
+export function prefixOf(r: ResourceInfo, namespace?: string): string {
+  return r.namespaced && namespace !== undefined
+    ? `/registry/${r.resource}/${namespace}/`
+    : `/registry/${r.resource}/`;
+}
+
+/** JSON with object keys sorted, so two equal objects compare equal whatever their key order. */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    typeof x === 'object' && x !== null && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
+  );
+}
+
+function stripVolatile(o: KubeObject): string {
+  const { resourceVersion: _rv, ...meta } = o.metadata;
+  return canonicalJson({ ...o, metadata: meta });
+}
+
+function specPart(o: KubeObject): string {
+  const { metadata: _m, status: _s, ...rest } = o;
+  return canonicalJson(rest);
+}
+
+/**
+ * Typed Kubernetes-style objects over an etcd v3 KV: keys `/registry/<resource>/<ns>/<name>`,
+ * `metadata.resourceVersion` = the key's mod revision, every write one Txn comparing it (a stale
+ * resourceVersion is `VIPMESH_API_CONFLICT`, HTTP 409). The API server and the controllers share one.
+ */
+export class ResourceStore {
+  readonly #kv: Kv;
+  readonly #validate: Validator | undefined;
+  readonly #validated: Set<ResourceName>;
+  readonly #clock: Clock;
+  readonly #ops: Counter<'op' | 'result'> | undefined;
+
+  constructor(opts: ResourceStoreOptions) {
+    this.#kv = opts.kv;
+    this.#validate = opts.validate;
+    this.#validated = new Set(
+      opts.validated ?? ['services', 'ipaddresspools', 'l2advertisements', 'configmaps'],
+    );
+    this.#clock = opts.clock ?? systemClock;
+    this.#ops =
+      opts.registry === undefined
+        ? undefined
+        : new Counter({
+            name: 'vipmesh_controlplane_store_ops_total',
+            help: 'Resource store operations by verb and result (ok, or the error code)',
+            labelNames: ['op', 'result'],
+            registers: [opts.registry],
+          });
+  }
+
+  /** One object; `VIPMESH_API_NOT_FOUND` when absent. `namespace` defaults to `default`. */
+  async get<R extends ResourceName>(
+    resource: R,
+    name: string,
+    namespace?: string,
+  ): Promise<ResourceTypes[R]> {
+    return this.#count('get', async () => {
+      const r = RESOURCES[resource];
+      const pair = await this.#kv.get(keyOf(r, name, namespace));
+      if (pair === undefined) throw notFound(r, name);
+      return this.#decode<R>(r, pair);
+    });
+  }
+
+  /** Every object of a resource; the list's resourceVersion is the store revision it was read at. */
+  async list<R extends ResourceName>(
+    resource: R,
+    opts: ListOptions = {},
+  ): Promise<ObjectList<ResourceTypes[R]>> {
+    return this.#count('list', async () => {
+      const r = RESOURCES[resource];
+      const sel = parseLabelSelector(opts.labelSelector ?? '');
+      const { pairs, revision } = await this.#kv.list(prefixOf(r, opts.namespace));
+      const items = pairs
+        .map((p) => this.#decode<R>(r, p))
+        .filter((o) => matchesLabels(sel, o.metadata.labels));
+      return {
+        apiVersion: apiVersionOf(r),
+        kind: `${r.kind}List`,
+        metadata: { resourceVersion: String(revision) },
+        items,
+      };
+    });
+  }
+
+  /** Create `obj`; `VIPMESH_API_ALREADY_EXISTS` if it exists, `VIPMESH_API_INVALID` naming the bad field. */
+  async create<R extends ResourceName>(
+    resource: R,
+    obj: ResourceTypes[R] | KubeObject,
+  ): Promise<ResourceTypes[R]> {
+    return this.#count('create', async () => {
+      const r = RESOURCES[resource];
+      const o = this.#prepare(r, obj);
+      o.metadata.uid = randomUUID();
+      o.metadata.creationTimestamp = new Date(this.#clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
+      o.metadata.generation = 1;
+      const key = keyOf(r, o.metadata.name, o.metadata.namespace);
+      const res = await this.#kv.put(key, Buffer.from(stripVolatile(o)), 0);
+      if (!res.ok) {
+        throw apiError('VIPMESH_API_ALREADY_EXISTS', `${r.resource} "${o.metadata.name}" already exists`, {
+          kind: r.kind,
+          name: o.metadata.name,
+        });
+      }
+      o.metadata.resourceVersion = String(res.revision);
+      return o as ResourceTypes[R];
+    });
+  }
+
+  /**
+   * Replace `obj` (its status is kept as stored when the resource has a status subresource). With
+   * `metadata.resourceVersion` the write happens only if it is current (else `VIPMESH_API_CONFLICT`);
+   * without, it is unconditional. An update that changes nothing writes nothing and keeps the version.
+   */
+  async update<R extends ResourceName>(
+    resource: R,
+    obj: ResourceTypes[R] | KubeObject,
+  ): Promise<ResourceTypes[R]> {
+    return this.#count('update', async () => {
+      const r = RESOURCES[resource];
+      const o = this.#prepare(r, obj);
+      return this.#replace<R>(r, o, (cur) => {
+        const next: KubeObject = { ...o, metadata: { ...o.metadata } };
+        next.metadata.uid = cur.metadata.uid;
+        next.metadata.creationTimestamp = cur.metadata.creationTimestamp;
+        if (r.hasStatus) {
+          if (cur['status'] === undefined) delete next['status'];
+          else next['status'] = cur['status'];
+        }
+        const gen = cur.metadata.generation ?? 1;
+        next.metadata.generation = specPart(next) === specPart(cur) ? gen : gen + 1;
+        return next;
+      });
+    });
+  }
+
+  /** Replace only `status` (the controllers' write). Same resourceVersion rules as {@link update}. */
+  async updateStatus<R extends ResourceName>(
+    resource: R,
+    obj: ResourceTypes[R] | KubeObject,
+  ): Promise<ResourceTypes[R]> {
+    return this.#count('updateStatus', async () => {
+      const r = RESOURCES[resource];
+      const o = this.#prepare(r, obj, false);
+      return this.#replace<R>(r, o, (cur) => {
+        const next: KubeObject = { ...cur, metadata: { ...cur.metadata } };
+        if (o['status'] === undefined) delete next['status'];
+        else next['status'] = o['status'];
+        return next;
+      });
+    });
+  }
+
+  /** Delete one object and return it as it was; `resourceVersion` makes the delete conditional. */
+  async delete<R extends ResourceName>(
+    resource: R,
+    name: string,
+    namespace?: string,
+    opts: { resourceVersion?: string } = {},
+  ): Promise<ResourceTypes[R]> {
+    return this.#count('delete', async () => {
+      const r = RESOURCES[resource];
+      const key = keyOf(r, name, namespace);
+      for (;;) {
+        const pair = await this.#kv.get(key);
+        if (pair === undefined) throw notFound(r, name);
+        checkVersion(r, name, opts.resourceVersion, pair.modRevision);
+        const res = await this.#kv.delete(key, pair.modRevision);
+        if (res.ok) return this.#decode<R>(r, pair);
+        if (opts.resourceVersion !== undefined) throw conflict(r, name);
+      }
+    });
+  }
+
+  /** Watch one resource (see {@link WatchOptions}); listen for `event` and `error` on the result. */
+  async watch<R extends ResourceName>(
+    resource: R,
+    opts: WatchOptions = {},
+  ): Promise<StoreWatch<ResourceTypes[R]>> {
+    const r = RESOURCES[resource];
+    const sel = parseLabelSelector(opts.labelSelector ?? '');
+    const w = new StoreWatch<ResourceTypes[R]>();
+    const rv = opts.resourceVersion;
+    let from: number;
+    const initial: Array<WatchEvent<ResourceTypes[R]>> = [];
+    if (rv === undefined || rv === '' || rv === '0') {
+      const list = await this.list(resource, opts);
+      for (const object of list.items) initial.push({ type: 'ADDED', object });
+      from = Number(list.metadata.resourceVersion) + 1;
+    } else {
+      const n = Number(rv);
+      if (!Number.isSafeInteger(n) || n < 0) {
+        throw apiError('VIPMESH_API_BAD_REQUEST', `resourceVersion "${rv}" is not a revision number`);
+      }
+      from = n + 1;
+    }
+    const emit = (e: WatchEvent<ResourceTypes[R]>) => {
+      if (!w.closed) w.emit('event', e);
+    };
+    w.kvWatch = await this.#kv.watch(prefixOf(r, opts.namespace), from, {
+      event: (e) => {
+        const ev = this.#toWatchEvent<R>(r, e);
+        if (ev !== undefined && matchesLabels(sel, ev.object.metadata.labels)) emit(ev);
+      },
+      error: (err) => {
+        if (w.closed) return;
+        w.emit(
+          'error',
+          err instanceof VipmeshError ? err : apiError('VIPMESH_STORE_UNAVAILABLE', err.message, {}, err),
+        );
+      },
+    });
+    queueMicrotask(() => {
+      for (const e of initial) emit(e);
+    });
+    return w;
+  }
+
+  /** Close the datastore connection. */
+  async close(): Promise<void> {
+    await this.#kv.close();
+  }
+
+  #toWatchEvent<R extends ResourceName>(
+    r: ResourceInfo,
+    e: KvEvent,
+  ): WatchEvent<ResourceTypes[R]> | undefined {
+    let object: ResourceTypes[R];
+    try {
+      object = this.#decode<R>(r, {
+        key: e.key,
+        value: e.value,
+        modRevision: e.modRevision,
+        createRevision: 0,
+      });
+    } catch {
+      return undefined; // not an object of ours (written by another tool under /registry): skip it
+    }
+    return { type: e.type === 'delete' ? 'DELETED' : e.created ? 'ADDED' : 'MODIFIED', object };
+  }
+
+  async #replace<R extends ResourceName>(
+    r: ResourceInfo,
+    o: KubeObject,
+    merge: (cur: KubeObject) => KubeObject,
+  ): Promise<ResourceTypes[R]> {
+    const name = o.metadata.name;
+    const key = keyOf(r, name, o.metadata.namespace);
+    const want = o.metadata.resourceVersion;
+    for (;;) {
+      const pair = await this.#kv.get(key);
+      if (pair === undefined) throw notFound(r, name);
+      checkVersion(r, name, want, pair.modRevision);
+      const cur = this.#decode(r, pair);
+      const next = merge(cur);
+      if (stripVolatile(next) === stripVolatile(cur)) return cur as ResourceTypes[R];
+      const res = await this.#kv.put(key, Buffer.from(stripVolatile(next)), pair.modRevision);
+      if (res.ok) {
+        next.metadata.resourceVersion = String(res.revision);
+        return next as ResourceTypes[R];
+      }
+      // Someone wrote in between: with a resourceVersion that is a conflict; without, try again.
+      if (want !== undefined) throw conflict(r, name);
+    }
+  }
+
+  /** Check kind/apiVersion, default the namespace, validate, and deep-copy. */
+  #prepare(r: ResourceInfo, obj: unknown, validate = true): KubeObject {
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+      throw apiError('VIPMESH_API_BAD_REQUEST', `a ${r.kind} must be a JSON object`);
+    }
+    const o = structuredClone(obj) as KubeObject;
+    o.apiVersion ??= apiVersionOf(r);
+    o.kind ??= r.kind;
+    if (o.kind !== r.kind || o.apiVersion !== apiVersionOf(r)) {
+      throw apiError(
+        'VIPMESH_API_BAD_REQUEST',
+        `expected ${apiVersionOf(r)} ${r.kind}, got ${String(o.apiVersion)} ${String(o.kind)}`,
+      );
+    }
+    if (typeof o.metadata !== 'object' || o.metadata === null) o.metadata = {} as KubeObject['metadata'];
+    const problems = checkMeta(r, o.metadata.name, o.metadata.namespace);
+    if (r.namespaced) o.metadata.namespace ??= 'default';
+    else delete o.metadata.namespace;
+    if (
+      validate &&
+      problems.length === 0 &&
+      this.#validate !== undefined &&
+      this.#validated.has(r.resource)
+    ) {
+      problems.push(...this.#validate(o));
+    }
+    if (problems.length > 0) throw invalidError(r.kind, String(o.metadata.name ?? ''), problems);
+    return o;
+  }
+
+  #decode<R extends ResourceName>(r: ResourceInfo, pair: KvPair): ResourceTypes[R] {
+    const o = JSON.parse(pair.value.toString()) as KubeObject;
+    if (typeof o !== 'object' || o === null || typeof o.metadata !== 'object') {
+      throw new VipmeshError('VIPMESH_STORE_CORRUPT', `${pair.key} does not hold an object`);
+    }
+    o.apiVersion = apiVersionOf(r);
+    o.kind = r.kind;
+    o.metadata.resourceVersion = String(pair.modRevision);
+    return o as ResourceTypes[R];
+  }
+
+  async #count<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      const v = await fn();
+      this.#ops?.inc({ op, result: 'ok' });
+      return v;
+    } catch (err) {
+      this.#ops?.inc({ op, result: err instanceof VipmeshError ? err.code : 'error' });
+      throw err;
+    }
+  }
+}
+
+function notFound(r: ResourceInfo, name: string): VipmeshError {
+  return apiError('VIPMESH_API_NOT_FOUND', `${r.resource} "${name}" not found`, { kind: r.kind, name });
+}
+
+function conflict(r: ResourceInfo, name: string): VipmeshError {
+  return apiError(
+    'VIPMESH_API_CONFLICT',
+    `Operation cannot be fulfilled on ${r.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+    { kind: r.kind, name },
+  );
+}
+
+function checkVersion(r: ResourceInfo, name: string, want: string | undefined, have: number): void {
+  if (want !== undefined && want !== '' && want !== String(have)) throw conflict(r, name);
+}
