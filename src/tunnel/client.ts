@@ -1,0 +1,310 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import { errnoOf, VipmeshError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { createRegistry, type Registry } from '../metrics.js';
+import { Backoff } from './backoff.js';
+import { type Connector, isSilentFailure, wsConnector } from './connector.js';
+import { TunnelMetrics } from './metrics.js';
+import { caHashOf, parseToken } from './pki.js';
+import { NODE_HEADER, PASSWORD_HEADER, type Registration } from './server.js';
+import { type RequestHandler, Session } from './session.js';
+import type { TunnelStream } from './stream.js';
+import { type AllowFn, allowList, loopbackPorts } from './target.js';
+
+/** Options of a {@link TunnelClient}. Defaults in brackets. */
+export interface TunnelClientOptions {
+  /** Server URLs (`https://host:6443`), tried in order. */
+  servers: string[];
+  /** The join token `K10<hash>::server:<secret>`. */
+  token: string;
+  /** This node's name. */
+  node: string;
+  /** Where the node password (`agent/node-password`) and the pinned CA (`agent/server-ca.crt`) live. */
+  dataDir: string;
+  /** Loopback ports this agent serves through the tunnel: registered, and the default allow-list. */
+  ports?: number[];
+  /** `host:port` targets the server may open streams to [each port on 127.0.0.1 and ::1]. */
+  allow?: string[] | AllowFn;
+  /** Extra registration data sent in every HELLO. */
+  info?: unknown;
+  version?: string;
+  clock?: Clock;
+  logger?: Logger;
+  registry?: Registry;
+  /** Heartbeat interval [100 ms]. */
+  heartbeatMs?: number;
+  /** Missed heartbeats before the server is declared dead [3]. */
+  misses?: number;
+  windowBytes?: number;
+  requestTimeoutMs?: number;
+  /** First retry within this [100 ms]; doubles per failure the server answered. */
+  backoffBaseMs?: number;
+  /** Longest wait between attempts [5 s]. */
+  backoffCapMs?: number;
+  /** TCP connect timeout of one attempt [500 ms]. */
+  tcpTimeoutMs?: number;
+  /** TLS + upgrade + HELLO timeout of one attempt [5 s]. */
+  connectTimeoutMs?: number;
+  random?: () => number;
+  connector?: Connector;
+}
+
+/** Events of a {@link TunnelClient}. */
+export interface TunnelClientEvents {
+  connected: [event: { session: Session; url: string; reconnect: boolean }];
+  disconnected: [event: { reason: string }];
+  push: [topic: string, payload: unknown];
+  /** The client gave up for good (wrong token, CA mismatch, name taken): it will not retry. */
+  failed: [err: VipmeshError];
+}
+
+/** Errors no retry can fix. */
+const FATAL = new Set([
+  'VIPMESH_TUNNEL_UNAUTHORIZED',
+  'VIPMESH_TUNNEL_NODE_PASSWORD',
+  'VIPMESH_TUNNEL_CA_MISMATCH',
+  'VIPMESH_TUNNEL_BAD_TOKEN',
+  'VIPMESH_TUNNEL_AGENT_DATA',
+]);
+
+/**
+ * The agent end: keeps exactly one session to one of `servers`, reconnecting with capped exponential
+ * backoff plus jitter. Every step of an attempt has a timeout and a live session has heartbeats, so the
+ * loop cannot wedge. Request handlers registered with `onRequest` survive reconnects.
+ */
+export class TunnelClient extends EventEmitter<TunnelClientEvents> {
+  readonly metrics: TunnelMetrics;
+  readonly #o: TunnelClientOptions;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #backoff: Backoff;
+  readonly #connector: Connector;
+  readonly #allow: AllowFn;
+  readonly #handlers = new Map<string, RequestHandler>();
+  readonly #caHash: string;
+  #session: Session | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+  #sleepTimer: TimerHandle | undefined;
+  #wake: (() => void) | undefined;
+  #everConnected = false;
+
+  constructor(o: TunnelClientOptions) {
+    super();
+    if (o.servers.length === 0) throw new VipmeshError('VIPMESH_TUNNEL_CONNECT', 'no server URL given');
+    this.#o = o;
+    this.#caHash = parseToken(o.token).caHash;
+    this.#clock = o.clock ?? systemClock;
+    this.#log = o.logger ?? silentLogger();
+    this.metrics = new TunnelMetrics(o.registry ?? createRegistry(), 'agent');
+    this.#backoff = new Backoff({ baseMs: o.backoffBaseMs, capMs: o.backoffCapMs, random: o.random });
+    this.#connector = o.connector ?? wsConnector();
+    this.#allow =
+      typeof o.allow === 'function' ? o.allow : allowList(o.allow ?? loopbackPorts(o.ports ?? []));
+  }
+
+  /** The current session, if connected. */
+  get session(): Session | undefined {
+    return this.#session;
+  }
+
+  /**
+   * Start the connection loop; resolves once the first session is up. Rejects (and stops) on errors no
+   * retry can fix: a wrong token (`VIPMESH_TUNNEL_UNAUTHORIZED`), the name taken by another node
+   * (`VIPMESH_TUNNEL_NODE_PASSWORD`), `VIPMESH_TUNNEL_CA_MISMATCH`.
+   */
+  connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ok = () => {
+        this.off('failed', bad);
+        resolve();
+      };
+      const bad = (err: VipmeshError) => {
+        this.off('connected', ok);
+        reject(err);
+      };
+      this.once('connected', ok);
+      this.once('failed', bad);
+      this.#running ??= this.#loop();
+    });
+  }
+
+  /** Answer `method` requests from the server (kept across reconnects). */
+  onRequest(method: string, handler: RequestHandler): void {
+    this.#handlers.set(method, handler);
+  }
+
+  /** Call `method` on the server. */
+  request<R = unknown>(method: string, params?: unknown, opts?: { timeoutMs?: number }): Promise<R> {
+    const s = this.#session;
+    if (s === undefined) return Promise.reject(noSession());
+    return s.request<R>(method, params, opts);
+  }
+
+  /** Open a stream to `address` on the server's side. */
+  dial(network: string, address: string): TunnelStream {
+    const s = this.#session;
+    if (s === undefined) throw noSession();
+    return s.dial(network, address);
+  }
+
+  /** Stop: close the session and the loop. */
+  async close(): Promise<void> {
+    this.#stopped = true;
+    if (this.#sleepTimer !== undefined) this.#clock.clearTimeout(this.#sleepTimer);
+    this.#wake?.();
+    this.#session?.close('agent shutting down', 1001);
+    await this.#running;
+  }
+
+  async #loop(): Promise<void> {
+    let idx = 0;
+    while (!this.#stopped) {
+      const url = this.#o.servers[idx]!;
+      let escalate = true;
+      try {
+        const session = await this.#attempt(url);
+        if (session !== undefined) {
+          this.#backoff.reset();
+          idx = 0;
+          const reason = await new Promise<string>((resolve) => {
+            if (session.closedReason !== undefined) resolve(session.closedReason);
+            else session.once('close', resolve);
+          });
+          this.#session = undefined;
+          this.metrics.sessions--;
+          this.#log.warn({ url, reason }, 'tunnel session lost');
+          this.emit('disconnected', { reason });
+        }
+      } catch (err) {
+        const e = err instanceof VipmeshError ? err : new VipmeshError('VIPMESH_TUNNEL_CONNECT', String(err));
+        if (FATAL.has(e.code)) {
+          this.#log.error({ url, code: e.code }, e.message);
+          this.#stopped = true;
+          this.emit('failed', e);
+          return;
+        }
+        escalate = !isSilentFailure(e);
+        this.#log.debug(
+          { url, code: e.code, errno: errnoOf(e.cause) },
+          `connect attempt failed: ${e.message}`,
+        );
+        idx = (idx + 1) % this.#o.servers.length;
+      }
+      if (this.#stopped) return;
+      await this.#sleep(this.#backoff.next(escalate));
+    }
+  }
+
+  async #attempt(url: string): Promise<Session | undefined> {
+    const timeoutMs = this.#o.connectTimeoutMs ?? 5000;
+    const ca = await this.#ca(url, timeoutMs);
+    const conn = await this.#connector.open(url, {
+      ca,
+      timeoutMs,
+      tcpTimeoutMs: this.#o.tcpTimeoutMs ?? 500,
+      headers: {
+        authorization: `Bearer ${this.#o.token}`,
+        [NODE_HEADER]: this.#o.node,
+        [PASSWORD_HEADER]: this.#password(),
+      },
+    });
+    const s = new Session({
+      role: 'agent',
+      node: this.#o.node,
+      transport: conn.transport,
+      clock: this.#clock,
+      logger: this.#log,
+      metrics: this.metrics,
+      heartbeatMs: this.#o.heartbeatMs,
+      misses: this.#o.misses,
+      windowBytes: this.#o.windowBytes,
+      requestTimeoutMs: this.#o.requestTimeoutMs,
+      allow: this.#allow,
+      handlers: this.#handlers,
+    });
+    conn.bind(s);
+    s.on('push', (topic, payload) => this.emit('push', topic, payload));
+    const reg: Registration = { node: this.#o.node, ports: this.#o.ports ?? [] };
+    if (this.#o.version !== undefined) reg.version = this.#o.version;
+    if (this.#o.info !== undefined) reg.info = this.#o.info;
+    s.hello(reg);
+    await new Promise<void>((resolve, reject) => {
+      const timer = this.#clock.setTimeout(() => s.close('no welcome from the server', 1008), timeoutMs);
+      s.once('hello', () => {
+        this.#clock.clearTimeout(timer);
+        resolve();
+      });
+      s.once('close', (reason) => {
+        this.#clock.clearTimeout(timer);
+        reject(
+          new VipmeshError('VIPMESH_TUNNEL_CONNECT', `${url}: session closed before the welcome: ${reason}`),
+        );
+      });
+    });
+    if (this.#stopped) {
+      s.close('agent shutting down', 1001);
+      return undefined;
+    }
+    this.#session = s;
+    this.metrics.sessions++;
+    const reconnect = this.#everConnected;
+    if (reconnect) this.metrics.reconnects++;
+    this.#everConnected = true;
+    this.#log.info({ url, reconnect }, 'tunnel connected');
+    this.emit('connected', { session: s, url, reconnect });
+    return s;
+  }
+
+  /** The pinned CA: cached in the data dir when its hash matches the token, fetched (and checked) otherwise. */
+  async #ca(url: string, timeoutMs: number): Promise<string> {
+    const file = join(this.#o.dataDir, 'agent', 'server-ca.crt');
+    if (existsSync(file)) {
+      const pem = readFileSync(file, 'utf8');
+      if (caHashOf(pem) === this.#caHash) return pem;
+    }
+    const pem = await this.#connector.fetchCA(url, this.#caHash, timeoutMs);
+    this.#write(file, pem);
+    return pem;
+  }
+
+  /** The node password: made on first join, then always the same (the server binds the name to it). */
+  #password(): string {
+    const file = join(this.#o.dataDir, 'agent', 'node-password');
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+    const pw = randomBytes(32).toString('hex');
+    this.#write(file, `${pw}\n`);
+    return pw;
+  }
+
+  #write(file: string, text: string): void {
+    try {
+      mkdirSync(join(this.#o.dataDir, 'agent'), { recursive: true, mode: 0o700 });
+      writeFileSync(file, text, { mode: 0o600 });
+      chmodSync(file, 0o600);
+    } catch (err) {
+      throw new VipmeshError('VIPMESH_TUNNEL_AGENT_DATA', `cannot write ${file}`, {
+        cause: err,
+        details: { errno: errnoOf(err) },
+      });
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+      this.#sleepTimer = this.#clock.setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+    });
+  }
+}
+
+function noSession(): VipmeshError {
+  return new VipmeshError('VIPMESH_TUNNEL_NO_SESSION', 'the agent has no tunnel session right now');
+}

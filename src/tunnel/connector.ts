@@ -1,0 +1,138 @@
+import { isIP } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { WebSocket } from 'ws';
+import { errnoOf, VipmeshError } from '../errors.js';
+import { fetchAndPinCA } from './pki.js';
+import { CONNECT_PATH } from './server.js';
+import type { FrameTransport, Session } from './session.js';
+import { WsTransport } from './ws-transport.js';
+
+/** An open tunnel connection, not yet carrying a session. */
+export interface Connection {
+  transport: FrameTransport;
+  /** Deliver received frames to `session`. */
+  bind(session: Session): void;
+}
+
+/** Options of one connection attempt. */
+export interface OpenOptions {
+  headers: Record<string, string>;
+  /** The pinned CA PEM. */
+  ca: string;
+  /** Give up when TCP has not connected within this [500 ms]. */
+  tcpTimeoutMs: number;
+  /** Give up when the websocket is not open within this (TLS + upgrade) [5 s]. */
+  timeoutMs: number;
+}
+
+/**
+ * How the agent reaches the server (the layer below the TunnelClient; tests pass fakes). Errors are
+ * VipmeshErrors; `details.silent` is true when the server never answered (timeout, unreachable), which the
+ * client retries without growing its backoff.
+ */
+export interface Connector {
+  fetchCA(url: string, caHash: string, timeoutMs: number): Promise<string>;
+  open(url: string, o: OpenOptions): Promise<Connection>;
+}
+
+/** errnos that mean "nothing answered": the network, not the server, is the problem. */
+const SILENT = new Set(['ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EAI_AGAIN']);
+
+/** True when `err` says the server never answered (see {@link Connector}). */
+export function isSilentFailure(err: unknown): boolean {
+  return err instanceof VipmeshError && err.details['silent'] === true;
+}
+
+function connectError(url: string, err: unknown): VipmeshError {
+  if (err instanceof VipmeshError) return err;
+  const errno = errnoOf(err);
+  const msg = (err as Error)?.message ?? String(err);
+  const silent = (errno !== undefined && SILENT.has(errno)) || /timed out/i.test(msg);
+  return new VipmeshError('VIPMESH_TUNNEL_CONNECT', `cannot connect to ${url}: ${msg}`, {
+    cause: err,
+    details: { url, errno, silent },
+  });
+}
+
+/** The production connector: `wss://<server>/v1/connect`, trusting only the pinned CA. */
+export function wsConnector(): Connector {
+  return {
+    async fetchCA(url, caHash, timeoutMs) {
+      try {
+        return await fetchAndPinCA(url, caHash, timeoutMs);
+      } catch (err) {
+        if (err instanceof VipmeshError && err.code === 'VIPMESH_TUNNEL_CA_MISMATCH') throw err;
+        throw connectError(url, (err as Error).cause ?? err);
+      }
+    },
+    open(url, o) {
+      return new Promise((resolve, reject) => {
+        const target = new URL(CONNECT_PATH, url.replace(/^https:/, 'wss:').replace(/^http:/, 'ws:'));
+        const ws = new WebSocket(target, {
+          headers: o.headers,
+          ca: o.ca,
+          // Trust is the pinned cluster CA, which signs nothing but this cluster's server certificates;
+          // agents often reach the server by an address that was not known when its certificate was made.
+          checkServerIdentity: (() => undefined) as never,
+          perMessageDeflate: false,
+          maxPayload: 1 << 20,
+          handshakeTimeout: o.timeoutMs,
+          createConnection: ((opts: ConnectionOptions & { host: string }) => {
+            const sock = tlsConnect({ ...opts, servername: isIP(opts.host) === 0 ? opts.host : '' });
+            // A SYN lost to a cut cable is retried by the kernel only after 1 s, 3 s, 7 s...: a fresh attempt
+            // every tcpTimeoutMs is what brings the agent back within a second of the network returning.
+            const timer = setTimeout(() => {
+              if (sock.connecting)
+                sock.destroy(Object.assign(new Error('TCP connect timed out'), { code: 'ETIMEDOUT' }));
+            }, o.tcpTimeoutMs);
+            sock.once('connect', () => clearTimeout(timer));
+            sock.once('close', () => clearTimeout(timer));
+            return sock;
+          }) as never,
+        });
+        const t = new WsTransport(ws);
+        let done = false;
+        ws.once('open', () => {
+          done = true;
+          resolve({ transport: t, bind: (s) => t.bind(s) });
+        });
+        ws.once('unexpected-response', (req, res) => {
+          const status = res.statusCode ?? 0;
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          const finish = () => {
+            req.destroy();
+            const why = Buffer.concat(chunks).toString('utf8').trim().slice(0, 200);
+            const code =
+              status === 401
+                ? 'VIPMESH_TUNNEL_UNAUTHORIZED'
+                : status === 403
+                  ? 'VIPMESH_TUNNEL_NODE_PASSWORD'
+                  : 'VIPMESH_TUNNEL_CONNECT';
+            done = true;
+            reject(
+              new VipmeshError(
+                code,
+                `${target.href}: the server answered ${status}${why ? `: ${why}` : ''}`,
+                {
+                  details: { url, status, silent: false },
+                },
+              ),
+            );
+          };
+          res.once('end', finish);
+          res.once('error', finish);
+        });
+        ws.once('close', () => {
+          if (!done) reject(connectError(url, new Error('connection closed during the handshake')));
+        });
+        ws.on('error', (err) => {
+          if (!done) {
+            done = true;
+            reject(connectError(url, err));
+          }
+        });
+      });
+    },
+  };
+}

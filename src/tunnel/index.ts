@@ -1,0 +1,42 @@
+/**
+ * The agent<->server tunnel (DESIGN.md "Security", "Failover"): one websocket over TLS per agent on the
+ * server's HTTPS port at `/v1/connect`, carrying control messages (registration, heartbeats,
+ * request/response/push) and TCP streams in both directions with per-stream credit flow control.
+ */
+export { Backoff, type BackoffOptions } from './backoff.js';
+export { TunnelClient, type TunnelClientEvents, type TunnelClientOptions } from './client.js';
+export { type Connection, type Connector, type OpenOptions, wsConnector } from './connector.js';
+export {
+  FileNodePasswordStore,
+  hashNodePassword,
+  type NodePasswordStore,
+  verifyNodePassword,
+} from './node-passwords.js';
+export {
+  caHashOf,
+  checkToken,
+  ensureServerCredentials,
+  fetchAndPinCA,
+  formatToken,
+  type ParsedToken,
+  parseToken,
+  type ServerCredentials,
+} from './pki.js';
+export {
+  CONNECT_PATH,
+  type Registration,
+  TunnelServer,
+  type TunnelServerEvents,
+  type TunnelServerOptions,
+} from './server.js';
+export {
+  type ConnectTarget,
+  type FrameTransport,
+  type RequestHandler,
+  Session,
+  type SessionEvents,
+  type SessionOptions,
+} from './session.js';
+export { createTunnelServer, type StandaloneOptions, type StandaloneTunnelServer } from './standalone.js';
+export { TunnelStream } from './stream.js';
+export { type AllowFn, allowList, loopbackPorts, type Target } from './target.js';

@@ -1,0 +1,73 @@
+import { Counter, Gauge, Histogram, type Registry } from '../metrics.js';
+
+/** Every TunnelMetrics on a registry: the collectors sum them. */
+const byRegistry = new WeakMap<Registry, Set<TunnelMetrics>>();
+
+/**
+ * The tunnel's metrics (`vipmesh_tunnel_*`), labelled by `role` (server or agent). The hot path adds to plain
+ * numbers; the counters read them when scraped, so a DATA frame costs no label lookup. A server and an agent
+ * in one process (tests, bench) share the registered metrics.
+ */
+export class TunnelMetrics {
+  readonly role: 'server' | 'agent';
+  sessions = 0;
+  streamsOpen = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  reconnects = 0;
+  authFailures = 0;
+  readonly rtt: Histogram<'role'>;
+
+  constructor(registry: Registry, role: 'server' | 'agent') {
+    this.role = role;
+    let all = byRegistry.get(registry);
+    if (all === undefined) {
+      all = new Set();
+      byRegistry.set(registry, all);
+    }
+    all.add(this);
+    const sum = (role: string, pick: (m: TunnelMetrics) => number) =>
+      [...all!].filter((m) => m.role === role).reduce((a, m) => a + pick(m), 0);
+    const gauge = (name: string, help: string, pick: (m: TunnelMetrics) => number) => {
+      if (registry.getSingleMetric(name) !== undefined) return;
+      new Gauge({
+        name,
+        help,
+        labelNames: ['role'],
+        registers: [registry],
+        collect() {
+          for (const r of ['server', 'agent']) this.set({ role: r }, sum(r, pick));
+        },
+      });
+    };
+    const counter = (name: string, help: string, pick: (m: TunnelMetrics) => number) => {
+      if (registry.getSingleMetric(name) !== undefined) return;
+      new Counter({
+        name,
+        help,
+        labelNames: ['role'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const r of ['server', 'agent']) this.inc({ role: r }, sum(r, pick));
+        },
+      });
+    };
+    gauge('vipmesh_tunnel_sessions', 'Tunnel sessions up', (m) => m.sessions);
+    gauge('vipmesh_tunnel_streams_open', 'Streams open through the tunnel', (m) => m.streamsOpen);
+    counter('vipmesh_tunnel_bytes_in_total', 'Frame bytes received', (m) => m.bytesIn);
+    counter('vipmesh_tunnel_bytes_out_total', 'Frame bytes sent', (m) => m.bytesOut);
+    counter('vipmesh_tunnel_reconnects_total', 'Agent reconnects after a lost session', (m) => m.reconnects);
+    counter('vipmesh_tunnel_auth_failures_total', 'Refused tunnel connections', (m) => m.authFailures);
+    const name = 'vipmesh_tunnel_heartbeat_rtt_seconds';
+    this.rtt =
+      (registry.getSingleMetric(name) as Histogram<'role'> | undefined) ??
+      new Histogram({
+        name,
+        help: 'Heartbeat round-trip time',
+        labelNames: ['role'],
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+        registers: [registry],
+      });
+  }
+}

@@ -1,0 +1,332 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer } from 'ws';
+import { type Clock, systemClock } from '../clock.js';
+import { VipmeshError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { createRegistry, type Registry } from '../metrics.js';
+import { TunnelMetrics } from './metrics.js';
+import { hashNodePassword, type NodePasswordStore, verifyNodePassword } from './node-passwords.js';
+import { checkToken } from './pki.js';
+import { type RequestHandler, Session } from './session.js';
+import type { TunnelStream } from './stream.js';
+import { type AllowFn, allowList } from './target.js';
+import { WsTransport } from './ws-transport.js';
+
+/** The path agents connect to. */
+export const CONNECT_PATH = '/v1/connect';
+/** Request headers the agent authenticates with (besides `Authorization: Bearer <join token>`). */
+export const NODE_HEADER = 'x-vipmesh-node';
+export const PASSWORD_HEADER = 'x-vipmesh-node-password';
+
+const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/i;
+
+/** What an agent registers in its HELLO (sent again on every reconnect). */
+export interface Registration {
+  node: string;
+  /** Loopback ports the agent serves through the tunnel (its default allow-list). */
+  ports: number[];
+  version?: string;
+  /** Anything else the agent wants the control plane to know. */
+  info?: unknown;
+}
+
+/** Events of a {@link TunnelServer}. */
+export interface TunnelServerEvents {
+  /** A new session is up (after the agent's HELLO). Wire per-session handlers here. */
+  session: [session: Session, registration: Registration];
+  /** A node that had no session has one now; `reconnect` when it was seen before. */
+  'node-seen': [event: { node: string; registration: Registration; reconnect: boolean; session: Session }];
+  /** A node's session ended and no other replaced it. */
+  'node-lost': [event: { node: string; reason: string }];
+}
+
+/** Options of a {@link TunnelServer}. Defaults in brackets. */
+export interface TunnelServerOptions {
+  /** The join token agents must present (`K10<hash>::server:<secret>`). */
+  joinToken: string;
+  /** The CA PEM served at `/cacerts`. */
+  caCertPem: string;
+  passwords: NodePasswordStore;
+  clock?: Clock;
+  logger?: Logger;
+  registry?: Registry;
+  /** Heartbeat interval [100 ms]. */
+  heartbeatMs?: number;
+  /** Missed heartbeats before a node is lost [3]. */
+  misses?: number;
+  /** Per-stream receive window [512 KiB]. */
+  windowBytes?: number;
+  /** Default request timeout [5 s]. */
+  requestTimeoutMs?: number;
+  /** `host:port` targets agents may open streams to on the server's side [none]. */
+  allow?: string[] | AllowFn;
+  /** Time from TLS up to the agent's HELLO [5 s]. */
+  handshakeTimeoutMs?: number;
+  /** Largest frame accepted; bigger ones close the session (websocket 1009) [1 MiB]. */
+  maxFrameBytes?: number;
+}
+
+/**
+ * The server end of the tunnel: authenticates agents on `/v1/connect` (join token + per-node password),
+ * keeps one session per node, and emits `session`, `node-seen` and `node-lost`. Mount it on an existing
+ * HTTPS server with {@link TunnelServer.handleUpgrade} and {@link TunnelServer.handleCacerts} (or `attach`).
+ */
+export class TunnelServer extends EventEmitter<TunnelServerEvents> {
+  readonly metrics: TunnelMetrics;
+  readonly #o: TunnelServerOptions;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #wss: WebSocketServer;
+  readonly #allow: AllowFn;
+  readonly #handlers = new Map<string, RequestHandler>();
+  readonly #sessions = new Map<string, Session>();
+  readonly #seen = new Set<string>();
+  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #pending = new Set<Session>();
+  #closing = false;
+
+  constructor(o: TunnelServerOptions) {
+    super();
+    this.#o = o;
+    this.#clock = o.clock ?? systemClock;
+    this.#log = o.logger ?? silentLogger();
+    this.metrics = new TunnelMetrics(o.registry ?? createRegistry(), 'server');
+    this.#allow = typeof o.allow === 'function' ? o.allow : allowList(o.allow ?? []);
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: o.maxFrameBytes ?? 1 << 20,
+    });
+  }
+
+  /** Sessions by node name. */
+  get sessions(): ReadonlyMap<string, Session> {
+    return this.#sessions;
+  }
+
+  /** Answer `method` requests from agents. */
+  onRequest(method: string, handler: RequestHandler): void {
+    this.#handlers.set(method, handler);
+  }
+
+  /** Open a stream to `address` (`host:port`) on `node`'s side; `VIPMESH_TUNNEL_NO_SESSION` when it has none. */
+  dial(node: string, address: string): TunnelStream {
+    return this.#session(node).dial('tcp', address);
+  }
+
+  /** Call `method` on `node`'s agent. */
+  request<R = unknown>(
+    node: string,
+    method: string,
+    params?: unknown,
+    opts?: { timeoutMs?: number },
+  ): Promise<R> {
+    return this.#session(node).request<R>(method, params, opts);
+  }
+
+  /** Push `payload` on `topic` to `node`; false when the node has no session. */
+  push(node: string, topic: string, payload: unknown): boolean {
+    const s = this.#sessions.get(node);
+    if (s === undefined) return false;
+    s.push(topic, payload);
+    return true;
+  }
+
+  #session(node: string): Session {
+    const s = this.#sessions.get(node);
+    if (s === undefined)
+      throw new VipmeshError('VIPMESH_TUNNEL_NO_SESSION', `node ${node} has no tunnel session`);
+    return s;
+  }
+
+  /** Serve `GET /cacerts` (the CA PEM, unauthenticated: agents pin it by hash). False for other requests. */
+  handleCacerts(req: IncomingMessage, res: ServerResponse): boolean {
+    if (req.url?.split('?')[0] !== '/cacerts' || req.method !== 'GET') return false;
+    res.writeHead(200, { 'content-type': 'application/x-pem-file' });
+    res.end(this.#o.caCertPem);
+    return true;
+  }
+
+  /**
+   * Take an HTTP upgrade if it is for `/v1/connect` (true), else leave it to the caller (false). Refusals
+   * answer 401 (token), 400 (node name or password missing) or 403 (name taken by another password).
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (req.url?.split('?')[0] !== CONNECT_PATH) return false;
+    void this.#upgrade(req, socket, head);
+    return true;
+  }
+
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const remote = (socket as TLSSocket).remoteAddress;
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    if (!checkToken(this.#o.joinToken, token, 'server')) {
+      this.#refuse(socket, 401, 'invalid join token', { remote });
+      return;
+    }
+    const node = String(req.headers[NODE_HEADER] ?? '');
+    const password = String(req.headers[PASSWORD_HEADER] ?? '');
+    if (!NODE_NAME.test(node) || password.length < 16) {
+      this.#refuse(socket, 400, 'missing or invalid node name or node password', { remote });
+      return;
+    }
+    let ok: boolean;
+    try {
+      ok = await this.#checkPassword(node, password);
+    } catch (err) {
+      this.#log.error({ err, node }, 'node password store failed');
+      this.#refuse(socket, 500, 'node password store failed', { remote, node });
+      return;
+    }
+    if (!ok) {
+      this.#refuse(socket, 403, `node ${node} is already registered with another password`, { remote, node });
+      return;
+    }
+    if (socket.destroyed || this.#closing) {
+      socket.destroy();
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(new WsTransport(ws), node, remote));
+  }
+
+  /** Check (or, on first join, record) `node`'s password; one check per node at a time. */
+  #checkPassword(node: string, password: string): Promise<boolean> {
+    const prev = this.#locks.get(node) ?? Promise.resolve();
+    const run = prev.then(async () => {
+      const hash = await this.#o.passwords.get(node);
+      if (hash === undefined) {
+        await this.#o.passwords.set(node, hashNodePassword(password));
+        this.#log.info({ node }, 'node joined for the first time');
+        return true;
+      }
+      return verifyNodePassword(password, hash);
+    });
+    const tail = run.catch(() => {});
+    this.#locks.set(node, tail);
+    void tail.then(() => {
+      if (this.#locks.get(node) === tail) this.#locks.delete(node);
+    });
+    return run;
+  }
+
+  #refuse(socket: Duplex, status: number, why: string, fields: Record<string, unknown>): void {
+    this.metrics.authFailures++;
+    this.#log.warn({ op: 'connect', status, ...fields }, `refused a tunnel connection: ${why}`);
+    const text = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 500: 'Internal Server Error' }[
+      status
+    ];
+    const body = `${why}\n`;
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.once('finish', () => socket.destroy());
+    socket.end(
+      `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+
+  #open(transport: WsTransport, node: string, remote: string | undefined): void {
+    const s = new Session({
+      role: 'server',
+      node,
+      transport,
+      clock: this.#clock,
+      logger: this.#log,
+      metrics: this.metrics,
+      heartbeatMs: this.#o.heartbeatMs,
+      misses: this.#o.misses,
+      windowBytes: this.#o.windowBytes,
+      requestTimeoutMs: this.#o.requestTimeoutMs,
+      allow: this.#allow,
+      handlers: this.#handlers,
+    });
+    transport.bind(s);
+    this.#pending.add(s);
+    const helloTimer = this.#clock.setTimeout(
+      () => s.close('no HELLO within the handshake timeout', 1008),
+      this.#o.handshakeTimeoutMs ?? 5000,
+    );
+    s.once('close', (reason) => {
+      this.#pending.delete(s);
+      this.#clock.clearTimeout(helloTimer);
+      if (this.#sessions.get(node) !== s) return;
+      this.#sessions.delete(node);
+      this.metrics.sessions--;
+      this.#log.info({ node, reason }, 'node lost');
+      if (!this.#closing) this.emit('node-lost', { node, reason });
+    });
+    s.once('hello', (info) => {
+      this.#clock.clearTimeout(helloTimer);
+      this.#pending.delete(s);
+      const reg = registrationOf(node, info);
+      const old = this.#sessions.get(node);
+      this.#sessions.set(node, s);
+      if (old === undefined) this.metrics.sessions++;
+      else old.close('replaced by a new session from the same node', 4001);
+      const reconnect = this.#seen.has(node);
+      this.#seen.add(node);
+      s.hello({ heartbeatMs: this.#o.heartbeatMs ?? 100, misses: this.#o.misses ?? 3 });
+      this.#log.info({ node, remote, reconnect, replaced: old !== undefined }, 'node connected');
+      this.emit('session', s, reg);
+      if (old === undefined) this.emit('node-seen', { node, registration: reg, reconnect, session: s });
+    });
+  }
+
+  /**
+   * Mount on `server`: upgrades to `/v1/connect` go to the tunnel (others get 404), `GET /cacerts` is
+   * answered, and a connection that finishes TLS but sends no request within `handshakeTimeoutMs` [5 s] is
+   * closed. Use this for a server of the tunnel's own; the control plane routes to the handlers itself.
+   */
+  attach(server: Server, opts: { handshakeTimeoutMs?: number } = {}): void {
+    const ms = opts.handshakeTimeoutMs ?? this.#o.handshakeTimeoutMs ?? 5000;
+    const seen = new WeakSet<object>();
+    server.on('secureConnection', (sock: TLSSocket) => {
+      const timer = setTimeout(() => {
+        if (!seen.has(sock)) sock.destroy();
+      }, ms);
+      timer.unref();
+      sock.once('close', () => clearTimeout(timer));
+    });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      seen.add(req.socket);
+      if (!this.handleCacerts(req, res)) {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found\n');
+      }
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      seen.add(socket);
+      if (!this.handleUpgrade(req, socket, head)) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      }
+    });
+  }
+
+  /** Close every session (no `node-lost` events: the server is going away, not the nodes). */
+  close(): void {
+    this.#closing = true;
+    for (const s of [...this.#sessions.values(), ...this.#pending]) s.close('server shutting down', 1001);
+    // The goodbye frames are written; do not wait for the agents to answer them.
+    setImmediate(() => {
+      for (const ws of this.#wss.clients) ws.terminate();
+      this.#wss.close();
+    });
+  }
+}
+
+function registrationOf(node: string, info: unknown): Registration {
+  const i = (typeof info === 'object' && info !== null ? info : {}) as Record<string, unknown>;
+  const ports = Array.isArray(i['ports'])
+    ? i['ports'].filter((p): p is number => Number.isInteger(p) && p > 0 && p < 65536)
+    : [];
+  const reg: Registration = { node, ports };
+  if (typeof i['version'] === 'string') reg.version = i['version'];
+  if (i['info'] !== undefined) reg.info = i['info'];
+  return reg;
+}

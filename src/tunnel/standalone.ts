@@ -1,0 +1,71 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { FileNodePasswordStore, type NodePasswordStore } from './node-passwords.js';
+import { ensureServerCredentials, type ServerCredentials } from './pki.js';
+import { TunnelServer, type TunnelServerOptions } from './server.js';
+
+/** Options of {@link createTunnelServer}: the TunnelServer's, minus what the data dir provides. */
+export interface StandaloneOptions
+  extends Omit<TunnelServerOptions, 'joinToken' | 'caCertPem' | 'passwords'> {
+  /** Port to listen on [6443; 0 picks a free one]. */
+  port?: number;
+  /** Address to listen on [all]. */
+  host?: string;
+  /** Where the server keeps its CA, tokens and node passwords. */
+  dataDir: string;
+  /** Extra subject alternative names for a serving certificate made now. */
+  sans?: string[];
+  /** Node password store [the file `<dataDir>/server/node-passwords.json`]. */
+  passwords?: NodePasswordStore;
+}
+
+/** A tunnel server on an HTTPS server of its own. */
+export interface StandaloneTunnelServer {
+  tunnel: TunnelServer;
+  https: Server;
+  port: number;
+  /** `https://<host>:<port>` (what agents take as `--server`). */
+  url: string;
+  credentials: ServerCredentials;
+  /** Close every session and stop listening. */
+  close(): Promise<void>;
+}
+
+/**
+ * A tunnel server for tests and benchmarks (the control plane mounts {@link TunnelServer} on its own
+ * HTTPS port instead): credentials from `dataDir` (made on first start), node passwords in a file.
+ */
+export async function createTunnelServer(o: StandaloneOptions): Promise<StandaloneTunnelServer> {
+  const credentials = await ensureServerCredentials(o.dataDir, { sans: o.sans ?? [] });
+  const tunnel = new TunnelServer({
+    ...o,
+    joinToken: credentials.joinToken,
+    caCertPem: credentials.caCertPem,
+    passwords: o.passwords ?? new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json')),
+  });
+  const handshakeTimeout = o.handshakeTimeoutMs ?? 5000;
+  const https = createServer({ cert: credentials.certPem, key: credentials.keyPem, handshakeTimeout });
+  tunnel.attach(https, { handshakeTimeoutMs: handshakeTimeout });
+  await new Promise<void>((resolve, reject) => {
+    https.once('error', reject);
+    https.listen(o.port ?? 6443, o.host, () => {
+      https.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (https.address() as AddressInfo).port;
+  const host = o.host === undefined || o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
+  return {
+    tunnel,
+    https,
+    port,
+    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    credentials,
+    close: async () => {
+      tunnel.close();
+      https.closeAllConnections();
+      await new Promise<void>((resolve) => https.close(() => resolve()));
+    },
+  };
+}

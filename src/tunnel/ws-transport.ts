@@ -1,0 +1,55 @@
+import type { WebSocket } from 'ws';
+import type { FrameTransport, Session } from './session.js';
+
+/** Close code the session uses for a dead peer: there is no one to wait for, so the socket is cut at once. */
+export const DEAD_PEER_CODE = 4000;
+
+/** A websocket as a session's transport. Frames that arrive before `bind()` are held, then delivered. */
+export class WsTransport implements FrameTransport {
+  readonly ws: WebSocket;
+  #session: Session | undefined;
+  #early: Buffer[] = [];
+  #closedReason: string | undefined;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const s = this.#session;
+      if (s === undefined) {
+        if (this.#early.length < 64) this.#early.push(data);
+        else ws.terminate();
+        return;
+      }
+      if (isBinary) s.receive(data);
+      else s.close('protocol error: text message', 1003);
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      const why = `websocket closed (${code}${reason.length > 0 ? `: ${reason.toString()}` : ''})`;
+      this.#closedReason = why;
+      this.#session?.transportClosed(why);
+    });
+    // Errors are followed by 'close'; the session reports the reason from there.
+    ws.on('error', () => {});
+  }
+
+  /** Deliver frames to `session` from now on. */
+  bind(session: Session): void {
+    this.#session = session;
+    for (const f of this.#early.splice(0)) session.receive(f);
+    if (this.#closedReason !== undefined) session.transportClosed(this.#closedReason);
+  }
+
+  send(frame: Buffer): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(frame, { binary: true });
+  }
+
+  close(code: number, reason: string): void {
+    if (code === DEAD_PEER_CODE) {
+      this.ws.terminate();
+      return;
+    }
+    // Say goodbye, but never wait long for the peer's answer: a close must not wedge a reconnect.
+    this.ws.close(code, reason.slice(0, 120));
+    setTimeout(() => this.ws.terminate(), 1000).unref();
+  }
+}
