@@ -1,0 +1,156 @@
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { Committer } from './committer.js';
+import type { SqliteDialect } from './dialect.js';
+import { etcdErrors } from './errors.js';
+import type { Mvcc } from './mvcc.js';
+
+/** Automatic compaction, as etcd's --auto-compaction-mode / --auto-compaction-retention. */
+export interface CompactionOptions {
+  /** `revision`: keep the last `retention` revisions; `periodic`: keep `retention` ms of history. Default `revision`. */
+  mode?: 'revision' | 'periodic';
+  /** Revisions (revision mode) or milliseconds (periodic mode) to keep; 0 turns auto-compaction off. Default 1000. */
+  retention?: number;
+  /** How often to check, ms. Default 5 min in revision mode (as etcd), retention/10 in periodic mode. */
+  interval?: number;
+  /** Rows examined per delete batch, so writers keep flowing between batches. Default 1000. */
+  batchRows?: number;
+}
+
+/**
+ * Compaction: the compact revision is recorded at once (reads below it answer "compacted"), then the rows
+ * no read can reach are deleted in small batches that are queued with ordinary writes, and the WAL is
+ * checkpointed and truncated so the file stops growing under steady churn.
+ */
+export class Compactor {
+  readonly #db: SqliteDialect;
+  readonly #mvcc: Mvcc;
+  readonly #committer: Committer;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #mode: 'revision' | 'periodic';
+  readonly #retention: number;
+  readonly #interval: number;
+  readonly #batchRows: number;
+  readonly #deleted: Counter | undefined;
+  readonly #samples: Array<{ at: number; rev: number }> = [];
+  #chain: Promise<void> = Promise.resolve();
+  #timer: TimerHandle | undefined;
+  #closed = false;
+
+  constructor(
+    db: SqliteDialect,
+    mvcc: Mvcc,
+    committer: Committer,
+    clock: Clock,
+    log: Logger,
+    opts: CompactionOptions = {},
+    deleted?: Counter,
+  ) {
+    this.#db = db;
+    this.#mvcc = mvcc;
+    this.#committer = committer;
+    this.#clock = clock;
+    this.#log = log;
+    this.#mode = opts.mode ?? 'revision';
+    this.#retention = opts.retention ?? 1000;
+    this.#interval =
+      opts.interval ?? (this.#mode === 'periodic' ? Math.max(1000, this.#retention / 10) : 5 * 60_000);
+    this.#batchRows = opts.batchRows ?? 1000;
+    this.#deleted = deleted;
+  }
+
+  /** Start automatic compaction (no-op when retention is 0), and finish a compaction a crash interrupted. */
+  start(): void {
+    const cursor = Number(this.#db.metaGet('compact_cursor') ?? 0);
+    if (this.#mvcc.compactRev > 0 && cursor < this.#db.maxIdAt(this.#mvcc.compactRev)) {
+      this.#enqueuePhysical(this.#mvcc.compactRev, cursor);
+    }
+    if (this.#retention <= 0) return;
+    const tick = () => {
+      this.#timer = this.#clock.setTimeout(tick, this.#interval);
+      this.#auto();
+    };
+    this.#samples.push({ at: this.#clock.now(), rev: this.#mvcc.rev });
+    this.#timer = this.#clock.setTimeout(tick, this.#interval);
+  }
+
+  /** Stop the timer and wait for a running compaction to reach a batch boundary. */
+  async stop(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    await this.#chain.catch(() => undefined);
+  }
+
+  #auto(): void {
+    let target: number;
+    if (this.#mode === 'revision') {
+      target = this.#mvcc.rev - this.#retention;
+    } else {
+      const now = this.#clock.now();
+      this.#samples.push({ at: now, rev: this.#mvcc.rev });
+      let pick: number | undefined;
+      while (this.#samples.length > 0 && this.#samples[0]!.at <= now - this.#retention) {
+        pick = this.#samples.shift()!.rev;
+      }
+      if (pick === undefined) return;
+      target = pick;
+    }
+    if (target <= this.#mvcc.compactRev) return;
+    this.compact(target, false).catch((err: unknown) =>
+      this.#log.warn({ err, rev: target }, 'auto-compaction failed'),
+    );
+  }
+
+  /**
+   * KV.Compact: record `rev` as the compact revision; with `physical` resolve only when the old rows are gone.
+   * Resolves with the header revision.
+   */
+  async compact(rev: number, physical: boolean): Promise<number> {
+    if (rev > this.#mvcc.rev) throw etcdErrors.futureRev();
+    if (rev <= this.#mvcc.compactRev) throw etcdErrors.compacted();
+    const header = await this.#committer.submit(() => {
+      if (rev <= this.#mvcc.compactRev) throw etcdErrors.compacted();
+      this.#db.metaSet('compact_rev', rev);
+      // Every compaction rescans from the first row: rows the last one kept (the newest at its revision)
+      // may be superseded now. The cursor only lets a restart resume an interrupted pass.
+      this.#db.metaSet('compact_cursor', 0);
+      this.#mvcc.compactRev = rev;
+      return this.#mvcc.rev;
+    });
+    this.#log.info({ op: 'compact', rev }, 'compacted');
+    const done = this.#enqueuePhysical(rev, 0);
+    if (physical) await done;
+    return header;
+  }
+
+  #enqueuePhysical(rev: number, from: number): Promise<void> {
+    this.#chain = this.#chain
+      .then(() => this.#physical(rev, from))
+      .catch((err: unknown) => {
+        this.#log.warn({ err, rev }, 'physical compaction failed');
+      });
+    return this.#chain;
+  }
+
+  async #physical(rev: number, from: number): Promise<void> {
+    const target = this.#db.maxIdAt(rev);
+    let cursor = from;
+    let total = 0;
+    // A newer compaction supersedes this pass (it rescans everything), so stop early when one is recorded.
+    while (cursor < target && !this.#closed && this.#mvcc.compactRev === rev) {
+      const lo = cursor;
+      const hi = Math.min(target, lo + this.#batchRows);
+      total += await this.#committer.submit(() => {
+        const n = this.#db.compactBatch(lo, hi, rev);
+        this.#db.metaSet('compact_cursor', hi);
+        return n;
+      });
+      cursor = hi;
+    }
+    this.#deleted?.inc(total);
+    if (!this.#closed) this.#db.checkpoint();
+    this.#log.debug({ op: 'compact', rev, rows: total }, 'physical compaction done');
+  }
+}

@@ -1,0 +1,186 @@
+import { lstatSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type MethodDefinition,
+  Server,
+  ServerCredentials,
+  type ServiceDefinition,
+  type UntypedHandleCall,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../clock.js';
+import { VipmeshError } from '../errors.js';
+import { Backend } from './backend.js';
+import type { CompactionOptions } from './compactor.js';
+import { type EtcdService, etcdServices } from './proto.js';
+import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, oversized } from './server/common.js';
+import { kvService } from './server/kv.js';
+import { leaseService } from './server/lease.js';
+import { clusterService, maintenanceService, unimplemented } from './server/maintenance.js';
+import { type WatchOptions, watchService } from './server/watch.js';
+
+/** Options for {@link startDatastore}. */
+export interface DatastoreOptions {
+  /** Directory of the data file (created when missing). */
+  dataDir: string;
+  /** The data file; default `<dataDir>/state.db`. */
+  dataFile?: string;
+  /** `host:port` (port 0 picks a free one) or `unix:///path/to.sock`. Default `127.0.0.1:2379`. */
+  listenAddress?: string;
+  /** Automatic compaction; default: keep the last 1000 revisions, checked every 5 minutes. */
+  compaction?: CompactionOptions;
+  /** Watch stream limits (slow-watcher buffer, progress interval). */
+  watch?: WatchOptions;
+  /** The member name MemberList reports; default `default` (etcd's). */
+  name?: string;
+  logger: Logger;
+  registry?: Registry;
+  clock?: Clock;
+}
+
+/** A running datastore. */
+export interface Datastore {
+  /** Where it listens: `host:port` with the real port, or `unix:///path`. */
+  readonly address: string;
+  /** The client URL etcd clients take (`http://host:port` or `unix:///path`). */
+  readonly url: string;
+  /** The etcd operations, for embedding code that wants to skip gRPC. */
+  readonly backend: Backend;
+  /** Stop serving, commit queued writes, close the file. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Open the data file and serve the etcd v3 API on `listenAddress`: KV, Watch, Lease, Maintenance (Status,
+ * Alarm, Defragment) and Cluster.MemberList; every other etcd RPC answers UNIMPLEMENTED naming itself.
+ * The control plane embeds this; `vipmesh kine` runs it alone.
+ */
+export async function startDatastore(opts: DatastoreOptions): Promise<Datastore> {
+  const log = opts.logger;
+  const file = opts.dataFile ?? join(opts.dataDir, 'state.db');
+  const backend = new Backend({
+    file,
+    logger: log,
+    ...(opts.registry !== undefined ? { registry: opts.registry } : {}),
+    ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
+    ...(opts.compaction !== undefined ? { compaction: opts.compaction } : {}),
+  });
+  const server = new Server({
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES,
+    'grpc.max_send_message_length': 2 ** 31 - 1,
+  });
+  let url = '';
+  const defs = etcdServices();
+  const impls: Record<EtcdService, UntypedServiceImplementation> = {
+    KV: kvService(backend, log),
+    Watch: watchService(backend, log, opts.watch),
+    Lease: leaseService(backend, log),
+    Maintenance: maintenanceService(backend, log),
+    Cluster: clusterService(backend, log, { name: opts.name ?? 'default', clientUrls: () => [url] }),
+    Auth: {},
+  };
+  for (const name of Object.keys(defs) as EtcdService[]) {
+    server.addService(withSizeCheck(defs[name]), completed(name, defs[name], impls[name]));
+  }
+  const listen = opts.listenAddress ?? '127.0.0.1:2379';
+  let address: string;
+  try {
+    address = await bind(server, listen);
+  } catch (err) {
+    await backend.close();
+    throw new VipmeshError('VIPMESH_KINE_LISTEN', `cannot listen on ${listen}: ${(err as Error).message}`, {
+      cause: err,
+      details: { listen },
+    });
+  }
+  url = address.startsWith('unix:') ? address : `http://${address}`;
+  backend.start();
+  log.info({ address, file, revision: backend.mvcc.rev }, 'datastore serving');
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    url,
+    backend,
+    close() {
+      closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, 1000);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        });
+        await backend.close();
+        log.info({ file }, 'datastore closed');
+      })();
+      return closing;
+    },
+  };
+}
+
+async function bind(server: Server, listen: string): Promise<string> {
+  if (listen.startsWith('unix://')) {
+    const path = listen.slice('unix://'.length);
+    try {
+      // A socket left by a killed process would make bind fail with EADDRINUSE.
+      if (lstatSync(path).isSocket()) unlinkSync(path);
+    } catch {
+      // nothing there
+    }
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    );
+  });
+  if (listen.startsWith('unix:')) return listen;
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  return `${host}:${port}`;
+}
+
+/** Mark Put and Txn requests over etcd's 1.5 MiB request limit while decoding (the handler rejects them). */
+function withSizeCheck(def: ServiceDefinition): ServiceDefinition {
+  const out: Record<string, MethodDefinition<object, object>> = {};
+  for (const [name, m] of Object.entries(def) as Array<[string, MethodDefinition<object, object>]>) {
+    if (name !== 'Put' && name !== 'Txn') {
+      out[name] = m;
+      continue;
+    }
+    out[name] = {
+      ...m,
+      requestDeserialize: (buf: Buffer) => {
+        const msg = m.requestDeserialize(buf);
+        if (buf.length > MAX_REQUEST_BYTES) oversized.add(msg);
+        return msg;
+      },
+    };
+  }
+  return out as ServiceDefinition;
+}
+
+/** Fill every RPC `impl` lacks with a handler answering UNIMPLEMENTED that names the RPC. */
+function completed(
+  service: EtcdService,
+  def: ServiceDefinition,
+  impl: UntypedServiceImplementation,
+): UntypedServiceImplementation {
+  const out: UntypedServiceImplementation = { ...impl };
+  for (const [name, m] of Object.entries(def)) {
+    if (out[name] !== undefined) continue;
+    const err = unimplemented(`etcdserverpb.${service}/${name}`);
+    const handler = m.responseStream
+      ? (call: { emit(ev: 'error', e: unknown): void }) => {
+          call.emit('error', err);
+        }
+      : (_call: unknown, cb: (e: unknown) => void) => {
+          cb(err);
+        };
+    out[name] = handler as UntypedHandleCall;
+  }
+  return out;
+}

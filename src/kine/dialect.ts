@@ -1,0 +1,296 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { errnoOf, VipmeshError } from '../errors.js';
+
+/** One row of the append-only log: a put or a delete (tombstone) of `name` at `revision`. */
+export interface Row {
+  id: number;
+  revision: number;
+  name: Buffer;
+  created: number;
+  deleted: number;
+  create_revision: number;
+  prev_revision: number;
+  version: number;
+  lease: number;
+  value: Buffer | null;
+}
+
+/** A new row, without its row id. */
+export type NewRow = Omit<Row, 'id'>;
+
+/** A persisted lease. `expires_at` is wall-clock milliseconds. */
+export interface LeaseRow {
+  id: number;
+  ttl: number;
+  expires_at: number;
+}
+
+/** The schema version this build writes; older files are migrated on open, newer ones refused. */
+export const SCHEMA_VERSION = 2;
+
+/**
+ * Schema migrations, index i takes a file from version i to i+1. Version 1 was kine's own table (no
+ * per-key version, TEXT names); version 2 is this build's.
+ */
+const MIGRATIONS: Array<(db: Database.Database) => void> = [
+  (db) => {
+    db.exec(`CREATE TABLE IF NOT EXISTS kine (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, created INTEGER, deleted INTEGER,
+      create_revision INTEGER, prev_revision INTEGER, lease INTEGER, value BLOB, old_value BLOB)`);
+  },
+  (db) => {
+    // v1 (kine) -> v2: names become BLOBs (byte order, as etcd sorts keys), a per-key `version` and a
+    // `revision` distinct from the row id (one etcd revision may write several keys: txn, delete --prefix).
+    db.exec(`CREATE TABLE kine2 (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      revision INTEGER NOT NULL,
+      name BLOB NOT NULL,
+      created INTEGER NOT NULL,
+      deleted INTEGER NOT NULL,
+      create_revision INTEGER NOT NULL,
+      prev_revision INTEGER NOT NULL,
+      version INTEGER NOT NULL,
+      lease INTEGER NOT NULL,
+      value BLOB)`);
+    db.exec(`INSERT INTO kine2 (id, revision, name, created, deleted, create_revision, prev_revision, version,
+      lease, value) SELECT id, id, CAST(name AS BLOB), created, deleted, create_revision, prev_revision, 1,
+      lease, value FROM kine`);
+    db.exec('DROP TABLE kine');
+    db.exec('ALTER TABLE kine2 RENAME TO kine');
+    db.exec('CREATE UNIQUE INDEX kine_name_prev_revision ON kine (name, prev_revision)');
+    db.exec('CREATE UNIQUE INDEX kine_name_revision ON kine (name, revision)');
+    db.exec('CREATE INDEX kine_revision ON kine (revision)');
+    db.exec(`CREATE TABLE IF NOT EXISTS leases (id INTEGER PRIMARY KEY, ttl INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL)`);
+  },
+];
+
+const LATEST = `SELECT k.* FROM (SELECT name, MAX(revision) AS r FROM kine
+  WHERE name >= @key AND (@end IS NULL OR name < @end) AND revision <= @rev GROUP BY name) m
+  JOIN kine k ON k.name = m.name AND k.revision = m.r WHERE k.deleted = 0`;
+
+/**
+ * The SQL layer (STYLE.md 8): every statement the datastore runs, over one better-sqlite3 connection in WAL
+ * mode with `synchronous=FULL` (a COMMIT returns only after fsync). No etcd semantics live here.
+ */
+export class SqliteDialect {
+  readonly db: Database.Database;
+  readonly file: string;
+  readonly #s;
+
+  constructor(file: string) {
+    this.file = file;
+    this.db = openDatabase(file);
+    const db = this.db;
+    this.#s = {
+      get: db.prepare<[Buffer, number], Row>(
+        'SELECT * FROM kine WHERE name = ? AND revision <= ? ORDER BY revision DESC LIMIT 1',
+      ),
+      at: db.prepare<[Buffer, number], Row>('SELECT * FROM kine WHERE name = ? AND revision = ?'),
+      range: db.prepare<{ key: Buffer; end: Buffer | null; rev: number; limit: number }, Row>(
+        `${LATEST} ORDER BY k.name LIMIT @limit`,
+      ),
+      count: db.prepare<{ key: Buffer; end: Buffer | null; rev: number }, { n: number }>(
+        `SELECT COUNT(*) AS n FROM (${LATEST})`,
+      ),
+      insert: db.prepare<NewRow>(`INSERT INTO kine (revision, name, created, deleted, create_revision,
+        prev_revision, version, lease, value) VALUES (@revision, @name, @created, @deleted, @create_revision,
+        @prev_revision, @version, @lease, @value)`),
+      after: db.prepare<{ rev: number; hi: number; key: Buffer; end: Buffer | null }, Row>(
+        `SELECT * FROM kine WHERE revision >= @rev AND revision < @hi AND name >= @key
+         AND (@end IS NULL OR name < @end) ORDER BY id`,
+      ),
+      maxRev: db.prepare<[], { r: number | null }>('SELECT MAX(revision) AS r FROM kine'),
+      maxIdAt: db.prepare<[number], { id: number | null }>(
+        'SELECT MAX(id) AS id FROM kine WHERE revision <= ?',
+      ),
+      compact: db.prepare<{ lo: number; hi: number; rev: number }>(
+        `DELETE FROM kine WHERE id IN (SELECT k.id FROM kine k WHERE k.id > @lo AND k.id <= @hi
+          AND k.revision <= @rev AND (k.deleted = 1 OR EXISTS (SELECT 1 FROM kine n
+          WHERE n.name = k.name AND n.revision > k.revision AND n.revision <= @rev)))`,
+      ),
+      metaGet: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      metaSet: db.prepare<[string, string]>('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
+      leases: db.prepare<[], LeaseRow>('SELECT * FROM leases ORDER BY id'),
+      leasePut: db.prepare<LeaseRow>(
+        'INSERT OR REPLACE INTO leases (id, ttl, expires_at) VALUES (@id, @ttl, @expires_at)',
+      ),
+      leaseDel: db.prepare<[number]>('DELETE FROM leases WHERE id = ?'),
+      leaseKeys: db.prepare<[number], Row>(
+        `SELECT k.* FROM (SELECT name, MAX(revision) AS r FROM kine GROUP BY name) m
+         JOIN kine k ON k.name = m.name AND k.revision = m.r WHERE k.deleted = 0 AND k.lease = ?`,
+      ),
+      leased: db.prepare<[], Row>(
+        `SELECT k.* FROM (SELECT name, MAX(revision) AS r FROM kine GROUP BY name) m
+         JOIN kine k ON k.name = m.name AND k.revision = m.r WHERE k.deleted = 0 AND k.lease != 0`,
+      ),
+    };
+  }
+
+  /** The newest row of `name` at or below `rev` (a tombstone included), if any. */
+  get(name: Buffer, rev: number): Row | undefined {
+    return this.#s.get.get(name, rev);
+  }
+
+  /** The row of `name` written at exactly `rev`. */
+  at(name: Buffer, rev: number): Row | undefined {
+    return this.#s.at.get(name, rev);
+  }
+
+  /** Live keys in [key, end) at `rev`, by key; `end` null means no upper bound; limit 0 means none. */
+  range(key: Buffer, end: Buffer | null, rev: number, limit: number): Row[] {
+    return this.#s.range.all({ key, end, rev, limit: limit > 0 ? limit : -1 });
+  }
+
+  /** How many live keys are in [key, end) at `rev`. */
+  count(key: Buffer, end: Buffer | null, rev: number): number {
+    return this.#s.count.get({ key, end, rev })!.n;
+  }
+
+  /** Rows of the keys in [key, end) written at revisions in [rev, hi), in log order. */
+  after(rev: number, hi: number, key: Buffer, end: Buffer | null): Row[] {
+    return this.#s.after.all({ rev, hi, key, end });
+  }
+
+  insert(row: NewRow): void {
+    this.#s.insert.run(row);
+  }
+
+  /** The highest revision still in the log (0 when empty). */
+  maxRevision(): number {
+    return this.#s.maxRev.get()!.r ?? 0;
+  }
+
+  /** The highest row id whose revision is at or below `rev` (0 when none). */
+  maxIdAt(rev: number): number {
+    return this.#s.maxIdAt.get(rev)!.id ?? 0;
+  }
+
+  /** Delete the rows with ids in (lo, hi] that compaction at `rev` makes unreachable. Returns the count. */
+  compactBatch(lo: number, hi: number, rev: number): number {
+    return this.#s.compact.run({ lo, hi, rev }).changes;
+  }
+
+  metaGet(key: string): string | undefined {
+    return this.#s.metaGet.get(key)?.value;
+  }
+
+  metaSet(key: string, value: string | number): void {
+    this.#s.metaSet.run(key, String(value));
+  }
+
+  leases(): LeaseRow[] {
+    return this.#s.leases.all();
+  }
+
+  leasePut(row: LeaseRow): void {
+    this.#s.leasePut.run(row);
+  }
+
+  leaseDelete(id: number): void {
+    this.#s.leaseDel.run(id);
+  }
+
+  /** Live keys attached to lease `id`. */
+  leaseKeys(id: number): Row[] {
+    return this.#s.leaseKeys.all(id);
+  }
+
+  /** Every live key with a lease (to rebuild the lease index at start). */
+  leasedKeys(): Row[] {
+    return this.#s.leased.all();
+  }
+
+  /** Run `fn` in one write transaction (BEGIN IMMEDIATE ... COMMIT, one fsync). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  /** Run `fn` as a nested step inside the current transaction (a SAVEPOINT, undone if `fn` throws). */
+  step<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** Bytes the database uses on disk (main file plus WAL) and bytes in use by live pages. */
+  size(): { total: number; inUse: number } {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    return { total: pages * pageSize, inUse: (pages - free) * pageSize };
+  }
+
+  /** Move the WAL into the main file and truncate the WAL to zero bytes. */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  /** Rebuild the file without free pages (Maintenance.Defragment), then truncate the WAL. */
+  vacuum(): void {
+    this.db.exec('VACUUM');
+    this.checkpoint();
+  }
+
+  /** `PRAGMA integrity_check` result ('ok' when sound). */
+  integrityCheck(): string {
+    return String(this.db.pragma('integrity_check', { simple: true }));
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** Open (creating or migrating) the data file; errors name the file and keep the errno. */
+function openDatabase(file: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    // Keep the WAL file small once checkpointed (kine users report a WAL that grows without bound).
+    db.pragma('journal_size_limit = 4194304');
+    db.pragma('busy_timeout = 5000');
+    db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
+    migrate(db, file);
+    return db;
+  } catch (err) {
+    db?.close();
+    if (err instanceof VipmeshError) throw err;
+    const code = errnoOf(err);
+    const corrupt = code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT';
+    throw new VipmeshError(
+      corrupt ? 'VIPMESH_KINE_DB_CORRUPT' : 'VIPMESH_KINE_DB_OPEN',
+      corrupt
+        ? `data file ${file} is not a valid vipmesh datastore: ${(err as Error).message}`
+        : `cannot open data file ${file} for writing: ${(err as Error).message}`,
+      { cause: err, details: { file, errno: code } },
+    );
+  }
+}
+
+function migrate(db: Database.Database, file: string): void {
+  const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").get();
+  const hasKine = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kine'").get();
+  // A file kine made (table, no meta row) is version 1; a fresh file is version 0.
+  let version = row !== undefined ? Number(row.value) : hasKine ? 1 : 0;
+  if (version > SCHEMA_VERSION) {
+    throw new VipmeshError(
+      'VIPMESH_KINE_SCHEMA_TOO_NEW',
+      `data file ${file} has schema version ${version}; this vipmesh understands up to ${SCHEMA_VERSION}`,
+      { details: { file, version } },
+    );
+  }
+  while (version < SCHEMA_VERSION) {
+    const step = MIGRATIONS[version]!;
+    db.transaction(() => {
+      step(db);
+      version += 1;
+      db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(
+        String(version),
+      );
+    }).immediate();
+  }
+}

@@ -1,0 +1,364 @@
+import type { Row, SqliteDialect } from './dialect.js';
+import { etcdErrors } from './errors.js';
+import { isEmptyRange, type KeyRange, keyRange, overlaps, toKv, tombstoneKv } from './keys.js';
+import {
+  type Compare,
+  CompareResult,
+  CompareTarget,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type Event,
+  type KeyValue,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type RequestOp,
+  type ResponseOp,
+  SortOrder,
+  SortTarget,
+  type TxnRequest,
+  type TxnResponse,
+} from './types.js';
+
+/** etcd's limit on operations per txn branch (--max-txn-ops default). */
+export const MAX_TXN_OPS = 128;
+const LATEST = Number.MAX_SAFE_INTEGER;
+
+/** What the MVCC layer asks of the lease table (STYLE.md 4: decisions passed in). */
+export interface LeaseIndex {
+  has(id: number): boolean;
+  attach(id: number, key: Buffer): void;
+  detach(id: number, key: Buffer): void;
+}
+
+/** The state of one write (one revision): every change it makes shares `rev`. */
+export class WriteTxn {
+  readonly rev: number;
+  readonly events: Event[] = [];
+  constructor(rev: number) {
+    this.rev = rev;
+  }
+  get changed(): boolean {
+    return this.events.length > 0;
+  }
+}
+
+/**
+ * The log (STYLE.md 8): etcd revision semantics over the append-only table. Reads run directly; writes run
+ * inside the committer's transaction through {@link Mvcc.write}, which assigns the next revision and keeps
+ * in-memory state (revision, lease attachments, pending events) in step only when the write succeeds.
+ */
+export class Mvcc {
+  readonly #db: SqliteDialect;
+  #leases: LeaseIndex;
+  /** The current (committed or, inside a batch, applied) revision. */
+  rev: number;
+  /** Reads below this revision answer "compacted". */
+  compactRev: number;
+  /** Events of the batch being applied, published once it commits. */
+  pending: Event[] = [];
+
+  constructor(db: SqliteDialect, leases: LeaseIndex) {
+    this.#db = db;
+    this.#leases = leases;
+    this.compactRev = Number(db.metaGet('compact_rev') ?? 0);
+    this.rev = Math.max(db.maxRevision(), this.compactRev);
+  }
+
+  /** Swap the lease index (the lessor is built after the log). */
+  setLeaseIndex(leases: LeaseIndex): void {
+    this.#leases = leases;
+  }
+
+  /** Reload the revision from disk (after a failed commit). */
+  reload(): void {
+    this.pending = [];
+    this.compactRev = Number(this.#db.metaGet('compact_rev') ?? 0);
+    this.rev = Math.max(this.#db.maxRevision(), this.compactRev);
+  }
+
+  /** Check a requested read revision; returns the revision to read at. */
+  checkRev(requested: number): number {
+    if (requested <= 0) return this.rev;
+    if (requested > this.rev) throw etcdErrors.futureRev();
+    if (requested < this.compactRev) throw etcdErrors.compacted();
+    return requested;
+  }
+
+  /** KV.Range (also used inside a txn, where `at` sees the txn's own writes). */
+  range(req: RangeRequest, at?: number): RangeResponse {
+    if (req.key.length === 0) throw etcdErrors.emptyKey();
+    let order = req.sort_order;
+    const target = req.sort_target;
+    if (order < 0 || order > 2 || target < 0 || target > 4) throw etcdErrors.invalidSortOption();
+    const rev = at ?? this.checkRev(Number(req.revision));
+    const range = keyRange(req.key, req.range_end);
+    const limit = Number(req.limit);
+    const minMod = Number(req.min_mod_revision);
+    const maxMod = Number(req.max_mod_revision);
+    const minCreate = Number(req.min_create_revision);
+    const maxCreate = Number(req.max_create_revision);
+    if (target !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
+    let rows: Row[];
+    let count: number;
+    if (range.single) {
+      const row = this.#db.get(range.key, rev);
+      rows = row !== undefined && row.deleted === 0 ? [row] : [];
+      count = rows.length;
+    } else if (isEmptyRange(range)) {
+      rows = [];
+      count = 0;
+    } else {
+      count = this.#db.count(range.key, range.end, rev);
+      const filtered = minMod > 0 || maxMod > 0 || minCreate > 0 || maxCreate > 0;
+      const keyOrder = order === SortOrder.NONE || (order === SortOrder.ASCEND && target === SortTarget.KEY);
+      rows = req.count_only
+        ? []
+        : this.#db.range(range.key, range.end, rev, filtered || !keyOrder || limit <= 0 ? 0 : limit + 1);
+    }
+    rows = rows.filter(
+      (r) =>
+        (minMod <= 0 || r.revision >= minMod) &&
+        (maxMod <= 0 || r.revision <= maxMod) &&
+        (minCreate <= 0 || r.create_revision >= minCreate) &&
+        (maxCreate <= 0 || r.create_revision <= maxCreate),
+    );
+    if (order !== SortOrder.NONE) sortRows(rows, order, target);
+    let more = false;
+    if (limit > 0 && rows.length > limit) {
+      rows = rows.slice(0, limit);
+      more = true;
+    }
+    return {
+      kvs: req.count_only ? [] : rows.map((r) => toKv(r, req.keys_only)),
+      more,
+      count,
+    };
+  }
+
+  /**
+   * Run `fn` as one write at the next revision. Call only inside the committer's transaction. Returns the
+   * response with `rev` the header revision (the new one if anything changed, else the current one).
+   */
+  write<T>(fn: (tx: WriteTxn) => T): { value: T; rev: number } {
+    const tx = new WriteTxn(this.rev + 1);
+    const value = fn(tx);
+    if (tx.changed) {
+      this.rev = tx.rev;
+      for (const ev of tx.events) {
+        const prevLease = ev.prev_kv !== undefined ? Number(ev.prev_kv.lease) : 0;
+        if (prevLease !== 0) this.#leases.detach(prevLease, ev.kv.key);
+        if (ev.type === 0 && Number(ev.kv.lease) !== 0) this.#leases.attach(Number(ev.kv.lease), ev.kv.key);
+      }
+      this.pending.push(...tx.events);
+    }
+    return { value, rev: this.rev };
+  }
+
+  /** Check a Put before it is queued (etcd's checkPutRequest). */
+  static checkPut(req: PutRequest): void {
+    if (req.key.length === 0) throw etcdErrors.emptyKey();
+    if (req.ignore_value && req.value.length !== 0) throw etcdErrors.valueProvided();
+    if (req.ignore_lease && Number(req.lease) !== 0) throw etcdErrors.leaseProvided();
+  }
+
+  /** KV.Put within `tx`. */
+  put(tx: WriteTxn, req: PutRequest): PutResponse {
+    const prev = this.#db.get(req.key, LATEST);
+    const live = prev !== undefined && prev.deleted === 0 ? prev : undefined;
+    if ((req.ignore_value || req.ignore_lease) && live === undefined) throw etcdErrors.keyNotFound();
+    const value = req.ignore_value ? live!.value : req.value;
+    const lease = req.ignore_lease ? live!.lease : Number(req.lease);
+    if (lease !== 0 && !this.#leases.has(lease)) throw etcdErrors.leaseNotFound();
+    const row = {
+      revision: tx.rev,
+      name: req.key,
+      created: live === undefined ? 1 : 0,
+      deleted: 0,
+      create_revision: live?.create_revision ?? tx.rev,
+      prev_revision: prev?.revision ?? 0,
+      version: (live?.version ?? 0) + 1,
+      lease,
+      value: value ?? Buffer.alloc(0),
+    };
+    this.#db.insert(row);
+    const prevKv = live !== undefined ? toKv(live) : undefined;
+    tx.events.push({ type: 0, kv: toKv({ id: 0, ...row }), prev_kv: prevKv });
+    return { prev_kv: req.prev_kv ? prevKv : undefined };
+  }
+
+  /** KV.DeleteRange within `tx`. */
+  deleteRange(tx: WriteTxn, req: DeleteRangeRequest): DeleteRangeResponse {
+    if (req.key.length === 0) throw etcdErrors.emptyKey();
+    const rows = this.liveRows(keyRange(req.key, req.range_end));
+    const prevKvs: KeyValue[] = [];
+    for (const row of rows) this.#tombstone(tx, row, prevKvs);
+    return { deleted: rows.length, prev_kvs: req.prev_kv ? prevKvs : [] };
+  }
+
+  /** Delete the given live rows within `tx` (lease expiry/revoke). */
+  deleteRows(tx: WriteTxn, rows: Row[]): void {
+    for (const row of rows) this.#tombstone(tx, row, []);
+  }
+
+  #tombstone(tx: WriteTxn, row: Row, prevKvs: KeyValue[]): void {
+    this.#db.insert({
+      revision: tx.rev,
+      name: row.name,
+      created: 0,
+      deleted: 1,
+      create_revision: row.create_revision,
+      prev_revision: row.revision,
+      version: 0,
+      lease: 0,
+      value: null,
+    });
+    const prevKv = toKv(row);
+    prevKvs.push(prevKv);
+    tx.events.push({ type: 1, kv: tombstoneKv(row.name, tx.rev), prev_kv: prevKv });
+  }
+
+  /** Live rows in `range` as the current write sees them. */
+  liveRows(range: KeyRange): Row[] {
+    if (range.single) {
+      const row = this.#db.get(range.key, LATEST);
+      return row !== undefined && row.deleted === 0 ? [row] : [];
+    }
+    if (isEmptyRange(range)) return [];
+    return this.#db.range(range.key, range.end, LATEST, 0);
+  }
+
+  /** Check a Txn before it is queued: op counts and duplicate keys (etcd's checkTxnRequest). */
+  static checkTxn(req: TxnRequest): void {
+    if (
+      req.compare.length > MAX_TXN_OPS ||
+      req.success.length > MAX_TXN_OPS ||
+      req.failure.length > MAX_TXN_OPS
+    ) {
+      throw etcdErrors.tooManyOps();
+    }
+    for (const c of req.compare) if (c.key.length === 0) throw etcdErrors.emptyKey();
+    for (const ops of [req.success, req.failure]) {
+      for (const op of ops) {
+        if (op.request_put) Mvcc.checkPut(op.request_put);
+        if (op.request_txn) Mvcc.checkTxn(op.request_txn);
+        if (op.request_range && op.request_range.key.length === 0) throw etcdErrors.emptyKey();
+        if (op.request_delete_range && op.request_delete_range.key.length === 0) throw etcdErrors.emptyKey();
+      }
+      checkDuplicates(ops);
+    }
+  }
+
+  /** KV.Txn within `tx`. */
+  txn(tx: WriteTxn, req: TxnRequest): TxnResponse {
+    const succeeded = req.compare.every((c) => this.#compare(c));
+    const ops = succeeded ? req.success : req.failure;
+    const responses: ResponseOp[] = [];
+    for (const op of ops) {
+      if (op.request_range) {
+        const res = this.range(op.request_range, this.#readRevFor(tx, op.request_range));
+        responses.push({ response_range: res });
+      } else if (op.request_put) {
+        responses.push({ response_put: this.put(tx, op.request_put) });
+      } else if (op.request_delete_range) {
+        responses.push({ response_delete_range: this.deleteRange(tx, op.request_delete_range) });
+      } else if (op.request_txn) {
+        responses.push({ response_txn: this.txn(tx, op.request_txn) });
+      }
+    }
+    return { succeeded, responses };
+  }
+
+  #readRevFor(tx: WriteTxn, req: RangeRequest): number {
+    const requested = Number(req.revision);
+    if (requested > 0) return this.checkRev(requested);
+    return tx.changed ? tx.rev : this.rev;
+  }
+
+  #compare(c: Compare): boolean {
+    const rows = this.liveRows(keyRange(c.key, c.range_end));
+    if (rows.length === 0) {
+      // etcd: comparing the value of a missing key always fails (nil and "" are indistinguishable).
+      if (c.target === CompareTarget.VALUE) return false;
+      return compareRow(c, undefined);
+    }
+    return rows.every((r) => compareRow(c, r));
+  }
+}
+
+function compareRow(c: Compare, row: Row | undefined): boolean {
+  let r: number;
+  switch (c.target) {
+    case CompareTarget.VALUE:
+      r = Buffer.compare(row?.value ?? Buffer.alloc(0), c.value ?? Buffer.alloc(0));
+      break;
+    case CompareTarget.CREATE:
+      r = Math.sign((row?.create_revision ?? 0) - Number(c.create_revision ?? 0));
+      break;
+    case CompareTarget.MOD:
+      r = Math.sign((row?.revision ?? 0) - Number(c.mod_revision ?? 0));
+      break;
+    case CompareTarget.LEASE:
+      r = Math.sign((row?.lease ?? 0) - Number(c.lease ?? 0));
+      break;
+    default:
+      r = Math.sign((row?.version ?? 0) - Number(c.version ?? 0));
+  }
+  switch (c.result) {
+    case CompareResult.EQUAL:
+      return r === 0;
+    case CompareResult.GREATER:
+      return r > 0;
+    case CompareResult.LESS:
+      return r < 0;
+    case CompareResult.NOT_EQUAL:
+      return r !== 0;
+    default:
+      return false;
+  }
+}
+
+function sortRows(rows: Row[], order: number, target: number): void {
+  const key = (r: Row): number | Buffer => {
+    switch (target) {
+      case SortTarget.VERSION:
+        return r.version;
+      case SortTarget.CREATE:
+        return r.create_revision;
+      case SortTarget.MOD:
+        return r.revision;
+      case SortTarget.VALUE:
+        return r.value ?? Buffer.alloc(0);
+      default:
+        return r.name;
+    }
+  };
+  const dir = order === SortOrder.DESCEND ? -1 : 1;
+  // Array.prototype.sort is stable: ties keep key order, as etcd's sort.Stable does.
+  rows.sort((a, b) => {
+    const x = key(a);
+    const y = key(b);
+    const c = typeof x === 'number' ? x - (y as number) : Buffer.compare(x, y as Buffer);
+    return dir * c;
+  });
+}
+
+/** etcd refuses a txn branch that writes one key twice (puts, or a put inside a deleted range). */
+function checkDuplicates(ops: RequestOp[]): void {
+  const puts: KeyRange[] = [];
+  const dels: KeyRange[] = [];
+  const collect = (list: RequestOp[]) => {
+    for (const op of list) {
+      if (op.request_put) {
+        const r = keyRange(op.request_put.key, null);
+        if (puts.some((p) => p.key.equals(r.key))) throw etcdErrors.duplicateKey();
+        puts.push(r);
+      } else if (op.request_delete_range) {
+        dels.push(keyRange(op.request_delete_range.key, op.request_delete_range.range_end));
+      }
+    }
+  };
+  collect(ops);
+  for (const d of dels) for (const p of puts) if (overlaps(d, p)) throw etcdErrors.duplicateKey();
+}

@@ -1,0 +1,62 @@
+import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Backend } from '../backend.js';
+import { unary } from './common.js';
+
+/** The version Status reports: the etcd API level this datastore implements. */
+export const API_VERSION = '3.4.0';
+
+/** Maintenance (Status, Alarm, Defragment) and Cluster (MemberList) for the single member. */
+export function maintenanceService(b: Backend, log: Logger): UntypedServiceImplementation {
+  return {
+    Status: unary<object, object>(log, 'Status', () => {
+      const size = b.size();
+      return {
+        header: b.header(),
+        version: API_VERSION,
+        dbSize: size.total,
+        dbSizeInUse: size.inUse,
+        leader: b.memberId,
+        raftIndex: b.mvcc.rev,
+        raftTerm: 2,
+        raftAppliedIndex: b.mvcc.rev,
+        errors: [],
+        isLearner: false,
+      };
+    }),
+    // No alarm can be raised here (no space quota, no corruption check across members): always empty.
+    Alarm: unary<object, object>(log, 'Alarm', () => ({ header: b.header(), alarms: [] })),
+    Defragment: unary<object, object>(log, 'Defragment', () => {
+      b.committer.flush();
+      b.dialect.vacuum();
+      return { header: b.header() };
+    }),
+  };
+}
+
+/** Cluster.MemberList: this one member. */
+export function clusterService(
+  b: Backend,
+  log: Logger,
+  member: { name: string; clientUrls: () => string[] },
+): UntypedServiceImplementation {
+  return {
+    MemberList: unary<object, object>(log, 'MemberList', () => ({
+      header: b.header(),
+      members: [
+        {
+          ID: b.memberId,
+          name: member.name,
+          peerURLs: [],
+          clientURLs: member.clientUrls(),
+          isLearner: false,
+        },
+      ],
+    })),
+  };
+}
+
+/** The status for an RPC this datastore does not serve, naming it. */
+export function unimplemented(rpc: string): { code: status; details: string } {
+  return { code: status.UNIMPLEMENTED, details: `vipmesh datastore: ${rpc} is not implemented` };
+}
