@@ -1,0 +1,422 @@
+import { VipmeshError } from '../errors.js';
+import { Codes } from './codes.js';
+import { type Family, formatIp, isBuggy, parseIp } from './ip.js';
+import { PoolState, RangeIndex, type RangeState } from './pool-state.js';
+import { compilePools, poolSetProblems } from './pools.js';
+import { anySelectorMatches } from './selector.js';
+import type { AddressPool, NamespaceInfo, ServicePort, ServiceRequest } from './types.js';
+import { serviceKey } from './types.js';
+
+/** A Service's addresses as the allocator persists them (plain JSON). */
+export interface Allocation {
+  /** `namespace/name`. */
+  service: string;
+  pool: string;
+  /** Canonical addresses, the first family first. */
+  ips: string[];
+  sharingKey?: string;
+  ports: ServicePort[];
+}
+
+/** What {@link Allocator.assign} gives a Service. */
+export interface Assignment {
+  ips: string[];
+  pool: string;
+}
+
+/** Options for {@link Allocator}. */
+export interface AllocatorOptions {
+  /** The allocations persisted before a restart; they are restored first. Default none. */
+  allocations?: readonly Allocation[];
+  /** Namespace labels, for serviceAllocation namespaceSelectors. Default none (only the name label). */
+  namespaces?: readonly NamespaceInfo[];
+}
+
+/** A persisted allocation the current pools no longer admit (the Service must be assigned again). */
+export interface RejectedAllocation {
+  allocation: Allocation;
+  error: VipmeshError;
+}
+
+interface IpUse {
+  family: Family;
+  value: bigint;
+  range: RangeState;
+  users: Map<string, { sharingKey: string | undefined; ports: ServicePort[] }>;
+}
+
+interface Held {
+  service: string;
+  pool: PoolState;
+  ips: string[];
+  sharingKey: string | undefined;
+  ports: ServicePort[];
+}
+
+const FAMILIES: readonly Family[] = ['IPv4', 'IPv6'];
+
+function fail(code: string, message: string, details: Record<string, unknown> = {}): never {
+  throw new VipmeshError(code, message, { details });
+}
+
+/**
+ * The VIP allocator (STYLE.md 6): pure, synchronous, no I/O, no timers. It takes the pools and the
+ * allocations persisted so far and answers the same after a restart. Used addresses are kept as sorted
+ * runs per range with a "lowest free" cursor, so a pool is never enumerated: an IPv6 /64 costs what a
+ * /24 costs. Addresses are handed out lowest first, ranges in the order they are written.
+ */
+export class Allocator {
+  private readonly pools: PoolState[];
+  private readonly byName = new Map<string, PoolState>();
+  private readonly index: RangeIndex;
+  private readonly nsLabels = new Map<string, Readonly<Record<string, string>>>();
+  private readonly ips = new Map<string, IpUse>();
+  private readonly held = new Map<string, Held>();
+  private readonly shared = new Map<string, Set<string>>();
+  /** Persisted allocations that did not fit the current pools (see {@link RejectedAllocation}). */
+  readonly rejected: RejectedAllocation[] = [];
+
+  /** Throws VipmeshError (POOL_OVERLAP, POOL_DUPLICATE, BAD_ADDRESS, ...) when the pools are unusable. */
+  constructor(pools: readonly AddressPool[], opts: AllocatorOptions = {}) {
+    const problems = poolSetProblems(pools);
+    if (problems.length > 0) {
+      const p = problems[0]!;
+      fail(p.code, `pool ${pools[p.pool]!.name}: ${p.message}`, { problems });
+    }
+    this.pools = compilePools(pools).compiled.map((c) => new PoolState(c.pool, c.ranges));
+    for (const p of this.pools) this.byName.set(p.name, p);
+    this.index = new RangeIndex(this.pools);
+    for (const ns of opts.namespaces ?? []) this.nsLabels.set(ns.name, ns.labels);
+    const restore = [...(opts.allocations ?? [])].sort((a, b) =>
+      a.service < b.service ? -1 : a.service > b.service ? 1 : 0,
+    );
+    for (const a of restore) {
+      try {
+        this.restore(a);
+      } catch (err) {
+        if (!(err instanceof VipmeshError)) throw err;
+        this.rejected.push({ allocation: a, error: err });
+      }
+    }
+  }
+
+  /**
+   * Give `svc` its addresses: the requested ones, else from the requested pool, else from the autoAssign
+   * pools that admit it (serviceAllocation priority, then name). A Service that already holds addresses
+   * keeps them while they still fit. Atomic: on error nothing changes. Throws VipmeshError.
+   */
+  assign(svc: ServiceRequest): Assignment {
+    const key = serviceKey(svc);
+    const prev = this.held.get(key);
+    if (prev !== undefined) this.drop(prev);
+    try {
+      const next = svc.requestedIPs.length > 0 ? this.planPinned(svc, key) : this.planAuto(svc, key, prev);
+      this.take(next);
+      return { ips: [...next.ips], pool: next.pool.name };
+    } catch (err) {
+      if (prev !== undefined) this.take(prev);
+      throw err;
+    }
+  }
+
+  /** Free a Service's addresses (shared ones stay with their other users). False when it held none. */
+  release(key: string): boolean {
+    const h = this.held.get(key);
+    if (h === undefined) return false;
+    this.drop(h);
+    return true;
+  }
+
+  /** A Service's current addresses. */
+  lookup(key: string): Assignment | undefined {
+    const h = this.held.get(key);
+    return h === undefined ? undefined : { ips: [...h.ips], pool: h.pool.name };
+  }
+
+  /** Every allocation, sorted by Service, to persist and pass to the next Allocator. */
+  allocations(): Allocation[] {
+    return [...this.held.values()]
+      .sort((a, b) => (a.service < b.service ? -1 : 1))
+      .map((h) => ({
+        service: h.service,
+        pool: h.pool.name,
+        ips: [...h.ips],
+        ...(h.sharingKey === undefined ? {} : { sharingKey: h.sharingKey }),
+        ports: h.ports.map((p) => ({ ...p })),
+      }));
+  }
+
+  /** Per pool: addresses it can hand out and addresses in use (bigint: IPv6 pools are huge). */
+  usage(): Array<{ pool: string; size: bigint; used: bigint }> {
+    return this.pools.map((p) => ({ pool: p.name, size: p.size(), used: p.used() }));
+  }
+
+  private restore(a: Allocation): void {
+    const pool = this.byName.get(a.pool);
+    if (pool === undefined) fail(Codes.POOL_NOT_FOUND, `${a.service}: pool ${a.pool} no longer exists`);
+    if (this.held.has(a.service)) fail(Codes.ALLOCATOR_INCONSISTENT, `${a.service} is listed twice`);
+    const ips = a.ips.map((text) => {
+      const ip = parseIp(text);
+      if (ip === undefined) fail(Codes.BAD_ADDRESS, `${a.service}: "${text}" is not an IP address`);
+      const range = this.index.find(ip.family, ip.value);
+      if (range?.pool !== pool) {
+        fail(Codes.IP_OUTSIDE_POOLS, `${a.service}: ${text} is no longer in pool ${a.pool}`, { ip: text });
+      }
+      const canon = formatIp(ip.family, ip.value);
+      this.checkShare(canon, a.service, a.sharingKey, a.ports);
+      return canon;
+    });
+    this.take({
+      service: a.service,
+      pool,
+      ips,
+      sharingKey: a.sharingKey,
+      ports: a.ports.map((p) => ({ ...p })),
+    });
+  }
+
+  private admits(pool: PoolState, svc: ServiceRequest): boolean {
+    const sa = pool.pool.serviceAllocation;
+    if (sa === undefined) return true;
+    if (sa.namespaces.length > 0 || sa.namespaceSelectors.length > 0) {
+      const labels = this.nsLabels.get(svc.namespace) ?? { 'kubernetes.io/metadata.name': svc.namespace };
+      if (!sa.namespaces.includes(svc.namespace) && !anySelectorMatches(sa.namespaceSelectors, labels))
+        return false;
+    }
+    return sa.serviceSelectors.length === 0 || anySelectorMatches(sa.serviceSelectors, svc.labels);
+  }
+
+  private planPinned(svc: ServiceRequest, key: string): Held {
+    let pool: PoolState | undefined;
+    const ips: string[] = [];
+    for (const text of svc.requestedIPs) {
+      const ip = parseIp(text);
+      if (ip === undefined)
+        fail(Codes.BAD_ADDRESS, `${key}: "${text}" is not an IP address`, { service: key });
+      const canon = formatIp(ip.family, ip.value);
+      if (svc.ipFamilies.length > 0 && !svc.ipFamilies.includes(ip.family)) {
+        fail(
+          Codes.FAMILY_MISMATCH,
+          `${key}: ${canon} is ${ip.family} but spec.ipFamilies is ${svc.ipFamilies.join(', ')}`,
+        );
+      }
+      const range = this.index.find(ip.family, ip.value);
+      if (range === undefined) {
+        fail(Codes.IP_OUTSIDE_POOLS, `${key}: ${canon} is outside every address pool`, {
+          service: key,
+          ip: canon,
+        });
+      }
+      if (pool !== undefined && range.pool !== pool) {
+        fail(
+          Codes.IP_POOLS_DIFFER,
+          `${key}: ${ips[0]} is in pool ${pool.name} but ${canon} is in pool ${range.pool.name}`,
+        );
+      }
+      pool = range.pool;
+      if (pool.pool.avoidBuggyIPs && isBuggy(ip.family, ip.value)) {
+        fail(Codes.IP_AVOIDED, `${key}: ${canon} ends in .0 or .255 and pool ${pool.name} has avoidBuggyIPs`);
+      }
+      ips.push(canon);
+    }
+    const p = pool!;
+    if (svc.pool !== undefined && svc.pool !== p.name) {
+      if (!this.byName.has(svc.pool))
+        fail(Codes.POOL_NOT_FOUND, `${key}: there is no pool named ${svc.pool}`);
+      fail(
+        Codes.IP_WRONG_POOL,
+        `${key}: ${ips[0]} is in pool ${p.name}, not in the requested pool ${svc.pool}`,
+      );
+    }
+    if (!this.admits(p, svc))
+      fail(Codes.POOL_NOT_ALLOWED, `${key}: pool ${p.name} does not serve this Service (serviceAllocation)`);
+    for (const ip of ips) this.checkShare(ip, key, svc.sharingKey, svc.ports);
+    return { service: key, pool: p, ips, sharingKey: svc.sharingKey, ports: svc.ports };
+  }
+
+  private candidates(svc: ServiceRequest, key: string, prev: Held | undefined): PoolState[] {
+    if (svc.pool !== undefined) {
+      const p = this.byName.get(svc.pool);
+      if (p === undefined)
+        fail(Codes.POOL_NOT_FOUND, `${key}: there is no pool named ${svc.pool}`, { service: key });
+      if (!this.admits(p, svc))
+        fail(
+          Codes.POOL_NOT_ALLOWED,
+          `${key}: pool ${p.name} does not serve this Service (serviceAllocation)`,
+        );
+      return [p];
+    }
+    const list = this.pools
+      .filter((p) => p.pool.autoAssign && this.admits(p, svc))
+      .sort((a, b) => {
+        const pa = a.pool.serviceAllocation?.priority ?? Number.POSITIVE_INFINITY;
+        const pb = b.pool.serviceAllocation?.priority ?? Number.POSITIVE_INFINITY;
+        return pa !== pb ? pa - pb : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+      });
+    if (list.length === 0) {
+      fail(
+        Codes.NO_POOL,
+        `${key}: no autoAssign pool serves this Service (name a pool with metallb.io/address-pool)`,
+        { service: key },
+      );
+    }
+    // A Service keeps its pool while that pool still admits it: a new higher-priority pool moves nobody.
+    const i = prev === undefined ? -1 : list.indexOf(prev.pool);
+    if (i > 0) list.unshift(...list.splice(i, 1));
+    return list;
+  }
+
+  private families(svc: ServiceRequest, pool: PoolState): Family[] | string {
+    const order = [...svc.ipFamilies, ...FAMILIES.filter((f) => !svc.ipFamilies.includes(f))];
+    if (svc.ipFamilyPolicy === 'RequireDualStack') {
+      const missing = order.find((f) => !pool.has(f));
+      return missing === undefined ? order : `pool ${pool.name} has no ${missing} range (RequireDualStack)`;
+    }
+    if (svc.ipFamilyPolicy === 'PreferDualStack') {
+      const have = order.filter((f) => pool.has(f));
+      return have.length > 0 ? have : `pool ${pool.name} has no addresses`;
+    }
+    const want = svc.ipFamilies[0] ?? FAMILIES.find((f) => pool.has(f));
+    if (want === undefined) return `pool ${pool.name} has no addresses`;
+    return pool.has(want) ? [want] : `pool ${pool.name} has no ${want} range`;
+  }
+
+  private planAuto(svc: ServiceRequest, key: string, prev: Held | undefined): Held {
+    const reasons: Array<{ code: string; message: string }> = [];
+    for (const pool of this.candidates(svc, key, prev)) {
+      const fams = this.families(svc, pool);
+      if (typeof fams === 'string') {
+        reasons.push({ code: Codes.FAMILY_UNAVAILABLE, message: fams });
+        continue;
+      }
+      const ips: string[] = [];
+      let full: Family | undefined;
+      for (const f of fams) {
+        const ip = this.pick(pool, f, svc, key, prev);
+        if (ip !== undefined) ips.push(ip);
+        else if (svc.ipFamilyPolicy !== 'PreferDualStack') full = f;
+      }
+      if (full === undefined && ips.length > 0)
+        return { service: key, pool, ips, sharingKey: svc.sharingKey, ports: svc.ports };
+      const what = full === undefined ? 'address' : `${full} address`;
+      reasons.push({ code: Codes.POOL_EXHAUSTED, message: `pool ${pool.name} has no free ${what}` });
+    }
+    const code = reasons.every((r) => r.code === reasons[0]!.code) ? reasons[0]!.code : Codes.NO_POOL;
+    return fail(code, `${key}: ${reasons.map((r) => r.message).join('; ')}`, { service: key });
+  }
+
+  /** An address of `family` in `pool` for the Service: its previous one, a shared one, or the lowest free. */
+  private pick(
+    pool: PoolState,
+    family: Family,
+    svc: ServiceRequest,
+    key: string,
+    prev: Held | undefined,
+  ): string | undefined {
+    const ok = (ip: string): boolean => {
+      const use = this.ips.get(ip);
+      return this.shareProblem(ip, use, key, svc.sharingKey, svc.ports) === undefined;
+    };
+    if (prev?.pool === pool) {
+      for (const ip of prev.ips) {
+        const v = parseIp(ip)!;
+        if (v.family === family && !(pool.pool.avoidBuggyIPs && isBuggy(v.family, v.value)) && ok(ip))
+          return ip;
+      }
+    }
+    if (svc.sharingKey !== undefined) {
+      const mine = [...(this.shared.get(svc.sharingKey) ?? [])]
+        .map((ip) => this.ips.get(ip)!)
+        .filter((u) => u.range.pool === pool && u.family === family)
+        .sort((a, b) => (a.value < b.value ? -1 : 1));
+      for (const u of mine) {
+        const ip = formatIp(u.family, u.value);
+        if (ok(ip)) return ip;
+      }
+    }
+    for (const r of pool.ranges) {
+      if (r.range.family !== family) continue;
+      const v = r.lowestFree();
+      if (v !== undefined) return formatIp(family, v);
+    }
+    return undefined;
+  }
+
+  private shareProblem(
+    ip: string,
+    use: IpUse | undefined,
+    key: string,
+    sharingKey: string | undefined,
+    ports: readonly ServicePort[],
+  ): string | undefined {
+    if (use === undefined) return undefined;
+    for (const [other, u] of use.users) {
+      if (other === key) continue;
+      if (sharingKey === undefined || u.sharingKey !== sharingKey) {
+        const theirs =
+          u.sharingKey === undefined
+            ? 'which does not share it (no allow-shared-ip key)'
+            : `which shares it only under allow-shared-ip "${u.sharingKey}"`;
+        return `${ip} is in use by ${other}, ${theirs}`;
+      }
+      const clash = ports.find((p) => u.ports.some((q) => q.protocol === p.protocol && q.port === p.port));
+      if (clash !== undefined)
+        return `${ip} is in use by ${other} with the same allow-shared-ip key, and both use ${clash.protocol}/${clash.port}`;
+    }
+    return undefined;
+  }
+
+  private checkShare(
+    ip: string,
+    key: string,
+    sharingKey: string | undefined,
+    ports: readonly ServicePort[],
+  ): void {
+    const msg = this.shareProblem(ip, this.ips.get(ip), key, sharingKey, ports);
+    if (msg !== undefined)
+      fail(Codes.IP_IN_USE, `${key}: ${msg}`, {
+        service: key,
+        ip,
+        holder: [...this.ips.get(ip)!.users.keys()][0],
+      });
+  }
+
+  private take(h: Held): void {
+    for (const ip of h.ips) {
+      let use = this.ips.get(ip);
+      if (use === undefined) {
+        const v = parseIp(ip)!;
+        const range = this.index.find(v.family, v.value);
+        if (range === undefined || !range.take(v.value))
+          fail(Codes.ALLOCATOR_INCONSISTENT, `${ip} is not free in any range`);
+        use = { family: v.family, value: v.value, range, users: new Map() };
+        this.ips.set(ip, use);
+      }
+      use.users.set(h.service, { sharingKey: h.sharingKey, ports: h.ports });
+      if (h.sharingKey !== undefined) {
+        const set = this.shared.get(h.sharingKey) ?? new Set<string>();
+        set.add(ip);
+        this.shared.set(h.sharingKey, set);
+      }
+    }
+    this.held.set(h.service, h);
+  }
+
+  private drop(h: Held): void {
+    for (const ip of h.ips) {
+      const use = this.ips.get(ip);
+      if (use === undefined || !use.users.delete(h.service))
+        fail(Codes.ALLOCATOR_INCONSISTENT, `${h.service} does not hold ${ip}`);
+      if (use.users.size === 0) {
+        this.ips.delete(ip);
+        if (!use.range.free(use.value)) fail(Codes.ALLOCATOR_INCONSISTENT, `${ip} was not marked used`);
+      }
+      if (h.sharingKey !== undefined && ![...use.users.values()].some((u) => u.sharingKey === h.sharingKey)) {
+        const set = this.shared.get(h.sharingKey);
+        set?.delete(ip);
+        if (set?.size === 0) this.shared.delete(h.sharingKey);
+      }
+    }
+    this.held.delete(h.service);
+  }
+}

@@ -1,0 +1,175 @@
+import { stringify as toYaml } from 'yaml';
+import { isVipmeshError } from '../errors.js';
+import { Allocator } from './allocator.js';
+import { isObj } from './checker.js';
+import { Codes } from './codes.js';
+import { annotation } from './decode-service.js';
+import { formatProblem, lineOfField, type ParsedObject, parseDocuments, poolProblems } from './parse.js';
+import { type FieldPath, formatPath } from './path.js';
+import { poolSize } from './pools.js';
+import type { ConfigProblem, NamespaceInfo, ServiceRequest } from './types.js';
+
+/** One file to check: its name (as the user gave it) and its text. */
+export interface CheckInput {
+  file: string;
+  text: string;
+}
+
+/** A pool as check-config prints it. `size` is a decimal string when it exceeds 2^53 - 1. */
+export interface ReportPool {
+  name: string;
+  addresses: string[];
+  size: number | string;
+  autoAssign: boolean;
+  avoidBuggyIPs: boolean;
+}
+
+/** A Service's dry-run result: its addresses, or the error it would get. */
+export type ReportService =
+  | { namespace: string; name: string; ips: string[]; pool: string }
+  | { namespace: string; name: string; error: { code: string; message: string } };
+
+/** What check-config prints (`-o json` is exactly this object). */
+export interface CheckReport {
+  pools: ReportPool[];
+  services: ReportService[];
+  errors: ConfigProblem[];
+}
+
+function sizeOut(n: bigint): number | string {
+  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
+}
+
+/** Where an allocation error points: the field the user would edit. */
+function errorPath(obj: ParsedObject, svc: ServiceRequest, code: string): FieldPath {
+  const meta = isObj(obj.object['metadata']) ? obj.object['metadata'] : {};
+  const ann = isObj(meta['annotations']) ? (meta['annotations'] as Record<string, string>) : {};
+  if (svc.requestedIPs.length > 0 && code !== Codes.POOL_NOT_FOUND && code !== Codes.POOL_NOT_ALLOWED) {
+    return annotation(undefined, ann, 'loadBalancerIPs')?.path ?? ['spec', 'loadBalancerIP'];
+  }
+  if (svc.pool !== undefined) return annotation(undefined, ann, 'address-pool')?.path ?? [];
+  return [];
+}
+
+/**
+ * The dry run behind `vipmesh check-config`: parse and validate every file, check the pools together,
+ * then give every Service (in file order) the addresses the allocator would give it. Never throws on
+ * any input text.
+ */
+export function checkConfig(inputs: readonly CheckInput[]): CheckReport {
+  const objects: ParsedObject[] = [];
+  const errors: ConfigProblem[] = [];
+  for (const input of inputs) {
+    const r = parseDocuments(input.text, input.file);
+    objects.push(...r.objects);
+    errors.push(...r.problems);
+  }
+  const checked = poolProblems(objects);
+  errors.push(...checked.problems);
+  // Pools with a pool-set problem (the later of two overlapping or same-named pools) are left out, so
+  // the others can still be tried.
+  const pools = checked.pools.filter((_, i) => !checked.bad.has(i)).map((s) => s.pool);
+  const namespaces: NamespaceInfo[] = objects.flatMap((o) =>
+    o.decoded?.kind === 'Namespace' ? [o.decoded.namespace] : [],
+  );
+  const allocator = new Allocator(pools, { namespaces });
+  const services: ReportService[] = [];
+  for (const obj of objects) {
+    if (obj.kind !== 'Service') continue;
+    const namespace = obj.namespace === '' ? 'default' : obj.namespace;
+    if (obj.decoded?.kind !== 'Service') {
+      const first = errors.find((e) => e.file === obj.file && e.kind === 'Service' && e.name === obj.name);
+      const error = {
+        code: first?.code ?? Codes.FIELD_INVALID,
+        message: first?.message ?? 'invalid Service',
+      };
+      services.push({ namespace, name: obj.name, error });
+      continue;
+    }
+    const svc = obj.decoded.service;
+    try {
+      const a = allocator.assign(svc);
+      services.push({ namespace: svc.namespace, name: svc.name, ips: a.ips, pool: a.pool });
+    } catch (err) {
+      if (!isVipmeshError(err)) throw err;
+      services.push({
+        namespace: svc.namespace,
+        name: svc.name,
+        error: { code: err.code, message: err.message },
+      });
+      const path = errorPath(obj, svc, err.code);
+      errors.push({
+        file: obj.file,
+        line: lineOfField(obj, path),
+        kind: 'Service',
+        name: obj.name,
+        path: formatPath(path),
+        code: err.code,
+        message: err.message.replace(/^[^:]*: /, ''),
+      });
+    }
+  }
+  const order = new Map(inputs.map((input, i) => [input.file, i] as const));
+  errors.sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line);
+  const reportPools = pools.map((p) => ({
+    name: p.name,
+    addresses: [...p.addresses],
+    size: sizeOut(poolSize(p)),
+    autoAssign: p.autoAssign,
+    avoidBuggyIPs: p.avoidBuggyIPs,
+  }));
+  return { pools: reportPools, services, errors };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2)))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
+}
+
+/** Output formats of check-config. */
+export type ReportFormat = 'table' | 'json' | 'yaml';
+
+/**
+ * Render a report: `json`/`yaml` put everything in one document on stdout; `table` prints the pools and
+ * Services on stdout and one line per problem on stderr.
+ */
+export function renderReport(r: CheckReport, format: ReportFormat): { stdout: string; stderr: string } {
+  if (format === 'json') return { stdout: `${JSON.stringify(r, null, 2)}\n`, stderr: '' };
+  if (format === 'yaml') return { stdout: toYaml(r), stderr: '' };
+  let out = '';
+  if (r.pools.length > 0) {
+    const rows = [['POOL', 'ADDRESSES', 'SIZE', 'AUTO-ASSIGN', 'AVOID-BUGGY-IPS']];
+    for (const p of r.pools)
+      rows.push([
+        p.name,
+        p.addresses.join(','),
+        String(p.size),
+        String(p.autoAssign),
+        String(p.avoidBuggyIPs),
+      ]);
+    out += table(rows);
+  } else {
+    out += 'no valid address pools\n';
+  }
+  if (r.services.length > 0) {
+    const rows = [['SERVICE', 'POOL', 'ADDRESSES']];
+    for (const s of r.services) {
+      const key = `${s.namespace}/${s.name}`;
+      rows.push('error' in s ? [key, '-', `error: ${s.error.code}`] : [key, s.pool, s.ips.join(',')]);
+    }
+    out += `\n${table(rows)}`;
+  }
+  const err = r.errors.map((p) => `${formatProblem(p)}\n`).join('');
+  const summary =
+    r.errors.length === 0 ? '' : `${r.errors.length} problem${r.errors.length === 1 ? '' : 's'} found\n`;
+  return { stdout: out, stderr: err + summary };
+}

@@ -1,0 +1,185 @@
+import { Codes } from './codes.js';
+import type { FieldPath } from './path.js';
+import type { LabelSelector } from './types.js';
+
+/** A problem found inside one object, before it is given a file and line. */
+export interface Issue {
+  path: FieldPath;
+  code: string;
+  message: string;
+}
+
+/** A plain (non-array) object. */
+export type Obj = Record<string, unknown>;
+
+/** True for a plain map (what YAML/JSON maps become). */
+export function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}...` : v}"`;
+  return String(v);
+}
+
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Collects issues while reading fields of an untrusted value. Never throws. */
+export class Checker {
+  readonly issues: Issue[] = [];
+
+  add(path: FieldPath, code: string, message: string): void {
+    this.issues.push({ path, code, message });
+  }
+
+  /** The map at `obj[key]` (undefined when absent; an issue when required or not a map). */
+  map(obj: Obj, key: string, path: FieldPath, required = false): Obj | undefined {
+    const v = obj[key];
+    if (v === undefined || v === null) {
+      if (required) this.add([...path, key], Codes.FIELD_REQUIRED, 'required');
+      return undefined;
+    }
+    if (!isObj(v)) {
+      this.add([...path, key], Codes.FIELD_INVALID, `must be a map, got ${describe(v)}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  /** The list at `obj[key]`. */
+  list(obj: Obj, key: string, path: FieldPath, required = false): unknown[] | undefined {
+    const v = obj[key];
+    if (v === undefined || v === null) {
+      if (required) this.add([...path, key], Codes.FIELD_REQUIRED, 'required');
+      return undefined;
+    }
+    if (!Array.isArray(v)) {
+      this.add([...path, key], Codes.FIELD_INVALID, `must be a list, got ${describe(v)}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  /** The string at `obj[key]`. */
+  str(obj: Obj, key: string, path: FieldPath, required = false): string | undefined {
+    const v = obj[key];
+    if (v === undefined || v === null) {
+      if (required) this.add([...path, key], Codes.FIELD_REQUIRED, 'required');
+      return undefined;
+    }
+    if (typeof v !== 'string') {
+      this.add([...path, key], Codes.FIELD_INVALID, `must be a string, got ${describe(v)}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  /** The boolean at `obj[key]`, or `dflt`. */
+  bool(obj: Obj, key: string, path: FieldPath, dflt: boolean): boolean {
+    const v = obj[key];
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'boolean') {
+      this.add([...path, key], Codes.FIELD_INVALID, `must be true or false, got ${describe(v)}`);
+      return dflt;
+    }
+    return v;
+  }
+
+  /** Every element of the list at `obj[key]` that is a string (others are issues). */
+  strings(obj: Obj, key: string, path: FieldPath): string[] {
+    const out: string[] = [];
+    const list = this.list(obj, key, path) ?? [];
+    list.forEach((v, i) => {
+      if (typeof v === 'string') out.push(v);
+      else this.add([...path, key, i], Codes.FIELD_INVALID, `must be a string, got ${describe(v)}`);
+    });
+    return out;
+  }
+
+  /** An issue for every key of `obj` not in `allowed`. */
+  onlyKeys(obj: Obj, allowed: readonly string[], path: FieldPath): void {
+    for (const k of Object.keys(obj)) {
+      if (!allowed.includes(k)) {
+        this.add([...path, k], Codes.FIELD_UNKNOWN, `unknown field (expected one of: ${allowed.join(', ')})`);
+      }
+    }
+  }
+
+  /** A Kubernetes object name (DNS subdomain). */
+  name(v: string, path: FieldPath): void {
+    if (v.length > 253 || !NAME.test(v)) {
+      this.add(
+        path,
+        Codes.FIELD_INVALID,
+        `"${v}" is not a valid name (lower-case letters, digits, '-' and '.')`,
+      );
+    }
+  }
+
+  /** A string-to-string map (labels, annotations). */
+  stringMap(obj: Obj, key: string, path: FieldPath): Record<string, string> {
+    const m = this.map(obj, key, path);
+    const out: Record<string, string> = {};
+    if (m === undefined) return out;
+    for (const [k, v] of Object.entries(m)) {
+      if (typeof v === 'string') out[k] = v;
+      else
+        this.add([...path, key, k], Codes.FIELD_INVALID, `must be a string, got ${describe(v)} (quote it)`);
+    }
+    return out;
+  }
+
+  /** A list of label selectors at `obj[key]`. */
+  selectors(obj: Obj, key: string, path: FieldPath): LabelSelector[] {
+    const out: LabelSelector[] = [];
+    const list = this.list(obj, key, path) ?? [];
+    list.forEach((v, i) => {
+      const p = [...path, key, i];
+      if (!isObj(v)) {
+        this.add(p, Codes.FIELD_INVALID, `must be a label selector map, got ${describe(v)}`);
+        return;
+      }
+      const sel = this.selector(v, p);
+      if (sel !== undefined) out.push(sel);
+    });
+    return out;
+  }
+
+  private selector(v: Obj, p: FieldPath): LabelSelector | undefined {
+    const before = this.issues.length;
+    this.onlyKeys(v, ['matchLabels', 'matchExpressions'], p);
+    const matchLabels = this.stringMap(v, 'matchLabels', p);
+    const exprs: NonNullable<LabelSelector['matchExpressions']>[number][] = [];
+    (this.list(v, 'matchExpressions', p) ?? []).forEach((e, j) => {
+      const ep = [...p, 'matchExpressions', j];
+      if (!isObj(e)) {
+        this.add(ep, Codes.FIELD_INVALID, `must be a map, got ${describe(e)}`);
+        return;
+      }
+      this.onlyKeys(e, ['key', 'operator', 'values'], ep);
+      const key = this.str(e, 'key', ep, true);
+      const op = this.str(e, 'operator', ep, true);
+      const values = this.strings(e, 'values', ep);
+      if (key === undefined || op === undefined) return;
+      if (op !== 'In' && op !== 'NotIn' && op !== 'Exists' && op !== 'DoesNotExist') {
+        this.add(
+          [...ep, 'operator'],
+          Codes.FIELD_INVALID,
+          `must be In, NotIn, Exists or DoesNotExist, got "${op}"`,
+        );
+        return;
+      }
+      if ((op === 'In' || op === 'NotIn') && values.length === 0) {
+        this.add([...ep, 'values'], Codes.FIELD_REQUIRED, `operator ${op} needs at least one value`);
+      } else if ((op === 'Exists' || op === 'DoesNotExist') && values.length > 0) {
+        this.add([...ep, 'values'], Codes.FIELD_INVALID, `operator ${op} takes no values`);
+      }
+      exprs.push({ key, operator: op, values });
+    });
+    if (this.issues.length > before) return undefined;
+    return { matchLabels, matchExpressions: exprs };
+  }
+}

@@ -1,0 +1,174 @@
+import { parse as parseYaml } from 'yaml';
+import { type Checker, isObj, type Obj } from './checker.js';
+import { Codes } from './codes.js';
+import type { FieldPath } from './path.js';
+import { formatRange, type IpRange, isEntryError, parseAddressEntry, rangesOverlap } from './range.js';
+import type { AddressPool, L2Advertisement, ServiceAllocation } from './types.js';
+
+/** Common pool fields, shared by IPAddressPool and the legacy ConfigMap entries. */
+export function decodeAddresses(c: Checker, obj: Obj, key: string, path: FieldPath): string[] {
+  const list = c.list(obj, key, path, true);
+  if (list === undefined) return [];
+  if (list.length === 0) c.add([...path, key], Codes.FIELD_REQUIRED, 'a pool needs at least one address');
+  const out: string[] = [];
+  const seen: Array<{ range: IpRange; index: number }> = [];
+  list.forEach((v, i) => {
+    const p = [...path, key, i];
+    if (typeof v !== 'string') {
+      c.add(p, Codes.FIELD_INVALID, 'must be a string: a CIDR, a start-end range or an address');
+      return;
+    }
+    const e = parseAddressEntry(v);
+    if (isEntryError(e)) {
+      c.add(p, e.code, e.message);
+      return;
+    }
+    const clash = seen.find((s) => rangesOverlap(s.range, e.range));
+    if (clash !== undefined) {
+      c.add(p, Codes.POOL_OVERLAP, `${e.text} overlaps ${key}[${clash.index}] (${formatRange(clash.range)})`);
+      return;
+    }
+    seen.push({ range: e.range, index: i });
+    out.push(e.text);
+  });
+  return out;
+}
+
+/** Decode `metadata`: name (required), namespace, labels, annotations. */
+export function decodeMetadata(c: Checker, obj: Obj) {
+  const meta = c.map(obj, 'metadata', [], true) ?? {};
+  const name = c.str(meta, 'name', ['metadata'], true) ?? '';
+  if (name !== '') c.name(name, ['metadata', 'name']);
+  const namespace = c.str(meta, 'namespace', ['metadata']) ?? '';
+  if (namespace !== '') c.name(namespace, ['metadata', 'namespace']);
+  const labels = c.stringMap(meta, 'labels', ['metadata']);
+  const annotations = c.stringMap(meta, 'annotations', ['metadata']);
+  return { name, namespace, labels, annotations };
+}
+
+/** metallb.io/v1beta1 IPAddressPool -> AddressPool. */
+export function decodeIpAddressPool(c: Checker, obj: Obj): AddressPool {
+  const { name, labels } = decodeMetadata(c, obj);
+  const spec = c.map(obj, 'spec', [], true) ?? {};
+  const sp = ['spec'];
+  c.onlyKeys(spec, ['addresses', 'autoAssign', 'avoidBuggyIPs', 'serviceAllocation'], sp);
+  const pool: AddressPool = {
+    name,
+    labels,
+    addresses: decodeAddresses(c, spec, 'addresses', sp),
+    autoAssign: c.bool(spec, 'autoAssign', sp, true),
+    avoidBuggyIPs: c.bool(spec, 'avoidBuggyIPs', sp, false),
+  };
+  const sa = c.map(spec, 'serviceAllocation', sp);
+  if (sa !== undefined) pool.serviceAllocation = decodeServiceAllocation(c, sa, [...sp, 'serviceAllocation']);
+  return pool;
+}
+
+function decodeServiceAllocation(c: Checker, sa: Obj, path: FieldPath): ServiceAllocation {
+  c.onlyKeys(sa, ['priority', 'namespaces', 'namespaceSelectors', 'serviceSelectors'], path);
+  const out: ServiceAllocation = {
+    namespaces: c.strings(sa, 'namespaces', path),
+    namespaceSelectors: c.selectors(sa, 'namespaceSelectors', path),
+    serviceSelectors: c.selectors(sa, 'serviceSelectors', path),
+  };
+  const prio = sa['priority'];
+  if (prio !== undefined && prio !== null) {
+    if (typeof prio === 'number' && Number.isSafeInteger(prio) && prio >= 0) out.priority = prio;
+    else
+      c.add([...path, 'priority'], Codes.FIELD_INVALID, 'must be a whole number >= 0 (lower is tried first)');
+  }
+  return out;
+}
+
+const IFNAME = /^[^\s/:]{1,15}$/;
+
+/** metallb.io/v1beta1 L2Advertisement -> L2Advertisement. */
+export function decodeL2Advertisement(c: Checker, obj: Obj): L2Advertisement {
+  const { name } = decodeMetadata(c, obj);
+  const spec = c.map(obj, 'spec', []) ?? {};
+  const sp = ['spec'];
+  c.onlyKeys(spec, ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces'], sp);
+  const interfaces = c.strings(spec, 'interfaces', sp);
+  interfaces.forEach((ifname, i) => {
+    if (!IFNAME.test(ifname))
+      c.add([...sp, 'interfaces', i], Codes.FIELD_INVALID, `"${ifname}" is not an interface name`);
+  });
+  return {
+    name,
+    ipAddressPools: c.strings(spec, 'ipAddressPools', sp),
+    ipAddressPoolSelectors: c.selectors(spec, 'ipAddressPoolSelectors', sp),
+    nodeSelectors: c.selectors(spec, 'nodeSelectors', sp),
+    interfaces,
+  };
+}
+
+const LEGACY_POOL_KEYS = [
+  'name',
+  'protocol',
+  'addresses',
+  'auto-assign',
+  'avoid-buggy-ips',
+  'bgp-advertisements',
+];
+
+/**
+ * The legacy MetalLB ConfigMap (`data.config` holding `address-pools:`), which MetalLB itself stopped
+ * reading in v0.13 and which most Pi-cluster guides still show. Layer 2 pools only.
+ */
+export function decodeLegacyConfigMap(c: Checker, obj: Obj): AddressPool[] {
+  decodeMetadata(c, obj);
+  const data = c.map(obj, 'data', [], true) ?? {};
+  const text = c.str(data, 'config', ['data'], true);
+  if (text === undefined) return [];
+  const base = ['data', 'config'];
+  let cfg: unknown;
+  try {
+    cfg = parseYaml(text, { prettyErrors: false });
+  } catch (err) {
+    c.add(base, Codes.YAML_INVALID, `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    return [];
+  }
+  if (!isObj(cfg)) {
+    c.add(base, Codes.FIELD_INVALID, 'must hold a YAML map with address-pools:');
+    return [];
+  }
+  c.onlyKeys(cfg, ['address-pools', 'peers', 'bgp-communities'], base);
+  const peers = cfg['peers'];
+  if (Array.isArray(peers) && peers.length > 0) {
+    c.add(
+      [...base, 'peers'],
+      Codes.BGP_UNSUPPORTED,
+      'BGP peers are not supported yet (vipmesh announces in layer 2 only)',
+    );
+  }
+  const list = c.list(cfg, 'address-pools', base, true) ?? [];
+  const pools: AddressPool[] = [];
+  list.forEach((v, i) => {
+    const p = [...base, 'address-pools', i];
+    if (!isObj(v)) {
+      c.add(p, Codes.FIELD_INVALID, 'must be a map with name, protocol and addresses');
+      return;
+    }
+    c.onlyKeys(v, LEGACY_POOL_KEYS, p);
+    const name = c.str(v, 'name', p, true) ?? '';
+    if (name !== '') c.name(name, [...p, 'name']);
+    const protocol = c.str(v, 'protocol', p, true);
+    if (protocol === 'bgp') {
+      c.add(
+        [...p, 'protocol'],
+        Codes.BGP_UNSUPPORTED,
+        'protocol bgp is not supported yet (vipmesh announces in layer 2 only); use protocol: layer2',
+      );
+    } else if (protocol !== undefined && protocol !== 'layer2') {
+      c.add([...p, 'protocol'], Codes.FIELD_INVALID, `must be layer2, got "${protocol}"`);
+    }
+    pools.push({
+      name,
+      labels: {},
+      addresses: decodeAddresses(c, v, 'addresses', p),
+      autoAssign: c.bool(v, 'auto-assign', p, true),
+      avoidBuggyIPs: c.bool(v, 'avoid-buggy-ips', p, false),
+    });
+  });
+  return pools;
+}

@@ -1,0 +1,141 @@
+import { VipmeshError } from '../errors.js';
+import { Checker, type Issue, isObj } from './checker.js';
+import { Codes } from './codes.js';
+import { decodeIpAddressPool, decodeL2Advertisement, decodeLegacyConfigMap } from './decode-pool.js';
+import { decodeNamespace, decodeService } from './decode-service.js';
+import { formatPath } from './path.js';
+import type { AddressPool, ConfigProblem, L2Advertisement, NamespaceInfo, ServiceRequest } from './types.js';
+
+/** What one object decodes to. */
+export type Decoded =
+  | { kind: 'IPAddressPool'; pool: AddressPool }
+  | { kind: 'L2Advertisement'; advertisement: L2Advertisement }
+  | { kind: 'ConfigMap'; pools: AddressPool[] }
+  | { kind: 'Service'; service: ServiceRequest }
+  | { kind: 'Namespace'; namespace: NamespaceInfo };
+
+/** The accepted kinds and the apiVersion each must have. */
+export const ACCEPTED_KINDS: Readonly<Record<Decoded['kind'], string>> = {
+  IPAddressPool: 'metallb.io/v1beta1',
+  L2Advertisement: 'metallb.io/v1beta1',
+  ConfigMap: 'v1',
+  Service: 'v1',
+  Namespace: 'v1',
+};
+
+/** Result of {@link decodeObject}: the decoded value only when there were no issues. */
+export interface DecodeResult {
+  kind: string;
+  name: string;
+  decoded?: Decoded;
+  issues: Issue[];
+}
+
+function strField(o: Record<string, unknown>, k: string): string {
+  const v = o[k];
+  return typeof v === 'string' ? v : '';
+}
+
+/** Decode and validate one already-parsed object. Never throws. */
+export function decodeObject(obj: unknown): DecodeResult {
+  if (!isObj(obj)) {
+    return {
+      kind: '',
+      name: '',
+      issues: [
+        {
+          path: [],
+          code: Codes.YAML_INVALID,
+          message: 'an object must be a map with apiVersion, kind and metadata',
+        },
+      ],
+    };
+  }
+  const kind = strField(obj, 'kind');
+  const meta = isObj(obj['metadata']) ? obj['metadata'] : {};
+  const name = strField(meta, 'name');
+  const c = new Checker();
+  const apiVersion = c.str(obj, 'apiVersion', [], true);
+  c.str(obj, 'kind', [], true);
+  if (kind === '' || apiVersion === undefined) return { kind, name, issues: c.issues };
+  const want = Object.hasOwn(ACCEPTED_KINDS, kind) ? ACCEPTED_KINDS[kind as Decoded['kind']] : undefined;
+  if (want === undefined) {
+    const list = Object.keys(ACCEPTED_KINDS).join(', ');
+    c.add(['kind'], Codes.UNSUPPORTED_KIND, `kind ${kind} is not accepted (accepted: ${list})`);
+    return { kind, name, issues: c.issues };
+  }
+  if (apiVersion !== want) {
+    c.add(['apiVersion'], Codes.UNSUPPORTED_KIND, `${kind} must have apiVersion ${want}, got ${apiVersion}`);
+    return { kind, name, issues: c.issues };
+  }
+  let decoded: Decoded;
+  switch (kind as Decoded['kind']) {
+    case 'IPAddressPool':
+      decoded = { kind: 'IPAddressPool', pool: decodeIpAddressPool(c, obj) };
+      break;
+    case 'L2Advertisement':
+      decoded = { kind: 'L2Advertisement', advertisement: decodeL2Advertisement(c, obj) };
+      break;
+    case 'ConfigMap':
+      decoded = { kind: 'ConfigMap', pools: decodeLegacyConfigMap(c, obj) };
+      break;
+    case 'Service':
+      decoded = { kind: 'Service', service: decodeService(c, obj) };
+      break;
+    case 'Namespace':
+      decoded = { kind: 'Namespace', namespace: decodeNamespace(c, obj) };
+      break;
+  }
+  return c.issues.length === 0 ? { kind, name, decoded, issues: [] } : { kind, name, issues: c.issues };
+}
+
+/**
+ * Validate one already-parsed object (what the API receives as JSON; it answers 422 with these).
+ * Problems carry kind, name, path, code and message; `file` is empty and `line` 0 (JSON has no lines).
+ * Pool-set checks (overlap between pools, duplicate names) need every pool: see `poolSetProblems`.
+ */
+export function validateObject(obj: unknown): ConfigProblem[] {
+  const r = decodeObject(obj);
+  return r.issues.map((i) => ({
+    file: '',
+    line: 0,
+    kind: r.kind,
+    name: r.name,
+    path: formatPath(i.path),
+    code: i.code,
+    message: i.message,
+  }));
+}
+
+function expect<K extends Decoded['kind']>(obj: unknown, kind: K): Extract<Decoded, { kind: K }> {
+  const r = decodeObject(obj);
+  if (r.decoded === undefined || r.decoded.kind !== kind) {
+    const first = r.issues[0];
+    const code = first?.code ?? Codes.UNSUPPORTED_KIND;
+    const where = first === undefined || first.path.length === 0 ? '' : `${formatPath(first.path)}: `;
+    const msg =
+      first === undefined ? `expected a ${kind}, got ${r.kind || 'no kind'}` : `${where}${first.message}`;
+    throw new VipmeshError(code, `${kind}/${r.name}: ${msg}`, { details: { problems: validateObject(obj) } });
+  }
+  return r.decoded as Extract<Decoded, { kind: K }>;
+}
+
+/** IPAddressPool object -> AddressPool; throws VipmeshError (code of the first problem) when invalid. */
+export function toAddressPool(obj: unknown): AddressPool {
+  return expect(obj, 'IPAddressPool').pool;
+}
+
+/** Legacy MetalLB ConfigMap -> its layer 2 pools; throws VipmeshError when invalid. */
+export function fromLegacyConfigMap(obj: unknown): AddressPool[] {
+  return expect(obj, 'ConfigMap').pools;
+}
+
+/** L2Advertisement object -> L2Advertisement; throws VipmeshError when invalid. */
+export function toL2Advertisement(obj: unknown): L2Advertisement {
+  return expect(obj, 'L2Advertisement').advertisement;
+}
+
+/** LoadBalancer Service object -> ServiceRequest; throws VipmeshError when invalid. */
+export function toServiceRequest(obj: unknown): ServiceRequest {
+  return expect(obj, 'Service').service;
+}

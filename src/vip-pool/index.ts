@@ -1,0 +1,56 @@
+/**
+ * Address pools, the accepted YAML formats and the VIP allocator (issue 2). Pure code: no I/O, no timers.
+ * The control plane calls {@link parseDocuments}/{@link validateObject} on what users apply, keeps an
+ * {@link Allocator} per pool generation, and uses the L2 helpers to pick announcing nodes.
+ */
+export {
+  type Allocation,
+  Allocator,
+  type AllocatorOptions,
+  type Assignment,
+  type RejectedAllocation,
+} from './allocator.js';
+export {
+  type CheckInput,
+  type CheckReport,
+  checkConfig,
+  type ReportFormat,
+  type ReportPool,
+  type ReportService,
+  renderReport,
+} from './check.js';
+export { Codes, type PoolErrorCode } from './codes.js';
+export {
+  ACCEPTED_KINDS,
+  type Decoded,
+  fromLegacyConfigMap,
+  toAddressPool,
+  toL2Advertisement,
+  toServiceRequest,
+  validateObject,
+} from './decode.js';
+export { canonicalIp, type Family } from './ip.js';
+export {
+  type Announcer,
+  advertisedPools,
+  advertisementCovers,
+  advertisementsFor,
+  announcersFor,
+  type NodeInfo,
+  nodeSelected,
+} from './l2.js';
+export { checkPools, formatProblem, type ParsedObject, parseDocuments } from './parse.js';
+export { type PoolSetProblem, poolSetProblems, poolSize } from './pools.js';
+export { selectorMatches } from './selector.js';
+export {
+  type AddressPool,
+  type ConfigProblem,
+  type IpFamilyPolicy,
+  type L2Advertisement,
+  type LabelSelector,
+  type NamespaceInfo,
+  type ServiceAllocation,
+  type ServicePort,
+  type ServiceRequest,
+  serviceKey,
+} from './types.js';

@@ -1,0 +1,63 @@
+import { anySelectorMatches } from './selector.js';
+import type { AddressPool, L2Advertisement } from './types.js';
+
+/** A node as the announcer assignment sees it: its name and labels. */
+export interface NodeInfo {
+  name: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+/** A node that may announce a pool's addresses, and where. */
+export interface Announcer {
+  node: string;
+  /** Interfaces to announce on, sorted; undefined means every interface. */
+  interfaces: string[] | undefined;
+}
+
+/**
+ * True when `adv` covers `pool`: it names the pool, or one of its ipAddressPoolSelectors matches the
+ * pool's labels, or it names no pool and has no selector (then it covers every pool, as in MetalLB).
+ */
+export function advertisementCovers(adv: L2Advertisement, pool: AddressPool): boolean {
+  if (adv.ipAddressPools.length === 0 && adv.ipAddressPoolSelectors.length === 0) return true;
+  return (
+    adv.ipAddressPools.includes(pool.name) || anySelectorMatches(adv.ipAddressPoolSelectors, pool.labels)
+  );
+}
+
+/** The names of the pools `adv` covers, in pool order. */
+export function advertisedPools(adv: L2Advertisement, pools: readonly AddressPool[]): string[] {
+  return pools.filter((p) => advertisementCovers(adv, p)).map((p) => p.name);
+}
+
+/** The advertisements that cover `pool` (none: the pool's addresses are allocated but not announced). */
+export function advertisementsFor(pool: AddressPool, advs: readonly L2Advertisement[]): L2Advertisement[] {
+  return advs.filter((a) => advertisementCovers(a, pool));
+}
+
+/** True when `adv` lets `node` announce: no nodeSelectors, or one of them matches the node's labels. */
+export function nodeSelected(adv: L2Advertisement, node: NodeInfo): boolean {
+  return adv.nodeSelectors.length === 0 || anySelectorMatches(adv.nodeSelectors, node.labels);
+}
+
+/**
+ * The nodes that may announce addresses of `pool`, each with the interfaces to use (the union over the
+ * advertisements that select it; any advertisement without `interfaces` means every interface).
+ * Nodes come back in the order given; the assignment controller picks among them.
+ */
+export function announcersFor(
+  pool: AddressPool,
+  advs: readonly L2Advertisement[],
+  nodes: readonly NodeInfo[],
+): Announcer[] {
+  const covering = advertisementsFor(pool, advs);
+  const out: Announcer[] = [];
+  for (const node of nodes) {
+    const selecting = covering.filter((a) => nodeSelected(a, node));
+    if (selecting.length === 0) continue;
+    const everywhere = selecting.some((a) => a.interfaces.length === 0);
+    const interfaces = everywhere ? undefined : [...new Set(selecting.flatMap((a) => a.interfaces))].sort();
+    out.push({ node: node.name, interfaces });
+  }
+  return out;
+}

@@ -1,0 +1,104 @@
+import type { Family } from './ip.js';
+
+/** A Kubernetes label selector (`matchLabels` AND every `matchExpressions` entry). Empty matches all. */
+export interface LabelSelector {
+  matchLabels?: Readonly<Record<string, string>>;
+  matchExpressions?: ReadonlyArray<{
+    key: string;
+    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+    values?: readonly string[];
+  }>;
+}
+
+/** Which Services a pool serves (IPAddressPool `spec.serviceAllocation`). */
+export interface ServiceAllocation {
+  /** Lower is tried first; pools without a priority come after those with one. */
+  priority?: number;
+  /** Namespaces allowed by name (ORed with namespaceSelectors); both empty: every namespace. */
+  namespaces: string[];
+  namespaceSelectors: LabelSelector[];
+  /** Service label selectors (ORed); empty: every Service. */
+  serviceSelectors: LabelSelector[];
+}
+
+/**
+ * A normalized address pool, from an IPAddressPool or a legacy ConfigMap `address-pools` entry.
+ * Plain JSON (no bigint): the allocator parses `addresses` itself.
+ */
+export interface AddressPool {
+  name: string;
+  /** Pool labels (metadata.labels), matched by L2Advertisement ipAddressPoolSelectors. */
+  labels: Readonly<Record<string, string>>;
+  /** Canonical entries: CIDR, `start-end` or one address, in the order written. */
+  addresses: string[];
+  /** Hand out addresses to Services that did not ask for this pool; default true. */
+  autoAssign: boolean;
+  /** Never hand out IPv4 addresses ending in .0 or .255; default false. */
+  avoidBuggyIPs: boolean;
+  serviceAllocation?: ServiceAllocation;
+}
+
+/** A normalized L2Advertisement: which pools it announces, from which nodes, on which interfaces. */
+export interface L2Advertisement {
+  name: string;
+  /** Pools by name; with ipAddressPoolSelectors empty too, the advertisement covers every pool. */
+  ipAddressPools: string[];
+  ipAddressPoolSelectors: LabelSelector[];
+  /** Nodes that may announce (ORed); empty: every node. */
+  nodeSelectors: LabelSelector[];
+  /** Interfaces to announce on; empty: every interface. */
+  interfaces: string[];
+}
+
+/** A `spec.ports` entry: what a shared address must not have twice. */
+export interface ServicePort {
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  port: number;
+}
+
+/** `spec.ipFamilyPolicy`. */
+export type IpFamilyPolicy = 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
+
+/** A normalized LoadBalancer Service: what the allocator needs to give it addresses. */
+export interface ServiceRequest {
+  namespace: string;
+  name: string;
+  labels: Readonly<Record<string, string>>;
+  /** spec.loadBalancerIP or the loadBalancerIPs annotation, canonical text (at most one per family). */
+  requestedIPs: string[];
+  /** The `metallb.io/address-pool` annotation. */
+  pool?: string;
+  /** The `metallb.io/allow-shared-ip` annotation. */
+  sharingKey?: string;
+  ipFamilyPolicy: IpFamilyPolicy;
+  /** spec.ipFamilies; empty means "either, IPv4 preferred". */
+  ipFamilies: Family[];
+  ports: ServicePort[];
+}
+
+/** A namespace's labels, for serviceAllocation namespaceSelectors. */
+export interface NamespaceInfo {
+  name: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+/**
+ * One problem found in configuration, located for a human: formats as
+ * `pools.yaml:12 IPAddressPool/office spec.addresses[1]: range start 10.0.0.9 is after end 10.0.0.5`.
+ */
+export interface ConfigProblem {
+  file: string;
+  /** 1-based line of the offending field (of the object or document when the field is absent). */
+  line: number;
+  kind: string;
+  name: string;
+  /** Field path such as `spec.addresses[1]`; empty for the whole object. */
+  path: string;
+  code: string;
+  message: string;
+}
+
+/** `service.namespace/service.name`: the key allocations are stored under. */
+export function serviceKey(s: { namespace: string; name: string }): string {
+  return `${s.namespace}/${s.name}`;
+}
