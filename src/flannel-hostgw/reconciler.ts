@@ -91,6 +91,7 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
   #needFull = true;
   #requested = 0;
   #running: Promise<void> | undefined;
+  #active = false;
   #waiters: Array<{ gen: number; resolve: (r: ReconcileResult) => void }> = [];
   #resyncTimer: TimerHandle | undefined;
   #retryTimer: TimerHandle | undefined;
@@ -168,26 +169,31 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
   }
 
   #kick(): void {
-    if (!this.#started || this.#closed || this.#running !== undefined) return;
-    this.#running = this.#loop().finally(() => {
-      this.#running = undefined;
-    });
+    if (!this.#started || this.#closed || this.#active) return;
+    this.#active = true;
+    this.#running = this.#loop();
   }
 
   async #loop(): Promise<void> {
-    while (!this.#closed) {
-      const gen = this.#requested;
-      const waiting = this.#waiters.some((w) => w.gen <= gen);
-      if (!waiting && !this.#needFull && !this.#dirty()) return;
-      const result = await this.#pass();
-      this.emit('synced', result);
-      const done = this.#waiters.filter((w) => w.gen <= gen);
-      this.#waiters = this.#waiters.filter((w) => w.gen > gen);
-      for (const w of done) w.resolve(result);
-      if (result.errors.length > 0) {
-        this.#scheduleRetry();
-        if (this.#waiters.length === 0) return;
+    try {
+      while (!this.#closed) {
+        const gen = this.#requested;
+        const waiting = this.#waiters.some((w) => w.gen <= gen);
+        if (!waiting && !this.#needFull && !this.#dirty()) return;
+        const result = await this.#pass();
+        this.emit('synced', result);
+        const done = this.#waiters.filter((w) => w.gen <= gen);
+        this.#waiters = this.#waiters.filter((w) => w.gen > gen);
+        for (const w of done) w.resolve(result);
+        if (result.errors.length > 0) {
+          this.#scheduleRetry();
+          if (this.#waiters.length === 0) return;
+        }
       }
+    } finally {
+      // Cleared in the same turn as the last check, so a request made by a resolved waiter's
+      // continuation always starts a new loop.
+      this.#active = false;
     }
   }
 

@@ -1,0 +1,103 @@
+import fc from 'fast-check';
+import t from 'tap';
+import {
+  contains,
+  formatCidr,
+  formatIp,
+  ipFromBytes,
+  ipToBytes,
+  overlaps,
+  parseCidr,
+  parseIp,
+} from './cidr.js';
+
+const v6text = fc.ipV6();
+const v4text = fc.ipV4();
+
+t.test('IPv4 text round-trips and matches the dotted quad', async (t) => {
+  fc.assert(
+    fc.property(v4text, (s) => {
+      const ip = parseIp(s)!;
+      t.equal(ip.family, 4);
+      return formatIp(ip) === s.split('.').map(Number).join('.');
+    }),
+  );
+  t.equal(formatIp(parseIp('198.51.100.7')!), '198.51.100.7');
+  t.equal(parseIp('255.255.255.255')!.value, 0xffffffffn);
+});
+
+t.test('IPv6 text is canonical (RFC 5952), checked against the WHATWG URL parser', async (t) => {
+  fc.assert(
+    fc.property(v6text, (s) => {
+      const ip = parseIp(s)!;
+      const want = new URL(`http://[${s}]/`).hostname.slice(1, -1);
+      return ip.family === 6 && formatIp(ip) === want && parseIp(formatIp(ip))!.value === ip.value;
+    }),
+  );
+  t.equal(formatIp(parseIp('2001:db8:0:0:1:0:0:1')!), '2001:db8::1:0:0:1');
+  t.equal(formatIp(parseIp('::ffff:198.51.100.1')!), '::ffff:c633:6401');
+  t.equal(formatIp(parseIp('2001:db8:1:2:3:4:5:6')!), '2001:db8:1:2:3:4:5:6');
+});
+
+t.test('not addresses', async (t) => {
+  for (const s of ['', '1.2.3', '1.2.3.256', 'fe80::1%eth0', 'x', '::g', '1.2.3.4/24']) {
+    t.equal(parseIp(s), undefined, s);
+  }
+});
+
+t.test('bytes round-trip', async (t) => {
+  fc.assert(
+    fc.property(fc.oneof(v4text, v6text), (s) => {
+      const ip = parseIp(s)!;
+      const back = ipFromBytes(ipToBytes(ip))!;
+      return back.family === ip.family && back.value === ip.value;
+    }),
+  );
+  t.equal(ipFromBytes(Buffer.alloc(5)), undefined);
+});
+
+t.test('parseCidr: canonical prefixes, host bits refused, garbage refused with the code', async (t) => {
+  t.equal(formatCidr(parseCidr('198.18.0.0/16', 'x')), '198.18.0.0/16');
+  t.equal(formatCidr(parseCidr('2001:DB8:0::/64', 'x')), '2001:db8::/64');
+  t.equal(formatCidr(parseCidr('198.18.1.7/24', 'x', false)), '198.18.1.0/24');
+  t.throws(() => parseCidr('198.18.1.7/24', 'x'), { code: 'VIPMESH_HOSTGW_BAD_CIDR' });
+  for (const s of [
+    '198.18.0.0',
+    '198.18.0.0/33',
+    '2001:db8::/129',
+    '/24',
+    'a/1',
+    '1.2.3.4/-1',
+    '1.2.3.4/ 8',
+  ]) {
+    t.throws(() => parseCidr(s, 'x'), { code: 'VIPMESH_HOSTGW_BAD_CIDR' }, s);
+  }
+  fc.assert(
+    fc.property(fc.string(), (s) => {
+      try {
+        const c = parseCidr(s, 'fuzz');
+        return parseCidr(formatCidr(c), 'again').value === c.value;
+      } catch (err) {
+        return (err as { code?: string }).code === 'VIPMESH_HOSTGW_BAD_CIDR';
+      }
+    }),
+  );
+  fc.assert(
+    fc.property(fc.oneof(v4text, v6text), fc.nat(128), (s, n) => {
+      const ip = parseIp(s)!;
+      const len = n % ((ip.family === 4 ? 32 : 128) + 1);
+      const c = parseCidr(`${s}/${len}`, 'p', false);
+      return contains(c, ip) && overlaps(c, parseCidr(formatCidr(c), 'q'));
+    }),
+  );
+});
+
+t.test('contains / overlaps', async (t) => {
+  const net = parseCidr('198.18.0.0/16', 'x');
+  t.ok(contains(net, parseIp('198.18.255.1')!));
+  t.notOk(contains(net, parseIp('198.19.0.1')!));
+  t.notOk(contains(net, parseIp('::1')!));
+  t.ok(overlaps(net, parseCidr('198.18.3.0/24', 'x')));
+  t.notOk(overlaps(net, parseCidr('198.19.3.0/24', 'x')));
+  t.notOk(overlaps(net, parseCidr('2001:db8::/64', 'x')));
+});
