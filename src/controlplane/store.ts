@@ -56,14 +56,48 @@ export interface StoreWatchEvents<T extends KubeObject> {
   error: [VipmeshError];
 }
 
-/** A running watch on one resource. `close()` stops it. */
+/**
+ * A running watch on one resource. Events are held until the first `event` listener is attached (so none
+ * is lost between `await store.watch()` and `.on('event')`), then delivered in order. `close()` stops it.
+ */
 export class StoreWatch<T extends KubeObject = KubeObject> extends EventEmitter<StoreWatchEvents<T>> {
   /** @internal */ kvWatch: KvWatch | undefined;
   #closed = false;
+  #flowing = false;
+  #pending: Array<WatchEvent<T> | VipmeshError> = [];
+
+  constructor() {
+    super();
+    (this as unknown as EventEmitter).on('newListener', (name: string | symbol) => {
+      if (name !== 'event' || this.#flowing) return;
+      queueMicrotask(() => {
+        this.#flowing = true;
+        for (const item of this.#pending.splice(0)) this.#deliver(item);
+      });
+    });
+  }
+
+  /** @internal Queue or deliver one event or the final error. */
+  push(item: WatchEvent<T> | VipmeshError): void {
+    if (this.#closed) return;
+    if (this.#flowing) this.#deliver(item);
+    else this.#pending.push(item);
+  }
+
+  #deliver(item: WatchEvent<T> | VipmeshError): void {
+    if (this.#closed) return;
+    if (item instanceof VipmeshError) {
+      // An unheard error would throw from emit(); a watch nobody checks just ends.
+      if (this.listenerCount('error') > 0) this.emit('error', item);
+      return;
+    }
+    this.emit('event', item);
+  }
 
   /** Stop the watch; no event is emitted after this resolves. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#pending = [];
     await this.kvWatch?.close();
   }
 
@@ -309,24 +343,17 @@ export class ResourceStore {
       }
       from = n + 1;
     }
-    const emit = (e: WatchEvent<ResourceTypes[R]>) => {
-      if (!w.closed) w.emit('event', e);
-    };
+    for (const e of initial) w.push(e);
     w.kvWatch = await this.#kv.watch(prefixOf(r, opts.namespace), from, {
       event: (e) => {
         const ev = this.#toWatchEvent<R>(r, e);
-        if (ev !== undefined && matchesLabels(sel, ev.object.metadata.labels)) emit(ev);
+        if (ev !== undefined && matchesLabels(sel, ev.object.metadata.labels)) w.push(ev);
       },
       error: (err) => {
-        if (w.closed) return;
-        w.emit(
-          'error',
+        w.push(
           err instanceof VipmeshError ? err : apiError('VIPMESH_STORE_UNAVAILABLE', err.message, {}, err),
         );
       },
-    });
-    queueMicrotask(() => {
-      for (const e of initial) emit(e);
     });
     return w;
   }

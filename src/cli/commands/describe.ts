@@ -1,11 +1,42 @@
 import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { connectFromFlags, describeService, type Event, type Service } from '../../controlplane/index.js';
 import type { CliContext } from '../context.js';
-import { notBuilt } from './not-built.js';
+import { addConnectionOptions, kindArg } from './get.js';
 
-export function register(program: Command, _ctx: CliContext): void {
-  program
+export function register(program: Command, ctx: CliContext): void {
+  const cmd = program
     .command('describe')
-    .description('show one object in detail')
-    .allowUnknownOption()
-    .action(notBuilt('describe', 'the cluster issue'));
+    .description(
+      'show one object in detail, with its events (service: its VIPs and which node announces them)',
+    )
+    .argument('<kind>', 'service (or any other kind: printed as YAML with its events)')
+    .argument('<name>', 'the object')
+    .option('-n, --namespace <ns>', 'namespace of the object', 'default');
+  addConnectionOptions(cmd);
+  cmd.action(async (kind: string, name: string, opts: { namespace: string }) => {
+    const r = kindArg(kind);
+    const client = await connectFromFlags(cmd.opts());
+    try {
+      const obj = await client.get(r.resource, name, opts.namespace);
+      const ns = r.namespaced ? opts.namespace : 'default';
+      const events = (await client.list('events', ns)).items.filter(
+        (e: Event) => e.involvedObject?.kind === r.kind && e.involvedObject?.name === name,
+      );
+      if (r.resource === 'services') {
+        const nodes = (await client.list('nodes')).items;
+        ctx.stdout.write(describeService(obj as Service, events, nodes, Date.now()));
+        ctx.stdout.write('\n');
+        return;
+      }
+      ctx.stdout.write(stringify(obj));
+      ctx.stdout.write(
+        events.length === 0
+          ? 'Events: <none>\n'
+          : `Events:\n${events.map((e) => `  ${e.type ?? 'Normal'}  ${e.reason ?? ''}  ${e.message ?? ''}`).join('\n')}\n`,
+      );
+    } finally {
+      client.close();
+    }
+  });
 }
