@@ -1,11 +1,143 @@
+import { createServer, type Server } from 'node:http';
 import type { Command } from 'commander';
-import type { CliContext } from '../context.js';
-import { notBuilt } from './not-built.js';
+import { createAnnouncer } from '../../arp/index.js';
+import { VipmeshError } from '../../errors.js';
+import { createRegistry } from '../../metrics.js';
+import { parseDuration } from '../../util/duration.js';
+import { collect } from '../config.js';
+import { type CliContext, daemonCommand } from '../context.js';
 
-export function register(program: Command, _ctx: CliContext): void {
-  program
+interface AnnounceFlags {
+  vip?: string[];
+  interface?: string[];
+  announceSchedule: string;
+  refreshInterval: string;
+  probeTimeout: string;
+  stateDir: string;
+  metricsBindAddress?: string;
+}
+
+function parseSchedule(text: string): number[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => parseDuration(s, '--announce-schedule'));
+}
+
+function serveMetrics(address: string, render: () => Promise<string>): Promise<Server> {
+  const i = address.lastIndexOf(':');
+  const host = i > 0 ? address.slice(0, i).replace(/^\[|\]$/g, '') : '127.0.0.1';
+  const port = Number(address.slice(i + 1));
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    render().then(
+      (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+/** The first SIGTERM or SIGINT, and a way to stop listening. */
+function untilSignal(): { signal: Promise<string>; dispose(): void } {
+  let on: (sig: string) => void = () => undefined;
+  const signal = new Promise<string>((resolve) => {
+    on = (sig: string) => resolve(sig);
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+  return {
+    signal,
+    dispose: () => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+    },
+  };
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  const cmd = program
     .command('announce')
     .description('announce VIPs on an interface over ARP/NDP until SIGTERM, without a control plane')
-    .allowUnknownOption()
-    .action(notBuilt('announce', 'the announcer issue'));
+    .option('--vip <ip>', 'a VIP to hold (IPv4 or IPv6; repeatable)', collect)
+    .option(
+      '--interface <name>',
+      'announce on this interface (repeatable); default: every eligible one',
+      collect,
+    )
+    .option(
+      '--announce-schedule <list>',
+      'gratuitous ARP / unsolicited NA rounds after taking a VIP (durations from the take)',
+      '0,200ms,1.1s,3s',
+    )
+    .option(
+      '--refresh-interval <duration>',
+      'repeat a gratuitous round this often while holding (0 = off)',
+      '0',
+    )
+    .option(
+      '--probe-timeout <duration>',
+      'wait this long for another holder before taking a VIP (0 = no probe)',
+      '100ms',
+    )
+    .option('--state-dir <dir>', 'where changed sysctl values are remembered until restored', '/run/vipmesh')
+    .option('--metrics-bind-address <host:port>', 'serve Prometheus metrics at http://<host:port>/metrics')
+    .action(async (flags: AnnounceFlags) => {
+      const vips = flags.vip ?? [];
+      if (vips.length === 0) {
+        throw new VipmeshError('VIPMESH_ARP_BAD_VIP', 'give at least one --vip to announce');
+      }
+      const log = ctx.logger().child({ module: 'arp' });
+      const registry = createRegistry();
+      const opts = {
+        logger: log,
+        registry,
+        stateDir: flags.stateDir,
+        schedule: parseSchedule(flags.announceSchedule),
+        refreshInterval: parseDuration(flags.refreshInterval, '--refresh-interval'),
+        probeTimeout: parseDuration(flags.probeTimeout, '--probe-timeout'),
+      };
+      const { signal, dispose } = untilSignal();
+      // Nothing else may hold the event loop (no interface up yet): keep it alive until the signal.
+      const keepAlive = setInterval(() => undefined, 1 << 30);
+      let metrics: Server | undefined;
+      try {
+        const announcer = await createAnnouncer({
+          ...opts,
+          ...(flags.interface === undefined ? {} : { interfaces: flags.interface }),
+        });
+        try {
+          if (flags.metricsBindAddress !== undefined) {
+            metrics = await serveMetrics(flags.metricsBindAddress, () => registry.metrics());
+          }
+          const results = await Promise.all(vips.map((v) => announcer.hold(v)));
+          const held = results.filter((r) => r.held).length;
+          if (held === 0) {
+            const first = results.find((r) => !r.held);
+            throw new VipmeshError(
+              'VIPMESH_ARP_CONFLICT',
+              `another station answers for every VIP (${first?.held === false ? `${first.conflict.vip} at ${first.conflict.mac}` : ''}); not announcing`,
+              { details: { vips } },
+            );
+          }
+          log.info({ op: 'ready', vips: announcer.vips, ifaces: announcer.interfaces }, 'announcing');
+          const sig = await signal;
+          log.info({ op: 'stop', signal: sig }, 'releasing every VIP');
+        } finally {
+          await announcer.close();
+        }
+      } finally {
+        clearInterval(keepAlive);
+        dispose();
+        metrics?.close();
+      }
+    });
+  daemonCommand(cmd);
 }

@@ -1,0 +1,67 @@
+/**
+ * The layer-2 announcer (issue 4): ARP and NDP for virtual IPs. Public surface of src/arp.
+ */
+import { join } from 'node:path';
+import { type Clock, systemClock } from '../clock.js';
+import type { Logger } from '../log.js';
+import { createRegistry, type Registry } from '../metrics.js';
+import { Announcer, type AnnouncerOptions } from './announcer.js';
+import { NetlinkTables } from './netlink.js';
+import { openPacketPort } from './ports.js';
+import { ArpSysctl } from './sysctl.js';
+
+export { formatIp, formatMac, type IpAddr, parseMac, parseVip, tryParseIp } from './addr.js';
+export {
+  Announcer,
+  type AnnouncerDeps,
+  type AnnouncerEvents,
+  type AnnouncerOptions,
+  type ConflictEvent,
+  DEFAULT_SCHEDULE,
+  type HoldResult,
+  type ProbeResult,
+} from './announcer.js';
+export { type DropReason, decodeArp, encodeArp, gratuitousArp } from './codec.js';
+export { decodeNdp, encodeNdp, unsolicitedNa } from './ndp.js';
+export type { AddressTable, LinkInfo, LinkSource } from './netlink.js';
+export { VIP_LABEL, VIP_PROTO } from './netlink.js';
+export { type FrameSocket, PacketSocket } from './packet-socket.js';
+export { eligible, type OpenPort } from './ports.js';
+export { type HandleResult, Responder, type ResponderHooks } from './responder.js';
+
+/** Options of {@link createAnnouncer}: the announcer's own plus the production wiring. */
+export interface CreateAnnouncerOptions extends AnnouncerOptions {
+  logger: Logger;
+  /** Metrics registry; default a fresh one. */
+  registry?: Registry;
+  clock?: Clock;
+  /** Where sysctl originals survive a crash; default `/run/vipmesh`. */
+  stateDir?: string;
+}
+
+/**
+ * The production announcer: AF_PACKET ports, rtnetlink for links and lo addresses, /proc/sys for
+ * arp_ignore/arp_announce. Started (stale VIPs removed, ports open) when the promise resolves.
+ */
+export async function createAnnouncer(opts: CreateAnnouncerOptions): Promise<Announcer> {
+  const tables = new NetlinkTables();
+  const announcer = new Announcer(
+    {
+      links: tables,
+      addresses: tables,
+      sysctl: new ArpSysctl(undefined, join(opts.stateDir ?? '/run/vipmesh', 'arp-sysctl.json')),
+      openPort: openPacketPort,
+      clock: opts.clock ?? systemClock,
+      logger: opts.logger,
+      registry: opts.registry ?? createRegistry(),
+    },
+    opts,
+  );
+  try {
+    await announcer.start();
+  } catch (err) {
+    await announcer.close().catch(() => undefined);
+    throw err;
+  }
+  return announcer;
+}
