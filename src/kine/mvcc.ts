@@ -24,6 +24,8 @@ import {
 /** etcd's limit on operations per txn branch (--max-txn-ops default). */
 export const MAX_TXN_OPS = 128;
 const LATEST = Number.MAX_SAFE_INTEGER;
+/** A fresh etcd store is at revision 1; its first write makes revision 2. */
+const FIRST_REV = 1;
 
 /** What the MVCC layer asks of the lease table (STYLE.md 4: decisions passed in). */
 export interface LeaseIndex {
@@ -63,7 +65,7 @@ export class Mvcc {
     this.#db = db;
     this.#leases = leases;
     this.compactRev = Number(db.metaGet('compact_rev') ?? 0);
-    this.rev = Math.max(db.maxRevision(), this.compactRev);
+    this.rev = Math.max(db.maxRevision(), this.compactRev, FIRST_REV);
   }
 
   /** Swap the lease index (the lessor is built after the log). */
@@ -75,7 +77,7 @@ export class Mvcc {
   reload(): void {
     this.pending = [];
     this.compactRev = Number(this.#db.metaGet('compact_rev') ?? 0);
-    this.rev = Math.max(this.#db.maxRevision(), this.compactRev);
+    this.rev = Math.max(this.#db.maxRevision(), this.compactRev, FIRST_REV);
   }
 
   /** Check a requested read revision; returns the revision to read at. */

@@ -10,6 +10,7 @@ import type {
   PutResponse,
   RangeRequest,
   RangeResponse,
+  ResponseHeader,
   ResponseOp,
   TxnRequest,
   TxnResponse,
@@ -56,7 +57,8 @@ export function kvService(b: Backend, log: Logger): UntypedServiceImplementation
 function fillHeaders(responses: ResponseOp[], b: Backend, rev: number): void {
   for (const r of responses) {
     const inner = r.response_range ?? r.response_put ?? r.response_delete_range ?? r.response_txn;
-    if (inner !== undefined) inner.header = b.header(rev);
+    // etcd fills only the revision in the headers of a txn's inner responses.
+    if (inner !== undefined) inner.header = { revision: rev } as ResponseHeader;
     if (r.response_txn) fillHeaders(r.response_txn.responses, b, rev);
   }
 }
