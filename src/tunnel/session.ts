@@ -355,8 +355,11 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
         this.#armDeadline(this.#deadMs - silent);
       } else if (!late && now - due > this.#hbMs / 2) {
         // This timer itself ran late: our own event loop was blocked, and frames the peer sent meanwhile
-        // may be waiting unread in the socket. Let one I/O poll pass before calling the peer dead.
-        this.#armDeadline(0, true);
+        // may be waiting unread in the socket. Let one I/O poll pass (setImmediate runs after it) before
+        // calling the peer dead.
+        setImmediate(() => {
+          if (this.#closed === undefined) this.#armDeadline(0, true);
+        });
       } else {
         this.close(`heartbeat timeout: nothing heard for ${Math.round(silent)} ms`, 4000);
       }

@@ -87,6 +87,7 @@ export class TunnelStream extends Duplex {
     if (this.#received > this.#window + this.#credited) return false;
     // Copy out of the websocket message so a slow reader never pins the frame's whole buffer.
     this.push(Buffer.from(data));
+    this.#giveCredit();
     return true;
   }
 
@@ -122,11 +123,25 @@ export class TunnelStream extends Duplex {
   }
 
   override _read(): void {
-    // Give back what the reader has taken out of the buffer, in batches (a CREDIT per DATA would double
-    // the frame count); an empty buffer always gets its credit back so a window never sits half-used.
+    // Nothing to start: the peer sends as far as its credit allows. Credit goes back from read(), below.
+  }
+
+  /**
+   * Give back what the reader has taken out of the buffer. Node calls `_read()` before it removes the data
+   * it returns, so credit is computed after `read()` (every consumer, pipe and async iterator included,
+   * goes through it) and after a push that a flowing reader took at once. Credit goes back in batches of a
+   * quarter window (a CREDIT per DATA would double the frame count); a peer that has run out of credit is
+   * always owed at least that much once the reader has drained a quarter of the buffer, so it never stalls.
+   */
+  override read(size?: number): unknown {
+    const chunk: unknown = super.read(size);
+    this.#giveCredit();
+    return chunk;
+  }
+
+  #giveCredit(): void {
     const consumed = this.#received - this.readableLength - this.#credited;
-    if (consumed <= 0 || this.#remoteFin || this.#released) return;
-    if (consumed >= this.#window / 4 || this.readableLength === 0) {
+    if (consumed >= this.#window / 4 && !this.#remoteFin && !this.#released) {
       this.#credited += consumed;
       this.#owner.send(encodeU32(FrameType.CREDIT, this.id, consumed));
     }
