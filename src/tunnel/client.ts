@@ -179,6 +179,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
           this.metrics.sessions--;
           this.#log.warn({ url, reason }, 'tunnel session lost');
           this.emit('disconnected', { reason });
+          escalate = false; // losing a session is not a failed attempt
         }
       } catch (err) {
         const e = err instanceof VipmeshError ? err : new VipmeshError('VIPMESH_TUNNEL_CONNECT', String(err));

@@ -133,8 +133,9 @@ export class TunnelStream extends Duplex {
    * quarter window (a CREDIT per DATA would double the frame count); a peer that has run out of credit is
    * always owed at least that much once the reader has drained a quarter of the buffer, so it never stalls.
    */
-  override read(size?: number): unknown {
-    const chunk: unknown = super.read(size);
+  override read(size?: number): string | Buffer {
+    // Typed like NodeJS.ReadableStream.read (which, like Node itself, also returns null when empty).
+    const chunk = super.read(size) as string | Buffer;
     this.#giveCredit();
     return chunk;
   }
