@@ -116,7 +116,7 @@ export function parseMac(text: string): Buffer | undefined {
 
 /** The solicited-node multicast address ff02::1:ffXX:XXXX of an IPv6 address (RFC 4291 2.7.1). */
 export function solicitedNode(ip: Uint8Array): Buffer {
-  const out = Buffer.from('ff020000000000000000000001ff0000', 'hex');
+  const out = Buffer.from('ff0200000000000000000001ff000000', 'hex');
   out[13] = ip[13]!;
   out[14] = ip[14]!;
   out[15] = ip[15]!;
