@@ -1,0 +1,70 @@
+/**
+ * Runs the host-gw stack inside a node namespace for test/netns/hostgw.test.ts (netlink sockets belong
+ * to the namespace of the process that opens them, so the reconciler must live in a process started with
+ * `ip netns exec`). Usage:
+ *
+ *   node --import tsx test/netns/hostgw-fixture.ts <node> <iface> <cluster-cidr> <subnet.env path>
+ *
+ * stdin: one JSON command per line: a lease array (`[{node, podCIDRs, nodeIPs}, ...]`) or `"resync"`.
+ * stdout: one JSON event per line: `ready`, `result` (after each command), `refused`, `restoring`.
+ * Exits (routes left in place) on stdin end or SIGTERM.
+ */
+import { createInterface } from 'node:readline';
+import { createHostGw, type Lease, type ReconcileResult } from '../../src/flannel-hostgw/index.js';
+import { createLogger } from '../../src/log.js';
+
+const [node, iface, clusterCidr, subnetEnvPath] = process.argv.slice(2);
+if (node === undefined || iface === undefined || clusterCidr === undefined || subnetEnvPath === undefined) {
+  process.stderr.write('usage: hostgw-fixture <node> <iface> <cluster-cidr> <subnet.env>\n');
+  process.exit(2);
+}
+
+const out = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
+const summary = (r: ReconcileResult) => ({
+  type: 'result',
+  replaced: r.replaced,
+  deleted: r.deleted,
+  unchanged: r.unchanged,
+  refused: r.refused.map((x) => ({ node: x.node, code: x.error.code, message: x.error.message })),
+  errors: r.errors.map((e) => e.message),
+});
+
+const hg = createHostGw({
+  nodeName: node,
+  flannelIface: iface,
+  clusterCidr: clusterCidr.split(','),
+  subnetEnvPath,
+  logger: createLogger({ level: process.env['VIPMESH_LOG_LEVEL'] ?? 'warn', destination: 2, pretty: false }),
+});
+
+let shuttingDown = false;
+async function shutdown(code: number): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  await hg.close();
+  process.exit(code);
+}
+process.on('SIGTERM', () => void shutdown(0));
+
+const info = await hg.start();
+hg.reconciler.on('refused', (r) =>
+  out({ type: 'refused', node: r.node, code: r.error.code, message: r.error.message }),
+);
+hg.reconciler.on('restoring', (dst) => out({ type: 'restoring', dst, at: Date.now() }));
+out({ type: 'ready', ...info });
+
+const lines = createInterface({ input: process.stdin });
+// Commands run one at a time, in order.
+let chain = Promise.resolve();
+lines.on('line', (line) => {
+  chain = chain.then(async () => {
+    try {
+      const cmd = JSON.parse(line) as Lease[] | 'resync';
+      const result = cmd === 'resync' ? await hg.reconciler.resync() : await hg.setLeases(cmd);
+      out(summary(result));
+    } catch (err) {
+      out({ type: 'error', code: (err as { code?: string }).code, message: (err as Error).message });
+    }
+  });
+});
+lines.on('close', () => void chain.then(() => shutdown(0)));
