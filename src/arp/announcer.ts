@@ -222,12 +222,19 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
         this.#log.error({ op: 'respond', iface: link.name, err }, 'sending an answer failed');
       }
     };
-    this.#d.sysctl.apply(link.name);
+    // Sockets first: without CAP_NET_RAW the error names that, not the sysctl it would fail on next.
     const sockets = this.#d.openPort(
       info,
       (f, t) => guard('4', (r) => r.handleArp(f, t)),
       (f, t) => guard('6', (r) => r.handleNdp(f, t)),
     );
+    try {
+      this.#d.sysctl.apply(link.name);
+    } catch (err) {
+      sockets.arp.close();
+      sockets.ndp.close();
+      throw err;
+    }
     responder = new Responder(info, sockets.arp, sockets.ndp, hooks);
     const port: Port = { ...sockets, info, index: link.index, responder };
     this.#ports.set(link.name, port);

@@ -87,11 +87,10 @@ export class ArpSysctl {
       } catch (err) {
         if (err instanceof VipmeshError) throw err;
         const errno = errnoOf(err);
+        const denied = errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS';
         throw new VipmeshError(
-          errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS'
-            ? 'VIPMESH_ARP_PERMISSION'
-            : 'VIPMESH_ARP_SYSCTL',
-          `setting net.ipv4.conf.${ifname}.${key}=${want.value} failed (${errno ?? String(err)})`,
+          denied ? 'VIPMESH_ARP_PERMISSION' : 'VIPMESH_ARP_SYSCTL',
+          `setting net.ipv4.conf.${ifname}.${key}=${want.value} failed (${errno ?? String(err)})${denied ? '; it needs CAP_NET_ADMIN' : ''}`,
           { cause: err, details: { iface: ifname, errno } },
         );
       }
