@@ -6,12 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3, type IKeyValue } from 'etcd3';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { type Datastore, startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
 import { createRegistry } from '../src/metrics.js';
 
-async function setup(t: Tap.Test): Promise<{ ds: Datastore; client: Etcd3 }> {
+async function setup(t: Test): Promise<{ ds: Datastore; client: Etcd3 }> {
   const dir = mkdtempSync(join(tmpdir(), 'vipmesh-kine-etcd3-'));
   const ds = await startDatastore({
     dataDir: dir,

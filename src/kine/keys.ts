@@ -33,6 +33,7 @@ export function inRange(range: KeyRange, name: Buffer): boolean {
 
 /** True when two ranges share a key. */
 export function overlaps(a: KeyRange, b: KeyRange): boolean {
+  if (isEmptyRange(a) || isEmptyRange(b)) return false;
   if (a.single) return inRange(b, a.key);
   if (b.single) return inRange(a, b.key);
   const aBeforeB = a.end !== null && Buffer.compare(a.end, b.key) <= 0;

@@ -1,0 +1,404 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import t, { type Test } from 'tap';
+import { silentLogger } from '../log.js';
+import { createRegistry } from '../metrics.js';
+import { FakeClock } from '../testing/fake-clock.js';
+import { Backend, type BackendOptions } from './backend.js';
+import { req } from './fixtures.js';
+import { prefixEnd } from './keys.js';
+import { Mvcc } from './mvcc.js';
+import type { Event } from './types.js';
+
+function tempFile(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-kine-unit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'state.db');
+}
+
+function open(file: string, extra: Partial<BackendOptions> = {}): Backend {
+  return new Backend({ file, logger: silentLogger(), ...extra });
+}
+
+const put = (b: Backend, k: string, v: string, lease = 0) =>
+  b.write((tx) => b.mvcc.put(tx, req.put(k, v, { lease })));
+const del = (b: Backend, k: string, end?: string) =>
+  b.write((tx) => b.mvcc.deleteRange(tx, req.del(k, end === undefined ? {} : { end })));
+const getAll = (b: Backend, rev = 0) =>
+  b.mvcc.range(req.range('\0', { end: '\0', revision: rev })).kvs.map((kv) => `${kv.key}=${kv.value}`);
+
+t.test('revisions, versions and create revisions follow etcd', async (t) => {
+  const b = open(tempFile(t));
+  t.teardown(() => b.close());
+  t.equal(b.mvcc.rev, 1, 'a new store is at revision 1');
+  t.equal((await put(b, 'a', '1')).rev, 2);
+  t.equal((await put(b, 'a', '2')).rev, 3);
+  await put(b, 'b', 'x');
+  const a = b.mvcc.range(req.range('a')).kvs[0]!;
+  t.match(a, { create_revision: 2, mod_revision: 3, version: 2 });
+  t.equal((await del(b, 'a')).value.deleted, 1);
+  t.equal((await del(b, 'a')).rev, 5, 'deleting nothing keeps the revision');
+  await put(b, 'a', '3');
+  t.match(b.mvcc.range(req.range('a')).kvs[0], { create_revision: 6, mod_revision: 6, version: 1 });
+  t.same(getAll(b, 3), ['a=2'], 'reads at an old revision');
+  t.same(getAll(b, 4), ['a=2', 'b=x']);
+  t.throws(() => b.mvcc.range(req.range('a', { revision: 99 })), { grpcCode: 11 });
+  t.throws(() => b.mvcc.range(req.range('')), { message: 'etcdserver: key is not provided' });
+  t.throws(() => b.mvcc.range(req.range('a', { sort_order: 7 })), {
+    message: 'etcdserver: invalid sort option',
+  });
+  t.same(b.mvcc.range(req.range('b', { end: 'a' })).kvs, [], 'an end below the key is an empty range');
+  const page = b.mvcc.range(req.range('\0', { end: '\0', limit: 1 }));
+  t.equal(page.more, true);
+  t.equal(page.count, 2);
+  const counted = b.mvcc.range(req.range('\0', { end: '\0', count_only: true }));
+  t.same([counted.kvs.length, counted.count], [0, 2]);
+  const filtered = b.mvcc.range(req.range('\0', { end: '\0', min_mod_revision: 5 }));
+  t.same(
+    filtered.kvs.map((kv) => String(kv.key)),
+    ['a'],
+  );
+});
+
+t.test('txn compares and nested ops', async (t) => {
+  const b = open(tempFile(t));
+  t.teardown(() => b.close());
+  await put(b, 'k', 'v1');
+  const cmp = (target: number, result: number, field: Record<string, unknown>) => ({
+    key: Buffer.from('k'),
+    range_end: Buffer.alloc(0),
+    target,
+    result,
+    ...field,
+  });
+  const run = (compare: ReturnType<typeof cmp>[]) =>
+    b.write((tx) =>
+      b.mvcc.txn(tx, req.txn({ compare, success: [{ request_range: req.range('k') }], failure: [] })),
+    );
+  // target: VERSION 0, CREATE 1, MOD 2, VALUE 3, LEASE 4; result: EQUAL 0, GREATER 1, LESS 2, NOT_EQUAL 3
+  const cases: Array<[string, ReturnType<typeof cmp>, boolean]> = [
+    ['version = 1', cmp(0, 0, { version: 1 }), true],
+    ['version > 1', cmp(0, 1, { version: 1 }), false],
+    ['create = 2', cmp(1, 0, { create_revision: 2 }), true],
+    ['mod < 3', cmp(2, 2, { mod_revision: 3 }), true],
+    ['value = v1', cmp(3, 0, { value: Buffer.from('v1') }), true],
+    ['value > v0', cmp(3, 1, { value: Buffer.from('v0') }), true],
+    ['value != v1', cmp(3, 3, { value: Buffer.from('v1') }), false],
+    ['lease = 0', cmp(4, 0, { lease: 0 }), true],
+  ];
+  for (const [name, c, want] of cases) t.equal((await run([c])).value.succeeded, want, name);
+  const missing = { ...cmp(3, 0, { value: Buffer.alloc(0) }), key: Buffer.from('nope') };
+  t.equal((await run([missing])).value.succeeded, false, 'a value compare on a missing key fails');
+  const missingVersion = { ...cmp(0, 0, { version: 0 }), key: Buffer.from('nope') };
+  t.equal((await run([missingVersion])).value.succeeded, true, 'a missing key has version 0');
+
+  const nested = await b.write((tx) =>
+    b.mvcc.txn(
+      tx,
+      req.txn({
+        success: [
+          { request_put: req.put('x', '1') },
+          {
+            request_txn: req.txn({
+              success: [{ request_put: req.put('y', '2') }, { request_range: req.range('x') }],
+            }),
+          },
+          { request_delete_range: req.del('k') },
+        ],
+      }),
+    ),
+  );
+  t.equal(nested.rev, 3, 'one revision for the whole txn');
+  t.same(getAll(b), ['x=1', 'y=2']);
+  const inner = nested.value.responses[1]!.response_txn!.responses[1]!.response_range!;
+  t.equal(String(inner.kvs[0]!.value), '1', 'a read inside the txn sees its earlier writes');
+
+  t.throws(
+    () =>
+      Mvcc.checkTxn(
+        req.txn({ success: [{ request_put: req.put('d', '1') }, { request_put: req.put('d', '2') }] }),
+      ),
+    {
+      message: 'etcdserver: duplicate key given in txn request',
+    },
+  );
+  t.throws(
+    () =>
+      Mvcc.checkTxn(
+        req.txn({
+          success: [
+            { request_put: req.put('p/1', '1') },
+            { request_delete_range: req.del('p/', { end: 'p0' }) },
+          ],
+        }),
+      ),
+    { message: 'etcdserver: duplicate key given in txn request' },
+  );
+  const many = Array.from({ length: 129 }, (_, i) => ({ request_put: req.put(`m${i}`, 'v') }));
+  t.throws(() => Mvcc.checkTxn(req.txn({ success: many })), {
+    message: 'etcdserver: too many operations in txn request',
+  });
+  t.throws(() => Mvcc.checkPut(req.put('a', 'v', { ignore_value: true })), {
+    message: 'etcdserver: value is provided',
+  });
+  t.throws(() => Mvcc.checkPut(req.put('a', '', { ignore_lease: true, lease: 5 })), {
+    message: 'etcdserver: lease is provided',
+  });
+  await t.rejects(put(b, 'a', 'v', 12345), { message: 'etcdserver: requested lease not found' });
+});
+
+t.test('concurrent writes are group-committed, each with its own revision', async (t) => {
+  const registry = createRegistry();
+  const b = open(tempFile(t), { registry });
+  t.teardown(() => b.close());
+  const results = await Promise.all(Array.from({ length: 16 }, (_, i) => put(b, `k${i}`, 'v')));
+  t.same(
+    results.map((r) => r.rev).sort((x, y) => x - y),
+    Array.from({ length: 16 }, (_, i) => i + 2),
+  );
+  const hist = (await registry.getSingleMetric('vipmesh_kine_commit_batch_writes')!.get()).values;
+  const count = hist.find((v) => v.metricName === 'vipmesh_kine_commit_batch_writes_count')!.value;
+  t.equal(count, 1, 'sixteen writes in one transaction');
+  // One failing write does not take the others down.
+  const mixed = await Promise.allSettled([put(b, 'ok1', 'v'), put(b, 'bad', 'v', 999), put(b, 'ok2', 'v')]);
+  t.same(
+    mixed.map((m) => m.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
+  t.equal(b.mvcc.range(req.range('bad')).count, 0);
+});
+
+t.test('model check: random writes read back identically at every revision', async (t) => {
+  const key = fc.constantFrom('a', 'ab', 'b', 'b/1', 'b/2', 'c');
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('put' as const), key, value: fc.string({ maxLength: 4 }) }),
+    fc.record({ kind: fc.constant('del' as const), key }),
+    fc.record({ kind: fc.constant('delPrefix' as const), key }),
+    fc.record({ kind: fc.constant('txn' as const), key, value: fc.string({ maxLength: 4 }) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 25 }), async (ops) => {
+      const file = join(mkdtempSync(join(tmpdir(), 'vipmesh-kine-model-')), 'state.db');
+      const b = open(file);
+      type Kv = { value: string; create: number; mod: number; version: number };
+      const model = new Map<string, Kv>();
+      const history = new Map<number, string[]>([[1, []]]);
+      const events: Event[] = [];
+      b.hub.add({
+        range: { key: Buffer.from([0]), end: null, single: false },
+        filters: [],
+        prevKv: false,
+        nextRev: 2,
+        synced: true,
+        deliver: (evs) => events.push(...evs),
+      });
+      let rev = 1;
+      try {
+        for (const o of ops) {
+          const next = rev + 1;
+          let changed = false;
+          const setKey = (k: string, v: string) => {
+            const prev = model.get(k);
+            model.set(k, {
+              value: v,
+              create: prev?.create ?? next,
+              mod: next,
+              version: (prev?.version ?? 0) + 1,
+            });
+            changed = true;
+          };
+          const drop = (match: (k: string) => boolean) => {
+            for (const k of [...model.keys()]) if (match(k)) model.delete(k), (changed = true);
+          };
+          if (o.kind === 'put') {
+            await put(b, o.key, o.value);
+            setKey(o.key, o.value);
+          } else if (o.kind === 'del') {
+            await del(b, o.key);
+            drop((k) => k === o.key);
+          } else if (o.kind === 'delPrefix') {
+            await del(b, o.key, prefixEnd(Buffer.from(o.key)).toString('latin1'));
+            drop((k) => k.startsWith(o.key));
+          } else {
+            // if version(key) > 0 then put key+"!" else delete the key's prefix
+            const exists = model.has(o.key);
+            await b.write((tx) =>
+              b.mvcc.txn(
+                tx,
+                req.txn({
+                  compare: [
+                    { key: Buffer.from(o.key), range_end: Buffer.alloc(0), target: 0, result: 1, version: 0 },
+                  ],
+                  success: [{ request_put: req.put(`${o.key}!`, o.value) }],
+                  failure: [{ request_delete_range: req.del(o.key, { end: prefixEnd(Buffer.from(o.key)) }) }],
+                }),
+              ),
+            );
+            if (exists) setKey(`${o.key}!`, o.value);
+            else drop((k) => k.startsWith(o.key));
+          }
+          if (changed) rev = next;
+          history.set(
+            rev,
+            [...model.entries()]
+              .sort(([x], [y]) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
+              .map(([k, v]) => `${k}=${v.value}@${v.create}/${v.mod}/${v.version}`),
+          );
+          if (b.mvcc.rev !== rev) return false;
+        }
+        for (const [r, want] of history) {
+          const got = b.mvcc
+            .range(req.range('\0', { end: '\0', revision: r }))
+            .kvs.map((kv) => `${kv.key}=${kv.value}@${kv.create_revision}/${kv.mod_revision}/${kv.version}`);
+          if (JSON.stringify(got) !== JSON.stringify(want)) return false;
+        }
+        // Replaying the published events rebuilds the final state.
+        const replay = new Map<string, string>();
+        let last = 0;
+        for (const ev of events) {
+          if (Number(ev.kv.mod_revision) < last) return false;
+          last = Number(ev.kv.mod_revision);
+          if (ev.type === 0) replay.set(String(ev.kv.key), String(ev.kv.value));
+          else replay.delete(String(ev.kv.key));
+        }
+        const final = [...model.entries()].map(([k, v]) => `${k}=${v.value}`).sort();
+        const replayed = [...replay.entries()].map(([k, v]) => `${k}=${v}`).sort();
+        return JSON.stringify(final) === JSON.stringify(replayed);
+      } finally {
+        await b.close();
+        rmSync(join(file, '..'), { recursive: true, force: true });
+      }
+    }),
+    { numRuns: 40 },
+  );
+  t.pass('the store matched the model');
+});
+
+t.test('leases expire on the clock, delete their keys in one revision, and survive a restart', async (t) => {
+  const file = tempFile(t);
+  const clock = new FakeClock();
+  let b = open(file, { clock });
+  b.start();
+  const { id, ttl } = await b.lessor.grant(0, 1);
+  t.equal(ttl, 2, 'TTLs below the minimum are raised to 2 s as etcd does');
+  const long = await b.lessor.grant(42, 10);
+  t.equal(long.id, 42, 'a client-chosen ID is kept');
+  await t.rejects(b.lessor.grant(42, 10), { message: 'etcdserver: lease already exists' });
+  await t.rejects(b.lessor.grant(0, 9_000_000_001), { message: 'etcdserver: too large lease TTL' });
+  await put(b, 'l/1', 'v', id);
+  await put(b, 'l/2', 'v', id);
+  await put(b, 'keep', 'v', 42);
+  t.same(b.lessor.timeToLive(id, true)!.keys.map(String), ['l/1', 'l/2']);
+  const events: Event[] = [];
+  b.hub.add({
+    range: { key: Buffer.from('l/'), end: Buffer.from('l0'), single: false },
+    filters: [],
+    prevKv: true,
+    nextRev: b.mvcc.rev + 1,
+    synced: true,
+    deliver: (evs) => events.push(...evs),
+  });
+  clock.advance(1500);
+  t.equal(b.lessor.renew(id), 2, 'keep-alive answers the granted TTL');
+  clock.advance(1500);
+  await new Promise((r) => setImmediate(r));
+  t.equal(b.mvcc.range(req.range('l/', { end: 'l0' })).count, 2, 'the keep-alive held the lease');
+  clock.advance(2500);
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  t.equal(b.mvcc.range(req.range('l/', { end: 'l0' })).count, 0, 'expired keys are gone');
+  t.same(
+    events.map((e) => [e.type, String(e.kv.key), Number(e.kv.mod_revision), String(e.prev_kv?.value)]),
+    [
+      [1, 'l/1', 5, 'v'],
+      [1, 'l/2', 5, 'v'],
+    ],
+    'delete events at one revision',
+  );
+  t.equal(b.lessor.renew(id), 0, 'an expired lease cannot be renewed');
+  t.equal(b.lessor.timeToLive(id, false), undefined);
+  await b.close();
+  clock.advance(1000);
+  b = open(file, { clock });
+  t.teardown(() => b.close());
+  t.same(b.lessor.list(), [42], 'the live lease survived the restart');
+  const left = b.lessor.timeToLive(42, true)!;
+  t.equal(left.ttl, 3, 'with its remaining TTL (10 s granted 6.5 s ago)');
+  t.same(left.keys.map(String), ['keep']);
+  b.start();
+  clock.advance(4000);
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  t.equal(b.mvcc.range(req.range('keep')).count, 0, 'and it expires on time after the restart');
+  await t.rejects(b.lessor.revoke(42), { message: 'etcdserver: requested lease not found' });
+});
+
+t.test(
+  'compaction removes unreachable history in batches and keeps the compact revision readable',
+  async (t) => {
+    const file = tempFile(t);
+    const b = open(file, { compaction: { retention: 0, batchRows: 7 } });
+    t.teardown(() => b.close());
+    b.start();
+    for (let i = 0; i < 50; i++) await put(b, `k${i % 5}`, `v${i}`);
+    await del(b, 'k4');
+    const before = b.mvcc
+      .range(req.range('\0', { end: '\0', revision: 40 }))
+      .kvs.map((kv) => `${kv.key}=${kv.value}`);
+    await b.compactor.compact(40, true);
+    t.same(
+      b.mvcc.range(req.range('\0', { end: '\0', revision: 40 })).kvs.map((kv) => `${kv.key}=${kv.value}`),
+      before,
+      'the compact revision still reads the same',
+    );
+    t.throws(() => b.mvcc.range(req.range('k0', { revision: 39 })), {
+      message: 'etcdserver: mvcc: required revision has been compacted',
+    });
+    const rows = (b.dialect.db.prepare('SELECT COUNT(*) AS n FROM kine').get() as { n: number }).n;
+    t.equal(rows, 5 + 12, 'one row per key at rev 40 plus the 12 later rows');
+    await t.rejects(b.compactor.compact(30, false), {
+      message: 'etcdserver: mvcc: required revision has been compacted',
+    });
+    await t.rejects(b.compactor.compact(500, false), {
+      message: 'etcdserver: mvcc: required revision is a future revision',
+    });
+    await b.compactor.compact(b.mvcc.rev, true);
+    t.equal(
+      (b.dialect.db.prepare('SELECT COUNT(*) AS n FROM kine').get() as { n: number }).n,
+      4,
+      'the tombstone and superseded rows are gone',
+    );
+    t.equal(b.mvcc.rev, 52, 'the revision survives compaction of its own row');
+    await b.close();
+    const again = open(file);
+    t.equal(again.mvcc.rev, 52, 'and a restart');
+    t.equal(again.mvcc.compactRev, 52);
+    await again.close();
+  },
+);
+
+t.test('automatic compaction by revisions and by time', async (t) => {
+  const clock = new FakeClock();
+  const b = open(tempFile(t), { clock, compaction: { mode: 'revision', retention: 10, interval: 1000 } });
+  t.teardown(() => b.close());
+  b.start();
+  for (let i = 0; i < 30; i++) await put(b, 'k', `v${i}`);
+  clock.advance(1000);
+  for (let i = 0; i < 20 && b.mvcc.compactRev === 0; i++) await new Promise((r) => setImmediate(r));
+  t.equal(b.mvcc.compactRev, 31 - 10, 'keeps the last 10 revisions');
+
+  const c = open(tempFile(t), {
+    clock,
+    compaction: { mode: 'periodic', retention: 60_000, interval: 10_000 },
+  });
+  t.teardown(() => c.close());
+  c.start();
+  for (let i = 0; i < 5; i++) await put(c, 'k', `v${i}`); // revisions 2..6 at t0
+  clock.advance(10_000);
+  for (let i = 0; i < 5; i++) await put(c, 'k', `w${i}`); // 7..11
+  clock.advance(60_000);
+  for (let i = 0; i < 20 && c.mvcc.compactRev < 6; i++) await new Promise((r) => setImmediate(r));
+  t.equal(c.mvcc.compactRev, 6, 'compacts to the revision current one retention ago');
+});
