@@ -1,0 +1,42 @@
+/**
+ * Test fixture (there is no `vipmesh agent` yet): a tunnel client that prints one JSON line per event on
+ * stdout: `connected` (with `reconnect`), `disconnected` (with the reason), `failed`. Each line carries `at`
+ * (Date.now()). Exits on SIGTERM.
+ *
+ *   node --import tsx test/tunnel-fixtures/agent.ts --server URL [--server URL2] --token T --node N
+ *     --data-dir DIR [--port P]... [--heartbeat MS]
+ */
+import { parseArgs } from 'node:util';
+import { TunnelClient } from '../../src/tunnel/index.js';
+
+const { values } = parseArgs({
+  options: {
+    server: { type: 'string', multiple: true, default: [] },
+    token: { type: 'string' },
+    node: { type: 'string' },
+    'data-dir': { type: 'string' },
+    port: { type: 'string', multiple: true, default: [] },
+    heartbeat: { type: 'string', default: '100' },
+  },
+});
+const say = (event: string, fields: Record<string, unknown> = {}) =>
+  process.stdout.write(`${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
+
+const client = new TunnelClient({
+  servers: values.server,
+  token: values.token!,
+  node: values.node!,
+  dataDir: values['data-dir']!,
+  ports: values.port.map(Number),
+  heartbeatMs: Number(values.heartbeat),
+});
+client.on('connected', (e) => say('connected', { url: e.url, reconnect: e.reconnect }));
+client.on('disconnected', (e) => say('disconnected', { reason: e.reason }));
+client.on('failed', (e) => say('failed', { code: e.code, message: e.message }));
+client.connect().catch(() => {});
+// The client's timers are unref'd (they never keep a daemon alive on their own); this one does.
+const keepAlive = setInterval(() => {}, 60_000);
+process.once('SIGTERM', () => {
+  clearInterval(keepAlive);
+  void client.close().then(() => process.exit(0));
+});
