@@ -1,0 +1,40 @@
+/**
+ * The lab's client: connects to TARGET:PORT over TCP every INTERVAL ms (each attempt times out after
+ * TIMEOUT ms) and prints one JSON line per attempt: `{"t": epoch ms, "ok": true, "from": "n2"}` or
+ * `{"t": ..., "ok": false}`. `t` is when the attempt started. Run inside the client namespace:
+ * `prober.js TARGET PORT [INTERVAL=5] [TIMEOUT=200]`.
+ */
+import { connect } from 'node:net';
+
+const [target = '198.51.100.100', portText = '8080', intervalText = '5', timeoutText = '200'] =
+  process.argv.slice(2);
+const port = Number(portText);
+const interval = Number(intervalText);
+const timeout = Number(timeoutText);
+
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function attempt(): void {
+  const t = now();
+  let data = '';
+  let done = false;
+  const finish = (ok: boolean): void => {
+    if (done) return;
+    done = true;
+    sock.destroy();
+    const line = ok ? { t, ok, from: data.trim() } : { t, ok };
+    process.stdout.write(`${JSON.stringify(line)}\n`);
+  };
+  const sock = connect({ host: target, port, timeout });
+  sock.setEncoding('utf8');
+  sock.on('data', (d) => {
+    data += d;
+  });
+  sock.on('end', () => finish(data.length > 0));
+  sock.on('timeout', () => finish(false));
+  sock.on('error', () => finish(false));
+}
+
+setInterval(attempt, interval);
