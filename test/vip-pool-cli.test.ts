@@ -1,0 +1,139 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { promisify } from 'node:util';
+import t from 'tap';
+import type { CliContext } from '../src/cli/context.js';
+import { run } from '../src/cli/program.js';
+
+function capture(): CliContext & { out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => (out += d));
+  stderr.on('data', (d) => (err += d));
+  return {
+    stdout,
+    stderr,
+    exitCode: 0,
+    logger: () => {
+      throw new Error('check-config needs no logger');
+    },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+async function cli(...args: string[]) {
+  const ctx = capture();
+  const code = await run(['check-config', ...args], ctx);
+  return { code, out: ctx.out(), err: ctx.err() };
+}
+
+t.test('check-config on the examples: exit 0, pools and Services printed', async (t) => {
+  const r = await cli('-f', 'config/pools', '-f', 'config/services');
+  t.equal(r.code, 0, r.err);
+  t.equal(r.err, '');
+  t.match(r.out, /^POOL +ADDRESSES/);
+  t.match(r.out, /\ndns\/dns-udp +lan +192\.168\.1\.250\n/);
+  t.match(r.out, /\nedge\/ingress +dual +192\.168\.10\.1,2001:db8:10::\n/);
+});
+
+t.test('check-config -o json prints one JSON object in the documented shape', async (t) => {
+  const r = await cli(
+    '-f',
+    'config/pools/dual-stack.yaml',
+    '-f',
+    'config/services/dual-stack.yaml',
+    '-o',
+    'json',
+  );
+  t.equal(r.code, 0);
+  const doc = JSON.parse(r.out);
+  t.same(Object.keys(doc), ['pools', 'services', 'errors']);
+  t.same(doc.pools, [
+    {
+      name: 'dual',
+      addresses: ['192.168.10.0/24', '2001:db8:10::/64'],
+      size: '18446744073709551870',
+      autoAssign: true,
+      avoidBuggyIPs: true,
+    },
+  ]);
+  t.same(doc.services, [
+    { namespace: 'edge', name: 'ingress', ips: ['192.168.10.1', '2001:db8:10::'], pool: 'dual' },
+    { namespace: 'edge', name: 'mqtt', ips: ['2001:db8:10::1883'], pool: 'dual' },
+  ]);
+  t.same(doc.errors, []);
+});
+
+t.test('check-config on the broken example: exit 1, every problem on stderr', async (t) => {
+  const r = await cli('-f', 'config/invalid/broken.yaml');
+  t.equal(r.code, 1);
+  const lines = r.err.trimEnd().split('\n');
+  t.equal(lines.length, 12);
+  t.equal(
+    lines[0],
+    'config/invalid/broken.yaml:18 IPAddressPool/branch spec.addresses[0]: range start 10.0.0.9 is after end 10.0.0.5',
+  );
+  t.equal(lines[11], '11 problems found');
+  const yaml = await cli('-f', 'config/invalid/broken.yaml', '-o', 'yaml');
+  t.equal(yaml.code, 1);
+  t.match(
+    yaml.out,
+    /\nerrors:\n {2}- file: config\/invalid\/broken.yaml\n {4}line: 18\n {4}kind: IPAddressPool\n {4}name: branch\n {4}path: spec.addresses\[0\]\n {4}code: VIPMESH_RANGE_REVERSED\n/,
+  );
+  const json = JSON.parse((await cli('-f', 'config/invalid/broken.yaml', '-o', 'json')).out);
+  t.same(json.services[3], {
+    namespace: 'default',
+    name: 'web2',
+    error: {
+      code: 'VIPMESH_IP_IN_USE',
+      message:
+        'default/web2: 10.0.0.1 is in use by default/web, which does not share it (no allow-shared-ip key)',
+    },
+  });
+});
+
+t.test('usage errors: no -f, a bad -o, a missing file', async (t) => {
+  t.equal((await cli()).code, 1);
+  const bad = await cli('-f', 'config/pools', '-o', 'xml');
+  t.equal(bad.code, 1);
+  t.match(bad.err, /xml/);
+  const missing = await cli('-f', '/nonexistent/pools.yaml');
+  t.equal(missing.code, 1);
+  t.match(missing.err, /cannot read \/nonexistent\/pools.yaml.*\(VIPMESH_FILE_UNREADABLE\)/);
+});
+
+t.test('the real command: reads stdin, exits with the status', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-check-'));
+  const file = join(dir, 'pool.yaml');
+  writeFileSync(
+    file,
+    'apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: x}\nspec: {addresses: [198.51.100.0/24]}\n',
+  );
+  const exec = promisify(execFile);
+  const ok = await exec(process.execPath, [
+    '--import',
+    'tsx',
+    'src/cli/main.ts',
+    'check-config',
+    '-f',
+    file,
+    '-o',
+    'json',
+  ]);
+  t.equal(JSON.parse(ok.stdout).pools[0].size, 256);
+  const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'check-config', '-f', '-']);
+  child.stdin!.end(
+    'apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n',
+  );
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  t.equal(code, 1);
+  t.match(err, /<stdin>:1 Service\/s: no autoAssign pool serves this Service/);
+});
