@@ -1,7 +1,7 @@
 import { Agent, request } from 'node:https';
 import { VipmeshError } from '../errors.js';
+import { fetchAndPinCA, parseToken } from '../tunnel/index.js';
 import { errorFromStatus, type Status } from './status.js';
-import { caHashOf, parseToken } from './token.js';
 import {
   apiVersionOf,
   type KubeObject,
@@ -17,7 +17,7 @@ import {
 export interface ApiClientOptions {
   /** `https://host:6443` */
   server: string;
-  /** The admin token, `K10<ca-hash>::admin:<secret>`. */
+  /** The admin token, `K10<ca-hash>::admin:<secret>`; its hash pins the CA fetched from /cacerts. */
   token: string;
   /** The CA to trust; default: fetched from `/cacerts` and pinned against the token's hash. */
   caCertPem?: string;
@@ -55,11 +55,9 @@ function send(
   opts: {
     method: string;
     headers: Record<string, string>;
-    agent?: Agent;
+    agent: Agent;
     body?: Buffer;
     timeoutMs: number;
-    /** Skip certificate verification: only for fetching the CA that is then checked against the hash. */
-    unverified?: boolean;
   },
 ): Promise<Raw> {
   return new Promise((resolve, reject) => {
@@ -69,7 +67,6 @@ function send(
         method: opts.method,
         headers: opts.headers,
         agent: opts.agent,
-        rejectUnauthorized: opts.unverified !== true,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -84,37 +81,6 @@ function send(
     req.on('error', reject);
     req.end(opts.body);
   });
-}
-
-/**
- * Fetch the server's CA from `/cacerts` (without trusting anything yet) and check its sha256 against the
- * hash in the token, as k3s agents do. `VIPMESH_API_CA_MISMATCH` when they differ.
- */
-export async function fetchPinnedCa(server: string, caHash: string, timeoutMs = 30_000): Promise<string> {
-  let raw: Raw;
-  try {
-    // No verification here on purpose: the hash comparison below is the verification.
-    raw = await send(new URL('/cacerts', server), {
-      method: 'GET',
-      headers: {},
-      timeoutMs,
-      unverified: true,
-    });
-  } catch (err) {
-    throw unreachable(server, err);
-  }
-  if (raw.status !== 200) {
-    throw new VipmeshError('VIPMESH_API_CA_MISMATCH', `${server}/cacerts answered HTTP ${raw.status}`);
-  }
-  const got = caHashOf(raw.body);
-  if (got !== caHash.toLowerCase()) {
-    throw new VipmeshError(
-      'VIPMESH_API_CA_MISMATCH',
-      `the CA served by ${server} (sha256 ${got}) is not the one the token pins (${caHash}); wrong server or token`,
-      { details: { server, got, want: caHash } },
-    );
-  }
-  return raw.body.toString('utf8');
 }
 
 /** A typed client of the API (the CLI's). Errors come back as the VipmeshError codes the store throws. */
@@ -134,9 +100,7 @@ export class ApiClient {
   /** Pin the CA from the token (unless `caCertPem` is given) and return a client. */
   static async connect(opts: ApiClientOptions): Promise<ApiClient> {
     const tok = parseToken(opts.token);
-    let ca = opts.caCertPem;
-    if (ca === undefined && tok.caHash !== undefined)
-      ca = await fetchPinnedCa(opts.server, tok.caHash, opts.timeoutMs);
+    const ca = opts.caCertPem ?? (await fetchAndPinCA(opts.server, tok.caHash, opts.timeoutMs));
     return new ApiClient(opts.server, opts.token.trim(), ca, opts.timeoutMs);
   }
 

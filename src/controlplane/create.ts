@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
+import { validateObject } from '../vip-pool/index.js';
 import { createEtcdKv, type EtcdKvOptions } from './etcd-kv.js';
 import type { Validator } from './status.js';
 import { ResourceStore } from './store.js';
@@ -10,7 +11,7 @@ export interface CreateResourceStoreOptions {
   endpoints: EtcdKvOptions['endpoints'];
   /** Extra `etcd3` client options (TLS, auth). */
   client?: EtcdKvOptions['client'];
-  /** Object validation (vip-pool's `validateObject`, the same as check-config). */
+  /** Object validation; default vip-pool's `validateObject` (the same as `vipmesh check-config`). */
   validate?: Validator;
   registry?: Registry;
   clock?: Clock;
@@ -24,7 +25,7 @@ export function createResourceStore(opts: CreateResourceStoreOptions): ResourceS
   });
   return new ResourceStore({
     kv,
-    ...(opts.validate === undefined ? {} : { validate: opts.validate }),
+    validate: opts.validate ?? validateObject,
     ...(opts.registry === undefined ? {} : { registry: opts.registry }),
     ...(opts.clock === undefined ? {} : { clock: opts.clock }),
   });

@@ -124,14 +124,7 @@ export class EtcdKv implements Kv {
     watcher.on('error', (err) => {
       if (done) return;
       done = true;
-      // etcd cancels a watch whose start revision was compacted ("mvcc: required revision has been
-      // compacted"); Kubernetes answers that with 410 Gone so the client relists.
-      const gone = /compact/i.test(err.message);
-      handlers.error(
-        gone
-          ? apiError('VIPMESH_API_GONE', `revision ${from} has been compacted; list again`, {}, err)
-          : apiError('VIPMESH_STORE_UNAVAILABLE', `datastore watch: ${err.message}`, {}, err),
-      );
+      void this.#watchError(prefix, from, err).then((e) => handlers.error(e));
     });
     return {
       close: async () => {
@@ -139,6 +132,26 @@ export class EtcdKv implements Kv {
         await watcher.cancel().catch(() => undefined);
       },
     };
+  }
+
+  /**
+   * Why a watch ended. etcd cancels a watch whose start revision was compacted, but the `etcd3` client drops
+   * the cancel reason, so ask: a read at that revision fails with "required revision has been compacted".
+   * Kubernetes answers that with 410 Gone so the client lists again.
+   */
+  async #watchError(prefix: string, from: number, err: Error): Promise<Error> {
+    let compacted = /compact/i.test(err.message);
+    if (!compacted) {
+      compacted = await this.#client.kv
+        .range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), revision: from, limit: 1 })
+        .then(
+          () => false,
+          (e: Error) => /compact/i.test(e.message),
+        );
+    }
+    return compacted
+      ? apiError('VIPMESH_API_GONE', `revision ${from} has been compacted; list again`, {}, err)
+      : apiError('VIPMESH_STORE_UNAVAILABLE', `datastore watch: ${err.message}`, {}, err);
   }
 
   async revision(): Promise<number> {

@@ -17,7 +17,7 @@ export { applyObject, expandPaths, outcomeLine, parseObjects, readObjects, typeN
 export type { ConnectionFlags } from './cli.js';
 export { connectFromFlags, connectionOptions } from './cli.js';
 export type { ApiClientOptions } from './client.js';
-export { ApiClient, fetchPinnedCa, pathFor } from './client.js';
+export { ApiClient, pathFor } from './client.js';
 export type { CreateResourceStoreOptions } from './create.js';
 export { createResourceStore } from './create.js';
 export type { EtcdKvOptions } from './etcd-kv.js';
@@ -34,8 +34,8 @@ export type { ConfigProblem, Status, Validator } from './status.js';
 export { errorFromStatus, statusFor } from './status.js';
 export type { ListOptions, ResourceStoreOptions, StoreWatchEvents, WatchOptions } from './store.js';
 export { canonicalJson, keyOf, ResourceStore, StoreWatch } from './store.js';
-export type { Authenticator, ParsedToken, Principal } from './token.js';
-export { caHashOf, formatToken, parseToken, tokenAuthenticator } from './token.js';
+export type { Authenticator, Principal } from './token.js';
+export { tokenAuthenticator } from './token.js';
 export type {
   Condition,
   ConfigMap,

@@ -12,10 +12,10 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Serving certificate and key (PEM); `caCertPem` is served at /cacerts for pinning. */
   tls: { certPem: string; keyPem: string; caCertPem?: string };
-  /** The admin secret the API accepts (the part after `::admin:` of the admin token). */
-  adminSecret: string;
-  /** The agents' join secret: authenticates, but gets 403 on the API. */
-  joinSecret?: string;
+  /** The admin token the API accepts (`ServerCredentials.adminToken`). */
+  adminToken: string;
+  /** The agents' join token: authenticates, but gets 403 on the API. */
+  joinToken?: string;
   /** Address to listen on; default 127.0.0.1. */
   host?: string;
   /** Port; default 0 (any free port, see `url`). */
@@ -42,8 +42,8 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     store: opts.store,
     logger: opts.logger,
     authenticate: tokenAuthenticator({
-      adminSecret: opts.adminSecret,
-      ...(opts.joinSecret === undefined ? {} : { joinSecret: opts.joinSecret }),
+      adminToken: opts.adminToken,
+      ...(opts.joinToken === undefined ? {} : { joinToken: opts.joinToken }),
     }),
     ...(opts.tls.caCertPem === undefined ? {} : { caCertPem: opts.tls.caCertPem }),
     ...(opts.ready === undefined ? {} : { ready: opts.ready }),

@@ -5,14 +5,13 @@
  * conflict came from the store in-process or over HTTPS.
  */
 import { VipmeshError } from '../errors.js';
+import type { ConfigProblem as PoolConfigProblem } from '../vip-pool/index.js';
 
-/** One field-level problem, as the vip-pool validator reports it (`path` is e.g. `spec.addresses[0]`). */
-export interface ConfigProblem {
-  path: string;
-  code: string;
-  message: string;
-  [key: string]: unknown;
-}
+/**
+ * One field-level problem: the part of vip-pool's ConfigProblem the API uses (`path` is e.g.
+ * `spec.addresses[0]`, `code` a stable VIPMESH_* code).
+ */
+export type ConfigProblem = Pick<PoolConfigProblem, 'path' | 'code' | 'message'>;
 
 /** Validates one object; an empty list means valid. The same function `vipmesh check-config` uses. */
 export type Validator = (obj: unknown) => ConfigProblem[];
