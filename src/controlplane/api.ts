@@ -184,9 +184,11 @@ export class ApiHandler {
     let size = 0;
     for await (const chunk of req) {
       size += (chunk as Buffer).length;
-      if (size > max) throw apiError('VIPMESH_API_TOO_LARGE', `the request body is larger than ${max} bytes`);
-      chunks.push(chunk as Buffer);
+      // Keep reading (and dropping) past the limit: answering before the client has sent everything
+      // resets the connection under it and it never sees the 413. Only an authenticated admin gets here.
+      if (size <= max) chunks.push(chunk as Buffer);
     }
+    if (size > max) throw apiError('VIPMESH_API_TOO_LARGE', `the request body is larger than ${max} bytes`);
     const text = Buffer.concat(chunks).toString('utf8');
     if (optional && text.trim() === '') return undefined;
     try {
@@ -236,10 +238,15 @@ function notFoundPath(path: string): VipmeshError {
  * Exported for the property test.
  */
 export function parsePath(path: string): Route {
-  const segs = path
-    .split('/')
-    .filter((s) => s !== '')
-    .map(decodeURIComponent);
+  let segs: string[];
+  try {
+    segs = path
+      .split('/')
+      .filter((s) => s !== '')
+      .map(decodeURIComponent);
+  } catch {
+    throw notFoundPath(path); // malformed %-escapes name nothing we serve
+  }
   let gv: string;
   let rest: string[];
   if (segs[0] === 'api' && segs[1] === 'v1') {

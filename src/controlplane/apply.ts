@@ -81,7 +81,13 @@ export function parseObjects(text: string, source: string, defaultNamespace = 'd
         file: source,
       });
     }
-    const v: unknown = doc.toJS();
+    let v: unknown;
+    try {
+      v = doc.toJS();
+    } catch (err) {
+      // e.g. an alias to an anchor that does not exist
+      throw badInput(`${source}: not valid YAML: ${(err as Error).message}`, { file: source });
+    }
     if (v === null || v === undefined) continue;
     const line =
       doc.contents?.range?.[0] === undefined ? 0 : text.slice(0, doc.contents.range[0]).split('\n').length;

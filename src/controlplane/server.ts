@@ -23,6 +23,8 @@ export interface ApiServerOptions {
   ready?: () => boolean;
   extraRoutes?: ApiHandlerOptions['extraRoutes'];
   registry?: Registry;
+  /** Largest request body; default 3 MiB. */
+  maxBodyBytes?: number;
 }
 
 /** A listening API server. */
@@ -49,6 +51,7 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     ...(opts.ready === undefined ? {} : { ready: opts.ready }),
     ...(opts.extraRoutes === undefined ? {} : { extraRoutes: opts.extraRoutes }),
     ...(opts.registry === undefined ? {} : { registry: opts.registry }),
+    ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
   });
   const server = createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler.handle);
   const host = opts.host ?? '127.0.0.1';
