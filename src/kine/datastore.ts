@@ -1,4 +1,5 @@
 import { lstatSync, unlinkSync } from 'node:fs';
+import { type AddressInfo, createServer, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import {
   type MethodDefinition,
@@ -13,6 +14,7 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import { Backend } from './backend.js';
+import { encodeRangeResponse } from './codec.js';
 import type { CompactionOptions } from './compactor.js';
 import { type EtcdService, etcdServices } from './proto.js';
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, oversized } from './server/common.js';
@@ -20,6 +22,7 @@ import { kvService } from './server/kv.js';
 import { leaseService } from './server/lease.js';
 import { clusterService, maintenanceService, unimplemented } from './server/maintenance.js';
 import { type WatchOptions, watchService } from './server/watch.js';
+import type { RangeResponse } from './types.js';
 
 /** Options for {@link startDatastore}. */
 export interface DatastoreOptions {
@@ -86,8 +89,9 @@ export async function startDatastore(opts: DatastoreOptions): Promise<Datastore>
   }
   const listen = opts.listenAddress ?? '127.0.0.1:2379';
   let address: string;
+  let listener: NetServer;
   try {
-    address = await bind(server, listen);
+    ({ address, net: listener } = await bind(server, listen));
   } catch (err) {
     await backend.close();
     throw new VipmeshError('VIPMESH_KINE_LISTEN', `cannot listen on ${listen}: ${(err as Error).message}`, {
@@ -105,6 +109,7 @@ export async function startDatastore(opts: DatastoreOptions): Promise<Datastore>
     backend,
     close() {
       closing ??= (async () => {
+        listener.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();
@@ -123,30 +128,56 @@ export async function startDatastore(opts: DatastoreOptions): Promise<Datastore>
   };
 }
 
-async function bind(server: Server, listen: string): Promise<string> {
+/**
+ * Listen with our own net.Server and hand each connection to grpc-js: grpc-js's own listener leaves Nagle's
+ * algorithm on for accepted sockets, which delays small responses (watch events, put acks) on loopback.
+ */
+async function bind(server: Server, listen: string): Promise<{ address: string; net: NetServer }> {
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const net = createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+  let address: string;
   if (listen.startsWith('unix://')) {
     const path = listen.slice('unix://'.length);
     try {
-      // A socket left by a killed process would make bind fail with EADDRINUSE.
+      // A socket left by a killed process would make listen fail with EADDRINUSE.
       if (lstatSync(path).isSocket()) unlinkSync(path);
     } catch {
       // nothing there
     }
+    await new Promise<void>((resolve, reject) => {
+      net.once('error', reject);
+      net.listen(path, () => resolve());
+    });
+    address = listen;
+  } else {
+    const colon = listen.lastIndexOf(':');
+    const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+    const port = Number(listen.slice(colon + 1));
+    if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new Error(`"${listen}" is not host:port or unix:///path`);
+    }
+    await new Promise<void>((resolve, reject) => {
+      net.once('error', reject);
+      net.listen({ host, port }, () => resolve());
+    });
+    const bound = net.address() as AddressInfo;
+    address = host.includes(':') ? `[${host}]:${bound.port}` : `${host}:${bound.port}`;
   }
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    );
-  });
-  if (listen.startsWith('unix:')) return listen;
-  const host = listen.slice(0, listen.lastIndexOf(':'));
-  return `${host}:${port}`;
+  net.on('error', () => undefined);
+  return { address, net };
 }
 
-/** Mark Put and Txn requests over etcd's 1.5 MiB request limit while decoding (the handler rejects them). */
+/**
+ * Mark Put and Txn requests over etcd's 1.5 MiB request limit while decoding (the handler rejects them), and
+ * encode Range responses with the hand-written encoder.
+ */
 function withSizeCheck(def: ServiceDefinition): ServiceDefinition {
   const out: Record<string, MethodDefinition<object, object>> = {};
   for (const [name, m] of Object.entries(def) as Array<[string, MethodDefinition<object, object>]>) {
+    if (name === 'Range' && m.path === '/etcdserverpb.KV/Range') {
+      out[name] = { ...m, responseSerialize: (res: object) => encodeRangeResponse(res as RangeResponse) };
+      continue;
+    }
     if (name !== 'Put' && name !== 'Txn') {
       out[name] = m;
       continue;
