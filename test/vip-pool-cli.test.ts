@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { loadConfig } from '../src/cli/config.js';
 import type { CliContext } from '../src/cli/context.js';
 import { run } from '../src/cli/program.js';
 
@@ -136,4 +137,32 @@ t.test('the real command: reads stdin, exits with the status', async (t) => {
   const code = await new Promise((resolve) => child.on('close', resolve));
   t.equal(code, 1);
   t.match(err, /<stdin>:1 Service\/s: no autoAssign pool serves this Service/);
+});
+
+t.test('the example config.yaml loads as flags and documents every key it sets or shows', async (t) => {
+  const loaded = loadConfig('config/config.yaml', true);
+  t.same(
+    [...loaded.values.keys()],
+    [
+      'data-dir',
+      'https-listen-port',
+      'cluster-cidr',
+      'node-cidr-mask-size',
+      'disable-agent',
+      'heartbeat-interval',
+      'node-lost-after',
+      'metrics-bind-address',
+    ],
+  );
+  const lines = readFileSync('config/config.yaml', 'utf8').split('\n');
+  const keys = lines.flatMap((l, i) => {
+    const m = /^(?:# )?([a-z][a-z-]*): \S/.exec(l);
+    return m === null ? [] : [{ key: m[1]!, i }];
+  });
+  t.ok(keys.length >= 13, 'server and agent flags are all shown');
+  for (const { key, i } of keys) {
+    let j = i - 1;
+    while (j >= 0 && /^# [a-z-]+: /.test(lines[j]!)) j--;
+    t.match(lines[j], /^# \S/, `${key} has a comment above it`);
+  }
 });

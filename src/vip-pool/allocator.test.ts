@@ -89,6 +89,21 @@ const cases: Case[] = [
     wantPools: ['zz-prio', 'zz-prio', 'a', 'b'],
   },
   {
+    name: 'pools with a serviceAllocation come before pools without one; priority 0 means none',
+    pools: [
+      pool('a', ['198.51.100.0/32']),
+      pool('m-zero', ['198.51.100.8/32'], {
+        serviceAllocation: { priority: 0, namespaces: [], namespaceSelectors: [], serviceSelectors: [] },
+      }),
+      pool('z-seven', ['198.51.100.16/32'], {
+        serviceAllocation: { priority: 7, namespaces: [], namespaceSelectors: [], serviceSelectors: [] },
+      }),
+    ],
+    services: ['s1', 's2', 's3'].map((n) => svc(n)),
+    want: [['198.51.100.16'], ['198.51.100.8'], ['198.51.100.0']],
+    wantPools: ['z-seven', 'm-zero', 'a'],
+  },
+  {
     name: 'namespaces, namespace selectors and service selectors restrict a pool',
     pools: [
       pool('prod', ['198.51.100.0/31'], {

@@ -1,6 +1,6 @@
 import { VipmeshError } from '../errors.js';
 import { Codes } from './codes.js';
-import { type Family, formatIp, isBuggy, parseIp } from './ip.js';
+import { type Family, formatIp, type IpValue, isBuggy, parseIp } from './ip.js';
 import { PoolState, RangeIndex, type RangeState } from './pool-state.js';
 import { compilePools, poolSetProblems } from './pools.js';
 import { anySelectorMatches } from './selector.js';
@@ -49,6 +49,8 @@ interface Held {
   service: string;
   pool: PoolState;
   ips: string[];
+  /** `ips` parsed, same order. */
+  values: IpValue[];
   sharingKey: string | undefined;
   ports: ServicePort[];
 }
@@ -155,6 +157,7 @@ export class Allocator {
     const pool = this.byName.get(a.pool);
     if (pool === undefined) fail(Codes.POOL_NOT_FOUND, `${a.service}: pool ${a.pool} no longer exists`);
     if (this.held.has(a.service)) fail(Codes.ALLOCATOR_INCONSISTENT, `${a.service} is listed twice`);
+    const values: IpValue[] = [];
     const ips = a.ips.map((text) => {
       const ip = parseIp(text);
       if (ip === undefined) fail(Codes.BAD_ADDRESS, `${a.service}: "${text}" is not an IP address`);
@@ -164,12 +167,14 @@ export class Allocator {
       }
       const canon = formatIp(ip.family, ip.value);
       this.checkShare(canon, a.service, a.sharingKey, a.ports);
+      values.push(ip);
       return canon;
     });
     this.take({
       service: a.service,
       pool,
       ips,
+      values,
       sharingKey: a.sharingKey,
       ports: a.ports.map((p) => ({ ...p })),
     });
@@ -189,6 +194,7 @@ export class Allocator {
   private planPinned(svc: ServiceRequest, key: string): Held {
     let pool: PoolState | undefined;
     const ips: string[] = [];
+    const values: IpValue[] = [];
     for (const text of svc.requestedIPs) {
       const ip = parseIp(text);
       if (ip === undefined)
@@ -218,6 +224,7 @@ export class Allocator {
         fail(Codes.IP_AVOIDED, `${key}: ${canon} ends in .0 or .255 and pool ${pool.name} has avoidBuggyIPs`);
       }
       ips.push(canon);
+      values.push(ip);
     }
     const p = pool!;
     if (svc.pool !== undefined && svc.pool !== p.name) {
@@ -231,7 +238,7 @@ export class Allocator {
     if (!this.admits(p, svc))
       fail(Codes.POOL_NOT_ALLOWED, `${key}: pool ${p.name} does not serve this Service (serviceAllocation)`);
     for (const ip of ips) this.checkShare(ip, key, svc.sharingKey, svc.ports);
-    return { service: key, pool: p, ips, sharingKey: svc.sharingKey, ports: svc.ports };
+    return { service: key, pool: p, ips, values, sharingKey: svc.sharingKey, ports: svc.ports };
   }
 
   private candidates(svc: ServiceRequest, key: string, prev: Held | undefined): PoolState[] {
@@ -246,12 +253,20 @@ export class Allocator {
         );
       return [p];
     }
+    // As MetalLB orders them: pools with a serviceAllocation that admits the Service first, by
+    // priority (lower first; 0 or none means last), then the pools without one; ties by name.
+    const rank = (p: PoolState): [number, number] => {
+      const sa = p.pool.serviceAllocation;
+      return [sa === undefined ? 1 : 0, sa?.priority || Number.POSITIVE_INFINITY];
+    };
     const list = this.pools
       .filter((p) => p.pool.autoAssign && this.admits(p, svc))
       .sort((a, b) => {
-        const pa = a.pool.serviceAllocation?.priority ?? Number.POSITIVE_INFINITY;
-        const pb = b.pool.serviceAllocation?.priority ?? Number.POSITIVE_INFINITY;
-        return pa !== pb ? pa - pb : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+        const [ga, pa] = rank(a);
+        const [gb, pb] = rank(b);
+        if (ga !== gb) return ga - gb;
+        if (pa !== pb) return pa < pb ? -1 : 1;
+        return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
       });
     if (list.length === 0) {
       fail(
@@ -290,14 +305,19 @@ export class Allocator {
         continue;
       }
       const ips: string[] = [];
+      const values: IpValue[] = [];
       let full: Family | undefined;
       for (const f of fams) {
-        const ip = this.pick(pool, f, svc, key, prev);
-        if (ip !== undefined) ips.push(ip);
-        else if (svc.ipFamilyPolicy !== 'PreferDualStack') full = f;
+        const got = this.pick(pool, f, svc, key, prev);
+        if (got !== undefined) {
+          ips.push(got.ip);
+          values.push(got.value);
+        } else if (svc.ipFamilyPolicy !== 'PreferDualStack') {
+          full = f;
+        }
       }
       if (full === undefined && ips.length > 0)
-        return { service: key, pool, ips, sharingKey: svc.sharingKey, ports: svc.ports };
+        return { service: key, pool, ips, values, sharingKey: svc.sharingKey, ports: svc.ports };
       const what = full === undefined ? 'address' : `${full} address`;
       reasons.push({ code: Codes.POOL_EXHAUSTED, message: `pool ${pool.name} has no free ${what}` });
     }
@@ -312,16 +332,16 @@ export class Allocator {
     svc: ServiceRequest,
     key: string,
     prev: Held | undefined,
-  ): string | undefined {
+  ): { ip: string; value: IpValue } | undefined {
     const ok = (ip: string): boolean => {
       const use = this.ips.get(ip);
       return this.shareProblem(ip, use, key, svc.sharingKey, svc.ports) === undefined;
     };
     if (prev?.pool === pool) {
-      for (const ip of prev.ips) {
-        const v = parseIp(ip)!;
+      for (const [i, ip] of prev.ips.entries()) {
+        const v = prev.values[i]!;
         if (v.family === family && !(pool.pool.avoidBuggyIPs && isBuggy(v.family, v.value)) && ok(ip))
-          return ip;
+          return { ip, value: v };
       }
     }
     if (svc.sharingKey !== undefined) {
@@ -331,13 +351,13 @@ export class Allocator {
         .sort((a, b) => (a.value < b.value ? -1 : 1));
       for (const u of mine) {
         const ip = formatIp(u.family, u.value);
-        if (ok(ip)) return ip;
+        if (ok(ip)) return { ip, value: { family, value: u.value } };
       }
     }
     for (const r of pool.ranges) {
       if (r.range.family !== family) continue;
       const v = r.lowestFree();
-      if (v !== undefined) return formatIp(family, v);
+      if (v !== undefined) return { ip: formatIp(family, v), value: { family, value: v } };
     }
     return undefined;
   }
@@ -382,10 +402,10 @@ export class Allocator {
   }
 
   private take(h: Held): void {
-    for (const ip of h.ips) {
+    for (const [i, ip] of h.ips.entries()) {
       let use = this.ips.get(ip);
       if (use === undefined) {
-        const v = parseIp(ip)!;
+        const v = h.values[i]!;
         const range = this.index.find(v.family, v.value);
         if (range === undefined || !range.take(v.value))
           fail(Codes.ALLOCATOR_INCONSISTENT, `${ip} is not free in any range`);

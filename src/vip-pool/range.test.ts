@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { Address6 } from 'ip-address';
 import t from 'tap';
 import { Codes } from './codes.js';
 import { IntervalSet } from './interval-set.js';
@@ -74,6 +75,19 @@ t.test('any IPv4/IPv6 value formats and parses back to itself', async (t) => {
     }),
   );
   t.equal(canonicalIp('nope'), undefined);
+});
+
+t.test('IPv6 text is RFC 5952, as ip-address writes it', async (t) => {
+  const withZeroGroups = fc
+    .tuple(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), fc.array(fc.nat(7)))
+    .map(([v, zeros]) => zeros.reduce((acc, z) => acc & ~(0xffffn << BigInt(z * 16)), v));
+  fc.assert(
+    fc.property(withZeroGroups, (v) => formatIp('IPv6', v) === Address6.fromBigInt(v).correctForm()),
+    { numRuns: 3000 },
+  );
+  t.equal(formatIp('IPv6', 0n), '::');
+  t.equal(formatIp('IPv6', 1n), '::1');
+  t.equal(formatIp('IPv6', 0x20010db8000000010000000000000000n), '2001:db8:0:1::');
 });
 
 t.test('a CIDR covers 2^(bits - prefix) addresses from its network address', async (t) => {

@@ -12,7 +12,7 @@ export interface LabelSelector {
 
 /** Which Services a pool serves (IPAddressPool `spec.serviceAllocation`). */
 export interface ServiceAllocation {
-  /** Lower is tried first; pools without a priority come after those with one. */
+  /** Lower is tried first; 0 or absent means after every pool with a priority (as in MetalLB). */
   priority?: number;
   /** Namespaces allowed by name (ORed with namespaceSelectors); both empty: every namespace. */
   namespaces: string[];
