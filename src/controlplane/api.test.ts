@@ -237,7 +237,7 @@ t.test('printers: ages, tables, describe', async (t) => {
     [],
     now,
   );
-  t.match(text, /Annotations:\s+a=1\n\s+b=2\n/);
+  t.match(text, /Annotations:\s+a: 1\n\s+b: 2\n/);
   t.match(text, /LoadBalancer IP:\s+198\.51\.100\.9/);
   t.match(text, /LoadBalancer Ingress:\s+<pending>/);
   t.match(text, /Port:\s+<unset>\s+53\/UDP/);

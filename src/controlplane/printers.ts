@@ -224,10 +224,12 @@ function kv(label: string, value: string): string {
   return `${`${label}:`.padEnd(26)}${value}\n`;
 }
 
-function multi(label: string, m: Record<string, string> | undefined): string {
+function multi(label: string, m: Record<string, string> | undefined, sep = '='): string {
   const e = Object.entries(m ?? {});
   if (e.length === 0) return kv(label, NONE);
-  return e.map(([k, v], i) => (i === 0 ? kv(label, `${k}=${v}`) : `${''.padEnd(26)}${k}=${v}\n`)).join('');
+  return e
+    .map(([k, v], i) => (i === 0 ? kv(label, `${k}${sep}${v}`) : `${''.padEnd(26)}${k}${sep}${v}\n`))
+    .join('');
 }
 
 /** `vipmesh describe service`: the Service, who holds its VIPs, its conditions and its events. */
@@ -236,7 +238,7 @@ export function describeService(svc: Service, events: Event[], nodes: Node[], no
   out += kv('Name', svc.metadata.name);
   out += kv('Namespace', svc.metadata.namespace ?? 'default');
   out += multi('Labels', svc.metadata.labels);
-  out += multi('Annotations', svc.metadata.annotations);
+  out += multi('Annotations', svc.metadata.annotations, ': ');
   out += kv('Selector', labelsText(svc.spec?.selector));
   out += kv('Type', svc.spec?.type ?? 'ClusterIP');
   if (svc.spec?.loadBalancerIP !== undefined) out += kv('LoadBalancer IP', svc.spec.loadBalancerIP);
