@@ -3,7 +3,7 @@
  * It speaks in canonical text (`198.18.1.0/24`, `198.51.100.12`) and keeps the kernel's errno on every
  * error it raises (the package reports only "Request rejected: EEXIST"; we parse the name back out).
  */
-import { createRtNetlink, FlagsNew, type RtNetlinkSocket, rt } from 'netlink';
+import { createRtNetlink, Protocol, RawNetlinkSocket, type RtNetlinkSocket, rt } from 'netlink';
 import { VipmeshError } from '../errors.js';
 import {
   type Family,
@@ -15,6 +15,16 @@ import {
   parseCidr,
   parseIp,
 } from './cidr.js';
+import { BatchRequester, type NetlinkDatagramSocket } from './requester.js';
+import {
+  decodeRouteMessage,
+  encodeRouteMessage,
+  NLM_F_CREATE,
+  NLM_F_REPLACE,
+  type RouteMsg,
+  RTM_DELROUTE,
+  RTM_NEWROUTE,
+} from './rtmsg.js';
 
 /** The main routing table (RT_TABLE_MAIN). */
 export const MAIN_TABLE = 254;
@@ -123,6 +133,26 @@ function toKernelRoute(msg: rt.RouteMessage): KernelRoute | undefined {
   return route;
 }
 
+/** The same, from the hot-path codec's decoding of a notification. */
+export function routeFromMsg(m: RouteMsg): KernelRoute | undefined {
+  const family = m.family === AF_INET ? 4 : m.family === AF_INET6 ? 6 : undefined;
+  if (family === undefined || m.table !== MAIN_TABLE || m.type !== 1) return undefined;
+  const dstIp: Ip | undefined = m.dst === undefined ? { family, value: 0n } : ipFromBytes(m.dst);
+  if (dstIp === undefined || dstIp.family !== family || m.dstLen > (family === 4 ? 32 : 128))
+    return undefined;
+  const route: KernelRoute = {
+    family,
+    dst: formatCidr({ ...dstIp, len: m.dstLen }),
+    protocol: m.protocol,
+    table: m.table,
+  };
+  const gw = m.gateway === undefined ? undefined : ipFromBytes(m.gateway);
+  if (gw !== undefined) route.gateway = formatIp(gw);
+  if (m.oif !== undefined) route.ifindex = m.oif;
+  if (m.priority !== undefined) route.priority = m.priority;
+  return route;
+}
+
 /** Options of {@link createRouteNetlink}. */
 export interface RouteNetlinkOptions {
   /** SO_RCVBUF of the notification socket; default 4 MiB (a 1,000-route change sends 1,000 notifications). */
@@ -137,6 +167,15 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
   // A lost reply must not hang a pass forever; the error itself surfaces as that request's timeout.
   sock.socket.on('error', () => undefined);
   const timeout = opts.requestTimeoutMs ?? 5_000;
+  // Route changes go through the pipelined requester on a raw socket of the same package.
+  const raw = new RawNetlinkSocket(Protocol.ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+  raw.on('error', () => undefined);
+  const datagrams: NetlinkDatagramSocket = {
+    send: (parts, cb) => raw.send(parts, {}, (err) => cb(err)),
+    onMessage: (fn) => raw.on('message', (buf, rinfo) => fn(buf, rinfo.port)),
+    close: () => raw.close(),
+  };
+  const requester = new BatchRequester(datagrams, { timeoutMs: timeout });
   let events: RtNetlinkSocket | undefined;
   const family = (f: Family) => (f === 4 ? AF_INET : AF_INET6);
 
@@ -159,38 +198,39 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
     async replaceRoute(spec) {
       const dst = parseCidr(spec.dst, 'route');
       const gw = parseIp(spec.gateway)!;
-      try {
-        await sock.newRoute(
-          {
-            family: family(dst.family),
-            dstLen: dst.len,
-            table: MAIN_TABLE,
-            protocol: spec.protocol,
-            scope: 0,
-            type: 1,
-          },
-          { dst: ipToBytes(dst), gateway: ipToBytes(gw), oif: spec.ifindex },
-          { flags: FlagsNew.CREATE | FlagsNew.REPLACE, timeout },
-        );
-      } catch (err) {
-        throw netlinkError(`route ${spec.dst} via ${spec.gateway}`, err);
-      }
+      const msg: RouteMsg = {
+        family: family(dst.family),
+        dstLen: dst.len,
+        table: MAIN_TABLE,
+        protocol: spec.protocol,
+        scope: 0,
+        type: 1,
+        dst: ipToBytes(dst),
+        gateway: ipToBytes(gw),
+        oif: spec.ifindex,
+      };
+      await requester.request(`route ${spec.dst} via ${spec.gateway}`, (seq, flags) =>
+        encodeRouteMessage(RTM_NEWROUTE, flags | NLM_F_CREATE | NLM_F_REPLACE, seq, msg),
+      );
     },
 
     async deleteRoute(route) {
       const dst = parseCidr(route.dst, 'route');
-      const attrs: rt.RouteAttrs = { dst: ipToBytes(dst) };
-      if (route.priority !== undefined) attrs.priority = route.priority;
-      if (route.ifindex !== undefined) attrs.oif = route.ifindex;
-      try {
-        await sock.delRoute(
-          { family: family(dst.family), dstLen: dst.len, table: route.table, protocol: route.protocol },
-          attrs,
-          { timeout },
-        );
-      } catch (err) {
-        throw netlinkError(`deleting route ${route.dst}`, err);
-      }
+      const msg: RouteMsg = {
+        family: family(dst.family),
+        dstLen: dst.len,
+        table: route.table,
+        // The kernel only deletes a route whose protocol matches: never one vipmesh did not make.
+        protocol: route.protocol,
+        scope: 0,
+        type: 0,
+        dst: ipToBytes(dst),
+      };
+      if (route.priority !== undefined) msg.priority = route.priority;
+      if (route.ifindex !== undefined) msg.oif = route.ifindex;
+      await requester.request(`deleting route ${route.dst}`, (seq, flags) =>
+        encodeRouteMessage(RTM_DELROUTE, flags, seq, msg),
+      );
     },
 
     async listAddresses() {
@@ -239,7 +279,8 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
       events.socket.on('message', (msgs) => {
         for (const m of msgs) {
           if (m.type === NEWROUTE || m.type === DELROUTE) {
-            const r = toKernelRoute(rt.parseRouteMessage(m.data));
+            const decoded = decodeRouteMessage(m.data);
+            const r = decoded === undefined ? undefined : routeFromMsg(decoded);
             if (r !== undefined)
               listener({ kind: 'route', op: m.type === NEWROUTE ? 'add' : 'del', route: r });
           } else if (m.type >= 16 && m.type <= 19) {
@@ -252,6 +293,7 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
     },
 
     close() {
+      requester.close();
       sock.socket.close();
       events?.socket.close();
       events = undefined;

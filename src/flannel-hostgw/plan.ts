@@ -3,7 +3,7 @@
  * wanted vs installed -> the changes to make. No I/O, so it is tested with case tables.
  */
 import { VipmeshError } from '../errors.js';
-import { type Cidr, contains, formatCidr, overlaps, parseCidr, parseIp } from './cidr.js';
+import { type Cidr, contains, formatCidr, PrefixSet, parseCidr, parseIp } from './cidr.js';
 import { checkLease, type Lease } from './lease.js';
 import type { KernelRoute, RouteSpec } from './netlink.js';
 
@@ -53,22 +53,22 @@ export function planRoutes(leases: readonly Lease[], ctx: PlanContext): Plan {
     }
   }
   valid.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-  const taken: Array<{ net: Cidr; node: string }> = [];
+  const taken = new PrefixSet<string>();
   for (const l of valid.filter((l) => l.node === ctx.nodeName)) {
-    for (const c of l.podCIDRs) taken.push({ net: parseCidr(c, 'pod subnet'), node: l.node });
+    for (const c of l.podCIDRs) taken.add(parseCidr(c, 'pod subnet'), l.node);
   }
   for (const lease of valid) {
     if (lease.node === ctx.nodeName) continue;
     for (const text of lease.podCIDRs) {
       const net = parseCidr(text, 'pod subnet');
-      const clash = taken.find((t) => overlaps(t.net, net));
+      const clash = taken.findOverlap(net);
       if (clash !== undefined) {
         refused.push({
           node: lease.node,
           error: new VipmeshError(
             'VIPMESH_HOSTGW_LEASE_CONFLICT',
-            `node ${lease.node}: pod subnet ${text} overlaps ${formatCidr(clash.net)} of node ${clash.node}; not routed`,
-            { details: { node: lease.node, subnet: text, other: clash.node } },
+            `node ${lease.node}: pod subnet ${text} overlaps ${formatCidr(clash.net)} of node ${clash.value}; not routed`,
+            { details: { node: lease.node, subnet: text, other: clash.value } },
           ),
         });
         continue;
@@ -100,7 +100,7 @@ export function planRoutes(leases: readonly Lease[], ctx: PlanContext): Plan {
         });
         continue;
       }
-      taken.push({ net, node: lease.node });
+      taken.add(net, lease.node);
       routes.set(text, { dst: text, gateway: gwText, ifindex: ctx.ifindex, protocol: ctx.protocol });
     }
   }

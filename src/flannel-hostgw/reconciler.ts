@@ -39,7 +39,7 @@ export interface RouteReconcilerOptions {
   resyncIntervalMs?: number;
   /** Retry delay after a failed route change (ms); default 1,000. */
   retryMs?: number;
-  /** Route requests in flight at once; default 32. */
+  /** Route requests in flight at once (sent together, one datagram per turn); default 128. */
   concurrency?: number;
   logger?: Logger;
   clock?: Clock;
@@ -105,7 +105,7 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
       protocol: opts.protocol ?? VIPMESH_RT_PROTOCOL,
       resyncIntervalMs: opts.resyncIntervalMs ?? 10_000,
       retryMs: opts.retryMs ?? 1_000,
-      concurrency: opts.concurrency ?? 32,
+      concurrency: opts.concurrency ?? 128,
     };
     this.#log = opts.logger ?? silentLogger();
     this.#clock = opts.clock ?? systemClock;
@@ -180,10 +180,12 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
         const gen = this.#requested;
         const waiting = this.#waiters.some((w) => w.gen <= gen);
         if (!waiting && !this.#needFull && !this.#dirty()) return;
-        const result = await this.#pass();
+        // `seen`: the newest request whose leases this pass planned with (a full pass awaits the kernel
+        // before planning, so requests made meanwhile are served by it too).
+        const { result, seen } = await this.#pass();
         this.emit('synced', result);
-        const done = this.#waiters.filter((w) => w.gen <= gen);
-        this.#waiters = this.#waiters.filter((w) => w.gen > gen);
+        const done = this.#waiters.filter((w) => w.gen <= seen);
+        this.#waiters = this.#waiters.filter((w) => w.gen > seen);
         for (const w of done) w.resolve(result);
         if (result.errors.length > 0) {
           this.#scheduleRetry();
@@ -208,7 +210,7 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
     return [...this.#installed.values()].flat();
   }
 
-  async #pass(): Promise<ReconcileResult> {
+  async #pass(): Promise<{ result: ReconcileResult; seen: number }> {
     const t0 = performance.now();
     const full = this.#needFull;
     const errors: VipmeshError[] = [];
@@ -224,15 +226,12 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
         errors.push(err as VipmeshError);
       }
     }
+    const seen = this.#requested;
     if (this.#leases === undefined || errors.length > 0) {
+      const durationMs = performance.now() - t0;
       return {
-        full,
-        replaced: 0,
-        deleted: 0,
-        unchanged: 0,
-        refused: [],
-        errors,
-        durationMs: performance.now() - t0,
+        result: { full, replaced: 0, deleted: 0, unchanged: 0, refused: [], errors, durationMs },
+        seen,
       };
     }
     const plan = planRoutes(this.#leases, {
@@ -286,7 +285,7 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
         'routes reconciled',
       );
     }
-    return result;
+    return { result, seen };
   }
 
   async #each<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {

@@ -1,0 +1,98 @@
+import t from 'tap';
+import { BatchRequester, type NetlinkDatagramSocket } from './requester.js';
+import { decodeMessages, encodeRouteMessage, NLMSG_ERROR, RTM_NEWROUTE } from './rtmsg.js';
+
+/** A fake kernel socket: records datagrams, answers with acks on demand. */
+class FakeSocket implements NetlinkDatagramSocket {
+  sent: Buffer[][] = [];
+  failSend: Error | undefined;
+  closed = false;
+  #fn: ((buf: Buffer, port: number) => void) | undefined;
+  send(parts: Uint8Array[], cb: (err?: Error) => void): void {
+    this.sent.push(parts.map((p) => Buffer.from(p)));
+    const err = this.failSend;
+    queueMicrotask(() => cb(err));
+  }
+  onMessage(fn: (buf: Buffer, port: number) => void): void {
+    this.#fn = fn;
+  }
+  close(): void {
+    this.closed = true;
+  }
+  /** Ack every request sent so far with `errno` (0 = success), all in one datagram, from `port`. */
+  ackAll(errno = 0, port = 0): void {
+    const acks = this.sent.flat().map((req) => {
+      const seq = decodeMessages(req)[0]!.seq;
+      const b = Buffer.alloc(36);
+      b.writeUInt32LE(36, 0);
+      b.writeUInt16LE(NLMSG_ERROR, 4);
+      b.writeUInt32LE(seq, 8);
+      b.writeInt32LE(-errno, 16);
+      return b;
+    });
+    if (port === 0) this.sent = [];
+    this.#fn?.(Buffer.concat(acks), port);
+  }
+}
+
+const route = (seq: number, flags: number) =>
+  encodeRouteMessage(RTM_NEWROUTE, flags, seq, {
+    family: 2,
+    dstLen: 24,
+    table: 254,
+    protocol: 86,
+    scope: 0,
+    type: 1,
+  });
+
+t.test('requests made in one turn go out in one datagram and resolve on their acks', async (t) => {
+  const sock = new FakeSocket();
+  const rq = new BatchRequester(sock);
+  const ps = Array.from({ length: 50 }, (_, i) => rq.request(`r${i}`, route));
+  await Promise.resolve();
+  t.equal(sock.sent.length, 1, 'one sendmsg');
+  t.equal(sock.sent[0]!.length, 50);
+  t.equal(rq.pending, 50);
+  sock.ackAll(0, 1234);
+  t.equal(rq.pending, 50, 'datagrams from other ports are ignored');
+  sock.ackAll(0);
+  await Promise.all(ps);
+  t.equal(rq.pending, 0);
+});
+
+t.test('errors carry the errno name; big batches are split', async (t) => {
+  const sock = new FakeSocket();
+  const rq = new BatchRequester(sock, { maxDatagram: 200 });
+  const ps = Array.from({ length: 10 }, (_, i) => rq.request(`r${i}`, route).catch((e: unknown) => e));
+  await Promise.resolve();
+  // 36-byte requests: a datagram is sent as soon as it reaches 200 bytes (6 requests).
+  t.same(
+    sock.sent.map((d) => d.length),
+    [6, 4],
+    'split into datagrams of at most ~maxDatagram',
+  );
+  sock.ackAll(17);
+  const errs = await Promise.all(ps);
+  for (const e of errs) {
+    t.equal((e as { code?: string }).code, 'VIPMESH_HOSTGW_NETLINK');
+    t.equal((e as { cause?: { code?: string } }).cause?.code, 'EEXIST');
+  }
+});
+
+t.test('a failed send rejects its requests; timeout and close reject the rest', async (t) => {
+  const sock = new FakeSocket();
+  sock.failSend = Object.assign(new Error('no buffer space'), { code: 'ENOBUFS' });
+  const rq = new BatchRequester(sock, { timeoutMs: 50 });
+  await t.rejects(rq.request('a', route), { code: 'VIPMESH_HOSTGW_NETLINK', cause: { code: 'ENOBUFS' } });
+  sock.failSend = undefined;
+  // The watchdog is unref'd (a real socket keeps the process alive); keep this one alive meanwhile.
+  const alive = setTimeout(() => undefined, 5_000);
+  await t.rejects(rq.request('b', route), { cause: { code: 'ETIMEDOUT' } });
+  clearTimeout(alive);
+  const p = rq.request('c', route);
+  rq.close();
+  await t.rejects(p, { cause: { code: 'EBADF' } });
+  await t.rejects(rq.request('d', route), { cause: { code: 'EBADF' } });
+  t.ok(sock.closed);
+  rq.close();
+});
