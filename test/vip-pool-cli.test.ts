@@ -93,8 +93,7 @@ t.test('check-config on the broken example: exit 1, every problem on stderr', as
     name: 'web2',
     error: {
       code: 'VIPMESH_IP_IN_USE',
-      message:
-        'default/web2: 10.0.0.1 is in use by default/web, which does not share it (no allow-shared-ip key)',
+      message: '10.0.0.1 is in use by default/web, which does not share it (no allow-shared-ip key)',
     },
   });
 });

@@ -3,11 +3,12 @@ import { isVipmeshError } from '../errors.js';
 import { Allocator } from './allocator.js';
 import { isObj } from './checker.js';
 import { Codes } from './codes.js';
+import { decodeObject } from './decode.js';
 import { annotation } from './decode-service.js';
 import { formatProblem, lineOfField, type ParsedObject, parseDocuments, poolProblems } from './parse.js';
 import { type FieldPath, formatPath } from './path.js';
 import { poolSize } from './pools.js';
-import type { ConfigProblem, NamespaceInfo, ServiceRequest } from './types.js';
+import { type ConfigProblem, type NamespaceInfo, type ServiceRequest, serviceKey } from './types.js';
 
 /** One file to check: its name (as the user gave it) and its text. */
 export interface CheckInput {
@@ -78,10 +79,10 @@ export function checkConfig(inputs: readonly CheckInput[]): CheckReport {
     if (obj.kind !== 'Service') continue;
     const namespace = obj.namespace === '' ? 'default' : obj.namespace;
     if (obj.decoded?.kind !== 'Service') {
-      const first = errors.find((e) => e.file === obj.file && e.kind === 'Service' && e.name === obj.name);
+      const first = decodeObject(obj.object).issues[0];
       const error = {
         code: first?.code ?? Codes.FIELD_INVALID,
-        message: first?.message ?? 'invalid Service',
+        message: first === undefined ? 'invalid Service' : `${formatPath(first.path)}: ${first.message}`,
       };
       services.push({ namespace, name: obj.name, error });
       continue;
@@ -92,11 +93,9 @@ export function checkConfig(inputs: readonly CheckInput[]): CheckReport {
       services.push({ namespace: svc.namespace, name: svc.name, ips: a.ips, pool: a.pool });
     } catch (err) {
       if (!isVipmeshError(err)) throw err;
-      services.push({
-        namespace: svc.namespace,
-        name: svc.name,
-        error: { code: err.code, message: err.message },
-      });
+      const prefix = `${serviceKey(svc)}: `;
+      const message = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+      services.push({ namespace: svc.namespace, name: svc.name, error: { code: err.code, message } });
       const path = errorPath(obj, svc, err.code);
       errors.push({
         file: obj.file,
@@ -105,7 +104,7 @@ export function checkConfig(inputs: readonly CheckInput[]): CheckReport {
         name: obj.name,
         path: formatPath(path),
         code: err.code,
-        message: err.message.replace(/^[^:]*: /, ''),
+        message,
       });
     }
   }
