@@ -110,6 +110,18 @@ t.test('update: optimistic concurrency, status kept, no-op writes nothing', asyn
     reason: 'A',
   } as KubeObject);
   const ev2 = await store.update('events', { ...ev, reason: 'B' });
+  const g1 = await store.create('events', {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { name: '', generateName: 'web.' },
+  });
+  const g2 = await store.create('events', {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { generateName: 'web.' },
+  } as never);
+  t.match(g1.metadata.name, /^web\.[a-z0-9]{5}$/, 'generateName names the object');
+  t.not(g1.metadata.name, g2.metadata.name);
   t.equal(
     (ev2 as { reason?: string }).reason,
     'B',

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Registry } from 'prom-client';
 import { type Clock, systemClock } from '../clock.js';
@@ -148,6 +148,12 @@ export function prefixOf(r: ResourceInfo, namespace?: string): string {
     : `/registry/${r.resource}/`;
 }
 
+/** Kubernetes' generateName alphabet (no vowels, no look-alikes), five characters. */
+function nameSuffix(): string {
+  const abc = 'bcdfghjklmnpqrstvwxz2456789';
+  return [...randomBytes(5)].map((b) => abc[b % abc.length]).join('');
+}
+
 /** JSON with object keys sorted, so two equal objects compare equal whatever their key order. */
 export function canonicalJson(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) =>
@@ -232,27 +238,40 @@ export class ResourceStore {
     });
   }
 
-  /** Create `obj`; `VIPMESH_API_ALREADY_EXISTS` if it exists, `VIPMESH_API_INVALID` naming the bad field. */
+  /**
+   * Create `obj`; `VIPMESH_API_ALREADY_EXISTS` if it exists, `VIPMESH_API_INVALID` naming the bad field.
+   * Without `metadata.name`, `metadata.generateName` plus five random characters names it (events).
+   */
   async create<R extends ResourceName>(
     resource: R,
     obj: ResourceTypes[R] | KubeObject,
   ): Promise<ResourceTypes[R]> {
     return this.#count('create', async () => {
       const r = RESOURCES[resource];
-      const o = this.#prepare(r, obj);
-      o.metadata.uid = randomUUID();
-      o.metadata.creationTimestamp = new Date(this.#clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
-      o.metadata.generation = 1;
-      const key = keyOf(r, o.metadata.name, o.metadata.namespace);
-      const res = await this.#kv.put(key, Buffer.from(stripVolatile(o)), 0);
-      if (!res.ok) {
-        throw apiError('VIPMESH_API_ALREADY_EXISTS', `${r.resource} "${o.metadata.name}" already exists`, {
-          kind: r.kind,
-          name: o.metadata.name,
-        });
+      const gen = (obj as KubeObject).metadata?.generateName;
+      const named = (obj as KubeObject).metadata?.name;
+      const generated = typeof gen === 'string' && (named === undefined || named === '');
+      for (let attempt = 0; ; attempt++) {
+        const input = generated
+          ? { ...obj, metadata: { ...(obj as KubeObject).metadata, name: `${gen}${nameSuffix()}` } }
+          : obj;
+        const o = this.#prepare(r, input);
+        o.metadata.uid = randomUUID();
+        o.metadata.creationTimestamp = new Date(this.#clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
+        o.metadata.generation = 1;
+        const key = keyOf(r, o.metadata.name, o.metadata.namespace);
+        const res = await this.#kv.put(key, Buffer.from(stripVolatile(o)), 0);
+        if (res.ok) {
+          o.metadata.resourceVersion = String(res.revision);
+          return o as ResourceTypes[R];
+        }
+        if (!generated || attempt >= 8) {
+          throw apiError('VIPMESH_API_ALREADY_EXISTS', `${r.resource} "${o.metadata.name}" already exists`, {
+            kind: r.kind,
+            name: o.metadata.name,
+          });
+        }
       }
-      o.metadata.resourceVersion = String(res.revision);
-      return o as ResourceTypes[R];
     });
   }
 
