@@ -105,6 +105,6 @@ t.test('config file errors name the file', async (t) => {
 
 t.test('a not-yet-built command fails with a clear error, not silently', async (t) => {
   const ctx = capture();
-  t.equal(await run(['server'], ctx), 1);
+  t.equal(await run(['demo'], ctx), 1);
   t.match(ctx.err(), /VIPMESH_NOT_BUILT/);
 });

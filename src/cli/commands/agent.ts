@@ -1,11 +1,138 @@
-import type { Command } from 'commander';
-import type { CliContext } from '../context.js';
-import { notBuilt } from './not-built.js';
+import { type Command, Option } from 'commander';
+import { createAgent, serveMetrics } from '../../controlplane/daemon/index.js';
+import { VipmeshError } from '../../errors.js';
+import { createRegistry } from '../../metrics.js';
+import { parseDuration } from '../../util/duration.js';
+import { notifyReady } from '../../util/sd-notify.js';
+import { collect } from '../config.js';
+import { type CliContext, daemonCommand } from '../context.js';
+import { nodeNameOf, parseLabels, positiveInt, splitList, untilSignal } from './server.js';
 
-export function register(program: Command, _ctx: CliContext): void {
-  program
+interface AgentFlags {
+  server?: string[];
+  token?: string;
+  nodeIp?: string[];
+  nodeName?: string;
+  nodeLabel?: string[];
+  dataDir: string;
+  heartbeatInterval: string;
+  nodeLostAfter: string;
+  probeInterval: string;
+  metricsBindAddress: string;
+  flannelIface?: string;
+  flannelBackend: string;
+  flannelSubnetEnv: string;
+  stateDir: string;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  const cmd = program
     .command('agent')
     .description('run an agent: join the server, announce assigned VIPs, program host-gw routes')
-    .allowUnknownOption()
-    .action(notBuilt('agent', 'the cluster issue'));
+    .addOption(
+      new Option(
+        '--server <url>',
+        'server URL https://HOST:6443 (repeatable or comma-separated: tried in order)',
+      )
+        .env('VIPMESH_URL')
+        .argParser(collect),
+    )
+    .addOption(
+      new Option('--token <token>', 'the join token (vipmesh token on the server)').env('VIPMESH_TOKEN'),
+    )
+    .option('--node-ip <ip>', "this node's address(es) on the LAN (repeatable or comma-separated)", collect)
+    .option('--node-name <name>', "this node's name (default: the host name)")
+    .option(
+      '--node-label <key=value>',
+      'a label of this node, for L2Advertisement nodeSelectors (repeatable)',
+      collect,
+    )
+    .option('--data-dir <dir>', 'state: the node password and the pinned server CA', '/var/lib/vipmesh')
+    .option('--heartbeat-interval <duration>', 'tunnel heartbeat period (as the server)', '100ms')
+    .option('--node-lost-after <n>', 'missed heartbeats after which the server is lost (as the server)', '3')
+    .option(
+      '--probe-interval <duration>',
+      'while the server is lost, probe the held VIPs this often',
+      '500ms',
+    )
+    .option(
+      '--metrics-bind-address <host:port>',
+      'serve Prometheus metrics here ("" = off)',
+      '127.0.0.1:7472',
+    )
+    .option('--flannel-iface <name>', 'interface of the pod routes (default: the one holding --node-ip)')
+    .addOption(
+      new Option('--flannel-backend <backend>', 'host-gw pod routes, or none')
+        .choices(['host-gw', 'none'])
+        .default('host-gw'),
+    )
+    .option('--flannel-subnet-env <file>', 'where subnet.env is written', '/run/flannel/subnet.env')
+    .option('--state-dir <dir>', 'runtime state (sysctl originals to restore)', '/run/vipmesh')
+    .action(async (flags: AgentFlags) => {
+      const servers = splitList(flags.server);
+      if (servers.length === 0) {
+        throw new VipmeshError(
+          'VIPMESH_CLUSTER_BAD_FLAG',
+          'give the server with --server URL (or VIPMESH_URL)',
+        );
+      }
+      if (flags.token === undefined || flags.token === '') {
+        throw new VipmeshError(
+          'VIPMESH_CLUSTER_BAD_FLAG',
+          'give the join token with --token (or VIPMESH_TOKEN)',
+        );
+      }
+      const log = ctx.logger().child({ module: 'agent' });
+      const heartbeatMs = parseDuration(flags.heartbeatInterval, '--heartbeat-interval');
+      if (heartbeatMs <= 0)
+        throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
+      const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
+      const nodeIps = splitList(flags.nodeIp);
+      const registry = createRegistry();
+      const { signal, dispose } = untilSignal();
+      const keepAlive = setInterval(() => undefined, 1 << 30);
+      try {
+        const metrics =
+          flags.metricsBindAddress === ''
+            ? undefined
+            : await serveMetrics(flags.metricsBindAddress, registry);
+        try {
+          const agent = await Promise.race([
+            createAgent({
+              servers,
+              token: flags.token,
+              nodeName: nodeNameOf(flags.nodeName),
+              ...(nodeIps.length > 0 ? { nodeIps } : {}),
+              labels: parseLabels(flags.nodeLabel),
+              dataDir: flags.dataDir,
+              stateDir: flags.stateDir,
+              flannelBackend: flags.flannelBackend,
+              subnetEnvPath: flags.flannelSubnetEnv,
+              ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
+              heartbeatMs,
+              misses,
+              probeIntervalMs: parseDuration(flags.probeInterval, '--probe-interval'),
+              logger: log,
+              registry,
+            }),
+            signal.then(() => undefined),
+          ]);
+          if (agent === undefined) return;
+          try {
+            await notifyReady('connected');
+            log.info({ servers }, 'vipmesh agent is up');
+            const sig = await signal;
+            log.info({ signal: sig }, 'shutting down: releasing every VIP');
+          } finally {
+            await agent.close();
+          }
+        } finally {
+          await metrics?.close();
+        }
+      } finally {
+        clearInterval(keepAlive);
+        dispose();
+      }
+    });
+  daemonCommand(cmd);
 }

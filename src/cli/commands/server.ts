@@ -1,11 +1,226 @@
-import type { Command } from 'commander';
-import type { CliContext } from '../context.js';
-import { notBuilt } from './not-built.js';
+import { hostname } from 'node:os';
+import { type Command, Option } from 'commander';
+import { type Agent, createAgent, startServer } from '../../controlplane/daemon/index.js';
+import { DEFAULT_ADMIN_CONFIG } from '../../controlplane/index.js';
+import { VipmeshError } from '../../errors.js';
+import { createRegistry } from '../../metrics.js';
+import { parseDuration } from '../../util/duration.js';
+import { notifyReady } from '../../util/sd-notify.js';
+import { collect } from '../config.js';
+import { type CliContext, daemonCommand } from '../context.js';
 
-export function register(program: Command, _ctx: CliContext): void {
-  program
+interface ServerFlags {
+  dataDir: string;
+  nodeIp?: string[];
+  nodeName?: string;
+  nodeLabel?: string[];
+  httpsListenPort: string;
+  bindAddress: string;
+  clusterCidr: string;
+  datastoreEndpoint?: string;
+  disableAgent?: boolean;
+  heartbeatInterval: string;
+  nodeLostAfter: string;
+  nodeStartupGrace: string;
+  electionTtl: string;
+  metricsBindAddress: string;
+  adminConfig: string;
+  flannelIface?: string;
+  flannelBackend: string;
+  flannelSubnetEnv: string;
+  stateDir: string;
+}
+
+/** `--node-ip a,b --node-ip c` -> `['a', 'b', 'c']`. */
+export function splitList(values: string[] | undefined): string[] {
+  return (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** `k=v` labels (repeatable `--node-label`). */
+export function parseLabels(values: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of splitList(values)) {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', `--node-label: "${v}" is not key=value`);
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+/** A positive integer flag. */
+export function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', `${flag}: "${text}" is not a positive whole number`);
+  }
+  return n;
+}
+
+/** The node name: the flag, else the host name (lowercased, as Kubernetes does). */
+export function nodeNameOf(flag: string | undefined): string {
+  return (flag ?? hostname()).toLowerCase();
+}
+
+/** Resolve on the first SIGTERM/SIGINT. */
+export function untilSignal(): { signal: Promise<string>; dispose(): void } {
+  let on: (sig: string) => void = () => undefined;
+  const signal = new Promise<string>((resolve) => {
+    on = (sig: string) => resolve(sig);
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+  return {
+    signal,
+    dispose: () => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+    },
+  };
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  const cmd = program
     .command('server')
     .description('run the server: datastore, API, tunnel and controllers (and the local agent)')
-    .allowUnknownOption()
-    .action(notBuilt('server', 'the cluster issue'));
+    .option(
+      '--data-dir <dir>',
+      'state: the embedded datastore, CA, certificates and tokens',
+      '/var/lib/vipmesh',
+    )
+    .option('--node-ip <ip>', "this node's address(es) on the LAN (repeatable or comma-separated)", collect)
+    .option('--node-name <name>', "this node's name (default: the host name)")
+    .option(
+      '--node-label <key=value>',
+      'a label of this node, for L2Advertisement nodeSelectors (repeatable)',
+      collect,
+    )
+    .option('--https-listen-port <port>', 'port of the HTTPS API and the agent tunnel', '6443')
+    .option('--bind-address <ip>', 'address the HTTPS port listens on', '0.0.0.0')
+    .option(
+      '--cluster-cidr <cidr>',
+      'pod subnets are carved from this (comma-separated: one per family)',
+      '10.42.0.0/16',
+    )
+    .option(
+      '--datastore-endpoint <urls>',
+      'use this etcd cluster (http://h1:2379,http://h2:2379) instead of the embedded datastore; servers on one etcd elect a master',
+    )
+    .option('--disable-agent', 'do not run the local agent (this node announces no VIPs, gets no routes)')
+    .option('--heartbeat-interval <duration>', 'agent <-> server heartbeat period', '100ms')
+    .option(
+      '--node-lost-after <n>',
+      'missed heartbeats after which a node is NotReady and its VIPs move',
+      '3',
+    )
+    .option(
+      '--node-startup-grace <duration>',
+      'after a start, how long a node stays Ready while its agent reconnects',
+      '5s',
+    )
+    .option(
+      '--election-ttl <duration>',
+      'master lease TTL (whole seconds): how long a dead master keeps the role',
+      '5s',
+    )
+    .option(
+      '--metrics-bind-address <host:port>',
+      'serve Prometheus metrics here ("" = off)',
+      '127.0.0.1:7472',
+    )
+    .option(
+      '--admin-config <file>',
+      'write the admin config (API URL + admin token) here ("" = do not)',
+      DEFAULT_ADMIN_CONFIG,
+    )
+    .option(
+      '--flannel-iface <name>',
+      'local agent: interface of the pod routes (default: the one holding --node-ip)',
+    )
+    .addOption(
+      new Option('--flannel-backend <backend>', 'local agent: host-gw pod routes, or none')
+        .choices(['host-gw', 'none'])
+        .default('host-gw'),
+    )
+    .option(
+      '--flannel-subnet-env <file>',
+      'local agent: where subnet.env is written',
+      '/run/flannel/subnet.env',
+    )
+    .option('--state-dir <dir>', 'local agent: runtime state (sysctl originals to restore)', '/run/vipmesh')
+    .action(async (flags: ServerFlags) => {
+      const log = ctx.logger().child({ module: 'server' });
+      const heartbeatMs = parseDuration(flags.heartbeatInterval, '--heartbeat-interval');
+      if (heartbeatMs <= 0)
+        throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
+      const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
+      const ttl = Math.max(1, Math.round(parseDuration(flags.electionTtl, '--election-ttl') / 1000));
+      const port = Number(flags.httpsListenPort);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new VipmeshError(
+          'VIPMESH_CLUSTER_BAD_FLAG',
+          `--https-listen-port: "${flags.httpsListenPort}" is not a port`,
+        );
+      }
+      const nodeName = nodeNameOf(flags.nodeName);
+      const nodeIps = splitList(flags.nodeIp);
+      const labels = parseLabels(flags.nodeLabel);
+      const clusterCidr = splitList([flags.clusterCidr]);
+      const registry = createRegistry();
+      const { signal, dispose } = untilSignal();
+      const keepAlive = setInterval(() => undefined, 1 << 30);
+      try {
+        const server = await startServer({
+          dataDir: flags.dataDir,
+          nodeName,
+          nodeIps,
+          httpsListenPort: port,
+          bindAddress: flags.bindAddress,
+          clusterCidr,
+          ...(flags.datastoreEndpoint === undefined ? {} : { datastoreEndpoint: flags.datastoreEndpoint }),
+          heartbeatMs,
+          nodeLostAfter: misses,
+          nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
+          electionTtlSeconds: ttl,
+          metricsBindAddress: flags.metricsBindAddress,
+          adminConfigPath: flags.adminConfig,
+          logger: ctx.logger(),
+          registry,
+        });
+        let agent: Agent | undefined;
+        try {
+          if (flags.disableAgent !== true) {
+            agent = await createAgent({
+              servers: [server.url],
+              token: server.credentials.joinToken,
+              nodeName,
+              ...(nodeIps.length > 0 ? { nodeIps } : {}),
+              labels,
+              dataDir: flags.dataDir,
+              stateDir: flags.stateDir,
+              flannelBackend: flags.flannelBackend,
+              subnetEnvPath: flags.flannelSubnetEnv,
+              ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
+              heartbeatMs,
+              misses,
+              logger: ctx.logger().child({ module: 'agent' }),
+              registry,
+            });
+          }
+          await notifyReady('serving');
+          log.info({ url: server.url, agent: agent !== undefined }, 'vipmesh server is up');
+          const sig = await signal;
+          log.info({ signal: sig }, 'shutting down');
+        } finally {
+          await agent?.close();
+          await server.close();
+        }
+      } finally {
+        clearInterval(keepAlive);
+        dispose();
+      }
+    });
+  daemonCommand(cmd);
 }

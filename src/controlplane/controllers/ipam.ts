@@ -1,0 +1,287 @@
+import { EventEmitter } from 'node:events';
+import type { Registry } from 'prom-client';
+import { type Clock, systemClock } from '../../clock.js';
+import { VipmeshError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { Counter, Gauge } from '../../metrics.js';
+import { type Allocation, Allocator, serviceKey, toServiceRequest } from '../../vip-pool/index.js';
+import type { Kv } from '../kv.js';
+import { canonicalJson, type ResourceStore } from '../store.js';
+import type { Condition, Service } from '../types.js';
+import { poolConfig, recordEvent } from './config.js';
+import { type Informer, Reconciler } from './informer.js';
+
+/** Where the IPAM controller persists allocations: one key per Service, the vip-pool `Allocation` as JSON. */
+export const ALLOCATION_PREFIX = '/vipmesh/ipam/';
+
+/** The Service condition the IPAM controller maintains. */
+export const IP_ALLOCATED = 'IPAllocated';
+
+/** The informers the IPAM controller reads. */
+export interface IpamInformers {
+  services: Informer<'services'>;
+  pools: Informer<'ipaddresspools'>;
+  configmaps: Informer<'configmaps'>;
+  l2advertisements: Informer<'l2advertisements'>;
+}
+
+/** Options of {@link IpamController}. */
+export interface IpamControllerOptions {
+  store: ResourceStore;
+  /** Raw datastore access for the allocation keys. */
+  kv: Kv;
+  informers: IpamInformers;
+  logger: Logger;
+  clock?: Clock;
+  registry?: Registry;
+  /** Name written as the events' source host. */
+  host?: string;
+}
+
+/** Events of an {@link IpamController}. */
+export interface IpamEvents {
+  /** The allocations changed (the assignment controller re-places VIPs). */
+  change: [];
+}
+
+/** True when vipmesh should give this Service addresses. */
+export function wantsAddress(svc: Service): boolean {
+  return svc.spec?.type === 'LoadBalancer' && svc.spec.loadBalancerClass === undefined;
+}
+
+/**
+ * IPAM: gives every LoadBalancer Service its addresses from the pools (vip-pool's Allocator), persists the
+ * allocations under {@link ALLOCATION_PREFIX}, and writes `status.loadBalancer.ingress` and the
+ * `IPAllocated` condition. A Service that cannot be served gets a Warning event and `IPAllocated=False`
+ * (with the VIPMESH_* code as the reason); the controller never stops for one bad Service. Pools, Services
+ * and advertisements changing take effect at once (live reload).
+ */
+export class IpamController extends EventEmitter<IpamEvents> {
+  readonly #o: IpamControllerOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #reconciler: Reconciler;
+  /** The persisted allocations, by Service key (`ns/name`). */
+  readonly #persisted = new Map<string, Allocation>();
+  /** Last outcome per Service, so an event is written when it changes, not on every pass. */
+  readonly #outcome = new Map<string, string>();
+  readonly #failures: Counter<'code'> | undefined;
+  readonly #allocated: Gauge | undefined;
+  readonly #unsub: Array<() => void> = [];
+  #started = false;
+
+  constructor(o: IpamControllerOptions) {
+    super();
+    this.#o = o;
+    this.#log = o.logger;
+    this.#clock = o.clock ?? systemClock;
+    this.#reconciler = new Reconciler(() => this.#reconcile(), { logger: o.logger, clock: this.#clock });
+    if (o.registry !== undefined) {
+      this.#failures =
+        (o.registry.getSingleMetric('vipmesh_controlplane_ipam_failures_total') as Counter<'code'>) ??
+        new Counter({
+          name: 'vipmesh_controlplane_ipam_failures_total',
+          help: 'Services the IPAM controller could not give addresses, by error code',
+          labelNames: ['code'],
+          registers: [o.registry],
+        });
+      this.#allocated =
+        (o.registry.getSingleMetric('vipmesh_controlplane_ipam_services_allocated') as Gauge) ??
+        new Gauge({
+          name: 'vipmesh_controlplane_ipam_services_allocated',
+          help: 'LoadBalancer Services holding addresses',
+          registers: [o.registry],
+        });
+    }
+  }
+
+  /** The allocations as persisted now (the assignment controller reads the pools from them). */
+  allocations(): Allocation[] {
+    return [...this.#persisted.values()];
+  }
+
+  /** Load the persisted allocations and start reconciling on every change. */
+  async start(): Promise<void> {
+    const { pairs } = await this.#o.kv.list(ALLOCATION_PREFIX);
+    for (const p of pairs) {
+      try {
+        const a = JSON.parse(p.value.toString()) as Allocation;
+        if (typeof a.service === 'string' && Array.isArray(a.ips)) this.#persisted.set(a.service, a);
+      } catch {
+        this.#log.warn({ key: p.key }, 'ignoring an unreadable allocation');
+      }
+    }
+    this.#started = true;
+    const kick = () => this.#reconciler.kick();
+    for (const inf of Object.values(this.#o.informers) as Array<Informer<'services'>>) {
+      inf.on('change', kick);
+      this.#unsub.push(() => inf.off('change', kick));
+    }
+    this.#reconciler.kick();
+  }
+
+  /** Resolves when no pass is running or queued (tests). */
+  idle(): Promise<void> {
+    return this.#reconciler.idle();
+  }
+
+  async close(): Promise<void> {
+    for (const u of this.#unsub.splice(0)) u();
+    await this.#reconciler.close();
+  }
+
+  async #reconcile(): Promise<void> {
+    if (!this.#started) return;
+    const inf = this.#o.informers;
+    const cfg = poolConfig(
+      inf.pools.items.values(),
+      inf.configmaps.items.values(),
+      inf.l2advertisements.items.values(),
+      this.#log,
+    );
+    const services = [...inf.services.items.values()].filter(wantsAddress).sort(byAge);
+    const keys = new Set(services.map((s) => serviceKey(meta(s))));
+    let allocator: Allocator;
+    let poolError: VipmeshError | undefined;
+    try {
+      allocator = new Allocator(cfg.pools, {
+        allocations: [...this.#persisted.values()].filter((a) => keys.has(a.service)),
+      });
+    } catch (err) {
+      if (!(err instanceof VipmeshError)) throw err;
+      // An unusable pool set (overlap between pools): keep what is allocated, allocate nothing new.
+      poolError = err;
+      allocator = new Allocator([]);
+    }
+    let changed = false;
+    for (const svc of services) {
+      const key = serviceKey(meta(svc));
+      let ips: string[] = [];
+      let failure: VipmeshError | undefined = poolError;
+      if (failure === undefined) {
+        try {
+          ips = allocator.assign(toServiceRequest(svc)).ips;
+        } catch (err) {
+          if (!(err instanceof VipmeshError)) throw err;
+          failure = err;
+        }
+      }
+      if (failure !== undefined && poolError !== undefined) {
+        ips = this.#persisted.get(key)?.ips ?? [];
+      } else {
+        changed =
+          (await this.#persist(
+            key,
+            allocator.allocations().find((a) => a.service === key),
+          )) || changed;
+      }
+      await this.#writeStatus(svc, ips, failure);
+    }
+    // Services that are gone (or no longer LoadBalancer): free their addresses.
+    for (const key of [...this.#persisted.keys()]) {
+      if (keys.has(key)) continue;
+      changed = (await this.#persist(key, undefined)) || changed;
+      this.#outcome.delete(key);
+      const gone = inf.services.items.get(key);
+      if (gone !== undefined) await this.#writeStatus(gone, [], undefined, true);
+    }
+    this.#allocated?.set(this.#persisted.size);
+    if (changed) this.emit('change');
+  }
+
+  /** Store (or delete) one allocation; true when it changed. */
+  async #persist(key: string, a: Allocation | undefined): Promise<boolean> {
+    const old = this.#persisted.get(key);
+    if (a === undefined && old === undefined) return false;
+    if (a !== undefined && old !== undefined && canonicalJson(a) === canonicalJson(old)) return false;
+    const k = `${ALLOCATION_PREFIX}${key}`;
+    const cur = await this.#o.kv.get(k);
+    const res =
+      a === undefined
+        ? cur === undefined
+          ? { ok: true as const }
+          : await this.#o.kv.delete(k, cur.modRevision)
+        : await this.#o.kv.put(k, Buffer.from(JSON.stringify(a)), cur?.modRevision ?? 0);
+    if (!res.ok)
+      throw new VipmeshError('VIPMESH_API_CONFLICT', `allocation ${key} changed under the controller`);
+    if (a === undefined) this.#persisted.delete(key);
+    else this.#persisted.set(key, a);
+    return true;
+  }
+
+  async #writeStatus(
+    svc: Service,
+    ips: string[],
+    failure: VipmeshError | undefined,
+    gone = false,
+  ): Promise<void> {
+    const key = serviceKey(meta(svc));
+    const status = structuredClone(svc.status ?? {});
+    const ingress = ips.map((ip) => ({ ip, ipMode: 'VIP' }));
+    if (ingress.length > 0) status.loadBalancer = { ingress };
+    else if (status.loadBalancer !== undefined) status.loadBalancer = {};
+    const others = (status.conditions ?? []).filter((c) => c.type !== IP_ALLOCATED);
+    const prev = (svc.status?.conditions ?? []).find((c) => c.type === IP_ALLOCATED);
+    let cond: Condition | undefined;
+    if (!gone) {
+      cond =
+        failure === undefined
+          ? {
+              type: IP_ALLOCATED,
+              status: 'True',
+              reason: 'Allocated',
+              message: `allocated ${ips.join(', ')}`,
+            }
+          : { type: IP_ALLOCATED, status: 'False', reason: failure.code, message: failure.message };
+      cond.lastTransitionTime =
+        prev !== undefined && prev.status === cond.status && prev.reason === cond.reason
+          ? prev.lastTransitionTime
+          : new Date(this.#clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
+    }
+    status.conditions = cond === undefined ? others : [...others, cond];
+    if (status.conditions.length === 0) delete status.conditions;
+    if (canonicalJson(status) !== canonicalJson(svc.status ?? {})) {
+      await this.#o.store.updateStatus('services', {
+        ...svc,
+        metadata: { ...svc.metadata, resourceVersion: undefined },
+        status,
+      });
+    }
+    if (gone) return;
+    const outcome = failure === undefined ? `ok:${ips.join(',')}` : `fail:${failure.code}:${failure.message}`;
+    if (this.#outcome.get(key) === outcome) return;
+    this.#outcome.set(key, outcome);
+    if (failure !== undefined) {
+      this.#failures?.inc({ code: failure.code });
+      this.#log.warn({ service: key, code: failure.code }, failure.message);
+    }
+    await recordEvent(
+      this.#o.store,
+      {
+        involved: svc,
+        reason: failure === undefined ? 'IPAllocated' : 'AllocationFailed',
+        message:
+          failure === undefined ? `Assigned IP ${ips.join(', ')}` : `${failure.message} (${failure.code})`,
+        type: failure === undefined ? 'Normal' : 'Warning',
+        component: 'vipmesh-ipam',
+        now: this.#clock.now(),
+        ...(this.#o.host === undefined ? {} : { host: this.#o.host }),
+      },
+      this.#log,
+    );
+  }
+}
+
+function meta(s: Service): { namespace: string; name: string } {
+  return { namespace: s.metadata.namespace ?? 'default', name: s.metadata.name };
+}
+
+/** Oldest first, so an older Service wins a contested address (as in MetalLB). */
+function byAge(a: Service, b: Service): number {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  const ka = serviceKey(meta(a));
+  const kb = serviceKey(meta(b));
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
