@@ -1,7 +1,8 @@
 import { VipmeshError } from '../errors.js';
 import { Codes } from './codes.js';
 import { type Family, formatIp, type IpValue, isBuggy, parseIp } from './ip.js';
-import { PoolState, RangeIndex, type RangeState } from './pool-state.js';
+import { type Held, Ledger } from './ledger.js';
+import { PoolState, RangeIndex } from './pool-state.js';
 import { compilePools, poolSetProblems } from './pools.js';
 import { anySelectorMatches } from './selector.js';
 import type { AddressPool, NamespaceInfo, ServicePort, ServiceRequest } from './types.js';
@@ -38,23 +39,6 @@ export interface RejectedAllocation {
   error: VipmeshError;
 }
 
-interface IpUse {
-  family: Family;
-  value: bigint;
-  range: RangeState;
-  users: Map<string, { sharingKey: string | undefined; ports: ServicePort[] }>;
-}
-
-interface Held {
-  service: string;
-  pool: PoolState;
-  ips: string[];
-  /** `ips` parsed, same order. */
-  values: IpValue[];
-  sharingKey: string | undefined;
-  ports: ServicePort[];
-}
-
 const FAMILIES: readonly Family[] = ['IPv4', 'IPv6'];
 
 function fail(code: string, message: string, details: Record<string, unknown> = {}): never {
@@ -72,9 +56,7 @@ export class Allocator {
   private readonly byName = new Map<string, PoolState>();
   private readonly index: RangeIndex;
   private readonly nsLabels = new Map<string, Readonly<Record<string, string>>>();
-  private readonly ips = new Map<string, IpUse>();
-  private readonly held = new Map<string, Held>();
-  private readonly shared = new Map<string, Set<string>>();
+  private readonly ledger: Ledger;
   /** Persisted allocations that did not fit the current pools (see {@link RejectedAllocation}). */
   readonly rejected: RejectedAllocation[] = [];
 
@@ -88,6 +70,7 @@ export class Allocator {
     this.pools = compilePools(pools).compiled.map((c) => new PoolState(c.pool, c.ranges));
     for (const p of this.pools) this.byName.set(p.name, p);
     this.index = new RangeIndex(this.pools);
+    this.ledger = new Ledger(this.index);
     for (const ns of opts.namespaces ?? []) this.nsLabels.set(ns.name, ns.labels);
     const restore = [...(opts.allocations ?? [])].sort((a, b) =>
       a.service < b.service ? -1 : a.service > b.service ? 1 : 0,
@@ -109,35 +92,35 @@ export class Allocator {
    */
   assign(svc: ServiceRequest): Assignment {
     const key = serviceKey(svc);
-    const prev = this.held.get(key);
-    if (prev !== undefined) this.drop(prev);
+    const prev = this.ledger.get(key);
+    if (prev !== undefined) this.ledger.drop(prev);
     try {
       const next = svc.requestedIPs.length > 0 ? this.planPinned(svc, key) : this.planAuto(svc, key, prev);
-      this.take(next);
+      this.ledger.take(next);
       return { ips: [...next.ips], pool: next.pool.name };
     } catch (err) {
-      if (prev !== undefined) this.take(prev);
+      if (prev !== undefined) this.ledger.take(prev);
       throw err;
     }
   }
 
   /** Free a Service's addresses (shared ones stay with their other users). False when it held none. */
   release(key: string): boolean {
-    const h = this.held.get(key);
+    const h = this.ledger.get(key);
     if (h === undefined) return false;
-    this.drop(h);
+    this.ledger.drop(h);
     return true;
   }
 
   /** A Service's current addresses. */
   lookup(key: string): Assignment | undefined {
-    const h = this.held.get(key);
+    const h = this.ledger.get(key);
     return h === undefined ? undefined : { ips: [...h.ips], pool: h.pool.name };
   }
 
   /** Every allocation, sorted by Service, to persist and pass to the next Allocator. */
   allocations(): Allocation[] {
-    return [...this.held.values()]
+    return [...this.ledger.all()]
       .sort((a, b) => (a.service < b.service ? -1 : 1))
       .map((h) => ({
         service: h.service,
@@ -156,7 +139,8 @@ export class Allocator {
   private restore(a: Allocation): void {
     const pool = this.byName.get(a.pool);
     if (pool === undefined) fail(Codes.POOL_NOT_FOUND, `${a.service}: pool ${a.pool} no longer exists`);
-    if (this.held.has(a.service)) fail(Codes.ALLOCATOR_INCONSISTENT, `${a.service} is listed twice`);
+    if (this.ledger.get(a.service) !== undefined)
+      fail(Codes.ALLOCATOR_INCONSISTENT, `${a.service} is listed twice`);
     const values: IpValue[] = [];
     const ips = a.ips.map((text) => {
       const ip = parseIp(text);
@@ -166,11 +150,11 @@ export class Allocator {
         fail(Codes.IP_OUTSIDE_POOLS, `${a.service}: ${text} is no longer in pool ${a.pool}`, { ip: text });
       }
       const canon = formatIp(ip.family, ip.value);
-      this.checkShare(canon, a.service, a.sharingKey, a.ports);
+      this.ledger.checkShare(canon, a.service, a.sharingKey, a.ports);
       values.push(ip);
       return canon;
     });
-    this.take({
+    this.ledger.take({
       service: a.service,
       pool,
       ips,
@@ -237,7 +221,7 @@ export class Allocator {
     }
     if (!this.admits(p, svc))
       fail(Codes.POOL_NOT_ALLOWED, `${key}: pool ${p.name} does not serve this Service (serviceAllocation)`);
-    for (const ip of ips) this.checkShare(ip, key, svc.sharingKey, svc.ports);
+    for (const ip of ips) this.ledger.checkShare(ip, key, svc.sharingKey, svc.ports);
     return { service: key, pool: p, ips, values, sharingKey: svc.sharingKey, ports: svc.ports };
   }
 
@@ -333,10 +317,8 @@ export class Allocator {
     key: string,
     prev: Held | undefined,
   ): { ip: string; value: IpValue } | undefined {
-    const ok = (ip: string): boolean => {
-      const use = this.ips.get(ip);
-      return this.shareProblem(ip, use, key, svc.sharingKey, svc.ports) === undefined;
-    };
+    const ok = (ip: string): boolean =>
+      this.ledger.shareProblem(ip, key, svc.sharingKey, svc.ports) === undefined;
     if (prev?.pool === pool) {
       for (const [i, ip] of prev.ips.entries()) {
         const v = prev.values[i]!;
@@ -345,14 +327,7 @@ export class Allocator {
       }
     }
     if (svc.sharingKey !== undefined) {
-      const mine = [...(this.shared.get(svc.sharingKey) ?? [])]
-        .map((ip) => this.ips.get(ip)!)
-        .filter((u) => u.range.pool === pool && u.family === family)
-        .sort((a, b) => (a.value < b.value ? -1 : 1));
-      for (const u of mine) {
-        const ip = formatIp(u.family, u.value);
-        if (ok(ip)) return { ip, value: { family, value: u.value } };
-      }
+      for (const c of this.ledger.sharedIn(svc.sharingKey, pool, family)) if (ok(c.ip)) return c;
     }
     for (const r of pool.ranges) {
       if (r.range.family !== family) continue;
@@ -360,83 +335,5 @@ export class Allocator {
       if (v !== undefined) return { ip: formatIp(family, v), value: { family, value: v } };
     }
     return undefined;
-  }
-
-  private shareProblem(
-    ip: string,
-    use: IpUse | undefined,
-    key: string,
-    sharingKey: string | undefined,
-    ports: readonly ServicePort[],
-  ): string | undefined {
-    if (use === undefined) return undefined;
-    for (const [other, u] of use.users) {
-      if (other === key) continue;
-      if (sharingKey === undefined || u.sharingKey !== sharingKey) {
-        const theirs =
-          u.sharingKey === undefined
-            ? 'which does not share it (no allow-shared-ip key)'
-            : `which shares it only under allow-shared-ip "${u.sharingKey}"`;
-        return `${ip} is in use by ${other}, ${theirs}`;
-      }
-      const clash = ports.find((p) => u.ports.some((q) => q.protocol === p.protocol && q.port === p.port));
-      if (clash !== undefined)
-        return `${ip} is in use by ${other} with the same allow-shared-ip key, and both use ${clash.protocol}/${clash.port}`;
-    }
-    return undefined;
-  }
-
-  private checkShare(
-    ip: string,
-    key: string,
-    sharingKey: string | undefined,
-    ports: readonly ServicePort[],
-  ): void {
-    const msg = this.shareProblem(ip, this.ips.get(ip), key, sharingKey, ports);
-    if (msg !== undefined)
-      fail(Codes.IP_IN_USE, `${key}: ${msg}`, {
-        service: key,
-        ip,
-        holder: [...this.ips.get(ip)!.users.keys()][0],
-      });
-  }
-
-  private take(h: Held): void {
-    for (const [i, ip] of h.ips.entries()) {
-      let use = this.ips.get(ip);
-      if (use === undefined) {
-        const v = h.values[i]!;
-        const range = this.index.find(v.family, v.value);
-        if (range === undefined || !range.take(v.value))
-          fail(Codes.ALLOCATOR_INCONSISTENT, `${ip} is not free in any range`);
-        use = { family: v.family, value: v.value, range, users: new Map() };
-        this.ips.set(ip, use);
-      }
-      use.users.set(h.service, { sharingKey: h.sharingKey, ports: h.ports });
-      if (h.sharingKey !== undefined) {
-        const set = this.shared.get(h.sharingKey) ?? new Set<string>();
-        set.add(ip);
-        this.shared.set(h.sharingKey, set);
-      }
-    }
-    this.held.set(h.service, h);
-  }
-
-  private drop(h: Held): void {
-    for (const ip of h.ips) {
-      const use = this.ips.get(ip);
-      if (use === undefined || !use.users.delete(h.service))
-        fail(Codes.ALLOCATOR_INCONSISTENT, `${h.service} does not hold ${ip}`);
-      if (use.users.size === 0) {
-        this.ips.delete(ip);
-        if (!use.range.free(use.value)) fail(Codes.ALLOCATOR_INCONSISTENT, `${ip} was not marked used`);
-      }
-      if (h.sharingKey !== undefined && ![...use.users.values()].some((u) => u.sharingKey === h.sharingKey)) {
-        const set = this.shared.get(h.sharingKey);
-        set?.delete(ip);
-        if (set?.size === 0) this.shared.delete(h.sharingKey);
-      }
-    }
-    this.held.delete(h.service);
   }
 }
