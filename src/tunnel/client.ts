@@ -39,7 +39,9 @@ export interface TunnelClientOptions {
   heartbeatMs?: number;
   /** Missed heartbeats before the server is declared dead [3]. */
   misses?: number;
+  /** Per-stream receive window [1 MiB]. */
   windowBytes?: number;
+  /** Default request timeout [5 s]. */
   requestTimeoutMs?: number;
   /** First retry within this [100 ms]; doubles per failure the server answered. */
   backoffBaseMs?: number;

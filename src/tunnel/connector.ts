@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { WebSocket } from 'ws';
 import { errnoOf, VipmeshError } from '../errors.js';
 import { fetchAndPinCA } from './pki.js';
@@ -67,6 +67,7 @@ export function wsConnector(): Connector {
     },
     open(url, o) {
       return new Promise((resolve, reject) => {
+        let socket: TLSSocket | undefined;
         const target = new URL(CONNECT_PATH, url.replace(/^https:/, 'wss:').replace(/^http:/, 'ws:'));
         const ws = new WebSocket(target, {
           headers: o.headers,
@@ -79,6 +80,7 @@ export function wsConnector(): Connector {
           handshakeTimeout: o.timeoutMs,
           createConnection: ((opts: ConnectionOptions & { host: string }) => {
             const sock = tlsConnect({ ...opts, servername: isIP(opts.host) === 0 ? opts.host : '' });
+            socket = sock;
             // A SYN lost to a cut cable is retried by the kernel only after 1 s, 3 s, 7 s...: a fresh attempt
             // every tcpTimeoutMs is what brings the agent back within a second of the network returning.
             const timer = setTimeout(() => {
@@ -90,7 +92,8 @@ export function wsConnector(): Connector {
             return sock;
           }) as never,
         });
-        const t = new WsTransport(ws);
+        // createConnection ran inside the constructor: the socket is known here.
+        const t = new WsTransport(ws, socket);
         let done = false;
         ws.once('open', () => {
           done = true;

@@ -4,18 +4,29 @@
  * CA, and the admin token `K10<hash>::admin:<secret>` for the API. Files live under `<dataDir>/server/`, mode
  * 0600, made once and reused.
  */
-// @peculiar/x509 resolves its algorithm providers with tsyringe, which needs a Reflect metadata polyfill
-// loaded before it.
-import 'reflect-metadata';
 import { createHash, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { errnoOf, VipmeshError } from '../errors.js';
 
-x509.cryptoProvider.set(webcrypto as never);
+let x509lib: Promise<typeof X509> | undefined;
+
+/**
+ * @peculiar/x509, loaded on first use: only a server making its credentials needs it, and it (with tsyringe
+ * and the ASN.1 schemas) is several MB of an agent's RSS otherwise. tsyringe needs a Reflect metadata
+ * polyfill loaded before it.
+ */
+function loadX509(): Promise<typeof X509> {
+  x509lib ??= import('reflect-metadata').then(async () => {
+    const lib = await import('@peculiar/x509');
+    lib.cryptoProvider.set(webcrypto as never);
+    return lib;
+  });
+  return x509lib;
+}
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -56,7 +67,7 @@ function writeSecret(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-function toPem(der: ArrayBuffer, label: string): string {
+function toPem(x509: typeof X509, der: ArrayBuffer, label: string): string {
   return `${x509.PemConverter.encode(der, label)}\n`;
 }
 
@@ -66,8 +77,8 @@ async function keyPair(): Promise<KeyPair> {
   return (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as KeyPair;
 }
 
-async function pkcs8Pem(key: webcrypto.CryptoKey): Promise<string> {
-  return toPem(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+async function pkcs8Pem(x509: typeof X509, key: webcrypto.CryptoKey): Promise<string> {
+  return toPem(x509, await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
 }
 
 function isIp(s: string): boolean {
@@ -80,6 +91,7 @@ async function makeCredentials(sans: string[]): Promise<{
   certPem: string;
   keyPem: string;
 }> {
+  const x509 = await loadX509();
   const now = new Date(Date.now() - 60_000); // a minute of slack for clocks that disagree a little
   const years = (n: number) => new Date(now.getTime() + n * 365 * 86_400_000);
   const caKeys = await keyPair();
@@ -123,9 +135,9 @@ async function makeCredentials(sans: string[]): Promise<{
   });
   return {
     caCertPem: `${ca.toString('pem')}\n`,
-    caKeyPem: await pkcs8Pem(caKeys.privateKey),
+    caKeyPem: await pkcs8Pem(x509, caKeys.privateKey),
     certPem: `${leaf.toString('pem')}\n`,
-    keyPem: await pkcs8Pem(leafKeys.privateKey),
+    keyPem: await pkcs8Pem(x509, leafKeys.privateKey),
   };
 }
 

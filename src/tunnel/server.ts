@@ -57,7 +57,7 @@ export interface TunnelServerOptions {
   heartbeatMs?: number;
   /** Missed heartbeats before a node is lost [3]. */
   misses?: number;
-  /** Per-stream receive window [512 KiB]. */
+  /** Per-stream receive window [1 MiB]. */
   windowBytes?: number;
   /** Default request timeout [5 s]. */
   requestTimeoutMs?: number;
@@ -190,7 +190,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       socket.destroy();
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(new WsTransport(ws), node, remote));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(new WsTransport(ws, socket), node, remote));
   }
 
   /** Check (or, on first join, record) `node`'s password; one check per node at a time. */

@@ -85,8 +85,9 @@ export class TunnelStream extends Duplex {
     if (this.#remoteFin || this.destroyed) return true;
     this.#received += data.length;
     if (this.#received > this.#window + this.#credited) return false;
-    // Copy out of the websocket message so a slow reader never pins the frame's whole buffer.
-    this.push(Buffer.from(data));
+    // No copy: the websocket hands each message over as its own buffer (at most one socket read), so a
+    // slow reader pins no more than the bytes it has not read.
+    this.push(data);
     this.#giveCredit();
     return true;
   }

@@ -106,10 +106,10 @@ t.test(
       `node-lost ${lostMs} ms after the cut began (the cut command took ${cutDone - before} ms); heartbeat ${HEARTBEAT_MS} ms`,
     );
     t.match(lost, { node: 'pi-netns', reason: /heartbeat timeout/ });
-    // lost <= last frame heard + 3 beats, and the last frame was heard before the cut completed. 30 ms of
-    // slack for timer and pipe latency on a busy machine.
+    // lost <= last frame heard + 3 beats, and the last frame was heard before the cut completed. 100 ms of
+    // slack for timer lateness on a loaded machine (CI shares its cores; 2 cores at load 12 here).
     t.ok(
-      lostMs <= 3 * HEARTBEAT_MS + (cutDone - before) + 30,
+      lostMs <= 3 * HEARTBEAT_MS + (cutDone - before) + 100,
       `lost within 3 heartbeats of the cut (${lostMs} ms)`,
     );
     const gone = await aev.next('disconnected', 5000);

@@ -17,6 +17,7 @@ const { values } = parseArgs({
     'data-dir': { type: 'string' },
     port: { type: 'string', multiple: true, default: [] },
     heartbeat: { type: 'string', default: '100' },
+    window: { type: 'string' },
   },
 });
 const say = (event: string, fields: Record<string, unknown> = {}) =>
@@ -29,6 +30,7 @@ const client = new TunnelClient({
   dataDir: values['data-dir']!,
   ports: values.port.map(Number),
   heartbeatMs: Number(values.heartbeat),
+  ...(values.window === undefined ? {} : { windowBytes: Number(values.window) }),
 });
 client.on('connected', (e) => say('connected', { url: e.url, reconnect: e.reconnect }));
 client.on('disconnected', (e) => say('disconnected', { reason: e.reason }));
