@@ -137,12 +137,18 @@ for (const which of ['etcd', 'kine'] as const) {
 
     // A compacted revision: the watch ends with 410 Gone, so a controller relists.
     await raw.kv.compact({ revision: Number(list.metadata.resourceVersion) + 1 });
-    const gone = await store.watch('services', { resourceVersion: a.metadata.resourceVersion! });
-    const err = await new Promise<{ code: string }>((resolve) => {
-      gone.on('error', resolve);
-      gone.on('event', () => undefined);
-    });
-    await gone.close();
+    // etcd refuses it either when the watch is created or right after: both must read as 410 Gone.
+    const err = await Promise.race([
+      store.watch('services', { resourceVersion: a.metadata.resourceVersion! }).then(
+        (gone) =>
+          new Promise<{ code: string }>((resolve) => {
+            gone.on('error', (e) => void gone.close().then(() => resolve(e)));
+            gone.on('event', () => undefined);
+          }),
+        (e: { code: string }) => e,
+      ),
+      new Promise<{ code: string }>((resolve) => setTimeout(() => resolve({ code: 'timed out' }), 10_000)),
+    ]);
     t.equal(err.code, 'VIPMESH_API_GONE');
   });
 }

@@ -106,7 +106,8 @@ export class EtcdKv implements Kv {
         .startRevision(String(from))
         .create();
     } catch (err) {
-      return unavailable(err);
+      // etcd may refuse a compacted start revision at creation already (created + canceled).
+      throw await this.#watchError(prefix, from, err as Error);
     }
     let done = false;
     watcher.on('data', (res) => {
