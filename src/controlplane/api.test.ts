@@ -66,7 +66,7 @@ t.test('readyz follows the ready hook; metrics count requests', async (t) => {
 });
 
 t.test('client verbs, watch with initial state, too-large bodies, method errors', async (t) => {
-  const { client, store } = await setup(t);
+  const { client, store, registry } = await setup(t);
   const a = await client.create('services', svc('a', { app: 'x' }));
   await t.rejects(client.request('POST', '/api/v1/services', svc('b')), {
     code: 'VIPMESH_API_METHOD_NOT_ALLOWED',
@@ -104,9 +104,18 @@ t.test('client verbs, watch with initial state, too-large bodies, method errors'
   });
   await client.delete('services', 'b');
   for (let i = 0; i < 100 && events.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+  t.match(await registry.metrics(), /vipmesh_controlplane_api_watches 1/);
   w.close();
   await w.done;
   t.same(events, ['ADDED a', 'ADDED b', 'MODIFIED b', 'DELETED b'], 'initial state, then changes');
+  for (let i = 0; i < 100 && /api_watches 1/.test(await registry.metrics()); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.match(
+    await registry.metrics(),
+    /vipmesh_controlplane_api_watches 0/,
+    'a client that goes away ends its watch',
+  );
   const sel = await client.request<{ items: unknown[] }>('GET', '/api/v1/services?labelSelector=app%3Dx');
   t.equal(sel.items.length, 1, 'labelSelector filters lists');
   await t.rejects(

@@ -119,7 +119,7 @@ export class ApiHandler {
         };
         if (q.get('watch') === '1' || q.get('watch') === 'true') {
           const rv = q.get('resourceVersion');
-          return this.#watch(req, res, r, { ...opts, ...(rv === null ? {} : { resourceVersion: rv }) });
+          return this.#watch(res, r, { ...opts, ...(rv === null ? {} : { resourceVersion: rv }) });
         }
         body = await store.list(r.resource, opts);
       } else if (verb === 'POST' && (namespace !== undefined || !r.namespaced)) {
@@ -152,7 +152,6 @@ export class ApiHandler {
   }
 
   async #watch(
-    req: IncomingMessage,
     res: ServerResponse,
     r: ResourceInfo,
     opts: { namespace?: string; labelSelector?: string; resourceVersion?: string },
@@ -174,7 +173,7 @@ export class ApiHandler {
       res.end(`${JSON.stringify({ type: 'ERROR', object: statusFor(err) })}\n`);
       stop();
     });
-    req.on('close', stop);
+    // 'close' on the response: it ended, or the client went away mid-stream.
     res.on('close', stop);
   }
 
