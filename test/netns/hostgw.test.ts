@@ -1,6 +1,8 @@
 /**
- * host-gw in real namespaces: three nodes on one bridge (198.51.100.11-13/25), each with a pod address
- * 198.18.N.1 on lo, each running the reconciler in its own namespace (test/netns/hostgw-fixture.ts).
+ * host-gw in real namespaces: three nodes on one bridge (198.51.100.11-13/25, 2001:db8::11-13/64), each
+ * with pod addresses 198.18.N.1 and 2001:db8::N:1 on lo (pod subnets 198.18.N.0/24 and 2001:db8::N:0/112:
+ * the lab's IPv6 range is one /64), each running the reconciler in its own namespace
+ * (test/netns/hostgw-fixture.ts).
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -42,7 +44,12 @@ class Fixture {
       const i = this.#events.findIndex((e) => e.type === type);
       if (i >= 0) return this.#events.splice(i, 1)[0]!;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${type} event within ${ms} ms; stderr: ${this.stderr.join('')}`);
+      if (left <= 0) {
+        const seen = JSON.stringify(this.#events);
+        throw new Error(
+          `no ${type} event within ${ms} ms; other events: ${seen}; stderr: ${this.stderr.join('')}`,
+        );
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiters.push(() => {
@@ -60,20 +67,29 @@ class Fixture {
   }
 }
 
-const lease = (n: number, ip = `198.51.100.${10 + n}`) => ({
+const lease = (n: number) => ({
   node: `n${n}`,
-  podCIDRs: [`198.18.${n}.0/24`],
-  nodeIPs: [ip],
+  podCIDRs: [`198.18.${n}.0/24`, `2001:db8::${n}:0/112`],
+  nodeIPs: [`198.51.100.${10 + n}`, `2001:db8::${10 + n}`],
 });
 
+/** vipmesh's routes in a node, both families, as `dst via gw dev if`. */
 async function routes(lab: Lab, node: string): Promise<string[]> {
-  const out = await lab.run(node, ['ip', '-j', 'route', 'show', 'proto', P]);
-  const list = JSON.parse(out || '[]') as Array<{ dst: string; gateway?: string; dev: string }>;
+  const list: Array<{ dst: string; gateway?: string; dev: string }> = [];
+  for (const fam of ['-4', '-6']) {
+    list.push(...JSON.parse((await lab.run(node, ['ip', '-j', fam, 'route', 'show', 'proto', P])) || '[]'));
+  }
   return list.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}`).sort();
 }
 
 const expected = (self: number, nodes = N) =>
-  nodes.filter((n) => n !== self).map((n) => `198.18.${n}.0/24 via 198.51.100.${10 + n} dev eth0`);
+  nodes
+    .filter((n) => n !== self)
+    .flatMap((n) => [
+      `198.18.${n}.0/24 via 198.51.100.${10 + n} dev eth0`,
+      `2001:db8::${n}:0/112 via 2001:db8::${10 + n} dev eth0`,
+    ])
+    .sort();
 
 t.test(
   'host-gw routes between three node namespaces',
@@ -85,8 +101,9 @@ t.test(
     t.teardown(() => rm(dir, { recursive: true, force: true }));
     const fx = new Map<number, Fixture>();
     for (const n of N) {
-      await lab.addNode(`n${n}`, { ipv4: `198.51.100.${10 + n}/25` });
+      await lab.addNode(`n${n}`, { ipv4: `198.51.100.${10 + n}/25`, ipv6: `2001:db8::${10 + n}/64` });
       await lab.run(`n${n}`, ['ip', 'addr', 'add', `198.18.${n}.1/32`, 'dev', 'lo']);
+      await lab.run(`n${n}`, ['ip', '-6', 'addr', 'add', `2001:db8::${n}:1/128`, 'dev', 'lo']);
     }
     for (const n of N) {
       const child = lab.spawn(`n${n}`, [
@@ -96,7 +113,7 @@ t.test(
         'test/netns/hostgw-fixture.ts',
         `n${n}`,
         'eth0',
-        '198.18.0.0/16',
+        '198.18.0.0/16,2001:db8::/64',
         join(dir, `n${n}`, 'subnet.env'),
       ]);
       fx.set(n, new Fixture(child));
@@ -109,7 +126,7 @@ t.test(
     const all = N.map((n) => lease(n));
     for (const n of N) {
       const r = await fx.get(n)!.apply(all);
-      t.equal(r['replaced'], 2, `n${n} installs two routes`);
+      t.equal(r['replaced'], 4, `n${n} installs two routes per family`);
     }
     for (const n of N) {
       t.same(
@@ -117,14 +134,21 @@ t.test(
         expected(n),
         `n${n} holds exactly the routes to the other nodes' subnets`,
       );
-      const fwd = await lab.run(`n${n}`, ['sysctl', '-n', 'net.ipv4.ip_forward']);
-      t.equal(fwd.trim(), '1', `n${n} forwards IPv4`);
+      const fwd = await lab.run(`n${n}`, [
+        'sysctl',
+        '-n',
+        'net.ipv4.ip_forward',
+        'net.ipv6.conf.all.forwarding',
+      ]);
+      t.equal(fwd.trim(), '1\n1', `n${n} forwards IPv4 and IPv6`);
       const env = parseSubnetEnv(await readFile(join(dir, `n${n}`, 'subnet.env'), 'utf8'));
       t.same(
         Object.fromEntries(env),
         {
           FLANNEL_NETWORK: '198.18.0.0/16',
           FLANNEL_SUBNET: `198.18.${n}.1/24`,
+          FLANNEL_IPV6_NETWORK: '2001:db8::/64',
+          FLANNEL_IPV6_SUBNET: `2001:db8::${n}:1/112`,
           FLANNEL_MTU: '1500',
           FLANNEL_IPMASQ: 'false',
         },
@@ -136,6 +160,16 @@ t.test(
         if (a === b) continue;
         const ping = await lab.exec(`n${a}`, ['ping', '-c1', '-W2', '-I', `198.18.${a}.1`, `198.18.${b}.1`]);
         t.equal(ping.code, 0, `pod n${a} (198.18.${a}.1) pings pod n${b} (198.18.${b}.1)`);
+        const ping6 = await lab.exec(`n${a}`, [
+          'ping',
+          '-6',
+          '-c1',
+          '-W2',
+          '-I',
+          `2001:db8::${a}:1`,
+          `2001:db8::${b}:1`,
+        ]);
+        t.equal(ping6.code, 0, `pod n${a} (2001:db8::${a}:1) pings pod n${b} (2001:db8::${b}:1)`);
       }
     }
 
@@ -166,14 +200,28 @@ t.test(
       t.equal((await fx.get(1)!.next('restoring'))['dst'], '198.18.2.0/24');
       const ping = await lab.exec('n1', ['ping', '-c1', '-W2', '-I', '198.18.1.1', '198.18.2.1']);
       t.equal(ping.code, 0, 'pod traffic flows again');
+      // The same for IPv6 (its routes carry the kernel's default metric 1024).
+      const t1 = Date.now();
+      await lab.run('n1', ['ip', '-6', 'route', 'del', '2001:db8::2:0/112']);
+      let back6 = -1;
+      while (Date.now() - t1 < 3_000) {
+        const out = await lab.run('n1', ['ip', '-6', 'route', 'show', '2001:db8::2:0/112', 'proto', P]);
+        if (out.includes('via 2001:db8::12')) {
+          back6 = Date.now() - t1;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      t.ok(back6 >= 0 && back6 <= 1_000, `IPv6 route restored after ${back6} ms`);
+      t.equal((await fx.get(1)!.next('restoring'))['dst'], '2001:db8::2:0/112');
     });
 
     await t.test('removing a lease removes its routes on the others', async (t) => {
       const two = [lease(1), lease(2)];
       for (const n of [1, 2]) {
         const r = await fx.get(n)!.apply(two);
-        t.equal(r['deleted'], 1, `n${n} deletes one route`);
-        t.same(await routes(lab, `n${n}`), expected(n, [1, 2]), `n${n} no longer routes 198.18.3.0/24`);
+        t.equal(r['deleted'], 2, `n${n} deletes n3's two routes`);
+        t.same(await routes(lab, `n${n}`), expected(n, [1, 2]), `n${n} no longer routes n3's subnets`);
       }
       const ping = await lab.exec('n1', ['ping', '-c1', '-W1', '-I', '198.18.1.1', '198.18.3.1']);
       t.not(ping.code, 0, 'the departed node is no longer reachable');
@@ -181,7 +229,8 @@ t.test(
 
     await t.test('a lease whose node IP is off-link is refused by name; nothing else changes', async (t) => {
       // 198.51.100.200 is outside n1's 198.51.100.0/25: not on eth0's link.
-      const r = await fx.get(1)!.apply([lease(1), lease(2), lease(4, '198.51.100.200')]);
+      const n4 = { node: 'n4', podCIDRs: ['198.18.4.0/24'], nodeIPs: ['198.51.100.200'] };
+      const r = await fx.get(1)!.apply([lease(1), lease(2), n4]);
       t.same(
         (r['refused'] as Array<{ node: string; code: string }>).map((x) => [x.node, x.code]),
         [['n4', 'VIPMESH_HOSTGW_NEXTHOP_OFFLINK']],
@@ -193,7 +242,7 @@ t.test(
 
     await t.test('foreign routes were never touched', async (t) => {
       const r = await fx.get(1)!.apply([lease(1), lease(2), lease(3)]);
-      t.equal(r['replaced'], 1);
+      t.equal(r['replaced'], 2);
       await fx.get(1)!.apply('resync');
       const lines = await foreign();
       t.equal(lines.length, 2, 'both foreign routes are still there');
