@@ -1,0 +1,29 @@
+import { spawn } from 'node:child_process';
+import t from 'tap';
+import { canUseNetns, nsExec } from './lab.js';
+
+t.test(
+  'vipmesh demo: the client reaches the VIP, survives a pulled cable, and the lab is gone after',
+  { skip: canUseNetns() ? false : 'needs root and ip netns' },
+  async (t) => {
+    const before = (await nsExec(undefined, ['ip', 'netns', 'list'])).stdout;
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--cuts', '2'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    t.equal(code, 0, `demo exits 0:\n${out}`);
+    t.match(out, /the client reaches 198\.51\.100\.100:8080 and n[12] answers/);
+    const outages = [...out.matchAll(/without service for (\d+) ms; (n[12]) answers now/g)];
+    t.equal(outages.length, 2, 'two cuts measured');
+    for (const m of outages)
+      t.ok(Number(m[1]) > 0 && Number(m[1]) < 5000, `outage ${m[1]} ms is a real, bounded figure`);
+    t.match(out, /tearing the lab down/);
+    const after = (await nsExec(undefined, ['ip', 'netns', 'list'])).stdout;
+    const mine = (s: string) => s.split('\n').filter((l) => l.startsWith(`vmlab-${child.pid}-`));
+    t.same(mine(after), [], 'no namespace of the demo is left');
+    t.ok(mine(before).length === 0);
+  },
+);
