@@ -576,4 +576,17 @@ spec:
   const viaFile = await cli(['delete', 'svc', 'web', '--admin-config', adminCfg]);
   t.equal(viaFile.out, 'service "web" deleted\n');
   t.equal((await cli(['get', 'services', '--admin-config', adminCfg])).err, 'No resources found\n');
+
+  // get -w: the (empty) list, then a row per change, until the server goes away.
+  const watchCtx = capture();
+  const watching = run(['get', 'services', '-w', '--admin-config', adminCfg], watchCtx);
+  const until = async (ok: () => boolean) => {
+    for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  await until(() => watchCtx.err().includes('No resources found'));
+  await store.create('services', svc('late'));
+  await until(() => watchCtx.out().includes('late'));
+  await srv.close();
+  t.equal(await watching, 0, 'get -w ends when the stream does');
+  t.match(watchCtx.out(), /^NAMESPACE\s+NAME\s+TYPE.*\ndefault\s+late\s+LoadBalancer\s+<none>\s+<pending>/);
 });

@@ -11,6 +11,7 @@ import {
   type ResourceInfo,
   resourceFor,
   typeName,
+  type WatchEvent,
 } from '../../controlplane/index.js';
 import { VipmeshError } from '../../errors.js';
 import type { CliContext } from '../context.js';
@@ -80,6 +81,50 @@ export async function printObjects(
   }
 }
 
+/** `get -w`: after the list, one line (or document) per change until Ctrl-C or the server goes away. */
+async function follow(
+  ctx: CliContext,
+  client: ApiClient,
+  r: ResourceInfo,
+  from: string,
+  opts: { name?: string; namespace?: string; output?: string; withNamespace: boolean; header: boolean },
+): Promise<void> {
+  let header = opts.header;
+  const print = (e: WatchEvent) => {
+    if (opts.name !== undefined && e.object.metadata.name !== opts.name) return;
+    if (opts.output === 'json') ctx.stdout.write(`${JSON.stringify(e)}\n`);
+    else if (opts.output === 'yaml') ctx.stdout.write(`---\n${stringify(e)}`);
+    else if (opts.output === 'name') ctx.stdout.write(`${typeName(r.resource)}/${e.object.metadata.name}\n`);
+    else {
+      // The table row of the object, without the header (as kubectl -w prints it).
+      const table = printTable(r, [e.object], {
+        wide: opts.output === 'wide',
+        withNamespace: opts.withNamespace,
+        now: Date.now(),
+      });
+      ctx.stdout.write(header ? table.slice(table.indexOf('\n') + 1) : table);
+      header = true;
+    }
+  };
+  const w = await client.watch(
+    r.resource,
+    {
+      resourceVersion: from,
+      ...(r.namespaced && opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
+    },
+    print,
+  );
+  const stop = () => w.close();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    await w.done;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program
     .command('get')
@@ -88,10 +133,15 @@ export function register(program: Command, ctx: CliContext): void {
     .argument('[name]', 'one object only')
     .option('-o, --output <format>', 'wide, json, yaml or name (default: a table)')
     .option('-n, --namespace <ns>', 'only this namespace (default: all namespaces; with a name: default)')
-    .option('-A, --all-namespaces', 'every namespace (the default when listing)');
+    .option('-A, --all-namespaces', 'every namespace (the default when listing)')
+    .option('-w, --watch', 'after listing, print every change as it happens (until Ctrl-C)');
   addConnectionOptions(cmd);
   cmd.action(
-    async (kind: string, name: string | undefined, opts: { output?: string; namespace?: string }) => {
+    async (
+      kind: string,
+      name: string | undefined,
+      opts: { output?: string; namespace?: string; watch?: boolean },
+    ) => {
       const r = kindArg(kind);
       const client = await connectFromFlags(cmd.opts());
       try {
@@ -100,10 +150,19 @@ export function register(program: Command, ctx: CliContext): void {
             ? await client.list(r.resource, r.namespaced ? opts.namespace : undefined)
             : await client.get(r.resource, name, opts.namespace ?? 'default');
         const withNamespace = r.namespaced && name === undefined && opts.namespace === undefined;
-        await printObjects(ctx, client, r, result, {
-          withNamespace,
-          ...(opts.output ? { output: opts.output } : {}),
-        });
+        const output = opts.output ? { output: opts.output } : {};
+        await printObjects(ctx, client, r, result, { withNamespace, ...output });
+        if (opts.watch === true) {
+          const ns = name === undefined ? opts.namespace : (opts.namespace ?? 'default');
+          const listed = !Array.isArray(result['items']) || result['items'].length > 0;
+          await follow(ctx, client, r, result.metadata.resourceVersion ?? '0', {
+            withNamespace,
+            header: listed,
+            ...output,
+            ...(name === undefined ? {} : { name }),
+            ...(ns === undefined ? {} : { namespace: ns }),
+          });
+        }
       } finally {
         client.close();
       }
