@@ -18,6 +18,11 @@ function tempFile(t: Test): string {
   return join(dir, 'state.db');
 }
 
+/** Wait (real time, the disk syncs for real) until `cond` holds, at most ~2 s. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+}
+
 function open(file: string, extra: Partial<BackendOptions> = {}): Backend {
   return new Backend({ file, logger: silentLogger(), ...extra });
 }
@@ -310,11 +315,10 @@ t.test('leases expire on the clock, delete their keys in one revision, and survi
   clock.advance(1500);
   t.equal(b.lessor.renew(id), 2, 'keep-alive answers the granted TTL');
   clock.advance(1500);
-  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setTimeout(r, 20));
   t.equal(b.mvcc.range(req.range('l/', { end: 'l0' })).count, 2, 'the keep-alive held the lease');
   clock.advance(2500);
-  await new Promise((r) => setImmediate(r));
-  await new Promise((r) => setImmediate(r));
+  await until(() => b.mvcc.range(req.range('l/', { end: 'l0' })).count === 0);
   t.equal(b.mvcc.range(req.range('l/', { end: 'l0' })).count, 0, 'expired keys are gone');
   t.same(
     events.map((e) => [e.type, String(e.kv.key), Number(e.kv.mod_revision), String(e.prev_kv?.value)]),
@@ -336,8 +340,7 @@ t.test('leases expire on the clock, delete their keys in one revision, and survi
   t.same(left.keys.map(String), ['keep']);
   b.start();
   clock.advance(4000);
-  await new Promise((r) => setImmediate(r));
-  await new Promise((r) => setImmediate(r));
+  await until(() => b.mvcc.range(req.range('keep')).count === 0);
   t.equal(b.mvcc.range(req.range('keep')).count, 0, 'and it expires on time after the restart');
   await t.rejects(b.lessor.revoke(42), { message: 'etcdserver: requested lease not found' });
 });
@@ -393,7 +396,7 @@ t.test('automatic compaction by revisions and by time', async (t) => {
   b.start();
   for (let i = 0; i < 30; i++) await put(b, 'k', `v${i}`);
   clock.advance(1000);
-  for (let i = 0; i < 20 && b.mvcc.compactRev === 0; i++) await new Promise((r) => setImmediate(r));
+  await until(() => b.mvcc.compactRev !== 0);
   t.equal(b.mvcc.compactRev, 31 - 10, 'keeps the last 10 revisions');
 
   const c = open(tempFile(t), {
@@ -406,6 +409,6 @@ t.test('automatic compaction by revisions and by time', async (t) => {
   clock.advance(10_000);
   for (let i = 0; i < 5; i++) await put(c, 'k', `w${i}`); // 7..11
   clock.advance(60_000);
-  for (let i = 0; i < 20 && c.mvcc.compactRev < 6; i++) await new Promise((r) => setImmediate(r));
+  await until(() => c.mvcc.compactRev >= 6);
   t.equal(c.mvcc.compactRev, 6, 'compacts to the revision current one retention ago');
 });

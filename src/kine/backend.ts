@@ -8,7 +8,7 @@ import { type CompactionOptions, Compactor } from './compactor.js';
 import { SqliteDialect } from './dialect.js';
 import { Lessor } from './lessor.js';
 import { Mvcc, type WriteTxn } from './mvcc.js';
-import type { ResponseHeader } from './types.js';
+import type { Event, ResponseHeader } from './types.js';
 import { WatchHub } from './watch-hub.js';
 
 /** Options for {@link Backend}. */
@@ -84,11 +84,16 @@ export class Backend {
           begin: () => {
             this.mvcc.pending = [];
           },
-          committed: () => {
+          applied: () => {
             const events = this.mvcc.pending;
             this.mvcc.pending = [];
+            return { events, rev: this.mvcc.applied };
+          },
+          durable: (applied) => {
+            const { events, rev } = applied as { events: Event[]; rev: number };
+            this.mvcc.rev = Math.max(this.mvcc.rev, rev);
             this.#revGauge?.set(this.mvcc.rev);
-            this.hub.publish(events, this.mvcc.rev);
+            this.hub.publish(events, rev);
           },
           failed: () => {
             this.mvcc.reload();
@@ -148,7 +153,7 @@ export class Backend {
   async close(): Promise<void> {
     this.lessor.stop();
     await this.compactor.stop();
-    this.committer.close();
+    await this.committer.close();
     this.dialect.close();
   }
 

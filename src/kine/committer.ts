@@ -1,11 +1,14 @@
 import type { Logger } from 'pino';
 import type { Histogram } from 'prom-client';
 
-/** What the committer needs from the SQL layer: one write transaction around a callback. */
+/** What the committer needs from the SQL layer. */
 export interface Transactional {
+  /** Run `fn` in one write transaction; COMMIT does not wait for the disk (synchronous=NORMAL). */
   transaction<T>(fn: () => T): T;
   /** Run `fn` as a nested step (a SAVEPOINT): its writes are undone if it throws. */
   step<T>(fn: () => T): T;
+  /** Make every committed transaction durable (fdatasync of the WAL, off the event loop). */
+  sync(cb: (err: Error | null) => void): void;
 }
 
 interface Pending {
@@ -14,20 +17,30 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-/** Hooks around one committed batch. */
+interface Committed {
+  batch: Pending[];
+  results: Array<{ ok: boolean; value: unknown }>;
+  applied: unknown;
+}
+
+/** Hooks around one batch. */
 export interface BatchHooks {
   /** Called before the batch runs (inside no transaction). */
   begin(): void;
-  /** Called after COMMIT returned (the batch is durable): publish its effects. */
-  committed(): void;
-  /** Called when the whole batch failed (COMMIT or BEGIN threw): reload in-memory state. */
+  /** Called after COMMIT returned: snapshot what the batch changed (events, revision). */
+  applied(): unknown;
+  /** Called, in commit order, once a batch is on disk: publish what `applied` returned. */
+  durable(applied: unknown): void;
+  /** Called when a whole batch failed (BEGIN or COMMIT threw): reload in-memory state. */
   failed(err: unknown): void;
 }
 
 /**
- * Group commit: writes that arrive while the event loop is busy are applied in one SQLite transaction with
- * one fsync. Each write runs as its own savepoint, so one failing request (an etcd error) does not abort the
- * others. Requests are answered only after COMMIT returns, i.e. after the data is on disk.
+ * Group commit. Writes that arrive while the event loop is busy run in one SQLite transaction, each as its own
+ * savepoint (one failing request does not abort the others). COMMIT only appends to the WAL; one fdatasync of
+ * the WAL, on the libuv thread pool, then covers every transaction committed since the last one, and only then
+ * are the writes acknowledged and their events published, in order. So an acknowledged write is on disk, the
+ * event loop never waits for the disk, and a slow disk makes batches larger instead of stalling the server.
  */
 export class Committer {
   readonly #db: Transactional;
@@ -35,8 +48,12 @@ export class Committer {
   readonly #log: Logger;
   readonly #batchSize: Histogram | undefined;
   #queue: Pending[] = [];
+  #waiting: Committed[] = [];
   #scheduled = false;
+  #syncing = false;
   #closed = false;
+  #fatal: Error | undefined;
+  #idle: Array<() => void> = [];
 
   constructor(db: Transactional, hooks: BatchHooks, log: Logger, batchSize?: Histogram) {
     this.#db = db;
@@ -47,6 +64,7 @@ export class Committer {
 
   /** Queue `apply` to run inside the next batch; resolves with its result once the batch is durable. */
   submit<T>(apply: () => T): Promise<T> {
+    if (this.#fatal !== undefined) return Promise.reject(this.#fatal);
     if (this.#closed) return Promise.reject(new Error('datastore is closed'));
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ apply, resolve: resolve as (v: unknown) => void, reject });
@@ -57,14 +75,14 @@ export class Committer {
     });
   }
 
-  /** Run every queued write now, in one transaction. */
+  /** Run every queued write now, in one transaction (acknowledged after the next sync). */
   flush(): void {
     this.#scheduled = false;
     const batch = this.#queue;
     this.#queue = [];
     if (batch.length === 0) return;
     this.#batchSize?.observe(batch.length);
-    const results: Array<{ ok: boolean; value: unknown }> = [];
+    const results: Committed['results'] = [];
     this.#hooks.begin();
     try {
       this.#db.transaction(() => {
@@ -82,17 +100,44 @@ export class Committer {
       for (const p of batch) p.reject(err);
       return;
     }
-    this.#hooks.committed();
-    batch.forEach((p, i) => {
-      const r = results[i]!;
-      if (r.ok) p.resolve(r.value);
-      else p.reject(r.value);
+    this.#waiting.push({ batch, results, applied: this.#hooks.applied() });
+    this.#sync();
+  }
+
+  #sync(): void {
+    if (this.#syncing || this.#waiting.length === 0) return;
+    this.#syncing = true;
+    const covered = this.#waiting;
+    this.#waiting = [];
+    this.#db.sync((err) => {
+      this.#syncing = false;
+      if (err !== null) {
+        // As etcd panics when its WAL cannot be synced: nothing written from now on could be trusted.
+        this.#fatal = Object.assign(new Error(`datastore stopped: syncing the WAL failed: ${err.message}`), {
+          cause: err,
+        });
+        this.#log.fatal({ err }, 'fdatasync of the WAL failed; refusing further writes');
+        for (const c of [...covered, ...this.#waiting]) for (const p of c.batch) p.reject(this.#fatal);
+        this.#waiting = [];
+      } else {
+        for (const c of covered) {
+          this.#hooks.durable(c.applied);
+          c.batch.forEach((p, i) => {
+            const r = c.results[i]!;
+            if (r.ok) p.resolve(r.value);
+            else p.reject(r.value);
+          });
+        }
+        this.#sync();
+      }
+      if (!this.#syncing && this.#waiting.length === 0) for (const f of this.#idle.splice(0)) f();
     });
   }
 
-  /** Commit what is queued, then refuse new writes. */
-  close(): void {
+  /** Commit what is queued, wait until it is durable, then refuse new writes. */
+  async close(): Promise<void> {
     this.flush();
     this.#closed = true;
+    if (this.#syncing || this.#waiting.length > 0) await new Promise<void>((r) => this.#idle.push(r));
   }
 }

@@ -54,8 +54,10 @@ export class WriteTxn {
 export class Mvcc {
   readonly #db: SqliteDialect;
   #leases: LeaseIndex;
-  /** The current (committed or, inside a batch, applied) revision. */
+  /** The current revision clients see: the newest one that is on disk. Reads default to it. */
   rev: number;
+  /** The newest revision written to SQLite (ahead of `rev` while its fdatasync runs). Writes build on it. */
+  applied: number;
   /** Reads below this revision answer "compacted". */
   compactRev: number;
   /** Events of the batch being applied, published once it commits. */
@@ -66,6 +68,7 @@ export class Mvcc {
     this.#leases = leases;
     this.compactRev = Number(db.metaGet('compact_rev') ?? 0);
     this.rev = Math.max(db.maxRevision(), this.compactRev, FIRST_REV);
+    this.applied = this.rev;
   }
 
   /** Swap the lease index (the lessor is built after the log). */
@@ -78,6 +81,7 @@ export class Mvcc {
     this.pending = [];
     this.compactRev = Number(this.#db.metaGet('compact_rev') ?? 0);
     this.rev = Math.max(this.#db.maxRevision(), this.compactRev, FIRST_REV);
+    this.applied = this.rev;
   }
 
   /** Check a requested read revision; returns the revision to read at. */
@@ -144,10 +148,10 @@ export class Mvcc {
    * response with `rev` the header revision (the new one if anything changed, else the current one).
    */
   write<T>(fn: (tx: WriteTxn) => T): { value: T; rev: number } {
-    const tx = new WriteTxn(this.rev + 1);
+    const tx = new WriteTxn(this.applied + 1);
     const value = fn(tx);
     if (tx.changed) {
-      this.rev = tx.rev;
+      this.applied = tx.rev;
       for (const ev of tx.events) {
         const prevLease = ev.prev_kv !== undefined ? Number(ev.prev_kv.lease) : 0;
         if (prevLease !== 0) this.#leases.detach(prevLease, ev.kv.key);
@@ -155,7 +159,7 @@ export class Mvcc {
       }
       this.pending.push(...tx.events);
     }
-    return { value, rev: this.rev };
+    return { value, rev: this.applied };
   }
 
   /** Check a Put before it is queued (etcd's checkPutRequest). */
@@ -275,7 +279,7 @@ export class Mvcc {
   #readRevFor(tx: WriteTxn, req: RangeRequest): number {
     const requested = Number(req.revision);
     if (requested > 0) return this.checkRev(requested);
-    return tx.changed ? tx.rev : this.rev;
+    return tx.changed ? tx.rev : this.applied;
   }
 
   #compare(c: Compare): boolean {
