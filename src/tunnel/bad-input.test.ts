@@ -105,10 +105,23 @@ t.test('a client that completes TLS and then sends nothing is cut after the hand
   t.notOk(srv.tunnel.sessions.has('mute'));
 });
 
-t.test('other paths: /cacerts is open, other upgrades get 404, other requests 404', async (t) => {
+t.test('other paths get 404; a missing node name or password gets 400', async (t) => {
   const ws = new WebSocket(`${srv.url.replace('https', 'wss')}/v1/other`, { ca: srv.credentials.caCertPem });
   const err = await new Promise<Error>((r) => ws.once('error', r));
   t.match(err.message, /404/);
+  const res = await new Promise<number>((resolve) => {
+    const anon = new WebSocket(`${srv.url.replace('https', 'wss')}/v1/connect`, {
+      ca: srv.credentials.caCertPem,
+      checkServerIdentity: (() => undefined) as never,
+      headers: { authorization: `Bearer ${srv.credentials.joinToken}` },
+    });
+    anon.on('error', () => {});
+    anon.once('unexpected-response', (req, r) => {
+      resolve(r.statusCode ?? 0);
+      req.destroy();
+    });
+  });
+  t.equal(res, 400);
 });
 
 t.test(

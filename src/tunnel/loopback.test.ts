@@ -70,7 +70,8 @@ function capturedLogger() {
 
 t.test('echo through streams in both directions, requests both ways, pushes', async (t) => {
   const e = await echo();
-  const srv = await server({ allow: [`127.0.0.1:${e.port}`] });
+  const registry = createRegistry();
+  const srv = await server({ allow: [`127.0.0.1:${e.port}`], registry });
   const seen: unknown[] = [];
   srv.tunnel.on('node-seen', (ev) =>
     seen.push({ node: ev.node, ports: ev.registration.ports, re: ev.reconnect }),
@@ -96,8 +97,13 @@ t.test('echo through streams in both directions, requests both ways, pushes', as
   t.match(await new Promise((r) => refused.once('error', r)), { code: 'VIPMESH_TUNNEL_DIAL_REFUSED' });
   t.throws(() => srv.tunnel.dial('nobody', '127.0.0.1:1'), { code: 'VIPMESH_TUNNEL_NO_SESSION' });
   t.equal(await c.request('whoami'), 'pi1', 'a refused dial leaves the session up');
-  const metrics = await srv.tunnel.metrics.rtt.get();
-  t.ok(metrics.values.length > 0);
+  const text = await registry.metrics();
+  t.match(text, /vipmesh_tunnel_sessions\{role="server"\} 1/);
+  t.match(text, /vipmesh_tunnel_bytes_in_total\{role="server"\} [1-9]\d{6,}/, 'megabytes in');
+  t.match(text, /vipmesh_tunnel_bytes_out_total\{role="server"\} [1-9]\d{6,}/, 'megabytes out');
+  t.match(text, /vipmesh_tunnel_streams_open\{role="server"\} 0/, 'streams closed again');
+  t.match(text, /vipmesh_tunnel_heartbeat_rtt_seconds_count\{role="server"\} [1-9]/);
+  t.equal(c.metrics.sessions, 1, 'the agent counts its session');
 });
 
 t.test('1,000 concurrent streams', async (t) => {
@@ -138,12 +144,13 @@ t.test('a slow reader does not slow the other streams', async (t) => {
     );
     return (4 * big.length) / ((performance.now() - start) / 1000);
   };
-  const alone = await measure();
+  // Best of two runs each: the machine is shared and a single run can be off by 2x either way.
+  const alone = Math.max(await measure(), await measure());
   const stalled = srv.tunnel.dial('pi1', `127.0.0.1:${source.port}`);
   await new Promise((r) => stalled.once('connect', r));
   stalled.pause();
   await new Promise((r) => setTimeout(r, 100));
-  const withStall = await measure();
+  const withStall = Math.max(await measure(), await measure());
   t.comment(
     `4 echo streams: ${(alone / 2 ** 20).toFixed(1)} MiB/s alone, ${(withStall / 2 ** 20).toFixed(1)} MiB/s next to a stalled stream`,
   );
