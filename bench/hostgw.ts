@@ -69,7 +69,8 @@ function timeBatch(text: string): number {
 /** Runs inside the namespace. */
 async function child(): Promise<void> {
   const { initial, changed } = leaseSets();
-  const concurrency = Number(process.env['HOSTGW_BENCH_CONCURRENCY'] ?? 32);
+  const concurrency = Number(process.env['HOSTGW_BENCH_CONCURRENCY'] ?? 128);
+  const vSerial: number[] = [];
   const vScratch: number[] = [];
   const vChange: number[] = [];
   const bScratch: number[] = [];
@@ -92,11 +93,24 @@ async function child(): Promise<void> {
     }
     await rec.close();
     ip(['route', 'flush', 'proto', String(VIPMESH_PROTO)]);
+    // For reference: the same reconciler with one request in flight (how flannel programs routes).
+    const serial = new RouteReconciler(createRouteNetlink(), {
+      nodeName: 'bench',
+      iface: 'eth0',
+      concurrency: 1,
+    });
+    await serial.start();
+    t0 = performance.now();
+    await serial.setLeases(initial);
+    const serialMs = performance.now() - t0;
+    await serial.close();
+    ip(['route', 'flush', 'proto', String(VIPMESH_PROTO)]);
     // ip -batch: the same changes.
     const batchScratchMs = timeBatch(batchFor([], initial));
     const batchChangeMs = timeBatch(batchFor(initial, changed));
     if (round >= 0) {
       vScratch.push(scratchMs);
+      vSerial.push(serialMs);
       vChange.push(changeMs);
       bScratch.push(batchScratchMs);
       bChange.push(batchChangeMs);
@@ -107,10 +121,11 @@ async function child(): Promise<void> {
   const out = (k: string, v: number) => process.stdout.write(`${k}: ${v.toFixed(2)}\n`);
   process.stdout.write(`rounds (median of, after one warm-up round): ${ROUNDS}\n`);
   if (process.env['HOSTGW_BENCH_VERBOSE'])
-    process.stdout.write(`${JSON.stringify({ vScratch, vChange, bScratch, bChange })}\n`);
+    process.stdout.write(`${JSON.stringify({ vScratch, vSerial, vChange, bScratch, bChange })}\n`);
   out(`vipmesh program ${ROUTES} routes from scratch (ms)`, median(vScratch));
   out(`ip -batch program ${ROUTES} routes from scratch (ms)`, median(bScratch));
   out('ratio from scratch (vipmesh / ip -batch)', median(vScratch) / median(bScratch));
+  out(`vipmesh one request in flight, ${ROUTES} routes from scratch (ms)`, median(vSerial));
   out(`vipmesh reconcile after ${CHANGES} lease changes (ms)`, median(vChange));
   out(`ip -batch the same ${CHANGES} route changes (ms)`, median(bChange));
   out('ratio lease changes (vipmesh / ip -batch)', median(vChange) / median(bChange));

@@ -206,6 +206,15 @@ t.test('periodic full resync repairs what no notification reported', async (t) =
   t.equal(clock.pending, 0, 'close clears the timers');
 });
 
+t.test('close answers requests it will never serve', async (t) => {
+  const { rec } = setup();
+  const pending = rec.setLeases([lease(1)]); // never started
+  await rec.close();
+  const r = await pending;
+  t.equal(r.errors[0]?.code, 'VIPMESH_HOSTGW_CLOSED');
+  await rec.close();
+});
+
 t.test('missing interface and overrun', async (t) => {
   const nl = new FakeNetlink();
   const rec = new RouteReconciler(nl, { nodeName: 'n0', iface: 'nope0', clock: new FakeClock() });

@@ -151,7 +151,10 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
     return this.#request();
   }
 
-  /** Stop timers and close the netlink layer. Routes stay (the data plane outlives the daemon). */
+  /**
+   * Stop timers and close the netlink layer. Routes stay (the data plane outlives the daemon). Requests
+   * not served yet resolve with a `VIPMESH_HOSTGW_CLOSED` error in `errors`.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -159,6 +162,22 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
     if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
     await this.#running?.catch(() => undefined);
     this.#nl.close();
+    // Nobody is left to serve what was still asked for: answer it rather than leave it hanging.
+    const closed = new VipmeshError(
+      'VIPMESH_HOSTGW_CLOSED',
+      'host-gw reconciler closed before this pass ran',
+    );
+    for (const w of this.#waiters.splice(0)) {
+      w.resolve({
+        full: false,
+        replaced: 0,
+        deleted: 0,
+        unchanged: 0,
+        refused: [],
+        errors: [closed],
+        durationMs: 0,
+      });
+    }
   }
 
   #request(): Promise<ReconcileResult> {
