@@ -7,6 +7,24 @@ import { type Cidr, contains, formatCidr, PrefixSet, parseCidr, parseIp } from '
 import { checkLease, type Lease } from './lease.js';
 import type { KernelRoute, RouteSpec } from './netlink.js';
 
+// Lease sets repeat almost unchanged from one pass to the next; validating 1,000 leases costs a few ms,
+// so valid leases are remembered by content (bounded; cleared when full).
+const checked = new Map<string, Lease>();
+function checkedLease(raw: Lease): Lease {
+  const key =
+    typeof raw === 'object' && raw !== null && Array.isArray(raw.podCIDRs) && Array.isArray(raw.nodeIPs)
+      ? `${raw.node}\0${raw.podCIDRs.join(',')}\0${raw.nodeIPs.join(',')}`
+      : undefined;
+  const hit = key === undefined ? undefined : checked.get(key);
+  if (hit !== undefined) return hit;
+  const lease = checkLease(raw);
+  if (key !== undefined) {
+    if (checked.size >= 16_384) checked.clear();
+    checked.set(key, lease);
+  }
+  return lease;
+}
+
 /** What the planner knows about this node. */
 export interface PlanContext {
   /** This node's name: its own lease is not routed (its subnet is local). */
@@ -46,7 +64,7 @@ export function planRoutes(leases: readonly Lease[], ctx: PlanContext): Plan {
   const valid: Lease[] = [];
   for (const raw of leases) {
     try {
-      valid.push(checkLease(raw));
+      valid.push(checkedLease(raw));
     } catch (err) {
       const node = typeof raw?.node === 'string' && raw.node !== '' ? raw.node : '(unnamed)';
       refused.push({ node, error: err as VipmeshError });
