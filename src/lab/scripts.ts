@@ -12,8 +12,13 @@ export function labScript(name: string): string[] {
   return [process.execPath, '--import', 'tsx', ts];
 }
 
-/** The argv that runs the vipmesh CLI the same way (compiled or through tsx). */
+/**
+ * The argv that runs the vipmesh CLI the same way (compiled or through tsx). `VIPMESH_LAB_CLI` names a
+ * compiled main.js to use instead (the benchmarks measure the compiled program, not tsx).
+ */
 export function vipmeshCli(): string[] {
+  const forced = process.env['VIPMESH_LAB_CLI'];
+  if (forced !== undefined && forced !== '') return [process.execPath, forced];
   const js = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   if (existsSync(js)) return [process.execPath, js];
   return [process.execPath, '--import', 'tsx', fileURLToPath(new URL('../cli/main.ts', import.meta.url))];
