@@ -16,7 +16,7 @@ import { createRouteNetlink, type Lease, RouteReconciler } from '../src/flannel-
 
 const ROUTES = 1_000;
 const CHANGES = 100;
-const ROUNDS = 5;
+const ROUNDS = 7;
 const VIPMESH_PROTO = 86;
 const IP_PROTO = 'static';
 
@@ -119,16 +119,21 @@ async function child(): Promise<void> {
     ip(['route', 'flush', 'proto', IP_PROTO]);
   }
   const out = (k: string, v: number) => process.stdout.write(`${k}: ${v.toFixed(2)}\n`);
-  process.stdout.write(`rounds (median of, after one warm-up round): ${ROUNDS}\n`);
+  const best = (xs: number[]) => Math.min(...xs);
+  process.stdout.write(`rounds (after one warm-up round): ${ROUNDS}\n`);
   if (process.env['HOSTGW_BENCH_VERBOSE'])
     process.stdout.write(`${JSON.stringify({ vScratch, vSerial, vChange, bScratch, bChange })}\n`);
-  out(`vipmesh program ${ROUTES} routes from scratch (ms)`, median(vScratch));
-  out(`ip -batch program ${ROUTES} routes from scratch (ms)`, median(bScratch));
-  out('ratio from scratch (vipmesh / ip -batch)', median(vScratch) / median(bScratch));
-  out(`vipmesh one request in flight, ${ROUTES} routes from scratch (ms)`, median(vSerial));
-  out(`vipmesh reconcile after ${CHANGES} lease changes (ms)`, median(vChange));
-  out(`ip -batch the same ${CHANGES} route changes (ms)`, median(bChange));
-  out('ratio lease changes (vipmesh / ip -batch)', median(vChange) / median(bChange));
+  out(`vipmesh program ${ROUTES} routes from scratch, median (ms)`, median(vScratch));
+  out(`vipmesh program ${ROUTES} routes from scratch, best (ms)`, best(vScratch));
+  out(`ip -batch program ${ROUTES} routes from scratch, median (ms)`, median(bScratch));
+  out(`ip -batch program ${ROUTES} routes from scratch, best (ms)`, best(bScratch));
+  out('ratio from scratch, medians (vipmesh / ip -batch)', median(vScratch) / median(bScratch));
+  out(`vipmesh with one request in flight, ${ROUTES} routes, median (ms)`, median(vSerial));
+  out(`vipmesh reconcile after ${CHANGES} lease changes, median (ms)`, median(vChange));
+  out(`vipmesh reconcile after ${CHANGES} lease changes, best (ms)`, best(vChange));
+  out(`ip -batch the same ${CHANGES} route changes, median (ms)`, median(bChange));
+  out(`ip -batch the same ${CHANGES} route changes, best (ms)`, best(bChange));
+  out('ratio lease changes, medians (vipmesh / ip -batch)', median(vChange) / median(bChange));
 }
 
 function parent(): void {

@@ -240,18 +240,35 @@ t.test(
       t.same(await routes(lab, 'n1'), expected(1, [1, 2]), 'only the routable lease is installed');
     });
 
-    await t.test('foreign routes were never touched', async (t) => {
-      const r = await fx.get(1)!.apply([lease(1), lease(2), lease(3)]);
-      t.equal(r['replaced'], 2);
-      await fx.get(1)!.apply('resync');
-      const lines = await foreign();
-      t.equal(lines.length, 2, 'both foreign routes are still there');
-      t.ok(lines.some((l) => l.includes('198.18.99.0/24 via 198.51.100.13') && l.includes('proto static')));
-      t.ok(
-        lines.some((l) => l.startsWith('198.51.100.200 dev eth0')),
-        'the proto boot route is still there',
-      );
-    });
+    await t.test(
+      'a conflicting route to a leased subnet is replaced; other foreign routes are never touched',
+      async (t) => {
+        // Someone routes n3's subnet elsewhere before n3's lease comes back.
+        await lab.run('n1', [
+          'ip',
+          'route',
+          'add',
+          '198.18.3.0/24',
+          'via',
+          '198.51.100.12',
+          'proto',
+          'static',
+        ]);
+        const r = await fx.get(1)!.apply([lease(1), lease(2), lease(3)]);
+        t.equal(r['replaced'], 2);
+        const n3 = await lab.run('n1', ['ip', 'route', 'show', '198.18.3.0/24']);
+        t.match(n3.trim(), new RegExp(`^198\\.18\\.3\\.0/24 via 198\\.51\\.100\\.13 dev eth0 proto ${P}\\b`));
+        t.equal(n3.trim().split('\n').length, 1, 'the conflicting route was replaced, not duplicated');
+        await fx.get(1)!.apply('resync');
+        const lines = await foreign();
+        t.equal(lines.length, 2, 'both foreign routes are still there');
+        t.ok(lines.some((l) => l.includes('198.18.99.0/24 via 198.51.100.13') && l.includes('proto static')));
+        t.ok(
+          lines.some((l) => l.startsWith('198.51.100.200 dev eth0')),
+          'the proto boot route is still there',
+        );
+      },
+    );
 
     // Shut the daemons down: routes stay (the data plane outlives the daemon).
     for (const f of fx.values()) f.child.stdin!.end();
