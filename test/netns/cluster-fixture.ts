@@ -4,7 +4,7 @@
  * namespace (the test process is in the host namespace and never touches its network).
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab } from './lab.js';
@@ -61,7 +61,9 @@ export class ClusterLab {
       env: { ...process.env, VIPMESH_CONFIG: this.emptyConfig, VIPMESH_LOG_LEVEL: 'debug' },
     });
     let out = '';
+    const logDir = process.env['VIPMESH_TEST_LOG_DIR'];
     const onData = (b: Buffer) => {
+      if (logDir !== undefined) appendFileSync(join(logDir, `${node}.log`), b);
       out += b.toString();
       if (out.length > 4_000_000) out = out.slice(-2_000_000);
     };

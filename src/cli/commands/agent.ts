@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { createAgent, serveMetrics } from '../../controlplane/daemon/index.js';
+import { createAgent, registerProcessMetrics, serveMetrics } from '../../controlplane/daemon/index.js';
 import { VipmeshError } from '../../errors.js';
 import { createRegistry } from '../../metrics.js';
 import { parseDuration } from '../../util/duration.js';
@@ -89,6 +89,7 @@ export function register(program: Command, ctx: CliContext): void {
       const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
       const nodeIps = splitList(flags.nodeIp);
       const registry = createRegistry();
+      registerProcessMetrics(registry);
       const { signal, dispose } = untilSignal();
       const keepAlive = setInterval(() => undefined, 1 << 30);
       try {

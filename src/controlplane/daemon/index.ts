@@ -12,6 +12,7 @@ export {
 export { BOOTSTRAP_KEY, sharedCredentials } from './bootstrap.js';
 export { ELECTION_NAME, MasterElection, type MasterElectionOptions, SERVERS_PREFIX } from './election.js';
 export { type MetricsServer, serveMetrics, splitHostPort } from './metrics-http.js';
+export { registerProcessMetrics } from './process-metrics.js';
 export { type PushTarget, Relay, type RelayOptions, TOPIC_LEASES, TOPIC_VIPS } from './relay.js';
 export { type RunningServer, type ServerOptions, startServer } from './server.js';
 export { type CreateAgentOptions, createAgent } from './wire.js';

@@ -2,7 +2,6 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { collectDefaultMetrics } from 'prom-client';
 import type { Clock } from '../../clock.js';
 import { errnoOf, VipmeshError } from '../../errors.js';
 import { type Datastore, startDatastore } from '../../kine/index.js';
@@ -31,6 +30,7 @@ import { tokenAuthenticator } from '../token.js';
 import { sharedCredentials } from './bootstrap.js';
 import { MasterElection, SERVERS_PREFIX } from './election.js';
 import { type MetricsServer, serveMetrics } from './metrics-http.js';
+import { registerProcessMetrics } from './process-metrics.js';
 import { Relay } from './relay.js';
 
 /** Options of {@link startServer}. Defaults in brackets. */
@@ -96,16 +96,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const root = o.logger;
   const log = root.child({ module: 'server' });
   const registry = o.registry ?? createRegistry();
-  if (registry.getSingleMetric('process_resident_memory_bytes') === undefined) {
-    collectDefaultMetrics({ register: registry, prefix: '' });
-  }
-  const cleanup: Array<() => Promise<void> | void> = [];
+  registerProcessMetrics(registry);
+  const cleanup: Array<[string, () => Promise<void> | void]> = [];
   const closeAll = async () => {
-    for (const fn of cleanup.splice(0).reverse()) {
+    for (const [what, fn] of cleanup.splice(0).reverse()) {
+      log.debug({ step: what }, 'closing');
       try {
         await fn();
       } catch (err) {
-        log.warn({ err }, 'error during shutdown');
+        log.warn({ err, step: what }, 'error during shutdown');
       }
     }
   };
@@ -122,7 +121,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         registry,
         ...(o.clock === undefined ? {} : { clock: o.clock }),
       });
-      cleanup.push(() => ds!.close());
+      cleanup.push(['datastore', () => ds!.close()]);
       endpoints = ds.url;
     }
     const hosts = endpoints
@@ -130,14 +129,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       .map((h) => h.trim())
       .filter(Boolean);
     const kv: EtcdKv = createEtcdKv({ endpoints: hosts });
-    cleanup.push(() => kv.close());
+    cleanup.push(['kv', () => kv.close()]);
     const store = new ResourceStore({
       kv: createEtcdKv({ endpoints: hosts }),
       validate: validateObject,
       registry,
       ...(o.clock === undefined ? {} : { clock: o.clock }),
     });
-    cleanup.push(() => store.close());
+    cleanup.push(['store', () => store.close()]);
     const sans = [...(o.nodeIps ?? []), o.nodeName];
     const creds =
       ds === undefined
@@ -147,7 +146,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const informers = createInformers(store, log.child({ component: 'informer' }), o.clock);
     for (const inf of Object.values(informers) as Array<Informers['nodes']>) {
       await inf.start();
-      cleanup.push(() => inf.close());
+      cleanup.push(['informer', () => inf.close()]);
     }
 
     const tunnel = new TunnelServer({
@@ -160,7 +159,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       registry,
       ...(o.clock === undefined ? {} : { clock: o.clock }),
     });
-    cleanup.push(() => tunnel.close());
+    cleanup.push(['tunnel', () => tunnel.close()]);
 
     const relay = new Relay({
       nodes: informers.nodes,
@@ -170,7 +169,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       logger: log.child({ component: 'relay' }),
     });
     await relay.start();
-    cleanup.push(() => relay.close());
+    cleanup.push(['relay', () => relay.close()]);
 
     const lifecycle = new NodeLifecycle({
       store,
@@ -183,7 +182,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       ...(o.clock === undefined ? {} : { clock: o.clock }),
     });
     lifecycle.start();
-    cleanup.push(() => lifecycle.close());
+    cleanup.push(['lifecycle', () => lifecycle.close()]);
     tunnel.on('session', (session, reg) => {
       void lifecycle.seen(reg.node, (reg.info ?? {}) as NodeRegistration).then(() => {
         if (tunnel.sessions.get(reg.node) === session) relay.sessionUp(reg.node);
@@ -202,7 +201,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       ready: () => ready,
       registry,
     });
-    cleanup.push(() => handler.close());
+    cleanup.push(['api', () => handler.close()]);
     const https: Server = createServer({ cert: creds.certPem, key: creds.keyPem }, handler.handle);
     https.on('upgrade', (req, socket, head) => {
       if (!tunnel.handleUpgrade(req, socket, head)) {
@@ -225,13 +224,21 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       );
       https.listen(o.httpsListenPort, bind, () => resolve());
     });
-    cleanup.push(
-      () =>
-        new Promise<void>((resolve) => {
-          https.close(() => resolve());
+    cleanup.push([
+      'https',
+      async () => {
+        // Upgraded (tunnel) sockets are not HTTP connections: end the sessions first or close() waits forever.
+        tunnel.close();
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 2000);
+          https.close(() => {
+            clearTimeout(timer);
+            resolve();
+          });
           https.closeAllConnections();
-        }),
-    );
+        });
+      },
+    ]);
     const port = (https.address() as AddressInfo).port;
     const url = `https://127.0.0.1:${port}`;
 
@@ -239,7 +246,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     let controllers: Controllers | undefined;
     let switching: Promise<void> = Promise.resolve();
     const etcd = new Etcd3({ hosts });
-    cleanup.push(() => etcd.close());
+    cleanup.push(['etcd', () => etcd.close()]);
     const masterGauge = new Gauge({
       name: 'vipmesh_controlplane_master',
       help: '1 while this server is the elected master (runs the controllers), else 0',
@@ -277,15 +284,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       },
     });
     election.start();
-    cleanup.push(async () => {
-      await election.close();
-      await switching;
-    });
+    cleanup.push([
+      'election',
+      async () => {
+        await election.close();
+        await switching;
+      },
+    ]);
 
     let metrics: MetricsServer | undefined;
     if (o.metricsBindAddress !== undefined && o.metricsBindAddress !== '') {
       metrics = await serveMetrics(o.metricsBindAddress, registry);
-      cleanup.push(() => metrics!.close());
+      cleanup.push(['metrics', () => metrics!.close()]);
     }
     if (o.adminConfigPath !== undefined && o.adminConfigPath !== '') {
       writeAdminConfig(o.adminConfigPath, { server: url, token: creds.adminToken });
