@@ -10,9 +10,9 @@ export function connectionOptions(): Option[] {
     new Option('--token <token>', 'the admin token (`vipmesh token --admin` on the server)').env(
       'VIPMESH_TOKEN',
     ),
-    new Option('--admin-config <file>', 'where to read server and token from when not given')
-      .env('VIPMESH_ADMIN_CONFIG')
-      .default(DEFAULT_ADMIN_CONFIG),
+    new Option('--admin-config <file>', 'where to read server and token from when not given').default(
+      DEFAULT_ADMIN_CONFIG,
+    ),
   ];
 }
 
