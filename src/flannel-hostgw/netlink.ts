@@ -161,7 +161,11 @@ export interface RouteNetlinkOptions {
   requestTimeoutMs?: number;
 }
 
-/** The production layer over two rtnetlink sockets: one for requests, one for notifications. */
+/**
+ * The production layer over three rtnetlink sockets: dumps (links, addresses, routes) through the
+ * package's rtnetlink API, route changes through the pipelined {@link BatchRequester} on a raw socket,
+ * and notifications on a socket subscribed to the route, link and address groups.
+ */
 export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink {
   const sock: RtNetlinkSocket = createRtNetlink();
   // A lost reply must not hang a pass forever; the error itself surfaces as that request's timeout.
@@ -169,13 +173,15 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
   const timeout = opts.requestTimeoutMs ?? 5_000;
   // Route changes go through the pipelined requester on a raw socket of the same package.
   const raw = new RawNetlinkSocket(Protocol.ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
-  raw.on('error', () => undefined);
   const datagrams: NetlinkDatagramSocket = {
     send: (parts, cb) => raw.send(parts, {}, (err) => cb(err)),
     onMessage: (fn) => raw.on('message', (buf, rinfo) => fn(buf, rinfo.port)),
     close: () => raw.close(),
   };
   const requester = new BatchRequester(datagrams, { timeoutMs: timeout });
+  // ENOBUFS here means acks were dropped: fail what is pending now (the reconciler retries) rather
+  // than wait for the timeout.
+  raw.on('error', (err) => requester.abortPending(err.code ?? 'EIO'));
   let events: RtNetlinkSocket | undefined;
   const family = (f: Family) => (f === 4 ? AF_INET : AF_INET6);
 

@@ -89,6 +89,9 @@ t.test('a failed send rejects its requests; timeout and close reject the rest', 
   const alive = setTimeout(() => undefined, 5_000);
   await t.rejects(rq.request('b', route), { cause: { code: 'ETIMEDOUT' } });
   clearTimeout(alive);
+  const lost = rq.request('lost', route);
+  rq.abortPending('ENOBUFS');
+  await t.rejects(lost, { cause: { code: 'ENOBUFS' } });
   const p = rq.request('c', route);
   rq.close();
   await t.rejects(p, { cause: { code: 'EBADF' } });

@@ -87,6 +87,11 @@ export class BatchRequester {
     });
   }
 
+  /** Reject everything pending with `code` (the socket reported an error, e.g. ENOBUFS). */
+  abortPending(code: string): void {
+    this.#failAll(code);
+  }
+
   /** Reject everything pending and close the socket. */
   close(): void {
     if (this.#closed) return;
