@@ -68,6 +68,9 @@ type Json = any;
 
 /** The cluster as the tests drive it. */
 export class Cluster {
+  /** The server namespace the API calls go to. */
+  apiNode = 'srv';
+
   constructor(
     readonly c: ClusterLab,
     readonly opts: SuiteOptions,
@@ -77,10 +80,10 @@ export class Cluster {
     return this.c.token('srv', 'admin-token');
   }
 
-  async startServer(node = 'srv', ip = NODES.srv.ipv4): Promise<void> {
+  async startServer(node = 'srv', ip = NODES.srv.ipv4, extra: string[] = []): Promise<void> {
     await this.c.start(
       node,
-      this.c.serverArgs(node, ip, ['--disable-agent', ...this.opts.serverFlags]),
+      this.c.serverArgs(node, ip, ['--disable-agent', ...this.opts.serverFlags, ...extra]),
       /vipmesh server is up/,
     );
   }
@@ -95,7 +98,7 @@ export class Cluster {
   }
 
   /** `vipmesh <args>` run inside srv (the admin config the server wrote). */
-  async cli(args: string[], node = 'srv'): Promise<string> {
+  async cli(args: string[], node = this.apiNode): Promise<string> {
     const cfg = join(this.c.dataDir(node), 'vipmesh.yaml');
     return this.c.lab.run(
       node,
@@ -112,25 +115,25 @@ export class Cluster {
     );
   }
 
-  async get(path: string, node = 'srv'): Promise<Json> {
+  async get(path: string, node = this.apiNode): Promise<Json> {
     const r = await this.c.api(node, this.admin, 'GET', path);
     if (r.code !== 200) throw new Error(`GET ${path}: ${r.code} ${JSON.stringify(r.body)}`);
     return r.body;
   }
 
-  async nodes(node = 'srv'): Promise<Json[]> {
+  async nodes(node = this.apiNode): Promise<Json[]> {
     return (await this.get('/api/v1/nodes', node)).items;
   }
 
   /** VIP -> the node the API says holds it. */
-  async holders(node = 'srv'): Promise<Map<string, string>> {
+  async holders(node = this.apiNode): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     for (const n of await this.nodes(node)) for (const v of n.status?.vips ?? []) out.set(v, n.metadata.name);
     return out;
   }
 
   async ingress(name: string): Promise<string | undefined> {
-    const s = await this.get(`/api/v1/namespaces/default/services/${name}`);
+    const s: Json = await this.get(`/api/v1/namespaces/default/services/${name}`);
     return s.status?.loadBalancer?.ingress?.[0]?.ip;
   }
 
