@@ -106,3 +106,37 @@ t.test('createHostGw: forwarding failure is a named error; close before start cl
     code: 'VIPMESH_HOSTGW_BAD_CIDR',
   });
 });
+
+t.test(
+  'createHostGw: concurrent lease sets leave the last one in subnet.env; write errors surface',
+  async (t) => {
+    const dir = await tempRoot(t);
+    const path = join(dir, 'subnet.env');
+    const hg = createHostGw({
+      nodeName: 'n1',
+      flannelIface: 'eth0',
+      clusterCidr: '198.18.0.0/16',
+      subnetEnvPath: path,
+      procRoot: join(dir, 'proc'),
+      netlink: kernel(),
+      clock: new FakeClock(),
+    });
+    await hg.start();
+    const own = (n: number) => [{ node: 'n1', podCIDRs: [`198.18.${n}.0/24`], nodeIPs: ['198.51.100.10'] }];
+    await Promise.all([hg.setLeases(own(1)), hg.setLeases(own(2)), hg.setLeases(own(3))]);
+    t.equal(parseSubnetEnv(await readFile(path, 'utf8')).get('FLANNEL_SUBNET'), '198.18.3.1/24');
+    await hg.close();
+    const bad = createHostGw({
+      nodeName: 'n1',
+      flannelIface: 'eth0',
+      clusterCidr: '198.18.0.0/16',
+      subnetEnvPath: join(path, 'not-a-dir', 'subnet.env'),
+      procRoot: join(dir, 'proc'),
+      netlink: kernel(),
+      clock: new FakeClock(),
+    });
+    await bad.start();
+    await t.rejects(bad.setLeases(own(1)), { code: 'VIPMESH_HOSTGW_SUBNET_ENV' });
+    await bad.close();
+  },
+);

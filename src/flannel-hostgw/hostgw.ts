@@ -132,6 +132,7 @@ export function createHostGw(opts: HostGwOptions): HostGw {
   let info: HostGwInfo | undefined;
   let reconciler: RouteReconciler | undefined;
   let lastEnv = '';
+  let envWrites: Promise<void> = Promise.resolve();
 
   const self = {
     async start() {
@@ -165,17 +166,17 @@ export function createHostGw(opts: HostGwOptions): HostGw {
       const own = leases.find((l) => l?.node === opts.nodeName);
       if (own !== undefined) {
         const subnets = checkLease(own).podCIDRs;
-        const key = subnets.join(',');
-        if (key !== lastEnv) {
-          await writeSubnetEnv(subnetEnvPath, {
-            networks,
-            subnets,
-            mtu: opts.mtu ?? info.mtu,
-            ipMasq: opts.ipMasq ?? false,
-          });
+        const mtu = opts.mtu ?? info.mtu;
+        // Writes are chained so that concurrent calls land in call order (the last set wins on disk).
+        const write = envWrites.then(async () => {
+          const key = subnets.join(',');
+          if (key === lastEnv) return;
+          await writeSubnetEnv(subnetEnvPath, { networks, subnets, mtu, ipMasq: opts.ipMasq ?? false });
           lastEnv = key;
           log.info({ op: 'subnet.env', path: subnetEnvPath, subnets }, `wrote ${subnetEnvPath}`);
-        }
+        });
+        envWrites = write.catch(() => undefined);
+        await write;
       }
       return reconciler.setLeases(leases);
     },
