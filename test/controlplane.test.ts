@@ -436,7 +436,11 @@ t.test('CLI: apply, get, describe, delete against the API (CA pinned from the to
   const file = join(dir, 'cluster.yaml');
   writeFileSync(
     file,
-    `apiVersion: metallb.io/v1beta1
+    `apiVersion: v1
+kind: Namespace
+metadata: {name: metallb-system, labels: {team: net}}
+---
+apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: lan, namespace: metallb-system}
 spec:
@@ -461,7 +465,7 @@ spec:
   t.equal(first.code, 0, first.err);
   t.equal(
     first.out,
-    'ipaddresspool.metallb.io/lan created\nl2advertisement.metallb.io/lan created\nservice/web created\n',
+    'namespace/metallb-system created\nipaddresspool.metallb.io/lan created\nl2advertisement.metallb.io/lan created\nservice/web created\n',
   );
   const again = await cli(['apply', '-f', file, ...conn]);
   t.match(again.out, /service\/web unchanged/, 'applying the same file again changes nothing');

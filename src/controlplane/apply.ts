@@ -112,7 +112,7 @@ function toSource(item: unknown, source: string, defaultNamespace: string): Sour
   const r = typeof obj.kind === 'string' ? resourceFor(obj.kind) : undefined;
   if (r === undefined || r.kind !== obj.kind) {
     throw badInput(
-      `${source}: unknown kind "${String(obj.kind)}" (known: Service, Node, IPAddressPool, L2Advertisement, ConfigMap, Event)`,
+      `${source}: unknown kind "${String(obj.kind)}" (known: Service, IPAddressPool, L2Advertisement, ConfigMap, Namespace, Node, Event)`,
       {
         file: source,
       },

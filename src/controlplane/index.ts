@@ -43,6 +43,7 @@ export type {
   IPAddressPool,
   KubeObject,
   L2Advertisement,
+  Namespace,
   Node,
   ObjectList,
   ObjectMeta,

@@ -24,7 +24,7 @@ export interface ResourceStoreOptions {
   kv: Kv;
   /** Field validation for create/update (vip-pool's `validateObject`); default: names only. */
   validate?: Validator;
-  /** Which resources `validate` is asked about; default Services, pools, L2Advertisements, ConfigMaps. */
+  /** Which resources `validate` is asked about; default all but Nodes and Events. */
   validated?: ResourceName[];
   /** For `creationTimestamp`; default the system clock. */
   clock?: Clock;
@@ -189,7 +189,7 @@ export class ResourceStore {
     this.#kv = opts.kv;
     this.#validate = opts.validate;
     this.#validated = new Set(
-      opts.validated ?? ['services', 'ipaddresspools', 'l2advertisements', 'configmaps'],
+      opts.validated ?? ['services', 'ipaddresspools', 'l2advertisements', 'configmaps', 'namespaces'],
     );
     this.#clock = opts.clock ?? systemClock;
     this.#ops =

@@ -120,6 +120,9 @@ export interface ConfigMap extends KubeObject {
   data?: Record<string, string>;
 }
 
+/** core/v1 Namespace: only its labels matter (IPAddressPool `serviceAllocation.namespaceSelectors`). */
+export interface Namespace extends KubeObject {}
+
 /** The resource (plural, lowercase) -> object type map that makes the store typed. */
 export interface ResourceTypes {
   services: Service;
@@ -128,6 +131,7 @@ export interface ResourceTypes {
   l2advertisements: L2Advertisement;
   events: Event;
   configmaps: ConfigMap;
+  namespaces: Namespace;
 }
 
 /** A resource name: `services`, `nodes`, ... */
@@ -162,6 +166,7 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceInfo>> = {
   ]),
   events: info('events', 'Event', '', true, false, ['event', 'ev']),
   configmaps: info('configmaps', 'ConfigMap', '', true, false, ['configmap', 'cm']),
+  namespaces: info('namespaces', 'Namespace', '', false, false, ['namespace', 'ns']),
 };
 
 function info(

@@ -27,7 +27,7 @@ export function kindArg(kind: string): ResourceInfo {
   if (r === undefined) {
     throw new VipmeshError(
       'VIPMESH_CLI_BAD_INPUT',
-      `unknown kind "${kind}" (known: services, nodes, ipaddresspools, l2advertisements, events, configmaps)`,
+      `unknown kind "${kind}" (known: services, nodes, ipaddresspools, l2advertisements, events, configmaps, namespaces)`,
     );
   }
   return r;
