@@ -48,6 +48,9 @@ const RTM_GETADDR = 22;
 const NLM_F_DUMP = 0x300;
 const NLM_F_CREATE = 0x400;
 const NLM_F_REPLACE = 0x100;
+const MAX_IN_FLIGHT = 64;
+/** A kernel answers in microseconds; a request unanswered for 5 s is lost, not slow. */
+const REQUEST_TIMEOUT = 5000;
 const AF_INET = 2;
 const AF_INET6 = 10;
 
@@ -91,10 +94,29 @@ export class NetlinkTables implements LinkSource, AddressTable {
   readonly #events: RtNetlinkSocket;
   #loIndex: number | undefined;
   #dumps: Promise<unknown> = Promise.resolve();
+  #inFlight = 0;
+  readonly #waiting: Array<() => void> = [];
 
   constructor(nl: RtNetlinkSocket = createRtNetlink(), events: RtNetlinkSocket = createRtNetlink()) {
     this.#nl = nl;
     this.#events = events;
+    // Room for the acknowledgements of MAX_IN_FLIGHT requests and a full link dump.
+    nl.socket.setRecvBufferSize(4 << 20);
+  }
+
+  /**
+   * At most MAX_IN_FLIGHT address requests at once: a thousand concurrent ones overflow the socket's
+   * receive buffer with acknowledgements (ENOBUFS), which the package's native reader cannot survive.
+   */
+  async #limit<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.#waiting.push(r));
+    this.#inFlight++;
+    try {
+      return await fn();
+    } finally {
+      this.#inFlight--;
+      this.#waiting.shift()?.();
+    }
   }
 
   /** Run dumps one at a time: the kernel runs a single dump per netlink socket. */
@@ -105,7 +127,9 @@ export class NetlinkTables implements LinkSource, AddressTable {
   }
 
   async list(): Promise<LinkInfo[]> {
-    const links = await this.#dump(() => this.#nl.getLinks());
+    const links = await this.#dump(() =>
+      this.#nl.getLinks(undefined, undefined, { timeout: REQUEST_TIMEOUT }),
+    );
     return links.map((l) => {
       const f = l.data.flags ?? {};
       const info: LinkInfo = {
@@ -157,7 +181,9 @@ export class NetlinkTables implements LinkSource, AddressTable {
   async add(ip: IpAddr): Promise<void> {
     const { data, attrs: a } = this.#msg(ip, await this.#lo());
     try {
-      await this.#nl.newAddress(data, a, { flags: NLM_F_CREATE | NLM_F_REPLACE });
+      await this.#limit(() =>
+        this.#nl.newAddress(data, a, { flags: NLM_F_CREATE | NLM_F_REPLACE, timeout: REQUEST_TIMEOUT }),
+      );
     } catch (err) {
       if (netlinkErrno(err) === 'EEXIST') return;
       throw addressError(err, 'adding', ip);
@@ -167,7 +193,7 @@ export class NetlinkTables implements LinkSource, AddressTable {
   async remove(ip: IpAddr): Promise<void> {
     const { data, attrs: a } = this.#msg(ip, await this.#lo());
     try {
-      await this.#nl.delAddress(data, a);
+      await this.#limit(() => this.#nl.delAddress(data, a, { timeout: REQUEST_TIMEOUT }));
     } catch (err) {
       const errno = netlinkErrno(err);
       if (errno === 'EADDRNOTAVAIL' || errno === 'ENOENT' || errno === 'ESRCH') return;
@@ -179,7 +205,10 @@ export class NetlinkTables implements LinkSource, AddressTable {
     const lo = await this.#lo();
     // A raw dump: the package's parser drops attributes it does not know, IFA_PROTO among them.
     const [msgs] = await this.#dump(() =>
-      this.#nl.socket.request(RTM_GETADDR, [Buffer.alloc(8)], { flags: NLM_F_DUMP }),
+      this.#nl.socket.request(RTM_GETADDR, [Buffer.alloc(8)], {
+        flags: NLM_F_DUMP,
+        timeout: REQUEST_TIMEOUT,
+      }),
     );
     const out: IpAddr[] = [];
     for (const m of msgs) {
