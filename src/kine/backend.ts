@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { type Clock, systemClock } from '../clock.js';
+import { Checkpointer } from './checkpointer.js';
 import { Committer } from './committer.js';
 import { type CompactionOptions, Compactor } from './compactor.js';
 import { SqliteDialect } from './dialect.js';
@@ -34,11 +35,14 @@ export class Backend {
   readonly lessor: Lessor;
   readonly hub = new WatchHub();
   readonly compactor: Compactor;
+  readonly checkpointer: Checkpointer;
   readonly clock: Clock;
   readonly log: Logger;
   readonly clusterId: string;
   readonly memberId: string;
   readonly #revGauge: Gauge | undefined;
+  #lastCheckpoint = 0;
+  #batches = 0;
 
   constructor(opts: BackendOptions) {
     this.log = opts.logger;
@@ -77,6 +81,7 @@ export class Backend {
           },
         });
       }
+      this.checkpointer = new Checkpointer(opts.file, this.log);
       this.mvcc = new Mvcc(this.dialect, { has: () => false, attach() {}, detach() {} });
       this.committer = new Committer(
         this.dialect,
@@ -94,6 +99,7 @@ export class Backend {
             this.mvcc.rev = Math.max(this.mvcc.rev, rev);
             this.#revGauge?.set(this.mvcc.rev);
             this.hub.publish(events, rev);
+            this.#maybeCheckpoint();
           },
           failed: () => {
             this.mvcc.reload();
@@ -113,6 +119,7 @@ export class Backend {
         this.log,
         opts.compaction,
         compacted,
+        () => this.checkpointer.request(),
       );
       this.#revGauge?.set(this.mvcc.rev);
     } catch (err) {
@@ -154,7 +161,25 @@ export class Backend {
     this.lessor.stop();
     await this.compactor.stop();
     await this.committer.close();
+    await this.checkpointer.close();
     this.dialect.close();
+  }
+
+  /**
+   * After a durable batch: ask the worker for a checkpoint at most every 100 ms (each one fsyncs the database
+   * file). Should the WAL still pass 64 MB (a checkpoint that never catches up with the writers), checkpoint
+   * here, on the event loop, which nothing can overtake.
+   */
+  #maybeCheckpoint(): void {
+    const now = performance.now();
+    if (!this.checkpointer.running && now - this.#lastCheckpoint >= 100) {
+      this.#lastCheckpoint = now;
+      void this.checkpointer.request();
+    }
+    if (++this.#batches % 256 === 0 && this.dialect.walBytes() > 64 * 1024 * 1024) {
+      this.log.warn({ wal: this.dialect.walBytes() }, 'WAL above 64 MB; checkpointing on the event loop');
+      this.dialect.checkpoint('PASSIVE');
+    }
   }
 
   #id(key: string): string {

@@ -38,6 +38,7 @@ export class Compactor {
   #chain: Promise<void> = Promise.resolve();
   #timer: TimerHandle | undefined;
   #closed = false;
+  readonly #checkpoint: () => Promise<unknown>;
 
   constructor(
     db: SqliteDialect,
@@ -47,7 +48,13 @@ export class Compactor {
     log: Logger,
     opts: CompactionOptions = {},
     deleted?: Counter,
+    checkpoint?: () => Promise<unknown>,
   ) {
+    this.#checkpoint =
+      checkpoint ??
+      (async () => {
+        db.checkpoint();
+      });
     this.#db = db;
     this.#mvcc = mvcc;
     this.#committer = committer;
@@ -150,7 +157,7 @@ export class Compactor {
       cursor = hi;
     }
     this.#deleted?.inc(total);
-    if (!this.#closed) this.#db.checkpoint();
+    if (!this.#closed) await this.#checkpoint();
     this.#log.debug({ op: 'compact', rev, rows: total }, 'physical compaction done');
   }
 }

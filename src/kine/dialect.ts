@@ -246,9 +246,18 @@ export class SqliteDialect {
     return { total: pages * pageSize, inUse: (pages - free) * pageSize };
   }
 
-  /** Move the WAL into the main file and truncate the WAL to zero bytes. */
-  checkpoint(): void {
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  /** Move the WAL into the main file here, on the caller's thread (a fallback; see Checkpointer). */
+  checkpoint(mode: 'PASSIVE' | 'TRUNCATE' = 'TRUNCATE'): void {
+    this.db.pragma(`wal_checkpoint(${mode})`);
+  }
+
+  /** Bytes in the WAL file (its allocated size: frames in use may be fewer after a restart). */
+  walBytes(): number {
+    try {
+      return statSync(`${this.file}-wal`).size;
+    } catch {
+      return 0;
+    }
   }
 
   /** Rebuild the file without free pages (Maintenance.Defragment), then truncate the WAL. */
@@ -283,6 +292,8 @@ function openDatabase(file: string): Database.Database {
     // auto-checkpoint (4.1 MB), so a WAL in steady use is reused in place and never truncated and regrown.
     db.pragma(`journal_size_limit = ${WAL_LIMIT}`);
     db.pragma('busy_timeout = 5000');
+    // Checkpoints run in a worker thread (checkpointer.ts), not inside a COMMIT on the event loop.
+    db.pragma('wal_autocheckpoint = 0');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     migrate(db, file);
     return db;
