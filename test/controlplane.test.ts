@@ -532,6 +532,12 @@ spec:
   t.match(desc.out, /LoadBalancer Ingress:\s+198\.51\.100\.15/);
   t.match(desc.out, /Announced by:\s+pi1/);
   t.match(desc.out, /Normal\s+IPAllocated\s+\d+s\s+vipmesh-ipam\s+Assigned IP/);
+  const dn = await cli(['describe', 'node', 'pi1', ...conn]);
+  t.match(dn.out, /Status:\s+Ready\n/);
+  t.match(dn.out, /InternalIP:\s+198\.51\.100\.2\n/);
+  t.match(dn.out, /VIPs:\s+198\.51\.100\.15\n/);
+  const dp = await cli(['describe', 'ipaddresspool', 'lan', '-n', 'metallb-system', ...conn]);
+  t.match(dp.out, /kind: IPAddressPool\n[\s\S]*Events: <none>/, 'other kinds: YAML and events');
 
   // Errors: printed as `error: ... (CODE)`, exit 1.
   const bad = join(dir, 'bad.yaml');

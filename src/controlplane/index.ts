@@ -25,7 +25,15 @@ export { createEtcdKv, EtcdKv } from './etcd-kv.js';
 export type { Kv, KvEvent, KvPair, KvWatch, KvWatchHandlers, KvWriteResult } from './kv.js';
 export { MemoryKv } from './memory-kv.js';
 export type { TableOptions } from './printers.js';
-export { age, describeService, formatTable, holdersOf, ingressIPs, printTable } from './printers.js';
+export {
+  age,
+  describeNode,
+  describeService,
+  formatTable,
+  holdersOf,
+  ingressIPs,
+  printTable,
+} from './printers.js';
 export type { LabelRequirement } from './selector.js';
 export { matchesLabels, parseLabelSelector } from './selector.js';
 export type { ApiServer, ApiServerOptions } from './server.js';

@@ -248,14 +248,17 @@ export function describeService(svc: Service, events: Event[], nodes: Node[], no
     out += kv('Port', `${p.name ?? '<unset>'}  ${p.port}/${p.protocol ?? 'TCP'}`);
   }
   out += kv('Announced by', list(holdersOf(ips, nodes)));
-  for (const c of svc.status?.conditions ?? []) {
-    out += kv(
-      `Condition ${c.type}`,
-      `${c.status}${c.reason === undefined ? '' : ` (${c.reason})`}${c.message === undefined ? '' : `: ${c.message}`}`,
-    );
-  }
-  if (events.length === 0) return `${out}${kv('Events', NONE)}`;
-  out += 'Events:\n';
+  for (const c of svc.status?.conditions ?? []) out += kv(`Condition ${c.type}`, conditionText(c));
+  return `${out}${eventsSection(events, now)}`;
+}
+
+function conditionText(c: { status: string; reason?: string; message?: string }): string {
+  return `${c.status}${c.reason === undefined ? '' : ` (${c.reason})`}${c.message === undefined ? '' : `: ${c.message}`}`;
+}
+
+/** The `Events:` part of describe, oldest first, header underlined as kubectl does. */
+function eventsSection(events: Event[], now: number): string {
+  if (events.length === 0) return kv('Events', NONE);
   const sorted = [...events].sort(
     (a, b) => Date.parse(a.lastTimestamp ?? '') - Date.parse(b.lastTimestamp ?? ''),
   );
@@ -272,11 +275,26 @@ export function describeService(svc: Service, events: Event[], nodes: Node[], no
   const under = ['----', '------', '----', '----', '-------'];
   const lines = table.split('\n');
   const header = lines[0]!;
-  // kubectl underlines the header; build the underline with the same column starts.
   const starts = ['Type', 'Reason', 'Age', 'From', 'Message'].map((h) => header.indexOf(h));
   let ul = '';
   starts.forEach((s, i) => {
     ul = ul.padEnd(s) + under[i];
   });
-  return `${out}${[header, ul, ...lines.slice(1)].map((l) => (l === '' ? l : `  ${l}`)).join('\n')}`;
+  return `Events:\n${[header, ul, ...lines.slice(1)].map((l) => (l === '' ? l : `  ${l}`)).join('\n')}`;
+}
+
+/** `vipmesh describe node`: readiness, addresses, pod subnet, the VIPs it announces, and its events. */
+export function describeNode(node: Node, events: Event[], now: number): string {
+  let out = '';
+  out += kv('Name', node.metadata.name);
+  out += kv('Roles', roles(node));
+  out += multi('Labels', node.metadata.labels);
+  out += multi('Annotations', node.metadata.annotations, ': ');
+  out += kv('CreationTimestamp', node.metadata.creationTimestamp ?? '<unknown>');
+  out += kv('Status', nodeStatus(node));
+  for (const c of node.status?.conditions ?? []) out += kv(`Condition ${c.type}`, conditionText(c));
+  for (const a of node.status?.addresses ?? []) out += kv(a.type, a.address);
+  out += kv('PodCIDR', node.spec?.podCIDR ?? NONE);
+  out += kv('VIPs', list(node.status?.vips));
+  return `${out}${eventsSection(events, now)}`;
 }

@@ -1,6 +1,13 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { connectFromFlags, describeService, type Event, type Service } from '../../controlplane/index.js';
+import {
+  connectFromFlags,
+  describeNode,
+  describeService,
+  type Event,
+  type Node,
+  type Service,
+} from '../../controlplane/index.js';
 import type { CliContext } from '../context.js';
 import { addConnectionOptions, kindArg } from './get.js';
 
@@ -8,7 +15,7 @@ export function register(program: Command, ctx: CliContext): void {
   const cmd = program
     .command('describe')
     .description(
-      'show one object in detail, with its events (service: its VIPs and which node announces them)',
+      'show one object in detail, with its events (service: its VIPs and who announces them; node: its VIPs)',
     )
     .argument('<kind>', 'service (or any other kind: printed as YAML with its events)')
     .argument('<name>', 'the object')
@@ -27,6 +34,10 @@ export function register(program: Command, ctx: CliContext): void {
         const nodes = (await client.list('nodes')).items;
         ctx.stdout.write(describeService(obj as Service, events, nodes, Date.now()));
         ctx.stdout.write('\n');
+        return;
+      }
+      if (r.resource === 'nodes') {
+        ctx.stdout.write(`${describeNode(obj as Node, events, Date.now())}\n`);
         return;
       }
       ctx.stdout.write(stringify(obj));
