@@ -19,7 +19,7 @@ export interface OpenOptions {
   headers: Record<string, string>;
   /** The pinned CA PEM. */
   ca: string;
-  /** Give up when TCP has not connected within this [500 ms]. */
+  /** Give up when TCP has not connected within this (the client's default is 400 ms). */
   tcpTimeoutMs: number;
   /** Give up when the websocket is not open within this (TLS + upgrade) [5 s]. */
   timeoutMs: number;

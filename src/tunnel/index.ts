@@ -24,6 +24,7 @@ export {
 } from './pki.js';
 export {
   CONNECT_PATH,
+  guardHandshakes,
   type Registration,
   TunnelServer,
   type TunnelServerEvents,

@@ -280,28 +280,18 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
 
   /**
    * Mount on `server`: upgrades to `/v1/connect` go to the tunnel (others get 404), `GET /cacerts` is
-   * answered, and a connection that finishes TLS but sends no request within `handshakeTimeoutMs` [5 s] is
-   * closed. Use this for a server of the tunnel's own; the control plane routes to the handlers itself.
+   * answered (other requests get 404), and {@link guardHandshakes} applies. Use this for a server of the
+   * tunnel's own; the control plane routes to the handlers itself.
    */
   attach(server: Server, opts: { handshakeTimeoutMs?: number } = {}): void {
-    const ms = opts.handshakeTimeoutMs ?? this.#o.handshakeTimeoutMs ?? 5000;
-    const seen = new WeakSet<object>();
-    server.on('secureConnection', (sock: TLSSocket) => {
-      const timer = setTimeout(() => {
-        if (!seen.has(sock)) sock.destroy();
-      }, ms);
-      timer.unref();
-      sock.once('close', () => clearTimeout(timer));
-    });
+    guardHandshakes(server, { timeoutMs: opts.handshakeTimeoutMs ?? this.#o.handshakeTimeoutMs ?? 5000 });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      seen.add(req.socket);
       if (!this.handleCacerts(req, res)) {
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end('not found\n');
       }
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      seen.add(socket);
       if (!this.handleUpgrade(req, socket, head)) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       }
@@ -318,6 +308,25 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       this.#wss.close();
     });
   }
+}
+
+/**
+ * Close connections that finish TLS but send no request (nor upgrade) within `timeoutMs` [5 s]: Node's own
+ * header timeout is checked only every 30 s, and a client that says nothing after the handshake would
+ * otherwise hold a socket that long. Pass `handshakeTimeout` to `https.createServer` for the TLS part.
+ */
+export function guardHandshakes(server: Server, opts: { timeoutMs?: number } = {}): void {
+  const ms = opts.timeoutMs ?? 5000;
+  const spoke = new WeakSet<object>();
+  server.on('secureConnection', (sock: TLSSocket) => {
+    const timer = setTimeout(() => {
+      if (!spoke.has(sock)) sock.destroy();
+    }, ms);
+    timer.unref();
+    sock.once('close', () => clearTimeout(timer));
+  });
+  server.prependListener('request', (req: IncomingMessage) => spoke.add(req.socket));
+  server.prependListener('upgrade', (req: IncomingMessage) => spoke.add(req.socket));
 }
 
 function registrationOf(node: string, info: unknown): Registration {
