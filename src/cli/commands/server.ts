@@ -151,7 +151,6 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option('--state-dir <dir>', 'local agent: runtime state (sysctl originals to restore)', '/run/vipmesh')
     .action(async (flags: ServerFlags) => {
-      const log = ctx.logger().child({ module: 'server' });
       const heartbeatMs = parseDuration(flags.heartbeatInterval, '--heartbeat-interval');
       if (heartbeatMs <= 0)
         throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
@@ -168,6 +167,7 @@ export function register(program: Command, ctx: CliContext): void {
       const nodeIps = splitList(flags.nodeIp);
       const labels = parseLabels(flags.nodeLabel);
       const clusterCidr = splitList([flags.clusterCidr]);
+      const log = ctx.logger().child({ module: 'server' });
       const registry = createRegistry();
       const { signal, dispose } = untilSignal();
       const keepAlive = setInterval(() => undefined, 1 << 30);
