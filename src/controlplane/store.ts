@@ -1,12 +1,14 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import { type Clock, systemClock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import { Counter } from '../metrics.js';
-import type { Kv, KvEvent, KvPair, KvWatch } from './kv.js';
+import type { Kv, KvEvent, KvPair } from './kv.js';
+import { checkMeta, keyOf, nameSuffix, prefixOf, specPart, stripVolatile } from './meta.js';
 import { matchesLabels, parseLabelSelector } from './selector.js';
-import { apiError, type ConfigProblem, invalidError, type Validator } from './status.js';
+import { apiError, invalidError, type Validator } from './status.js';
+import { StoreWatch } from './store-watch.js';
+
 import {
   apiVersionOf,
   type KubeObject,
@@ -17,6 +19,10 @@ import {
   type ResourceTypes,
   type WatchEvent,
 } from './types.js';
+
+// Re-exported: controllers import these from here.
+export { canonicalJson, checkMeta, keyOf, prefixOf } from './meta.js';
+export { StoreWatch, type StoreWatchEvents } from './store-watch.js';
 
 /** Options for {@link ResourceStore}. */
 export interface ResourceStoreOptions {
@@ -47,130 +53,6 @@ export interface WatchOptions extends ListOptions {
    * the changes after them (Kubernetes' "get state and start at most recent").
    */
   resourceVersion?: string;
-}
-
-/** Events of a {@link StoreWatch}. */
-export interface StoreWatchEvents<T extends KubeObject> {
-  event: [WatchEvent<T>];
-  /** The watch ended: `VIPMESH_API_GONE` (revision compacted) or `VIPMESH_STORE_UNAVAILABLE`. */
-  error: [VipmeshError];
-}
-
-/**
- * A running watch on one resource. Events are held until the first `event` listener is attached (so none
- * is lost between `await store.watch()` and `.on('event')`), then delivered in order. `close()` stops it.
- */
-export class StoreWatch<T extends KubeObject = KubeObject> extends EventEmitter<StoreWatchEvents<T>> {
-  /** @internal */ kvWatch: KvWatch | undefined;
-  #closed = false;
-  #flowing = false;
-  #pending: Array<WatchEvent<T> | VipmeshError> = [];
-
-  constructor() {
-    super();
-    (this as unknown as EventEmitter).on('newListener', (name: string | symbol) => {
-      if (name !== 'event' || this.#flowing) return;
-      queueMicrotask(() => {
-        this.#flowing = true;
-        for (const item of this.#pending.splice(0)) this.#deliver(item);
-      });
-    });
-  }
-
-  /** @internal Queue or deliver one event or the final error. */
-  push(item: WatchEvent<T> | VipmeshError): void {
-    if (this.#closed) return;
-    if (this.#flowing) this.#deliver(item);
-    else this.#pending.push(item);
-  }
-
-  #deliver(item: WatchEvent<T> | VipmeshError): void {
-    if (this.#closed) return;
-    if (item instanceof VipmeshError) {
-      // An unheard error would throw from emit(); a watch nobody checks just ends.
-      if (this.listenerCount('error') > 0) this.emit('error', item);
-      return;
-    }
-    this.emit('event', item);
-  }
-
-  /** Stop the watch; no event is emitted after this resolves. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    this.#pending = [];
-    await this.kvWatch?.close();
-  }
-
-  /** True after close(). */
-  get closed(): boolean {
-    return this.#closed;
-  }
-}
-
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-/** Problems with `metadata.name` / `metadata.namespace` (Kubernetes' DNS-1123 rules). */
-export function checkMeta(r: ResourceInfo, name: unknown, namespace: unknown): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
-  if (typeof name !== 'string' || name === '') {
-    out.push({ path: 'metadata.name', code: 'Required', message: 'name is required' });
-  } else if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {
-    out.push({
-      path: 'metadata.name',
-      code: 'FieldValueInvalid',
-      message: `"${name}" must be lowercase letters, digits, "-" and ".", starting and ending alphanumeric`,
-    });
-  }
-  if (r.namespaced && namespace !== undefined) {
-    if (typeof namespace !== 'string' || namespace.length > 63 || !DNS1123_LABEL.test(namespace)) {
-      out.push({
-        path: 'metadata.namespace',
-        code: 'FieldValueInvalid',
-        message: `"${String(namespace)}" must be a DNS label`,
-      });
-    }
-  }
-  return out;
-}
-
-/** The datastore key of an object: `/registry/services/default/web`, `/registry/nodes/pi1`. */
-export function keyOf(r: ResourceInfo, name: string, namespace?: string): string {
-  return r.namespaced
-    ? `/registry/${r.resource}/${namespace ?? 'default'}/${name}`
-    : `/registry/${r.resource}/${name}`;
-}
-
-/** The prefix that lists a resource (in one namespace, or all). */
-export function prefixOf(r: ResourceInfo, namespace?: string): string {
-  return r.namespaced && namespace !== undefined
-    ? `/registry/${r.resource}/${namespace}/`
-    : `/registry/${r.resource}/`;
-}
-
-/** Kubernetes' generateName alphabet (no vowels, no look-alikes), five characters. */
-function nameSuffix(): string {
-  const abc = 'bcdfghjklmnpqrstvwxz2456789';
-  return [...randomBytes(5)].map((b) => abc[b % abc.length]).join('');
-}
-
-/** JSON with object keys sorted, so two equal objects compare equal whatever their key order. */
-export function canonicalJson(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) =>
-    typeof x === 'object' && x !== null && !Array.isArray(x)
-      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : x,
-  );
-}
-
-function stripVolatile(o: KubeObject): string {
-  const { resourceVersion: _rv, ...meta } = o.metadata;
-  return canonicalJson({ ...o, metadata: meta });
-}
-
-function specPart(o: KubeObject): string {
-  const { metadata: _m, status: _s, ...rest } = o;
-  return canonicalJson(rest);
 }
 
 /**
