@@ -8,7 +8,7 @@ import type { Clock, TimerHandle } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../metrics.js';
-import { formatMac, type IpAddr, multicastMac, parseVip, solicitedNode } from './addr.js';
+import { formatIp, formatMac, type IpAddr, multicastMac, parseVip, solicitedNode } from './addr.js';
 import { arpProbe, gratuitousArp, sameBytes } from './codec.js';
 import { ArpMetrics } from './metrics.js';
 import { ndpProbe, unsolicitedNa } from './ndp.js';
@@ -233,6 +233,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     } catch (err) {
       sockets.arp.close();
       sockets.ndp.close();
+      sockets.mld?.close();
       throw err;
     }
     responder = new Responder(info, sockets.arp, sockets.ndp, hooks);
@@ -251,6 +252,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     this.#ports.delete(name);
     port.arp.close();
     port.ndp.close();
+    port.mld?.close();
     this.#d.sysctl.restore(name);
     this.#log.info({ op: 'port', iface: name }, 'interface gone or down; stopped announcing on it');
     this.emit('interface-down', { iface: name });
@@ -288,14 +290,22 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
   }
 
   #join(port: Port, ip: IpAddr): void {
+    const group = solicitedNode(ip.bytes);
     try {
-      port.ndp.addMembership(multicastMac(solicitedNode(ip.bytes)));
+      port.ndp.addMembership(multicastMac(group));
+      port.mld?.join(formatIp(group));
     } catch (err) {
       this.#log.warn(
         { op: 'join', iface: port.info.name, ip: ip.text, err },
-        'cannot join the solicited-node group',
+        'cannot join the solicited-node group; NSs may not reach us through MLD-snooping switches',
       );
     }
+  }
+
+  #leave(port: Port, ip: IpAddr): void {
+    const group = solicitedNode(ip.bytes);
+    port.ndp.dropMembership(multicastMac(group));
+    port.mld?.leave(formatIp(group));
   }
 
   /** One gratuitous round for `h` on `port` (or every port it is announced on). */
@@ -449,8 +459,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     this.#held.delete(ip.text);
     this.#metrics.held.set(this.#held.size);
     for (const t of h.timers) this.#d.clock.clearTimeout(t);
-    if (ip.family === 6)
-      for (const p of this.#targets(h.iface)) p.ndp.dropMembership(multicastMac(solicitedNode(ip.bytes)));
+    if (ip.family === 6) for (const p of this.#targets(h.iface)) this.#leave(p, ip);
     await this.#d.addresses.remove(ip);
     this.#log.info({ op: 'release', ip: ip.text }, 'released VIP');
     this.emit('released', { vip: ip.text });

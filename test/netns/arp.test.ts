@@ -153,6 +153,11 @@ t.test(
     t.match(await lab.run('n1', ['sysctl', '-n', 'net.ipv4.conf.eth0.arp_announce']), /^2/);
     t.match(await loAddrs(lab, 'n1'), /198\.51\.100\.100\/32 .*lo:vm/, 'the VIP is on lo with its label');
 
+    t.match(
+      await lab.run('n1', ['ip', 'maddr', 'show', 'dev', 'eth0']),
+      /inet6 ff02::1:ff00:100/,
+      'n1 joined the solicited-node group of the IPv6 VIP (MLD reports for snooping switches)',
+    );
     const nd = await lab.exec('client', ['ndisc6', '-1', '-r', '3', '-w', '500', VIP6, 'eth0']);
     t.equal(nd.code, 0, 'ndisc6 resolves the IPv6 VIP');
     t.match(nd.stdout.toLowerCase(), n1.mac, 'to the holder MAC');
@@ -193,6 +198,11 @@ t.test(
     const burst = await sniff(lab, `arp and ether src ${n2.mac}`);
     t.equal(await stop(a1), 0, 'n1 exits cleanly on SIGTERM');
     t.notMatch(await loAddrs(lab, 'n1'), /198\.51\.100\.100|2001:db8::100/, 'SIGTERM leaves no VIP on lo');
+    t.notMatch(
+      await lab.run('n1', ['ip', 'maddr', 'show', 'dev', 'eth0']),
+      /ff02::1:ff00:100/,
+      'and no group',
+    );
     t.match(
       await lab.run('n1', ['sysctl', '-n', 'net.ipv4.conf.eth0.arp_ignore']),
       /^0/,
