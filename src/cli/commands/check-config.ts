@@ -36,6 +36,10 @@ export function readInputs(paths: readonly string[]): CheckInput[] {
   return out;
 }
 
+/**
+ * `vipmesh check-config -f FILE... [-o table|json|yaml]`: the dry run of src/vip-pool/check.ts,
+ * exit status 1 on any problem.
+ */
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('check-config')
