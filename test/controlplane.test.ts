@@ -1,31 +1,21 @@
 /**
  * The control plane on loopback with real TLS: the resource store on a REAL etcd (the Debian binary) and on
- * the embedded datastore (src/kine), the HTTPS API in front of it, and the CLI (apply/get/delete/describe)
- * run in-process against the API with the CA pinned from the admin token.
+ * the embedded datastore (src/kine), and the HTTPS API in front of it. (The CLI: controlplane-cli.test.ts.)
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { Etcd3 } from 'etcd3';
 import t, { type Test } from 'tap';
-import type { CliContext } from '../src/cli/context.js';
-import { run } from '../src/cli/program.js';
 import {
   type ApiServer,
-  createApiServer,
   createResourceStore,
-  type ResourceStore,
   type Service,
   type Status,
   type WatchEvent,
-  writeAdminConfig,
 } from '../src/controlplane/index.js';
-import { startEtcd } from '../src/controlplane/testing.js';
-import { startDatastore } from '../src/kine/index.js';
-import { silentLogger } from '../src/log.js';
-import { createRegistry } from '../src/metrics.js';
+import { startTestApi, startTestDatastore, type TestApi } from '../src/controlplane/testing.js';
 import { ensureServerCredentials, type ServerCredentials } from '../src/tunnel/index.js';
 
 function tmp(prefix: string): string {
@@ -43,20 +33,19 @@ function creds(): Promise<ServerCredentials> {
   return credsP;
 }
 
-/** A datastore endpoint: a real etcd process, or the embedded datastore. */
+/** A datastore endpoint, stopped when `t` ends: a real etcd process, or the embedded datastore. */
 async function datastore(t: Test, which: 'etcd' | 'kine'): Promise<string> {
-  if (which === 'etcd') {
-    const etcd = await startEtcd();
-    t.teardown(() => etcd.stop());
-    return etcd.endpoint;
-  }
-  const dir = tmp('vipmesh-cp-kine-');
-  const ds = await startDatastore({ dataDir: dir, listenAddress: '127.0.0.1:0', logger: silentLogger() });
-  t.teardown(async () => {
-    await ds.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return ds.url;
+  const ds = await startTestDatastore(which);
+  t.teardown(() => ds.stop());
+  return ds.endpoint;
+}
+
+/** An API server on `endpoint` with the shared credentials, stopped when `t` ends. */
+async function api(t: Test, endpoint: string): Promise<TestApi & { c: ServerCredentials }> {
+  const c = await creds();
+  const a = await startTestApi(endpoint, c);
+  t.teardown(() => a.close());
+  return { ...a, c };
 }
 
 function svc(name: string, ip?: string): Service {
@@ -151,37 +140,6 @@ for (const which of ['etcd', 'kine'] as const) {
     ]);
     t.equal(err.code, 'VIPMESH_API_GONE');
   });
-}
-
-/** An API server on `endpoint` with the shared credentials. */
-async function api(
-  t: Test,
-  endpoint: string,
-): Promise<{ srv: ApiServer; store: ResourceStore; c: ServerCredentials }> {
-  const c = await creds();
-  const registry = createRegistry();
-  const store = createResourceStore({ endpoints: endpoint, registry });
-  let ready = true;
-  const srv = await createApiServer({
-    store,
-    logger: silentLogger(),
-    tls: c,
-    adminToken: c.adminToken,
-    joinToken: c.joinToken,
-    ready: () => ready,
-    registry,
-    extraRoutes: (req, res) => {
-      if (req.url !== '/v1/connect') return false;
-      res.writeHead(426).end();
-      return true;
-    },
-  });
-  t.teardown(async () => {
-    ready = false;
-    await srv.close();
-    await store.close();
-  });
-  return { srv, store, c };
 }
 
 interface Reply {
@@ -409,194 +367,4 @@ t.test('HTTPS API: auth, Kubernetes paths, Status errors, watch stream', async (
     (await call(srv, ca, 'GET', '/api/v1/namespaces/default/services/web', { token: admin })).status,
     404,
   );
-});
-
-function capture(): CliContext & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  return { stdout, stderr, exitCode: 0, logger: silentLogger, out: () => out, err: () => err };
-}
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const ctx = capture();
-  const code = await run(argv, ctx);
-  return { code, out: ctx.out(), err: ctx.err() };
-}
-
-t.test('CLI: apply, get, describe, delete against the API (CA pinned from the token)', async (t) => {
-  const endpoint = await datastore(t, 'etcd');
-  const { srv, store, c } = await api(t, endpoint);
-  const dir = tmp('vipmesh-cp-cli-');
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const conn = ['--server', srv.url, '--token', c.adminToken, '--admin-config', join(dir, 'none.yaml')];
-  const file = join(dir, 'cluster.yaml');
-  writeFileSync(
-    file,
-    `apiVersion: v1
-kind: Namespace
-metadata: {name: metallb-system, labels: {team: net}}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lan, namespace: metallb-system}
-spec:
-  addresses: [198.51.100.10-198.51.100.20]
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: lan, namespace: metallb-system}
-spec: {ipAddressPools: [lan]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: LoadBalancer
-  loadBalancerIP: 198.51.100.15
-  selector: {app: web}
-  ports: [{name: http, port: 80, protocol: TCP}]
-`,
-  );
-  const first = await cli(['apply', '-f', file, ...conn]);
-  t.equal(first.code, 0, first.err);
-  t.equal(
-    first.out,
-    'namespace/metallb-system created\nipaddresspool.metallb.io/lan created\nl2advertisement.metallb.io/lan created\nservice/web created\n',
-  );
-  const again = await cli(['apply', '-f', file, ...conn]);
-  t.match(again.out, /service\/web unchanged/, 'applying the same file again changes nothing');
-  writeFileSync(file, (await import('node:fs')).readFileSync(file, 'utf8').replace('port: 80', 'port: 8080'));
-  t.match((await cli(['apply', '-f', file, ...conn])).out, /service\/web configured/);
-
-  // The controllers (second wave) fill status and node state; stand in for them through the store.
-  const web = await store.get('services', 'web');
-  await store.updateStatus('services', {
-    ...web,
-    status: { loadBalancer: { ingress: [{ ip: '198.51.100.15' }] } },
-  });
-  const n = await store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'pi1' } });
-  await store.updateStatus('nodes', {
-    ...n,
-    status: {
-      conditions: [{ type: 'Ready', status: 'True' }],
-      addresses: [{ type: 'InternalIP', address: '198.51.100.2' }],
-      vips: ['198.51.100.15'],
-    },
-  });
-  await store.create('events', {
-    apiVersion: 'v1',
-    kind: 'Event',
-    metadata: { name: 'web.a', namespace: 'default' },
-    involvedObject: { kind: 'Service', name: 'web', namespace: 'default' },
-    reason: 'IPAllocated',
-    message: 'Assigned IP ["198.51.100.15"]',
-    type: 'Normal',
-    lastTimestamp: new Date().toISOString(),
-    source: { component: 'vipmesh-ipam' },
-  });
-
-  const table = await cli(['get', 'services', ...conn]);
-  t.equal(table.code, 0, table.err);
-  t.match(table.out, /^NAMESPACE\s+NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\n/);
-  t.match(table.out, /default\s+web\s+LoadBalancer\s+<none>\s+198\.51\.100\.15\s+8080\/TCP\s+\d+s\n/);
-  const wide = await cli(['get', 'svc', '-o', 'wide', ...conn]);
-  t.match(wide.out, /SELECTOR\s+POOL\s+HOLDER/);
-  t.match(wide.out, /app=web\s+<none>\s+pi1\n/, 'wide shows which node announces the VIP');
-  const json = JSON.parse((await cli(['get', 'services', '-o', 'json', ...conn])).out);
-  t.match(json, { kind: 'ServiceList', items: [{ metadata: { name: 'web' } }] });
-  const nodes = JSON.parse((await cli(['get', 'nodes', '-o', 'json', ...conn])).out);
-  t.equal(
-    nodes.items[0].status.conditions.find((x: { type: string }) => x.type === 'Ready').status,
-    'True',
-    "a Node's readiness is status.conditions[type=Ready].status",
-  );
-  t.match((await cli(['get', 'nodes', ...conn])).out, /pi1\s+Ready\s+<none>\s+\d+s/);
-  t.match(
-    (await cli(['get', 'nodes', '-o', 'wide', ...conn])).out,
-    /198\.51\.100\.2\s+<none>\s+198\.51\.100\.15/,
-  );
-  t.match(
-    (await cli(['get', 'ipaddresspools', ...conn])).out,
-    /lan\s+true\s+false\s+198\.51\.100\.10-198\.51\.100\.20/,
-  );
-  t.match((await cli(['get', 'l2advertisements', '-o', 'yaml', ...conn])).out, /kind: L2AdvertisementList/);
-  t.equal((await cli(['get', 'service', 'web', '-o', 'name', ...conn])).out, 'service/web\n');
-
-  const desc = await cli(['describe', 'service', 'web', ...conn]);
-  t.equal(desc.code, 0, desc.err);
-  t.match(desc.out, /Name:\s+web\n/);
-  t.match(desc.out, /LoadBalancer Ingress:\s+198\.51\.100\.15/);
-  t.match(desc.out, /Announced by:\s+pi1/);
-  t.match(desc.out, /Normal\s+IPAllocated\s+\d+s\s+vipmesh-ipam\s+Assigned IP/);
-  const dn = await cli(['describe', 'node', 'pi1', ...conn]);
-  t.match(dn.out, /Status:\s+Ready\n/);
-  t.match(dn.out, /InternalIP:\s+198\.51\.100\.2\n/);
-  t.match(dn.out, /VIPs:\s+198\.51\.100\.15\n/);
-  const dp = await cli(['describe', 'ipaddresspool', 'lan', '-n', 'metallb-system', ...conn]);
-  t.match(dp.out, /kind: IPAddressPool\n[\s\S]*Events: <none>/, 'other kinds: YAML and events');
-
-  // Errors: printed as `error: ... (CODE)`, exit 1.
-  const bad = join(dir, 'bad.yaml');
-  writeFileSync(
-    bad,
-    'apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {type: LoadBalancer, loadBalancerIP: nope}\n',
-  );
-  const inv = await cli(['apply', '-f', bad, ...conn]);
-  t.equal(inv.code, 1);
-  t.match(inv.err, /spec\.loadBalancerIP.*\(VIPMESH_API_INVALID\)/);
-  writeFileSync(bad, 'apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n');
-  t.match((await cli(['apply', '-f', bad, ...conn])).err, /unknown kind "Pod".*VIPMESH_CLI_BAD_INPUT/);
-  t.match((await cli(['get', 'widgets', ...conn])).err, /VIPMESH_CLI_BAD_INPUT/);
-  t.match((await cli(['get', 'services', '-o', 'xml', ...conn])).err, /VIPMESH_CLI_BAD_INPUT/);
-  t.match((await cli(['delete', 'service', 'nope', ...conn])).err, /VIPMESH_API_NOT_FOUND/);
-
-  // Wrong CA hash in the token: refused before any request carries the token.
-  const otherHash = c.adminToken.replace(/^K10([0-9a-f])/, (_m, d: string) => `K10${d === '0' ? '1' : '0'}`);
-  const pinned = await cli([
-    'get',
-    'services',
-    '--server',
-    srv.url,
-    '--token',
-    otherHash,
-    '--admin-config',
-    join(dir, 'x'),
-  ]);
-  t.equal(pinned.code, 1);
-  t.match(pinned.err, /VIPMESH_TUNNEL_CA_MISMATCH/);
-  t.match(
-    (await cli(['get', 'services', '--admin-config', join(dir, 'none.yaml')])).err,
-    /VIPMESH_API_NO_SERVER/,
-  );
-
-  // VIPMESH_URL / VIPMESH_TOKEN, then the admin config file the server writes.
-  process.env['VIPMESH_URL'] = srv.url;
-  process.env['VIPMESH_TOKEN'] = c.adminToken;
-  const viaEnv = await cli(['get', 'services', '-n', 'default', '--admin-config', join(dir, 'none.yaml')]);
-  delete process.env['VIPMESH_URL'];
-  delete process.env['VIPMESH_TOKEN'];
-  t.match(viaEnv.out, /^NAME\s+TYPE/, 'env works; with -n there is no NAMESPACE column');
-  const adminCfg = join(dir, 'vipmesh.yaml');
-  writeAdminConfig(adminCfg, { server: srv.url, token: c.adminToken });
-  t.equal((await import('node:fs')).statSync(adminCfg).mode & 0o777, 0o600, 'the admin config is private');
-  const viaFile = await cli(['delete', 'svc', 'web', '--admin-config', adminCfg]);
-  t.equal(viaFile.out, 'service "web" deleted\n');
-  t.equal((await cli(['get', 'services', '--admin-config', adminCfg])).err, 'No resources found\n');
-
-  // get -w: the (empty) list, then a row per change, until the server goes away.
-  const watchCtx = capture();
-  const watching = run(['get', 'services', '-w', '--admin-config', adminCfg], watchCtx);
-  const until = async (ok: () => boolean) => {
-    for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-  };
-  await until(() => watchCtx.err().includes('No resources found'));
-  await store.create('services', svc('late'));
-  await until(() => watchCtx.out().includes('late'));
-  await srv.close();
-  t.equal(await watching, 0, 'get -w ends when the stream does');
-  t.match(watchCtx.out(), /^NAMESPACE\s+NAME\s+TYPE.*\ndefault\s+late\s+LoadBalancer\s+<none>\s+<pending>/);
 });

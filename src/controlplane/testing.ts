@@ -7,6 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Registry } from 'prom-client';
+import { startDatastore } from '../kine/index.js';
+import { silentLogger } from '../log.js';
+import { createRegistry } from '../metrics.js';
+import { createResourceStore } from './create.js';
+import { type ApiServer, createApiServer } from './server.js';
+import type { ResourceStore } from './store.js';
 
 /** A free TCP port on 127.0.0.1 (the kernel's pick; closed again before returning). */
 export function freePort(): Promise<number> {
@@ -85,4 +92,63 @@ export async function startEtcd(binary = 'etcd'): Promise<TestEtcd> {
     await new Promise((r) => setTimeout(r, 50));
   }
   return { endpoint: c, stop };
+}
+
+/** A datastore for a test: a real etcd process, or the embedded one (src/kine) on a temp dir. */
+export async function startTestDatastore(which: 'etcd' | 'kine'): Promise<TestEtcd> {
+  if (which === 'etcd') return startEtcd();
+  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-cp-kine-'));
+  const ds = await startDatastore({ dataDir: dir, listenAddress: '127.0.0.1:0', logger: silentLogger() });
+  return {
+    endpoint: ds.url,
+    async stop() {
+      await ds.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A running test API: the server, its store and metrics. `close()` stops both. */
+export interface TestApi {
+  srv: ApiServer;
+  store: ResourceStore;
+  registry: Registry;
+  close(): Promise<void>;
+}
+
+/**
+ * The API on `endpoint` with `creds` (the tunnel's ServerCredentials or any with the same fields), on a free
+ * loopback port. `/v1/connect` answers 426 (a stand-in for the tunnel, to show the hook works).
+ */
+export async function startTestApi(
+  endpoint: string,
+  creds: { certPem: string; keyPem: string; caCertPem: string; adminToken: string; joinToken: string },
+): Promise<TestApi> {
+  const registry = createRegistry();
+  const store = createResourceStore({ endpoints: endpoint, registry });
+  let ready = true;
+  const srv = await createApiServer({
+    store,
+    logger: silentLogger(),
+    tls: creds,
+    adminToken: creds.adminToken,
+    joinToken: creds.joinToken,
+    ready: () => ready,
+    registry,
+    extraRoutes: (req, res) => {
+      if (req.url !== '/v1/connect') return false;
+      res.writeHead(426).end();
+      return true;
+    },
+  });
+  return {
+    srv,
+    store,
+    registry,
+    async close() {
+      ready = false;
+      await srv.close();
+      await store.close();
+    },
+  };
 }
