@@ -82,12 +82,14 @@ export function register(program: Command, ctx: CliContext): void {
           'give the join token with --token (or VIPMESH_TOKEN)',
         );
       }
-      const log = ctx.logger().child({ module: 'agent' });
       const heartbeatMs = parseDuration(flags.heartbeatInterval, '--heartbeat-interval');
       if (heartbeatMs <= 0)
         throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
       const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
       const nodeIps = splitList(flags.nodeIp);
+      const labels = parseLabels(flags.nodeLabel);
+      const probeIntervalMs = parseDuration(flags.probeInterval, '--probe-interval');
+      const log = ctx.logger().child({ module: 'agent' });
       const registry = createRegistry();
       registerProcessMetrics(registry);
       const { signal, dispose } = untilSignal();
@@ -104,7 +106,7 @@ export function register(program: Command, ctx: CliContext): void {
               token: flags.token,
               nodeName: nodeNameOf(flags.nodeName),
               ...(nodeIps.length > 0 ? { nodeIps } : {}),
-              labels: parseLabels(flags.nodeLabel),
+              labels,
               dataDir: flags.dataDir,
               stateDir: flags.stateDir,
               flannelBackend: flags.flannelBackend,
@@ -112,7 +114,7 @@ export function register(program: Command, ctx: CliContext): void {
               ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
               heartbeatMs,
               misses,
-              probeIntervalMs: parseDuration(flags.probeInterval, '--probe-interval'),
+              probeIntervalMs,
               logger: log,
               registry,
             }),
