@@ -168,6 +168,20 @@ spec: {type: LoadBalancer, ports: [{port: 1}]}
   ]);
 });
 
+t.test("Services that are not vipmesh's are valid and get nothing", async (t) => {
+  const text = `apiVersion: v1
+kind: Service
+metadata: {name: internal}
+spec: {type: ClusterIP, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other-lb}
+spec: {type: LoadBalancer, loadBalancerClass: example.com/lb, ports: [{port: 80}]}
+`;
+  t.same(checkConfig([{ file: 's.yaml', text }]), { pools: [], services: [], errors: [] });
+});
+
 t.test('renderings: json and yaml carry the same object; table splits problems to stderr', async (t) => {
   const r = checkConfig([
     read('config/pools/ipaddresspool.yaml'),

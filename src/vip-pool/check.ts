@@ -88,6 +88,8 @@ export function checkConfig(inputs: readonly CheckInput[]): CheckReport {
       continue;
     }
     const svc = obj.decoded.service;
+    // Not a LoadBalancer Service (or another load balancer's class): vipmesh gives it nothing.
+    if (svc === undefined) continue;
     try {
       const a = allocator.assign(svc);
       services.push({ namespace: svc.namespace, name: svc.name, ips: a.ips, pool: a.pool });

@@ -29,19 +29,24 @@ export function annotation(
 
 const POLICIES: readonly IpFamilyPolicy[] = ['SingleStack', 'PreferDualStack', 'RequireDualStack'];
 
-/** core/v1 Service (type LoadBalancer) -> ServiceRequest. */
-export function decodeService(c: Checker, obj: Obj): ServiceRequest {
+const TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
+
+/**
+ * core/v1 Service -> ServiceRequest, or undefined for a Service that is not vipmesh's: one whose type is
+ * not LoadBalancer, or that names a `spec.loadBalancerClass` (another load balancer's, as MetalLB
+ * treats it). Those are valid objects; only their metadata and type are checked.
+ */
+export function decodeService(c: Checker, obj: Obj): ServiceRequest | undefined {
   const meta = decodeMetadata(c, obj);
   const spec = c.map(obj, 'spec', [], true) ?? {};
   const sp = ['spec'];
   const type = c.str(spec, 'type', sp) ?? 'ClusterIP';
-  if (type !== 'LoadBalancer') {
-    c.add(
-      [...sp, 'type'],
-      Codes.SERVICE_NOT_LOADBALANCER,
-      `vipmesh gives addresses to type LoadBalancer Services only, got ${type}`,
-    );
+  if (!TYPES.includes(type)) {
+    c.add([...sp, 'type'], Codes.FIELD_INVALID, `must be one of ${TYPES.join(', ')}, got "${type}"`);
+    return undefined;
   }
+  const lbClass = c.str(spec, 'loadBalancerClass', sp);
+  if (type !== 'LoadBalancer' || (lbClass !== undefined && lbClass !== '')) return undefined;
   const svc: ServiceRequest = {
     namespace: meta.namespace === '' ? 'default' : meta.namespace,
     name: meta.name,

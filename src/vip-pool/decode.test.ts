@@ -183,9 +183,19 @@ const cases: Array<{ name: string; obj: unknown; want: Array<[string, string]> }
   },
   { name: 'a LoadBalancer Service', obj: service({}), want: [] },
   {
-    name: 'a ClusterIP Service',
-    obj: service({ type: 'ClusterIP' }),
-    want: [['spec.type', Codes.SERVICE_NOT_LOADBALANCER]],
+    name: 'a ClusterIP Service is valid (vipmesh just gives it nothing)',
+    obj: service({ type: 'ClusterIP', ports: [] }),
+    want: [],
+  },
+  {
+    name: 'a Service of another load balancer class',
+    obj: service({ loadBalancerClass: 'other.io/lb', ports: 7 }),
+    want: [],
+  },
+  {
+    name: 'an unknown Service type',
+    obj: service({ type: 'Balanced' }),
+    want: [['spec.type', Codes.FIELD_INVALID]],
   },
   {
     name: 'loadBalancerIP and the annotation together',
@@ -334,6 +344,10 @@ t.test('converters give the normalized types', async (t) => {
   t.throws(() => toAddressPool(ipPool({ addresses: ['10.0.0.9-10.0.0.5'] })), { code: Codes.RANGE_REVERSED });
   t.throws(() => toAddressPool(service({})), { code: Codes.UNSUPPORTED_KIND });
   t.throws(() => toServiceRequest({}), { code: Codes.FIELD_REQUIRED });
+  t.throws(() => toServiceRequest(service({ type: 'NodePort' })), { code: Codes.SERVICE_NOT_LOADBALANCER });
+  t.throws(() => toServiceRequest(service({ loadBalancerClass: 'x.io/lb' })), {
+    code: Codes.SERVICE_NOT_LOADBALANCER,
+  });
 });
 
 t.test('validateObject never throws, whatever the object', async (t) => {

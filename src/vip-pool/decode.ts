@@ -11,7 +11,8 @@ export type Decoded =
   | { kind: 'IPAddressPool'; pool: AddressPool }
   | { kind: 'L2Advertisement'; advertisement: L2Advertisement }
   | { kind: 'ConfigMap'; pools: AddressPool[] }
-  | { kind: 'Service'; service: ServiceRequest }
+  /** `service` is undefined for a Service that is not vipmesh's (not LoadBalancer, or another class). */
+  | { kind: 'Service'; service: ServiceRequest | undefined }
   | { kind: 'Namespace'; namespace: NamespaceInfo };
 
 /** The accepted kinds and the apiVersion each must have. */
@@ -135,7 +136,17 @@ export function toL2Advertisement(obj: unknown): L2Advertisement {
   return expect(obj, 'L2Advertisement').advertisement;
 }
 
-/** LoadBalancer Service object -> ServiceRequest; throws VipmeshError when invalid. */
+/**
+ * LoadBalancer Service object -> ServiceRequest; throws VipmeshError when invalid, and
+ * SERVICE_NOT_LOADBALANCER for a valid Service that is not vipmesh's (another type or loadBalancerClass).
+ */
 export function toServiceRequest(obj: unknown): ServiceRequest {
-  return expect(obj, 'Service').service;
+  const svc = expect(obj, 'Service').service;
+  if (svc === undefined) {
+    throw new VipmeshError(
+      Codes.SERVICE_NOT_LOADBALANCER,
+      'vipmesh gives addresses only to type LoadBalancer Services without a loadBalancerClass',
+    );
+  }
+  return svc;
 }

@@ -90,7 +90,7 @@ t.test('YAML errors, non-map documents, aliases and kind: List', async (t) => {
         apiVersion: 'v1',
         kind: 'Service',
         metadata: { name: 's' },
-        spec: { type: 'NodePort', ports: [{ port: 1 }] },
+        spec: { type: 'Nodeport', ports: [{ port: 1 }] },
       },
       'junk',
     ],
@@ -103,7 +103,7 @@ t.test('YAML errors, non-map documents, aliases and kind: List', async (t) => {
   t.same(
     r.problems.map((p) => [p.line, p.path, p.code]),
     [
-      [13, 'spec.type', Codes.SERVICE_NOT_LOADBALANCER],
+      [13, 'spec.type', Codes.FIELD_INVALID],
       [16, '', Codes.YAML_INVALID],
     ],
   );
