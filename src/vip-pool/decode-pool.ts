@@ -113,13 +113,15 @@ const LEGACY_POOL_KEYS = [
 
 /**
  * The legacy MetalLB ConfigMap (`data.config` holding `address-pools:`), which MetalLB itself stopped
- * reading in v0.13 and which most Pi-cluster guides still show. Layer 2 pools only.
+ * reading in v0.13 and which most Pi-cluster guides still show. Layer 2 pools only. A ConfigMap whose
+ * `data.config` does not mention `address-pools` is not MetalLB's: no pools, no problems.
  */
 export function decodeLegacyConfigMap(c: Checker, obj: Obj): AddressPool[] {
   decodeMetadata(c, obj);
-  const data = c.map(obj, 'data', [], true) ?? {};
-  const text = c.str(data, 'config', ['data'], true);
-  if (text === undefined) return [];
+  const data = c.map(obj, 'data', []) ?? {};
+  const text = data['config'];
+  // Any other ConfigMap is a valid object that vipmesh ignores (the control plane uses the same test).
+  if (typeof text !== 'string' || !text.includes('address-pools')) return [];
   const base = ['data', 'config'];
   let cfg: unknown;
   try {
