@@ -171,6 +171,14 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
   // A lost reply must not hang a pass forever; the error itself surfaces as that request's timeout.
   sock.socket.on('error', () => undefined);
   const timeout = opts.requestTimeoutMs ?? 5_000;
+  // The package reassembles one multipart reply per socket at a time: two dumps in flight on it get
+  // mixed up ("Multipart message not terminated properly"), so dumps take turns.
+  let dumps: Promise<unknown> = Promise.resolve();
+  const dump = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = dumps.then(fn, fn);
+    dumps = run.catch(() => undefined);
+    return run;
+  };
   // Route changes go through the pipelined requester on a raw socket of the same package.
   const raw = new RawNetlinkSocket(Protocol.ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
   const datagrams: NetlinkDatagramSocket = {
@@ -190,7 +198,7 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
       try {
         const out: KernelRoute[] = [];
         for (const f of [AF_INET, AF_INET6]) {
-          for (const m of await sock.getRoutes({ family: f }, undefined, { timeout })) {
+          for (const m of await dump(() => sock.getRoutes({ family: f }, undefined, { timeout }))) {
             const r = toKernelRoute(m);
             if (r !== undefined) out.push(r);
           }
@@ -242,7 +250,7 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
     async listAddresses() {
       try {
         const out: IfaceAddress[] = [];
-        for (const m of await sock.getAddresses(undefined, undefined, { timeout })) {
+        for (const m of await dump(() => sock.getAddresses(undefined, undefined, { timeout }))) {
           const ip = ipFromBytes(m.attrs.local ?? m.attrs.address ?? Buffer.alloc(0));
           if (ip === undefined || m.data.index === undefined) continue;
           out.push({
@@ -260,7 +268,7 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
 
     async listLinks() {
       try {
-        return (await sock.getLinks(undefined, undefined, { timeout })).map((m) => ({
+        return (await dump(() => sock.getLinks(undefined, undefined, { timeout }))).map((m) => ({
           index: m.data.index ?? 0,
           name: m.attrs.ifname ?? '',
           mtu: m.attrs.mtu ?? 1500,

@@ -87,6 +87,7 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
   #ifindex = 0;
   #connected: Cidr[] = [];
   #started = false;
+  #starting = false;
   #closed = false;
   #needFull = true;
   #requested = 0;
@@ -128,10 +129,13 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
    * `VIPMESH_HOSTGW_NO_IFACE` when the flannel interface does not exist.
    */
   async start(): Promise<void> {
-    if (this.#started) return;
-    this.#started = true;
+    if (this.#started || this.#starting) return;
+    this.#starting = true;
     this.#nl.subscribe((ev) => this.#onEvent(ev));
     await this.#refreshIface();
+    // Only now may passes run (a notification arriving while the interface is looked up must not
+    // start one that races with this lookup).
+    this.#started = true;
     this.#armResync();
     if (this.#leases !== undefined || this.#waiters.length > 0) await this.#request();
   }
@@ -307,12 +311,15 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
     return { result, seen };
   }
 
+  /**
+   * Run `fn` over `items` in chunks of `concurrency`: each chunk's requests are made in one turn, so the
+   * netlink layer sends them in one datagram, and the next chunk waits for all of its acks (a window
+   * keeps the acks within the socket's receive buffer; refilling one slot per ack would degrade to one
+   * request per sendmsg).
+   */
   async #each<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < items.length) await fn(items[next++]!);
-    };
-    await Promise.all(Array.from({ length: Math.min(this.#opts.concurrency, items.length) }, worker));
+    const size = Math.max(1, this.#opts.concurrency);
+    for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
   }
 
   #remember(r: KernelRoute): void {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { BatchRequester, type NetlinkDatagramSocket } from './requester.js';
-import { decodeMessages, encodeRouteMessage, NLMSG_ERROR, RTM_NEWROUTE } from './rtmsg.js';
+import { decodeMessages, encodeRouteMessage, NLM_F_ACK, NLMSG_ERROR, RTM_NEWROUTE } from './rtmsg.js';
 
 /** A fake kernel socket: records datagrams, answers with acks on demand. */
 class FakeSocket implements NetlinkDatagramSocket {
@@ -18,6 +18,10 @@ class FakeSocket implements NetlinkDatagramSocket {
   }
   close(): void {
     this.closed = true;
+  }
+  /** Deliver a datagram from the kernel. */
+  deliver(buf: Buffer): void {
+    this.#fn?.(buf, 0);
   }
   /** Ack every request sent so far with `errno` (0 = success), all in one datagram, from `port`. */
   ackAll(errno = 0, port = 0): void {
@@ -99,3 +103,36 @@ t.test('a failed send rejects its requests; timeout and close reject the rest', 
   t.ok(sock.closed);
   rq.close();
 });
+
+t.test(
+  'one ack per datagram: earlier requests succeed with it unless the kernel reported an error',
+  async (t) => {
+    const sock = new FakeSocket();
+    const rq = new BatchRequester(sock);
+    const ps = Array.from({ length: 5 }, (_, i) =>
+      rq.request(`r${i}`, route).then(
+        () => 'ok',
+        (e: { cause?: { code?: string } }) => e.cause?.code,
+      ),
+    );
+    await Promise.resolve();
+    const msgs = sock.sent[0]!.map((b) => decodeMessages(b)[0]!);
+    t.same(
+      msgs.map((m) => (m.flags & NLM_F_ACK) !== 0),
+      [false, false, false, false, true],
+      'only the last request asks for an ack',
+    );
+    // As the kernel answers: an error for the failed third request, then the ack of the last one.
+    const reply = (seq: number, errno: number) => {
+      const b = Buffer.alloc(36);
+      b.writeUInt32LE(36, 0);
+      b.writeUInt16LE(NLMSG_ERROR, 4);
+      b.writeUInt32LE(seq, 8);
+      b.writeInt32LE(-errno, 16);
+      return b;
+    };
+    sock.deliver(Buffer.concat([reply(msgs[2]!.seq, 17), reply(msgs[4]!.seq, 0)]));
+    t.same(await Promise.all(ps), ['ok', 'ok', 'EEXIST', 'ok', 'ok']);
+    t.equal(rq.pending, 0);
+  },
+);

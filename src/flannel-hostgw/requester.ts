@@ -6,7 +6,14 @@
  */
 import { getSystemErrorName } from 'node:util';
 import { VipmeshError } from '../errors.js';
-import { decodeError, decodeMessages, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR } from './rtmsg.js';
+import {
+  decodeError,
+  decodeMessages,
+  NLM_F_ACK,
+  NLM_F_REQUEST,
+  NLMSG_ERROR,
+  setMessageFlags,
+} from './rtmsg.js';
 
 /** The datagram socket underneath (the `netlink` package's raw socket in production; a fake in tests). */
 export interface NetlinkDatagramSocket {
@@ -21,6 +28,8 @@ interface Pending {
   resolve: () => void;
   reject: (err: VipmeshError) => void;
   what: string;
+  /** On the last request of a datagram: the others, which asked for no ack of their own. */
+  batch?: number[];
 }
 
 /** Options of {@link BatchRequester}. */
@@ -106,14 +115,21 @@ export class BatchRequester {
     const parts = this.#queue;
     this.#queue = [];
     this.#queued = 0;
+    // Only the last request of the datagram asks for an ack. The kernel handles the messages of one
+    // datagram in order and always answers a failed one (netlink_rcv_skb acks "if NLM_F_ACK or err"), so
+    // that ack means every earlier request either succeeded or has its error queued before it: one ack
+    // per datagram instead of one per route, and far fewer wake-ups.
+    const seqs = parts.map((part) => seqOf(part));
+    for (const part of parts.slice(0, -1)) setMessageFlags(part, flagsOf(part) & ~NLM_F_ACK);
+    const last = this.#pending.get(seqs[seqs.length - 1]!);
+    if (last !== undefined && seqs.length > 1) last.batch = seqs.slice(0, -1);
     this.#sock.send(parts, (err) => {
       if (err === undefined) return;
       // The whole datagram failed to go out: none of its requests will be acked.
       const code = (err as { code?: string }).code ?? 'EIO';
-      for (const part of parts) {
-        const seq = decodeMessages(Buffer.from(part.buffer, part.byteOffset, part.byteLength))[0]?.seq;
-        const p = seq === undefined ? undefined : this.#pending.get(seq);
-        if (p === undefined || seq === undefined) continue;
+      for (const seq of seqs) {
+        const p = this.#pending.get(seq);
+        if (p === undefined) continue;
         this.#pending.delete(seq);
         p.reject(errnoError(p.what, code));
       }
@@ -127,6 +143,13 @@ export class BatchRequester {
       const p = this.#pending.get(m.seq);
       if (e === undefined || p === undefined) continue;
       this.#pending.delete(m.seq);
+      // Everything sent before this request in its datagram and not failed by now has succeeded.
+      for (const seq of p.batch ?? []) {
+        const earlier = this.#pending.get(seq);
+        if (earlier === undefined) continue;
+        this.#pending.delete(seq);
+        earlier.resolve();
+      }
       if (e.errno === 0) p.resolve();
       else p.reject(errnoError(p.what, errnoName(e.errno)));
     }
@@ -151,6 +174,14 @@ export class BatchRequester {
     this.#pending.clear();
     for (const p of all) p.reject(errnoError(p.what, code));
   }
+}
+
+function seqOf(msg: Buffer): number {
+  return decodeMessages(msg)[0]!.seq;
+}
+
+function flagsOf(msg: Buffer): number {
+  return decodeMessages(msg)[0]!.flags;
 }
 
 function errnoName(errno: number): string {

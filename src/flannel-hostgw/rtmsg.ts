@@ -99,6 +99,11 @@ export function encodeRouteMessage(nlType: number, flags: number, seq: number, m
   return buf;
 }
 
+/** Rewrite the flags of an encoded message in place (nlmsg_flags: u16 at offset 6). */
+export function setMessageFlags(msg: Buffer, flags: number): void {
+  u16(msg, flags, 6);
+}
+
 /** Split a datagram into its netlink messages; stops at the first malformed header (never throws). */
 export function decodeMessages(buf: Buffer): NlMsg[] {
   const out: NlMsg[] = [];
