@@ -152,6 +152,7 @@ t.test('the server writes the admin config and serves metrics, /healthz and /rea
   const cfg = readFileSync(join(dir, 'vipmesh.yaml'), 'utf8');
   t.match(cfg, srv.url);
   t.match(cfg, srv.credentials.adminToken);
+  await until('master', () => srv.isMaster());
   const text = await (await fetch(srv.metrics!.url)).text();
   t.match(text, /^vipmesh_controlplane_master 1$/m);
   t.match(text, /^process_resident_memory_bytes \d+/m);
@@ -235,9 +236,10 @@ t.test(
     }
     const svc = (await api.get('services', 'web', 'default')) as Service;
     t.equal(svc.status?.conditions?.find((c) => c.type === 'IPAllocated')?.status, 'True');
-    const events = (await api.list('events', 'default')).items;
     t.ok(
-      events.some((e) => e['reason'] === 'IPAllocated'),
+      await until('an allocation event', async () =>
+        (await api.list('events', 'default')).items.some((e) => e['reason'] === 'IPAllocated'),
+      ),
       'an allocation event',
     );
   },
@@ -257,11 +259,13 @@ t.test(
       return s.status?.conditions?.find((c) => c.type === 'IPAllocated' && c.status === 'False');
     });
     t.equal(cond.reason, 'VIPMESH_IP_OUTSIDE_POOLS');
-    const events = (await api.list('events', 'default')).items;
     t.ok(
-      events.some(
-        (e) =>
-          e['reason'] === 'AllocationFailed' && (e['involvedObject'] as { name: string }).name === 'outside',
+      await until('a Warning event naming the Service', async () =>
+        (await api.list('events', 'default')).items.some(
+          (e) =>
+            e['reason'] === 'AllocationFailed' &&
+            (e['involvedObject'] as { name: string }).name === 'outside',
+        ),
       ),
       'a Warning event names the Service',
     );
@@ -291,6 +295,25 @@ t.test('live reload: growing the pool serves a Service that was waiting', async 
   const pool = await api.get('ipaddresspools', 'lan', 'default');
   await api.update('ipaddresspools', { ...pool, spec: { addresses: ['198.51.100.200-198.51.100.210'] } });
   t.ok(await until('served after the pool grew', () => ingressOf('waiting')));
+  // A Service changed to an address no pool has loses the one it held (its VIP is no longer announced).
+  await api.create('services', {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'mover', namespace: 'default' },
+    spec: { type: 'LoadBalancer', loadBalancerIP: '198.51.100.209', ports: [{ port: 83 }] },
+  });
+  t.same(await until('mover served', () => ingressOf('mover')), ['198.51.100.209']);
+  await until('mover placed', () => holderOf('198.51.100.209'));
+  const mover = (await api.get('services', 'mover', 'default')) as Service;
+  await api.update('services', { ...mover, spec: { ...mover.spec, loadBalancerIP: '198.51.100.250' } });
+  await until('its address freed and no longer placed', async () => {
+    const ingress = await ingressOf('mover');
+    return (
+      (ingress === undefined || ingress.length === 0) && (await holderOf('198.51.100.209')) === undefined
+    );
+  });
+  t.pass('an invalid change frees the address and stops its announcement');
+  await api.delete('services', 'mover', 'default');
   await api.delete('services', 'waiting', 'default');
   await until('its allocation is freed', async () => {
     const a = srv.controllers()?.ipam.allocations() ?? [];

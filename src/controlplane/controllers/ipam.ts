@@ -153,29 +153,30 @@ export class IpamController extends EventEmitter<IpamEvents> {
       poolError = err;
       allocator = new Allocator([]);
     }
-    let changed = false;
+    const results: Array<{ svc: Service; key: string; ips: string[]; failure: VipmeshError | undefined }> =
+      [];
     for (const svc of services) {
       const key = serviceKey(meta(svc));
-      let ips: string[] = [];
-      let failure: VipmeshError | undefined = poolError;
-      if (failure === undefined) {
-        try {
-          ips = allocator.assign(toServiceRequest(svc)).ips;
-        } catch (err) {
-          if (!(err instanceof VipmeshError)) throw err;
-          failure = err;
-        }
+      if (poolError !== undefined) {
+        results.push({ svc, key, ips: this.#persisted.get(key)?.ips ?? [], failure: poolError });
+        continue;
       }
-      if (failure !== undefined && poolError !== undefined) {
-        ips = this.#persisted.get(key)?.ips ?? [];
-      } else {
-        changed =
-          (await this.#persist(
-            key,
-            allocator.allocations().find((a) => a.service === key),
-          )) || changed;
+      try {
+        results.push({ svc, key, ips: allocator.assign(toServiceRequest(svc)).ips, failure: undefined });
+      } catch (err) {
+        if (!(err instanceof VipmeshError)) throw err;
+        // A Service that can no longer be served gives its addresses back (as MetalLB clears them).
+        allocator.release(key);
+        results.push({ svc, key, ips: [], failure: err });
       }
-      await this.#writeStatus(svc, ips, failure);
+    }
+    // One allocations() call per pass (it copies and sorts every allocation).
+    const all =
+      poolError === undefined ? new Map(allocator.allocations().map((a) => [a.service, a])) : undefined;
+    let changed = false;
+    for (const r of results) {
+      if (all !== undefined) changed = (await this.#persist(r.key, all.get(r.key))) || changed;
+      await this.#writeStatus(r.svc, r.ips, r.failure);
     }
     // Services that are gone (or no longer LoadBalancer): free their addresses.
     for (const key of [...this.#persisted.keys()]) {
