@@ -10,8 +10,35 @@
  * Exits (routes left in place) on stdin end or SIGTERM.
  */
 import { createInterface } from 'node:readline';
-import { createHostGw, type Lease, type ReconcileResult } from '../../src/flannel-hostgw/index.js';
+import {
+  createHostGw,
+  createRouteNetlink,
+  type Lease,
+  type ReconcileResult,
+} from '../../src/flannel-hostgw/index.js';
 import { createLogger } from '../../src/log.js';
+
+// `hostgw-fixture batch <iface>`: send five route requests in one datagram, the second with an off-link
+// next hop and the fourth a delete of a route that does not exist, and print each outcome (one ack per
+// datagram must still report every failure against the right request).
+if (process.argv[2] === 'batch') {
+  const nl = createRouteNetlink();
+  const ifindex = (await nl.listLinks()).find((l) => l.name === process.argv[3])!.index;
+  const via = (dst: string, gateway: string) => nl.replaceRoute({ dst, gateway, ifindex, protocol: 86 });
+  const outcomes = await Promise.allSettled([
+    via('198.18.51.0/24', '198.51.100.12'),
+    via('198.18.52.0/24', '198.51.100.201'),
+    via('198.18.53.0/24', '198.51.100.13'),
+    nl.deleteRoute({ family: 4, dst: '198.18.59.0/24', protocol: 86, table: 254 }),
+    via('198.18.54.0/24', '198.51.100.12'),
+  ]);
+  nl.close();
+  const codes = outcomes.map((o) =>
+    o.status === 'fulfilled' ? 'ok' : (o.reason as { cause?: { code?: string } }).cause?.code,
+  );
+  process.stdout.write(`${JSON.stringify({ type: 'batch', codes })}\n`);
+  process.exit(0);
+}
 
 const [node, iface, clusterCidr, subnetEnvPath] = process.argv.slice(2);
 if (node === undefined || iface === undefined || clusterCidr === undefined || subnetEnvPath === undefined) {

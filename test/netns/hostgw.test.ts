@@ -278,5 +278,25 @@ t.test(
       ),
     );
     t.same(await routes(lab, 'n2'), expected(2, [1, 2]), 'routes outlive the daemon');
+
+    // With no daemon left in n1: five requests in one datagram, two of them failing.
+    const batch = new Fixture(
+      lab.spawn('n1', [
+        process.execPath,
+        ...(process.execArgv.some((a) => a.includes('import')) ? process.execArgv : ['--import', 'tsx']),
+        'test/netns/hostgw-fixture.ts',
+        'batch',
+        'eth0',
+      ]),
+    );
+    t.same(
+      (await batch.next('batch'))['codes'],
+      ['ok', 'ENETUNREACH', 'ok', 'ESRCH', 'ok'],
+      'each request of a batch gets its own outcome (one ack per datagram, errors always reported)',
+    );
+    const made = (await lab.run('n1', ['ip', 'route', 'show', 'proto', P]))
+      .split('\n')
+      .filter((l) => l.includes('198.18.5'));
+    t.same(made.map((l) => l.split(' ')[0]).sort(), ['198.18.51.0/24', '198.18.53.0/24', '198.18.54.0/24']);
   },
 );
