@@ -1,8 +1,9 @@
 /**
- * Pipelined netlink requests: every request gets a sequence number and NLM_F_ACK; requests made in the
- * same turn of the event loop go out together in one sendmsg (the kernel handles each message of a
- * datagram in turn and acks each one), and acks are matched back by sequence number. This is what lets
- * 1,000 routes go in well under 100 ms (one request per sendmsg and round trip cost ~100 µs each here).
+ * Pipelined netlink requests: every request gets a sequence number; requests made in the same turn of
+ * the event loop go out together in one sendmsg, and only the last of them asks for an ack (the kernel
+ * handles the messages of a datagram in order and always reports a failed one). Replies are matched back
+ * by sequence number. Measured with bench/hostgw.ts: 1,000 routes in ~20-30 ms, at par with `ip -batch`;
+ * one request per round trip took ~45-100 ms on the same (busy) machine.
  */
 import { getSystemErrorName } from 'node:util';
 import { VipmeshError } from '../errors.js';

@@ -1,7 +1,8 @@
 /**
  * A small codec for the rtnetlink route messages vipmesh sends and reads on its hot path (RTM_NEWROUTE /
- * RTM_DELROUTE requests, their acks, route notifications). The `netlink` package's generic encoder costs
- * about 100 µs per route here; this one lets a pass pack many requests into one sendmsg. Pure: no I/O.
+ * RTM_DELROUTE requests, their acks, route notifications). The `netlink` package's request API sends one
+ * message per sendmsg and waits for its ack; this codec lets a pass pack many requests into one datagram
+ * (see requester.ts) and decodes notifications without the package's generic parser. Pure: no I/O.
  *
  * Layouts (include/uapi/linux/netlink.h, rtnetlink.h): nlmsghdr {u32 len, u16 type, u16 flags, u32 seq,
  * u32 pid}; rtmsg {u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags}; rtattr
