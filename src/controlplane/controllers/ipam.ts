@@ -174,18 +174,20 @@ export class IpamController extends EventEmitter<IpamEvents> {
     const all =
       poolError === undefined ? new Map(allocator.allocations().map((a) => [a.service, a])) : undefined;
     let changed = false;
-    for (const r of results) {
-      if (all !== undefined) changed = (await this.#persist(r.key, all.get(r.key))) || changed;
+    // Writes go out WRITE_CONCURRENCY at a time: the datastore commits concurrent writes together (one
+    // fsync per group), so 1,000 Services take one pass of a few hundred ms instead of 3,000 fsyncs in a row.
+    await inBatches(results, async (r) => {
+      if (all !== undefined && (await this.#persist(r.key, all.get(r.key)))) changed = true;
       await this.#writeStatus(r.svc, r.ips, r.failure);
-    }
+    });
     // Services that are gone (or no longer LoadBalancer): free their addresses.
-    for (const key of [...this.#persisted.keys()]) {
-      if (keys.has(key)) continue;
-      changed = (await this.#persist(key, undefined)) || changed;
+    const stale = [...this.#persisted.keys()].filter((key) => !keys.has(key));
+    await inBatches(stale, async (key) => {
+      if (await this.#persist(key, undefined)) changed = true;
       this.#outcome.delete(key);
       const gone = inf.services.items.get(key);
       if (gone !== undefined) await this.#writeStatus(gone, [], undefined, true);
-    }
+    });
     this.#allocated?.set(this.#persisted.size);
     if (changed) this.emit('change');
   }
@@ -271,6 +273,27 @@ export class IpamController extends EventEmitter<IpamEvents> {
       this.#log,
     );
   }
+}
+
+/** Concurrent datastore writes per controller pass. */
+const WRITE_CONCURRENCY = 32;
+
+/** Run `fn` over `items`, at most {@link WRITE_CONCURRENCY} at a time; the first error is thrown at the end. */
+export async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, items.length) }, worker));
+  if (failure !== undefined) throw failure;
 }
 
 function meta(s: Service): { namespace: string; name: string } {

@@ -24,7 +24,8 @@ import {
   type NodeRegistration,
   startControllers,
 } from '../controllers/index.js';
-import { createEtcdKv, type EtcdKv } from '../etcd-kv.js';
+import { EtcdKv } from '../etcd-kv.js';
+import type { Kv } from '../kv.js';
 import { ResourceStore } from '../store.js';
 import { tokenAuthenticator } from '../token.js';
 import { sharedCredentials } from './bootstrap.js';
@@ -128,10 +129,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       .split(',')
       .map((h) => h.trim())
       .filter(Boolean);
-    const kv: EtcdKv = createEtcdKv({ endpoints: hosts });
-    cleanup.push(['kv', () => kv.close()]);
+    // One etcd client (one gRPC channel) for the store, the raw keys and the election.
+    const etcd = new Etcd3({ hosts });
+    cleanup.push(['etcd', () => etcd.close()]);
+    const kv = sharedKv(new EtcdKv(etcd));
     const store = new ResourceStore({
-      kv: createEtcdKv({ endpoints: hosts }),
+      kv,
       validate: validateObject,
       registry,
       ...(o.clock === undefined ? {} : { clock: o.clock }),
@@ -245,8 +248,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     // The election: the controllers run while this server is master.
     let controllers: Controllers | undefined;
     let switching: Promise<void> = Promise.resolve();
-    const etcd = new Etcd3({ hosts });
-    cleanup.push(['etcd', () => etcd.close()]);
     const masterGauge = new Gauge({
       name: 'vipmesh_controlplane_master',
       help: '1 while this server is the elected master (runs the controllers), else 0',
@@ -323,4 +324,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     await closeAll();
     throw err;
   }
+}
+
+/** `inner` with a no-op close(): several users share one client, closed once by its owner. */
+function sharedKv(inner: Kv): Kv {
+  return {
+    get: (key) => inner.get(key),
+    list: (prefix) => inner.list(prefix),
+    put: (key, value, expect) => inner.put(key, value, expect),
+    delete: (key, expect) => inner.delete(key, expect),
+    watch: (prefix, from, handlers) => inner.watch(prefix, from, handlers),
+    revision: () => inner.revision(),
+    close: async () => undefined,
+  };
 }
