@@ -125,7 +125,10 @@ function normalize(text: string, side: Side): string {
       /ENDPOINT, [0-9a-f]+, [^,]+, [^,]+, (true|false), (true|false), \d+, \d+, \d+,/g,
       'ENDPOINT, $1, $2,',
     )
-    .replace(/remaining\(\ds\)/g, 'remaining(<10s)')
+    // Remaining TTLs are read a moment apart on each side: compare them to the nearest 10 s (or as "<10s").
+    .replace(/remaining\((\d+)s\)/g, (_m, n: string) =>
+      Number(n) < 10 ? 'remaining(<10s)' : `remaining(~${Math.round(Number(n) / 10) * 10}s)`,
+    )
     // etcd lists a lease's keys from a Go map: the order is random there.
     .replace(
       /attached keys\(\[([^\]]*)\]\)/g,
