@@ -8,10 +8,13 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import t from 'tap';
 import { createRegistry } from '../metrics.js';
 import { TunnelClient, type TunnelClientOptions } from './client.js';
+import { type Connector, wsConnector } from './connector.js';
 import { createTunnelServer, type StandaloneOptions, type StandaloneTunnelServer } from './standalone.js';
 import type { TunnelStream } from './stream.js';
 
@@ -231,4 +234,42 @@ t.test('an agent reconnects after the server restarts; its session and registrat
   const msg = Buffer.from('after restart');
   t.ok((await roundTrip(srv.tunnel.dial('pi1', `127.0.0.1:${e.port}`), msg)).equals(msg));
   t.equal(c.metrics.reconnects, 1);
+});
+
+t.test('an agent whose server is away holds nothing: 300 refused attempts, memory comes back', async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const srv = await createTunnelServer({ dataDir: tmp(), port: 0, host: '127.0.0.1' });
+  const inner = wsConnector();
+  let attempts = 0;
+  const connector: Connector = {
+    fetchCA: (...a) => inner.fetchCA(...a),
+    open: (...a) => {
+      attempts++;
+      return inner.open(...a);
+    },
+  };
+  const c = agent(srv, { connector, backoffBaseMs: 2, backoffCapMs: 4 });
+  const requests: Array<Promise<unknown>> = [];
+  await c.connect();
+  await srv.close(); // nothing listens on the port now: every attempt is refused at once
+  const until = async (n: number) => {
+    const goal = attempts + n;
+    while (attempts < goal) await new Promise((r) => setTimeout(r, 20));
+  };
+  await until(50); // warm up
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 300; i++) requests.push(c.request('ping').catch((e: Error) => e));
+  await until(300);
+  t.equal(c.session, undefined, 'no session while the server is away');
+  const results = await Promise.all(requests);
+  t.ok(
+    results.every((r) => (r as { code?: string }).code === 'VIPMESH_TUNNEL_NO_SESSION'),
+    'requests fail at once instead of queueing',
+  );
+  gc();
+  const grew = (process.memoryUsage().heapUsed - before) / 2 ** 20;
+  t.comment(`heap grew ${grew.toFixed(2)} MiB over 300 failed attempts`);
+  t.ok(grew < 2, `the agent holds nothing per failed attempt (${grew.toFixed(2)} MiB)`);
 });
