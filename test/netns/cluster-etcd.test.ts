@@ -69,7 +69,9 @@ t.test('cluster on a real etcd, two servers', { skip }, async (t) => {
   await runScenarios(t, k);
 
   await t.test('a second server on the same etcd takes the master role when the master dies', async (t) => {
-    await k.startServer('srv2', SRV2, []);
+    // srv2 runs its local agent (the default): it joins as a node itself.
+    c.serveName('srv2', [8080], []);
+    await c.start('srv2', c.serverArgs('srv2', SRV2, k.opts.serverFlags), /vipmesh server is up/);
     const metric = async (node: string) => {
       const text = await c.lab.run(node, ['curl', '-s', 'http://127.0.0.1:7472/metrics']);
       return /^vipmesh_controlplane_master (\d)$/m.exec(text)?.[1];
@@ -87,15 +89,20 @@ t.test('cluster on a real etcd, two servers', { skip }, async (t) => {
     await until('srv2 elected', async () => (await metric('srv2')) === '1', 15_000);
     t.pass(`srv2 became master ${Date.now() - t0} ms after the master was killed (election TTL 2 s)`);
     k.apiNode = 'srv2';
-    await until(
-      'both nodes Ready through srv2',
+    const nodes = await until(
+      'every node Ready through srv2',
       async () => {
         const nodes = await k.nodes();
-        return nodes.every(
-          (n) => k.ready(n) === 'True' && n.metadata.annotations['vipmesh.io/server'] === 'srv2',
-        );
+        return nodes.length === 3 &&
+          nodes.every((n) => k.ready(n) === 'True' && n.metadata.annotations['vipmesh.io/server'] === 'srv2')
+          ? nodes
+          : undefined;
       },
       15_000,
+    );
+    t.ok(
+      nodes.some((n) => n.metadata.name === 'srv2'),
+      "srv2's local agent registered srv2 as a node",
     );
     t.same(await k.holders(), before, 'no VIP moved when the master changed');
     const r = await c.api('srv2', k.admin, 'POST', '/api/v1/namespaces/default/services', {
