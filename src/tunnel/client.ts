@@ -43,6 +43,8 @@ export interface TunnelClientOptions {
   windowBytes?: number;
   /** Default request timeout [5 s]. */
   requestTimeoutMs?: number;
+  /** Streams the peer may have open at once on this side [10,000]. */
+  maxStreams?: number;
   /** First retry within this [100 ms]; doubles per failure the server answered. */
   backoffBaseMs?: number;
   /** Longest wait between attempts [5 s]. */
@@ -231,6 +233,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       misses: this.#o.misses,
       windowBytes: this.#o.windowBytes,
       requestTimeoutMs: this.#o.requestTimeoutMs,
+      maxStreams: this.#o.maxStreams,
       allow: this.#allow,
       handlers: this.#handlers,
     });

@@ -61,6 +61,8 @@ export interface TunnelServerOptions {
   windowBytes?: number;
   /** Default request timeout [5 s]. */
   requestTimeoutMs?: number;
+  /** Streams the peer may have open at once on this side [10,000]. */
+  maxStreams?: number;
   /** `host:port` targets agents may open streams to on the server's side [none]. */
   allow?: string[] | AllowFn;
   /** Time from TLS up to the agent's HELLO [5 s]. */
@@ -243,6 +245,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       misses: this.#o.misses,
       windowBytes: this.#o.windowBytes,
       requestTimeoutMs: this.#o.requestTimeoutMs,
+      maxStreams: this.#o.maxStreams,
       allow: this.#allow,
       handlers: this.#handlers,
     });

@@ -189,6 +189,7 @@ t.test('a refused or failed dial fails only that stream', async (t) => {
     {},
     {
       allow: allowList(['127.0.0.1:7', '127.0.0.1:9']),
+      maxStreams: 3,
       connectTarget: (target) => {
         const [local] = duplexPair();
         process.nextTick(() =>
@@ -208,6 +209,12 @@ t.test('a refused or failed dial fails only that stream', async (t) => {
   const failed = server.dial('tcp', '127.0.0.1:9');
   t.match(await new Promise((r) => failed.once('error', r)), { code: 'VIPMESH_TUNNEL_DIAL_FAILED' });
   t.throws(() => server.dial('udp', '127.0.0.1:7'), { code: 'VIPMESH_TUNNEL_BAD_TARGET' });
+  const open = Array.from({ length: 3 }, () => server.dial('tcp', '127.0.0.1:7'));
+  await Promise.all(open.map((s) => new Promise((r) => s.once('connect', r))));
+  const tooMany = server.dial('tcp', '127.0.0.1:7');
+  const tooManyErr = await new Promise<Error>((r) => tooMany.once('error', r));
+  t.match(tooManyErr, { code: 'VIPMESH_TUNNEL_DIAL_REFUSED', message: /too many streams \(3\)/ });
+  for (const s of open) s.destroy();
   t.throws(() => server.dial('tcp', '127.0.0.1'), { code: 'VIPMESH_TUNNEL_BAD_TARGET' });
   t.equal(await agent.request('ping'), 'pong', 'the session is still up');
   t.equal(server.closedReason, undefined);

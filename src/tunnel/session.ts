@@ -59,6 +59,8 @@ export interface SessionOptions {
   /** Which targets the peer may open streams to [none]. */
   allow?: AllowFn;
   connectTarget?: ConnectTarget;
+  /** Streams the peer may have open at once here; more are refused [10,000]. */
+  maxStreams?: number;
   /** Request handlers by method (shared with the owner, so handlers outlive reconnects). */
   handlers?: Map<string, RequestHandler>;
 }
@@ -95,6 +97,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
   readonly #requestTimeoutMs: number;
   readonly #allow: AllowFn;
   readonly #connectTarget: ConnectTarget;
+  readonly #maxStreams: number;
   readonly #handlers: Map<string, RequestHandler>;
   readonly #streams = new Map<number, TunnelStream>();
   readonly #pending = new Map<number, PendingRequest>();
@@ -121,6 +124,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     this.#requestTimeoutMs = o.requestTimeoutMs ?? 5000;
     this.#allow = o.allow ?? (() => false);
     this.#connectTarget = o.connectTarget ?? defaultConnect;
+    this.#maxStreams = o.maxStreams ?? 10_000;
     this.#handlers = o.handlers ?? new Map();
     this.#nextStream = o.role === 'agent' ? 1 : 2;
     this.#lastHeard = this.#clock.now();
@@ -293,6 +297,10 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     const mine = this.role === 'agent' ? 1 : 0;
     if (id % 2 === mine || this.#streams.has(id)) {
       this.close(`protocol error: OPEN with stream id ${id} that is not the peer's to open`, 1002);
+      return;
+    }
+    if (this.#streams.size >= this.#maxStreams) {
+      this.send(encodeError(id, 'VIPMESH_TUNNEL_DIAL_REFUSED', `too many streams (${this.#maxStreams})`));
       return;
     }
     const target = parseTarget(text);
