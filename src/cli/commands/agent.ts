@@ -100,28 +100,33 @@ export function register(program: Command, ctx: CliContext): void {
             ? undefined
             : await serveMetrics(flags.metricsBindAddress, registry);
         try {
-          const agent = await Promise.race([
-            createAgent({
-              servers,
-              token: flags.token,
-              nodeName: nodeNameOf(flags.nodeName),
-              ...(nodeIps.length > 0 ? { nodeIps } : {}),
-              labels,
-              dataDir: flags.dataDir,
-              stateDir: flags.stateDir,
-              flannelBackend: flags.flannelBackend,
-              subnetEnvPath: flags.flannelSubnetEnv,
-              ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
-              heartbeatMs,
-              misses,
-              probeIntervalMs,
-              logger: log,
-              registry,
-            }),
-            signal.then(() => undefined),
-          ]);
-          if (agent === undefined) return;
+          const agent = await createAgent({
+            servers,
+            token: flags.token,
+            nodeName: nodeNameOf(flags.nodeName),
+            ...(nodeIps.length > 0 ? { nodeIps } : {}),
+            labels,
+            dataDir: flags.dataDir,
+            stateDir: flags.stateDir,
+            flannelBackend: flags.flannelBackend,
+            subnetEnvPath: flags.flannelSubnetEnv,
+            ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
+            heartbeatMs,
+            misses,
+            probeIntervalMs,
+            logger: log,
+            registry,
+            start: false,
+          });
           try {
+            // A signal while the server is still unreachable ends the wait (and the agent) at once.
+            const started = agent.start().then(() => 'connected');
+            started.catch(() => undefined); // raced below; a failure after a signal is moot
+            const first = await Promise.race([started, signal]);
+            if (first !== 'connected') {
+              log.info({ signal: first }, 'shutting down before the first connection');
+              return;
+            }
             await notifyReady('connected');
             log.info({ servers }, 'vipmesh agent is up');
             const sig = await signal;

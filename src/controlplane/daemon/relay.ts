@@ -44,17 +44,39 @@ export class Relay {
 
   /** Load the leases, watch them and the nodes. The nodes informer must be started. */
   async start(): Promise<void> {
+    await this.#syncLeases();
+    this.#o.nodes.on('change', this.#onNode);
+  }
+
+  /** List the leases and watch from there; when the watch ends (compaction, datastore lost), again. */
+  async #syncLeases(): Promise<void> {
     const { pairs, revision } = await this.#o.kv.list(LEASE_PREFIX);
+    this.#leases.clear();
     for (const p of pairs) this.#setLease(p.key, p.value);
+    if (this.#closed) return;
     this.#watch = await this.#o.kv.watch(LEASE_PREFIX, revision + 1, {
       event: (e) => {
         if (e.type === 'delete') this.#leases.delete(e.key);
         else this.#setLease(e.key, e.value);
         this.#queueLeases();
       },
-      error: (err) => this.#o.logger.error({ err }, 'lease watch ended'),
+      error: (err) => {
+        this.#o.logger.warn({ err: err.message }, 'lease watch ended; listing again');
+        this.#resync();
+      },
     });
-    this.#o.nodes.on('change', this.#onNode);
+  }
+
+  #resync(): void {
+    if (this.#closed) return;
+    void this.#watch?.close().catch(() => undefined);
+    this.#watch = undefined;
+    const t = setTimeout(() => {
+      this.#syncLeases()
+        .then(() => this.#queueLeases())
+        .catch(() => this.#resync());
+    }, 500);
+    t.unref();
   }
 
   readonly #onNode = (e: { key: string }): void => {

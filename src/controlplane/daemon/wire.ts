@@ -29,11 +29,14 @@ export interface CreateAgentOptions {
   logger: Logger;
   registry?: Registry;
   clock?: Clock;
+  /** Connect before resolving [true]; false: the caller runs `agent.start()` (and can close it meanwhile). */
+  start?: boolean;
 }
 
 /**
  * The production agent: src/arp's announcer (AF_PACKET, netlink, sysctls) and src/flannel-hostgw's
- * route reconciler behind an {@link Agent}. Started (first session up) when the promise resolves.
+ * route reconciler behind an {@link Agent}. Started (first session up) when the promise resolves, unless
+ * `start: false`.
  */
 export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
   const log = o.logger;
@@ -78,6 +81,7 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
     ...(o.misses === undefined ? {} : { misses: o.misses }),
     ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }),
   });
+  if (o.start === false) return agent;
   try {
     await agent.start();
   } catch (err) {
