@@ -3,12 +3,12 @@ import { VipmeshError } from '../errors.js';
 import { encodeData, encodeEmpty, encodeError, encodeU32, FrameType } from './codec.js';
 
 /**
- * Largest DATA body. Bigger frames mean fewer websocket messages per byte; they also hold the connection
- * longer, so a small frame of another stream waits behind one (about 0.4 ms for 128 KiB at 300 MiB/s).
- * bench/tunnel.ts, one bulk stream, medians of 3 on a loaded 2-core machine: 64 KiB 168 and 142 MiB/s,
- * 128 KiB 236, 237 and 126 MiB/s, 256 KiB 291 and 252 MiB/s.
+ * Largest DATA body: 64 KiB, what a TCP socket hands `read()` at a time here, so a chunk from a local socket
+ * goes out as one frame. A bigger frame only helps writes bigger than that, and holds the connection longer
+ * while other streams' frames wait (50 ms for 64 KiB on a 10 Mbit/s link). An A/B with 128 and 256 KiB in
+ * bench/tunnel.ts stayed within this shared machine's run-to-run noise (the bench writes 64 KiB chunks).
  */
-export const MAX_DATA = 128 * 1024;
+export const MAX_DATA = 64 * 1024;
 
 /** What a stream needs from its session. */
 export interface StreamOwner {
