@@ -49,9 +49,11 @@ export interface SessionOptions {
   /** Missed heartbeats before the peer is declared dead [3]. */
   misses?: number;
   /**
-   * Receive window per stream, the bound on its buffered memory [1 MiB]. Measured with bench/tunnel.ts on a
-   * loaded 2-core machine, one bulk stream: 512 KiB 99 MiB/s, 1 MiB 139 MiB/s, 2 MiB 148 MiB/s; a window
-   * has to cover the peer being descheduled for a few ms. remotedialer pauses a stream at 2 MiB.
+   * Receive window per stream, the bound on its buffered memory [1 MiB]. A window has to cover the peer
+   * being descheduled for a few ms (at 400 MiB/s, 1 MiB is 2.5 ms). bench/tunnel.ts, one bulk stream, one
+   * run each on a loaded 2-core machine: 512 KiB 99 MiB/s, 1 MiB 139 MiB/s, 2 MiB 148 MiB/s; that machine's
+   * run-to-run noise is about 2x, so this says "not worse" more than "better". remotedialer pauses a
+   * stream at 2 MiB.
    */
   windowBytes?: number;
   /** Default timeout of `request()` [5 s]. */
