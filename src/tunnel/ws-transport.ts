@@ -16,8 +16,8 @@ export class WsTransport implements FrameTransport {
 
   /**
    * `socket` is the websocket's underlying (TLS) socket, when the caller has it: frames sent in one tick
-   * are then corked into one write. A thousand streams answering at once cost one TLS write and one
-   * syscall instead of a thousand (bench/tunnel.ts, "all round trips at once").
+   * are then corked into one write: a thousand streams answering at once cost one TLS write and one
+   * syscall instead of a thousand.
    */
   constructor(ws: WebSocket, socket?: Writable) {
     this.ws = ws;
