@@ -53,6 +53,8 @@ export interface TunnelClientOptions {
    * TCP connect timeout of one attempt [400 ms]. A SYN lost to a cut cable is retried by the kernel only
    * after 1 s, so a fresh attempt this often (plus a 50-100 ms pause) is what brings the agent back within
    * a second of the network returning. A LAN answers a SYN in well under 10 ms; raise it for a slow WAN.
+   * After a cut of more than 3 s the kernel's ARP retry (net.ipv4.neigh.<if>.retrans_time_ms, 1 s) is a
+   * floor no attempt can beat: measured 0.2-1.1 s to reconnect with it, under 0.25 s with 100 ms.
    */
   tcpTimeoutMs?: number;
   /** TLS + upgrade + HELLO timeout of one attempt [5 s]. */
