@@ -69,7 +69,7 @@ export interface ServerOptions {
 
 /** A running server. */
 export interface RunningServer {
-  /** `https://127.0.0.1:PORT` */
+  /** `https://127.0.0.1:PORT` (or the bind address when it is not a wildcard). */
   url: string;
   port: number;
   credentials: ServerCredentials;
@@ -243,7 +243,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       },
     ]);
     const port = (https.address() as AddressInfo).port;
-    const url = `https://127.0.0.1:${port}`;
+    // Loopback when listening on every address; else the address itself (the local agent and the admin
+    // config use this URL).
+    const host = bind === '0.0.0.0' || bind === '::' || bind === '' ? '127.0.0.1' : bind;
+    const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
     // The election: the controllers run while this server is master.
     let controllers: Controllers | undefined;
