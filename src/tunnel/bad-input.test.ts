@@ -2,7 +2,7 @@
  * Bad input against a real server: malformed and oversized frames, clients that go quiet, and a burst of
  * failed connection attempts. The server must keep serving its good sessions through all of it.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -15,11 +15,18 @@ import { TunnelClient } from './client.js';
 import { encodeHello } from './codec.js';
 import { createTunnelServer, type StandaloneTunnelServer } from './standalone.js';
 
+/** A temporary directory, removed when the test process exits. */
+function tmp(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-bad-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const srv: StandaloneTunnelServer = await createTunnelServer({
-  dataDir: mkdtempSync(join(tmpdir(), 'vipmesh-bad-')),
+  dataDir: tmp(),
   port: 0,
   host: '127.0.0.1',
   // Long enough for a TLS handshake plus a request on a loaded machine (the 1,000 attempts below), short
@@ -34,7 +41,7 @@ const good = new TunnelClient({
   servers: [srv.url],
   token: srv.credentials.joinToken,
   node: 'good',
-  dataDir: mkdtempSync(join(tmpdir(), 'vipmesh-bad-')),
+  dataDir: tmp(),
   registry: createRegistry(),
 });
 good.onRequest('ping', () => 'pong');

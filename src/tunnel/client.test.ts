@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -11,6 +11,13 @@ import type { Connection, Connector, OpenOptions } from './connector.js';
 import { type MemoryEnd, memoryPair } from './memory-transport.js';
 import { caHashOf, formatToken } from './pki.js';
 import { Session } from './session.js';
+
+/** A temporary directory, removed when the test process exits. */
+function tmp(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-tc-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 t.test('backoff: first retry within 100 ms, doubling, capped at 5 s, with jitter', async (t) => {
   const lo = new Backoff({ random: () => 0 });
@@ -96,7 +103,7 @@ function client(clock: FakeClock, connector: Connector, extra: Partial<TunnelCli
     servers: ['https://a:6443', 'https://b:6443'],
     token: TOKEN,
     node: 'pi1',
-    dataDir: mkdtempSync(join(tmpdir(), 'vipmesh-tc-')),
+    dataDir: tmp(),
     clock,
     random: () => 0.5,
     registry: createRegistry(),
@@ -188,7 +195,7 @@ t.test('a refused token stops the client; the node password is made once, mode 0
   const clock = new FakeClock();
   const srv = fakeServer(clock);
   srv.state.fail = 'VIPMESH_TUNNEL_UNAUTHORIZED';
-  const dataDir = mkdtempSync(join(tmpdir(), 'vipmesh-tc-'));
+  const dataDir = tmp();
   const c = client(clock, srv.connector, { dataDir });
   await t.rejects(c.connect(), { code: 'VIPMESH_TUNNEL_UNAUTHORIZED' });
   await run(clock, 10_000);

@@ -3,7 +3,7 @@
  * real TCP targets behind the streams.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,12 @@ import { type Connector, wsConnector } from './connector.js';
 import { createTunnelServer, type StandaloneOptions, type StandaloneTunnelServer } from './standalone.js';
 import type { TunnelStream } from './stream.js';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'vipmesh-lb-'));
+/** A temporary directory, removed when the test process exits. */
+function tmp(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-lb-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 async function listen(handler: (s: Socket) => void): Promise<{ port: number; server: Server }> {
   const server = createServer({ allowHalfOpen: true }, handler);

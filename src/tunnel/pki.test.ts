@@ -1,5 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -11,7 +11,12 @@ import { FileNodePasswordStore, hashNodePassword, verifyNodePassword } from './n
 import { checkToken, ensureServerCredentials, fetchAndPinCA, formatToken, parseToken } from './pki.js';
 import { createTunnelServer } from './standalone.js';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'vipmesh-pki-'));
+/** A temporary directory, removed when the test process exits. */
+function tmp(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-pki-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 t.test('server credentials: made once (ECDSA P-256, 0600), reused after, tokens pin the CA', async (t) => {
   const dir = tmp();
