@@ -235,3 +235,46 @@ t.test('leaseOf/podCIDRsOf/assignedVips read what the controllers wrote', async 
   t.same(assignedVips(node), [{ ip: '198.51.100.200' }, { ip: '198.51.100.201', interfaces: ['eth1'] }]);
   t.same(assignedVips(undefined), []);
 });
+
+t.test('EventReaper deletes events past the TTL, on its interval', async (t) => {
+  const { EventReaper } = await import('./events.js');
+  const clock = new FakeClock(Date.parse('2026-01-01T12:00:00Z'));
+  const store = new ResourceStore({ kv: new MemoryKv(), clock });
+  const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' } };
+  await recordEvent(
+    store,
+    {
+      involved: svc,
+      reason: 'Old',
+      message: 'm',
+      type: 'Normal',
+      component: 'c',
+      now: Date.parse('2026-01-01T10:00:00Z'),
+    },
+    log,
+  );
+  await recordEvent(
+    store,
+    {
+      involved: svc,
+      reason: 'New',
+      message: 'm',
+      type: 'Normal',
+      component: 'c',
+      now: Date.parse('2026-01-01T11:30:00Z'),
+    },
+    log,
+  );
+  const reaper = new EventReaper({ store, logger: log, clock, intervalMs: 1000 });
+  reaper.start();
+  clock.advance(1000);
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(
+    (await store.list('events')).items.map((e) => e.reason),
+    ['New'],
+    'the two-hour-old event is gone, the half-hour-old one stays',
+  );
+  clock.advance(3_600_000);
+  t.equal(await reaper.reap(), 1, 'an hour later the other goes too');
+  await reaper.close();
+});

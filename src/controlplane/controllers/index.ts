@@ -8,6 +8,7 @@ import type { Logger } from '../../log.js';
 import type { Kv } from '../kv.js';
 import type { ResourceStore } from '../store.js';
 import { AssignmentController } from './announcers.js';
+import { EventReaper } from './events.js';
 import { Informer } from './informer.js';
 import { IpamController } from './ipam.js';
 import { SubnetController } from './subnets.js';
@@ -28,6 +29,7 @@ export {
   type VipPlacement,
 } from './assign.js';
 export { type PoolConfig, poolConfig, recordEvent } from './config.js';
+export { EventReaper, type EventReaperOptions } from './events.js';
 export { Informer, objectKey, Reconciler } from './informer.js';
 export {
   ALLOCATION_PREFIX,
@@ -126,9 +128,15 @@ export async function startControllers(o: ControllersOptions): Promise<Controlle
     clusterCidr: o.clusterCidr,
     logger: o.logger.child({ controller: 'subnets' }),
   });
+  const reaper = new EventReaper({
+    store: o.store,
+    logger: o.logger.child({ controller: 'events' }),
+    ...(o.clock === undefined ? {} : { clock: o.clock }),
+  });
   await ipam.start();
   assignment.start();
   subnets.start();
+  reaper.start();
   return {
     ipam,
     assignment,
@@ -141,7 +149,7 @@ export async function startControllers(o: ControllersOptions): Promise<Controlle
       }
     },
     async close() {
-      await Promise.all([ipam.close(), assignment.close(), subnets.close()]);
+      await Promise.all([ipam.close(), assignment.close(), subnets.close(), reaper.close()]);
     },
   };
 }
