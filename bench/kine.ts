@@ -160,7 +160,6 @@ async function measureAlternating(peers: Peer[], out: Map<string, Figures>): Pro
 /** The long phases, one peer at a time: the churn with compaction and the RSS with many keys. */
 async function measureVolume(peer: Peer, f: Figures): Promise<void> {
   const c = client(peer.url);
-  await c.delete().all();
   await peer.loop?.();
   await fill(
     peer.url,
@@ -270,9 +269,9 @@ async function serve(dir: string, port: number): Promise<void> {
   await ds.close();
 }
 
-async function main(): Promise<void> {
+async function startEtcdPeer(): Promise<Peer> {
   const etcd = await startEtcd('default');
-  const etcdPeer: Peer = {
+  return {
     name: 'etcd 3.4',
     url: etcd.url,
     pid: etcd.proc.pid!,
@@ -280,19 +279,33 @@ async function main(): Promise<void> {
     diskBytes: () => statSync(join(etcd.dataDir, 'member', 'snap', 'db')).size,
     stop: () => etcd.stop(),
   };
-  const vip = await startVipmesh();
+}
+
+async function main(): Promise<void> {
+  const running: Peer[] = [];
   try {
     console.log(`datastore benchmark${quick ? ' (quick)' : ''}: etcd3 npm client, 256 B values, loopback`);
     console.log(
       'etcd: compacted by the client every 5000 writes (keep 1000); vipmesh: its own auto-compaction (keep 1000, every 1 s)',
     );
+    console.log('the churn and RSS phases run on fresh instances of both (one peer at a time)');
+    let etcdPeer = await startEtcdPeer();
+    running.push(etcdPeer);
+    let vip = await startVipmesh();
+    running.push(vip);
     const figures = new Map<string, Figures>([
       [etcdPeer.name, new Map()],
       [vip.name, new Map()],
     ]);
     await measureAlternating([etcdPeer, vip], figures);
+    await etcdPeer.stop();
+    await vip.stop();
+    etcdPeer = await startEtcdPeer();
+    running.push(etcdPeer);
     await measureVolume(etcdPeer, figures.get(etcdPeer.name)!);
-    await etcd.stop();
+    await etcdPeer.stop();
+    vip = await startVipmesh();
+    running.push(vip);
     await measureVolume(vip, figures.get(vip.name)!);
     const med = (xs: number[], key: string) =>
       key.includes('max ms') ? Math.max(...xs) : [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
@@ -308,8 +321,7 @@ async function main(): Promise<void> {
     }
     for (const [k, vvs] of v) if (!e.has(k)) console.log(`vipmesh ${k}: ${med(vvs, k).toFixed(2)}`);
   } finally {
-    await etcd.stop();
-    await vip.stop().catch(() => undefined);
+    for (const p of running) await p.stop().catch(() => undefined);
   }
 }
 

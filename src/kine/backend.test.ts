@@ -122,6 +122,29 @@ t.test('txn compares and nested ops', async (t) => {
   const inner = nested.value.responses[1]!.response_txn!.responses[1]!.response_range!;
   t.equal(String(inner.kvs[0]!.value), '1', 'a read inside the txn sees its earlier writes');
 
+  // etcd decides nested branches before the txn writes: the nested compare sees k2 as absent.
+  const early = await b.write((tx) =>
+    b.mvcc.txn(
+      tx,
+      req.txn({
+        success: [
+          { request_put: req.put('k2', 'x') },
+          {
+            request_txn: req.txn({
+              compare: [
+                { key: Buffer.from('k2'), range_end: Buffer.alloc(0), target: 0, result: 0, version: 0 },
+              ],
+              success: [{ request_put: req.put('k3', 'then') }],
+              failure: [{ request_put: req.put('k4', 'else') }],
+            }),
+          },
+        ],
+      }),
+    ),
+  );
+  t.equal(early.value.responses[1]!.response_txn!.succeeded, true);
+  t.same(getAll(b), ['k2=x', 'k3=then', 'x=1', 'y=2']);
+
   t.throws(
     () =>
       Mvcc.checkTxn(

@@ -34,6 +34,12 @@ export interface LeaseIndex {
   detach(id: number, key: Buffer): void;
 }
 
+/** Which branch each (nested) txn takes, decided before the txn writes. */
+interface ComparePath {
+  succeeded: boolean;
+  nested: Map<number, ComparePath>;
+}
+
 /** The state of one write (one revision): every change it makes shares `rev`. */
 export class WriteTxn {
   readonly rev: number;
@@ -256,12 +262,27 @@ export class Mvcc {
     }
   }
 
-  /** KV.Txn within `tx`. */
+  /**
+   * KV.Txn within `tx`. As etcd does (compareToPath), every compare, nested txns' included, is evaluated
+   * against the state before the txn writes anything; then the chosen branches run in order.
+   */
   txn(tx: WriteTxn, req: TxnRequest): TxnResponse {
+    return this.#runTxn(tx, req, this.#comparePath(req));
+  }
+
+  #comparePath(req: TxnRequest): ComparePath {
     const succeeded = req.compare.every((c) => this.#compare(c));
-    const ops = succeeded ? req.success : req.failure;
+    const nested = new Map<number, ComparePath>();
+    (succeeded ? req.success : req.failure).forEach((op, i) => {
+      if (op.request_txn) nested.set(i, this.#comparePath(op.request_txn));
+    });
+    return { succeeded, nested };
+  }
+
+  #runTxn(tx: WriteTxn, req: TxnRequest, path: ComparePath): TxnResponse {
+    const ops = path.succeeded ? req.success : req.failure;
     const responses: ResponseOp[] = [];
-    for (const op of ops) {
+    ops.forEach((op, i) => {
       if (op.request_range) {
         const res = this.range(op.request_range, this.#readRevFor(tx, op.request_range));
         responses.push({ response_range: res });
@@ -270,10 +291,10 @@ export class Mvcc {
       } else if (op.request_delete_range) {
         responses.push({ response_delete_range: this.deleteRange(tx, op.request_delete_range) });
       } else if (op.request_txn) {
-        responses.push({ response_txn: this.txn(tx, op.request_txn) });
+        responses.push({ response_txn: this.#runTxn(tx, op.request_txn, path.nested.get(i)!) });
       }
-    }
-    return { succeeded, responses };
+    });
+    return { succeeded: path.succeeded, responses };
   }
 
   #readRevFor(tx: WriteTxn, req: RangeRequest): number {
