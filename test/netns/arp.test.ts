@@ -264,7 +264,46 @@ t.test(
     t.notMatch(await loAddrs(lab, 'n2'), /198\.51\.100\.100/, 'and no VIP on its lo');
     const arping = await lab.exec('client', ['arping', '-c', '2', '-w', '2', '-I', 'eth0', VIP]);
     t.match(arping.stdout.toLowerCase(), lab.node('n1').mac, 'the first keeps answering');
+    // A second holder that skips the probe: the first sees its gratuitous ARP and raises the conflict.
+    const a3 = await announce(lab, 'n2', ['--vip', VIP, '--probe-timeout', '0'], join(state, 'n2b'));
+    await until('the holding-time conflict', () => /another MAC claims a VIP we hold/.test(a1.out()), 5000);
+    t.match(
+      a1.out(),
+      new RegExp(`"op":"conflict","ip":"${VIP}","mac":"${n2.mac}"`),
+      'the holder names the other MAC',
+    );
+    await stop(a3);
     await stop(a1);
+  },
+);
+
+t.test(
+  'link events on a real kernel: a MAC change is re-announced, a down/up interface is served again',
+  { skip },
+  async (t) => {
+    const { lab, state } = await setup(t);
+    const a = await announce(lab, 'n1', ['--vip', VIP], join(state, 'n1'));
+    t.equal(await ask(lab, VIP).catch(() => ''), '', 'no server yet, but the client resolves the VIP');
+    t.match(await lab.run('client', ['ip', 'neigh', 'show', VIP]), lab.node('n1').mac);
+    const mac = '02:00:00:00:01:11';
+    await lab.run('n1', ['ip', 'link', 'set', 'eth0', 'address', mac]);
+    await until(
+      'the client to learn the new MAC',
+      async () => (await lab.run('client', ['ip', 'neigh', 'show', VIP])).includes(mac),
+      5000,
+    );
+    t.pass('the client entry follows the MAC change without a flush (gratuitous round on the link event)');
+    await lab.run('n1', ['ip', 'link', 'set', 'eth0', 'down']);
+    await until('the port to close', () => a.out().includes('stopped announcing on it'), 5000);
+    await lab.run('n1', ['ip', 'link', 'set', 'eth0', 'up']);
+    await until(
+      'the port to reopen',
+      () => (a.out().match(/announcing on interface/g) ?? []).length >= 2,
+      5000,
+    );
+    const arping = await lab.exec('client', ['arping', '-c', '2', '-w', '3', '-I', 'eth0', VIP]);
+    t.match(arping.stdout.toLowerCase(), mac, 'answers again after the interface came back');
+    t.equal(await stop(a), 0);
   },
 );
 
