@@ -8,7 +8,7 @@ import { canUseNetns, Lab } from './lab.js';
 const skip = canUseNetns() ? false : 'needs root and ip netns';
 /** Under tap, children run with tap's TypeScript loader (their coverage counts); otherwise tsx. */
 const TS = process.execArgv.some((a) => a.includes('@tapjs/typescript'))
-  ? process.execArgv
+  ? process.execArgv.filter((a) => a.startsWith('--import') || a === '--enable-source-maps')
   : ['--import', 'tsx'];
 
 /**

@@ -20,7 +20,7 @@ const PORT = '8080';
  * counted); otherwise tsx.
  */
 const TS = process.execArgv.some((a) => a.includes('@tapjs/typescript'))
-  ? process.execArgv
+  ? process.execArgv.filter((a) => a.startsWith('--import') || a === '--enable-source-maps')
   : ['--import', 'tsx'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -335,6 +335,15 @@ t.test('errors say which: missing interface, missing capability', { skip }, asyn
   const { lab, state } = await setup(t);
   const run = (argv: string[]) => lab.exec('n1', argv, 30_000);
   const cli = [process.execPath, ...TS, 'src/cli/main.ts', 'announce', '--state-dir', state];
+  const [noVip, badVip, badSchedule] = await Promise.all([
+    run([...cli, '--interface', 'eth0']),
+    run([...cli, '--interface', 'eth0', '--vip', '198.51.100.0/24']),
+    run([...cli, '--interface', 'eth0', '--vip', VIP, '--announce-schedule', '0,soon']),
+  ]);
+  t.match(noVip.stderr, /at least one --vip.*\(VIPMESH_ARP_BAD_VIP\)/);
+  t.match(badVip.stderr, /"198.51.100.0\/24" is not a usable VIP.*\(VIPMESH_ARP_BAD_VIP\)/);
+  t.match(badSchedule.stderr, /--announce-schedule.*\(VIPMESH_BAD_DURATION\)/);
+  t.same([noVip.code, badVip.code, badSchedule.code], [1, 1, 1]);
   const missing = await run([...cli, '--interface', 'eth9', '--vip', VIP]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /interface eth9 does not exist \(VIPMESH_ARP_NO_INTERFACE\)/);
