@@ -187,7 +187,7 @@ t.test('the example config.yaml loads as flags and documents every server and ag
 });
 
 t.test('vipmesh server knows every key the example config.yaml sets', async (t) => {
-  const program = buildProgram(capture());
+  const program = await buildProgram(capture(), ['server']);
   const server = program.commands.find((c) => c.name() === 'server')!;
   t.same(applyConfig(server, loadConfig('config/config.yaml', true)).unknown, []);
 });

