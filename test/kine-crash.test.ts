@@ -103,7 +103,7 @@ t.test('SIGKILL during a 16-client write storm loses no acknowledged write', asy
       }
     });
     const start = acked.size;
-    for (let i = 0; i < 1000 && acked.size < start + 50; i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 4000 && acked.size < start + 50; i++) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, killAfter));
     await kill(proc);
     stop = true;
