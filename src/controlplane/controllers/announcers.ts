@@ -86,7 +86,12 @@ export class AssignmentController {
 
   start(): void {
     const kick = () => this.#reconciler.kick();
-    for (const inf of Object.values(this.#o.informers) as Array<Informer<'nodes'>>) {
+    const { services, ...others } = this.#o.informers;
+    // Services matter through their allocations: with an allocation feed, a Service's own changes (the
+    // IPAM controller's status writes among them) need no pass.
+    const watched =
+      this.#o.onAllocations === undefined ? [services, ...Object.values(others)] : Object.values(others);
+    for (const inf of watched as Array<Informer<'nodes'>>) {
       inf.on('change', kick);
       this.#unsub.push(() => inf.off('change', kick));
     }
