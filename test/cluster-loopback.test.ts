@@ -19,6 +19,7 @@ import {
 import { ApiClient, type Node, type Service } from '../src/controlplane/index.js';
 import type { Lease } from '../src/flannel-hostgw/index.js';
 import { silentLogger } from '../src/log.js';
+import { createRegistry } from '../src/metrics.js';
 
 /** Records holds/releases; `answeredBy` makes probes report another holder. */
 class FakeAnnouncer extends EventEmitter implements AgentAnnouncer {
@@ -93,6 +94,8 @@ async function server(port = 0): Promise<RunningServer> {
   });
 }
 
+const a1Registry = createRegistry();
+
 interface TestAgent {
   agent: Agent;
   announcer: FakeAnnouncer;
@@ -122,6 +125,8 @@ function agent(name: string, ip: string, url: string, token: string): TestAgent 
     misses: 3,
     probeIntervalMs: 50,
     logger: silentLogger(),
+    // a1's metrics are checked (vipmesh_agent_server_connected).
+    ...(name === 'a1' ? { registry: a1Registry } : {}),
   });
   return { agent: a, announcer, hostGws };
 }
@@ -156,6 +161,9 @@ t.test('the server writes the admin config and serves metrics, /healthz and /rea
   const text = await (await fetch(srv.metrics!.url)).text();
   t.match(text, /^vipmesh_controlplane_master 1$/m);
   t.match(text, /^process_resident_memory_bytes \d+/m);
+  await until('both nodes counted Ready', async () =>
+    /^vipmesh_controlplane_nodes\{ready="True"\} 2$/m.test(await (await fetch(srv.metrics!.url)).text()),
+  );
   await until('two agent sessions in the metrics', async () =>
     /^vipmesh_tunnel_sessions\{role="server"\} 2$/m.test(await (await fetch(srv.metrics!.url)).text()),
   );
@@ -376,6 +384,11 @@ t.test(
     api.close();
     await srv.close();
     await until('agents notice', () => !agents.a1.agent.connected && !agents.a2.agent.connected);
+    t.match(
+      await a1Registry.metrics(),
+      /^vipmesh_agent_server_connected 0$/m,
+      'the agent reports the server lost',
+    );
     const [vip, node] = [...before].find(([, n]) => n === 'a2')!;
     const a2 = agents.a2.announcer;
     const keep = a2.vips.filter((v) => v !== vip);
@@ -394,6 +407,7 @@ t.test(
     srv = await server(port);
     api = await ApiClient.connect({ server: srv.url, token: srv.credentials.adminToken });
     await until('agents reconnect', () => agents.a1.agent.connected && agents.a2.agent.connected);
+    t.match(await a1Registry.metrics(), /^vipmesh_agent_server_connected 1$/m, 'and found again');
     await new Promise((r) => setTimeout(r, 2000)); // past the node startup grace
     const after = new Map<string, string>();
     for (const n of (await api.list('nodes')).items as Node[]) {

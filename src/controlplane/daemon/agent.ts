@@ -3,7 +3,7 @@ import { type Clock, systemClock, type TimerHandle } from '../../clock.js';
 import { VipmeshError } from '../../errors.js';
 import type { Lease } from '../../flannel-hostgw/index.js';
 import type { Logger } from '../../log.js';
-import type { Registry } from '../../metrics.js';
+import { Gauge, type Registry } from '../../metrics.js';
 import { TunnelClient, type TunnelClientOptions } from '../../tunnel/index.js';
 import type { VipAssignment } from '../controllers/announcers.js';
 import type { NodeRegistration } from '../controllers/nodes.js';
@@ -92,11 +92,23 @@ export class Agent {
       ...(o.clock === undefined ? {} : { clock: o.clock }),
       ...o.tunnel,
     });
+    const up =
+      o.registry === undefined
+        ? undefined
+        : ((o.registry.getSingleMetric('vipmesh_agent_server_connected') as Gauge | undefined) ??
+          new Gauge({
+            name: 'vipmesh_agent_server_connected',
+            help: '1 while the agent has a tunnel session to a server, 0 while it has lost the server',
+            registers: [o.registry],
+          }));
+    up?.set(0);
     this.client.on('connected', () => {
+      up?.set(1);
       this.#connected = true;
       this.#stopProbing();
     });
     this.client.on('disconnected', ({ reason }) => {
+      up?.set(0);
       this.#connected = false;
       this.#log.warn(
         { reason, held: this.#o.announcer.vips },

@@ -28,6 +28,7 @@ import { EtcdKv } from '../etcd-kv.js';
 import type { Kv } from '../kv.js';
 import { ResourceStore } from '../store.js';
 import { tokenAuthenticator } from '../token.js';
+import { nodeReady } from '../types.js';
 import { sharedCredentials } from './bootstrap.js';
 import { MasterElection, SERVERS_PREFIX } from './election.js';
 import { type MetricsServer, serveMetrics } from './metrics-http.js';
@@ -257,6 +258,27 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       registers: [registry],
     });
     masterGauge.set(0);
+    new Gauge({
+      name: 'vipmesh_controlplane_nodes',
+      help: 'Nodes in the datastore by Ready condition (True, False, Unknown)',
+      labelNames: ['ready'],
+      registers: [registry],
+      collect() {
+        const counts: Record<string, number> = { True: 0, False: 0, Unknown: 0 };
+        for (const n of informers.nodes.items.values()) counts[nodeReady(n)]! += 1;
+        for (const [ready, v] of Object.entries(counts)) this.set({ ready }, v);
+      },
+    });
+    new Gauge({
+      name: 'vipmesh_controlplane_vips_assigned',
+      help: 'VIPs assigned to a node (the sum of the Nodes status.vips)',
+      registers: [registry],
+      collect() {
+        let n = 0;
+        for (const node of informers.nodes.items.values()) n += node.status?.vips?.length ?? 0;
+        this.set(n);
+      },
+    });
     const election = new MasterElection({
       etcd,
       name: o.nodeName,
