@@ -25,9 +25,12 @@ import { createRegistry } from '../src/metrics.js';
 class FakeAnnouncer extends EventEmitter implements AgentAnnouncer {
   readonly held = new Set<string>();
   readonly answeredBy = new Set<string>();
+  /** VIPs whose next hold fails (as when the interface is down), once. */
+  readonly failOnce = new Set<string>();
   holds = 0;
   closed = false;
   async hold(vip: string): Promise<{ held: boolean }> {
+    if (this.failOnce.delete(vip)) throw new Error('interface down');
     this.holds++;
     this.held.add(vip);
     return { held: true };
@@ -204,6 +207,8 @@ t.test(
 t.test(
   'a pool, an advertisement and Services: allocated, placed, held by the node the API names',
   async (t) => {
+    // The first attempt to take the pinned VIP fails on either node: the agent tries again.
+    for (const a of Object.values(agents)) a.announcer.failOnce.add('198.51.100.200');
     await api.create('ipaddresspools', {
       apiVersion: 'metallb.io/v1beta1',
       kind: 'IPAddressPool',

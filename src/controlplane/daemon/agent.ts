@@ -66,6 +66,7 @@ export class Agent {
   #connected = false;
   #chain: Promise<void> = Promise.resolve();
   #probeTimer: TimerHandle | undefined;
+  #retryTimer: TimerHandle | undefined;
   #hostGw: AgentHostGw | undefined;
   #hostGwStarting: Promise<AgentHostGw | undefined> | undefined;
   #closed = false;
@@ -174,6 +175,7 @@ export class Agent {
       if (!want.has(held)) await a.release(held);
     }
     const have = new Set(a.vips);
+    let failed = false;
     await Promise.all(
       [...want.values()]
         .filter((v) => !have.has(v.ip))
@@ -183,10 +185,22 @@ export class Agent {
             // The master placed it here knowing the old holder is gone: take it without a probe.
             await a.hold(v.ip, iface, { probe: false });
           } catch (err) {
-            this.#log.error({ vip: v.ip, iface, err }, 'cannot announce an assigned VIP');
+            failed = true;
+            this.#log.error({ vip: v.ip, iface, err }, 'cannot announce an assigned VIP; retrying in 1 s');
           }
         }),
     );
+    if (failed) this.#retryVips();
+  }
+
+  /** Apply the current assignment again in a second (a VIP could not be taken: interface down, ...). */
+  #retryVips(): void {
+    if (this.#retryTimer !== undefined || this.#closed) return;
+    this.#retryTimer = this.#clock.setTimeout(() => {
+      this.#retryTimer = undefined;
+      const vips = this.#wanted;
+      if (vips !== undefined && !this.#closed) this.#serial(() => this.#applyVips(vips));
+    }, 1000);
   }
 
   async #applyLeases(clusterCidr: string[], leases: Lease[]): Promise<void> {
@@ -241,6 +255,7 @@ export class Agent {
   async close(): Promise<void> {
     this.#closed = true;
     this.#stopProbing();
+    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
     await this.client.close();
     await this.idle();
     await this.#o.announcer.close();
