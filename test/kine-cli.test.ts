@@ -68,7 +68,7 @@ t.test('vipmesh kine serves etcdctl and shuts down cleanly on SIGTERM', async (t
       '--data-dir',
       dir,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' } },
   );
   t.teardown(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');

@@ -46,7 +46,11 @@ async function startKine(dir: string, port: number): Promise<ChildProcess> {
       '--auto-compaction-retention',
       '0',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VIPMESH_LOG_LEVEL: 'info' } },
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // tsx children stay out of tap's coverage (see childEnv in src/lab).
+      env: { ...process.env, VIPMESH_LOG_LEVEL: 'info', _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+    },
   );
   let out = '';
   await new Promise<void>((resolve, reject) => {

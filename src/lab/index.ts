@@ -25,6 +25,16 @@ export function canUseNetns(): boolean {
   }
 }
 
+/**
+ * The environment for a child: a node child that runs TypeScript through tsx is kept out of tap's coverage
+ * (it would report the same sources through a second transform, and tap's merge then marks lines the unit
+ * tests ran as uncovered). Children that run with tap's own loader keep reporting.
+ */
+export function childEnv(argv: readonly string[], env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const tsx = argv.some((a, i) => a === '--import=tsx' || (a === 'tsx' && argv[i - 1] === '--import'));
+  return tsx ? { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' } : env;
+}
+
 /** Result of a command run in a namespace. */
 export interface ExecResult {
   stdout: string;
@@ -39,8 +49,9 @@ export async function nsExec(
   timeoutMs = 30_000,
 ): Promise<ExecResult> {
   const [cmd, args] = ns === undefined ? [argv[0]!, argv.slice(1)] : ['ip', ['netns', 'exec', ns, ...argv]];
+  const env = childEnv(argv, process.env);
   try {
-    const { stdout, stderr } = await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20 });
+    const { stdout, stderr } = await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20, env });
     return { stdout, stderr, code: 0 };
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; code?: number | string };
@@ -193,7 +204,11 @@ export class Lab {
 
   /** Start a long-running process in node `name`'s namespace; it is killed by destroy(). */
   spawn(name: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', this.node(name).ns, ...argv], { stdio: 'pipe', ...opts });
+    const child = spawn('ip', ['netns', 'exec', this.node(name).ns, ...argv], {
+      stdio: 'pipe',
+      ...opts,
+      env: childEnv(argv, opts.env ?? process.env),
+    });
     this.#children.add(child);
     child.once('exit', () => this.#children.delete(child));
     return child;

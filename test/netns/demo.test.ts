@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import t from 'tap';
-import { canUseNetns, nsExec } from './lab.js';
+import { canUseNetns, childEnv, nsExec } from './lab.js';
 
 t.test(
   'vipmesh demo: the client reaches the VIP, survives a pulled cable, and the lab is gone after',
@@ -9,6 +9,7 @@ t.test(
     const before = (await nsExec(undefined, ['ip', 'netns', 'list'])).stdout;
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--cuts', '2'], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: childEnv(['--import', 'tsx'], process.env),
     });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
