@@ -117,7 +117,7 @@ export class ClusterLab {
       '--state-dir',
       join(d, 'run'),
       '--node-startup-grace',
-      '3s',
+      '5s',
       ...extra,
     ];
   }

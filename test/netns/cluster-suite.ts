@@ -334,7 +334,7 @@ export async function runScenarios(t: Test, k: Cluster): Promise<void> {
       'served while the server is down',
     );
     await k.startServer();
-    await sleep(4000); // past --node-startup-grace (3 s): a node not back by then would be NotReady
+    await sleep(6000); // past --node-startup-grace (5 s): a node not back by then would be NotReady
     const nodes = await k.nodes();
     t.ok(
       nodes.every((n) => k.ready(n) === 'True'),
