@@ -1,12 +1,62 @@
+import { hostname } from 'node:os';
 import { type Command, Option } from 'commander';
-import { createAgent, registerProcessMetrics, serveMetrics } from '../../controlplane/daemon/index.js';
+import { createAgent, registerProcessMetrics, serveMetrics } from '../../controlplane/daemon/agent-entry.js';
 import { VipmeshError } from '../../errors.js';
 import { createRegistry } from '../../metrics.js';
 import { parseDuration } from '../../util/duration.js';
 import { notifyReady } from '../../util/sd-notify.js';
 import { collect } from '../config.js';
 import { type CliContext, daemonCommand } from '../context.js';
-import { nodeNameOf, parseLabels, positiveInt, splitList, untilSignal } from './server.js';
+
+/** `--node-ip a,b --node-ip c` -> `['a', 'b', 'c']`. */
+export function splitList(values: string[] | undefined): string[] {
+  return (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** `k=v` labels (repeatable `--node-label`). */
+export function parseLabels(values: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of splitList(values)) {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', `--node-label: "${v}" is not key=value`);
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+/** A positive integer flag. */
+export function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', `${flag}: "${text}" is not a positive whole number`);
+  }
+  return n;
+}
+
+/** The node name: the flag, else the host name (lowercased, as Kubernetes does). */
+export function nodeNameOf(flag: string | undefined): string {
+  return (flag ?? hostname()).toLowerCase();
+}
+
+/** Resolve on the first SIGTERM/SIGINT. */
+export function untilSignal(): { signal: Promise<string>; dispose(): void } {
+  let on: (sig: string) => void = () => undefined;
+  const signal = new Promise<string>((resolve) => {
+    on = (sig: string) => resolve(sig);
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+  return {
+    signal,
+    dispose: () => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+    },
+  };
+}
 
 interface AgentFlags {
   server?: string[];

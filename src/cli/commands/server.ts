@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import { type Command, Option } from 'commander';
 import { type Agent, createAgent, startServer } from '../../controlplane/daemon/index.js';
 import { DEFAULT_ADMIN_CONFIG } from '../../controlplane/index.js';
@@ -8,6 +7,7 @@ import { parseDuration } from '../../util/duration.js';
 import { notifyReady } from '../../util/sd-notify.js';
 import { collect } from '../config.js';
 import { type CliContext, daemonCommand } from '../context.js';
+import { nodeNameOf, parseLabels, positiveInt, splitList, untilSignal } from './agent.js';
 
 interface ServerFlags {
   dataDir: string;
@@ -29,56 +29,6 @@ interface ServerFlags {
   flannelBackend: string;
   flannelSubnetEnv: string;
   stateDir: string;
-}
-
-/** `--node-ip a,b --node-ip c` -> `['a', 'b', 'c']`. */
-export function splitList(values: string[] | undefined): string[] {
-  return (values ?? [])
-    .flatMap((v) => v.split(','))
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
-/** `k=v` labels (repeatable `--node-label`). */
-export function parseLabels(values: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of splitList(values)) {
-    const i = v.indexOf('=');
-    if (i <= 0) throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', `--node-label: "${v}" is not key=value`);
-    out[v.slice(0, i)] = v.slice(i + 1);
-  }
-  return out;
-}
-
-/** A positive integer flag. */
-export function positiveInt(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', `${flag}: "${text}" is not a positive whole number`);
-  }
-  return n;
-}
-
-/** The node name: the flag, else the host name (lowercased, as Kubernetes does). */
-export function nodeNameOf(flag: string | undefined): string {
-  return (flag ?? hostname()).toLowerCase();
-}
-
-/** Resolve on the first SIGTERM/SIGINT. */
-export function untilSignal(): { signal: Promise<string>; dispose(): void } {
-  let on: (sig: string) => void = () => undefined;
-  const signal = new Promise<string>((resolve) => {
-    on = (sig: string) => resolve(sig);
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-  return {
-    signal,
-    dispose: () => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-    },
-  };
 }
 
 export function register(program: Command, ctx: CliContext): void {

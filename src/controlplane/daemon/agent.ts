@@ -7,7 +7,7 @@ import { Gauge, type Registry } from '../../metrics.js';
 import { TunnelClient, type TunnelClientOptions } from '../../tunnel/index.js';
 import type { VipAssignment } from '../controllers/announcers.js';
 import type { NodeRegistration } from '../controllers/nodes.js';
-import { TOPIC_LEASES, TOPIC_VIPS } from './relay.js';
+import { TOPIC_LEASES, TOPIC_VIPS } from './topics.js';
 
 /** The announcer calls the agent makes (src/arp's `Announcer`). */
 export interface AgentAnnouncer {

@@ -3,11 +3,9 @@ import type { Logger } from '../../log.js';
 import { assignedVips } from '../controllers/announcers.js';
 import type { Informer } from '../controllers/informer.js';
 import type { Kv, KvWatch } from '../kv.js';
+import { TOPIC_LEASES, TOPIC_VIPS } from './topics.js';
 
-/** Push topic: the VIPs a node must announce (`{ vips: VipAssignment[] }`). */
-export const TOPIC_VIPS = 'vipmesh/vips';
-/** Push topic: every node's subnet lease (`{ clusterCidr: string[], leases: Lease[] }`). */
-export const TOPIC_LEASES = 'vipmesh/leases';
+export { TOPIC_LEASES, TOPIC_VIPS } from './topics.js';
 
 /** Where the relay pushes: the tunnel server's sessions. */
 export interface PushTarget {
