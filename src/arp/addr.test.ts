@@ -1,36 +1,35 @@
 import fc from 'fast-check';
-import { Address6 } from 'ip-address';
 import t from 'tap';
 import { formatIp, formatMac, multicastMac, parseMac, parseVip, solicitedNode, tryParseIp } from './addr.js';
 import { encodeFilter, NDP_FILTER, runFilter } from './bpf.js';
 import { arpProbe } from './codec.js';
 import { decodeNdp, ndpProbe, unsolicitedNa } from './ndp.js';
 
-t.test('IPv6 text is RFC 5952 canonical and round-trips (checked against ip-address)', async (t) => {
-  const cases: Array<[string, string]> = [
-    ['2001:0db8:0000:0000:0000:0000:0000:0100', '2001:db8::100'],
-    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
-    ['2001:db8::1:0:0:0', '2001:db8:0:0:1::'],
-    ['::', '::'],
-    ['::ffff:198.51.100.1', '::ffff:c633:6401'],
-    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
-  ];
-  for (const [input, want] of cases) t.equal(tryParseIp(input)?.text, want, input);
+// The text forms are src/util/ip.ts's (RFC 5952, checked against ip-address there).
+t.test('tryParseIp gives canonical text, bytes and family that agree', async (t) => {
+  t.same(tryParseIp('::ffff:198.51.100.1'), {
+    text: '::ffff:c633:6401',
+    bytes: Buffer.from('00000000000000000000ffffc6336401', 'hex'),
+    family: 6,
+  });
+  t.same(tryParseIp('198.51.100.7'), {
+    text: '198.51.100.7',
+    bytes: Buffer.from([198, 51, 100, 7]),
+    family: 4,
+  });
+  t.equal(tryParseIp('fe80::1%eth0'), undefined);
   fc.assert(
-    fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (b) => {
-      const text = formatIp(b);
-      const back = tryParseIp(text);
-      return back?.bytes.equals(Buffer.from(b)) === true && new Address6(text).correctForm() === text;
-    }),
-    { numRuns: 2000 },
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+      ),
+      (b) => {
+        const back = tryParseIp(formatIp(b));
+        return back?.bytes.equals(Buffer.from(b)) === true && back.text === formatIp(b);
+      },
+    ),
   );
-  fc.assert(
-    fc.property(fc.ipV6(), (s) => {
-      const ip = tryParseIp(s);
-      return ip !== undefined && ip.text === new Address6(s).correctForm();
-    }),
-  );
-  fc.assert(fc.property(fc.ipV4(), (s) => tryParseIp(s)?.text === s.split('.').map(Number).join('.')));
 });
 
 t.test('parseVip accepts unicast addresses and names what is wrong', async (t) => {

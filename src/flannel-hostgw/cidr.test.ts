@@ -14,46 +14,15 @@ import {
 const v6text = fc.ipV6();
 const v4text = fc.ipV4();
 
-t.test('IPv4 text round-trips and matches the dotted quad', async (t) => {
-  fc.assert(
-    fc.property(v4text, (s) => {
-      const ip = parseIp(s)!;
-      t.equal(ip.family, 4);
-      return formatIp(ip) === s.split('.').map(Number).join('.');
-    }),
-  );
+// Address text and bytes are src/util/ip.ts's (tested there); this checks the cached wrappers.
+t.test('addresses: parsed once, frozen, formatted and encoded by util/ip', async (t) => {
+  const ip = parseIp('2001:DB8:0:0:1:0:0:1')!;
+  t.equal(parseIp('2001:DB8:0:0:1:0:0:1'), ip, 'the same object from the cache');
+  t.ok(Object.isFrozen(ip));
+  t.equal(formatIp(ip), '2001:db8::1:0:0:1');
   t.equal(formatIp(parseIp('198.51.100.7')!), '198.51.100.7');
-  t.equal(parseIp('255.255.255.255')!.value, 0xffffffffn);
-});
-
-t.test('IPv6 text is canonical (RFC 5952), checked against the WHATWG URL parser', async (t) => {
-  fc.assert(
-    fc.property(v6text, (s) => {
-      const ip = parseIp(s)!;
-      const want = new URL(`http://[${s}]/`).hostname.slice(1, -1);
-      return ip.family === 6 && formatIp(ip) === want && parseIp(formatIp(ip))!.value === ip.value;
-    }),
-  );
-  t.equal(formatIp(parseIp('2001:db8:0:0:1:0:0:1')!), '2001:db8::1:0:0:1');
-  t.equal(formatIp(parseIp('::ffff:198.51.100.1')!), '::ffff:c633:6401');
-  t.equal(formatIp(parseIp('2001:db8:1:2:3:4:5:6')!), '2001:db8:1:2:3:4:5:6');
-});
-
-t.test('not addresses', async (t) => {
-  for (const s of ['', '1.2.3', '1.2.3.256', 'fe80::1%eth0', 'x', '::g', '1.2.3.4/24']) {
-    t.equal(parseIp(s), undefined, s);
-  }
-});
-
-t.test('bytes round-trip', async (t) => {
-  fc.assert(
-    fc.property(fc.oneof(v4text, v6text), (s) => {
-      const ip = parseIp(s)!;
-      const back = ipFromBytes(ipToBytes(ip))!;
-      return back.family === ip.family && back.value === ip.value;
-    }),
-  );
-  t.equal(ipFromBytes(Buffer.alloc(5)), undefined);
+  t.same(ipFromBytes(ipToBytes(ip)), { family: 6, value: ip.value });
+  t.equal(parseIp('fe80::1%eth0'), undefined);
 });
 
 t.test('parseCidr: canonical prefixes, host bits refused, garbage refused with the code', async (t) => {

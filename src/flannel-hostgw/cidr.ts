@@ -3,11 +3,19 @@
  * on-link checks and netlink encoding, with one canonical text form (RFC 5952 for IPv6) so route keys
  * compare as strings.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { VipmeshError } from '../errors.js';
+import {
+  bitsOf,
+  formatIp as formatIpValue,
+  type IpFamily,
+  ipToBytes as ipValueToBytes,
+  parseIp as parseIpValue,
+} from '../util/ip.js';
+
+export { bitsOf, ipFromBytes } from '../util/ip.js';
 
 /** Address family: 4 or 6. */
-export type Family = 4 | 6;
+export type Family = IpFamily;
 
 /** An address: family and value. */
 export interface Ip {
@@ -20,16 +28,11 @@ export interface Cidr extends Ip {
   len: number;
 }
 
-/** Address width in bits. */
-export function bitsOf(family: Family): number {
-  return family === 4 ? 32 : 128;
-}
-
 /** Parse an address (`198.51.100.1`, `2001:db8::1`); undefined when it is not one (zones are refused). */
 export function parseIp(text: string): Ip | undefined {
   const hit = ipCache.get(text);
   if (hit !== undefined) return hit;
-  const ip = parseIpUncached(text);
+  const ip = parseIpValue(text);
   if (ip !== undefined) remember(ipCache, text, Object.freeze(ip));
   return ip;
 }
@@ -44,60 +47,9 @@ function remember<T>(cache: Map<string, T>, key: string, value: T): void {
   cache.set(key, value);
 }
 
-function parseIpUncached(text: string): Ip | undefined {
-  if (isIPv4(text)) {
-    const parts = text.split('.').map(Number);
-    return {
-      family: 4,
-      value: BigInt(((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]!),
-    };
-  }
-  if (!isIPv6(text) || text.includes('%')) return undefined;
-  let head = text;
-  let tailV4: bigint | undefined;
-  const lastColon = text.lastIndexOf(':');
-  if (text.slice(lastColon + 1).includes('.')) {
-    tailV4 = parseIp(text.slice(lastColon + 1))!.value;
-    head = `${text.slice(0, lastColon + 1)}0:0`;
-  }
-  const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
-  const groupsOf = (s: string | undefined) => (s === undefined || s === '' ? [] : s.split(':'));
-  const l = groupsOf(left);
-  const r = groupsOf(right);
-  const groups = right === undefined ? l : [...l, ...Array<string>(8 - l.length - r.length).fill('0'), ...r];
-  let value = 0n;
-  for (const g of groups) value = (value << 16n) | BigInt(Number.parseInt(g, 16));
-  if (tailV4 !== undefined) value = (value & ~0xffffffffn) | tailV4;
-  return { family: 6, value };
-}
-
 /** Canonical text of an address (dotted quad; RFC 5952 compressed lowercase IPv6). */
 export function formatIp(ip: Ip): string {
-  if (ip.family === 4) {
-    const v = Number(ip.value);
-    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-  }
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952 4.2: compress the longest run of two or more zero groups (the first one on a tie).
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(':');
-  if (bestAt < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
+  return formatIpValue(ip.family, ip.value);
 }
 
 const MASKS: Record<Family, bigint[]> = { 4: [], 6: [] };
@@ -198,20 +150,5 @@ export function overlaps(a: Cidr, b: Cidr): boolean {
 
 /** Network-order bytes of an address (for netlink attributes). */
 export function ipToBytes(ip: Ip): Buffer {
-  const n = bitsOf(ip.family) / 8;
-  const out = Buffer.alloc(n);
-  let v = ip.value;
-  for (let i = n - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
-}
-
-/** The address in network-order bytes (4 or 16 of them); undefined for any other length. */
-export function ipFromBytes(bytes: Uint8Array): Ip | undefined {
-  if (bytes.length !== 4 && bytes.length !== 16) return undefined;
-  let value = 0n;
-  for (const b of bytes) value = (value << 8n) | BigInt(b);
-  return { family: bytes.length === 4 ? 4 : 6, value };
+  return ipValueToBytes(ip.family, ip.value);
 }

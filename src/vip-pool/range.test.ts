@@ -1,5 +1,4 @@
 import fc from 'fast-check';
-import { Address6 } from 'ip-address';
 import t from 'tap';
 import { Codes } from './codes.js';
 import { IntervalSet } from './interval-set.js';
@@ -64,6 +63,7 @@ t.test('address entries', async (t) => {
   t.equal(isEntryError(rev) && rev.message, 'range start 10.0.0.9 is after end 10.0.0.5');
 });
 
+// Address text itself is src/util/ip.ts's (RFC 5952 against ip-address there); this checks the family names.
 t.test('any IPv4/IPv6 value formats and parses back to itself', async (t) => {
   fc.assert(
     fc.property(fc.bigInt({ min: 0n, max: 0xffff_ffffn }), (v) => parseIp(formatIp('IPv4', v))?.value === v),
@@ -71,23 +71,13 @@ t.test('any IPv4/IPv6 value formats and parses back to itself', async (t) => {
   fc.assert(
     fc.property(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), (v) => {
       const text = formatIp('IPv6', v);
-      return parseIp(text)?.value === v && canonicalIp(text.toUpperCase()) === text;
+      const ip = parseIp(text);
+      return ip?.value === v && ip.family === 'IPv6' && canonicalIp(text.toUpperCase()) === text;
     }),
   );
-  t.equal(canonicalIp('nope'), undefined);
-});
-
-t.test('IPv6 text is RFC 5952, as ip-address writes it', async (t) => {
-  const withZeroGroups = fc
-    .tuple(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), fc.array(fc.nat(7)))
-    .map(([v, zeros]) => zeros.reduce((acc, z) => acc & ~(0xffffn << BigInt(z * 16)), v));
-  fc.assert(
-    fc.property(withZeroGroups, (v) => formatIp('IPv6', v) === Address6.fromBigInt(v).correctForm()),
-    { numRuns: 3000 },
-  );
-  t.equal(formatIp('IPv6', 0n), '::');
-  t.equal(formatIp('IPv6', 1n), '::1');
+  t.equal(parseIp('198.51.100.7')?.family, 'IPv4');
   t.equal(formatIp('IPv6', 0x20010db8000000010000000000000000n), '2001:db8:0:1::');
+  t.equal(canonicalIp('nope'), undefined);
 });
 
 t.test('a CIDR covers 2^(bits - prefix) addresses from its network address', async (t) => {

@@ -1,0 +1,114 @@
+import fc from 'fast-check';
+import { Address6 } from 'ip-address';
+import t from 'tap';
+import { formatIp, formatIpBytes, ipFromBytes, ipToBytes, parseIp, parseIpBytes } from './ip.js';
+
+const v6text = fc.ipV6();
+const v4text = fc.ipV4();
+
+t.test('IPv4 text round-trips and matches the dotted quad', async (t) => {
+  fc.assert(
+    fc.property(v4text, (s) => {
+      const ip = parseIp(s)!;
+      t.equal(ip.family, 4);
+      return formatIp(ip.family, ip.value) === s.split('.').map(Number).join('.');
+    }),
+  );
+  fc.assert(
+    fc.property(v4text, (s) => formatIpBytes(parseIpBytes(s)!) === s.split('.').map(Number).join('.')),
+  );
+  t.equal(formatIp(4, parseIp('198.51.100.7')!.value), '198.51.100.7');
+  t.equal(parseIp('255.255.255.255')!.value, 0xffffffffn);
+});
+
+t.test('any IPv4/IPv6 value formats and parses back to itself', async (t) => {
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: 0xffff_ffffn }), (v) => parseIp(formatIp(4, v))?.value === v),
+  );
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), (v) => {
+      const text = formatIp(6, v);
+      return parseIp(text)?.value === v && formatIp(6, parseIp(text.toUpperCase())!.value) === text;
+    }),
+  );
+  t.pass();
+});
+
+t.test('IPv6 text is RFC 5952, as ip-address and the WHATWG URL parser write it', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['2001:0db8:0000:0000:0000:0000:0000:0100', '2001:db8::100'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['2001:db8::1:0:0:0', '2001:db8:0:0:1::'],
+    ['::', '::'],
+    ['::ffff:198.51.100.1', '::ffff:c633:6401'],
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2:3:4:5:6'],
+  ];
+  for (const [input, want] of cases) {
+    t.equal(formatIp(6, parseIp(input)!.value), want, input);
+    t.equal(formatIpBytes(parseIpBytes(input)!), want, `${input} (bytes)`);
+  }
+  const withZeroGroups = fc
+    .tuple(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), fc.array(fc.nat(7)))
+    .map(([v, zeros]) => zeros.reduce((acc, z) => acc & ~(0xffffn << BigInt(z * 16)), v));
+  fc.assert(
+    fc.property(withZeroGroups, (v) => formatIp(6, v) === Address6.fromBigInt(v).correctForm()),
+    { numRuns: 3000 },
+  );
+  t.equal(formatIp(6, 0n), '::');
+  t.equal(formatIp(6, 1n), '::1');
+  t.equal(formatIp(6, 0x20010db8000000010000000000000000n), '2001:db8:0:1::');
+  fc.assert(
+    fc.property(v6text, (s) => {
+      const ip = parseIp(s)!;
+      const want = new URL(`http://[${s}]/`).hostname.slice(1, -1);
+      return (
+        ip.family === 6 &&
+        formatIp(6, ip.value) === want &&
+        want === new Address6(s).correctForm() &&
+        parseIp(want)!.value === ip.value
+      );
+    }),
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (b) => {
+      const text = formatIpBytes(b);
+      return parseIpBytes(text)?.equals(Buffer.from(b)) === true && new Address6(text).correctForm() === text;
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+t.test('not addresses', async (t) => {
+  for (const s of [
+    '',
+    '  ',
+    '1.2.3',
+    '1.2.3.256',
+    '010.0.0.1',
+    'fe80::1%eth0',
+    'x',
+    'office',
+    '::g',
+    '1.2.3.4/24',
+    '2001:db8::/64',
+  ]) {
+    t.equal(parseIp(s), undefined, s);
+    t.equal(parseIpBytes(s), undefined, `${s} (bytes)`);
+  }
+});
+
+t.test('bytes round-trip', async (t) => {
+  fc.assert(
+    fc.property(fc.oneof(v4text, v6text), (s) => {
+      const ip = parseIp(s)!;
+      const back = ipFromBytes(ipToBytes(ip.family, ip.value))!;
+      return (
+        back.family === ip.family &&
+        back.value === ip.value &&
+        parseIpBytes(s)!.equals(ipToBytes(ip.family, ip.value))
+      );
+    }),
+  );
+  t.equal(ipFromBytes(Buffer.alloc(5)), undefined);
+});

@@ -1,0 +1,141 @@
+/**
+ * IP address text <-> value, shared by the address pools (bigint values), host-gw (bigint values and
+ * netlink bytes) and the announcer (wire bytes). One parser and one RFC 5952 formatter, so the canonical
+ * text every module keys its maps by is the same string.
+ *
+ * Parsing accepts what `node:net` `isIP` accepts (dotted quad without leading zeros; any RFC 4291 IPv6
+ * form, embedded IPv4 included), minus zones, which `isIPv6` lets through.
+ */
+import { isIP } from 'node:net';
+
+/** Address family: 4 or 6. */
+export type IpFamily = 4 | 6;
+
+/** An address: its family and its value as an unsigned integer. */
+export interface IpValue {
+  family: IpFamily;
+  value: bigint;
+}
+
+/** Address width in bits. */
+export function bitsOf(family: IpFamily): number {
+  return family === 4 ? 32 : 128;
+}
+
+/**
+ * The 4 octets (IPv4) or 8 16-bit words (IPv6) of `text`; undefined when it is not a bare address (no
+ * prefix, no zone). Numbers, not BigInts: both value and byte forms are built from these.
+ */
+function parseParts(
+  text: string,
+): { family: 4; octets: number[] } | { family: 6; words: number[] } | undefined {
+  const kind = isIP(text);
+  if (kind === 4) return { family: 4, octets: text.split('.').map(Number) };
+  if (kind !== 6 || text.includes('%')) return undefined;
+  let head = text;
+  let tail: number[] = [];
+  const lastColon = text.lastIndexOf(':');
+  if (text.includes('.', lastColon)) {
+    // Embedded IPv4 (::ffff:198.51.100.1): the dotted quad is the last two words.
+    const o = text
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number);
+    tail = [(o[0]! << 8) | o[1]!, (o[2]! << 8) | o[3]!];
+    head = text.slice(0, lastColon + 1);
+    // `1:2:3:4:5:6:` before the quad, or `::` ending it: drop the trailing colon unless it closes a `::`.
+    if (!head.endsWith('::')) head = head.slice(0, -1);
+  }
+  const words = (part: string): number[] => (part === '' ? [] : part.split(':').map((h) => parseInt(h, 16)));
+  const gap = head.indexOf('::');
+  if (gap < 0) return { family: 6, words: [...words(head), ...tail] };
+  const left = words(head.slice(0, gap));
+  const right = [...words(head.slice(gap + 2)), ...tail];
+  return { family: 6, words: [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right] };
+}
+
+/** Parse an address (`198.51.100.1`, `2001:db8::1`); undefined when it is not one (zones are refused). */
+export function parseIp(text: string): IpValue | undefined {
+  const p = parseParts(text);
+  if (p === undefined) return undefined;
+  if (p.family === 4) {
+    const [a, b, c, d] = p.octets as [number, number, number, number];
+    return { family: 4, value: BigInt(((a << 24) >>> 0) + (b << 16) + (c << 8) + d) };
+  }
+  let value = 0n;
+  for (const w of p.words) value = (value << 16n) | BigInt(w);
+  return { family: 6, value };
+}
+
+/** Parse an address into its 4 or 16 network-order bytes; undefined when it is not one. */
+export function parseIpBytes(text: string): Buffer | undefined {
+  const p = parseParts(text);
+  if (p === undefined) return undefined;
+  if (p.family === 4) return Buffer.from(p.octets);
+  const out = Buffer.alloc(16);
+  p.words.forEach((w, i) => {
+    out.writeUInt16BE(w, i * 2);
+  });
+  return out;
+}
+
+/** Canonical text of an address: dotted quad, or RFC 5952 IPv6 (lower case, longest zero run as `::`). */
+export function formatIp(family: IpFamily, value: bigint): string {
+  if (family === 4) {
+    const v = Number(value);
+    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  }
+  const words: number[] = [];
+  for (let shift = 112n; shift >= 0n; shift -= 16n) words.push(Number((value >> shift) & 0xffffn));
+  return formatWords(words);
+}
+
+/** Canonical text of a 4- or 16-byte address (as {@link formatIp}, without going through a BigInt). */
+export function formatIpBytes(b: Uint8Array): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push((b[i]! << 8) | b[i + 1]!);
+  return formatWords(words);
+}
+
+/** RFC 5952 text of 8 words: lower-case hex, the longest run (2+) of zero words as `::`, first on ties (4.2.3). */
+function formatWords(words: number[]): string {
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
+  if (bestAt < 0) return hex(words);
+  return `${hex(words.slice(0, bestAt))}::${hex(words.slice(bestAt + bestLen))}`;
+}
+
+/** Network-order bytes of an address (4 or 16 of them). */
+export function ipToBytes(family: IpFamily, value: bigint): Buffer {
+  const n = bitsOf(family) / 8;
+  const out = Buffer.alloc(n);
+  let v = value;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** The address in network-order bytes (4 or 16 of them); undefined for any other length. */
+export function ipFromBytes(bytes: Uint8Array): IpValue | undefined {
+  if (bytes.length !== 4 && bytes.length !== 16) return undefined;
+  let value = 0n;
+  for (const b of bytes) value = (value << 8n) | BigInt(b);
+  return { family: bytes.length === 4 ? 4 : 6, value };
+}
