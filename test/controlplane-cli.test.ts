@@ -3,73 +3,18 @@
  * etcd behind it), reaching it by flags, by VIPMESH_URL/VIPMESH_TOKEN and by the admin config, with the CA
  * pinned from the admin token.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import t, { type Test } from 'tap';
-import type { CliContext } from '../src/cli/context.js';
+import t from 'tap';
 import { run } from '../src/cli/program.js';
-import { type Service, writeAdminConfig } from '../src/controlplane/index.js';
-import { startTestApi, startTestDatastore, type TestApi } from '../src/controlplane/testing.js';
+import { writeAdminConfig } from '../src/controlplane/index.js';
 import { silentLogger } from '../src/log.js';
-import { ensureServerCredentials, type ServerCredentials } from '../src/tunnel/index.js';
-
-function tmp(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-let credsP: Promise<ServerCredentials> | undefined;
-/** One set of server credentials for the whole file (made by the tunnel's PKI). */
-function creds(): Promise<ServerCredentials> {
-  credsP ??= (async () => {
-    const dir = tmp('vipmesh-cp-pki-');
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    return ensureServerCredentials(dir);
-  })();
-  return credsP;
-}
-
-/** A datastore endpoint, stopped when `t` ends: a real etcd process, or the embedded datastore. */
-async function datastore(t: Test, which: 'etcd' | 'kine'): Promise<string> {
-  const ds = await startTestDatastore(which);
-  t.teardown(() => ds.stop());
-  return ds.endpoint;
-}
-
-/** An API server on `endpoint` with the shared credentials, stopped when `t` ends. */
-async function api(t: Test, endpoint: string): Promise<TestApi & { c: ServerCredentials }> {
-  const c = await creds();
-  const a = await startTestApi(endpoint, c);
-  t.teardown(() => a.close());
-  return { ...a, c };
-}
-
-function svc(name: string, ip?: string): Service {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, labels: { app: name } },
-    spec: {
-      type: 'LoadBalancer',
-      ...(ip === undefined ? {} : { loadBalancerIP: ip }),
-      ports: [{ name: 'http', port: 80, protocol: 'TCP' }],
-    },
-  };
-}
-
-function capture(): CliContext & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  return { stdout, stderr, exitCode: 0, logger: silentLogger, out: () => out, err: () => err };
-}
+import { captureCli } from '../src/testing/cli.js';
+import { api, datastore, svc } from '../src/testing/controlplane.js';
+import { tempDir } from '../src/testing/tmp.js';
 
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const ctx = capture();
+  const ctx = captureCli(silentLogger);
   const code = await run(argv, ctx);
   return { code, out: ctx.out(), err: ctx.err() };
 }
@@ -77,7 +22,7 @@ async function cli(argv: string[]): Promise<{ code: number; out: string; err: st
 t.test('CLI: apply, get, describe, delete against the API (CA pinned from the token)', async (t) => {
   const endpoint = await datastore(t, 'etcd');
   const { srv, store, c } = await api(t, endpoint);
-  const dir = tmp('vipmesh-cp-cli-');
+  const dir = tempDir('vipmesh-cp-cli-');
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const conn = ['--server', srv.url, '--token', c.adminToken, '--admin-config', join(dir, 'none.yaml')];
   const file = join(dir, 'cluster.yaml');
@@ -235,7 +180,7 @@ spec:
   t.equal((await cli(['get', 'services', '--admin-config', adminCfg])).err, 'No resources found\n');
 
   // get -w: the (empty) list, then a row per change, until the server goes away.
-  const watchCtx = capture();
+  const watchCtx = captureCli(silentLogger);
   const watching = run(['get', 'services', '-w', '--admin-config', adminCfg], watchCtx);
   const until = async (ok: () => boolean) => {
     for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));

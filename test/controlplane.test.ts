@@ -2,12 +2,9 @@
  * The control plane on loopback with real TLS: the resource store on a REAL etcd (the Debian binary) and on
  * the embedded datastore (src/kine), and the HTTPS API in front of it. (The CLI: controlplane-cli.test.ts.)
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import {
   type ApiServer,
   createResourceStore,
@@ -15,51 +12,7 @@ import {
   type Status,
   type WatchEvent,
 } from '../src/controlplane/index.js';
-import { startTestApi, startTestDatastore, type TestApi } from '../src/controlplane/testing.js';
-import { ensureServerCredentials, type ServerCredentials } from '../src/tunnel/index.js';
-
-function tmp(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-let credsP: Promise<ServerCredentials> | undefined;
-/** One set of server credentials for the whole file (made by the tunnel's PKI). */
-function creds(): Promise<ServerCredentials> {
-  credsP ??= (async () => {
-    const dir = tmp('vipmesh-cp-pki-');
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    return ensureServerCredentials(dir);
-  })();
-  return credsP;
-}
-
-/** A datastore endpoint, stopped when `t` ends: a real etcd process, or the embedded datastore. */
-async function datastore(t: Test, which: 'etcd' | 'kine'): Promise<string> {
-  const ds = await startTestDatastore(which);
-  t.teardown(() => ds.stop());
-  return ds.endpoint;
-}
-
-/** An API server on `endpoint` with the shared credentials, stopped when `t` ends. */
-async function api(t: Test, endpoint: string): Promise<TestApi & { c: ServerCredentials }> {
-  const c = await creds();
-  const a = await startTestApi(endpoint, c);
-  t.teardown(() => a.close());
-  return { ...a, c };
-}
-
-function svc(name: string, ip?: string): Service {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, labels: { app: name } },
-    spec: {
-      type: 'LoadBalancer',
-      ...(ip === undefined ? {} : { loadBalancerIP: ip }),
-      ports: [{ name: 'http', port: 80, protocol: 'TCP' }],
-    },
-  };
-}
+import { api, datastore, svc } from '../src/testing/controlplane.js';
 
 for (const which of ['etcd', 'kine'] as const) {
   t.test(`resource store on ${which}`, async (t) => {

@@ -2,34 +2,14 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { applyConfig, loadConfig } from '../src/cli/config.js';
-import type { CliContext } from '../src/cli/context.js';
 import { buildProgram, run } from '../src/cli/program.js';
-
-function capture(): CliContext & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  return {
-    stdout,
-    stderr,
-    exitCode: 0,
-    logger: () => {
-      throw new Error('check-config needs no logger');
-    },
-    out: () => out,
-    err: () => err,
-  };
-}
+import { captureCli } from '../src/testing/cli.js';
 
 async function cli(...args: string[]) {
-  const ctx = capture();
+  const ctx = captureCli();
   const code = await run(['check-config', ...args], ctx);
   return { code, out: ctx.out(), err: ctx.err() };
 }
@@ -187,7 +167,7 @@ t.test('the example config.yaml loads as flags and documents every server and ag
 });
 
 t.test('vipmesh server knows every key the example config.yaml sets', async (t) => {
-  const program = await buildProgram(capture(), ['server']);
+  const program = await buildProgram(captureCli(), ['server']);
   const server = program.commands.find((c) => c.name() === 'server')!;
   t.same(applyConfig(server, loadConfig('config/config.yaml', true)).unknown, []);
 });

@@ -1,37 +1,17 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { Command } from 'commander';
 import t from 'tap';
+import { captureCli } from '../testing/cli.js';
+import { tempDir } from '../testing/tmp.js';
 import { applyConfig, collect, loadConfig } from './config.js';
-import type { CliContext } from './context.js';
 import { run } from './program.js';
 
-function capture(): CliContext & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  return {
-    stdout,
-    stderr,
-    exitCode: 0,
-    logger: () => {
-      throw new Error('no logger in this test');
-    },
-    out: () => out,
-    err: () => err,
-  };
-}
-
 t.test('version and help', async (t) => {
-  const ctx = capture();
+  const ctx = captureCli();
   t.equal(await run(['version'], ctx), 0);
   t.match(ctx.out(), /^vipmesh v\d+\.\d+\.\d+ \(node v/);
-  const help = capture();
+  const help = captureCli();
   t.equal(await run(['--help'], help), 0);
   for (const cmd of [
     'server',
@@ -50,17 +30,13 @@ t.test('version and help', async (t) => {
 });
 
 t.test('an unknown command is a usage error', async (t) => {
-  const ctx = capture();
+  const ctx = captureCli();
   t.equal(await run(['frobnicate'], ctx), 1);
   t.match(ctx.err(), /unknown command 'frobnicate'/);
 });
 
-function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'vipmesh-cfg-'));
-}
-
 t.test('config file: keys are long flags, lists repeat, drop-ins override, + appends', async (t) => {
-  const dir = tmp();
+  const dir = tempDir('vipmesh-cfg-');
   const path = join(dir, 'config.yaml');
   writeFileSync(path, 'node-name: pi1\nvip: [198.51.100.1]\ntls-san: [a]\nbogus-key: 1\n');
   mkdirSync(`${path}.d`);
@@ -92,7 +68,7 @@ t.test('config file: keys are long flags, lists repeat, drop-ins override, + app
 });
 
 t.test('config file errors name the file', async (t) => {
-  const dir = tmp();
+  const dir = tempDir('vipmesh-cfg-');
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'a: [\n');
   t.throws(() => loadConfig(bad, true), { code: 'VIPMESH_CONFIG_INVALID' });
@@ -104,14 +80,14 @@ t.test('config file errors name the file', async (t) => {
 });
 
 t.test('a daemon command reads its config file and warns about unknown keys by name', async (t) => {
-  const dir = tmp();
+  const dir = tempDir('vipmesh-cfg-');
   const path = join(dir, 'config.yaml');
   writeFileSync(path, 'bogus-key: 1\ninterface: [nonexistent0]\n');
-  const ctx = capture();
+  const ctx = captureCli();
   t.equal(await run(['announce', '--config', path], ctx), 1, 'announce still needs a --vip');
   t.match(ctx.err(), `warning: ${path}: unknown key "bogus-key" (not a flag of vipmesh announce); ignored`);
   t.match(ctx.err(), /VIPMESH_ARP_BAD_VIP/);
-  const missing = capture();
+  const missing = captureCli();
   t.equal(await run(['announce', '--config', join(dir, 'nope.yaml')], missing), 1);
   t.match(missing.err(), /VIPMESH_CONFIG_MISSING/);
 });

@@ -3,6 +3,16 @@ import { BatchRequester, type NetlinkDatagramSocket } from './requester.js';
 import { decodeMessages, encodeRouteMessage, NLM_F_ACK, NLMSG_ERROR, RTM_NEWROUTE } from './rtmsg.js';
 
 /** A fake kernel socket: records datagrams, answers with acks on demand. */
+/** An NLMSG_ERROR reply to request `seq` (errno 0 = the ack), as the kernel writes it: 36 bytes. */
+function nlmsgError(seq: number, errno: number): Buffer {
+  const b = Buffer.alloc(36);
+  b.writeUInt32LE(36, 0);
+  b.writeUInt16LE(NLMSG_ERROR, 4);
+  b.writeUInt32LE(seq, 8);
+  b.writeInt32LE(-errno, 16);
+  return b;
+}
+
 class FakeSocket implements NetlinkDatagramSocket {
   sent: Buffer[][] = [];
   failSend: Error | undefined;
@@ -25,15 +35,7 @@ class FakeSocket implements NetlinkDatagramSocket {
   }
   /** Ack every request sent so far with `errno` (0 = success), all in one datagram, from `port`. */
   ackAll(errno = 0, port = 0): void {
-    const acks = this.sent.flat().map((req) => {
-      const seq = decodeMessages(req)[0]!.seq;
-      const b = Buffer.alloc(36);
-      b.writeUInt32LE(36, 0);
-      b.writeUInt16LE(NLMSG_ERROR, 4);
-      b.writeUInt32LE(seq, 8);
-      b.writeInt32LE(-errno, 16);
-      return b;
-    });
+    const acks = this.sent.flat().map((req) => nlmsgError(decodeMessages(req)[0]!.seq, errno));
     if (port === 0) this.sent = [];
     this.#fn?.(Buffer.concat(acks), port);
   }
@@ -123,15 +125,7 @@ t.test(
       'only the last request asks for an ack',
     );
     // As the kernel answers: an error for the failed third request, then the ack of the last one.
-    const reply = (seq: number, errno: number) => {
-      const b = Buffer.alloc(36);
-      b.writeUInt32LE(36, 0);
-      b.writeUInt16LE(NLMSG_ERROR, 4);
-      b.writeUInt32LE(seq, 8);
-      b.writeInt32LE(-errno, 16);
-      return b;
-    };
-    sock.deliver(Buffer.concat([reply(msgs[2]!.seq, 17), reply(msgs[4]!.seq, 0)]));
+    sock.deliver(Buffer.concat([nlmsgError(msgs[2]!.seq, 17), nlmsgError(msgs[4]!.seq, 0)]));
     t.same(await Promise.all(ps), ['ok', 'ok', 'EEXIST', 'ok', 'ok']);
     t.equal(rq.pending, 0);
   },

@@ -1,32 +1,20 @@
-/**
- * Bad input against a real server: malformed and oversized frames, clients that go quiet, and a burst of
- * failed connection attempts. The server must keep serving its good sessions through all of it.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import t from 'tap';
 import { WebSocket } from 'ws';
 import { createRegistry } from '../metrics.js';
+import { tempDir } from '../testing/tmp.js';
 import { TunnelClient } from './client.js';
 import { encodeHello } from './codec.js';
 import { createTunnelServer, type StandaloneTunnelServer } from './standalone.js';
 
 /** A temporary directory, removed when the test process exits. */
-function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-bad-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const srv: StandaloneTunnelServer = await createTunnelServer({
-  dataDir: tmp(),
+  dataDir: tempDir('vipmesh-bad-'),
   port: 0,
   host: '127.0.0.1',
   // Long enough for a TLS handshake plus a request on a loaded machine (the 1,000 attempts below), short
@@ -41,7 +29,7 @@ const good = new TunnelClient({
   servers: [srv.url],
   token: srv.credentials.joinToken,
   node: 'good',
-  dataDir: tmp(),
+  dataDir: tempDir('vipmesh-bad-'),
   registry: createRegistry(),
 });
 good.onRequest('ping', () => 'pong');

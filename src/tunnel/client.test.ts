@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { VipmeshError } from '../errors.js';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
+import { tempDir } from '../testing/tmp.js';
 import { Backoff } from './backoff.js';
 import { TunnelClient, type TunnelClientOptions } from './client.js';
 import type { Connection, Connector, OpenOptions } from './connector.js';
@@ -13,12 +13,6 @@ import { caHashOf, formatToken } from './pki.js';
 import { Session } from './session.js';
 
 /** A temporary directory, removed when the test process exits. */
-function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-tc-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 t.test('backoff: first retry within 100 ms, doubling, capped at 5 s, with jitter', async (t) => {
   const lo = new Backoff({ random: () => 0 });
   const hi = new Backoff({ random: () => 0.999999 });
@@ -103,7 +97,7 @@ function client(clock: FakeClock, connector: Connector, extra: Partial<TunnelCli
     servers: ['https://a:6443', 'https://b:6443'],
     token: TOKEN,
     node: 'pi1',
-    dataDir: tmp(),
+    dataDir: tempDir('vipmesh-tc-'),
     clock,
     random: () => 0.5,
     registry: createRegistry(),
@@ -195,7 +189,7 @@ t.test('a refused token stops the client; the node password is made once, mode 0
   const clock = new FakeClock();
   const srv = fakeServer(clock);
   srv.state.fail = 'VIPMESH_TUNNEL_UNAUTHORIZED';
-  const dataDir = tmp();
+  const dataDir = tempDir('vipmesh-tc-');
   const c = client(clock, srv.connector, { dataDir });
   await t.rejects(c.connect(), { code: 'VIPMESH_TUNNEL_UNAUTHORIZED' });
   await run(clock, 10_000);

@@ -3,28 +3,20 @@
  * real TCP targets behind the streams.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
 import t from 'tap';
 import { createRegistry } from '../metrics.js';
+import { tempDir } from '../testing/tmp.js';
 import { TunnelClient, type TunnelClientOptions } from './client.js';
 import { type Connector, wsConnector } from './connector.js';
 import { createTunnelServer, type StandaloneOptions, type StandaloneTunnelServer } from './standalone.js';
 import type { TunnelStream } from './stream.js';
 
 /** A temporary directory, removed when the test process exits. */
-function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-lb-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 async function listen(handler: (s: Socket) => void): Promise<{ port: number; server: Server }> {
   const server = createServer({ allowHalfOpen: true }, handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -39,7 +31,7 @@ const echo = () =>
   });
 
 async function server(o: Partial<StandaloneOptions> = {}): Promise<StandaloneTunnelServer> {
-  const srv = await createTunnelServer({ dataDir: tmp(), port: 0, host: '127.0.0.1', ...o });
+  const srv = await createTunnelServer({ dataDir: tempDir('vipmesh-lb-'), port: 0, host: '127.0.0.1', ...o });
   t.teardown(() => srv.close());
   return srv;
 }
@@ -49,7 +41,7 @@ function agent(srv: StandaloneTunnelServer, o: Partial<TunnelClientOptions> = {}
     servers: [srv.url],
     token: srv.credentials.joinToken,
     node: 'pi1',
-    dataDir: tmp(),
+    dataDir: tempDir('vipmesh-lb-'),
     registry: createRegistry(),
     ...o,
   });
@@ -214,7 +206,7 @@ t.test('a second node with the same name and another password is refused', async
 });
 
 t.test('an agent reconnects after the server restarts; its session and registration come back', async (t) => {
-  const dataDir = tmp();
+  const dataDir = tempDir('vipmesh-lb-');
   const e = await echo();
   let srv = await createTunnelServer({ dataDir, port: 0, host: '127.0.0.1' });
   const port = srv.port;
@@ -244,7 +236,7 @@ t.test('an agent reconnects after the server restarts; its session and registrat
 t.test('an agent whose server is away holds nothing: 300 refused attempts, memory comes back', async (t) => {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
-  const srv = await createTunnelServer({ dataDir: tmp(), port: 0, host: '127.0.0.1' });
+  const srv = await createTunnelServer({ dataDir: tempDir('vipmesh-lb-'), port: 0, host: '127.0.0.1' });
   const inner = wsConnector();
   let attempts = 0;
   const connector: Connector = {

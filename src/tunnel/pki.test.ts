@@ -1,25 +1,19 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import t from 'tap';
 import { run } from '../cli/program.js';
 import { isVipmeshError } from '../errors.js';
+import { tempDir } from '../testing/tmp.js';
 import { FileNodePasswordStore, hashNodePassword, verifyNodePassword } from './node-passwords.js';
 import { checkToken, ensureServerCredentials, fetchAndPinCA, formatToken, parseToken } from './pki.js';
 import { createTunnelServer } from './standalone.js';
 
 /** A temporary directory, removed when the test process exits. */
-function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-pki-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 t.test('server credentials: made once (ECDSA P-256, 0600), reused after, tokens pin the CA', async (t) => {
-  const dir = tmp();
+  const dir = tempDir('vipmesh-pki-');
   const a = await ensureServerCredentials(dir, { sans: ['198.51.100.1', 'server.example'] });
   const b = await ensureServerCredentials(dir);
   t.same(b, a, 'the second call reads what the first made');
@@ -95,7 +89,7 @@ t.test('tokens: the full form parses; anything else is VIPMESH_TUNNEL_BAD_TOKEN'
 });
 
 t.test('checkToken: a join token is not an admin token; secrets must match', async (t) => {
-  const c = await ensureServerCredentials(tmp());
+  const c = await ensureServerCredentials(tempDir('vipmesh-pki-'));
   t.ok(checkToken(c.joinToken, c.joinToken, 'server'));
   t.ok(checkToken(c.adminToken, c.adminToken, 'admin'));
   t.notOk(checkToken(c.adminToken, c.joinToken, 'admin'), 'join token refused as admin');
@@ -108,7 +102,7 @@ t.test('checkToken: a join token is not an admin token; secrets must match', asy
 });
 
 t.test('fetchAndPinCA: the pinned hash is checked', async (t) => {
-  const dir = tmp();
+  const dir = tempDir('vipmesh-pki-');
   const srv = await createTunnelServer({ dataDir: dir, port: 0, host: '127.0.0.1' });
   t.teardown(() => srv.close());
   const pem = await fetchAndPinCA(srv.url, srv.credentials.caHash);
@@ -130,7 +124,7 @@ t.test('fetchAndPinCA: the pinned hash is checked', async (t) => {
 t.test(
   '`vipmesh token` prints the join token (or --admin the admin token), making credentials if needed',
   async (t) => {
-    const dir = tmp();
+    const dir = tempDir('vipmesh-pki-');
     const out = (args: string[]) => {
       const stdout = new PassThrough();
       let text = '';
@@ -151,7 +145,7 @@ t.test(
     t.equal(join1.text, `${creds.joinToken}\n`);
     const admin = await out(['token', '--data-dir', dir, '--admin']);
     t.equal(admin.text, `${creds.adminToken}\n`);
-    const file = join(tmp(), 'a-file');
+    const file = join(tempDir('vipmesh-pki-'), 'a-file');
     writeFileSync(file, 'x');
     await t.rejects(ensureServerCredentials(file), { code: 'VIPMESH_TUNNEL_PKI' });
     const bad = await out(['token', '--data-dir', file]);
@@ -165,7 +159,7 @@ t.test('node passwords: salted hash, verified in constant time, persisted 0600',
   t.notOk(verifyNodePassword('wrong', h));
   t.notOk(verifyNodePassword('x', 'md5:zz'));
   t.not(hashNodePassword('same'), hashNodePassword('same'), 'salted');
-  const path = join(tmp(), 'server', 'node-passwords.json');
+  const path = join(tempDir('vipmesh-pki-'), 'server', 'node-passwords.json');
   const store = new FileNodePasswordStore(path);
   t.equal(await store.get('pi1'), undefined);
   await store.set('pi1', h);
