@@ -11,12 +11,12 @@ import { type Connector, isSilentFailure, wsConnector } from './connector.js';
 import { TunnelMetrics } from './metrics.js';
 import { caHashOf, parseToken } from './pki.js';
 import { NODE_HEADER, PASSWORD_HEADER, type Registration } from './server.js';
-import { type RequestHandler, Session } from './session.js';
+import { type RequestHandler, Session, type SessionTuning, sessionTuning } from './session.js';
 import type { TunnelStream } from './stream.js';
 import { type AllowFn, allowList, loopbackPorts } from './target.js';
 
 /** Options of a {@link TunnelClient}. Defaults in brackets. */
-export interface TunnelClientOptions {
+export interface TunnelClientOptions extends SessionTuning {
   /** Server URLs (`https://host:6443`), tried in order. */
   servers: string[];
   /** The join token `K10<hash>::server:<secret>`. */
@@ -35,16 +35,6 @@ export interface TunnelClientOptions {
   clock?: Clock;
   logger?: Logger;
   registry?: Registry;
-  /** Heartbeat interval [100 ms]. */
-  heartbeatMs?: number;
-  /** Missed heartbeats before the server is declared dead [3]. */
-  misses?: number;
-  /** Per-stream receive window [1 MiB]. */
-  windowBytes?: number;
-  /** Default request timeout [5 s]. */
-  requestTimeoutMs?: number;
-  /** Streams the peer may have open at once on this side [10,000]. */
-  maxStreams?: number;
   /** First retry within this [100 ms]; doubles per failure the server answered. */
   backoffBaseMs?: number;
   /** Longest wait between attempts [5 s]. */
@@ -231,11 +221,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       clock: this.#clock,
       logger: this.#log,
       metrics: this.metrics,
-      heartbeatMs: this.#o.heartbeatMs,
-      misses: this.#o.misses,
-      windowBytes: this.#o.windowBytes,
-      requestTimeoutMs: this.#o.requestTimeoutMs,
-      maxStreams: this.#o.maxStreams,
+      ...sessionTuning(this.#o),
       allow: this.#allow,
       handlers: this.#handlers,
     });

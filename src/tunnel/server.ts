@@ -10,7 +10,7 @@ import { createRegistry, type Registry } from '../metrics.js';
 import { TunnelMetrics } from './metrics.js';
 import { hashNodePassword, type NodePasswordStore, verifyNodePassword } from './node-passwords.js';
 import { checkToken } from './pki.js';
-import { type RequestHandler, Session } from './session.js';
+import { type RequestHandler, Session, type SessionTuning, sessionTuning } from './session.js';
 import type { TunnelStream } from './stream.js';
 import { type AllowFn, allowList } from './target.js';
 import { WsTransport } from './ws-transport.js';
@@ -44,7 +44,7 @@ export interface TunnelServerEvents {
 }
 
 /** Options of a {@link TunnelServer}. Defaults in brackets. */
-export interface TunnelServerOptions {
+export interface TunnelServerOptions extends SessionTuning {
   /** The join token agents must present (`K10<hash>::server:<secret>`). */
   joinToken: string;
   /** The CA PEM served at `/cacerts`. */
@@ -53,16 +53,6 @@ export interface TunnelServerOptions {
   clock?: Clock;
   logger?: Logger;
   registry?: Registry;
-  /** Heartbeat interval [100 ms]. */
-  heartbeatMs?: number;
-  /** Missed heartbeats before a node is lost [3]. */
-  misses?: number;
-  /** Per-stream receive window [1 MiB]. */
-  windowBytes?: number;
-  /** Default request timeout [5 s]. */
-  requestTimeoutMs?: number;
-  /** Streams the peer may have open at once on this side [10,000]. */
-  maxStreams?: number;
   /** `host:port` targets agents may open streams to on the server's side [none]. */
   allow?: string[] | AllowFn;
   /** Time from TLS up to the agent's HELLO [5 s]. */
@@ -241,11 +231,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       clock: this.#clock,
       logger: this.#log,
       metrics: this.metrics,
-      heartbeatMs: this.#o.heartbeatMs,
-      misses: this.#o.misses,
-      windowBytes: this.#o.windowBytes,
-      requestTimeoutMs: this.#o.requestTimeoutMs,
-      maxStreams: this.#o.maxStreams,
+      ...sessionTuning(this.#o),
       allow: this.#allow,
       handlers: this.#handlers,
     });

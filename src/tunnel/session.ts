@@ -67,6 +67,23 @@ export interface SessionOptions {
   handlers?: Map<string, RequestHandler>;
 }
 
+/** The session settings the tunnel client and server take and pass to each of their sessions. */
+export type SessionTuning = Pick<
+  SessionOptions,
+  'heartbeatMs' | 'misses' | 'windowBytes' | 'requestTimeoutMs' | 'maxStreams'
+>;
+
+/** Only the {@link SessionTuning} fields of `o` (an owner's options hold more). */
+export function sessionTuning(o: SessionTuning): SessionTuning {
+  return {
+    heartbeatMs: o.heartbeatMs,
+    misses: o.misses,
+    windowBytes: o.windowBytes,
+    requestTimeoutMs: o.requestTimeoutMs,
+    maxStreams: o.maxStreams,
+  };
+}
+
 /** Events of a {@link Session}. */
 export interface SessionEvents {
   hello: [info: unknown];
