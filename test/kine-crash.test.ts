@@ -3,7 +3,7 @@
  * that every acknowledged write is there with the revision it was acknowledged at, that revisions increase
  * with no gap, and that SQLite's integrity check passes. Repeated over several kill points.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { type Client, credentials, makeGenericClientConstructor } from '@grpc/gr
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { etcdServices } from '../src/kine/proto.js';
-import { freePort } from './kine-peers.js';
+import { freePort, startKineCli } from './kine-peers.js';
 
 const KV = makeGenericClientConstructor(etcdServices().KV, 'KV');
 type Unary = (
@@ -32,39 +32,10 @@ function call(
 }
 
 async function startKine(dir: string, port: number): Promise<ChildProcess> {
-  const proc = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      'kine',
-      '--listen-address',
-      `127.0.0.1:${port}`,
-      '--data-dir',
-      dir,
-      '--auto-compaction-retention',
-      '0',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // tsx children stay out of tap's coverage (see childEnv in src/lab).
-      env: { ...process.env, VIPMESH_LOG_LEVEL: 'info', _TAPJS_PROCESSINFO_COVERAGE_: '0' },
-    },
-  );
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('datastore serving')) resolve();
-    };
-    proc.stdout?.on('data', onData);
-    proc.stderr?.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    proc.once('exit', () => reject(new Error(`kine exited before serving: ${out}`)));
+  const kine = await startKineCli(dir, port, ['--auto-compaction-retention', '0'], {
+    VIPMESH_LOG_LEVEL: 'info',
   });
-  return proc;
+  return kine.proc;
 }
 
 function kill(proc: ChildProcess): Promise<void> {

@@ -96,3 +96,55 @@ export async function startEtcd(name = 'default'): Promise<EtcdPeer> {
   await stop();
   throw new Error(`etcd did not start: ${stderr}`);
 }
+
+/** `vipmesh kine` run from source as a child process, and everything it printed so far. */
+export interface KineCli {
+  proc: ChildProcess;
+  /** stdout and stderr so far. */
+  out(): string;
+}
+
+/**
+ * Start `vipmesh kine` on 127.0.0.1:`port` with `dir` as its data dir (plus `args`); resolves once it logs
+ * "datastore serving", rejects if it exits first. `env` is added to this process's environment.
+ */
+export async function startKineCli(
+  dir: string,
+  port: number,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<KineCli> {
+  const proc = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'kine',
+      '--listen-address',
+      `127.0.0.1:${port}`,
+      '--data-dir',
+      dir,
+      ...args,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // tsx children stay out of tap's coverage (see childEnv in src/lab).
+      env: { ...process.env, ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+    },
+  );
+  // Not left running if the test times out before it serves.
+  process.once('exit', () => proc.kill('SIGKILL'));
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('datastore serving')) resolve();
+    });
+    proc.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    proc.once('exit', () => reject(new Error(`kine exited before serving: ${out}`)));
+  });
+  return { proc, out: () => out };
+}
