@@ -124,7 +124,7 @@ const COLUMNS: Record<string, Columns> = {
       const s = o as Service;
       return [
         labelsText(s.spec?.selector),
-        s.metadata.annotations?.['metallb.io/ip-allocated-from-pool'] ?? NONE,
+        s.metadata.annotations?.['metallb.io/ip-allocated-from-pool'] ?? allocatedPool(s) ?? NONE,
         list(holdersOf(ingressIPs(s), opts.nodes)),
       ];
     },
@@ -297,4 +297,10 @@ export function describeNode(node: Node, events: Event[], now: number): string {
   out += kv('PodCIDR', node.spec?.podCIDR ?? NONE);
   out += kv('VIPs', list(node.status?.vips));
   return `${out}${eventsSection(events, now)}`;
+}
+
+/** The pool named in a Service's IPAllocated condition (`allocated 198.51.100.100 from pool lan`). */
+function allocatedPool(s: Service): string | undefined {
+  const cond = s.status?.conditions?.find((c) => c.type === 'IPAllocated' && c.status === 'True');
+  return cond?.message === undefined ? undefined : /from pool (\S+)$/.exec(cond.message)?.[1];
 }

@@ -17,6 +17,11 @@ t.test(
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     t.equal(code, 0, `demo exits 0:\n${out}`);
     t.match(out, /the client reaches 198\.51\.100\.100:8080 and n[12] answers/);
+    t.match(
+      out,
+      /hello\s+LoadBalancer\s+\S+\s+198\.51\.100\.100\s+8080\/TCP\s+\S+\s+\S+\s+demo\s+n[12]/,
+      'get services -o wide shows the pool and the holder',
+    );
     const outages = [...out.matchAll(/without service for (\d+) ms; (n[12]) answers now/g)];
     t.equal(outages.length, 2, 'two cuts measured');
     for (const m of outages)

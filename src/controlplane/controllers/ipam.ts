@@ -226,7 +226,7 @@ export class IpamController extends EventEmitter<IpamEvents> {
     // fsync per group), so 1,000 Services take one pass of a few hundred ms instead of 3,000 fsyncs in a row.
     await inBatches(results, async (r) => {
       if (await this.#persist(r.key, r.alloc)) changed = true;
-      await this.#writeStatus(r.svc, r.ips, r.failure);
+      await this.#writeStatus(r.svc, r.ips, r.failure, false, r.alloc?.pool);
     });
     // Services that are gone (or no longer LoadBalancer): free their addresses.
     await inBatches(gone, async (key) => {
@@ -265,6 +265,7 @@ export class IpamController extends EventEmitter<IpamEvents> {
     ips: string[],
     failure: VipmeshError | undefined,
     gone = false,
+    pool?: string,
   ): Promise<void> {
     const key = serviceKey(meta(svc));
     const status = structuredClone(svc.status ?? {});
@@ -281,7 +282,8 @@ export class IpamController extends EventEmitter<IpamEvents> {
               type: IP_ALLOCATED,
               status: 'True',
               reason: 'Allocated',
-              message: `allocated ${ips.join(', ')}`,
+              // `from pool X` is what `vipmesh get services -o wide` shows in its POOL column.
+              message: `allocated ${ips.join(', ')}${pool === undefined ? '' : ` from pool ${pool}`}`,
             }
           : { type: IP_ALLOCATED, status: 'False', reason: failure.code, message: failure.message };
       cond.lastTransitionTime =
