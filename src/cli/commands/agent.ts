@@ -7,6 +7,7 @@ import { parseDuration } from '../../util/duration.js';
 import { notifyReady } from '../../util/sd-notify.js';
 import { collect } from '../config.js';
 import { type CliContext, daemonCommand } from '../context.js';
+import { addDataPlaneOptions, addNodeIdentityOptions } from './node-options.js';
 
 /** `--node-ip a,b --node-ip c` -> `['a', 'b', 'c']`. */
 export function splitList(values: string[] | undefined): string[] {
@@ -90,13 +91,6 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(
       new Option('--token <token>', 'the join token (vipmesh token on the server)').env('VIPMESH_TOKEN'),
     )
-    .option('--node-ip <ip>', "this node's address(es) on the LAN (repeatable or comma-separated)", collect)
-    .option('--node-name <name>', "this node's name (default: the host name)")
-    .option(
-      '--node-label <key=value>',
-      'a label of this node, for L2Advertisement nodeSelectors (repeatable)',
-      collect,
-    )
     .option('--data-dir <dir>', 'state: the node password and the pinned server CA', '/var/lib/vipmesh')
     .option('--heartbeat-interval <duration>', 'tunnel heartbeat period (as the server)', '100ms')
     .option('--node-lost-after <n>', 'missed heartbeats after which the server is lost (as the server)', '3')
@@ -109,88 +103,80 @@ export function register(program: Command, ctx: CliContext): void {
       '--metrics-bind-address <host:port>',
       'serve Prometheus metrics here ("" = off)',
       '127.0.0.1:7472',
-    )
-    .option('--flannel-iface <name>', 'interface of the pod routes (default: the one holding --node-ip)')
-    .addOption(
-      new Option('--flannel-backend <backend>', 'host-gw pod routes, or none')
-        .choices(['host-gw', 'none'])
-        .default('host-gw'),
-    )
-    .option('--flannel-subnet-env <file>', 'where subnet.env is written', '/run/flannel/subnet.env')
-    .option('--state-dir <dir>', 'runtime state (sysctl originals to restore)', '/run/vipmesh')
-    .action(async (flags: AgentFlags) => {
-      const servers = splitList(flags.server);
-      if (servers.length === 0) {
-        throw new VipmeshError(
-          'VIPMESH_CLUSTER_BAD_FLAG',
-          'give the server with --server URL (or VIPMESH_URL)',
-        );
-      }
-      if (flags.token === undefined || flags.token === '') {
-        throw new VipmeshError(
-          'VIPMESH_CLUSTER_BAD_FLAG',
-          'give the join token with --token (or VIPMESH_TOKEN)',
-        );
-      }
-      const heartbeatMs = parseDuration(flags.heartbeatInterval, '--heartbeat-interval');
-      if (heartbeatMs <= 0)
-        throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
-      const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
-      const nodeIps = splitList(flags.nodeIp);
-      const labels = parseLabels(flags.nodeLabel);
-      const probeIntervalMs = parseDuration(flags.probeInterval, '--probe-interval');
-      const log = ctx.logger().child({ module: 'agent' });
-      const registry = createRegistry();
-      registerProcessMetrics(registry);
-      const { signal, dispose } = untilSignal();
-      const keepAlive = setInterval(() => undefined, 1 << 30);
+    );
+  addNodeIdentityOptions(cmd);
+  addDataPlaneOptions(cmd);
+  cmd.action(async (flags: AgentFlags) => {
+    const servers = splitList(flags.server);
+    if (servers.length === 0) {
+      throw new VipmeshError(
+        'VIPMESH_CLUSTER_BAD_FLAG',
+        'give the server with --server URL (or VIPMESH_URL)',
+      );
+    }
+    if (flags.token === undefined || flags.token === '') {
+      throw new VipmeshError(
+        'VIPMESH_CLUSTER_BAD_FLAG',
+        'give the join token with --token (or VIPMESH_TOKEN)',
+      );
+    }
+    const heartbeatMs = parseDuration(flags.heartbeatInterval, '--heartbeat-interval');
+    if (heartbeatMs <= 0)
+      throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
+    const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
+    const nodeIps = splitList(flags.nodeIp);
+    const labels = parseLabels(flags.nodeLabel);
+    const probeIntervalMs = parseDuration(flags.probeInterval, '--probe-interval');
+    const log = ctx.logger().child({ module: 'agent' });
+    const registry = createRegistry();
+    registerProcessMetrics(registry);
+    const { signal, dispose } = untilSignal();
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    try {
+      const metrics =
+        flags.metricsBindAddress === '' ? undefined : await serveMetrics(flags.metricsBindAddress, registry);
       try {
-        const metrics =
-          flags.metricsBindAddress === ''
-            ? undefined
-            : await serveMetrics(flags.metricsBindAddress, registry);
+        const agent = await createAgent({
+          servers,
+          token: flags.token,
+          nodeName: nodeNameOf(flags.nodeName),
+          ...(nodeIps.length > 0 ? { nodeIps } : {}),
+          labels,
+          dataDir: flags.dataDir,
+          stateDir: flags.stateDir,
+          flannelBackend: flags.flannelBackend,
+          subnetEnvPath: flags.flannelSubnetEnv,
+          ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
+          heartbeatMs,
+          misses,
+          probeIntervalMs,
+          logger: log,
+          registry,
+          start: false,
+        });
         try {
-          const agent = await createAgent({
-            servers,
-            token: flags.token,
-            nodeName: nodeNameOf(flags.nodeName),
-            ...(nodeIps.length > 0 ? { nodeIps } : {}),
-            labels,
-            dataDir: flags.dataDir,
-            stateDir: flags.stateDir,
-            flannelBackend: flags.flannelBackend,
-            subnetEnvPath: flags.flannelSubnetEnv,
-            ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
-            heartbeatMs,
-            misses,
-            probeIntervalMs,
-            logger: log,
-            registry,
-            start: false,
-          });
-          try {
-            // A signal while the server is still unreachable ends the wait (and the agent) at once.
-            const started = agent.start().then(() => 'connected');
-            started.catch(() => undefined); // raced below; a failure after a signal is moot
-            const first = await Promise.race([started, signal]);
-            if (first !== 'connected') {
-              log.info({ signal: first }, 'shutting down before the first connection');
-              return;
-            }
-            await notifyReady('connected');
-            log.info({ servers }, 'vipmesh agent is up');
-            const sig = await signal;
-            log.info({ signal: sig }, 'shutting down: releasing every VIP');
-          } finally {
-            await agent.close();
+          // A signal while the server is still unreachable ends the wait (and the agent) at once.
+          const started = agent.start().then(() => 'connected');
+          started.catch(() => undefined); // raced below; a failure after a signal is moot
+          const first = await Promise.race([started, signal]);
+          if (first !== 'connected') {
+            log.info({ signal: first }, 'shutting down before the first connection');
+            return;
           }
+          await notifyReady('connected');
+          log.info({ servers }, 'vipmesh agent is up');
+          const sig = await signal;
+          log.info({ signal: sig }, 'shutting down: releasing every VIP');
         } finally {
-          await metrics?.close();
+          await agent.close();
         }
       } finally {
-        clearInterval(keepAlive);
-        dispose();
+        await metrics?.close();
       }
-    });
+    } finally {
+      clearInterval(keepAlive);
+      dispose();
+    }
+  });
   daemonCommand(cmd);
 }

@@ -1,13 +1,13 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { type Agent, createAgent, startServer } from '../../controlplane/daemon/index.js';
 import { DEFAULT_ADMIN_CONFIG } from '../../controlplane/index.js';
 import { VipmeshError } from '../../errors.js';
 import { createRegistry } from '../../metrics.js';
 import { parseDuration } from '../../util/duration.js';
 import { notifyReady } from '../../util/sd-notify.js';
-import { collect } from '../config.js';
 import { type CliContext, daemonCommand } from '../context.js';
 import { nodeNameOf, parseLabels, positiveInt, splitList, untilSignal } from './agent.js';
+import { addDataPlaneOptions, addNodeIdentityOptions } from './node-options.js';
 
 interface ServerFlags {
   dataDir: string;
@@ -39,13 +39,6 @@ export function register(program: Command, ctx: CliContext): void {
       '--data-dir <dir>',
       'state: the embedded datastore, CA, certificates and tokens',
       '/var/lib/vipmesh',
-    )
-    .option('--node-ip <ip>', "this node's address(es) on the LAN (repeatable or comma-separated)", collect)
-    .option('--node-name <name>', "this node's name (default: the host name)")
-    .option(
-      '--node-label <key=value>',
-      'a label of this node, for L2Advertisement nodeSelectors (repeatable)',
-      collect,
     )
     .option('--https-listen-port <port>', 'port of the HTTPS API and the agent tunnel', '6443')
     .option('--bind-address <ip>', 'address the HTTPS port listens on', '0.0.0.0')
@@ -84,93 +77,80 @@ export function register(program: Command, ctx: CliContext): void {
       '--admin-config <file>',
       'write the admin config (API URL + admin token) here ("" = do not)',
       DEFAULT_ADMIN_CONFIG,
-    )
-    .option(
-      '--flannel-iface <name>',
-      'local agent: interface of the pod routes (default: the one holding --node-ip)',
-    )
-    .addOption(
-      new Option('--flannel-backend <backend>', 'local agent: host-gw pod routes, or none')
-        .choices(['host-gw', 'none'])
-        .default('host-gw'),
-    )
-    .option(
-      '--flannel-subnet-env <file>',
-      'local agent: where subnet.env is written',
-      '/run/flannel/subnet.env',
-    )
-    .option('--state-dir <dir>', 'local agent: runtime state (sysctl originals to restore)', '/run/vipmesh')
-    .action(async (flags: ServerFlags) => {
-      const heartbeatMs = parseDuration(flags.heartbeatInterval, '--heartbeat-interval');
-      if (heartbeatMs <= 0)
-        throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
-      const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
-      const ttl = Math.max(1, Math.round(parseDuration(flags.electionTtl, '--election-ttl') / 1000));
-      const port = Number(flags.httpsListenPort);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) {
-        throw new VipmeshError(
-          'VIPMESH_CLUSTER_BAD_FLAG',
-          `--https-listen-port: "${flags.httpsListenPort}" is not a port`,
-        );
-      }
-      const nodeName = nodeNameOf(flags.nodeName);
-      const nodeIps = splitList(flags.nodeIp);
-      const labels = parseLabels(flags.nodeLabel);
-      const clusterCidr = splitList([flags.clusterCidr]);
-      const log = ctx.logger().child({ module: 'server' });
-      const registry = createRegistry();
-      const { signal, dispose } = untilSignal();
-      const keepAlive = setInterval(() => undefined, 1 << 30);
+    );
+  addNodeIdentityOptions(cmd);
+  addDataPlaneOptions(cmd, 'local agent: ');
+  cmd.action(async (flags: ServerFlags) => {
+    const heartbeatMs = parseDuration(flags.heartbeatInterval, '--heartbeat-interval');
+    if (heartbeatMs <= 0)
+      throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
+    const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
+    const ttl = Math.max(1, Math.round(parseDuration(flags.electionTtl, '--election-ttl') / 1000));
+    const port = Number(flags.httpsListenPort);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new VipmeshError(
+        'VIPMESH_CLUSTER_BAD_FLAG',
+        `--https-listen-port: "${flags.httpsListenPort}" is not a port`,
+      );
+    }
+    const nodeName = nodeNameOf(flags.nodeName);
+    const nodeIps = splitList(flags.nodeIp);
+    const labels = parseLabels(flags.nodeLabel);
+    const clusterCidr = splitList([flags.clusterCidr]);
+    const log = ctx.logger().child({ module: 'server' });
+    const registry = createRegistry();
+    const { signal, dispose } = untilSignal();
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    try {
+      const server = await startServer({
+        dataDir: flags.dataDir,
+        nodeName,
+        nodeIps,
+        httpsListenPort: port,
+        bindAddress: flags.bindAddress,
+        clusterCidr,
+        ...(flags.datastoreEndpoint === undefined ? {} : { datastoreEndpoint: flags.datastoreEndpoint }),
+        heartbeatMs,
+        nodeLostAfter: misses,
+        nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
+        electionTtlSeconds: ttl,
+        metricsBindAddress: flags.metricsBindAddress,
+        adminConfigPath: flags.adminConfig,
+        logger: ctx.logger(),
+        registry,
+      });
+      let agent: Agent | undefined;
       try {
-        const server = await startServer({
-          dataDir: flags.dataDir,
-          nodeName,
-          nodeIps,
-          httpsListenPort: port,
-          bindAddress: flags.bindAddress,
-          clusterCidr,
-          ...(flags.datastoreEndpoint === undefined ? {} : { datastoreEndpoint: flags.datastoreEndpoint }),
-          heartbeatMs,
-          nodeLostAfter: misses,
-          nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
-          electionTtlSeconds: ttl,
-          metricsBindAddress: flags.metricsBindAddress,
-          adminConfigPath: flags.adminConfig,
-          logger: ctx.logger(),
-          registry,
-        });
-        let agent: Agent | undefined;
-        try {
-          if (flags.disableAgent !== true) {
-            agent = await createAgent({
-              servers: [server.url],
-              token: server.credentials.joinToken,
-              nodeName,
-              ...(nodeIps.length > 0 ? { nodeIps } : {}),
-              labels,
-              dataDir: flags.dataDir,
-              stateDir: flags.stateDir,
-              flannelBackend: flags.flannelBackend,
-              subnetEnvPath: flags.flannelSubnetEnv,
-              ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
-              heartbeatMs,
-              misses,
-              logger: ctx.logger().child({ module: 'agent' }),
-              registry,
-            });
-          }
-          await notifyReady('serving');
-          log.info({ url: server.url, agent: agent !== undefined }, 'vipmesh server is up');
-          const sig = await signal;
-          log.info({ signal: sig }, 'shutting down');
-        } finally {
-          await agent?.close();
-          await server.close();
+        if (flags.disableAgent !== true) {
+          agent = await createAgent({
+            servers: [server.url],
+            token: server.credentials.joinToken,
+            nodeName,
+            ...(nodeIps.length > 0 ? { nodeIps } : {}),
+            labels,
+            dataDir: flags.dataDir,
+            stateDir: flags.stateDir,
+            flannelBackend: flags.flannelBackend,
+            subnetEnvPath: flags.flannelSubnetEnv,
+            ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
+            heartbeatMs,
+            misses,
+            logger: ctx.logger().child({ module: 'agent' }),
+            registry,
+          });
         }
+        await notifyReady('serving');
+        log.info({ url: server.url, agent: agent !== undefined }, 'vipmesh server is up');
+        const sig = await signal;
+        log.info({ signal: sig }, 'shutting down');
       } finally {
-        clearInterval(keepAlive);
-        dispose();
+        await agent?.close();
+        await server.close();
       }
-    });
+    } finally {
+      clearInterval(keepAlive);
+      dispose();
+    }
+  });
   daemonCommand(cmd);
 }
