@@ -1,0 +1,24 @@
+/**
+ * `npm run bench`: every benchmark in turn, each in its own process (each starts its peer in the same
+ * run and prints figures and ratios). Needs root for the namespace benchmarks (arp, hostgw, tunnel,
+ * failover). `npm run bench -- ipam kine` runs only those.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const ALL = ['ipam', 'kine', 'controlplane', 'hostgw', 'arp', 'tunnel', 'failover'];
+const wanted = process.argv.slice(2);
+const names = wanted.length > 0 ? wanted : ALL;
+let failed = 0;
+for (const name of names) {
+  if (!ALL.includes(name)) {
+    console.error(`unknown benchmark ${name}; known: ${ALL.join(', ')}`);
+    process.exit(2);
+  }
+  console.log(`\n=== bench/${name}.ts`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, `${name}.ts`)], {
+    stdio: 'inherit',
+  });
+  if (r.status !== 0) failed++;
+}
+process.exit(failed > 0 ? 1 : 0);
