@@ -7,6 +7,7 @@ import { parseDuration } from '../../util/duration.js';
 import { notifyReady } from '../../util/sd-notify.js';
 import { collect } from '../config.js';
 import { type CliContext, daemonCommand } from '../context.js';
+import { untilSignal } from '../signals.js';
 import { addDataPlaneOptions, addNodeIdentityOptions } from './node-options.js';
 
 /** `--node-ip a,b --node-ip c` -> `['a', 'b', 'c']`. */
@@ -40,23 +41,6 @@ export function positiveInt(text: string, flag: string): number {
 /** The node name: the flag, else the host name (lowercased, as Kubernetes does). */
 export function nodeNameOf(flag: string | undefined): string {
   return (flag ?? hostname()).toLowerCase();
-}
-
-/** Resolve on the first SIGTERM/SIGINT. */
-export function untilSignal(): { signal: Promise<string>; dispose(): void } {
-  let on: (sig: string) => void = () => undefined;
-  const signal = new Promise<string>((resolve) => {
-    on = (sig: string) => resolve(sig);
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-  return {
-    signal,
-    dispose: () => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-    },
-  };
 }
 
 interface AgentFlags {

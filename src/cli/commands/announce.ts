@@ -6,6 +6,7 @@ import { createRegistry } from '../../metrics.js';
 import { parseDuration } from '../../util/duration.js';
 import { collect } from '../config.js';
 import { type CliContext, daemonCommand } from '../context.js';
+import { untilSignal } from '../signals.js';
 
 interface AnnounceFlags {
   vip?: string[];
@@ -43,23 +44,6 @@ function serveMetrics(address: string, render: () => Promise<string>): Promise<S
     server.once('error', reject);
     server.listen(port, host, () => resolve(server));
   });
-}
-
-/** The first SIGTERM or SIGINT, and a way to stop listening. */
-function untilSignal(): { signal: Promise<string>; dispose(): void } {
-  let on: (sig: string) => void = () => undefined;
-  const signal = new Promise<string>((resolve) => {
-    on = (sig: string) => resolve(sig);
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-  return {
-    signal,
-    dispose: () => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-    },
-  };
 }
 
 export function register(program: Command, ctx: CliContext): void {

@@ -6,7 +6,8 @@ import { createRegistry } from '../../metrics.js';
 import { parseDuration } from '../../util/duration.js';
 import { notifyReady } from '../../util/sd-notify.js';
 import { type CliContext, daemonCommand } from '../context.js';
-import { nodeNameOf, parseLabels, positiveInt, splitList, untilSignal } from './agent.js';
+import { untilSignal } from '../signals.js';
+import { nodeNameOf, parseLabels, positiveInt, splitList } from './agent.js';
 import { addDataPlaneOptions, addNodeIdentityOptions } from './node-options.js';
 
 interface ServerFlags {
