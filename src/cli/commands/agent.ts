@@ -1,6 +1,11 @@
 import { hostname } from 'node:os';
 import { type Command, Option } from 'commander';
-import { createAgent, registerProcessMetrics, serveMetrics } from '../../controlplane/daemon/agent-entry.js';
+import {
+  type CreateAgentOptions,
+  createAgent,
+  registerProcessMetrics,
+  serveMetrics,
+} from '../../controlplane/daemon/agent-entry.js';
 import { VipmeshError } from '../../errors.js';
 import { createRegistry } from '../../metrics.js';
 import { parseDuration } from '../../util/duration.js';
@@ -41,6 +46,45 @@ export function positiveInt(text: string, flag: string): number {
 /** The node name: the flag, else the host name (lowercased, as Kubernetes does). */
 export function nodeNameOf(flag: string | undefined): string {
   return (flag ?? hostname()).toLowerCase();
+}
+
+/** The flags {@link addNodeIdentityOptions} and {@link addDataPlaneOptions} declare. */
+export interface NodeFlags {
+  nodeIp?: string[];
+  nodeName?: string;
+  nodeLabel?: string[];
+  dataDir: string;
+  flannelIface?: string;
+  flannelBackend: string;
+  flannelSubnetEnv: string;
+  stateDir: string;
+}
+
+/** Those flags as createAgent takes them (the agent command and the server's local agent alike). */
+export function nodeAgentOptions(
+  flags: NodeFlags,
+): Pick<
+  CreateAgentOptions,
+  | 'nodeName'
+  | 'nodeIps'
+  | 'labels'
+  | 'dataDir'
+  | 'stateDir'
+  | 'flannelBackend'
+  | 'subnetEnvPath'
+  | 'flannelIface'
+> {
+  const nodeIps = splitList(flags.nodeIp);
+  return {
+    nodeName: nodeNameOf(flags.nodeName),
+    ...(nodeIps.length > 0 ? { nodeIps } : {}),
+    labels: parseLabels(flags.nodeLabel),
+    dataDir: flags.dataDir,
+    stateDir: flags.stateDir,
+    flannelBackend: flags.flannelBackend,
+    subnetEnvPath: flags.flannelSubnetEnv,
+    ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
+  };
 }
 
 interface AgentFlags {
@@ -108,8 +152,7 @@ export function register(program: Command, ctx: CliContext): void {
     if (heartbeatMs <= 0)
       throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
     const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
-    const nodeIps = splitList(flags.nodeIp);
-    const labels = parseLabels(flags.nodeLabel);
+    const nodeOptions = nodeAgentOptions(flags); // parsed (and refused) before anything starts
     const probeIntervalMs = parseDuration(flags.probeInterval, '--probe-interval');
     const log = ctx.logger().child({ module: 'agent' });
     const registry = createRegistry();
@@ -123,14 +166,7 @@ export function register(program: Command, ctx: CliContext): void {
         const agent = await createAgent({
           servers,
           token: flags.token,
-          nodeName: nodeNameOf(flags.nodeName),
-          ...(nodeIps.length > 0 ? { nodeIps } : {}),
-          labels,
-          dataDir: flags.dataDir,
-          stateDir: flags.stateDir,
-          flannelBackend: flags.flannelBackend,
-          subnetEnvPath: flags.flannelSubnetEnv,
-          ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
+          ...nodeOptions,
           heartbeatMs,
           misses,
           probeIntervalMs,

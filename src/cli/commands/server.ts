@@ -7,7 +7,7 @@ import { parseDuration } from '../../util/duration.js';
 import { notifyReady } from '../../util/sd-notify.js';
 import { type CliContext, daemonCommand } from '../context.js';
 import { untilSignal } from '../signals.js';
-import { nodeNameOf, parseLabels, positiveInt, splitList } from './agent.js';
+import { nodeAgentOptions, positiveInt, splitList } from './agent.js';
 import { addDataPlaneOptions, addNodeIdentityOptions } from './node-options.js';
 
 interface ServerFlags {
@@ -94,9 +94,9 @@ export function register(program: Command, ctx: CliContext): void {
         `--https-listen-port: "${flags.httpsListenPort}" is not a port`,
       );
     }
-    const nodeName = nodeNameOf(flags.nodeName);
-    const nodeIps = splitList(flags.nodeIp);
-    const labels = parseLabels(flags.nodeLabel);
+    const nodeOptions = nodeAgentOptions(flags); // also the local agent's; parsed before anything starts
+    const { nodeName } = nodeOptions;
+    const nodeIps = nodeOptions.nodeIps ?? [];
     const clusterCidr = splitList([flags.clusterCidr]);
     const log = ctx.logger().child({ module: 'server' });
     const registry = createRegistry();
@@ -126,14 +126,7 @@ export function register(program: Command, ctx: CliContext): void {
           agent = await createAgent({
             servers: [server.url],
             token: server.credentials.joinToken,
-            nodeName,
-            ...(nodeIps.length > 0 ? { nodeIps } : {}),
-            labels,
-            dataDir: flags.dataDir,
-            stateDir: flags.stateDir,
-            flannelBackend: flags.flannelBackend,
-            subnetEnvPath: flags.flannelSubnetEnv,
-            ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
+            ...nodeOptions,
             heartbeatMs,
             misses,
             logger: ctx.logger().child({ module: 'agent' }),
