@@ -10,16 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import {
-  ApiClient,
-  createApiServer,
-  createResourceStore,
-  type Service,
-  type WatchEvent,
-} from '../src/controlplane/index.js';
-import { startEtcd } from '../src/controlplane/testing.js';
+import { ApiClient, createResourceStore, type Service, type WatchEvent } from '../src/api/index.js';
 import { startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
+import { createApiServer } from '../src/testing/api-server.js';
+import { startEtcd } from '../src/testing/datastores.js';
 import { ensureServerCredentials } from '../src/tunnel/index.js';
 
 const quick = process.argv.includes('--quick');

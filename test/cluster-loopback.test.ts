@@ -9,17 +9,17 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { ApiClient, type Node, type Service } from '../src/api/index.js';
+import type { Lease } from '../src/flannel-hostgw/index.js';
+import { silentLogger } from '../src/log.js';
+import { createRegistry } from '../src/metrics.js';
 import {
   Agent,
   type AgentAnnouncer,
   type AgentHostGw,
   type RunningServer,
   startServer,
-} from '../src/controlplane/daemon/index.js';
-import { ApiClient, type Node, type Service } from '../src/controlplane/index.js';
-import type { Lease } from '../src/flannel-hostgw/index.js';
-import { silentLogger } from '../src/log.js';
-import { createRegistry } from '../src/metrics.js';
+} from '../src/server/index.js';
 
 /** Records holds/releases; `answeredBy` makes probes report another holder. */
 class FakeAnnouncer extends EventEmitter implements AgentAnnouncer {

@@ -6,8 +6,8 @@
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { writeAdminConfig } from '../src/api/index.js';
 import { run } from '../src/cli/program.js';
-import { writeAdminConfig } from '../src/controlplane/index.js';
 import { silentLogger } from '../src/log.js';
 import { captureCli } from '../src/testing/cli.js';
 import { api, datastore, svc } from '../src/testing/controlplane.js';

@@ -2,16 +2,12 @@
  * The control plane on loopback with real TLS: the resource store on a REAL etcd (the Debian binary) and on
  * the embedded datastore (src/kine), and the HTTPS API in front of it. (The CLI: controlplane-cli.test.ts.)
  */
+
 import { request } from 'node:https';
 import { Etcd3 } from 'etcd3';
 import t from 'tap';
-import {
-  type ApiServer,
-  createResourceStore,
-  type Service,
-  type Status,
-  type WatchEvent,
-} from '../src/controlplane/index.js';
+import { createResourceStore, type Service, type Status, type WatchEvent } from '../src/api/index.js';
+import type { ApiServer } from '../src/testing/api-server.js';
 import { api, datastore, svc } from '../src/testing/controlplane.js';
 
 for (const which of ['etcd', 'kine'] as const) {

@@ -4,9 +4,9 @@
  */
 import { rmSync } from 'node:fs';
 import t, { type Test } from 'tap';
-import type { Service } from '../controlplane/index.js';
-import { startTestApi, startTestDatastore, type TestApi } from '../controlplane/testing.js';
+import type { Service } from '../api/index.js';
 import { ensureServerCredentials, type ServerCredentials } from '../tunnel/index.js';
+import { startTestApi, startTestDatastore, type TestApi } from './datastores.js';
 import { tempDir } from './tmp.js';
 
 let credsP: Promise<ServerCredentials> | undefined;

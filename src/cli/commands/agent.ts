@@ -5,7 +5,7 @@ import {
   createAgent,
   registerProcessMetrics,
   serveMetrics,
-} from '../../controlplane/daemon/agent-entry.js';
+} from '../../agent/index.js';
 import { VipmeshError } from '../../errors.js';
 import { createRegistry } from '../../metrics.js';
 import { parseDuration } from '../../util/duration.js';

@@ -1,13 +1,8 @@
 import type { Command } from 'commander';
-import {
-  applyObject,
-  connectFromFlags,
-  outcomeLine,
-  readObjects,
-  typeName,
-} from '../../controlplane/index.js';
+import { applyObject, outcomeLine, readObjects, typeName } from '../../api/index.js';
 import { isVipmeshError } from '../../errors.js';
 import { collect } from '../config.js';
+import { connectFromFlags } from '../connection.js';
 import type { CliContext } from '../context.js';
 import { addConnectionOptions } from './get.js';
 

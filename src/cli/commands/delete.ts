@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { connectFromFlags } from '../../controlplane/index.js';
+import { connectFromFlags } from '../connection.js';
 import type { CliContext } from '../context.js';
 import { addConnectionOptions, kindArg } from './get.js';
 

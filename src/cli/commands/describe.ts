@@ -1,13 +1,7 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import {
-  connectFromFlags,
-  describeNode,
-  describeService,
-  type Event,
-  type Node,
-  type Service,
-} from '../../controlplane/index.js';
+import { describeNode, describeService, type Event, type Node, type Service } from '../../api/index.js';
+import { connectFromFlags } from '../connection.js';
 import type { CliContext } from '../context.js';
 import { addConnectionOptions, kindArg } from './get.js';
 

@@ -2,8 +2,6 @@ import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import {
   type ApiClient,
-  connectFromFlags,
-  connectionOptions,
   type KubeObject,
   type Node,
   type ObjectList,
@@ -12,8 +10,9 @@ import {
   resourceFor,
   typeName,
   type WatchEvent,
-} from '../../controlplane/index.js';
+} from '../../api/index.js';
 import { VipmeshError } from '../../errors.js';
+import { connectFromFlags, connectionOptions } from '../connection.js';
 import type { CliContext } from '../context.js';
 
 /** Give `cmd` the connection flags (--server, --token, --admin-config). */

@@ -1,0 +1,306 @@
+import { networkInterfaces, hostname as osHostname } from 'node:os';
+import type { NodeRegistration, VipAssignment } from '../api/agent-protocol.js';
+import { TOPIC_LEASES, TOPIC_VIPS } from '../api/agent-protocol.js';
+import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import { VipmeshError } from '../errors.js';
+import type { Lease } from '../flannel-hostgw/index.js';
+import type { Logger } from '../log.js';
+import { Gauge, type Registry } from '../metrics.js';
+import { TunnelClient, type TunnelClientOptions } from '../tunnel/index.js';
+
+/** The announcer calls the agent makes (src/arp's `Announcer`). */
+export interface AgentAnnouncer {
+  hold(vip: string, iface?: string, opts?: { probe?: boolean }): Promise<{ held: boolean }>;
+  release(vip: string): Promise<boolean>;
+  probe(vip: string, iface?: string, timeoutMs?: number): Promise<{ answered: boolean; mac?: string }>;
+  readonly vips: string[];
+  on(event: 'conflict', fn: (e: { vip: string; mac: string; phase: 'probe' | 'holding' }) => void): unknown;
+  close(): Promise<void>;
+}
+
+/** The host-gw calls the agent makes (src/flannel-hostgw's `HostGw`). */
+export interface AgentHostGw {
+  start(): Promise<unknown>;
+  setLeases(leases: readonly Lease[]): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link Agent}. Defaults in brackets. */
+export interface AgentOptions {
+  /** Server URLs, tried in order. */
+  servers: string[];
+  /** The join token. */
+  token: string;
+  nodeName: string;
+  /** Where the tunnel keeps the node password and pinned CA. */
+  dataDir: string;
+  registration: NodeRegistration;
+  announcer: AgentAnnouncer;
+  /** Makes the host-gw data plane once the server has said the cluster CIDR; absent: no pod routes. */
+  hostGw?: (clusterCidr: string[]) => AgentHostGw;
+  logger: Logger;
+  registry?: Registry;
+  clock?: Clock;
+  /** Tunnel heartbeat interval [100 ms]. */
+  heartbeatMs?: number;
+  /** Missed heartbeats before the server is declared lost [3]. */
+  misses?: number;
+  /** While the server is lost, probe every held VIP this often [500 ms]. */
+  probeIntervalMs?: number;
+  /** Extra tunnel client options (tests). */
+  tunnel?: Partial<TunnelClientOptions>;
+}
+
+/**
+ * The agent: joins the server over the tunnel (registering the node), announces the VIPs the master
+ * assigns and programs the host-gw routes of the lease set it is sent. When the server is lost it keeps
+ * serving what it holds (the data plane outlives the control plane) but probes its VIPs and releases any
+ * that another node answers for, so a partition that heals never leaves two holders.
+ */
+export class Agent {
+  readonly client: TunnelClient;
+  readonly #o: AgentOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  #connected = false;
+  #chain: Promise<void> = Promise.resolve();
+  #probeTimer: TimerHandle | undefined;
+  #retryTimer: TimerHandle | undefined;
+  #hostGw: AgentHostGw | undefined;
+  #hostGwStarting: Promise<AgentHostGw | undefined> | undefined;
+  #closed = false;
+  /** The assignment last received (undefined before the first). */
+  #wanted: VipAssignment[] | undefined;
+
+  constructor(o: AgentOptions) {
+    this.#o = o;
+    this.#log = o.logger;
+    this.#clock = o.clock ?? systemClock;
+    this.client = new TunnelClient({
+      servers: o.servers,
+      token: o.token,
+      node: o.nodeName,
+      dataDir: o.dataDir,
+      info: o.registration,
+      logger: o.logger.child({ component: 'tunnel' }),
+      heartbeatMs: o.heartbeatMs ?? 100,
+      misses: o.misses ?? 3,
+      // Reconnect within a second of a restarted server coming back (the server keeps a node Ready for
+      // its startup grace, 5 s, waiting for it).
+      backoffCapMs: 1000,
+      ...(o.registry === undefined ? {} : { registry: o.registry }),
+      ...(o.clock === undefined ? {} : { clock: o.clock }),
+      ...o.tunnel,
+    });
+    const up =
+      o.registry === undefined
+        ? undefined
+        : ((o.registry.getSingleMetric('vipmesh_agent_server_connected') as Gauge | undefined) ??
+          new Gauge({
+            name: 'vipmesh_agent_server_connected',
+            help: '1 while the agent has a tunnel session to a server, 0 while it has lost the server',
+            registers: [o.registry],
+          }));
+    up?.set(0);
+    this.client.on('connected', () => {
+      up?.set(1);
+      this.#connected = true;
+      this.#stopProbing();
+    });
+    this.client.on('disconnected', ({ reason }) => {
+      up?.set(0);
+      this.#connected = false;
+      this.#log.warn(
+        { reason, held: this.#o.announcer.vips },
+        'lost the server; keeping the VIPs and routes, probing the VIPs',
+      );
+      this.#startProbing();
+    });
+    this.client.on('push', (topic, payload) => this.#onPush(topic, payload));
+    o.announcer.on('conflict', (e) => {
+      if (e.phase !== 'holding' || this.#connected) return;
+      // Without a master, another node claiming a VIP means the master moved it: let it go.
+      this.#log.warn(
+        { vip: e.vip, mac: e.mac },
+        'another node claims a VIP while the server is lost; releasing it',
+      );
+      this.#serial(async () => {
+        await this.#o.announcer.release(e.vip);
+      });
+    });
+  }
+
+  /** True while the tunnel is up. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Connect; resolves when the first session is up, rejects on errors no retry fixes (bad token, CA). */
+  async start(): Promise<void> {
+    await this.client.connect();
+  }
+
+  /** Resolves when queued announcer and route work is done (tests). */
+  async idle(): Promise<void> {
+    let c: Promise<void>;
+    do {
+      c = this.#chain;
+      await c;
+    } while (c !== this.#chain);
+  }
+
+  #serial(fn: () => Promise<void>): void {
+    this.#chain = this.#chain.then(fn).catch((err: unknown) => this.#log.error({ err }, 'agent work failed'));
+  }
+
+  #onPush(topic: string, payload: unknown): void {
+    if (topic === TOPIC_VIPS) {
+      const vips = (payload as { vips?: VipAssignment[] })?.vips;
+      if (!Array.isArray(vips)) return;
+      this.#wanted = vips;
+      this.#serial(() => this.#applyVips(vips));
+    } else if (topic === TOPIC_LEASES) {
+      const p = payload as { clusterCidr?: string[]; leases?: Lease[] };
+      if (!Array.isArray(p?.leases) || !Array.isArray(p.clusterCidr)) return;
+      this.#serial(() => this.#applyLeases(p.clusterCidr!, p.leases!));
+    }
+  }
+
+  async #applyVips(vips: VipAssignment[]): Promise<void> {
+    if (this.#closed || this.#wanted !== vips) return; // a newer assignment is queued
+    const a = this.#o.announcer;
+    const want = new Map(vips.map((v) => [v.ip, v]));
+    for (const held of a.vips) {
+      if (!want.has(held)) await a.release(held);
+    }
+    const have = new Set(a.vips);
+    let failed = false;
+    await Promise.all(
+      [...want.values()]
+        .filter((v) => !have.has(v.ip))
+        .map(async (v) => {
+          const iface = v.interfaces?.length === 1 ? v.interfaces[0] : undefined;
+          try {
+            // The master placed it here knowing the old holder is gone: take it without a probe.
+            await a.hold(v.ip, iface, { probe: false });
+          } catch (err) {
+            failed = true;
+            this.#log.error({ vip: v.ip, iface, err }, 'cannot announce an assigned VIP; retrying in 1 s');
+          }
+        }),
+    );
+    if (failed) this.#retryVips();
+  }
+
+  /** Apply the current assignment again in a second (a VIP could not be taken: interface down, ...). */
+  #retryVips(): void {
+    if (this.#retryTimer !== undefined || this.#closed) return;
+    this.#retryTimer = this.#clock.setTimeout(() => {
+      this.#retryTimer = undefined;
+      const vips = this.#wanted;
+      if (vips !== undefined && !this.#closed) this.#serial(() => this.#applyVips(vips));
+    }, 1000);
+  }
+
+  async #applyLeases(clusterCidr: string[], leases: Lease[]): Promise<void> {
+    if (this.#closed || this.#o.hostGw === undefined) return;
+    this.#hostGwStarting ??= (async () => {
+      const h = this.#o.hostGw!(clusterCidr);
+      try {
+        await h.start();
+        this.#hostGw = h;
+        return h;
+      } catch (err) {
+        this.#log.error({ err }, 'host-gw did not start; pod routes are not programmed');
+        await h.close().catch(() => undefined);
+        this.#hostGwStarting = undefined;
+        return undefined;
+      }
+    })();
+    const h = await this.#hostGwStarting;
+    await h?.setLeases(leases);
+  }
+
+  #startProbing(): void {
+    if (this.#probeTimer !== undefined || this.#closed) return;
+    const tick = () => {
+      this.#probeTimer = this.#clock.setTimeout(() => {
+        this.#serial(async () => {
+          if (this.#connected || this.#closed) return;
+          const a = this.#o.announcer;
+          const results = await Promise.all(a.vips.map(async (vip) => ({ vip, r: await a.probe(vip) })));
+          for (const { vip, r } of results) {
+            if (!r.answered || this.#connected) continue;
+            this.#log.warn(
+              { vip, mac: r.mac },
+              'another node answers for a VIP while the server is lost; releasing it',
+            );
+            await a.release(vip);
+          }
+        });
+        if (!this.#connected) tick();
+        else this.#probeTimer = undefined;
+      }, this.#o.probeIntervalMs ?? 500);
+    };
+    tick();
+  }
+
+  #stopProbing(): void {
+    if (this.#probeTimer !== undefined) this.#clock.clearTimeout(this.#probeTimer);
+    this.#probeTimer = undefined;
+  }
+
+  /** Disconnect, release every VIP (announcer close) and stop the route reconciler. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#stopProbing();
+    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+    await this.client.close();
+    await this.idle();
+    await this.#o.announcer.close();
+    const h = this.#hostGw ?? (await this.#hostGwStarting);
+    await h?.close();
+  }
+}
+
+/** What this host registers: addresses (the node IPs, or the first non-internal ones), interfaces, labels. */
+export function localRegistration(opts: {
+  nodeName: string;
+  nodeIps?: string[];
+  labels?: Record<string, string>;
+}): NodeRegistration {
+  const ifs = networkInterfaces();
+  const interfaces: NonNullable<NodeRegistration['interfaces']> = [];
+  const candidates: string[] = [];
+  for (const [name, addrs] of Object.entries(ifs)) {
+    if (addrs === undefined || addrs.length === 0 || addrs[0]!.internal) continue;
+    interfaces.push({ name, mac: addrs[0]!.mac, addresses: addrs.map((a) => a.cidr ?? a.address) });
+    for (const a of addrs) if (!a.address.startsWith('fe80:')) candidates.push(a.address);
+  }
+  const nodeIps =
+    opts.nodeIps !== undefined && opts.nodeIps.length > 0
+      ? opts.nodeIps
+      : [candidates.find((ip) => ip.includes('.')) ?? candidates[0]].filter(
+          (x): x is string => x !== undefined,
+        );
+  if (nodeIps.length === 0) {
+    throw new VipmeshError(
+      'VIPMESH_CLUSTER_NO_NODE_IP',
+      'no --node-ip given and no non-loopback address found',
+    );
+  }
+  return {
+    addresses: [
+      ...nodeIps.map((address) => ({ type: 'InternalIP', address })),
+      { type: 'Hostname', address: osHostname() },
+    ],
+    labels: {
+      'kubernetes.io/hostname': opts.nodeName,
+      'kubernetes.io/os': process.platform,
+      'kubernetes.io/arch': process.arch === 'x64' ? 'amd64' : process.arch,
+      ...(opts.labels ?? {}),
+    },
+    interfaces,
+    nodeInfo: { vipmeshVersion: process.env['npm_package_version'] ?? '', nodeVersion: process.version },
+  };
+}

@@ -1,0 +1,92 @@
+import { createAnnouncer } from '../arp/index.js';
+import type { Clock } from '../clock.js';
+import { createHostGw, DEFAULT_SUBNET_ENV_PATH } from '../flannel-hostgw/index.js';
+import type { Logger } from '../log.js';
+import type { Registry } from '../metrics.js';
+import { Agent, type AgentHostGw, localRegistration } from './agent.js';
+
+/** Options of {@link createAgent}. Defaults in brackets. */
+export interface CreateAgentOptions {
+  servers: string[];
+  token: string;
+  nodeName: string;
+  /** `--node-ip`; default the first non-loopback address. */
+  nodeIps?: string[];
+  labels?: Record<string, string>;
+  /** [/var/lib/vipmesh] */
+  dataDir: string;
+  /** Where the announcer remembers sysctl originals [/run/vipmesh]. */
+  stateDir?: string;
+  /** `--flannel-iface` (default: the interface holding the node IP). */
+  flannelIface?: string;
+  /** `host-gw` (default) or `none` (no pod routes). */
+  flannelBackend?: string;
+  /** [/run/flannel/subnet.env] */
+  subnetEnvPath?: string;
+  heartbeatMs?: number;
+  misses?: number;
+  probeIntervalMs?: number;
+  logger: Logger;
+  registry?: Registry;
+  clock?: Clock;
+  /** Connect before resolving [true]; false: the caller runs `agent.start()` (and can close it meanwhile). */
+  start?: boolean;
+}
+
+/**
+ * The production agent: src/arp's announcer (AF_PACKET, netlink, sysctls) and src/flannel-hostgw's
+ * route reconciler behind an {@link Agent}. Started (first session up) when the promise resolves, unless
+ * `start: false`.
+ */
+export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
+  const log = o.logger;
+  const registration = localRegistration({
+    nodeName: o.nodeName,
+    ...(o.nodeIps === undefined ? {} : { nodeIps: o.nodeIps }),
+    ...(o.labels === undefined ? {} : { labels: o.labels }),
+  });
+  const nodeIp = registration.addresses?.find((a) => a.type === 'InternalIP')?.address;
+  const announcer = await createAnnouncer({
+    logger: log.child({ module: 'arp' }),
+    stateDir: o.stateDir ?? '/run/vipmesh',
+    ...(o.registry === undefined ? {} : { registry: o.registry }),
+    ...(o.clock === undefined ? {} : { clock: o.clock }),
+  });
+  const hostGw =
+    o.flannelBackend === 'none'
+      ? undefined
+      : (clusterCidr: string[]): AgentHostGw =>
+          createHostGw({
+            nodeName: o.nodeName,
+            clusterCidr,
+            subnetEnvPath: o.subnetEnvPath ?? DEFAULT_SUBNET_ENV_PATH,
+            logger: log.child({ module: 'flannel-hostgw' }),
+            ...(o.flannelIface === undefined ? {} : { flannelIface: o.flannelIface }),
+            ...(nodeIp === undefined ? {} : { nodeIp }),
+            ...(o.registry === undefined ? {} : { registry: o.registry }),
+            ...(o.clock === undefined ? {} : { clock: o.clock }),
+          });
+  const agent = new Agent({
+    servers: o.servers,
+    token: o.token,
+    nodeName: o.nodeName,
+    dataDir: o.dataDir,
+    registration,
+    announcer,
+    logger: log,
+    ...(hostGw === undefined ? {} : { hostGw }),
+    ...(o.registry === undefined ? {} : { registry: o.registry }),
+    ...(o.clock === undefined ? {} : { clock: o.clock }),
+    ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
+    ...(o.misses === undefined ? {} : { misses: o.misses }),
+    ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }),
+  });
+  if (o.start === false) return agent;
+  try {
+    await agent.start();
+  } catch (err) {
+    await agent.close().catch(() => undefined);
+    throw err;
+  }
+  return agent;
+}

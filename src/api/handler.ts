@@ -1,0 +1,298 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { VipmeshError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Counter, Gauge } from '../metrics.js';
+import type { Authenticator } from './auth.js';
+import { apiError, statusFor } from './status.js';
+import type { ResourceStore, StoreWatch } from './store.js';
+import { apiVersionOf, type KubeObject, RESOURCES, type ResourceInfo } from './types.js';
+
+/** Options for {@link ApiHandler}. */
+export interface ApiHandlerOptions {
+  store: ResourceStore;
+  /** Bearer-token check (see `tokenAuthenticator`); only the `admin` principal may use the API. */
+  authenticate: Authenticator;
+  logger: Logger;
+  /** Served unauthenticated at `/cacerts`, so clients can pin it against their token's hash. */
+  caCertPem?: string;
+  /** `/readyz` answers 200 only while this is true; default: always. */
+  ready?: () => boolean;
+  /**
+   * Other routes on the same port (the tunnel's `/v1/connect`): called first, before authentication; return
+   * true when it handled the request.
+   */
+  extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Where `vipmesh_controlplane_api_*` metrics go; default none. */
+  registry?: Registry;
+  /** Largest request body accepted; default 3 MiB (Kubernetes' limit). */
+  maxBodyBytes?: number;
+}
+
+/** A parsed API path. */
+interface Route {
+  r: ResourceInfo;
+  namespace: string | undefined;
+  name: string | undefined;
+  status: boolean;
+}
+
+/**
+ * The Kubernetes-shaped HTTPS JSON API as a request handler: mount `handler.handle` on an https.Server
+ * (`createApiServer` does, for tests and the server). Paths: `/api/v1/nodes`, `/api/v1/namespaces/NS/services`,
+ * `/api/v1/services` (all namespaces), `/apis/metallb.io/v1beta1/namespaces/NS/ipaddresspools`, ...;
+ * GET (list, get, `?watch=1`), POST, PUT (also `/status`), DELETE. Errors are Kubernetes Status objects.
+ */
+export class ApiHandler {
+  readonly #o: ApiHandlerOptions;
+  readonly #watches = new Set<{ w: StoreWatch; res: ServerResponse }>();
+  readonly #requests: Counter<'verb' | 'resource' | 'code'> | undefined;
+  readonly #watchGauge: Gauge | undefined;
+
+  constructor(opts: ApiHandlerOptions) {
+    this.#o = opts;
+    if (opts.registry !== undefined) {
+      this.#requests = new Counter({
+        name: 'vipmesh_controlplane_api_requests_total',
+        help: 'API requests by verb, resource and HTTP status',
+        labelNames: ['verb', 'resource', 'code'],
+        registers: [opts.registry],
+      });
+      this.#watchGauge = new Gauge({
+        name: 'vipmesh_controlplane_api_watches',
+        help: 'Watch streams open now',
+        registers: [opts.registry],
+      });
+    }
+  }
+
+  /** The request listener. Never throws; every failure is answered with a Status. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.#serve(req, res).catch((err: unknown) => this.#fail(req, res, err, 'unknown'));
+  };
+
+  /** End every open watch stream (server shutdown). */
+  async close(): Promise<void> {
+    const all = [...this.#watches];
+    this.#watches.clear();
+    await Promise.all(
+      all.map(async ({ w, res }) => {
+        await w.close();
+        res.end();
+      }),
+    );
+  }
+
+  async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://vipmesh.invalid');
+    const path = url.pathname;
+    if (path === '/healthz' || path === '/livez') return this.#text(res, 200, 'ok');
+    if (path === '/readyz') {
+      const ok = this.#o.ready?.() ?? true;
+      return this.#text(res, ok ? 200 : 503, ok ? 'ok' : 'not ready');
+    }
+    if (path === '/cacerts' && this.#o.caCertPem !== undefined) {
+      res.writeHead(200, { 'Content-Type': 'application/x-pem-file' });
+      res.end(this.#o.caCertPem);
+      return;
+    }
+    if (this.#o.extraRoutes?.(req, res) === true) return;
+
+    const who = this.#o.authenticate(req.headers.authorization);
+    if (who === undefined)
+      throw apiError('VIPMESH_API_UNAUTHORIZED', 'Unauthorized: a valid admin token is required');
+    if (who !== 'admin') {
+      throw apiError('VIPMESH_API_FORBIDDEN', 'Forbidden: the join token does not grant access to the API');
+    }
+    const route = parsePath(path);
+    const verb = req.method ?? 'GET';
+    const { r, namespace, name } = route;
+    const store = this.#o.store;
+    let code = 200;
+    let body: unknown;
+    if (name === undefined) {
+      if (verb === 'GET') {
+        const q = url.searchParams;
+        const opts = {
+          ...(namespace === undefined ? {} : { namespace }),
+          ...(q.has('labelSelector') ? { labelSelector: q.get('labelSelector')! } : {}),
+        };
+        if (q.get('watch') === '1' || q.get('watch') === 'true') {
+          const rv = q.get('resourceVersion');
+          return this.#watch(res, r, { ...opts, ...(rv === null ? {} : { resourceVersion: rv }) });
+        }
+        body = await store.list(r.resource, opts);
+      } else if (verb === 'POST' && (namespace !== undefined || !r.namespaced)) {
+        const obj = checkBody(await this.#body(req), route);
+        body = await store.create(r.resource, obj);
+        code = 201;
+      } else {
+        throw notAllowed(verb, path);
+      }
+    } else if (verb === 'GET' && !route.status) {
+      body = await store.get(r.resource, name, namespace);
+    } else if (verb === 'PUT') {
+      const obj = checkBody(await this.#body(req), route);
+      body = route.status ? await store.updateStatus(r.resource, obj) : await store.update(r.resource, obj);
+    } else if (verb === 'DELETE' && !route.status) {
+      const raw = req.headers['content-length'] === '0' ? undefined : await this.#body(req, true);
+      const rv = (raw as { preconditions?: { resourceVersion?: unknown } } | undefined)?.preconditions
+        ?.resourceVersion;
+      body = await store.delete(
+        r.resource,
+        name,
+        namespace,
+        typeof rv === 'string' ? { resourceVersion: rv } : {},
+      );
+    } else {
+      throw notAllowed(verb, path);
+    }
+    this.#json(res, code, body);
+    this.#requests?.inc({ verb, resource: r.resource, code });
+  }
+
+  async #watch(
+    res: ServerResponse,
+    r: ResourceInfo,
+    opts: { namespace?: string; labelSelector?: string; resourceVersion?: string },
+  ): Promise<void> {
+    const w = await this.#o.store.watch(r.resource, opts);
+    const entry = { w, res };
+    this.#watches.add(entry);
+    this.#watchGauge?.inc();
+    this.#requests?.inc({ verb: 'WATCH', resource: r.resource, code: 200 });
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+    res.flushHeaders();
+    const stop = () => {
+      if (!this.#watches.delete(entry)) return;
+      this.#watchGauge?.dec();
+      void w.close();
+    };
+    w.on('event', (e) => res.write(`${JSON.stringify(e)}\n`));
+    w.on('error', (err) => {
+      res.end(`${JSON.stringify({ type: 'ERROR', object: statusFor(err) })}\n`);
+      stop();
+    });
+    // 'close' on the response: it ended, or the client went away mid-stream.
+    res.on('close', stop);
+  }
+
+  async #body(req: IncomingMessage, optional = false): Promise<unknown> {
+    const max = this.#o.maxBodyBytes ?? 3 << 20;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      // Keep reading (and dropping) past the limit: answering before the client has sent everything
+      // resets the connection under it and it never sees the 413. Only an authenticated admin gets here.
+      if (size <= max) chunks.push(chunk as Buffer);
+    }
+    if (size > max) throw apiError('VIPMESH_API_TOO_LARGE', `the request body is larger than ${max} bytes`);
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (optional && text.trim() === '') return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (err) {
+      throw apiError('VIPMESH_API_BAD_REQUEST', `the request body is not JSON: ${(err as Error).message}`);
+    }
+  }
+
+  #json(res: ServerResponse, code: number, body: unknown): void {
+    res.writeHead(code, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+  }
+
+  #text(res: ServerResponse, code: number, text: string): void {
+    res.writeHead(code, { 'Content-Type': 'text/plain' });
+    res.end(text);
+  }
+
+  #fail(req: IncomingMessage, res: ServerResponse, err: unknown, resource: string): void {
+    const status = statusFor(err);
+    if (status.code >= 500) {
+      this.#o.logger.warn({ err, method: req.method, url: req.url }, 'API request failed');
+    } else {
+      this.#o.logger.debug({ method: req.method, url: req.url, code: status.code }, status.message);
+    }
+    this.#requests?.inc({ verb: req.method ?? 'GET', resource, code: status.code });
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (status.code === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="vipmesh"');
+    this.#json(res, status.code, status);
+  }
+}
+
+function notAllowed(verb: string, path: string): VipmeshError {
+  return apiError('VIPMESH_API_METHOD_NOT_ALLOWED', `${verb} is not supported on ${path}`);
+}
+
+function notFoundPath(path: string): VipmeshError {
+  return apiError('VIPMESH_API_NOT_FOUND', `the server could not find the requested resource (${path})`);
+}
+
+/**
+ * `/api/v1/namespaces/NS/services/NAME/status` -> the route. Unknown paths are `VIPMESH_API_NOT_FOUND`.
+ * Exported for the property test.
+ */
+export function parsePath(path: string): Route {
+  let segs: string[];
+  try {
+    segs = path
+      .split('/')
+      .filter((s) => s !== '')
+      .map(decodeURIComponent);
+  } catch {
+    throw notFoundPath(path); // malformed %-escapes name nothing we serve
+  }
+  let gv: string;
+  let rest: string[];
+  if (segs[0] === 'api' && segs[1] === 'v1') {
+    gv = 'v1';
+    rest = segs.slice(2);
+  } else if (segs[0] === 'apis' && segs.length >= 3) {
+    gv = `${segs[1]}/${segs[2]}`;
+    rest = segs.slice(3);
+  } else {
+    throw notFoundPath(path);
+  }
+  let namespace: string | undefined;
+  if (rest[0] === 'namespaces' && rest.length >= 3) {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  const r = Object.values(RESOURCES).find((x) => x.resource === rest[0]);
+  if (r === undefined || apiVersionOf(r) !== gv || rest.length > 3) throw notFoundPath(path);
+  if (rest.length === 3 && (rest[2] !== 'status' || !r.hasStatus)) throw notFoundPath(path);
+  if (namespace !== undefined && !r.namespaced) throw notFoundPath(path);
+  // A namespaced object is addressed only inside its namespace; across namespaces there are only lists.
+  if (r.namespaced && namespace === undefined && rest.length > 1) throw notFoundPath(path);
+  return { r, namespace, name: rest[1], status: rest.length === 3 };
+}
+
+/** The body of a POST/PUT must be an object of the route's kind, named and namespaced as the path says. */
+function checkBody(body: unknown, route: Route): KubeObject {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw apiError('VIPMESH_API_BAD_REQUEST', 'the request body must be a JSON object');
+  }
+  const o = body as KubeObject;
+  if (typeof o.metadata !== 'object' || o.metadata === null) o.metadata = {} as KubeObject['metadata'];
+  const meta = o.metadata;
+  if (route.namespace !== undefined) {
+    if (meta.namespace !== undefined && meta.namespace !== route.namespace) {
+      throw apiError(
+        'VIPMESH_API_BAD_REQUEST',
+        'the namespace of the provided object does not match the namespace sent on the request',
+      );
+    }
+    meta.namespace = route.namespace;
+  }
+  if (route.name !== undefined) {
+    if (meta.name !== undefined && meta.name !== route.name) {
+      throw apiError('VIPMESH_API_BAD_REQUEST', 'the name of the object does not match the name on the URL');
+    }
+    meta.name = route.name;
+  }
+  return o;
+}

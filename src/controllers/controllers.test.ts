@@ -1,0 +1,281 @@
+import t from 'tap';
+import { assignedVips } from '../api/agent-protocol.js';
+import { MemoryKv } from '../api/memory-kv.js';
+import { ResourceStore } from '../api/store.js';
+import type { ConfigMap, IPAddressPool, L2Advertisement, Node } from '../api/types.js';
+import { silentLogger } from '../log.js';
+import { FakeClock } from '../testing/fake-clock.js';
+import { recordEvent } from './events.js';
+import { Informer, Reconciler } from './informer.js';
+import { NodeLifecycle, SERVER_ANNOTATION, withReady } from './node-lifecycle.js';
+import { poolConfig } from './pool-config.js';
+import { leaseOf, podCIDRsOf } from './subnets.js';
+
+const log = silentLogger();
+
+t.test(
+  'poolConfig: pools, legacy ConfigMap pools (announced everywhere), invalid objects skipped',
+  async (t) => {
+    const pool: IPAddressPool = {
+      apiVersion: 'metallb.io/v1beta1',
+      kind: 'IPAddressPool',
+      metadata: { name: 'lan', namespace: 'default' },
+      spec: { addresses: ['198.51.100.200/30'] },
+    };
+    const broken: IPAddressPool = { ...pool, metadata: { name: 'broken' }, spec: { addresses: ['nope'] } };
+    const legacy: ConfigMap = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'config', namespace: 'metallb-system' },
+      data: {
+        config: 'address-pools:\n- name: old\n  protocol: layer2\n  addresses:\n  - 198.51.100.240/30\n',
+      },
+    };
+    const other: ConfigMap = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'x' },
+      data: { a: 'b' },
+    };
+    const badLegacy: ConfigMap = { ...legacy, metadata: { name: 'y' }, data: { config: 'address-pools: 3' } };
+    const adv: L2Advertisement = {
+      apiVersion: 'metallb.io/v1beta1',
+      kind: 'L2Advertisement',
+      metadata: { name: 'lan' },
+      spec: { ipAddressPools: ['lan'] },
+    };
+    const badAdv: L2Advertisement = {
+      ...adv,
+      metadata: { name: 'bad' },
+      spec: { ipAddressPools: 'lan' as never },
+    };
+    const cfg = poolConfig([broken, pool], [other, badLegacy, legacy], [badAdv, adv], log);
+    t.same(
+      cfg.pools.map((p) => p.name),
+      ['lan', 'old'],
+    );
+    t.same(
+      cfg.advertisements.map((a) => a.name),
+      ['lan', 'legacy-configmap'],
+    );
+    t.same(cfg.advertisements[1]!.ipAddressPools, ['old']);
+  },
+);
+
+t.test(
+  'recordEvent writes a core/v1 Event about the object; a store failure is logged, not thrown',
+  async (t) => {
+    const store = new ResourceStore({ kv: new MemoryKv() });
+    const svc = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: 'default', uid: 'u1' },
+    };
+    await recordEvent(
+      store,
+      { involved: svc, reason: 'R', message: 'm', type: 'Normal', component: 'c', host: 'h', now: 0 },
+      log,
+    );
+    const ev = (await store.list('events')).items[0]!;
+    t.equal(ev.reason, 'R');
+    t.same(ev.involvedObject, { kind: 'Service', name: 'web', namespace: 'default', uid: 'u1' });
+    t.equal(ev.firstTimestamp, '1970-01-01T00:00:00Z');
+    await store.close();
+    const closed = new ResourceStore({
+      kv: {
+        ...new MemoryKv(),
+        put: async () => {
+          throw new Error('down');
+        },
+      } as unknown as MemoryKv,
+    });
+    await recordEvent(
+      closed,
+      { involved: svc, reason: 'R', message: 'm', type: 'Warning', component: 'c', now: 0 },
+      log,
+    );
+    t.pass('no throw');
+  },
+);
+
+t.test('Reconciler: kicks coalesce, a failing pass is retried on the clock', async (t) => {
+  const clock = new FakeClock();
+  let runs = 0;
+  let fail = true;
+  const r = new Reconciler(
+    async () => {
+      runs++;
+      if (fail) throw new Error('boom');
+    },
+    { logger: log, clock, retryMs: 1000 },
+  );
+  r.kick();
+  r.kick();
+  await r.idle();
+  t.equal(runs, 1, 'two kicks before the run: one pass');
+  fail = false;
+  clock.advance(1000);
+  await r.idle();
+  t.equal(runs, 2, 'retried after retryMs');
+  await r.close();
+  r.kick();
+  await r.idle();
+  t.equal(runs, 2, 'nothing after close');
+});
+
+t.test('Informer: lists, follows the watch, reports deletes', async (t) => {
+  const store = new ResourceStore({ kv: new MemoryKv() });
+  await store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } });
+  const inf = new Informer(store, 'nodes', { logger: log });
+  const seen: string[] = [];
+  inf.on('change', (e) => seen.push(`${e.type}:${e.key}`));
+  await inf.start();
+  t.ok(inf.synced);
+  await store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n2' } });
+  await store.delete('nodes', 'n1');
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(seen, ['ADDED:n1', 'ADDED:n2', 'DELETED:n1']);
+  t.same([...inf.items.keys()], ['n2']);
+  await inf.close();
+});
+
+t.test(
+  'NodeLifecycle: seen -> Ready; lost -> NotReady unless reconnected or owned by another server',
+  async (t) => {
+    const clock = new FakeClock();
+    const store = new ResourceStore({ kv: new MemoryKv(), clock });
+    const sessions = new Set<string>();
+    let nodes: Node[] = [];
+    const lc = new NodeLifecycle({
+      store,
+      server: 's1',
+      hasSession: (n) => sessions.has(n),
+      nodes: () => nodes,
+      serverAlive: (name) => name === 's1',
+      graceMs: 1000,
+      logger: log,
+      clock,
+    });
+    sessions.add('n1');
+    await lc.seen('n1', { labels: { a: 'b' }, addresses: [{ type: 'InternalIP', address: '198.51.100.1' }] });
+    let n = await store.get('nodes', 'n1');
+    t.equal(n.status?.conditions?.[0]?.status, 'True');
+    t.equal(n.metadata.annotations?.[SERVER_ANNOTATION], 's1');
+    t.equal(n.metadata.labels?.['a'], 'b');
+    await lc.lost('n1', 'still has a session');
+    t.equal((await store.get('nodes', 'n1')).status?.conditions?.[0]?.status, 'True', 'a live session wins');
+    sessions.delete('n1');
+    await lc.lost('n1', 'heartbeat timeout');
+    n = await store.get('nodes', 'n1');
+    t.equal(n.status?.conditions?.[0]?.status, 'False');
+    t.equal(n.status?.conditions?.[0]?.message, 'heartbeat timeout');
+    await lc.seen('n1', {}); // no session any more: ignored
+    t.equal((await store.get('nodes', 'n1')).status?.conditions?.[0]?.status, 'False');
+
+    // Sweep: an own Ready node without a session after the grace; another server's node once it is dead.
+    sessions.add('n2');
+    await lc.seen('n2', {});
+    sessions.delete('n2');
+    const gone = await store.create('nodes', {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'n3', annotations: { [SERVER_ANNOTATION]: 's9' } },
+    });
+    await store.updateStatus('nodes', {
+      ...gone,
+      status: { conditions: withReady([], 'True', 'x', 'y', 'z') },
+    });
+    nodes = (await store.list('nodes')).items;
+    await lc.sweep();
+    t.equal((await store.get('nodes', 'n2')).status?.conditions?.[0]?.status, 'True', 'within the grace');
+    clock.advance(1500);
+    lc.setMaster(true);
+    await lc.sweep();
+    t.equal((await store.get('nodes', 'n2')).status?.conditions?.[0]?.status, 'False', 'after the grace');
+    t.equal(
+      (await store.get('nodes', 'n3')).status?.conditions?.[0]?.status,
+      'True',
+      'not yet: just became master',
+    );
+    clock.advance(1500);
+    nodes = (await store.list('nodes')).items;
+    await lc.sweep();
+    t.equal(
+      (await store.get('nodes', 'n3')).status?.conditions?.[0]?.status,
+      'False',
+      "a dead server's node",
+    );
+    lc.start();
+    await lc.close();
+  },
+);
+
+t.test('leaseOf/podCIDRsOf/assignedVips read what the controllers wrote', async (t) => {
+  const node: Node = {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: 'n1' },
+    spec: { podCIDR: '198.18.1.0/24' },
+    status: {
+      addresses: [
+        { type: 'InternalIP', address: '198.51.100.1' },
+        { type: 'InternalIP', address: '2001:db8::1' },
+        { type: 'Hostname', address: 'n1' },
+      ],
+      vips: ['198.51.100.200', '198.51.100.201'],
+      vipInterfaces: { '198.51.100.201': ['eth1'] },
+    },
+  };
+  t.same(podCIDRsOf(node), ['198.18.1.0/24']);
+  t.same(leaseOf(node), {
+    node: 'n1',
+    podCIDRs: ['198.18.1.0/24'],
+    nodeIPs: ['198.51.100.1', '2001:db8::1'],
+  });
+  t.equal(leaseOf({ ...node, spec: {} }), undefined, 'no subnet yet');
+  t.same(assignedVips(node), [{ ip: '198.51.100.200' }, { ip: '198.51.100.201', interfaces: ['eth1'] }]);
+  t.same(assignedVips(undefined), []);
+});
+
+t.test('EventReaper deletes events past the TTL, on its interval', async (t) => {
+  const { EventReaper } = await import('./events.js');
+  const clock = new FakeClock(Date.parse('2026-01-01T12:00:00Z'));
+  const store = new ResourceStore({ kv: new MemoryKv(), clock });
+  const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' } };
+  await recordEvent(
+    store,
+    {
+      involved: svc,
+      reason: 'Old',
+      message: 'm',
+      type: 'Normal',
+      component: 'c',
+      now: Date.parse('2026-01-01T10:00:00Z'),
+    },
+    log,
+  );
+  await recordEvent(
+    store,
+    {
+      involved: svc,
+      reason: 'New',
+      message: 'm',
+      type: 'Normal',
+      component: 'c',
+      now: Date.parse('2026-01-01T11:30:00Z'),
+    },
+    log,
+  );
+  const reaper = new EventReaper({ store, logger: log, clock, intervalMs: 1000 });
+  reaper.start();
+  clock.advance(1000);
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(
+    (await store.list('events')).items.map((e) => e.reason),
+    ['New'],
+    'the two-hour-old event is gone, the half-hour-old one stays',
+  );
+  clock.advance(3_600_000);
+  t.equal(await reaper.reap(), 1, 'an hour later the other goes too');
+  await reaper.close();
+});

@@ -1,0 +1,148 @@
+/**
+ * The controllers: IPAM, announcer assignment and subnets run on the elected master only; node lifecycle
+ * runs on every server for the agents connected to it. `startControllers()` wires the master's set.
+ */
+import type { Registry } from 'prom-client';
+import type { Kv } from '../api/kv.js';
+import type { ResourceStore } from '../api/store.js';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import { AssignmentController } from './assignment.js';
+import { EventReaper } from './events.js';
+import { Informer } from './informer.js';
+import { IpamController } from './ipam.js';
+import { SubnetController } from './subnets.js';
+
+export { AssignmentController, type AssignmentControllerOptions } from './assignment.js';
+export { type EventInput, EventReaper, type EventReaperOptions, recordEvent } from './events.js';
+export { Informer, objectKey, Reconciler } from './informer.js';
+export {
+  ALLOCATION_PREFIX,
+  IP_ALLOCATED,
+  IpamController,
+  type IpamControllerOptions,
+  wantsAddress,
+} from './ipam.js';
+export {
+  NodeLifecycle,
+  type NodeLifecycleOptions,
+  SERVER_ANNOTATION,
+  withReady,
+} from './node-lifecycle.js';
+export {
+  type PlacementReason,
+  type PlacementResult,
+  placeVips,
+  rendezvousPick,
+  rendezvousScore,
+  type VipPlacement,
+} from './placement.js';
+export { type PoolConfig, poolConfig } from './pool-config.js';
+export { leaseOf, podCIDRsOf, SubnetController, type SubnetControllerOptions } from './subnets.js';
+
+/** The informers every server keeps (the relay and the controllers share them). */
+export interface Informers {
+  nodes: Informer<'nodes'>;
+  services: Informer<'services'>;
+  pools: Informer<'ipaddresspools'>;
+  configmaps: Informer<'configmaps'>;
+  l2advertisements: Informer<'l2advertisements'>;
+}
+
+/** Make (not start) the informers. */
+export function createInformers(store: ResourceStore, logger: Logger, clock?: Clock): Informers {
+  const o = { logger, ...(clock === undefined ? {} : { clock }) };
+  return {
+    nodes: new Informer(store, 'nodes', o),
+    services: new Informer(store, 'services', o),
+    pools: new Informer(store, 'ipaddresspools', o),
+    configmaps: new Informer(store, 'configmaps', o),
+    l2advertisements: new Informer(store, 'l2advertisements', o),
+  };
+}
+
+/** Options of {@link startControllers}. */
+export interface ControllersOptions {
+  store: ResourceStore;
+  kv: Kv;
+  informers: Informers;
+  clusterCidr: string | readonly string[];
+  logger: Logger;
+  clock?: Clock;
+  registry?: Registry;
+  /** This server's name (events' source host). */
+  host?: string;
+}
+
+/** The master's controllers, running. */
+export interface Controllers {
+  ipam: IpamController;
+  assignment: AssignmentController;
+  subnets: SubnetController;
+  /** Resolves when every controller is idle (tests). */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Start IPAM, assignment and subnets (the informers must be started). */
+export async function startControllers(o: ControllersOptions): Promise<Controllers> {
+  const base = {
+    store: o.store,
+    ...(o.clock === undefined ? {} : { clock: o.clock }),
+    ...(o.registry === undefined ? {} : { registry: o.registry }),
+    ...(o.host === undefined ? {} : { host: o.host }),
+  };
+  const i = o.informers;
+  const ipam = new IpamController({
+    ...base,
+    kv: o.kv,
+    informers: {
+      services: i.services,
+      pools: i.pools,
+      configmaps: i.configmaps,
+      l2advertisements: i.l2advertisements,
+    },
+    logger: o.logger.child({ controller: 'ipam' }),
+  });
+  const assignment = new AssignmentController({
+    ...base,
+    informers: i,
+    allocations: () => ipam.allocations(),
+    onAllocations: (fn) => {
+      ipam.on('change', fn);
+      return () => ipam.off('change', fn);
+    },
+    logger: o.logger.child({ controller: 'assignment' }),
+  });
+  const subnets = new SubnetController({
+    store: o.store,
+    kv: o.kv,
+    nodes: i.nodes,
+    clusterCidr: o.clusterCidr,
+    logger: o.logger.child({ controller: 'subnets' }),
+  });
+  const reaper = new EventReaper({
+    store: o.store,
+    logger: o.logger.child({ controller: 'events' }),
+    ...(o.clock === undefined ? {} : { clock: o.clock }),
+  });
+  await ipam.start();
+  assignment.start();
+  subnets.start();
+  reaper.start();
+  return {
+    ipam,
+    assignment,
+    subnets,
+    async idle() {
+      for (let k = 0; k < 3; k++) {
+        await ipam.idle();
+        await assignment.idle();
+        await subnets.idle();
+      }
+    },
+    async close() {
+      await Promise.all([ipam.close(), assignment.close(), subnets.close(), reaper.close()]);
+    },
+  };
+}

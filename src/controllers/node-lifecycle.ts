@@ -1,0 +1,225 @@
+import type { NodeRegistration } from '../api/agent-protocol.js';
+import type { ResourceStore } from '../api/store.js';
+import type { Condition, Node } from '../api/types.js';
+import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import { isVipmeshError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** Annotation naming the server that holds the node's tunnel session (the one that decides its readiness). */
+export const SERVER_ANNOTATION = 'vipmesh.io/server';
+
+/** Options of {@link NodeLifecycle}. */
+export interface NodeLifecycleOptions {
+  store: ResourceStore;
+  /** This server's name (`--node-name`): written to {@link SERVER_ANNOTATION}. */
+  server: string;
+  /** True when this server has a tunnel session to `node` now. */
+  hasSession: (node: string) => boolean;
+  /** The Nodes as stored now (an informer's items). */
+  nodes: () => Iterable<Node>;
+  /** Whether server `name` is alive (its liveness key exists); only asked while master. */
+  serverAlive?: (name: string) => Promise<boolean> | boolean;
+  /**
+   * After a start (or becoming master), how long a Node marked Ready keeps that state without a session:
+   * its agent is reconnecting to the restarted server [5 s].
+   */
+  graceMs?: number;
+  /** How often the sweep runs [1 s]. */
+  sweepMs?: number;
+  logger: Logger;
+  clock?: Clock;
+}
+
+function now(clock: Clock): string {
+  return new Date(clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+/** `conds` with the Ready condition set to `status` (transition time kept when it did not change). */
+export function withReady(
+  conds: Condition[] | undefined,
+  status: 'True' | 'False',
+  reason: string,
+  message: string,
+  at: string,
+): Condition[] {
+  const prev = (conds ?? []).find((c) => c.type === 'Ready');
+  const ready: Condition = {
+    type: 'Ready',
+    status,
+    reason,
+    message,
+    lastTransitionTime: prev?.status === status ? (prev.lastTransitionTime ?? at) : at,
+    lastHeartbeatTime: at,
+  };
+  return [...(conds ?? []).filter((c) => c.type !== 'Ready'), ready];
+}
+
+/**
+ * Node lifecycle, run by every server for the agents connected to it: a node whose tunnel session comes up
+ * is registered (created or updated: labels, addresses, interfaces) and marked Ready; a node whose session
+ * is lost (`--node-lost-after` missed heartbeats) is marked NotReady, unless it has meanwhile reconnected
+ * (here or to another server). While master, the sweep also marks NotReady the nodes of servers that are gone.
+ */
+export class NodeLifecycle {
+  readonly #o: NodeLifecycleOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #started: number;
+  #masterSince: number | undefined;
+  #timer: TimerHandle | undefined;
+  #closed = false;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(o: NodeLifecycleOptions) {
+    this.#o = o;
+    this.#log = o.logger;
+    this.#clock = o.clock ?? systemClock;
+    this.#started = this.#clock.now();
+  }
+
+  /** Start the periodic sweep. */
+  start(): void {
+    this.#schedule();
+  }
+
+  /** This server became master (true) or stopped being it (false). */
+  setMaster(master: boolean): void {
+    this.#masterSince = master ? this.#clock.now() : undefined;
+  }
+
+  /** Writes run one at a time, in order (a quick lost/seen pair must end Ready). */
+  #serial(fn: () => Promise<void>): Promise<void> {
+    const run = this.#chain.then(fn).catch((err: unknown) => {
+      this.#log.error({ err }, 'node lifecycle write failed');
+    });
+    this.#chain = run;
+    return run;
+  }
+
+  /** An agent's session came up: register the node and mark it Ready. */
+  seen(name: string, reg: NodeRegistration): Promise<void> {
+    return this.#serial(async () => {
+      if (!this.#o.hasSession(name)) return;
+      let node = await this.#get(name);
+      const labels = { ...(node?.metadata.labels ?? {}), ...(reg.labels ?? {}) };
+      const annotations = { ...(node?.metadata.annotations ?? {}), [SERVER_ANNOTATION]: this.#o.server };
+      if (node === undefined) {
+        node = await this.#o.store.create('nodes', {
+          apiVersion: 'v1',
+          kind: 'Node',
+          metadata: { name, labels, annotations },
+          spec: {},
+        });
+      } else if (
+        JSON.stringify(labels) !== JSON.stringify(node.metadata.labels ?? {}) ||
+        node.metadata.annotations?.[SERVER_ANNOTATION] !== this.#o.server
+      ) {
+        node = await this.#o.store.update('nodes', {
+          ...node,
+          metadata: { ...node.metadata, labels, annotations, resourceVersion: undefined },
+        });
+      }
+      const status = { ...(node.status ?? {}) };
+      status.conditions = withReady(
+        status.conditions,
+        'True',
+        'AgentConnected',
+        'the agent is connected',
+        now(this.#clock),
+      );
+      if (reg.addresses !== undefined) status.addresses = reg.addresses;
+      if (reg.nodeInfo !== undefined) status.nodeInfo = reg.nodeInfo;
+      if (reg.interfaces !== undefined) status['interfaces'] = reg.interfaces;
+      await this.#o.store.updateStatus('nodes', {
+        ...node,
+        metadata: { ...node.metadata, resourceVersion: undefined },
+        status,
+      });
+      this.#log.info({ node: name }, 'node Ready');
+    });
+  }
+
+  /** An agent's session ended: mark the node NotReady if this server still speaks for it. */
+  lost(name: string, reason: string): Promise<void> {
+    return this.#serial(() => this.#markNotReady(name, reason, (n) => this.#mine(n)));
+  }
+
+  #mine(n: Node): boolean {
+    return (
+      n.metadata.annotations?.[SERVER_ANNOTATION] === this.#o.server && !this.#o.hasSession(n.metadata.name)
+    );
+  }
+
+  async #markNotReady(name: string, reason: string, still: (n: Node) => boolean): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const node = await this.#get(name);
+      if (node === undefined || !still(node)) return;
+      const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+      if (ready?.status === 'False') return;
+      const status = { ...(node.status ?? {}) };
+      status.conditions = withReady(status.conditions, 'False', 'NodeLost', reason, now(this.#clock));
+      try {
+        // Conditional on the version read, so a reconnect written meanwhile is never overwritten.
+        await this.#o.store.updateStatus('nodes', { ...node, status });
+        this.#log.warn({ node: name, reason }, 'node NotReady');
+        return;
+      } catch (err) {
+        if (!isVipmeshError(err, 'VIPMESH_API_CONFLICT')) throw err;
+      }
+    }
+  }
+
+  async #get(name: string): Promise<Node | undefined> {
+    try {
+      return await this.#o.store.get('nodes', name);
+    } catch (err) {
+      if (isVipmeshError(err, 'VIPMESH_API_NOT_FOUND')) return undefined;
+      throw err;
+    }
+  }
+
+  /** One sweep (exposed for tests): stale own nodes, and while master the nodes of dead servers. */
+  async sweep(): Promise<void> {
+    const t = this.#clock.now();
+    const grace = this.#o.graceMs ?? 5000;
+    const alive = new Map<string, boolean>();
+    for (const n of this.#o.nodes()) {
+      if (n.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True') continue;
+      const owner = n.metadata.annotations?.[SERVER_ANNOTATION];
+      const name = n.metadata.name;
+      if (owner === this.#o.server) {
+        if (t - this.#started < grace || this.#o.hasSession(name)) continue;
+        await this.#serial(() =>
+          this.#markNotReady(name, 'the agent did not reconnect after the server started', (x) =>
+            this.#mine(x),
+          ),
+        );
+      } else if (this.#masterSince !== undefined && t - this.#masterSince >= grace && owner !== undefined) {
+        if (!alive.has(owner)) alive.set(owner, (await this.#o.serverAlive?.(owner)) ?? true);
+        if (alive.get(owner)) continue;
+        await this.#serial(() =>
+          this.#markNotReady(
+            name,
+            `its server ${owner} is gone and the agent did not reconnect`,
+            (x) => x.metadata.annotations?.[SERVER_ANNOTATION] === owner,
+          ),
+        );
+      }
+    }
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.sweep()
+        .catch((err: unknown) => this.#log.warn({ err }, 'node sweep failed'))
+        .finally(() => this.#schedule());
+    }, this.#o.sweepMs ?? 1000);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    await this.#chain;
+  }
+}

@@ -1,0 +1,56 @@
+import { readdirSync } from 'node:fs';
+import { Counter, Gauge, type Registry } from '../metrics.js';
+
+/**
+ * The process metrics Prometheus conventions name (`process_resident_memory_bytes`, CPU, start time, heap).
+ * prom-client's collectDefaultMetrics is not used: some of its gauges end in `_total`, which
+ * `promtool check metrics` rejects.
+ */
+export function registerProcessMetrics(registry: Registry): void {
+  if (registry.getSingleMetric('process_resident_memory_bytes') !== undefined) return;
+  const registers = [registry];
+  new Gauge({
+    name: 'process_resident_memory_bytes',
+    help: 'Resident memory size in bytes.',
+    registers,
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  });
+  new Gauge({
+    name: 'nodejs_heap_used_bytes',
+    help: 'V8 heap in use, in bytes.',
+    registers,
+    collect() {
+      this.set(process.memoryUsage().heapUsed);
+    },
+  });
+  new Counter({
+    name: 'process_cpu_seconds_total',
+    help: 'User and system CPU time spent in seconds.',
+    registers,
+    collect() {
+      const u = process.cpuUsage();
+      this.reset();
+      this.inc((u.user + u.system) / 1e6);
+    },
+  });
+  const start = Date.now() / 1000 - process.uptime();
+  new Gauge({
+    name: 'process_start_time_seconds',
+    help: 'Start time of the process since the epoch in seconds.',
+    registers,
+  }).set(Math.round(start));
+  new Gauge({
+    name: 'process_open_fds',
+    help: 'Number of open file descriptors.',
+    registers,
+    collect() {
+      try {
+        this.set(readdirSync('/proc/self/fd').length);
+      } catch {
+        this.set(0);
+      }
+    },
+  });
+}

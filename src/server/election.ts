@@ -1,0 +1,113 @@
+import type { Campaign, Etcd3, Lease } from 'etcd3';
+import type { Logger } from '../log.js';
+
+/** The election all servers of one datastore campaign in. */
+export const ELECTION_NAME = 'vipmesh-master';
+/** Prefix of the servers' liveness keys (each bound to its server's lease). */
+export const SERVERS_PREFIX = '/vipmesh/servers/';
+
+/** Options of {@link MasterElection}. */
+export interface MasterElectionOptions {
+  etcd: Etcd3;
+  /** This server's name (the campaign value). */
+  name: string;
+  /** Lease TTL in whole seconds: how long a master that died keeps the role. */
+  ttlSeconds: number;
+  logger: Logger;
+  /** Called with true when elected, false when the role is lost (or resigned). */
+  onChange: (master: boolean) => void;
+  /** Pause before campaigning again after losing the role [1 s]. */
+  retryMs?: number;
+}
+
+/**
+ * Master election through an etcd lease (the `etcd3` client's Election): the master is the campaign whose
+ * key is oldest; its lease is kept alive while the process lives, so a master that dies hands over after
+ * `ttlSeconds`, one that shuts down at once (it resigns). Also keeps this server's liveness key
+ * (`/vipmesh/servers/<name>`) on a lease of the same TTL, which the master uses to tell dead servers.
+ */
+export class MasterElection {
+  readonly #o: MasterElectionOptions;
+  #campaign: Campaign | undefined;
+  #lease: Lease | undefined;
+  #master = false;
+  #closed = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(o: MasterElectionOptions) {
+    this.#o = o;
+  }
+
+  get master(): boolean {
+    return this.#master;
+  }
+
+  start(): void {
+    this.#campaignNow();
+    this.#keepLiveness();
+  }
+
+  #set(master: boolean): void {
+    if (this.#master === master) return;
+    this.#master = master;
+    this.#o.logger.info({ server: this.#o.name }, master ? 'elected master' : 'no longer master');
+    this.#o.onChange(master);
+  }
+
+  #campaignNow(): void {
+    if (this.#closed) return;
+    const c = this.#o.etcd.election(ELECTION_NAME, this.#o.ttlSeconds).campaign(this.#o.name);
+    this.#campaign = c;
+    c.on('elected', () => {
+      if (this.#campaign === c && !this.#closed) this.#set(true);
+    });
+    c.on('error', (err: Error) => {
+      if (this.#campaign !== c) return;
+      this.#o.logger.warn({ err: err.message }, 'election campaign failed; campaigning again');
+      this.#campaign = undefined;
+      this.#set(false);
+      void c.resign().catch(() => undefined);
+      this.#retry(() => this.#campaignNow());
+    });
+  }
+
+  #keepLiveness(): void {
+    if (this.#closed) return;
+    const lease = this.#o.etcd.lease(this.#o.ttlSeconds, { autoKeepAlive: true });
+    this.#lease = lease;
+    lease.on('lost', () => {
+      if (this.#lease !== lease) return;
+      this.#lease = undefined;
+      this.#retry(() => this.#keepLiveness());
+    });
+    lease
+      .put(`${SERVERS_PREFIX}${this.#o.name}`)
+      .value(String(Date.now()))
+      .exec()
+      .catch((err: unknown) => {
+        this.#o.logger.warn({ err: (err as Error).message }, 'cannot write the liveness key; retrying');
+        if (this.#lease === lease) {
+          this.#lease = undefined;
+          void lease.revoke().catch(() => undefined);
+          this.#retry(() => this.#keepLiveness());
+        }
+      });
+  }
+
+  #retry(fn: () => void): void {
+    if (this.#closed) return;
+    const t = setTimeout(fn, this.#o.retryMs ?? 1000);
+    t.unref();
+    this.#timer = t;
+  }
+
+  /** Resign (the next server takes over at once) and drop the liveness key. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    const c = this.#campaign;
+    this.#campaign = undefined;
+    this.#set(false);
+    await Promise.allSettled([c?.resign(), this.#lease?.revoke()]);
+  }
+}
