@@ -19,7 +19,7 @@ import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { WebSocketServer } from 'ws';
-import { createTunnelServer, type StandaloneTunnelServer } from '../src/tunnel/index.js';
+import { createTunnelServer, type StandaloneTunnelServer } from '../src/testing/tunnel-server.js';
 import { canUseNetns, Lab } from '../test/netns/lab.js';
 
 const { values } = parseArgs({

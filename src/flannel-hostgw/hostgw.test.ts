@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { FakeClock } from '../testing/fake-clock.js';
-import { FakeNetlink } from './fake-netlink.js';
+import { FakeNetlink } from '../testing/fake-netlink.js';
 import { createHostGw, parseSubnetEnv, resolveFlannelIface } from './index.js';
 
 async function tempRoot(t: { teardown(fn: () => unknown): void }) {

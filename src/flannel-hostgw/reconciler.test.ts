@@ -3,7 +3,7 @@ import t from 'tap';
 import { isVipmeshError } from '../errors.js';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
-import { FakeNetlink } from './fake-netlink.js';
+import { FakeNetlink } from '../testing/fake-netlink.js';
 import { type Refusal, RouteReconciler, VIPMESH_RT_PROTOCOL } from './index.js';
 import type { Lease } from './lease.js';
 import type { KernelRoute } from './netlink.js';

@@ -12,8 +12,8 @@ import {
 import t, { type Test } from 'tap';
 import { silentLogger } from '../log.js';
 import { FakeClock } from '../testing/fake-clock.js';
+import { req } from '../testing/kine-requests.js';
 import { Backend } from './backend.js';
-import { req } from './fixtures.js';
 import { startDatastore } from './index.js';
 import { etcdServices } from './proto.js';
 import { WatchStream } from './server/watch.js';

@@ -5,9 +5,9 @@ import t from 'tap';
 import { WebSocket } from 'ws';
 import { createRegistry } from '../metrics.js';
 import { tempDir } from '../testing/tmp.js';
+import { createTunnelServer, type StandaloneTunnelServer } from '../testing/tunnel-server.js';
 import { TunnelClient } from './client.js';
 import { encodeHello } from './codec.js';
-import { createTunnelServer, type StandaloneTunnelServer } from './standalone.js';
 
 /** A temporary directory, removed when the test process exits. */
 setFlagsFromString('--expose-gc');

@@ -4,11 +4,11 @@ import t from 'tap';
 import { VipmeshError } from '../errors.js';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
+import { type MemoryEnd, memoryPair } from '../testing/memory-transport.js';
 import { tempDir } from '../testing/tmp.js';
 import { Backoff } from './backoff.js';
 import { TunnelClient, type TunnelClientOptions } from './client.js';
 import type { Connection, Connector, OpenOptions } from './connector.js';
-import { type MemoryEnd, memoryPair } from './memory-transport.js';
 import { caHashOf, formatToken } from './pki.js';
 import { Session } from './session.js';
 

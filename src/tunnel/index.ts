@@ -38,6 +38,5 @@ export {
   type SessionEvents,
   type SessionOptions,
 } from './session.js';
-export { createTunnelServer, type StandaloneOptions, type StandaloneTunnelServer } from './standalone.js';
 export { TunnelStream } from './stream.js';
 export { type AllowFn, allowList, loopbackPorts, type Target } from './target.js';

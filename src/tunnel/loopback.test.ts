@@ -11,9 +11,13 @@ import { pino } from 'pino';
 import t from 'tap';
 import { createRegistry } from '../metrics.js';
 import { tempDir } from '../testing/tmp.js';
+import {
+  createTunnelServer,
+  type StandaloneOptions,
+  type StandaloneTunnelServer,
+} from '../testing/tunnel-server.js';
 import { TunnelClient, type TunnelClientOptions } from './client.js';
 import { type Connector, wsConnector } from './connector.js';
-import { createTunnelServer, type StandaloneOptions, type StandaloneTunnelServer } from './standalone.js';
 import type { TunnelStream } from './stream.js';
 
 /** A temporary directory, removed when the test process exits. */

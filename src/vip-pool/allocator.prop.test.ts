@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { isVipmeshError } from '../errors.js';
+import { pool, svc } from '../testing/vip-pool.js';
 import { Allocator } from './allocator.js';
 import { isBuggy, parseIp } from './ip.js';
 import { isEntryError, parseAddressEntry, rangeContains } from './range.js';
-import { pool, svc } from './testing.js';
 import type { AddressPool, ServicePort, ServiceRequest } from './types.js';
 
 const POOLS: AddressPool[] = [

@@ -1,7 +1,7 @@
 import t from 'tap';
+import { pool, svc } from '../testing/vip-pool.js';
 import { type Allocation, Allocator } from './allocator.js';
 import { Codes } from './codes.js';
-import { pool, svc } from './testing.js';
 import type { AddressPool, NamespaceInfo, ServiceRequest } from './types.js';
 
 interface Case {

@@ -1,7 +1,7 @@
 import t from 'tap';
+import { pool } from '../testing/vip-pool.js';
 import { advertisedPools, advertisementsFor, announcersFor, type NodeInfo, nodeSelected } from './l2.js';
 import { selectorMatches } from './selector.js';
-import { pool } from './testing.js';
 import type { L2Advertisement, LabelSelector } from './types.js';
 
 const adv = (name: string, extra: Partial<L2Advertisement> = {}): L2Advertisement => ({

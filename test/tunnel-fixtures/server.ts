@@ -6,7 +6,7 @@
  *   node --import tsx test/tunnel-fixtures/server.ts --data-dir DIR [--host H] [--port P] [--heartbeat MS]
  */
 import { parseArgs } from 'node:util';
-import { createTunnelServer } from '../../src/tunnel/index.js';
+import { createTunnelServer } from '../../src/testing/tunnel-server.js';
 
 const { values } = parseArgs({
   options: {

@@ -1,4 +1,4 @@
-import type { FrameTransport, Session } from './session.js';
+import type { FrameTransport, Session } from '../tunnel/session.js';
 
 /** One end of an in-memory frame pipe (STYLE.md 5: wire code is tested over stand-in transports). */
 export interface MemoryEnd extends FrameTransport {

@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { FileNodePasswordStore, type NodePasswordStore } from './node-passwords.js';
-import { ensureServerCredentials, type ServerCredentials } from './pki.js';
-import { TunnelServer, type TunnelServerOptions } from './server.js';
+import { FileNodePasswordStore, type NodePasswordStore } from '../tunnel/node-passwords.js';
+import { ensureServerCredentials, type ServerCredentials } from '../tunnel/pki.js';
+import { TunnelServer, type TunnelServerOptions } from '../tunnel/server.js';
 
 /** Options of {@link createTunnelServer}: the TunnelServer's, minus what the data dir provides. */
 export interface StandaloneOptions

@@ -1,4 +1,4 @@
-import type { AddressPool, ServiceRequest } from './types.js';
+import type { AddressPool, ServiceRequest } from '../vip-pool/types.js';
 
 /** A pool for tests: autoAssign on, avoidBuggyIPs off unless `extra` says otherwise. */
 export function pool(name: string, addresses: string[], extra: Partial<AddressPool> = {}): AddressPool {

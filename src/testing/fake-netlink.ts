@@ -4,7 +4,7 @@
  * matches the protocol; gateways must be on-link) and notifications delivered like the kernel's.
  */
 import { VipmeshError } from '../errors.js';
-import { contains, formatIp, parseCidr, parseIp } from './cidr.js';
+import { contains, formatIp, parseCidr, parseIp } from '../flannel-hostgw/cidr.js';
 import type {
   IfaceAddress,
   IfaceLink,
@@ -12,8 +12,8 @@ import type {
   NetlinkEvent,
   RouteNetlink,
   RouteSpec,
-} from './netlink.js';
-import { metricOf } from './plan.js';
+} from '../flannel-hostgw/netlink.js';
+import { metricOf } from '../flannel-hostgw/plan.js';
 
 function errno(code: string, op: string): VipmeshError {
   return new VipmeshError('VIPMESH_HOSTGW_NETLINK', `${op}: ${code}`, {

@@ -1,4 +1,4 @@
-import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from './types.js';
+import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../kine/types.js';
 
 /**
  * Request builders with etcd's defaults filled in, as @grpc/proto-loader would decode them. Used by the tests
