@@ -7,10 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { Agent, type AgentAnnouncer } from '../src/agent/index.js';
 import { ApiClient, type Node } from '../src/api/index.js';
 import { startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
-import { Agent, type AgentAnnouncer, type RunningServer, startServer } from '../src/server/index.js';
+import { type RunningServer, startServer } from '../src/server/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vipmesh-election-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

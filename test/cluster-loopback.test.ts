@@ -9,17 +9,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { Agent, type AgentAnnouncer, type AgentHostGw } from '../src/agent/index.js';
 import { ApiClient, type Node, type Service } from '../src/api/index.js';
 import type { Lease } from '../src/flannel-hostgw/index.js';
 import { silentLogger } from '../src/log.js';
 import { createRegistry } from '../src/metrics.js';
-import {
-  Agent,
-  type AgentAnnouncer,
-  type AgentHostGw,
-  type RunningServer,
-  startServer,
-} from '../src/server/index.js';
+import { type RunningServer, startServer } from '../src/server/index.js';
 
 /** Records holds/releases; `answeredBy` makes probes report another holder. */
 class FakeAnnouncer extends EventEmitter implements AgentAnnouncer {

@@ -1,17 +1,7 @@
 /**
- * The daemons: `startServer()` (datastore, credentials, HTTPS API + tunnel, election, controllers,
- * metrics) and the agent (`Agent`, wired for production by `createAgent()`).
+ * The server daemon: `startServer()` (datastore, credentials, HTTPS API + tunnel, election, controllers,
+ * relay to the agents, metrics). The node agent it can run beside it is in src/agent.
  */
-export {
-  Agent,
-  type AgentAnnouncer,
-  type AgentHostGw,
-  type AgentOptions,
-  localRegistration,
-} from '../agent/agent.js';
-export { type CreateAgentOptions, createAgent } from '../agent/wire.js';
-export { type MetricsServer, serveMetrics, splitHostPort } from '../daemon/metrics-http.js';
-export { registerProcessMetrics } from '../daemon/process-metrics.js';
 export { BOOTSTRAP_KEY, sharedCredentials } from './bootstrap.js';
 export { ELECTION_NAME, MasterElection, type MasterElectionOptions, SERVERS_PREFIX } from './election.js';
 export { type PushTarget, Relay, type RelayOptions, TOPIC_LEASES, TOPIC_VIPS } from './relay.js';

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
+import { type Agent, createAgent } from '../../agent/index.js';
 import { DEFAULT_ADMIN_CONFIG } from '../../api/index.js';
 import { VipmeshError } from '../../errors.js';
 import { createRegistry } from '../../metrics.js';
-import { type Agent, createAgent, startServer } from '../../server/index.js';
+import { startServer } from '../../server/index.js';
 import { parseDuration } from '../../util/duration.js';
 import { notifyReady } from '../../util/sd-notify.js';
 import { type CliContext, daemonCommand } from '../context.js';
