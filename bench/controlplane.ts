@@ -13,9 +13,9 @@ import { Etcd3 } from 'etcd3';
 import { ApiClient, createResourceStore, type Service, type WatchEvent } from '../src/api/index.js';
 import { startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
+import { ensureServerCredentials } from '../src/pki/index.js';
 import { createApiServer } from '../src/testing/api-server.js';
 import { startEtcd } from '../src/testing/datastores.js';
-import { ensureServerCredentials } from '../src/tunnel/index.js';
 
 const quick = process.argv.includes('--quick');
 const N = quick ? 300 : 1000;

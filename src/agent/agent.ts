@@ -6,6 +6,7 @@ import { VipmeshError } from '../errors.js';
 import type { Lease } from '../flannel-hostgw/index.js';
 import type { Logger } from '../log.js';
 import { Gauge, type Registry } from '../metrics.js';
+import { parseToken } from '../pki/index.js';
 import { TunnelClient, type TunnelClientOptions } from '../tunnel/index.js';
 
 /** The announcer calls the agent makes (src/arp's `Announcer`). */
@@ -29,7 +30,7 @@ export interface AgentHostGw {
 export interface AgentOptions {
   /** Server URLs, tried in order. */
   servers: string[];
-  /** The join token. */
+  /** The join token (`K10<CA hash>::server:<secret>`; anything else is `VIPMESH_TUNNEL_BAD_TOKEN`). */
   token: string;
   nodeName: string;
   /** Where the tunnel keeps the node password and pinned CA. */
@@ -79,6 +80,7 @@ export class Agent {
     this.client = new TunnelClient({
       servers: o.servers,
       token: o.token,
+      caHash: parseToken(o.token).caHash,
       node: o.nodeName,
       dataDir: o.dataDir,
       info: o.registration,

@@ -1,8 +1,8 @@
-import { checkToken } from '../tunnel/index.js';
+import { checkToken } from '../pki/index.js';
 
 /**
  * Who a request is: the admin (the CLI, with the admin token), an agent holding the join token, or nobody.
- * Tokens are the tunnel's (src/tunnel pki): `K10<CA sha256>::admin:<secret>` and `K10<...>::server:<secret>`.
+ * Tokens are src/pki's: `K10<CA sha256>::admin:<secret>` and `K10<...>::server:<secret>`.
  */
 export type Principal = 'admin' | 'join';
 
@@ -11,7 +11,7 @@ export type Authenticator = (authorization: string | undefined) => Principal | u
 
 /**
  * Bearer-token authentication: the full admin token is the admin; the full join token authenticates (so
- * the API answers 403, not 401) but is never the admin. Compared in constant time by the tunnel's
+ * the API answers 403, not 401) but is never the admin. Compared in constant time by src/pki's
  * `checkToken`, which also checks role and CA hash.
  */
 export function tokenAuthenticator(tokens: { adminToken: string; joinToken?: string }): Authenticator {

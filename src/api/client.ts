@@ -1,6 +1,6 @@
 import { Agent, request } from 'node:https';
 import { VipmeshError } from '../errors.js';
-import { fetchAndPinCA, parseToken } from '../tunnel/index.js';
+import { fetchAndPinCA, parseToken } from '../pki/index.js';
 import { errorFromStatus, type Status } from './status.js';
 import {
   apiVersionOf,

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { join } from 'node:path';
 import type { Kv } from '../api/kv.js';
 import { errnoOf, VipmeshError } from '../errors.js';
-import { ensureServerCredentials, type ServerCredentials } from '../tunnel/index.js';
+import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
 
 /** Where servers sharing an external datastore keep the cluster's CA, serving certificate and tokens. */
 export const BOOTSTRAP_KEY = '/vipmesh/bootstrap/server-credentials';

@@ -27,9 +27,10 @@ import { createRegistry, Gauge, type Registry } from '../metrics.js';
 import {
   ensureServerCredentials,
   FileNodePasswordStore,
+  joinAuthorizer,
   type ServerCredentials,
-  TunnelServer,
-} from '../tunnel/index.js';
+} from '../pki/index.js';
+import { TunnelServer } from '../tunnel/index.js';
 import { validateObject } from '../vip-pool/index.js';
 import { sharedCredentials } from './bootstrap.js';
 import { MasterElection, SERVERS_PREFIX } from './election.js';
@@ -153,13 +154,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       cleanup.push(['informer', () => inf.close()]);
     }
 
+    const tunnelLog = root.child({ module: 'tunnel' });
     const tunnel = new TunnelServer({
-      joinToken: creds.joinToken,
+      authorize: joinAuthorizer({
+        joinToken: creds.joinToken,
+        passwords: new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json')),
+        logger: tunnelLog,
+      }),
       caCertPem: creds.caCertPem,
-      passwords: new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json')),
       heartbeatMs: o.heartbeatMs,
       misses: o.nodeLostAfter,
-      logger: root.child({ module: 'tunnel' }),
+      logger: tunnelLog,
       registry,
       ...(o.clock === undefined ? {} : { clock: o.clock }),
     });

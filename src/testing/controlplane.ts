@@ -5,12 +5,12 @@
 import { rmSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import type { Service } from '../api/index.js';
-import { ensureServerCredentials, type ServerCredentials } from '../tunnel/index.js';
+import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
 import { startTestApi, startTestDatastore, type TestApi } from './datastores.js';
 import { tempDir } from './tmp.js';
 
 let credsP: Promise<ServerCredentials> | undefined;
-/** One set of server credentials for the whole file (made by the tunnel's PKI). */
+/** One set of server credentials for the whole file (made by src/pki). */
 export function creds(): Promise<ServerCredentials> {
   credsP ??= (async () => {
     const dir = tempDir('vipmesh-cp-pki-');

@@ -1,6 +1,6 @@
 /**
  * Test helpers for the control plane and the controllers built on it: a real etcd on free loopback ports
- * (credentials come from the tunnel's `ensureServerCredentials` on a temp dir). Not used by the daemon.
+ * (credentials come from src/pki's `ensureServerCredentials` on a temp dir). Not used by the daemon.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -117,7 +117,7 @@ export interface TestApi {
 }
 
 /**
- * The API on `endpoint` with `creds` (the tunnel's ServerCredentials or any with the same fields), on a free
+ * The API on `endpoint` with `creds` (src/pki's ServerCredentials or any with the same fields), on a free
  * loopback port. `/v1/connect` answers 426 (a stand-in for the tunnel, to show the hook works).
  */
 export async function startTestApi(

@@ -1,13 +1,17 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { FileNodePasswordStore, type NodePasswordStore } from '../tunnel/node-passwords.js';
-import { ensureServerCredentials, type ServerCredentials } from '../tunnel/pki.js';
+import {
+  ensureServerCredentials,
+  FileNodePasswordStore,
+  joinAuthorizer,
+  type NodePasswordStore,
+  type ServerCredentials,
+} from '../pki/index.js';
 import { TunnelServer, type TunnelServerOptions } from '../tunnel/server.js';
 
 /** Options of {@link createTunnelServer}: the TunnelServer's, minus what the data dir provides. */
-export interface StandaloneOptions
-  extends Omit<TunnelServerOptions, 'joinToken' | 'caCertPem' | 'passwords'> {
+export interface StandaloneOptions extends Omit<TunnelServerOptions, 'authorize' | 'caCertPem'> {
   /** Port to listen on [6443; 0 picks a free one]. */
   port?: number;
   /** Address to listen on [all]. */
@@ -34,15 +38,21 @@ export interface StandaloneTunnelServer {
 
 /**
  * A tunnel server for tests and benchmarks (the control plane mounts {@link TunnelServer} on its own
- * HTTPS port instead): credentials from `dataDir` (made on first start), node passwords in a file.
+ * HTTPS port instead): credentials from `dataDir` (made on first start), agents authorized as the server
+ * does (join token, node passwords in a file).
  */
 export async function createTunnelServer(o: StandaloneOptions): Promise<StandaloneTunnelServer> {
   const credentials = await ensureServerCredentials(o.dataDir, { sans: o.sans ?? [] });
+  const passwords =
+    o.passwords ?? new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json'));
   const tunnel = new TunnelServer({
     ...o,
-    joinToken: credentials.joinToken,
+    authorize: joinAuthorizer({
+      joinToken: credentials.joinToken,
+      passwords,
+      ...(o.logger === undefined ? {} : { logger: o.logger }),
+    }),
     caCertPem: credentials.caCertPem,
-    passwords: o.passwords ?? new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json')),
   });
   const handshakeTimeout = o.handshakeTimeoutMs ?? 5000;
   const https = createServer({ cert: credentials.certPem, key: credentials.keyPem, handshakeTimeout });

@@ -28,6 +28,7 @@ t.teardown(() => srv.close());
 const good = new TunnelClient({
   servers: [srv.url],
   token: srv.credentials.joinToken,
+  caHash: srv.credentials.caHash,
   node: 'good',
   dataDir: tempDir('vipmesh-bad-'),
   registry: createRegistry(),

@@ -6,10 +6,10 @@ import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { errnoOf, VipmeshError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { createRegistry, type Registry } from '../metrics.js';
+import { caHashOf } from '../util/ca-pin.js';
 import { Backoff } from './backoff.js';
 import { type Connector, isSilentFailure, wsConnector } from './connector.js';
 import { TunnelMetrics } from './metrics.js';
-import { caHashOf, parseToken } from './pki.js';
 import { NODE_HEADER, PASSWORD_HEADER, type Registration } from './server.js';
 import { type RequestHandler, Session, type SessionTuning, sessionTuning } from './session.js';
 import type { TunnelStream } from './stream.js';
@@ -19,8 +19,13 @@ import { type AllowFn, allowList, loopbackPorts } from './target.js';
 export interface TunnelClientOptions extends SessionTuning {
   /** Server URLs (`https://host:6443`), tried in order. */
   servers: string[];
-  /** The join token `K10<hash>::server:<secret>`. */
+  /** The join token, sent as `Authorization: Bearer <token>` as it is (the server judges it). */
   token: string;
+  /**
+   * sha256 hex of the server's CA PEM (the hash a `K10<hash>::...` token carries): the CA fetched from
+   * `/cacerts` is trusted only when it hashes to this.
+   */
+  caHash: string;
   /** This node's name. */
   node: string;
   /** Where the node password (`agent/node-password`) and the pinned CA (`agent/server-ca.crt`) live. */
@@ -85,7 +90,6 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   readonly #connector: Connector;
   readonly #allow: AllowFn;
   readonly #handlers = new Map<string, RequestHandler>();
-  readonly #caHash: string;
   #session: Session | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
@@ -97,7 +101,6 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     super();
     if (o.servers.length === 0) throw new VipmeshError('VIPMESH_TUNNEL_CONNECT', 'no server URL given');
     this.#o = o;
-    this.#caHash = parseToken(o.token).caHash;
     this.#clock = o.clock ?? systemClock;
     this.#log = o.logger ?? silentLogger();
     this.metrics = new TunnelMetrics(o.registry ?? createRegistry(), 'agent');
@@ -263,9 +266,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     const file = join(this.#o.dataDir, 'agent', 'server-ca.crt');
     if (existsSync(file)) {
       const pem = readFileSync(file, 'utf8');
-      if (caHashOf(pem) === this.#caHash) return pem;
+      if (caHashOf(pem) === this.#o.caHash) return pem;
     }
-    const pem = await this.#connector.fetchCA(url, this.#caHash, timeoutMs);
+    const pem = await this.#connector.fetchCA(url, this.#o.caHash, timeoutMs);
     this.#write(file, pem);
     return pem;
   }

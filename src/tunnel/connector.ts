@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { WebSocket } from 'ws';
 import { errnoOf, VipmeshError } from '../errors.js';
-import { fetchAndPinCA } from './pki.js';
+import { fetchAndPinCA } from '../util/ca-pin.js';
 import { CONNECT_PATH } from './server.js';
 import type { FrameTransport, Session } from './session.js';
 import { WsTransport } from './ws-transport.js';

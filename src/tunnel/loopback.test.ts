@@ -44,6 +44,7 @@ function agent(srv: StandaloneTunnelServer, o: Partial<TunnelClientOptions> = {}
   const c = new TunnelClient({
     servers: [srv.url],
     token: srv.credentials.joinToken,
+    caHash: srv.credentials.caHash,
     node: 'pi1',
     dataDir: tempDir('vipmesh-lb-'),
     registry: createRegistry(),
@@ -193,7 +194,8 @@ t.test('a wrong token gets 401, the agent stops, and no log line holds the secre
 t.test('a CA that does not match the token is refused', async (t) => {
   const srv = await server();
   const other = await server();
-  const c = agent(srv, { token: other.credentials.joinToken });
+  // The other server's token: its hash pins the other server's CA.
+  const c = agent(srv, { token: other.credentials.joinToken, caHash: other.credentials.caHash });
   await t.rejects(c.connect(), {
     code: 'VIPMESH_TUNNEL_CA_MISMATCH',
     message: 'CA hash does not match the token',

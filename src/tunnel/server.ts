@@ -7,9 +7,8 @@ import { type Clock, systemClock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { createRegistry, type Registry } from '../metrics.js';
+import type { ConnectAuthorizer, ConnectVerdict } from './authorizer.js';
 import { TunnelMetrics } from './metrics.js';
-import { hashNodePassword, type NodePasswordStore, verifyNodePassword } from './node-passwords.js';
-import { checkToken } from './pki.js';
 import { type RequestHandler, Session, type SessionTuning, sessionTuning } from './session.js';
 import type { TunnelStream } from './stream.js';
 import { type AllowFn, allowList } from './target.js';
@@ -20,8 +19,6 @@ export const CONNECT_PATH = '/v1/connect';
 /** Request headers the agent authenticates with (besides `Authorization: Bearer <join token>`). */
 export const NODE_HEADER = 'x-vipmesh-node';
 export const PASSWORD_HEADER = 'x-vipmesh-node-password';
-
-const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/i;
 
 /** What an agent registers in its HELLO (sent again on every reconnect). */
 export interface Registration {
@@ -45,11 +42,10 @@ export interface TunnelServerEvents {
 
 /** Options of a {@link TunnelServer}. Defaults in brackets. */
 export interface TunnelServerOptions extends SessionTuning {
-  /** The join token agents must present (`K10<hash>::server:<secret>`). */
-  joinToken: string;
+  /** Decides on each agent's connection (its token, node name and password) and names the node. */
+  authorize: ConnectAuthorizer;
   /** The CA PEM served at `/cacerts`. */
   caCertPem: string;
-  passwords: NodePasswordStore;
   clock?: Clock;
   logger?: Logger;
   registry?: Registry;
@@ -62,9 +58,10 @@ export interface TunnelServerOptions extends SessionTuning {
 }
 
 /**
- * The server end of the tunnel: authenticates agents on `/v1/connect` (join token + per-node password),
- * keeps one session per node, and emits `session`, `node-seen` and `node-lost`. Mount it on an existing
- * HTTPS server with {@link TunnelServer.handleUpgrade} and {@link TunnelServer.handleCacerts} (or `attach`).
+ * The server end of the tunnel: takes agents on `/v1/connect` when the injected authorizer accepts their
+ * credentials (the bearer token, node name and node password headers), keeps one session per node, and
+ * emits `session`, `node-seen` and `node-lost`. Mount it on an existing HTTPS server with
+ * {@link TunnelServer.handleUpgrade} and {@link TunnelServer.handleCacerts} (or `attach`).
  */
 export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   readonly metrics: TunnelMetrics;
@@ -76,7 +73,6 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   readonly #handlers = new Map<string, RequestHandler>();
   readonly #sessions = new Map<string, Session>();
   readonly #seen = new Set<string>();
-  readonly #locks = new Map<string, Promise<unknown>>();
   readonly #pending = new Set<Session>();
   #closing = false;
 
@@ -144,7 +140,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
 
   /**
    * Take an HTTP upgrade if it is for `/v1/connect` (true), else leave it to the caller (false). Refusals
-   * answer 401 (token), 400 (node name or password missing) or 403 (name taken by another password).
+   * answer the status the authorizer gives (401 for a bad token, 400 for a node name or password missing,
+   * 403 for a name taken by another password, 500 when it fails).
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (req.url?.split('?')[0] !== CONNECT_PATH) return false;
@@ -155,54 +152,29 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const remote = (socket as TLSSocket).remoteAddress;
     const auth = req.headers.authorization ?? '';
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    if (!checkToken(this.#o.joinToken, token, 'server')) {
-      this.#refuse(socket, 401, 'invalid join token', { remote });
-      return;
-    }
-    const node = String(req.headers[NODE_HEADER] ?? '');
-    const password = String(req.headers[PASSWORD_HEADER] ?? '');
-    if (!NODE_NAME.test(node) || password.length < 16) {
-      this.#refuse(socket, 400, 'missing or invalid node name or node password', { remote });
-      return;
-    }
-    let ok: boolean;
+    let verdict: ConnectVerdict;
     try {
-      ok = await this.#checkPassword(node, password);
+      verdict = await this.#o.authorize({
+        token: auth.startsWith('Bearer ') ? auth.slice(7) : '',
+        node: String(req.headers[NODE_HEADER] ?? ''),
+        password: String(req.headers[PASSWORD_HEADER] ?? ''),
+        remote,
+      });
     } catch (err) {
-      this.#log.error({ err, node }, 'node password store failed');
-      this.#refuse(socket, 500, 'node password store failed', { remote, node });
+      this.#log.error({ err }, 'the connection authorizer failed');
+      verdict = { accept: false, status: 500, reason: 'the connection authorizer failed' };
+    }
+    if (!verdict.accept) {
+      const fields = verdict.node === undefined ? { remote } : { remote, node: verdict.node };
+      this.#refuse(socket, verdict.status, verdict.reason, fields);
       return;
     }
-    if (!ok) {
-      this.#refuse(socket, 403, `node ${node} is already registered with another password`, { remote, node });
-      return;
-    }
+    const node = verdict.node;
     if (socket.destroyed || this.#closing) {
       socket.destroy();
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(new WsTransport(ws, socket), node, remote));
-  }
-
-  /** Check (or, on first join, record) `node`'s password; one check per node at a time. */
-  #checkPassword(node: string, password: string): Promise<boolean> {
-    const prev = this.#locks.get(node) ?? Promise.resolve();
-    const run = prev.then(async () => {
-      const hash = await this.#o.passwords.get(node);
-      if (hash === undefined) {
-        await this.#o.passwords.set(node, hashNodePassword(password));
-        this.#log.info({ node }, 'node joined for the first time');
-        return true;
-      }
-      return verifyNodePassword(password, hash);
-    });
-    const tail = run.catch(() => {});
-    this.#locks.set(node, tail);
-    void tail.then(() => {
-      if (this.#locks.get(node) === tail) this.#locks.delete(node);
-    });
-    return run;
   }
 
   #refuse(socket: Duplex, status: number, why: string, fields: Record<string, unknown>): void {

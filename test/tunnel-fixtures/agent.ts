@@ -7,6 +7,7 @@
  *     --data-dir DIR [--port P]... [--heartbeat MS]
  */
 import { parseArgs } from 'node:util';
+import { parseToken } from '../../src/pki/index.js';
 import { TunnelClient } from '../../src/tunnel/index.js';
 
 const { values } = parseArgs({
@@ -26,6 +27,7 @@ const say = (event: string, fields: Record<string, unknown> = {}) =>
 const client = new TunnelClient({
   servers: values.server,
   token: values.token!,
+  caHash: parseToken(values.token!).caHash,
   node: values.node!,
   dataDir: values['data-dir']!,
   ports: values.port.map(Number),

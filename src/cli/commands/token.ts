@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ensureServerCredentials } from '../../tunnel/index.js';
+import { ensureServerCredentials } from '../../pki/index.js';
 import type { CliContext } from '../context.js';
 
 /** `vipmesh token [--data-dir DIR] [--admin]`: print the join token (making the credentials if needed). */

@@ -1,16 +1,16 @@
 /**
- * The server's own PKI and its tokens (DESIGN.md "Security"): a CA and a serving certificate made on first
- * start (ECDSA P-256), the join token `K10<sha256 of the CA PEM>::server:<secret>` that lets agents pin the
- * CA, and the admin token `K10<hash>::admin:<secret>` for the API. Files live under `<dataDir>/server/`, mode
- * 0600, made once and reused.
+ * The server's own credentials: a CA and a serving certificate made on first start (ECDSA P-256), and the
+ * join and admin tokens that name the CA by hash (see ./token.ts). Files live under `<dataDir>/server/`,
+ * mode 0600, made once and reused.
  */
-import { createHash, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto';
+import { randomBytes, webcrypto } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
 import { errnoOf, VipmeshError } from '../errors.js';
+import { caHashOf } from '../util/ca-pin.js';
+import { formatToken, type ParsedToken, parseToken } from './token.js';
 
 let x509lib: Promise<typeof X509> | undefined;
 
@@ -46,18 +46,6 @@ export interface ServerCredentials {
   joinToken: string;
   /** `K10<caHash>::admin:<secret>`: what the API's admin clients use. A join token is not an admin token. */
   adminToken: string;
-}
-
-/** A parsed token. */
-export interface ParsedToken {
-  caHash: string;
-  role: 'server' | 'admin';
-  secret: string;
-}
-
-/** sha256 hex of `pem` (the CA hash of tokens). */
-export function caHashOf(pem: string): string {
-  return createHash('sha256').update(pem).digest('hex');
 }
 
 function writeSecret(path: string, text: string): void {
@@ -200,98 +188,4 @@ export async function ensureServerCredentials(
       details: { dataDir, errno: errnoOf(err) },
     });
   }
-}
-
-/** `K10<caHash>::<role>:<secret>`. */
-export function formatToken(t: ParsedToken): string {
-  return `K10${t.caHash}::${t.role}:${t.secret}`;
-}
-
-const TOKEN_RE = /^K10([0-9a-f]{64})::(server|admin):([A-Za-z0-9._~+/=-]{8,256})$/;
-
-/**
- * Parse a full token `K10<sha256 hex>::server:<secret>` (or `::admin:`). Anything else (a bare secret, a
- * truncated hash, another role) is a `VIPMESH_TUNNEL_BAD_TOKEN`; the message never repeats the input.
- */
-export function parseToken(text: string): ParsedToken {
-  const m = TOKEN_RE.exec(text.trim());
-  if (m === null) {
-    throw new VipmeshError(
-      'VIPMESH_TUNNEL_BAD_TOKEN',
-      'the token is not of the form K10<sha256 hex of the CA>::server:<secret> (see `vipmesh token`)',
-    );
-  }
-  return { caHash: m[1]!, role: m[2] as ParsedToken['role'], secret: m[3]! };
-}
-
-/**
- * True when `presented` is a valid token for `expected` with the same role, CA hash and secret (compared in
- * constant time). A join token never passes as an admin token, and the reverse.
- */
-export function checkToken(expected: string, presented: string, role: ParsedToken['role']): boolean {
-  let a: ParsedToken;
-  let b: ParsedToken;
-  try {
-    a = parseToken(expected);
-    b = parseToken(presented);
-  } catch {
-    return false;
-  }
-  if (a.role !== role || b.role !== role || a.caHash !== b.caHash) return false;
-  const x = createHash('sha256').update(a.secret).digest();
-  const y = createHash('sha256').update(b.secret).digest();
-  return timingSafeEqual(x, y);
-}
-
-/**
- * GET `<serverUrl>/cacerts` over TLS without verifying the server (we do not trust it yet), and return the
- * PEM when its sha256 is `caHash`. Refuses with `VIPMESH_TUNNEL_CA_MISMATCH` ("CA hash does not match the
- * token") otherwise. `serverUrl` is `https://host:port` (a `wss://` URL is accepted too).
- */
-export function fetchAndPinCA(serverUrl: string, caHash: string, timeoutMs = 5000): Promise<string> {
-  const url = new URL('/cacerts', serverUrl.replace(/^wss:/, 'https:'));
-  return new Promise((resolve, reject) => {
-    const fail = (err: unknown) =>
-      reject(
-        err instanceof VipmeshError
-          ? err
-          : new VipmeshError(
-              'VIPMESH_TUNNEL_CA_FETCH',
-              `cannot fetch ${url.href}: ${(err as Error).message}`,
-              {
-                cause: err,
-                details: { url: url.href, errno: errnoOf(err) },
-              },
-            ),
-      );
-    const req = httpsRequest(url, { rejectUnauthorized: false, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > 1 << 20) req.destroy(new Error('response too large'));
-        else chunks.push(c);
-      });
-      res.on('error', fail);
-      res.on('end', () => {
-        if (res.statusCode !== 200) {
-          fail(new Error(`HTTP ${res.statusCode}`));
-          return;
-        }
-        const pem = Buffer.concat(chunks).toString('utf8');
-        if (caHashOf(pem) !== caHash) {
-          fail(
-            new VipmeshError('VIPMESH_TUNNEL_CA_MISMATCH', 'CA hash does not match the token', {
-              details: { url: url.href },
-            }),
-          );
-          return;
-        }
-        resolve(pem);
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', fail);
-    req.end();
-  });
 }

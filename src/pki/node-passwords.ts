@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { errnoOf, VipmeshError } from '../errors.js';
 
 /**
- * Where the server keeps each node's password hash. The tunnel uses a file today; the control plane may
+ * Where the server keeps each node's password hash. The server uses a file today; the control plane may
  * put it in the datastore by passing its own implementation.
  */
 export interface NodePasswordStore {

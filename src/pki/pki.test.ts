@@ -8,8 +8,16 @@ import { run } from '../cli/program.js';
 import { isVipmeshError } from '../errors.js';
 import { tempDir } from '../testing/tmp.js';
 import { createTunnelServer } from '../testing/tunnel-server.js';
-import { FileNodePasswordStore, hashNodePassword, verifyNodePassword } from './node-passwords.js';
-import { checkToken, ensureServerCredentials, fetchAndPinCA, formatToken, parseToken } from './pki.js';
+import {
+  checkToken,
+  ensureServerCredentials,
+  FileNodePasswordStore,
+  fetchAndPinCA,
+  formatToken,
+  hashNodePassword,
+  parseToken,
+  verifyNodePassword,
+} from './index.js';
 
 /** A temporary directory, removed when the test process exits. */
 t.test('server credentials: made once (ECDSA P-256, 0600), reused after, tokens pin the CA', async (t) => {

@@ -1,0 +1,63 @@
+import { EventEmitter } from 'node:events';
+import t from 'tap';
+import { VipmeshError } from '../errors.js';
+import { silentLogger } from '../log.js';
+import { tempDir } from '../testing/tmp.js';
+import type { Connector } from '../tunnel/index.js';
+import { Agent, type AgentAnnouncer } from './agent.js';
+
+/** An announcer that holds nothing: these tests never get a session. */
+class IdleAnnouncer extends EventEmitter implements AgentAnnouncer {
+  readonly vips: string[] = [];
+  async hold() {
+    return { held: true };
+  }
+  async release() {
+    return true;
+  }
+  async probe() {
+    return { answered: false };
+  }
+  async close() {}
+}
+
+function agent(token: string, connector?: Connector): Agent {
+  return new Agent({
+    servers: ['https://a:6443'],
+    token,
+    nodeName: 'pi1',
+    dataDir: tempDir('vipmesh-agent-'),
+    registration: {},
+    announcer: new IdleAnnouncer(),
+    logger: silentLogger(),
+    ...(connector === undefined ? {} : { tunnel: { connector } }),
+  });
+}
+
+t.test('a token not of the K10 form is refused up front', async (t) => {
+  t.throws(() => agent('nope'), { code: 'VIPMESH_TUNNEL_BAD_TOKEN' });
+  t.throws(() => agent(`K10${'a'.repeat(63)}::server:abcdef0123456789`), {
+    code: 'VIPMESH_TUNNEL_BAD_TOKEN',
+  });
+});
+
+t.test("the tunnel pins the token's CA hash and presents the token as it is", async (t) => {
+  const caHash = 'b'.repeat(64);
+  const token = `K10${caHash}::server:abcdef0123456789`;
+  const pinned: string[] = [];
+  const sent: string[] = [];
+  const a = agent(token, {
+    fetchCA: async (_url, hash) => {
+      pinned.push(hash);
+      return 'a PEM';
+    },
+    open: async (_url, o) => {
+      sent.push(o.headers['authorization'] ?? '');
+      throw new VipmeshError('VIPMESH_TUNNEL_UNAUTHORIZED', 'refused');
+    },
+  });
+  t.teardown(() => a.close());
+  await t.rejects(a.start(), { code: 'VIPMESH_TUNNEL_UNAUTHORIZED' });
+  t.same(pinned, [caHash]);
+  t.same(sent, [`Bearer ${token}`]);
+});

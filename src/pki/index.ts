@@ -1,0 +1,20 @@
+/**
+ * The server's PKI: its CA and serving certificate, the join and admin tokens (`K10<CA sha256>::...`, as
+ * k3s makes them), pinning the CA by a token's hash, the per-node password store, and the authorizer that
+ * decides on an agent's tunnel connection from those.
+ */
+export { caHashOf, fetchAndPinCA } from '../util/ca-pin.js';
+export { ensureServerCredentials, type ServerCredentials } from './credentials.js';
+export {
+  type JoinAttempt,
+  type JoinAuthorizerOptions,
+  type JoinVerdict,
+  joinAuthorizer,
+} from './join-authorizer.js';
+export {
+  FileNodePasswordStore,
+  hashNodePassword,
+  type NodePasswordStore,
+  verifyNodePassword,
+} from './node-passwords.js';
+export { checkToken, formatToken, type ParsedToken, parseToken } from './token.js';

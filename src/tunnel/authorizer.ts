@@ -1,0 +1,30 @@
+/**
+ * How the tunnel server decides whether to take an agent's connection. The tunnel reads the credentials
+ * off the upgrade request (its wire format) and hands them to a {@link ConnectAuthorizer}; what makes them
+ * valid (tokens, node passwords) is the caller's business, so the tunnel holds no keys or secrets itself.
+ */
+
+/** What an agent presents on `/v1/connect`. */
+export interface ConnectCredentials {
+  /** The token of `Authorization: Bearer <token>` (`''` when there is none). */
+  token: string;
+  /** The node name header (`''` when absent). */
+  node: string;
+  /** The node password header (`''` when absent). */
+  password: string;
+  /** The peer address, for the caller's logs. */
+  remote: string | undefined;
+}
+
+/**
+ * The decision: accept with the node's identity (the name its session is kept under), or refuse with the
+ * HTTP status the agent gets (the agent gives up on 401 and 403, and retries after others) and a reason
+ * that is logged and sent in the body, so it must not hold a secret. `node`, when known, is logged with a
+ * refusal.
+ */
+export type ConnectVerdict =
+  | { accept: true; node: string }
+  | { accept: false; status: 400 | 401 | 403 | 500; reason: string; node?: string };
+
+/** Decides on one connection attempt; a rejected promise is answered 500. */
+export type ConnectAuthorizer = (credentials: ConnectCredentials) => Promise<ConnectVerdict>;
