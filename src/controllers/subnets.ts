@@ -50,7 +50,6 @@ export class SubnetController {
   readonly #o: SubnetControllerOptions;
   readonly #alloc: SubnetAllocator;
   readonly #reconciler: Reconciler;
-  readonly #kick = () => this.#reconciler.kick();
 
   constructor(o: SubnetControllerOptions) {
     this.#o = o;
@@ -59,7 +58,7 @@ export class SubnetController {
   }
 
   start(): void {
-    this.#o.nodes.on('change', this.#kick);
+    this.#reconciler.follow(this.#o.nodes);
     this.#reconciler.kick();
   }
 
@@ -67,9 +66,8 @@ export class SubnetController {
     return this.#reconciler.idle();
   }
 
-  async close(): Promise<void> {
-    this.#o.nodes.off('change', this.#kick);
-    await this.#reconciler.close();
+  close(): Promise<void> {
+    return this.#reconciler.close();
   }
 
   async #reconcile(): Promise<void> {
