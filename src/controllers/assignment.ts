@@ -37,7 +37,7 @@ export interface AssignmentControllerOptions {
  * rendezvous hashing (`placeVips`): a VIP stays where it is while its holder is Ready and eligible, a
  * NotReady node's VIPs spread over the survivors, and a node joining moves nothing. The result is written
  * to each Node's `status.vips` (what the servers push to the agents); moves are recorded as events on the
- * Services.
+ * Services. Each pass is {@link planAssignment} over what the informers hold; this class applies it.
  */
 export class AssignmentController {
   readonly #o: AssignmentControllerOptions;
@@ -65,6 +65,7 @@ export class AssignmentController {
     }
   }
 
+  /** Follow the informers (and the allocation feed) and run a first pass. */
   start(): void {
     const r = this.#reconciler;
     const inf = this.#o.informers;
@@ -84,6 +85,7 @@ export class AssignmentController {
     return this.#reconciler.idle();
   }
 
+  /** Stop: no more passes; waits for the one in progress. */
   close(): Promise<void> {
     return this.#reconciler.close();
   }

@@ -238,10 +238,15 @@ export class Periodic {
     }, this.#intervalMs);
   }
 
+  /** Resolves when no run is in progress (the next one, if any, is then scheduled). */
+  async idle(): Promise<void> {
+    await this.#running;
+  }
+
   /** Stop; waits for a run in progress. */
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    await this.#running;
+    await this.idle();
   }
 }

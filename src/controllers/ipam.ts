@@ -49,7 +49,8 @@ export interface IpamEvents {
  * allocations under {@link ALLOCATION_PREFIX}, and writes `status.loadBalancer.ingress` and the
  * `IPAllocated` condition. A Service that cannot be served gets a Warning event and `IPAllocated=False`
  * (with the VIPMESH_* code as the reason); the controller never stops for one bad Service. Pools, Services
- * and advertisements changing take effect at once (live reload).
+ * and advertisements changing take effect at once (live reload). Each pass is {@link planIpam}; this class
+ * persists, writes and records what it returns.
  */
 export class IpamController extends EventEmitter<IpamEvents> {
   readonly #o: IpamControllerOptions;
@@ -126,6 +127,7 @@ export class IpamController extends EventEmitter<IpamEvents> {
     return this.#reconciler.idle();
   }
 
+  /** Stop: no more passes; waits for the one in progress. */
   close(): Promise<void> {
     return this.#reconciler.close();
   }

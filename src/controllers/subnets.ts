@@ -57,15 +57,18 @@ export class SubnetController {
     this.#reconciler = new Reconciler(() => this.#reconcile(), { logger: o.logger });
   }
 
+  /** Follow the Nodes and run a first pass. */
   start(): void {
     this.#reconciler.follow(this.#o.nodes);
     this.#reconciler.kick();
   }
 
+  /** Resolves when no pass is running or queued (tests). */
   idle(): Promise<void> {
     return this.#reconciler.idle();
   }
 
+  /** Stop: no more passes; waits for the one in progress. */
   close(): Promise<void> {
     return this.#reconciler.close();
   }
