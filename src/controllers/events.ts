@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { ResourceStore } from '../api/store.js';
 import type { Event, KubeObject } from '../api/types.js';
-import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { isVipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { Periodic } from './informer.js';
 
 /** What {@link recordEvent} writes. */
 export interface EventInput {
@@ -15,6 +16,9 @@ export interface EventInput {
   host?: string;
   now: number;
 }
+
+/** An event a planner asks for: the controller adds the component, the host and the time. */
+export type PlannedEvent = Pick<EventInput, 'involved' | 'reason' | 'message' | 'type'>;
 
 /**
  * Write a core/v1 Event about `involved` (shown by `vipmesh describe`). Failing to record an event is
@@ -69,17 +73,20 @@ export interface EventReaperOptions {
 export class EventReaper {
   readonly #o: EventReaperOptions;
   readonly #clock: Clock;
-  #timer: TimerHandle | undefined;
-  #closed = false;
-  #running: Promise<number> | undefined;
+  readonly #loop: Periodic;
 
   constructor(o: EventReaperOptions) {
     this.#o = o;
     this.#clock = o.clock ?? systemClock;
+    this.#loop = new Periodic(() => this.reap(), {
+      intervalMs: o.intervalMs ?? 300_000,
+      onError: (err) => this.#o.logger.warn({ err }, 'deleting expired events failed'),
+      clock: this.#clock,
+    });
   }
 
   start(): void {
-    this.#schedule();
+    this.#loop.start();
   }
 
   /** One pass; resolves to the number of events deleted. */
@@ -103,20 +110,7 @@ export class EventReaper {
     return n;
   }
 
-  #schedule(): void {
-    if (this.#closed) return;
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#running = this.reap().catch((err: unknown) => {
-        this.#o.logger.warn({ err }, 'deleting expired events failed');
-        return 0;
-      });
-      void this.#running.finally(() => this.#schedule());
-    }, this.#o.intervalMs ?? 300_000);
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    await this.#running;
+  close(): Promise<void> {
+    return this.#loop.close();
   }
 }

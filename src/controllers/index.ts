@@ -14,15 +14,34 @@ import { IpamController } from './ipam.js';
 import { SubnetController } from './subnets.js';
 
 export { AssignmentController, type AssignmentControllerOptions } from './assignment.js';
-export { type EventInput, EventReaper, type EventReaperOptions, recordEvent } from './events.js';
-export { Informer, objectKey, Reconciler } from './informer.js';
 export {
-  ALLOCATION_PREFIX,
+  type AssignmentChange,
+  type AssignmentInput,
+  type AssignmentPlan,
+  type NodeWrite,
+  planAssignment,
+} from './assignment-plan.js';
+export {
+  type EventInput,
+  EventReaper,
+  type EventReaperOptions,
+  type PlannedEvent,
+  recordEvent,
+} from './events.js';
+export { Informer, objectKey, Periodic, Reconciler } from './informer.js';
+export { ALLOCATION_PREFIX, IpamController, type IpamControllerOptions } from './ipam.js';
+export {
   IP_ALLOCATED,
-  IpamController,
-  type IpamControllerOptions,
+  type IpamInput,
+  type IpamPlan,
+  type IpamReport,
+  type IpamScope,
+  type IpamState,
+  type IpamStep,
+  planIpam,
+  serviceStatus,
   wantsAddress,
-} from './ipam.js';
+} from './ipam-plan.js';
 export {
   NodeLifecycle,
   type NodeLifecycleOptions,

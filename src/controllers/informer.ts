@@ -113,13 +113,16 @@ export class Informer<R extends ResourceName> extends EventEmitter<InformerEvent
 
 /**
  * Runs `fn` whenever kicked, one run at a time: kicks during a run coalesce into one more run. A failing
- * run is retried after `retryMs` (the error is logged, never thrown: a controller must not crash).
+ * run is retried after `retryMs` (the error is logged, never thrown: a controller must not crash). It also
+ * holds the controller's subscriptions ({@link Reconciler.follow}, {@link Reconciler.onClose}), so `idle`
+ * and `close` are all a controller needs to expose.
  */
 export class Reconciler {
   readonly #fn: () => Promise<void>;
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #retryMs: number;
+  readonly #cleanups: Array<() => void> = [];
   #running: Promise<void> | undefined;
   #again = false;
   #closed = false;
@@ -130,6 +133,27 @@ export class Reconciler {
     this.#log = opts.logger;
     this.#clock = opts.clock ?? systemClock;
     this.#retryMs = opts.retryMs ?? 1000;
+  }
+
+  /**
+   * Run a pass on every change of `informer` until close; `first`, when given, sees each change before
+   * the kick (to note what changed).
+   */
+  follow<R extends ResourceName>(
+    informer: Informer<R>,
+    first?: (e: InformerEvents<ResourceTypes[R]>['change'][0]) => void,
+  ): void {
+    const fn = (e: InformerEvents<ResourceTypes[R]>['change'][0]) => {
+      first?.(e);
+      this.kick();
+    };
+    informer.on('change', fn);
+    this.#cleanups.push(() => informer.off('change', fn));
+  }
+
+  /** Call `fn` on close, before waiting for the run in progress (to end a subscription made elsewhere). */
+  onClose(fn: () => void): void {
+    this.#cleanups.push(fn);
   }
 
   /** Ask for a run (soon, on the next turn of the event loop). */
@@ -166,10 +190,63 @@ export class Reconciler {
     this.#running = undefined;
   }
 
+  /** Stop: end the subscriptions, wait for a run in progress. */
+  async close(): Promise<void> {
+    for (const fn of this.#cleanups.splice(0)) fn();
+    this.#closed = true;
+    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+    await this.idle();
+  }
+}
+
+/**
+ * Runs `fn` every `intervalMs` (the next run is timed from the end of the previous one) until close;
+ * close waits for a run in progress. A failing run goes to `onError`, never thrown.
+ */
+export class Periodic {
+  readonly #fn: () => Promise<unknown>;
+  readonly #onError: (err: unknown) => void;
+  readonly #clock: Clock;
+  readonly #intervalMs: number;
+  #timer: TimerHandle | undefined;
+  #running: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(
+    fn: () => Promise<unknown>,
+    opts: { intervalMs: number; onError: (err: unknown) => void; clock?: Clock },
+  ) {
+    this.#fn = fn;
+    this.#onError = opts.onError;
+    this.#clock = opts.clock ?? systemClock;
+    this.#intervalMs = opts.intervalMs;
+  }
+
+  /** Schedule the first run, `intervalMs` from now. */
+  start(): void {
+    if (this.#closed) return;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#running = this.#fn().then(
+        () => undefined,
+        (err: unknown) => this.#onError(err),
+      );
+      void this.#running.finally(() => {
+        this.#running = undefined;
+        this.start();
+      });
+    }, this.#intervalMs);
+  }
+
+  /** Resolves when no run is in progress (the next one, if any, is then scheduled). */
+  async idle(): Promise<void> {
+    await this.#running;
+  }
+
   /** Stop; waits for a run in progress. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     await this.idle();
   }
 }

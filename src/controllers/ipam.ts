@@ -1,29 +1,21 @@
 import { EventEmitter } from 'node:events';
 import type { Registry } from 'prom-client';
 import type { Kv } from '../api/kv.js';
-import { canonicalJson, type ResourceStore } from '../api/store.js';
-import type { Condition, Service } from '../api/types.js';
+import type { ResourceStore } from '../api/store.js';
 import { type Clock, systemClock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Counter, Gauge } from '../metrics.js';
-import {
-  type Allocation,
-  Allocator,
-  type Assignment,
-  type ServiceRequest,
-  serviceKey,
-  toServiceRequest,
-} from '../vip-pool/index.js';
+import type { Allocation } from '../vip-pool/index.js';
 import { recordEvent } from './events.js';
 import { type Informer, Reconciler } from './informer.js';
+import { type IpamReport, type IpamScope, type IpamState, type IpamStep, planIpam } from './ipam-plan.js';
 import { poolConfig } from './pool-config.js';
+
+export { IP_ALLOCATED, wantsAddress } from './ipam-plan.js';
 
 /** Where the IPAM controller persists allocations: one key per Service, the vip-pool `Allocation` as JSON. */
 export const ALLOCATION_PREFIX = '/vipmesh/ipam/';
-
-/** The Service condition the IPAM controller maintains. */
-export const IP_ALLOCATED = 'IPAllocated';
 
 /** The informers the IPAM controller reads. */
 export interface IpamInformers {
@@ -52,17 +44,13 @@ export interface IpamEvents {
   change: [];
 }
 
-/** True when vipmesh should give this Service addresses. */
-export function wantsAddress(svc: Service): boolean {
-  return svc.spec?.type === 'LoadBalancer' && svc.spec.loadBalancerClass === undefined;
-}
-
 /**
  * IPAM: gives every LoadBalancer Service its addresses from the pools (vip-pool's Allocator), persists the
  * allocations under {@link ALLOCATION_PREFIX}, and writes `status.loadBalancer.ingress` and the
  * `IPAllocated` condition. A Service that cannot be served gets a Warning event and `IPAllocated=False`
  * (with the VIPMESH_* code as the reason); the controller never stops for one bad Service. Pools, Services
- * and advertisements changing take effect at once (live reload).
+ * and advertisements changing take effect at once (live reload). Each pass is {@link planIpam}; this class
+ * persists, writes and records what it returns.
  */
 export class IpamController extends EventEmitter<IpamEvents> {
   readonly #o: IpamControllerOptions;
@@ -75,12 +63,11 @@ export class IpamController extends EventEmitter<IpamEvents> {
   readonly #outcome = new Map<string, string>();
   readonly #failures: Counter<'code'> | undefined;
   readonly #allocated: Gauge | undefined;
-  readonly #unsub: Array<() => void> = [];
   /** Services changed since the last pass (`ns/name`); a pool change makes the next pass a full one. */
   readonly #dirty = new Set<string>();
   #full = true;
-  #allocator: Allocator | undefined;
-  #poolError: VipmeshError | undefined;
+  /** The allocator of the last full pass, advanced by the incremental ones. */
+  #state: IpamState | undefined;
   #started = false;
 
   constructor(o: IpamControllerOptions) {
@@ -126,22 +113,12 @@ export class IpamController extends EventEmitter<IpamEvents> {
     }
     this.#started = true;
     const inf = this.#o.informers;
-    const onService = (e: { key: string }) => {
-      this.#dirty.add(e.key);
-      this.#reconciler.kick();
-    };
-    const onPools = () => {
+    this.#reconciler.follow(inf.services, (e) => this.#dirty.add(e.key));
+    const full = () => {
       this.#full = true;
-      this.#reconciler.kick();
     };
-    inf.services.on('change', onService);
-    inf.pools.on('change', onPools);
-    inf.configmaps.on('change', onPools);
-    this.#unsub.push(
-      () => inf.services.off('change', onService),
-      () => inf.pools.off('change', onPools),
-      () => inf.configmaps.off('change', onPools),
-    );
+    this.#reconciler.follow(inf.pools, full);
+    this.#reconciler.follow(inf.configmaps, full);
     this.#reconciler.kick();
   }
 
@@ -150,9 +127,9 @@ export class IpamController extends EventEmitter<IpamEvents> {
     return this.#reconciler.idle();
   }
 
-  async close(): Promise<void> {
-    for (const u of this.#unsub.splice(0)) u();
-    await this.#reconciler.close();
+  /** Stop: no more passes; waits for the one in progress. */
+  close(): Promise<void> {
+    return this.#reconciler.close();
   }
 
   /**
@@ -163,89 +140,50 @@ export class IpamController extends EventEmitter<IpamEvents> {
   async #reconcile(): Promise<void> {
     if (!this.#started) return;
     const inf = this.#o.informers;
-    let todo: Service[];
-    let gone: string[];
-    if (this.#full || this.#allocator === undefined) {
+    let scope: IpamScope;
+    if (this.#full || this.#state === undefined) {
       this.#full = false;
       this.#dirty.clear();
-      const cfg = poolConfig(inf.pools.items.values(), inf.configmaps.items.values(), [], this.#log);
-      todo = [...inf.services.items.values()].filter(wantsAddress).sort(byAge);
-      const keys = new Set(todo.map((s) => serviceKey(meta(s))));
-      try {
-        this.#allocator = new Allocator(cfg.pools, {
-          allocations: [...this.#persisted.values()].filter((a) => keys.has(a.service)),
-        });
-        this.#poolError = undefined;
-      } catch (err) {
-        if (!(err instanceof VipmeshError)) throw err;
-        // An unusable pool set (overlap between pools): keep what is allocated, allocate nothing new.
-        this.#poolError = err;
-        this.#allocator = new Allocator([]);
-      }
-      gone = [...this.#persisted.keys()].filter((key) => !keys.has(key));
+      scope = {
+        pools: poolConfig(inf.pools.items.values(), inf.configmaps.items.values(), [], this.#log).pools,
+      };
     } else {
-      const keys = [...this.#dirty];
+      scope = { changed: [...this.#dirty], state: this.#state };
       this.#dirty.clear();
-      todo = [];
-      gone = [];
-      for (const key of keys) {
-        const svc = inf.services.items.get(key);
-        if (svc !== undefined && wantsAddress(svc)) todo.push(svc);
-        else gone.push(key);
-      }
-      todo.sort(byAge);
     }
-    const allocator = this.#allocator;
-    const poolError = this.#poolError;
-    const results: Array<{
-      svc: Service;
-      key: string;
-      ips: string[];
-      alloc: Allocation | undefined;
-      failure: VipmeshError | undefined;
-    }> = [];
-    for (const svc of todo) {
-      const key = serviceKey(meta(svc));
-      if (poolError !== undefined) {
-        const ips = this.#persisted.get(key)?.ips ?? [];
-        results.push({ svc, key, ips, alloc: this.#persisted.get(key), failure: poolError });
-        continue;
-      }
-      try {
-        const req = toServiceRequest(svc);
-        const a = allocator.assign(req);
-        results.push({ svc, key, ips: a.ips, alloc: toAllocation(key, a, req), failure: undefined });
-      } catch (err) {
-        if (!(err instanceof VipmeshError)) throw err;
-        // A Service that can no longer be served gives its addresses back (as MetalLB clears them).
-        allocator.release(key);
-        results.push({ svc, key, ips: [], alloc: undefined, failure: err });
-      }
-    }
+    const now = this.#clock.now();
+    const plan = planIpam(
+      { services: inf.services.items, persisted: this.#persisted, outcomes: this.#outcome, now },
+      scope,
+    );
+    this.#state = plan.state;
     let changed = false;
     // Writes go out WRITE_CONCURRENCY at a time: the datastore commits concurrent writes together (one
     // fsync per group), so 1,000 Services take one pass of a few hundred ms instead of 3,000 fsyncs in a row.
-    await inBatches(results, async (r) => {
-      if (await this.#persist(r.key, r.alloc)) changed = true;
-      await this.#writeStatus(r.svc, r.ips, r.failure, false, r.alloc?.pool);
-    });
-    // Services that are gone (or no longer LoadBalancer): free their addresses.
-    await inBatches(gone, async (key) => {
-      allocator.release(key);
-      if (await this.#persist(key, undefined)) changed = true;
-      this.#outcome.delete(key);
-      const svc = inf.services.items.get(key);
-      if (svc !== undefined) await this.#writeStatus(svc, [], undefined, true);
-    });
+    const apply = async (step: IpamStep, released: boolean) => {
+      if (step.allocation !== undefined) {
+        await this.#persist(step.key, step.allocation ?? undefined);
+        changed = true;
+      }
+      if (released) this.#outcome.delete(step.key);
+      if (step.service !== undefined && step.status !== undefined) {
+        await this.#o.store.updateStatus('services', {
+          ...step.service,
+          metadata: { ...step.service.metadata, resourceVersion: undefined },
+          status: step.status,
+        });
+      }
+      if (step.report !== undefined) await this.#report(step, step.report, now);
+    };
+    await inBatches(plan.assigned, (step) => apply(step, false));
+    // Services that are gone (or no longer LoadBalancer): their addresses are freed.
+    await inBatches(plan.released, (step) => apply(step, true));
     this.#allocated?.set(this.#persisted.size);
     if (changed) this.emit('change');
   }
 
-  /** Store (or delete) one allocation; true when it changed. */
-  async #persist(key: string, a: Allocation | undefined): Promise<boolean> {
-    const old = this.#persisted.get(key);
-    if (a === undefined && old === undefined) return false;
-    if (a !== undefined && old !== undefined && canonicalJson(a) === canonicalJson(old)) return false;
+  /** Store (or delete) one allocation. */
+  async #persist(key: string, a: Allocation | undefined): Promise<void> {
     const k = `${ALLOCATION_PREFIX}${key}`;
     const cur = await this.#o.kv.get(k);
     const res =
@@ -258,67 +196,21 @@ export class IpamController extends EventEmitter<IpamEvents> {
       throw new VipmeshError('VIPMESH_API_CONFLICT', `allocation ${key} changed under the controller`);
     if (a === undefined) this.#persisted.delete(key);
     else this.#persisted.set(key, a);
-    return true;
   }
 
-  async #writeStatus(
-    svc: Service,
-    ips: string[],
-    failure: VipmeshError | undefined,
-    gone = false,
-    pool?: string,
-  ): Promise<void> {
-    const key = serviceKey(meta(svc));
-    const status = structuredClone(svc.status ?? {});
-    const ingress = ips.map((ip) => ({ ip, ipMode: 'VIP' }));
-    if (ingress.length > 0) status.loadBalancer = { ingress };
-    else if (status.loadBalancer !== undefined) status.loadBalancer = {};
-    const others = (status.conditions ?? []).filter((c) => c.type !== IP_ALLOCATED);
-    const prev = (svc.status?.conditions ?? []).find((c) => c.type === IP_ALLOCATED);
-    let cond: Condition | undefined;
-    if (!gone) {
-      cond =
-        failure === undefined
-          ? {
-              type: IP_ALLOCATED,
-              status: 'True',
-              reason: 'Allocated',
-              // `from pool X` is what `vipmesh get services -o wide` shows in its POOL column.
-              message: `allocated ${ips.join(', ')}${pool === undefined ? '' : ` from pool ${pool}`}`,
-            }
-          : { type: IP_ALLOCATED, status: 'False', reason: failure.code, message: failure.message };
-      cond.lastTransitionTime =
-        prev !== undefined && prev.status === cond.status && prev.reason === cond.reason
-          ? prev.lastTransitionTime
-          : new Date(this.#clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
-    }
-    status.conditions = cond === undefined ? others : [...others, cond];
-    if (status.conditions.length === 0) delete status.conditions;
-    if (canonicalJson(status) !== canonicalJson(svc.status ?? {})) {
-      await this.#o.store.updateStatus('services', {
-        ...svc,
-        metadata: { ...svc.metadata, resourceVersion: undefined },
-        status,
-      });
-    }
-    if (gone) return;
-    const outcome = failure === undefined ? `ok:${ips.join(',')}` : `fail:${failure.code}:${failure.message}`;
-    if (this.#outcome.get(key) === outcome) return;
-    this.#outcome.set(key, outcome);
-    if (failure !== undefined) {
-      this.#failures?.inc({ code: failure.code });
-      this.#log.warn({ service: key, code: failure.code }, failure.message);
+  /** A Service's outcome changed: remember it, count and log a failure, record the event. */
+  async #report(step: IpamStep, r: IpamReport, now: number): Promise<void> {
+    this.#outcome.set(step.key, r.outcome);
+    if (r.failure !== undefined) {
+      this.#failures?.inc({ code: r.failure.code });
+      this.#log.warn({ service: step.key, code: r.failure.code }, r.failure.message);
     }
     await recordEvent(
       this.#o.store,
       {
-        involved: svc,
-        reason: failure === undefined ? 'IPAllocated' : 'AllocationFailed',
-        message:
-          failure === undefined ? `Assigned IP ${ips.join(', ')}` : `${failure.message} (${failure.code})`,
-        type: failure === undefined ? 'Normal' : 'Warning',
+        ...r.event,
         component: 'vipmesh-ipam',
-        now: this.#clock.now(),
+        now,
         ...(this.#o.host === undefined ? {} : { host: this.#o.host }),
       },
       this.#log,
@@ -345,29 +237,4 @@ export async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise
   };
   await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, items.length) }, worker));
   if (failure !== undefined) throw failure;
-}
-
-/** The allocation to persist for `key` (the same fields the Allocator restores from). */
-function toAllocation(key: string, a: Assignment, req: ServiceRequest): Allocation {
-  return {
-    service: key,
-    pool: a.pool,
-    ips: [...a.ips],
-    ...(req.sharingKey === undefined ? {} : { sharingKey: req.sharingKey }),
-    ports: req.ports.map((p) => ({ ...p })),
-  };
-}
-
-function meta(s: Service): { namespace: string; name: string } {
-  return { namespace: s.metadata.namespace ?? 'default', name: s.metadata.name };
-}
-
-/** Oldest first, so an older Service wins a contested address (as in MetalLB). */
-function byAge(a: Service, b: Service): number {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  const ka = serviceKey(meta(a));
-  const kb = serviceKey(meta(b));
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
 }

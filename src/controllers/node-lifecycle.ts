@@ -1,9 +1,10 @@
 import type { NodeRegistration } from '../api/agent-protocol.js';
 import type { ResourceStore } from '../api/store.js';
 import type { Condition, Node } from '../api/types.js';
-import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { isVipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { Periodic } from './informer.js';
 
 /** Annotation naming the server that holds the node's tunnel session (the one that decides its readiness). */
 export const SERVER_ANNOTATION = 'vipmesh.io/server';
@@ -65,9 +66,8 @@ export class NodeLifecycle {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #started: number;
+  readonly #sweeps: Periodic;
   #masterSince: number | undefined;
-  #timer: TimerHandle | undefined;
-  #closed = false;
   #chain: Promise<void> = Promise.resolve();
 
   constructor(o: NodeLifecycleOptions) {
@@ -75,11 +75,16 @@ export class NodeLifecycle {
     this.#log = o.logger;
     this.#clock = o.clock ?? systemClock;
     this.#started = this.#clock.now();
+    this.#sweeps = new Periodic(() => this.sweep(), {
+      intervalMs: o.sweepMs ?? 1000,
+      onError: (err) => this.#log.warn({ err }, 'node sweep failed'),
+      clock: this.#clock,
+    });
   }
 
   /** Start the periodic sweep. */
   start(): void {
-    this.#schedule();
+    this.#sweeps.start();
   }
 
   /** This server became master (true) or stopped being it (false). */
@@ -208,18 +213,9 @@ export class NodeLifecycle {
     }
   }
 
-  #schedule(): void {
-    if (this.#closed) return;
-    this.#timer = this.#clock.setTimeout(() => {
-      this.sweep()
-        .catch((err: unknown) => this.#log.warn({ err }, 'node sweep failed'))
-        .finally(() => this.#schedule());
-    }, this.#o.sweepMs ?? 1000);
-  }
-
+  /** Stop the sweep; waits for a sweep in progress and the writes queued. */
   async close(): Promise<void> {
-    this.#closed = true;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    await this.#sweeps.close();
     await this.#chain;
   }
 }

@@ -50,7 +50,6 @@ export class SubnetController {
   readonly #o: SubnetControllerOptions;
   readonly #alloc: SubnetAllocator;
   readonly #reconciler: Reconciler;
-  readonly #kick = () => this.#reconciler.kick();
 
   constructor(o: SubnetControllerOptions) {
     this.#o = o;
@@ -58,18 +57,20 @@ export class SubnetController {
     this.#reconciler = new Reconciler(() => this.#reconcile(), { logger: o.logger });
   }
 
+  /** Follow the Nodes and run a first pass. */
   start(): void {
-    this.#o.nodes.on('change', this.#kick);
+    this.#reconciler.follow(this.#o.nodes);
     this.#reconciler.kick();
   }
 
+  /** Resolves when no pass is running or queued (tests). */
   idle(): Promise<void> {
     return this.#reconciler.idle();
   }
 
-  async close(): Promise<void> {
-    this.#o.nodes.off('change', this.#kick);
-    await this.#reconciler.close();
+  /** Stop: no more passes; waits for the one in progress. */
+  close(): Promise<void> {
+    return this.#reconciler.close();
   }
 
   async #reconcile(): Promise<void> {

@@ -1,0 +1,159 @@
+/**
+ * The pure half of announcer assignment: the Nodes, the Services, the IPAM allocations and the decoded
+ * pools and advertisements -> each Node's wanted `status.vips` (with the interfaces per VIP), and what
+ * changed since the last pass (for logs, metrics and events). No I/O, no clock, no logger, so it is tested
+ * with case tables; the AssignmentController applies what it returns.
+ */
+import { VIP_INTERFACES } from '../api/agent-protocol.js';
+import { type Node, nodeReady, type Service } from '../api/types.js';
+import {
+  type AddressPool,
+  type Allocation,
+  announcersFor,
+  type L2Advertisement,
+  type NodeInfo,
+  serviceKey,
+} from '../vip-pool/index.js';
+import type { PlannedEvent } from './events.js';
+import { type PlacementReason, placeVips, type VipPlacement } from './placement.js';
+
+/** What one assignment pass looks at. */
+export interface AssignmentInput {
+  nodes: Iterable<Node>;
+  services: Iterable<Service>;
+  /** The IPAM controller's allocations (which pool each Service's addresses came from). */
+  allocations: readonly Allocation[];
+  pools: readonly AddressPool[];
+  advertisements: readonly L2Advertisement[];
+  /** Where the previous pass placed each VIP (undefined: nowhere); empty on the first pass after a start. */
+  last: ReadonlyMap<string, string | undefined>;
+}
+
+/** One Node whose `status.vips` (or `status.vipInterfaces`) must change. */
+export interface NodeWrite {
+  /** The Node as read. */
+  node: Node;
+  /** Its whole new status. */
+  status: NonNullable<Node['status']>;
+}
+
+/** A VIP whose holder changed since the previous pass (or that became unplaceable). */
+export interface AssignmentChange {
+  vip: string;
+  node: string | undefined;
+  reason: PlacementReason;
+  /** The log line and the events' message. */
+  message: string;
+}
+
+/** What a pass must do. */
+export interface AssignmentPlan {
+  /** Node status writes, the nodes gaining VIPs first (on failover, the new holder is what matters). */
+  writes: NodeWrite[];
+  changes: AssignmentChange[];
+  /** One event per change and Service using the VIP, in the order of `changes`. */
+  events: PlannedEvent[];
+  /** Where this pass placed each VIP: the next pass's `last`. */
+  placed: Map<string, string | undefined>;
+}
+
+/** Placement of every allocated VIP and the writes and events that follow. */
+export function planAssignment(input: AssignmentInput): AssignmentPlan {
+  const nodes = [...input.nodes].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+  const ready = new Set(nodes.filter((n) => nodeReady(n) === 'True').map((n) => n.metadata.name));
+  const infos: NodeInfo[] = nodes.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {} }));
+  const current = new Map<string, string>();
+  for (const n of nodes) {
+    for (const ip of n.status?.vips ?? []) {
+      // Two nodes listing one VIP (a crash between two writes): prefer a Ready one.
+      const had = current.get(ip);
+      if (had === undefined || (!ready.has(had) && ready.has(n.metadata.name)))
+        current.set(ip, n.metadata.name);
+    }
+  }
+  // VIP -> eligible nodes (with interfaces), from the pool its Service's allocation came from.
+  const services = new Map<string, Service>();
+  for (const s of input.services) {
+    services.set(serviceKey({ namespace: s.metadata.namespace ?? 'default', name: s.metadata.name }), s);
+  }
+  const vips = new Map<string, { eligible: Map<string, string[] | undefined>; services: Service[] }>();
+  for (const a of input.allocations) {
+    const svc = services.get(a.service);
+    if (svc === undefined) continue;
+    const pool = input.pools.find((p) => p.name === a.pool);
+    if (pool === undefined) continue;
+    const allowed = announcersFor(pool, input.advertisements, infos);
+    for (const ip of a.ips) {
+      let v = vips.get(ip);
+      if (v === undefined) {
+        v = { eligible: new Map(allowed.map((x) => [x.node, x.interfaces])), services: [] };
+        vips.set(ip, v);
+      }
+      v.services.push(svc);
+    }
+  }
+  const placements: VipPlacement[] = [...vips].map(([vip, v]) => ({
+    vip,
+    eligible: [...v.eligible.keys()],
+    current: current.get(vip),
+  }));
+  const results = placeVips(placements, ready);
+  const want = new Map<string, { vips: string[]; ifs: Record<string, string[]> }>();
+  for (const n of nodes) want.set(n.metadata.name, { vips: [], ifs: {} });
+  for (const r of results) {
+    if (r.node === undefined) continue;
+    const w = want.get(r.node)!;
+    w.vips.push(r.vip);
+    const ifs = vips.get(r.vip)!.eligible.get(r.node);
+    if (ifs !== undefined) w.ifs[r.vip] = ifs;
+  }
+  const plan: AssignmentPlan = { writes: [], changes: [], events: [], placed: new Map() };
+  for (const n of [...nodes].sort((a, b) => gains(b, want) - gains(a, want))) {
+    const w = want.get(n.metadata.name)!;
+    w.vips.sort();
+    const have = n.status?.vips ?? [];
+    const haveIfs = (n.status?.[VIP_INTERFACES] ?? {}) as Record<string, string[]>;
+    if (sameList(have, w.vips) && JSON.stringify(sortKeys(haveIfs)) === JSON.stringify(sortKeys(w.ifs)))
+      continue;
+    const status: NonNullable<Node['status']> = { ...(n.status ?? {}), vips: w.vips };
+    if (Object.keys(w.ifs).length > 0) status[VIP_INTERFACES] = w.ifs;
+    else delete status[VIP_INTERFACES];
+    plan.writes.push({ node: n, status });
+  }
+  for (const r of results) {
+    const known = input.last.has(r.vip);
+    const before = input.last.get(r.vip);
+    plan.placed.set(r.vip, r.node);
+    if (known && before === r.node) continue; // nothing changed since the last pass
+    if (!known && r.reason === 'kept') continue; // first pass after a start: nothing moved
+    const message =
+      r.node === undefined
+        ? `no Ready node may announce ${r.vip} (check the L2Advertisements' nodeSelectors)`
+        : `announcing ${r.vip} from node ${r.node}${r.reason === 'moved' ? ` (moved from ${current.get(r.vip)})` : ''}`;
+    plan.changes.push({ vip: r.vip, node: r.node, reason: r.reason, message });
+    for (const svc of vips.get(r.vip)?.services ?? []) {
+      plan.events.push({
+        involved: svc,
+        reason: r.node === undefined ? 'NoAnnouncer' : 'nodeAssigned',
+        message,
+        type: r.node === undefined ? 'Warning' : 'Normal',
+      });
+    }
+  }
+  return plan;
+}
+
+function gains(n: Node, want: Map<string, { vips: string[] }>): number {
+  const have = new Set(n.status?.vips ?? []);
+  return (want.get(n.metadata.name)?.vips ?? []).filter((v) => !have.has(v)).length > 0 ? 1 : 0;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const sa = [...a].sort();
+  return sa.every((x, i) => x === b[i]);
+}
+
+function sortKeys(o: Record<string, string[]>): Array<[string, string[]]> {
+  return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1));
+}
