@@ -1,6 +1,6 @@
 /** Options of {@link until}. */
 export interface UntilOptions {
-  /** Give up after this long [10 s]. */
+  /** Give up after this long [15 s]. */
   timeoutMs?: number;
   /** Pause between two looks [20 ms]. */
   stepMs?: number;
@@ -21,7 +21,7 @@ export async function until<T>(
   fn: () => T | undefined | false | Promise<T | undefined | false>,
   opts: UntilOptions = {},
 ): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? 15_000;
   const stepMs = opts.stepMs ?? 20;
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
