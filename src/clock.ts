@@ -1,11 +1,14 @@
 /**
- * Time, injected wherever it matters (STYLE.md 9): GARP repeats, heartbeats, lease expiry, backoff.
- * Production code uses {@link systemClock}; tests use FakeClock from src/testing/fake-clock.ts.
+ * Time, injected wherever it decides behaviour (GARP repeats, heartbeats, lease expiry, backoff, retries),
+ * so that tests can move it by hand instead of waiting. Production code uses {@link systemClock}; tests use
+ * FakeClock from src/testing/fake-clock.ts.
  */
 export interface Clock {
   /** Milliseconds since the epoch (may be fractional on a fake clock). */
   now(): number;
+  /** Call `fn` once, `ms` milliseconds from now. */
   setTimeout(fn: () => void, ms: number): TimerHandle;
+  /** Cancel a timer that has not fired (a fired or cleared one is ignored). */
   clearTimeout(handle: TimerHandle): void;
 }
 

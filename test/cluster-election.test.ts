@@ -6,29 +6,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
 import t from 'tap';
 import { Agent, type AgentAnnouncer } from '../src/agent/index.js';
 import { ApiClient, type Node } from '../src/api/index.js';
 import { startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
-import { type RunningServer, startServer } from '../src/server/index.js';
+import { ELECTION_NAME, type RunningServer, startServer } from '../src/server/index.js';
+import { until } from '../src/testing/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vipmesh-election-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 15_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const ds = await startDatastore({
   dataDir: join(dir, 'etcd'),
@@ -80,10 +68,17 @@ t.test(
     t.equal(s2.credentials.adminToken, s1.credentials.adminToken, 'and the admin token');
     t.equal(s2.credentials.caHash, s1.credentials.caHash, 'and the CA');
     await until('a master', () => s1.isMaster() || s2.isMaster());
-    await new Promise((r) => setTimeout(r, 300));
+    // Once both campaigns hold a key, the order of the keys decides: the election is settled.
+    const etcd = new Etcd3({ hosts: ds.url });
+    t.teardown(() => etcd.close());
+    const campaigns = etcd.namespace(`election/${ELECTION_NAME}/`);
+    await until('both servers campaigning', async () => (await campaigns.getAll().keys()).length === 2);
     t.equal(Number(s1.isMaster()) + Number(s2.isMaster()), 1, 'exactly one master');
     t.equal(s1.isMaster(), true, 'the first to campaign');
-    t.ok(s1.controllers(), 'the master runs the controllers');
+    t.ok(
+      await until('the master to start its controllers', () => s1.controllers()),
+      'the master runs the controllers',
+    );
     t.equal(s2.controllers(), undefined, 'the other does not');
 
     // An agent joins s1 only; then s1 goes away for good (no node-lost: it is shutting down).

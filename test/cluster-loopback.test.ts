@@ -11,10 +11,12 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Agent, type AgentAnnouncer, type AgentHostGw } from '../src/agent/index.js';
 import { ApiClient, type Node, type Service } from '../src/api/index.js';
+import { SERVER_ANNOTATION, withReady } from '../src/controllers/index.js';
 import type { Lease } from '../src/flannel-hostgw/index.js';
 import { silentLogger } from '../src/log.js';
 import { createRegistry } from '../src/metrics.js';
 import { type RunningServer, startServer } from '../src/server/index.js';
+import { until } from '../src/testing/until.js';
 
 /** Records holds/releases; `answeredBy` makes probes report another holder. */
 class FakeAnnouncer extends EventEmitter implements AgentAnnouncer {
@@ -56,20 +58,6 @@ class FakeHostGw implements AgentHostGw {
     this.leases = leases;
   }
   async close(): Promise<void> {}
-}
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 10_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'vipmesh-loopback-'));
@@ -148,6 +136,7 @@ const holderOf = async (vip: string) => {
   const nodes = (await api.list('nodes')).items as Node[];
   return nodes.find((n) => n.status?.vips?.includes(vip))?.metadata.name;
 };
+const readyOf = (n: Node | undefined) => n?.status?.conditions?.find((c) => c.type === 'Ready')?.status;
 const ingressOf = async (name: string) =>
   ((await api.get('services', name, 'default')) as Service).status?.loadBalancer?.ingress?.map((i) => i.ip);
 
@@ -371,7 +360,12 @@ t.test('a node lost: NotReady, its VIPs move to the other node, a join moves not
     const n = (await api.get('nodes', holder)) as Node;
     return n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
   });
-  await new Promise((r) => setTimeout(r, 300));
+  // The master's pass over the join: its informer has the node Ready again, and the controllers are idle.
+  await until(
+    'the master to see it Ready again',
+    () => readyOf(srv.informers.nodes.items.get(holder)) === 'True',
+  );
+  await srv.controllers()?.idle();
   for (const vip of moving) t.equal(await holderOf(vip), other, `${vip} stays on ${other}`);
 });
 
@@ -405,12 +399,27 @@ t.test(
     a2.answeredBy.clear();
     // The server comes back on the same port with the same data: the agents reconnect.
     srv = await server(port);
+    // A Node of this server whose agent never comes back: marked NotReady once the startup grace is over.
+    const ghost = await srv.store.create('nodes', {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'ghost', annotations: { [SERVER_ANNOTATION]: 'srv' } },
+    });
+    await srv.store.updateStatus('nodes', {
+      ...ghost,
+      status: {
+        conditions: withReady([], 'True', 'Test', 'ready before the restart', new Date().toISOString()),
+      },
+    });
     api = await ApiClient.connect({ server: srv.url, token: srv.credentials.adminToken });
     await until('agents reconnect', () => agents.a1.agent.connected && agents.a2.agent.connected);
     t.match(await a1Registry.metrics(), /^vipmesh_agent_server_connected 1$/m, 'and found again');
-    await new Promise((r) => setTimeout(r, 2000)); // past the node startup grace
+    await until('the startup grace to end (the ghost node marked NotReady)', async () => {
+      return readyOf((await api.get('nodes', 'ghost')) as Node) === 'False';
+    });
     const after = new Map<string, string>();
     for (const n of (await api.list('nodes')).items as Node[]) {
+      if (n.metadata.name === 'ghost') continue;
       t.equal(
         n.status?.conditions?.find((c) => c.type === 'Ready')?.status,
         'True',

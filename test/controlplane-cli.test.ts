@@ -12,6 +12,7 @@ import { silentLogger } from '../src/log.js';
 import { captureCli } from '../src/testing/cli.js';
 import { api, datastore, svc } from '../src/testing/controlplane.js';
 import { tempDir } from '../src/testing/tmp.js';
+import { until } from '../src/testing/until.js';
 
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const ctx = captureCli(silentLogger);
@@ -182,12 +183,9 @@ spec:
   // get -w: the (empty) list, then a row per change, until the server goes away.
   const watchCtx = captureCli(silentLogger);
   const watching = run(['get', 'services', '-w', '--admin-config', adminCfg], watchCtx);
-  const until = async (ok: () => boolean) => {
-    for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-  };
-  await until(() => watchCtx.err().includes('No resources found'));
+  await until('get -w to print the empty list', () => watchCtx.err().includes('No resources found'));
   await store.create('services', svc('late'));
-  await until(() => watchCtx.out().includes('late'));
+  await until('get -w to print the new row', () => watchCtx.out().includes('late'));
   await srv.close();
   t.equal(await watching, 0, 'get -w ends when the stream does');
   t.match(watchCtx.out(), /^NAMESPACE\s+NAME\s+TYPE.*\ndefault\s+late\s+LoadBalancer\s+<none>\s+<pending>/);

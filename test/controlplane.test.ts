@@ -9,6 +9,7 @@ import t from 'tap';
 import { createResourceStore, type Service, type Status, type WatchEvent } from '../src/api/index.js';
 import type { ApiServer } from '../src/testing/api-server.js';
 import { api, datastore, svc } from '../src/testing/controlplane.js';
+import { until } from '../src/testing/until.js';
 
 for (const which of ['etcd', 'kine'] as const) {
   t.test(`resource store on ${which}`, async (t) => {
@@ -58,8 +59,7 @@ for (const which of ['etcd', 'kine'] as const) {
     );
     await store.delete('services', 'db', 'prod');
 
-    const until = Date.now() + 5000;
-    while (events.length < 4 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    await until('four watch events', () => events.length >= 4, { timeoutMs: 5000 });
     await w.close();
     t.same(
       events.map((e) => [e.type, e.object.metadata.name, e.object.metadata.resourceVersion]),

@@ -7,6 +7,7 @@ import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
 import { ensureServerCredentials } from '../pki/index.js';
 import { createApiServer } from '../testing/api-server.js';
+import { until } from '../testing/until.js';
 import { readAdminConfig, resolveConnection, writeAdminConfig } from './admin-config.js';
 import { ApiClient } from './client.js';
 import type { Kv } from './kv.js';
@@ -103,14 +104,12 @@ t.test('client verbs, watch with initial state, too-large bodies, method errors'
     spec: { type: 'LoadBalancer', x: 1 },
   });
   await client.delete('services', 'b');
-  for (let i = 0; i < 100 && events.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+  await until('four watch events', () => events.length >= 4);
   t.match(await registry.metrics(), /vipmesh_controlplane_api_watches 1/);
   w.close();
   await w.done;
   t.same(events, ['ADDED a', 'ADDED b', 'MODIFIED b', 'DELETED b'], 'initial state, then changes');
-  for (let i = 0; i < 100 && /api_watches 1/.test(await registry.metrics()); i++) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await until('the watch to end on the server', async () => !/api_watches 1/.test(await registry.metrics()));
   t.match(
     await registry.metrics(),
     /vipmesh_controlplane_api_watches 0/,

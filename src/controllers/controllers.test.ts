@@ -5,6 +5,7 @@ import { ResourceStore } from '../api/store.js';
 import type { ConfigMap, IPAddressPool, L2Advertisement, Node } from '../api/types.js';
 import { silentLogger } from '../log.js';
 import { FakeClock } from '../testing/fake-clock.js';
+import { until } from '../testing/until.js';
 import { recordEvent } from './events.js';
 import { Informer, Reconciler } from './informer.js';
 import { NodeLifecycle, SERVER_ANNOTATION, withReady } from './node-lifecycle.js';
@@ -133,7 +134,7 @@ t.test('Informer: lists, follows the watch, reports deletes', async (t) => {
   t.ok(inf.synced);
   await store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n2' } });
   await store.delete('nodes', 'n1');
-  await new Promise((r) => setTimeout(r, 20));
+  await until('three changes', () => seen.length >= 3);
   t.same(seen, ['ADDED:n1', 'ADDED:n2', 'DELETED:n1']);
   t.same([...inf.items.keys()], ['n2']);
   await inf.close();
@@ -269,7 +270,7 @@ t.test('EventReaper deletes events past the TTL, on its interval', async (t) => 
   const reaper = new EventReaper({ store, logger: log, clock, intervalMs: 1000 });
   reaper.start();
   clock.advance(1000);
-  await new Promise((r) => setTimeout(r, 20));
+  await until('the first pass to finish and schedule the next', () => clock.pending === 1);
   t.same(
     (await store.list('events')).items.map((e) => e.reason),
     ['New'],

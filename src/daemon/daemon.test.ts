@@ -8,6 +8,8 @@ import { MemoryKv } from '../api/memory-kv.js';
 import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
 import { BOOTSTRAP_KEY, sharedCredentials } from '../server/bootstrap.js';
+import { FakeClock } from '../testing/fake-clock.js';
+import { until } from '../testing/until.js';
 import { serveMetrics, splitHostPort } from './metrics-http.js';
 import { registerProcessMetrics } from './process-metrics.js';
 
@@ -125,6 +127,7 @@ t.test(
     await nodes.start();
     const pushes: Array<[string, string, unknown]> = [];
     const sessions = new Map<string, unknown>([['n1', {}]]);
+    const clock = new FakeClock();
     const relay = new Relay({
       nodes,
       kv,
@@ -137,9 +140,13 @@ t.test(
       },
       clusterCidr: ['198.18.0.0/16'],
       logger: silentLogger(),
+      clock,
     });
     await relay.start();
-    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const leasesPushed = (n: number) => {
+      const last = pushes.at(-1);
+      return last?.[1] === TOPIC_LEASES && (last[2] as { leases: unknown[] }).leases.length === n;
+    };
     const lease = (n: number) => ({
       node: `n${n}`,
       podCIDRs: [`198.18.${n}.0/24`],
@@ -147,7 +154,9 @@ t.test(
     });
     const node = await store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } });
     await store.updateStatus('nodes', { ...node, status: { vips: ['198.51.100.200'] } });
-    await wait(20);
+    await until('a push of the assignment', () =>
+      pushes.some(([, topic, p]) => topic === TOPIC_VIPS && (p as { vips: unknown[] }).vips.length > 0),
+    );
     t.same(pushes.filter(([, topic]) => topic === TOPIC_VIPS).at(-1), [
       'n1',
       TOPIC_VIPS,
@@ -156,12 +165,14 @@ t.test(
     relay.sessionUp('n1');
     t.same(pushes.at(-1), ['n1', TOPIC_LEASES, { clusterCidr: ['198.18.0.0/16'], leases: [] }]);
     await mem.put(leaseKey(lease(1).podCIDRs), Buffer.from(encodeLeaseValue(lease(1))), 0);
-    await wait(20);
+    await until('a push of the one lease', () => leasesPushed(1));
     t.same(pushes.at(-1), ['n1', TOPIC_LEASES, { clusterCidr: ['198.18.0.0/16'], leases: [lease(1)] }]);
     await mem.put('/coreos.com/network/subnets/garbage', Buffer.from('{}'), 0);
     failWatch?.(new Error('compacted'));
     await mem.put(leaseKey(lease(2).podCIDRs), Buffer.from(encodeLeaseValue(lease(2))), 0);
-    await wait(700);
+    t.equal(clock.pending, 1, 'the relay waits before listing again');
+    clock.advance(500);
+    await until('a push of both leases after the resync', () => leasesPushed(2));
     t.same(
       pushes.at(-1),
       ['n1', TOPIC_LEASES, { clusterCidr: ['198.18.0.0/16'], leases: [lease(1), lease(2)] }],

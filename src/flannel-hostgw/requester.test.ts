@@ -1,4 +1,5 @@
 import t from 'tap';
+import { FakeClock } from '../testing/fake-clock.js';
 import { BatchRequester, type NetlinkDatagramSocket } from './requester.js';
 import { decodeMessages, encodeRouteMessage, NLM_F_ACK, NLMSG_ERROR, RTM_NEWROUTE } from './rtmsg.js';
 
@@ -88,13 +89,15 @@ t.test('errors carry the errno name; big batches are split', async (t) => {
 t.test('a failed send rejects its requests; timeout and close reject the rest', async (t) => {
   const sock = new FakeSocket();
   sock.failSend = Object.assign(new Error('no buffer space'), { code: 'ENOBUFS' });
-  const rq = new BatchRequester(sock, { timeoutMs: 50 });
+  const clock = new FakeClock();
+  const rq = new BatchRequester(sock, { timeoutMs: 50, clock });
   await t.rejects(rq.request('a', route), { code: 'VIPMESH_HOSTGW_NETLINK', cause: { code: 'ENOBUFS' } });
   sock.failSend = undefined;
-  // The watchdog is unref'd (a real socket keeps the process alive); keep this one alive meanwhile.
-  const alive = setTimeout(() => undefined, 5_000);
-  await t.rejects(rq.request('b', route), { cause: { code: 'ETIMEDOUT' } });
-  clearTimeout(alive);
+  const unanswered = rq.request('b', route);
+  clock.advance(49);
+  t.equal(rq.pending, 1, 'still waiting just before the timeout');
+  clock.advance(1);
+  await t.rejects(unanswered, { cause: { code: 'ETIMEDOUT' } });
   const lost = rq.request('lost', route);
   rq.abortPending('ENOBUFS');
   await t.rejects(lost, { cause: { code: 'ENOBUFS' } });

@@ -6,6 +6,7 @@
  * one request per round trip took ~45-100 ms on the same (busy) machine.
  */
 import { getSystemErrorName } from 'node:util';
+import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import {
   decodeError,
@@ -39,6 +40,8 @@ export interface BatchRequesterOptions {
   timeoutMs?: number;
   /** Most bytes per datagram; default 64 KiB (well under the kernel's limit for one sendmsg). */
   maxDatagram?: number;
+  /** Time source for the ack timeout [the system clock]. */
+  clock?: Clock;
 }
 
 function errnoError(what: string, code: string): VipmeshError {
@@ -53,18 +56,20 @@ export class BatchRequester {
   readonly #sock: NetlinkDatagramSocket;
   readonly #timeoutMs: number;
   readonly #maxDatagram: number;
+  readonly #clock: Clock;
   readonly #pending = new Map<number, Pending>();
   #queue: Buffer[] = [];
   #queued = 0;
   #flushScheduled = false;
   #seq = Math.floor(Math.random() * 0x7fff_0000);
-  #watchdog: NodeJS.Timeout | undefined;
+  #watchdog: TimerHandle | undefined;
   #closed = false;
 
   constructor(sock: NetlinkDatagramSocket, opts: BatchRequesterOptions = {}) {
     this.#sock = sock;
     this.#timeoutMs = opts.timeoutMs ?? 5_000;
     this.#maxDatagram = opts.maxDatagram ?? 64 * 1024;
+    this.#clock = opts.clock ?? systemClock;
     sock.onMessage((buf, port) => {
       if (port === 0) this.#receive(buf);
     });
@@ -160,12 +165,11 @@ export class BatchRequester {
 
   #armWatchdog(): void {
     this.#disarmWatchdog();
-    this.#watchdog = setTimeout(() => this.#failAll('ETIMEDOUT'), this.#timeoutMs);
-    this.#watchdog.unref();
+    this.#watchdog = this.#clock.setTimeout(() => this.#failAll('ETIMEDOUT'), this.#timeoutMs);
   }
 
   #disarmWatchdog(): void {
-    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
+    if (this.#watchdog !== undefined) this.#clock.clearTimeout(this.#watchdog);
     this.#watchdog = undefined;
   }
 

@@ -37,4 +37,5 @@ function attempt(): void {
   sock.on('error', () => finish(false));
 }
 
+// Real time on purpose: the lab measures failover as a client on the wire sees it.
 setInterval(attempt, interval);

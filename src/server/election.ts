@@ -1,4 +1,5 @@
 import type { Campaign, Etcd3, Lease } from 'etcd3';
+import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import type { Logger } from '../log.js';
 
 /** The election all servers of one datastore campaign in. */
@@ -18,6 +19,8 @@ export interface MasterElectionOptions {
   onChange: (master: boolean) => void;
   /** Pause before campaigning again after losing the role [1 s]. */
   retryMs?: number;
+  /** Time source for the retry pause and the liveness key's timestamp [the system clock]. */
+  clock?: Clock;
 }
 
 /**
@@ -28,14 +31,16 @@ export interface MasterElectionOptions {
  */
 export class MasterElection {
   readonly #o: MasterElectionOptions;
+  readonly #clock: Clock;
   #campaign: Campaign | undefined;
   #lease: Lease | undefined;
   #master = false;
   #closed = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: TimerHandle | undefined;
 
   constructor(o: MasterElectionOptions) {
     this.#o = o;
+    this.#clock = o.clock ?? systemClock;
   }
 
   get master(): boolean {
@@ -82,7 +87,7 @@ export class MasterElection {
     });
     lease
       .put(`${SERVERS_PREFIX}${this.#o.name}`)
-      .value(String(Date.now()))
+      .value(String(this.#clock.now()))
       .exec()
       .catch((err: unknown) => {
         this.#o.logger.warn({ err: (err as Error).message }, 'cannot write the liveness key; retrying');
@@ -96,15 +101,13 @@ export class MasterElection {
 
   #retry(fn: () => void): void {
     if (this.#closed) return;
-    const t = setTimeout(fn, this.#o.retryMs ?? 1000);
-    t.unref();
-    this.#timer = t;
+    this.#timer = this.#clock.setTimeout(fn, this.#o.retryMs ?? 1000);
   }
 
   /** Resign (the next server takes over at once) and drop the liveness key. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     const c = this.#campaign;
     this.#campaign = undefined;
     this.#set(false);

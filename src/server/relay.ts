@@ -1,5 +1,6 @@
 import { assignedVips, TOPIC_LEASES, TOPIC_VIPS } from '../api/agent-protocol.js';
 import type { Kv, KvWatch } from '../api/kv.js';
+import { type Clock, systemClock } from '../clock.js';
 import type { Informer } from '../controllers/informer.js';
 import { decodeLease, LEASE_PREFIX, type Lease } from '../flannel-hostgw/index.js';
 import type { Logger } from '../log.js';
@@ -19,7 +20,12 @@ export interface RelayOptions {
   target: PushTarget;
   clusterCidr: readonly string[];
   logger: Logger;
+  /** Time source for the pause before listing the leases again [the system clock]. */
+  clock?: Clock;
 }
+
+/** Pause before listing the leases again after their watch ended. */
+const RESYNC_DELAY_MS = 500;
 
 /**
  * Every server relays the datastore's decisions to the agents connected to it: a node's VIP assignment
@@ -29,6 +35,7 @@ export interface RelayOptions {
  */
 export class Relay {
   readonly #o: RelayOptions;
+  readonly #clock: Clock;
   readonly #leases = new Map<string, Lease>();
   readonly #pushed = new Map<string, string>();
   #watch: KvWatch | undefined;
@@ -37,6 +44,7 @@ export class Relay {
 
   constructor(o: RelayOptions) {
     this.#o = o;
+    this.#clock = o.clock ?? systemClock;
   }
 
   /** Load the leases, watch them and the nodes. The nodes informer must be started. */
@@ -68,12 +76,11 @@ export class Relay {
     if (this.#closed) return;
     void this.#watch?.close().catch(() => undefined);
     this.#watch = undefined;
-    const t = setTimeout(() => {
+    this.#clock.setTimeout(() => {
       this.#syncLeases()
         .then(() => this.#queueLeases())
         .catch(() => this.#resync());
-    }, 500);
-    t.unref();
+    }, RESYNC_DELAY_MS);
   }
 
   readonly #onNode = (e: { key: string }): void => {

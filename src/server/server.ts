@@ -176,6 +176,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       target: tunnel,
       clusterCidr: o.clusterCidr,
       logger: log.child({ component: 'relay' }),
+      ...(o.clock === undefined ? {} : { clock: o.clock }),
     });
     await relay.start();
     cleanup.push(['relay', () => relay.close()]);
@@ -289,6 +290,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       name: o.nodeName,
       ttlSeconds: o.electionTtlSeconds ?? 5,
       logger: log.child({ component: 'election' }),
+      ...(o.clock === undefined ? {} : { clock: o.clock }),
       onChange: (master) => {
         masterGauge.set(master ? 1 : 0);
         lifecycle.setMaster(master);

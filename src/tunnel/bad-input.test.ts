@@ -6,6 +6,7 @@ import { WebSocket } from 'ws';
 import { createRegistry } from '../metrics.js';
 import { tempDir } from '../testing/tmp.js';
 import { createTunnelServer, type StandaloneTunnelServer } from '../testing/tunnel-server.js';
+import { until } from '../testing/until.js';
 import { TunnelClient } from './client.js';
 import { encodeHello } from './codec.js';
 
@@ -136,6 +137,11 @@ t.test(
         ws.once('open', () => resolve(101));
         ws.once('close', () => resolve(-1)); // cut before any answer: counted, so it shows
       });
+    const openConnections = () =>
+      new Promise<number>((resolve, reject) =>
+        srv.https.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+      );
+    const connectionsBefore = await openConnections();
     // Warm up so that lazily built things (TLS contexts, JIT) are not counted as growth.
     await Promise.all(Array.from({ length: 20 }, attempt));
     gc();
@@ -150,7 +156,10 @@ t.test(
     t.same([...statuses], [[401, 1000]], 'every attempt got 401');
     t.equal(await srv.tunnel.request('good', 'ping'), 'pong');
     t.ok(srv.tunnel.sessions.has('good'), 'the good session was never dropped');
-    await new Promise((r) => setTimeout(r, 200));
+    await until(
+      'the server to close the refused connections',
+      async () => (await openConnections()) <= connectionsBefore,
+    );
     gc();
     const after = process.memoryUsage().heapUsed;
     const grew = (after - before) / 2 ** 20;

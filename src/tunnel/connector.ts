@@ -83,6 +83,7 @@ export function wsConnector(): Connector {
             socket = sock;
             // A SYN lost to a cut cable is retried by the kernel only after 1 s, 3 s, 7 s...: a fresh attempt
             // every tcpTimeoutMs is what brings the agent back within a second of the network returning.
+            // A real timer: it guards a real socket's connect, which no injected clock can move.
             const timer = setTimeout(() => {
               if (sock.connecting)
                 sock.destroy(Object.assign(new Error('TCP connect timed out'), { code: 'ETIMEDOUT' }));

@@ -16,6 +16,7 @@ import {
   type StandaloneOptions,
   type StandaloneTunnelServer,
 } from '../testing/tunnel-server.js';
+import { until } from '../testing/until.js';
 import { TunnelClient, type TunnelClientOptions } from './client.js';
 import { type Connector, wsConnector } from './connector.js';
 import type { TunnelStream } from './stream.js';
@@ -123,7 +124,11 @@ t.test('1,000 concurrent streams', async (t) => {
     }),
   );
   t.equal(results.filter(Boolean).length, 1000, 'every stream echoed its own bytes');
-  await new Promise((r) => setTimeout(r, 50));
+  // A stream is released once both FINs are through, which may be a frame after the last byte was read.
+  await until(
+    'every stream released on both sides',
+    () => srv.tunnel.sessions.get('pi1')?.streamCount === 0 && c.session?.streamCount === 0,
+  );
   t.equal(srv.tunnel.sessions.get('pi1')?.streamCount, 0, 'all released on the server');
   t.equal(c.session?.streamCount, 0, 'all released on the agent');
 });
@@ -154,7 +159,7 @@ t.test('a slow reader does not slow the other streams', async (t) => {
   const stalled = srv.tunnel.dial('pi1', `127.0.0.1:${source.port}`);
   await new Promise((r) => stalled.once('connect', r));
   stalled.pause();
-  await new Promise((r) => setTimeout(r, 100));
+  await until('the stalled stream to use up its window', () => stalled.peerCredit === 0);
   const withStall = Math.max(await measure(), await measure());
   t.comment(
     `4 echo streams: ${(alone / 2 ** 20).toFixed(1)} MiB/s alone, ${(withStall / 2 ** 20).toFixed(1)} MiB/s next to a stalled stream`,
@@ -256,15 +261,15 @@ t.test('an agent whose server is away holds nothing: 300 refused attempts, memor
   const requests: Array<Promise<unknown>> = [];
   await c.connect();
   await srv.close(); // nothing listens on the port now: every attempt is refused at once
-  const until = async (n: number) => {
+  const attemptsMore = async (n: number) => {
     const goal = attempts + n;
-    while (attempts < goal) await new Promise((r) => setTimeout(r, 20));
+    await until(`${n} more connection attempts`, () => attempts >= goal, { timeoutMs: 60_000 });
   };
-  await until(50); // warm up
+  await attemptsMore(50); // warm up
   gc();
   const before = process.memoryUsage().heapUsed;
   for (let i = 0; i < 300; i++) requests.push(c.request('ping').catch((e: Error) => e));
-  await until(300);
+  await attemptsMore(300);
   t.equal(c.session, undefined, 'no session while the server is away');
   const results = await Promise.all(requests);
   t.ok(

@@ -280,6 +280,7 @@ export function guardHandshakes(server: Server, opts: { timeoutMs?: number } = {
   const ms = opts.timeoutMs ?? 5000;
   const spoke = new WeakSet<object>();
   server.on('secureConnection', (sock: TLSSocket) => {
+    // A real timer, like Node's own header timeout it complements: it guards a real socket.
     const timer = setTimeout(() => {
       if (!spoke.has(sock)) sock.destroy();
     }, ms);

@@ -68,6 +68,7 @@ export class WsTransport implements FrameTransport {
       return;
     }
     // Say goodbye, but never wait long for the peer's answer: a close must not wedge a reconnect.
+    // A real timer: it bounds the websocket's own closing handshake, which runs on real time.
     this.ws.close(code, reason.slice(0, 120));
     setTimeout(() => this.ws.terminate(), 1000).unref();
   }

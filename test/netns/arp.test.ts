@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { until } from '../../src/testing/until.js';
 import { canUseNetns, Lab } from './lab.js';
 
 const root = canUseNetns();
@@ -38,15 +39,6 @@ function track(child: ChildProcess): Proc {
   child.stderr?.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, out: () => out, exited };
-}
-
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Start `vipmesh announce` in `node`; resolves once it logged "announcing" (or exited). */
@@ -225,7 +217,7 @@ t.test(
         answer = await ask(lab, VIP, 300);
         return answer === 'n2';
       },
-      10_000,
+      { timeoutMs: 10_000 },
     );
     t.equal(answer, 'n2', `the client reaches n2 after ${Date.now() - started} ms, no cache flush`);
     t.match(
@@ -266,7 +258,9 @@ t.test(
     t.match(arping.stdout.toLowerCase(), lab.node('n1').mac, 'the first keeps answering');
     // A second holder that skips the probe: the first sees its gratuitous ARP and raises the conflict.
     const a3 = await announce(lab, 'n2', ['--vip', VIP, '--probe-timeout', '0'], join(state, 'n2b'));
-    await until('the holding-time conflict', () => /another MAC claims a VIP we hold/.test(a1.out()), 5000);
+    await until('the holding-time conflict', () => /another MAC claims a VIP we hold/.test(a1.out()), {
+      timeoutMs: 5000,
+    });
     t.match(
       a1.out(),
       new RegExp(`"op":"conflict","ip":"${VIP}","mac":"${n2.mac}"`),
@@ -290,17 +284,15 @@ t.test(
     await until(
       'the client to learn the new MAC',
       async () => (await lab.run('client', ['ip', 'neigh', 'show', VIP])).includes(mac),
-      5000,
+      { timeoutMs: 5000 },
     );
     t.pass('the client entry follows the MAC change without a flush (gratuitous round on the link event)');
     await lab.run('n1', ['ip', 'link', 'set', 'eth0', 'down']);
-    await until('the port to close', () => a.out().includes('stopped announcing on it'), 5000);
+    await until('the port to close', () => a.out().includes('stopped announcing on it'), { timeoutMs: 5000 });
     await lab.run('n1', ['ip', 'link', 'set', 'eth0', 'up']);
-    await until(
-      'the port to reopen',
-      () => (a.out().match(/announcing on interface/g) ?? []).length >= 2,
-      5000,
-    );
+    await until('the port to reopen', () => (a.out().match(/announcing on interface/g) ?? []).length >= 2, {
+      timeoutMs: 5000,
+    });
     const arping = await lab.exec('client', ['arping', '-c', '2', '-w', '3', '-I', 'eth0', VIP]);
     t.match(arping.stdout.toLowerCase(), mac, 'answers again after the interface came back');
     t.equal(await stop(a), 0);

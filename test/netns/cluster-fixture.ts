@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until as pollUntil } from '../../src/testing/until.js';
 import { Lab } from './lab.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -217,24 +218,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Poll `fn` until it returns something other than undefined/false, or throw after `timeoutMs`. */
-export async function until<T>(
+/**
+ * Poll `fn` until it returns something other than undefined/false, or throw after `timeoutMs`; a throw
+ * from `fn` (a daemon not answering yet) counts as "not yet".
+ */
+export function until<T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
   timeoutMs = 15_000,
   stepMs = 100,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(stepMs);
-  }
+  return pollUntil(what, fn, { timeoutMs, stepMs, retryErrors: true });
 }

@@ -158,6 +158,7 @@ export function register(program: Command, ctx: CliContext): void {
     const registry = createRegistry();
     registerProcessMetrics(registry);
     const { signal, dispose } = untilSignal();
+    // Process keep-alive (the daemon's own timers are unref'd): a real interval, no clock decides anything.
     const keepAlive = setInterval(() => undefined, 1 << 30);
     try {
       const metrics =

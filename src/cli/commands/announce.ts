@@ -89,7 +89,8 @@ export function register(program: Command, ctx: CliContext): void {
         probeTimeout: parseDuration(flags.probeTimeout, '--probe-timeout'),
       };
       const { signal, dispose } = untilSignal();
-      // Nothing else may hold the event loop (no interface up yet): keep it alive until the signal.
+      // Nothing else may hold the event loop (no interface up yet): keep it alive until the signal. A real
+      // interval: it only keeps the process alive, no clock decides anything.
       const keepAlive = setInterval(() => undefined, 1 << 30);
       let metrics: Server | undefined;
       try {

@@ -102,6 +102,7 @@ export function register(program: Command, ctx: CliContext): void {
     const log = ctx.logger().child({ module: 'server' });
     const registry = createRegistry();
     const { signal, dispose } = untilSignal();
+    // Process keep-alive (the daemon's own timers are unref'd): a real interval, no clock decides anything.
     const keepAlive = setInterval(() => undefined, 1 << 30);
     try {
       const server = await startServer({
