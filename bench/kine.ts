@@ -248,7 +248,7 @@ async function serve(dir: string, port: number): Promise<void> {
     dataDir: dir,
     listenAddress: `127.0.0.1:${port}`,
     logger: silentLogger(),
-    compaction: { mode: 'revision', retention: 1000, interval: 1000 },
+    compaction: { mode: 'revision', retentionRevisions: 1000, intervalMs: 1000 },
   });
   let h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();

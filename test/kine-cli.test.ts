@@ -10,16 +10,16 @@ import { captureCli } from '../src/testing/cli.js';
 import { etcdctl, freePort, startKineCli } from './kine-peers.js';
 
 t.test('compaction flags follow etcd', async (t) => {
-  t.same(compactionFromFlags('revision', '1000'), { mode: 'revision', retention: 1000 });
+  t.same(compactionFromFlags('revision', '1000'), { mode: 'revision', retentionRevisions: 1000 });
   t.same(
     compactionFromFlags('periodic', '1'),
-    { mode: 'periodic', retention: 3_600_000 },
+    { mode: 'periodic', retentionMs: 3_600_000 },
     'a bare number is hours',
   );
   t.same(compactionFromFlags('periodic', '30m', '1m'), {
     mode: 'periodic',
-    retention: 1_800_000,
-    interval: 60_000,
+    retentionMs: 1_800_000,
+    intervalMs: 60_000,
   });
   t.throws(() => compactionFromFlags('sometimes', '1'), { code: 'VIPMESH_KINE_BAD_FLAG' });
   t.throws(() => compactionFromFlags('revision', '1h'), { code: 'VIPMESH_KINE_BAD_FLAG' });

@@ -65,6 +65,11 @@ t.test('SIGKILL during a 16-client write storm loses no acknowledged write', asy
         new KV(`127.0.0.1:${port}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
     );
     let stop = false;
+    const start = acked.size;
+    let fiftyAcked: () => void = () => undefined;
+    const fifty = new Promise<void>((resolve) => {
+      fiftyAcked = resolve;
+    });
     const storms = clients.map(async (c, i) => {
       for (let n = 0; !stop; n++) {
         const key = `r${round}/c${i}/${n}`;
@@ -72,14 +77,15 @@ t.test('SIGKILL during a 16-client write storm loses no acknowledged write', asy
         try {
           const res = await call(c, 'Put', { key: Buffer.from(key), value: Buffer.from(value) });
           acked.set(key, { rev: Number(res.header.revision), value });
+          if (acked.size === start + 50) fiftyAcked();
         } catch {
           return; // the server is gone
         }
       }
     });
-    const start = acked.size;
-    for (let i = 0; i < 4000 && acked.size < start + 50; i++) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, killAfter));
+    // Should the server die before 50 acknowledgements, every storm returns and the check below fails.
+    await Promise.race([fifty, Promise.all(storms)]);
+    await new Promise((r) => setTimeout(r, killAfter)); // the kill point, not a synchronisation
     await kill(proc);
     stop = true;
     await Promise.all(storms);

@@ -2,22 +2,27 @@
  * The `etcd3` npm client (the one the control plane uses) against the embedded datastore: KV, txns, watches,
  * leases with keep-alive, and the lock, election and STM helpers built on them.
  */
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3, type IKeyValue } from 'etcd3';
 import t, { type Test } from 'tap';
+import type { Clock } from '../src/clock.js';
 import { type Datastore, startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
 import { createRegistry } from '../src/metrics.js';
+import { FakeClock } from '../src/testing/fake-clock.js';
 
-async function setup(t: Test): Promise<{ ds: Datastore; client: Etcd3 }> {
+/** A datastore on a temp dir and a client of it; `clock` drives lease expiry (default: the real one). */
+async function setup(t: Test, clock?: Clock): Promise<{ ds: Datastore; client: Etcd3 }> {
   const dir = mkdtempSync(join(tmpdir(), 'vipmesh-kine-etcd3-'));
   const ds = await startDatastore({
     dataDir: dir,
     listenAddress: '127.0.0.1:0',
     logger: silentLogger(),
     registry: createRegistry(),
+    ...(clock === undefined ? {} : { clock }),
   });
   const client = new Etcd3({ hosts: ds.url });
   t.teardown(async () => {
@@ -28,7 +33,22 @@ async function setup(t: Test): Promise<{ ds: Datastore; client: Etcd3 }> {
   return { ds, client };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A list that resolves `full` once it holds `n` items. */
+function collector<T>(n: number): { items: T[]; add(item: T): void; full: Promise<T[]> } {
+  const items: T[] = [];
+  let resolve: (items: T[]) => void = () => undefined;
+  const full = new Promise<T[]>((r) => {
+    resolve = r;
+  });
+  return {
+    items,
+    add(item) {
+      items.push(item);
+      if (items.length === n) resolve(items);
+    },
+    full,
+  };
+}
 
 t.test('KV and txn operations', async (t) => {
   const { client } = await setup(t);
@@ -68,37 +88,42 @@ t.test('watch delivers puts and deletes in order, with prev values', async (t) =
   const { client } = await setup(t);
   await client.put('w/before').value('0');
   const watcher = await client.watch().prefix('w/').withPreviousKV().create();
-  const seen: string[] = [];
-  watcher.on('put', (kv, prev) => seen.push(`put ${kv.key} ${kv.value} prev=${prev?.value ?? ''}`));
-  watcher.on('delete', (kv, prev) => seen.push(`delete ${kv.key} prev=${prev?.value ?? ''}`));
+  const seen = collector<string>(3);
+  watcher.on('put', (kv, prev) => seen.add(`put ${kv.key} ${kv.value} prev=${prev?.value ?? ''}`));
+  watcher.on('delete', (kv, prev) => seen.add(`delete ${kv.key} prev=${prev?.value ?? ''}`));
   await client.put('w/a').value('1');
   await client.put('w/a').value('2');
   await client.put('other').value('x');
   await client.delete().key('w/a');
-  for (let i = 0; i < 50 && seen.length < 3; i++) await sleep(20);
-  t.same(seen, ['put w/a 1 prev=', 'put w/a 2 prev=1', 'delete w/a prev=2']);
+  t.same(await seen.full, ['put w/a 1 prev=', 'put w/a 2 prev=1', 'delete w/a prev=2']);
   await watcher.cancel();
 
   // History replay from a start revision.
   const first = (await client.get('w/before').exec()).kvs[0]!.mod_revision;
   const replay = await client.watch().prefix('w/').startRevision(first).create();
-  const replayed: string[] = [];
+  const replayed = collector<string>(4);
   replay.on('data', (res) => {
-    for (const ev of res.events) replayed.push(`${ev.type} ${ev.kv.key.toString()}`);
+    for (const ev of res.events) replayed.add(`${ev.type} ${ev.kv.key.toString()}`);
   });
-  for (let i = 0; i < 50 && replayed.length < 4; i++) await sleep(20);
-  t.same(replayed, ['Put w/before', 'Put w/a', 'Put w/a', 'Delete w/a']);
+  t.same(await replayed.full, ['Put w/before', 'Put w/a', 'Put w/a', 'Delete w/a']);
   await replay.cancel();
 });
 
 t.test('leases: keep-alive holds keys past the TTL, revoke deletes them', async (t) => {
-  const { client } = await setup(t);
+  const clock = new FakeClock();
+  const { client } = await setup(t, clock);
   const lease = client.lease(2);
-  await lease.put('leased').value('v');
+  await lease.put('leased').value('v'); // granted at 0 s on the datastore's clock, 2 s TTL
   t.equal(await client.get('leased').string(), 'v');
-  await sleep(3000); // beyond the 2 s TTL; the client keeps the lease alive
-  t.equal(await client.get('leased').string(), 'v', 'kept alive');
   const id = await lease.grant();
+  const remaining = async () => Number((await client.leaseClient.leaseTimeToLive({ ID: id })).TTL);
+  clock.advance(1500);
+  // The client sends keep-alives on its own (real) timer; wait for one the datastore handled at 1.5 s,
+  // which renews the lease to a full 2 s from then (one handled before the advance leaves 0 s).
+  for (let i = 0; i < 5 && (await remaining()) < 2; i++) await once(lease, 'keepaliveSucceeded');
+  t.equal(await remaining(), 2, 'a keep-alive renewed the lease');
+  clock.advance(1000); // 2.5 s: beyond the 2 s TTL it was granted with
+  t.equal(await client.get('leased').string(), 'v', 'kept alive');
   const ttl = await client.leaseClient.leaseTimeToLive({ ID: id, keys: true });
   t.ok(Number(ttl.TTL) > 0 && Number(ttl.TTL) <= 2, `remaining ttl ${ttl.TTL}`);
   t.same(
@@ -110,15 +135,17 @@ t.test('leases: keep-alive holds keys past the TTL, revoke deletes them', async 
 });
 
 t.test('leases expire on their own and delete their keys', async (t) => {
-  const { client } = await setup(t);
+  const clock = new FakeClock();
+  const { client } = await setup(t, clock);
   const watcher = await client.watch().key('gone').create();
   const deleted = new Promise<string>((resolve) => watcher.on('delete', (kv) => resolve(kv.key.toString())));
   const lease = client.lease(2, { autoKeepAlive: false });
   await lease.put('gone').value('v');
-  const lost = new Promise((resolve) => lease.on('lost', resolve));
+  clock.advance(1500);
+  t.equal(await client.get('gone').string(), 'v', 'alive before its TTL');
+  clock.advance(1000);
   t.equal(await deleted, 'gone', 'a delete event on expiry');
   t.equal(await client.get('gone').string(), null);
-  await Promise.race([lost, sleep(1000)]);
   await watcher.cancel();
 });
 
@@ -133,6 +160,9 @@ t.test('locks are mutually exclusive', async (t) => {
   await b.release();
   let inside = 0;
   let maxInside = 0;
+  let unfinished = 4;
+  // Holders wait for these: each refused attempt releases them.
+  const onRefused: Array<() => void> = [];
   await Promise.all(
     Array.from({ length: 4 }, async () => {
       for (;;) {
@@ -140,12 +170,14 @@ t.test('locks are mutually exclusive', async (t) => {
           await client.lock('shared').do(async () => {
             inside++;
             maxInside = Math.max(maxInside, inside);
-            await sleep(20);
+            // Hold the lock until another client has been refused it (while any other still wants it).
+            if (unfinished > 1) await new Promise<void>((resolve) => onRefused.push(resolve));
             inside--;
           });
+          unfinished--;
           return;
         } catch {
-          await sleep(10);
+          for (const release of onRefused.splice(0)) release();
         }
       }
     }),
@@ -167,7 +199,8 @@ t.test('elections choose one leader and hand over on resign', async (t) => {
       resolve(undefined);
     }),
   );
-  await sleep(200);
+  // etcd3 emits `_isWaiting` once a candidate has found an earlier one and starts watching it.
+  await Promise.race([once(two, '_isWaiting'), twoWins]);
   t.equal(twoElected, false, 'the second candidate waits');
   await one.resign();
   await twoWins;

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { silentLogger } from '../log.js';
@@ -18,51 +19,64 @@ function tempFile(t: Test): string {
   return join(dir, 'state.db');
 }
 
-/** Wait (real time, the disk syncs for real) until `cond` holds, at most ~2 s. */
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+/**
+ * Resolve once every write queued before this call is durable: a write (deleting a key that never exists,
+ * so no revision is used) queued after them is acknowledged only after them. Lease expiry and automatic
+ * compaction queue their writes synchronously from the timer tick, so this waits for those too.
+ */
+async function writesSettled(b: Backend): Promise<void> {
+  await b.deleteRange(req.del('never-written'));
+}
+
+/** The number of rows in the log table, read through a separate read-only connection. */
+function rowCount(file: string): number {
+  const db = new Database(file, { readonly: true });
+  try {
+    return (db.prepare('SELECT COUNT(*) AS n FROM kine').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
 }
 
 function open(file: string, extra: Partial<BackendOptions> = {}): Backend {
   return new Backend({ file, logger: silentLogger(), ...extra });
 }
 
-const put = (b: Backend, k: string, v: string, lease = 0) =>
-  b.write((tx) => b.mvcc.put(tx, req.put(k, v, { lease })));
+const put = (b: Backend, k: string, v: string, lease = 0) => b.put(req.put(k, v, { lease }));
 const del = (b: Backend, k: string, end?: string) =>
-  b.write((tx) => b.mvcc.deleteRange(tx, req.del(k, end === undefined ? {} : { end })));
+  b.deleteRange(req.del(k, end === undefined ? {} : { end }));
 const getAll = (b: Backend, rev = 0) =>
-  b.mvcc.range(req.range('\0', { end: '\0', revision: rev })).kvs.map((kv) => `${kv.key}=${kv.value}`);
+  b.range(req.range('\0', { end: '\0', revision: rev })).kvs.map((kv) => `${kv.key}=${kv.value}`);
 
 t.test('revisions, versions and create revisions follow etcd', async (t) => {
   const b = open(tempFile(t));
   t.teardown(() => b.close());
-  t.equal(b.mvcc.rev, 1, 'a new store is at revision 1');
+  t.equal(b.revision, 1, 'a new store is at revision 1');
   t.equal((await put(b, 'a', '1')).rev, 2);
   t.equal((await put(b, 'a', '2')).rev, 3);
   await put(b, 'b', 'x');
-  const a = b.mvcc.range(req.range('a')).kvs[0]!;
+  const a = b.range(req.range('a')).kvs[0]!;
   t.match(a, { create_revision: 2, mod_revision: 3, version: 2 });
   t.equal((await del(b, 'a')).value.deleted, 1);
   t.equal((await del(b, 'a')).rev, 5, 'deleting nothing keeps the revision');
   await put(b, 'a', '3');
-  t.match(b.mvcc.range(req.range('a')).kvs[0], { create_revision: 6, mod_revision: 6, version: 1 });
+  t.match(b.range(req.range('a')).kvs[0], { create_revision: 6, mod_revision: 6, version: 1 });
   t.same(getAll(b, 3), ['a=2'], 'reads at an old revision');
   t.same(getAll(b, 4), ['a=2', 'b=x']);
-  t.throws(() => b.mvcc.range(req.range('a', { revision: 99 })), {
+  t.throws(() => b.range(req.range('a', { revision: 99 })), {
     message: 'etcdserver: mvcc: required revision is a future revision',
   });
-  t.throws(() => b.mvcc.range(req.range('')), { message: 'etcdserver: key is not provided' });
-  t.throws(() => b.mvcc.range(req.range('a', { sort_order: 7 })), {
+  t.throws(() => b.range(req.range('')), { message: 'etcdserver: key is not provided' });
+  t.throws(() => b.range(req.range('a', { sort_order: 7 })), {
     message: 'etcdserver: invalid sort option',
   });
-  t.same(b.mvcc.range(req.range('b', { end: 'a' })).kvs, [], 'an end below the key is an empty range');
-  const page = b.mvcc.range(req.range('\0', { end: '\0', limit: 1 }));
+  t.same(b.range(req.range('b', { end: 'a' })).kvs, [], 'an end below the key is an empty range');
+  const page = b.range(req.range('\0', { end: '\0', limit: 1 }));
   t.equal(page.more, true);
   t.equal(page.count, 2);
-  const counted = b.mvcc.range(req.range('\0', { end: '\0', count_only: true }));
+  const counted = b.range(req.range('\0', { end: '\0', count_only: true }));
   t.same([counted.kvs.length, counted.count], [0, 2]);
-  const filtered = b.mvcc.range(req.range('\0', { end: '\0', min_mod_revision: 5 }));
+  const filtered = b.range(req.range('\0', { end: '\0', min_mod_revision: 5 }));
   t.same(
     filtered.kvs.map((kv) => String(kv.key)),
     ['a'],
@@ -81,9 +95,7 @@ t.test('txn compares and nested ops', async (t) => {
     ...field,
   });
   const run = (compare: ReturnType<typeof cmp>[]) =>
-    b.write((tx) =>
-      b.mvcc.txn(tx, req.txn({ compare, success: [{ request_range: req.range('k') }], failure: [] })),
-    );
+    b.txn(req.txn({ compare, success: [{ request_range: req.range('k') }], failure: [] }));
   // target: VERSION 0, CREATE 1, MOD 2, VALUE 3, LEASE 4; result: EQUAL 0, GREATER 1, LESS 2, NOT_EQUAL 3
   const cases: Array<[string, ReturnType<typeof cmp>, boolean]> = [
     ['version = 1', cmp(0, 0, { version: 1 }), true],
@@ -101,21 +113,18 @@ t.test('txn compares and nested ops', async (t) => {
   const missingVersion = { ...cmp(0, 0, { version: 0 }), key: Buffer.from('nope') };
   t.equal((await run([missingVersion])).value.succeeded, true, 'a missing key has version 0');
 
-  const nested = await b.write((tx) =>
-    b.mvcc.txn(
-      tx,
-      req.txn({
-        success: [
-          { request_put: req.put('x', '1') },
-          {
-            request_txn: req.txn({
-              success: [{ request_put: req.put('y', '2') }, { request_range: req.range('x') }],
-            }),
-          },
-          { request_delete_range: req.del('k') },
-        ],
-      }),
-    ),
+  const nested = await b.txn(
+    req.txn({
+      success: [
+        { request_put: req.put('x', '1') },
+        {
+          request_txn: req.txn({
+            success: [{ request_put: req.put('y', '2') }, { request_range: req.range('x') }],
+          }),
+        },
+        { request_delete_range: req.del('k') },
+      ],
+    }),
   );
   t.equal(nested.rev, 3, 'one revision for the whole txn');
   t.same(getAll(b), ['x=1', 'y=2']);
@@ -123,24 +132,21 @@ t.test('txn compares and nested ops', async (t) => {
   t.equal(String(inner.kvs[0]!.value), '1', 'a read inside the txn sees its earlier writes');
 
   // etcd decides nested branches before the txn writes: the nested compare sees k2 as absent.
-  const early = await b.write((tx) =>
-    b.mvcc.txn(
-      tx,
-      req.txn({
-        success: [
-          { request_put: req.put('k2', 'x') },
-          {
-            request_txn: req.txn({
-              compare: [
-                { key: Buffer.from('k2'), range_end: Buffer.alloc(0), target: 0, result: 0, version: 0 },
-              ],
-              success: [{ request_put: req.put('k3', 'then') }],
-              failure: [{ request_put: req.put('k4', 'else') }],
-            }),
-          },
-        ],
-      }),
-    ),
+  const early = await b.txn(
+    req.txn({
+      success: [
+        { request_put: req.put('k2', 'x') },
+        {
+          request_txn: req.txn({
+            compare: [
+              { key: Buffer.from('k2'), range_end: Buffer.alloc(0), target: 0, result: 0, version: 0 },
+            ],
+            success: [{ request_put: req.put('k3', 'then') }],
+            failure: [{ request_put: req.put('k4', 'else') }],
+          }),
+        },
+      ],
+    }),
   );
   t.equal(early.value.responses[1]!.response_txn!.succeeded, true);
   t.same(getAll(b), ['k2=x', 'k3=then', 'x=1', 'y=2']);
@@ -197,7 +203,7 @@ t.test('concurrent writes are group-committed, each with its own revision', asyn
     mixed.map((m) => m.status),
     ['fulfilled', 'rejected', 'fulfilled'],
   );
-  t.equal(b.mvcc.range(req.range('bad')).count, 0);
+  t.equal(b.range(req.range('bad')).count, 0);
 });
 
 t.test('model check: random writes read back identically at every revision', async (t) => {
@@ -216,7 +222,7 @@ t.test('model check: random writes read back identically at every revision', asy
       const model = new Map<string, Kv>();
       const history = new Map<number, string[]>([[1, []]]);
       const events: Event[] = [];
-      b.hub.add({
+      b.watch({
         range: { key: Buffer.from([0]), end: null, single: false },
         filters: [],
         prevKv: false,
@@ -259,17 +265,14 @@ t.test('model check: random writes read back identically at every revision', asy
           } else {
             // if version(key) > 0 then put key+"!" else delete the key's prefix
             const exists = model.has(o.key);
-            await b.write((tx) =>
-              b.mvcc.txn(
-                tx,
-                req.txn({
-                  compare: [
-                    { key: Buffer.from(o.key), range_end: Buffer.alloc(0), target: 0, result: 1, version: 0 },
-                  ],
-                  success: [{ request_put: req.put(`${o.key}!`, o.value) }],
-                  failure: [{ request_delete_range: req.del(o.key, { end: prefixEnd(Buffer.from(o.key)) }) }],
-                }),
-              ),
+            await b.txn(
+              req.txn({
+                compare: [
+                  { key: Buffer.from(o.key), range_end: Buffer.alloc(0), target: 0, result: 1, version: 0 },
+                ],
+                success: [{ request_put: req.put(`${o.key}!`, o.value) }],
+                failure: [{ request_delete_range: req.del(o.key, { end: prefixEnd(Buffer.from(o.key)) }) }],
+              }),
             );
             if (exists) setKey(`${o.key}!`, o.value);
             else drop((k) => k.startsWith(o.key));
@@ -281,10 +284,10 @@ t.test('model check: random writes read back identically at every revision', asy
               .sort(([x], [y]) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
               .map(([k, v]) => `${k}=${v.value}@${v.create}/${v.mod}/${v.version}`),
           );
-          if (b.mvcc.rev !== rev) return false;
+          if (b.revision !== rev) return false;
         }
         for (const [r, want] of history) {
-          const got = b.mvcc
+          const got = b
             .range(req.range('\0', { end: '\0', revision: r }))
             .kvs.map((kv) => `${kv.key}=${kv.value}@${kv.create_revision}/${kv.mod_revision}/${kv.version}`);
           if (JSON.stringify(got) !== JSON.stringify(want)) return false;
@@ -316,33 +319,34 @@ t.test('leases expire on the clock, delete their keys in one revision, and survi
   const clock = new FakeClock();
   let b = open(file, { clock });
   b.start();
-  const { id, ttl } = await b.lessor.grant(0, 1);
-  t.equal(ttl, 2, 'TTLs below the minimum are raised to 2 s as etcd does');
-  const long = await b.lessor.grant(42, 10);
+  const { id, ttlSeconds } = await b.leaseGrant(0, 1);
+  t.equal(ttlSeconds, 2, 'TTLs below the minimum are raised to 2 s as etcd does');
+  const long = await b.leaseGrant(42, 10);
   t.equal(long.id, 42, 'a client-chosen ID is kept');
-  await t.rejects(b.lessor.grant(42, 10), { message: 'etcdserver: lease already exists' });
-  await t.rejects(b.lessor.grant(0, 9_000_000_001), { message: 'etcdserver: too large lease TTL' });
+  await t.rejects(b.leaseGrant(42, 10), { message: 'etcdserver: lease already exists' });
+  await t.rejects(b.leaseGrant(0, 9_000_000_001), { message: 'etcdserver: too large lease TTL' });
   await put(b, 'l/1', 'v', id);
   await put(b, 'l/2', 'v', id);
   await put(b, 'keep', 'v', 42);
-  t.same(b.lessor.timeToLive(id, true)!.keys.map(String), ['l/1', 'l/2']);
+  t.same(b.leaseTimeToLive(id, true)!.keys.map(String), ['l/1', 'l/2']);
   const events: Event[] = [];
-  b.hub.add({
+  b.watch({
     range: { key: Buffer.from('l/'), end: Buffer.from('l0'), single: false },
     filters: [],
     prevKv: true,
-    nextRev: b.mvcc.rev + 1,
+    nextRev: b.revision + 1,
     synced: true,
     deliver: (evs) => events.push(...evs),
   });
   clock.advance(1500);
-  t.equal(b.lessor.renew(id), 2, 'keep-alive answers the granted TTL');
-  clock.advance(1500);
-  await new Promise((r) => setTimeout(r, 20));
-  t.equal(b.mvcc.range(req.range('l/', { end: 'l0' })).count, 2, 'the keep-alive held the lease');
+  t.equal(b.leaseRenew(id), 2, 'keep-alive answers the granted TTL');
+  clock.advance(1500); // 3 s after the grant, 1.5 s after the keep-alive
+  await writesSettled(b);
+  t.equal(b.range(req.range('l/', { end: 'l0' })).count, 2, 'the keep-alive held the lease');
+  t.same(events, [], 'nothing was deleted');
   clock.advance(2500);
-  await until(() => b.mvcc.range(req.range('l/', { end: 'l0' })).count === 0);
-  t.equal(b.mvcc.range(req.range('l/', { end: 'l0' })).count, 0, 'expired keys are gone');
+  await writesSettled(b);
+  t.equal(b.range(req.range('l/', { end: 'l0' })).count, 0, 'expired keys are gone');
   t.same(
     events.map((e) => [e.type, String(e.kv.key), Number(e.kv.mod_revision), String(e.prev_kv?.value)]),
     [
@@ -351,80 +355,78 @@ t.test('leases expire on the clock, delete their keys in one revision, and survi
     ],
     'delete events at one revision',
   );
-  t.equal(b.lessor.renew(id), 0, 'an expired lease cannot be renewed');
-  t.equal(b.lessor.timeToLive(id, false), undefined);
+  t.equal(b.leaseRenew(id), 0, 'an expired lease cannot be renewed');
+  t.equal(b.leaseTimeToLive(id, false), undefined);
   await b.close();
   clock.advance(1000);
   b = open(file, { clock });
   t.teardown(() => b.close());
-  t.same(b.lessor.list(), [42], 'the live lease survived the restart');
-  const left = b.lessor.timeToLive(42, true)!;
-  t.equal(left.ttl, 3, 'with its remaining TTL (10 s granted 6.5 s ago)');
+  t.same(b.leaseList(), [42], 'the live lease survived the restart');
+  const left = b.leaseTimeToLive(42, true)!;
+  t.equal(left.ttlSeconds, 3, 'with its remaining TTL (10 s granted 6.5 s ago)');
   t.same(left.keys.map(String), ['keep']);
   b.start();
   clock.advance(4000);
-  await until(() => b.mvcc.range(req.range('keep')).count === 0);
-  t.equal(b.mvcc.range(req.range('keep')).count, 0, 'and it expires on time after the restart');
-  await t.rejects(b.lessor.revoke(42), { message: 'etcdserver: requested lease not found' });
+  await writesSettled(b);
+  t.equal(b.range(req.range('keep')).count, 0, 'and it expires on time after the restart');
+  await t.rejects(b.leaseRevoke(42), { message: 'etcdserver: requested lease not found' });
 });
 
 t.test(
   'compaction removes unreachable history in batches and keeps the compact revision readable',
   async (t) => {
     const file = tempFile(t);
-    const b = open(file, { compaction: { retention: 0, batchRows: 7 } });
+    const b = open(file, { compaction: { retentionRevisions: 0, batchRows: 7 } });
     t.teardown(() => b.close());
     b.start();
     for (let i = 0; i < 50; i++) await put(b, `k${i % 5}`, `v${i}`);
     await del(b, 'k4');
-    const before = b.mvcc
+    const before = b
       .range(req.range('\0', { end: '\0', revision: 40 }))
       .kvs.map((kv) => `${kv.key}=${kv.value}`);
-    await b.compactor.compact(40, true);
+    await b.compact(40, true);
     t.same(
-      b.mvcc.range(req.range('\0', { end: '\0', revision: 40 })).kvs.map((kv) => `${kv.key}=${kv.value}`),
+      b.range(req.range('\0', { end: '\0', revision: 40 })).kvs.map((kv) => `${kv.key}=${kv.value}`),
       before,
       'the compact revision still reads the same',
     );
-    t.throws(() => b.mvcc.range(req.range('k0', { revision: 39 })), {
+    t.throws(() => b.range(req.range('k0', { revision: 39 })), {
       message: 'etcdserver: mvcc: required revision has been compacted',
     });
-    const rows = (b.dialect.db.prepare('SELECT COUNT(*) AS n FROM kine').get() as { n: number }).n;
-    t.equal(rows, 5 + 12, 'one row per key at rev 40 plus the 12 later rows');
-    await t.rejects(b.compactor.compact(30, false), {
+    t.equal(rowCount(file), 5 + 12, 'one row per key at rev 40 plus the 12 later rows');
+    await t.rejects(b.compact(30, false), {
       message: 'etcdserver: mvcc: required revision has been compacted',
     });
-    await t.rejects(b.compactor.compact(500, false), {
+    await t.rejects(b.compact(500, false), {
       message: 'etcdserver: mvcc: required revision is a future revision',
     });
-    await b.compactor.compact(b.mvcc.rev, true);
-    t.equal(
-      (b.dialect.db.prepare('SELECT COUNT(*) AS n FROM kine').get() as { n: number }).n,
-      4,
-      'the tombstone and superseded rows are gone',
-    );
-    t.equal(b.mvcc.rev, 52, 'the revision survives compaction of its own row');
+    await b.compact(b.revision, true);
+    t.equal(rowCount(file), 4, 'the tombstone and superseded rows are gone');
+    t.equal(b.revision, 52, 'the revision survives compaction of its own row');
     await b.close();
     const again = open(file);
-    t.equal(again.mvcc.rev, 52, 'and a restart');
-    t.equal(again.mvcc.compactRev, 52);
+    t.equal(again.revision, 52, 'and a restart');
+    t.equal(again.compactRevision, 52);
     await again.close();
   },
 );
 
 t.test('automatic compaction by revisions and by time', async (t) => {
   const clock = new FakeClock();
-  const b = open(tempFile(t), { clock, compaction: { mode: 'revision', retention: 10, interval: 1000 } });
+  const b = open(tempFile(t), {
+    clock,
+    compaction: { mode: 'revision', retentionRevisions: 10, intervalMs: 1000 },
+  });
   t.teardown(() => b.close());
   b.start();
   for (let i = 0; i < 30; i++) await put(b, 'k', `v${i}`);
   clock.advance(1000);
-  await until(() => b.mvcc.compactRev !== 0);
-  t.equal(b.mvcc.compactRev, 31 - 10, 'keeps the last 10 revisions');
+  await writesSettled(b);
+  t.equal(b.compactRevision, 31 - 10, 'keeps the last 10 revisions');
 
   const c = open(tempFile(t), {
     clock,
-    compaction: { mode: 'periodic', retention: 60_000, interval: 10_000 },
+    compaction: { mode: 'periodic', retentionMs: 60_000, intervalMs: 10_000 },
   });
   t.teardown(() => c.close());
   c.start();
@@ -432,6 +434,6 @@ t.test('automatic compaction by revisions and by time', async (t) => {
   clock.advance(10_000);
   for (let i = 0; i < 5; i++) await put(c, 'k', `w${i}`); // 7..11
   clock.advance(60_000);
-  await until(() => c.mvcc.compactRev >= 6);
-  t.equal(c.mvcc.compactRev, 6, 'compacts to the revision current one retention ago');
+  await writesSettled(c);
+  t.equal(c.compactRevision, 6, 'compacts to the revision current one retention ago');
 });

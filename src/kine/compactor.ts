@@ -8,12 +8,17 @@ import type { Mvcc } from './mvcc.js';
 
 /** Automatic compaction, as etcd's --auto-compaction-mode / --auto-compaction-retention. */
 export interface CompactionOptions {
-  /** `revision`: keep the last `retention` revisions; `periodic`: keep `retention` ms of history. Default `revision`. */
+  /**
+   * `revision`: keep the last `retentionRevisions` revisions; `periodic`: keep `retentionMs` of history.
+   * Default `revision`.
+   */
   mode?: 'revision' | 'periodic';
-  /** Revisions (revision mode) or milliseconds (periodic mode) to keep; 0 turns auto-compaction off. Default 1000. */
-  retention?: number;
-  /** How often to check, ms. Default 5 min in revision mode (as etcd), retention/10 in periodic mode. */
-  interval?: number;
+  /** Revision mode: revisions to keep; 0 turns auto-compaction off. Default 1000. */
+  retentionRevisions?: number;
+  /** Periodic mode: milliseconds of history to keep; 0 turns auto-compaction off. Default 1000. */
+  retentionMs?: number;
+  /** How often to check, ms. Default 5 min in revision mode (as etcd), retentionMs/10 in periodic mode. */
+  intervalMs?: number;
   /** Rows examined per delete batch, so writers keep flowing between batches. Default 1000. */
   batchRows?: number;
 }
@@ -30,8 +35,9 @@ export class Compactor {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #mode: 'revision' | 'periodic';
+  /** Revisions (revision mode) or milliseconds (periodic mode) to keep; 0: no auto-compaction. */
   readonly #retention: number;
-  readonly #interval: number;
+  readonly #intervalMs: number;
   readonly #batchRows: number;
   readonly #deleted: Counter | undefined;
   readonly #samples: Array<{ at: number; rev: number }> = [];
@@ -61,9 +67,9 @@ export class Compactor {
     this.#clock = clock;
     this.#log = log;
     this.#mode = opts.mode ?? 'revision';
-    this.#retention = opts.retention ?? 1000;
-    this.#interval =
-      opts.interval ?? (this.#mode === 'periodic' ? Math.max(1000, this.#retention / 10) : 5 * 60_000);
+    this.#retention = (this.#mode === 'periodic' ? opts.retentionMs : opts.retentionRevisions) ?? 1000;
+    this.#intervalMs =
+      opts.intervalMs ?? (this.#mode === 'periodic' ? Math.max(1000, this.#retention / 10) : 5 * 60_000);
     this.#batchRows = opts.batchRows ?? 1000;
     this.#deleted = deleted;
   }
@@ -76,11 +82,11 @@ export class Compactor {
     }
     if (this.#retention <= 0) return;
     const tick = () => {
-      this.#timer = this.#clock.setTimeout(tick, this.#interval);
+      this.#timer = this.#clock.setTimeout(tick, this.#intervalMs);
       this.#auto();
     };
     this.#samples.push({ at: this.#clock.now(), rev: this.#mvcc.rev });
-    this.#timer = this.#clock.setTimeout(tick, this.#interval);
+    this.#timer = this.#clock.setTimeout(tick, this.#intervalMs);
   }
 
   /** Stop the timer and wait for a running compaction to reach a batch boundary. */
@@ -119,11 +125,10 @@ export class Compactor {
     if (rev <= this.#mvcc.compactRev) throw etcdErrors.compacted();
     const header = await this.#committer.submit(() => {
       if (rev <= this.#mvcc.compactRev) throw etcdErrors.compacted();
-      this.#db.metaSet('compact_rev', rev);
       // Every compaction rescans from the first row: rows the last one kept (the newest at its revision)
       // may be superseded now. The cursor only lets a restart resume an interrupted pass.
       this.#db.metaSet('compact_cursor', 0);
-      this.#mvcc.compactRev = rev;
+      this.#mvcc.compactTo(rev);
       return this.#mvcc.rev;
     });
     this.#log.info({ op: 'compact', rev }, 'compacted');

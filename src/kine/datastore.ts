@@ -101,7 +101,7 @@ export async function startDatastore(opts: DatastoreOptions): Promise<Datastore>
   }
   url = address.startsWith('unix:') ? address : `http://${address}`;
   backend.start();
-  log.info({ address, file, revision: backend.mvcc.rev }, 'datastore serving');
+  log.info({ address, file, revision: backend.revision }, 'datastore serving');
   let closing: Promise<void> | undefined;
   return {
     address,

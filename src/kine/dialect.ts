@@ -82,7 +82,7 @@ const BOUNDED = live('AND k.name < @end');
 const UNBOUNDED = live('');
 
 /**
- * The SQL layer (STYLE.md 8): every statement the datastore runs, over one better-sqlite3 connection in WAL
+ * The SQL layer, below the log: every statement the datastore runs, over one better-sqlite3 connection in WAL
  * mode; durability comes from {@link SqliteDialect.sync} after each commit. No etcd semantics live here.
  */
 export class SqliteDialect {

@@ -7,4 +7,6 @@ export type { CompactionOptions } from './compactor.js';
 export { type Datastore, type DatastoreOptions, startDatastore } from './datastore.js';
 export { SCHEMA_VERSION } from './dialect.js';
 export { EtcdError } from './errors.js';
+export type { EtcdBackend, Written } from './etcd-backend.js';
+export type { LeaseTtl } from './lessor.js';
 export type { WatchOptions } from './server/watch.js';

@@ -10,25 +10,30 @@ import type { LeaseIndex, Mvcc } from './mvcc.js';
  * etcd's minimum lease TTL with its default election timeout: ceil(1.5 * 10 ticks * 100 ms) = 2 s
  * (etcdserver/server.go minTTL). A shorter TTL is raised to this.
  */
-export const MIN_LEASE_TTL = 2;
-/** etcd's MaxLeaseTTL (lease/lessor.go). */
-export const MAX_LEASE_TTL = 9_000_000_000;
+export const MIN_LEASE_TTL_SECONDS = 2;
+/** etcd's MaxLeaseTTL (lease/lessor.go), seconds. */
+export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
 /** How often expiry is checked; etcd's lessor checks every 500 ms too. */
 const EXPIRY_CHECK_MS = 500;
 
 interface Lease {
   id: number;
-  ttl: number;
+  /** The granted TTL, seconds. */
+  ttlSeconds: number;
+  /** When it expires, ms since the epoch on the injected clock. */
   expiresAt: number;
   keys: Map<string, Buffer>;
   revoking: boolean;
 }
 
-/** What TimeToLive answers. */
+/** What LeaseTimeToLive answers for a known lease. */
 export interface LeaseTtl {
   id: number;
-  ttl: number;
-  grantedTtl: number;
+  /** Seconds left before the lease expires. */
+  ttlSeconds: number;
+  /** The TTL the lease was granted with, in seconds. */
+  grantedTtlSeconds: number;
+  /** Its keys, sorted. */
   keys: Buffer[];
 }
 
@@ -63,7 +68,7 @@ export class Lessor implements LeaseIndex {
     for (const row of this.#db.leases()) {
       this.#leases.set(row.id, {
         id: row.id,
-        ttl: row.ttl,
+        ttlSeconds: row.ttl,
         expiresAt: row.expires_at,
         keys: new Map(),
         revoking: false,
@@ -98,11 +103,11 @@ export class Lessor implements LeaseIndex {
     this.#leases.get(id)?.keys.delete(key.toString('latin1'));
   }
 
-  /** Lease.LeaseGrant: `id` 0 lets the server choose. Resolves with [id, ttl]. */
-  async grant(id: number, ttl: number): Promise<{ id: number; ttl: number }> {
-    if (ttl > MAX_LEASE_TTL) throw etcdErrors.leaseTTLTooLarge();
+  /** Lease.LeaseGrant: `id` 0 lets the server choose. Resolves with the ID and the granted TTL. */
+  async grant(id: number, ttlSeconds: number): Promise<{ id: number; ttlSeconds: number }> {
+    if (ttlSeconds > MAX_LEASE_TTL_SECONDS) throw etcdErrors.leaseTTLTooLarge();
     if (id < 0 || !Number.isSafeInteger(id)) throw etcdErrors.leaseNotFound();
-    const granted = Math.max(ttl, MIN_LEASE_TTL);
+    const granted = Math.max(ttlSeconds, MIN_LEASE_TTL_SECONDS);
     return this.#committer.submit(() => {
       let leaseId = id;
       if (leaseId === 0) {
@@ -113,8 +118,14 @@ export class Lessor implements LeaseIndex {
       }
       const expiresAt = this.#clock.now() + granted * 1000;
       this.#db.leasePut({ id: leaseId, ttl: granted, expires_at: expiresAt });
-      this.#leases.set(leaseId, { id: leaseId, ttl: granted, expiresAt, keys: new Map(), revoking: false });
-      return { id: leaseId, ttl: granted };
+      this.#leases.set(leaseId, {
+        id: leaseId,
+        ttlSeconds: granted,
+        expiresAt,
+        keys: new Map(),
+        revoking: false,
+      });
+      return { id: leaseId, ttlSeconds: granted };
     });
   }
 
@@ -141,10 +152,10 @@ export class Lessor implements LeaseIndex {
   renew(id: number): number {
     const lease = this.#leases.get(id);
     if (lease === undefined || lease.revoking) return 0;
-    lease.expiresAt = this.#clock.now() + lease.ttl * 1000;
+    lease.expiresAt = this.#clock.now() + lease.ttlSeconds * 1000;
     this.#dirty.add(id);
     this.#schedulePersist();
-    return lease.ttl;
+    return lease.ttlSeconds;
   }
 
   /** Lease.LeaseTimeToLive; undefined for an unknown lease. */
@@ -153,7 +164,7 @@ export class Lessor implements LeaseIndex {
     if (lease === undefined) return undefined;
     const remaining = Math.max(0, Math.floor((lease.expiresAt - this.#clock.now()) / 1000));
     const keys = withKeys ? [...lease.keys.values()].sort(Buffer.compare) : [];
-    return { id, ttl: remaining, grantedTtl: lease.ttl, keys };
+    return { id, ttlSeconds: remaining, grantedTtlSeconds: lease.ttlSeconds, keys };
   }
 
   /** Lease.LeaseLeases */
@@ -185,7 +196,7 @@ export class Lessor implements LeaseIndex {
         this.#persistScheduled = false;
         for (const id of this.#dirty) {
           const l = this.#leases.get(id);
-          if (l !== undefined) this.#db.leasePut({ id, ttl: l.ttl, expires_at: l.expiresAt });
+          if (l !== undefined) this.#db.leasePut({ id, ttl: l.ttlSeconds, expires_at: l.expiresAt });
         }
         this.#dirty.clear();
       })

@@ -1,9 +1,9 @@
 import type { Row, SqliteDialect } from './dialect.js';
 import { etcdErrors } from './errors.js';
-import { isEmptyRange, type KeyRange, keyRange, overlaps, toKv, tombstoneKv } from './keys.js';
+import { isEmptyRange, type KeyRange, keyRange, toKv, tombstoneKv } from './keys.js';
+import { checkDuplicates, compareRow, sortRows } from './mvcc-rules.js';
 import {
   type Compare,
-  CompareResult,
   CompareTarget,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
@@ -13,7 +13,6 @@ import {
   type PutResponse,
   type RangeRequest,
   type RangeResponse,
-  type RequestOp,
   type ResponseOp,
   SortOrder,
   SortTarget,
@@ -26,8 +25,9 @@ export const MAX_TXN_OPS = 128;
 const LATEST = Number.MAX_SAFE_INTEGER;
 /** A fresh etcd store is at revision 1; its first write makes revision 2. */
 const FIRST_REV = 1;
+const ZERO = Buffer.from([0]);
 
-/** What the MVCC layer asks of the lease table (STYLE.md 4: decisions passed in). */
+/** What the MVCC layer asks of the lease table (passed in, so the log does not decide about leases). */
 export interface LeaseIndex {
   has(id: number): boolean;
   attach(id: number, key: Buffer): void;
@@ -38,6 +38,12 @@ export interface LeaseIndex {
 interface ComparePath {
   succeeded: boolean;
   nested: Map<number, ComparePath>;
+}
+
+/** What one committed batch changed: its events (in revision order) and the revision after it. */
+export interface AppliedBatch {
+  events: Event[];
+  rev: number;
 }
 
 /** The state of one write (one revision): every change it makes shares `rev`. */
@@ -53,28 +59,39 @@ export class WriteTxn {
 }
 
 /**
- * The log (STYLE.md 8): etcd revision semantics over the append-only table. Reads run directly; writes run
+ * The log (between the etcd operations and the SQL dialect): etcd revision semantics over the append-only table. Reads run directly; writes run
  * inside the committer's transaction through {@link Mvcc.write}, which assigns the next revision and keeps
  * in-memory state (revision, lease attachments, pending events) in step only when the write succeeds.
  */
 export class Mvcc {
   readonly #db: SqliteDialect;
   #leases: LeaseIndex;
-  /** The current revision clients see: the newest one that is on disk. Reads default to it. */
-  rev: number;
-  /** The newest revision written to SQLite (ahead of `rev` while its fdatasync runs). Writes build on it. */
-  applied: number;
-  /** Reads below this revision answer "compacted". */
-  compactRev: number;
-  /** Events of the batch being applied, published once it commits. */
-  pending: Event[] = [];
+  #rev: number;
+  #applied: number;
+  #compactRev: number;
+  #pending: Event[] = [];
 
   constructor(db: SqliteDialect, leases: LeaseIndex) {
     this.#db = db;
     this.#leases = leases;
-    this.compactRev = Number(db.metaGet('compact_rev') ?? 0);
-    this.rev = Math.max(db.maxRevision(), this.compactRev, FIRST_REV);
-    this.applied = this.rev;
+    this.#compactRev = Number(db.metaGet('compact_rev') ?? 0);
+    this.#rev = Math.max(db.maxRevision(), this.#compactRev, FIRST_REV);
+    this.#applied = this.#rev;
+  }
+
+  /** The current revision clients see: the newest one that is on disk. Reads default to it. */
+  get rev(): number {
+    return this.#rev;
+  }
+
+  /** The newest revision written to SQLite (ahead of `rev` while its fdatasync runs). Writes build on it. */
+  get applied(): number {
+    return this.#applied;
+  }
+
+  /** Reads below this revision answer "compacted". */
+  get compactRev(): number {
+    return this.#compactRev;
   }
 
   /** Swap the lease index (the lessor is built after the log). */
@@ -84,17 +101,44 @@ export class Mvcc {
 
   /** Reload the revision from disk (after a failed commit). */
   reload(): void {
-    this.pending = [];
-    this.compactRev = Number(this.#db.metaGet('compact_rev') ?? 0);
-    this.rev = Math.max(this.#db.maxRevision(), this.compactRev, FIRST_REV);
-    this.applied = this.rev;
+    this.#pending = [];
+    this.#compactRev = Number(this.#db.metaGet('compact_rev') ?? 0);
+    this.#rev = Math.max(this.#db.maxRevision(), this.#compactRev, FIRST_REV);
+    this.#applied = this.#rev;
+  }
+
+  /** A batch of writes starts: forget events of a batch that never committed. */
+  beginBatch(): void {
+    this.#pending = [];
+  }
+
+  /** The batch committed: hand over its events and the revision it reached, to publish once durable. */
+  takeBatch(): AppliedBatch {
+    const events = this.#pending;
+    this.#pending = [];
+    return { events, rev: this.#applied };
+  }
+
+  /** A batch is on disk: clients may now read up to `rev`. */
+  durable(rev: number): void {
+    if (rev > this.#rev) this.#rev = rev;
+  }
+
+  /**
+   * Record `rev` as the compact revision (call only inside the committer's transaction); reads below it
+   * answer "compacted" from now on.
+   */
+  compactTo(rev: number): void {
+    if (rev <= this.#compactRev) throw etcdErrors.compacted();
+    this.#db.metaSet('compact_rev', rev);
+    this.#compactRev = rev;
   }
 
   /** Check a requested read revision; returns the revision to read at. */
   checkRev(requested: number): number {
-    if (requested <= 0) return this.rev;
-    if (requested > this.rev) throw etcdErrors.futureRev();
-    if (requested < this.compactRev) throw etcdErrors.compacted();
+    if (requested <= 0) return this.#rev;
+    if (requested > this.#rev) throw etcdErrors.futureRev();
+    if (requested < this.#compactRev) throw etcdErrors.compacted();
     return requested;
   }
 
@@ -154,18 +198,18 @@ export class Mvcc {
    * response with `rev` the header revision (the new one if anything changed, else the current one).
    */
   write<T>(fn: (tx: WriteTxn) => T): { value: T; rev: number } {
-    const tx = new WriteTxn(this.applied + 1);
+    const tx = new WriteTxn(this.#applied + 1);
     const value = fn(tx);
     if (tx.changed) {
-      this.applied = tx.rev;
+      this.#applied = tx.rev;
       for (const ev of tx.events) {
         const prevLease = ev.prev_kv !== undefined ? Number(ev.prev_kv.lease) : 0;
         if (prevLease !== 0) this.#leases.detach(prevLease, ev.kv.key);
         if (ev.type === 0 && Number(ev.kv.lease) !== 0) this.#leases.attach(Number(ev.kv.lease), ev.kv.key);
       }
-      this.pending.push(...tx.events);
+      this.#pending.push(...tx.events);
     }
-    return { value, rev: this.applied };
+    return { value, rev: this.#applied };
   }
 
   /** Check a Put before it is queued (etcd's checkPutRequest). */
@@ -229,6 +273,26 @@ export class Mvcc {
     const prevKv = toKv(row);
     prevKvs.push(prevKv);
     tx.events.push({ type: 1, kv: tombstoneKv(row.name, tx.rev), prev_kv: prevKv });
+  }
+
+  /**
+   * The events of revisions [from, to) on keys in `range`, in revision order, read from the table (a watcher
+   * catching up). A delete carries a tombstone KeyValue; `withPrevKv` adds the value each change replaced.
+   */
+  history(range: KeyRange, from: number, to: number, withPrevKv: boolean): Event[] {
+    const end = range.single ? Buffer.concat([range.key, ZERO]) : range.end;
+    const events: Event[] = [];
+    for (const row of this.#db.after(from, to, range.key, end)) {
+      if (range.single && !row.name.equals(range.key)) continue;
+      const prev = withPrevKv && row.prev_revision > 0 ? this.#db.at(row.name, row.prev_revision) : undefined;
+      const prevKv = prev !== undefined && prev.deleted === 0 ? toKv(prev) : undefined;
+      events.push(
+        row.deleted === 1
+          ? { type: 1, kv: tombstoneKv(row.name, row.revision), prev_kv: prevKv }
+          : { type: 0, kv: toKv(row), prev_kv: prevKv },
+      );
+    }
+    return events;
   }
 
   /** Live rows in `range` as the current write sees them. */
@@ -300,7 +364,7 @@ export class Mvcc {
   #readRevFor(tx: WriteTxn, req: RangeRequest): number {
     const requested = Number(req.revision);
     if (requested > 0) return this.checkRev(requested);
-    return tx.changed ? tx.rev : this.applied;
+    return tx.changed ? tx.rev : this.#applied;
   }
 
   #compare(c: Compare): boolean {
@@ -312,80 +376,4 @@ export class Mvcc {
     }
     return rows.every((r) => compareRow(c, r));
   }
-}
-
-function compareRow(c: Compare, row: Row | undefined): boolean {
-  let r: number;
-  switch (c.target) {
-    case CompareTarget.VALUE:
-      r = Buffer.compare(row?.value ?? Buffer.alloc(0), c.value ?? Buffer.alloc(0));
-      break;
-    case CompareTarget.CREATE:
-      r = Math.sign((row?.create_revision ?? 0) - Number(c.create_revision ?? 0));
-      break;
-    case CompareTarget.MOD:
-      r = Math.sign((row?.revision ?? 0) - Number(c.mod_revision ?? 0));
-      break;
-    case CompareTarget.LEASE:
-      r = Math.sign((row?.lease ?? 0) - Number(c.lease ?? 0));
-      break;
-    default:
-      r = Math.sign((row?.version ?? 0) - Number(c.version ?? 0));
-  }
-  switch (c.result) {
-    case CompareResult.EQUAL:
-      return r === 0;
-    case CompareResult.GREATER:
-      return r > 0;
-    case CompareResult.LESS:
-      return r < 0;
-    case CompareResult.NOT_EQUAL:
-      return r !== 0;
-    default:
-      return false;
-  }
-}
-
-function sortRows(rows: Row[], order: number, target: number): void {
-  const key = (r: Row): number | Buffer => {
-    switch (target) {
-      case SortTarget.VERSION:
-        return r.version;
-      case SortTarget.CREATE:
-        return r.create_revision;
-      case SortTarget.MOD:
-        return r.revision;
-      case SortTarget.VALUE:
-        return r.value ?? Buffer.alloc(0);
-      default:
-        return r.name;
-    }
-  };
-  const dir = order === SortOrder.DESCEND ? -1 : 1;
-  // Array.prototype.sort is stable: ties keep key order, as etcd's sort.Stable does.
-  rows.sort((a, b) => {
-    const x = key(a);
-    const y = key(b);
-    const c = typeof x === 'number' ? x - (y as number) : Buffer.compare(x, y as Buffer);
-    return dir * c;
-  });
-}
-
-/** etcd refuses a txn branch that writes one key twice (puts, or a put inside a deleted range). */
-function checkDuplicates(ops: RequestOp[]): void {
-  const puts: KeyRange[] = [];
-  const dels: KeyRange[] = [];
-  const collect = (list: RequestOp[]) => {
-    for (const op of list) {
-      if (op.request_put) {
-        const r = keyRange(op.request_put.key, null);
-        if (puts.some((p) => p.key.equals(r.key))) throw etcdErrors.duplicateKey();
-        puts.push(r);
-      } else if (op.request_delete_range) {
-        dels.push(keyRange(op.request_delete_range.key, op.request_delete_range.range_end));
-      }
-    }
-  };
-  collect(ops);
-  for (const d of dels) for (const p of puts) if (overlaps(d, p)) throw etcdErrors.duplicateKey();
 }

@@ -127,10 +127,10 @@ t.test('watch streams: ids, filters, progress, compaction, slow watchers', async
   const call = new FakeCall();
   new WatchStream(b, call as unknown as ServerDuplexStream<never, never>, silentLogger(), clock, {
     maxPending: 10,
-    progressInterval: 1000,
+    progressIntervalMs: 1000,
     replayRevs: 2,
   });
-  const put = (k: string, v: string) => b.write((tx) => b.mvcc.put(tx, req.put(k, v)));
+  const put = (k: string, v: string) => b.put(req.put(k, v));
   const settle = async () => {
     for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
   };
@@ -158,7 +158,7 @@ t.test('watch streams: ids, filters, progress, compaction, slow watchers', async
   });
   call.sent = [];
   await put('n', 'x');
-  await b.write((tx) => b.mvcc.deleteRange(tx, req.del('n')));
+  await b.deleteRange(req.del('n'));
   t.same(
     call.sent.map((r) => [r['watch_id'], (r['events'] as Array<{ type: number }>).map((e) => e.type)]),
     [
@@ -187,7 +187,7 @@ t.test('watch streams: ids, filters, progress, compaction, slow watchers', async
   call.emit('data', { cancel_request: { watch_id: '99' } });
   t.same(call.sent, [{ header: b.header(), watch_id: 7, canceled: true }], 'unknown ids are ignored');
 
-  await b.compactor.compact(5, true);
+  await b.compact(5, true);
   call.sent = [];
   call.emit('data', create('h', { start_revision: '3' }));
   await settle();
@@ -206,7 +206,7 @@ t.test('watch streams: ids, filters, progress, compaction, slow watchers', async
     'every watcher of the stalled stream is cancelled',
   );
   t.match(call.sent.at(-1), { cancel_reason: /too slow/ });
-  t.equal(b.hub.size, 0, 'and unhooked from the write path');
+  t.equal(b.watchers, 0, 'and unhooked from the write path');
   call.writableLength = 0;
   call.emit('end');
   t.equal(call.ended, true);
@@ -216,7 +216,7 @@ t.test('a replaying watcher waits for the client to drain', async (t) => {
   const clock = new FakeClock();
   const b = new Backend({ file: join(tempDir(t), 'state.db'), logger: silentLogger(), clock });
   t.teardown(() => b.close());
-  for (let i = 0; i < 6; i++) await b.write((tx) => b.mvcc.put(tx, req.put('k', `v${i}`)));
+  for (let i = 0; i < 6; i++) await b.put(req.put('k', `v${i}`));
   const call = new FakeCall();
   call.writableLength = 6;
   new WatchStream(b, call as unknown as ServerDuplexStream<never, never>, silentLogger(), clock, {

@@ -38,8 +38,9 @@ export function compactionFromFlags(mode: string, retention: string, interval?: 
       ? Number(retention) * 3_600_000
       : parseDuration(retention, '--auto-compaction-retention');
   }
-  const out: CompactionOptions = { mode, retention: keep };
-  if (interval !== undefined) out.interval = parseDuration(interval, '--compaction-interval');
+  const out: CompactionOptions =
+    mode === 'revision' ? { mode, retentionRevisions: keep } : { mode, retentionMs: keep };
+  if (interval !== undefined) out.intervalMs = parseDuration(interval, '--compaction-interval');
   return out;
 }
 

@@ -1,13 +1,13 @@
 import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Backend } from '../backend.js';
+import type { EtcdBackend } from '../etcd-backend.js';
 import { unary } from './common.js';
 
 /** The version Status reports: the etcd API level this datastore implements. */
 export const API_VERSION = '3.4.0';
 
 /** Maintenance (Status, Alarm, Defragment) and Cluster (MemberList) for the single member. */
-export function maintenanceService(b: Backend, log: Logger): UntypedServiceImplementation {
+export function maintenanceService(b: EtcdBackend, log: Logger): UntypedServiceImplementation {
   return {
     Status: unary<object, object>(log, 'Status', () => {
       const size = b.size();
@@ -17,9 +17,9 @@ export function maintenanceService(b: Backend, log: Logger): UntypedServiceImple
         dbSize: size.total,
         dbSizeInUse: size.inUse,
         leader: b.memberId,
-        raftIndex: b.mvcc.rev,
+        raftIndex: b.revision,
         raftTerm: 2,
-        raftAppliedIndex: b.mvcc.rev,
+        raftAppliedIndex: b.revision,
         errors: [],
         isLearner: false,
       };
@@ -27,8 +27,7 @@ export function maintenanceService(b: Backend, log: Logger): UntypedServiceImple
     // No alarm can be raised here (no space quota, no corruption check across members): always empty.
     Alarm: unary<object, object>(log, 'Alarm', () => ({ header: b.header(), alarms: [] })),
     Defragment: unary<object, object>(log, 'Defragment', () => {
-      b.committer.flush();
-      b.dialect.vacuum();
+      b.defragment();
       return { header: b.header() };
     }),
   };
@@ -36,7 +35,7 @@ export function maintenanceService(b: Backend, log: Logger): UntypedServiceImple
 
 /** Cluster.MemberList: this one member. */
 export function clusterService(
-  b: Backend,
+  b: EtcdBackend,
   log: Logger,
   member: { name: string; clientUrls: () => string[] },
 ): UntypedServiceImplementation {

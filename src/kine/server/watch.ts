@@ -1,8 +1,8 @@
 import type { ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../../clock.js';
-import type { Backend } from '../backend.js';
-import { keyRange, toKv, tombstoneKv } from '../keys.js';
+import type { EtcdBackend } from '../etcd-backend.js';
+import { keyRange } from '../keys.js';
 import type { Event, Int64, ResponseHeader } from '../types.js';
 import { type HubWatcher, matching } from '../watch-hub.js';
 
@@ -13,13 +13,11 @@ export interface WatchOptions {
    * Default 1024 (etcd buffers 128 responses per stream, then parks watchers as unsynced).
    */
   maxPending?: number;
-  /** Interval of progress notifications for watchers that asked for them. Default 10 min (etcd's). */
-  progressInterval?: number;
+  /** Interval of progress notifications for watchers that asked for them, ms. Default 10 min (etcd's). */
+  progressIntervalMs?: number;
   /** Revisions replayed per response while a watcher catches up from history. Default 1000 (etcd's watchBatchMaxRevs). */
   replayRevs?: number;
 }
-
-const ZERO = Buffer.from([0]);
 
 interface WatchCreate {
   key: Buffer;
@@ -55,7 +53,11 @@ interface StreamWatcher extends HubWatcher {
 }
 
 /** The Watch service: one {@link WatchStream} per bidirectional call. */
-export function watchService(b: Backend, log: Logger, opts: WatchOptions = {}): UntypedServiceImplementation {
+export function watchService(
+  b: EtcdBackend,
+  log: Logger,
+  opts: WatchOptions = {},
+): UntypedServiceImplementation {
   return {
     Watch: (call: ServerDuplexStream<WatchRequest, WatchResponse>) => {
       new WatchStream(b, call, log, b.clock, opts);
@@ -70,12 +72,12 @@ export function watchService(b: Backend, log: Logger, opts: WatchOptions = {}): 
  * send buffer holds more than `maxPending` responses has its watchers cancelled with a reason.
  */
 export class WatchStream {
-  readonly #b: Backend;
+  readonly #b: EtcdBackend;
   readonly #call: ServerDuplexStream<WatchRequest, WatchResponse>;
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #maxPending: number;
-  readonly #progressInterval: number;
+  readonly #progressIntervalMs: number;
   readonly #replayRevs: number;
   readonly #watchers = new Map<number, StreamWatcher>();
   #nextId = 0;
@@ -83,7 +85,7 @@ export class WatchStream {
   #closed = false;
 
   constructor(
-    b: Backend,
+    b: EtcdBackend,
     call: ServerDuplexStream<WatchRequest, WatchResponse>,
     log: Logger,
     clock: Clock,
@@ -94,7 +96,7 @@ export class WatchStream {
     this.#log = log;
     this.#clock = clock;
     this.#maxPending = opts.maxPending ?? 1024;
-    this.#progressInterval = opts.progressInterval ?? 10 * 60_000;
+    this.#progressIntervalMs = opts.progressIntervalMs ?? 10 * 60_000;
     this.#replayRevs = opts.replayRevs ?? 1000;
     call.on('data', (req: WatchRequest) => this.#onRequest(req));
     call.on('end', () => this.#close(true));
@@ -133,7 +135,7 @@ export class WatchStream {
       filters: c.filters ?? [],
       prevKv: c.prev_kv,
       progress: c.progress_notify,
-      nextRev: start > 0 ? start : b.mvcc.rev + 1,
+      nextRev: start > 0 ? start : b.revision + 1,
       synced: false,
       canceled: false,
       deliver: (events, rev) => this.#send({ header: b.header(rev), watch_id: id, events }),
@@ -141,7 +143,7 @@ export class WatchStream {
     this.#watchers.set(id, w);
     this.#send({ header: b.header(), watch_id: id, created: true });
     if (w.progress) this.#armProgress();
-    b.hub.add(w);
+    b.watch(w);
     this.#catchUp(w).catch((err: unknown) => {
       this.#log.warn({ err, watch: id }, 'watch replay failed');
       this.#cancel(id, `etcdserver: watch replay failed: ${(err as Error).message}`);
@@ -153,35 +155,22 @@ export class WatchStream {
     const b = this.#b;
     for (;;) {
       if (w.canceled || this.#closed) return;
-      if (w.nextRev < b.mvcc.compactRev) {
+      if (w.nextRev < b.compactRevision) {
         this.#send({
           header: b.header(),
           watch_id: w.id,
           canceled: true,
-          compact_revision: b.mvcc.compactRev,
+          compact_revision: b.compactRevision,
         });
         this.#drop(w);
         return;
       }
-      if (w.nextRev > b.mvcc.rev) {
+      if (w.nextRev > b.revision) {
         w.synced = true;
         return;
       }
-      const hi = Math.min(w.nextRev + this.#replayRevs, b.mvcc.rev + 1);
-      const end = w.range.single ? Buffer.concat([w.range.key, ZERO]) : w.range.end;
-      const rows = b.dialect.after(w.nextRev, hi, w.range.key, end);
-      const events: Event[] = [];
-      for (const row of rows) {
-        if (w.range.single && !row.name.equals(w.range.key)) continue;
-        const prev =
-          w.prevKv && row.prev_revision > 0 ? b.dialect.at(row.name, row.prev_revision) : undefined;
-        const prevKv = prev !== undefined && prev.deleted === 0 ? toKv(prev) : undefined;
-        events.push(
-          row.deleted === 1
-            ? { type: 1, kv: tombstoneKv(row.name, row.revision), prev_kv: prevKv }
-            : { type: 0, kv: toKv(row), prev_kv: prevKv },
-        );
-      }
+      const hi = Math.min(w.nextRev + this.#replayRevs, b.revision + 1);
+      const events = b.history(w.range, w.nextRev, hi, w.prevKv);
       const out = matching(w, events);
       w.nextRev = hi;
       if (out.length > 0) this.#send({ header: b.header(), watch_id: w.id, events: out });
@@ -231,7 +220,7 @@ export class WatchStream {
 
   #drop(w: StreamWatcher): void {
     w.canceled = true;
-    this.#b.hub.remove(w);
+    this.#b.unwatch(w);
     this.#watchers.delete(w.id);
   }
 
@@ -247,7 +236,7 @@ export class WatchStream {
       }
       if (any && !this.#closed) this.#armProgress();
     };
-    this.#timer = this.#clock.setTimeout(tick, this.#progressInterval);
+    this.#timer = this.#clock.setTimeout(tick, this.#progressIntervalMs);
   }
 
   #close(graceful: boolean): void {
