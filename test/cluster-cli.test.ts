@@ -6,7 +6,7 @@
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import t from 'tap';
-import { nodeNameOf, parseLabels, positiveInt, splitList } from '../src/cli/commands/agent.js';
+import { nodeNameOf, parseLabels, positiveInt, splitList } from '../src/cli/commands/node-options.js';
 import type { CliContext } from '../src/cli/context.js';
 import { run } from '../src/cli/program.js';
 

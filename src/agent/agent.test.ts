@@ -4,7 +4,7 @@ import { VipmeshError } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { tempDir } from '../testing/tmp.js';
 import type { Connector } from '../tunnel/index.js';
-import { Agent, type AgentAnnouncer } from './agent.js';
+import { Agent, type AgentAnnouncer, localRegistration } from './agent.js';
 
 /** An announcer that holds nothing: these tests never get a session. */
 class IdleAnnouncer extends EventEmitter implements AgentAnnouncer {
@@ -60,4 +60,20 @@ t.test("the tunnel pins the token's CA hash and presents the token as it is", as
   await t.rejects(a.start(), { code: 'VIPMESH_TUNNEL_UNAUTHORIZED' });
   t.same(pinned, [caHash]);
   t.same(sent, [`Bearer ${token}`]);
+});
+
+t.test('localRegistration: the node IPs given, labels with the hostname label, interfaces', async (t) => {
+  const r = localRegistration({ nodeName: 'pi1', nodeIps: ['198.51.100.7'], labels: { zone: 'a' } });
+  t.same(
+    r.addresses?.filter((a) => a.type === 'InternalIP'),
+    [{ type: 'InternalIP', address: '198.51.100.7' }],
+  );
+  t.equal(r.labels?.['kubernetes.io/hostname'], 'pi1');
+  t.equal(r.labels?.['zone'], 'a');
+  t.ok(Array.isArray(r.interfaces));
+  const auto = localRegistration({ nodeName: 'pi1' });
+  t.ok(
+    (auto.addresses ?? []).some((a) => a.type === 'InternalIP'),
+    'an address is found without --node-ip',
+  );
 });

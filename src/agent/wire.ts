@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { createHostGw, DEFAULT_SUBNET_ENV_PATH } from '../flannel-hostgw/index.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../metrics.js';
+import { DEFAULT_STATE_DIR } from '../paths.js';
 import { Agent, type AgentHostGw, localRegistration } from './agent.js';
 
 /** Options of {@link createAgent}. Defaults in brackets. */
@@ -48,7 +49,7 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
   const nodeIp = registration.addresses?.find((a) => a.type === 'InternalIP')?.address;
   const announcer = await createAnnouncer({
     logger: log.child({ module: 'arp' }),
-    stateDir: o.stateDir ?? '/run/vipmesh',
+    stateDir: o.stateDir ?? DEFAULT_STATE_DIR,
     ...(o.registry === undefined ? {} : { registry: o.registry }),
     ...(o.clock === undefined ? {} : { clock: o.clock }),
   });

@@ -1,10 +1,11 @@
 /**
- * The layer-2 announcer (issue 4): ARP and NDP for virtual IPs. Public surface of src/arp.
+ * The layer-2 announcer: ARP and NDP for virtual IPs. Public surface of src/arp.
  */
 import { join } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
 import { createRegistry, type Registry } from '../metrics.js';
+import { DEFAULT_STATE_DIR } from '../paths.js';
 import { Announcer, type AnnouncerOptions } from './announcer.js';
 import { NetlinkTables } from './netlink.js';
 import { openPacketPort } from './ports.js';
@@ -49,7 +50,7 @@ export async function createAnnouncer(opts: CreateAnnouncerOptions): Promise<Ann
     {
       links: tables,
       addresses: tables,
-      sysctl: new ArpSysctl(undefined, join(opts.stateDir ?? '/run/vipmesh', 'arp-sysctl.json')),
+      sysctl: new ArpSysctl(undefined, join(opts.stateDir ?? DEFAULT_STATE_DIR, 'arp-sysctl.json')),
       openPort: openPacketPort,
       clock: opts.clock ?? systemClock,
       logger: opts.logger,

@@ -1,18 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { isVipmeshError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
 import { applyConfig, DEFAULT_CONFIG_PATH, loadConfig } from './config.js';
 import { type CliContext, configurable } from './context.js';
-
-/** The package version, read from package.json (two levels up from both src/cli and dist/cli). */
-export function packageVersion(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
+import { packageVersion } from './package-version.js';
 
 /**
  * Build the `vipmesh` command tree for `argv` (only the named subcommand's module is loaded). Output goes

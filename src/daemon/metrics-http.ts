@@ -3,6 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { errnoOf, VipmeshError } from '../errors.js';
 import type { Registry } from '../metrics.js';
 
+/** Where the daemons serve their metrics unless told otherwise (`--metrics-bind-address`). */
+export const DEFAULT_METRICS_BIND_ADDRESS = '127.0.0.1:7472';
+
 /** A listening metrics server. */
 export interface MetricsServer {
   /** `http://host:port/metrics` */

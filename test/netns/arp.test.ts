@@ -62,8 +62,8 @@ async function announce(lab: Lab, node: string, args: string[], stateDir: string
   return p;
 }
 
-async function stop(p: Proc): Promise<number | null> {
-  p.child.kill('SIGTERM');
+async function stop(p: Proc, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  p.child.kill(signal);
   return p.exited;
 }
 
@@ -298,6 +298,28 @@ t.test(
     t.equal(await stop(a), 0);
   },
 );
+
+t.test('SIGHUP and SIGINT stop it as SIGTERM does: VIPs released, sysctls restored', { skip }, async (t) => {
+  const { lab, state } = await setup(t);
+  for (const signal of ['SIGHUP', 'SIGINT'] as const) {
+    const a = await announce(lab, 'n1', ['--vip', VIP, '--vip', VIP6], join(state, 'n1'));
+    t.match(await loAddrs(lab, 'n1'), /198\.51\.100\.100\/32 .*lo:vm/, 'the VIP is on lo');
+    t.match(await lab.run('n1', ['sysctl', '-n', 'net.ipv4.conf.eth0.arp_ignore']), /^1/);
+    t.equal(await stop(a, signal), 0, `exits cleanly on ${signal}`);
+    t.match(a.out(), new RegExp(`"op":"stop","signal":"${signal}"`), 'after logging the stop');
+    t.notMatch(await loAddrs(lab, 'n1'), /198\.51\.100\.100|2001:db8::100/, `${signal} leaves no VIP on lo`);
+    t.match(
+      await lab.run('n1', ['sysctl', '-n', 'net.ipv4.conf.eth0.arp_ignore']),
+      /^0/,
+      'arp_ignore restored',
+    );
+    t.match(
+      await lab.run('n1', ['sysctl', '-n', 'net.ipv4.conf.eth0.arp_announce']),
+      /^0/,
+      'arp_announce restored',
+    );
+  }
+});
 
 t.test('a crash leaves nothing a restart does not clean', { skip }, async (t) => {
   const { lab, state } = await setup(t);

@@ -1,12 +1,13 @@
-import { createServer, type Server } from 'node:http';
 import type { Command } from 'commander';
 import { createAnnouncer } from '../../arp/index.js';
+import { serveMetrics } from '../../daemon/metrics-http.js';
+import { runDaemon } from '../../daemon/run-daemon.js';
 import { VipmeshError } from '../../errors.js';
 import { createRegistry } from '../../metrics.js';
+import { DEFAULT_STATE_DIR } from '../../paths.js';
 import { parseDuration } from '../../util/duration.js';
 import { collect } from '../config.js';
 import { type CliContext, daemonCommand } from '../context.js';
-import { untilSignal } from '../signals.js';
 
 interface AnnounceFlags {
   vip?: string[];
@@ -24,26 +25,6 @@ function parseSchedule(text: string): number[] {
     .map((s) => s.trim())
     .filter(Boolean)
     .map((s) => parseDuration(s, '--announce-schedule'));
-}
-
-function serveMetrics(address: string, render: () => Promise<string>): Promise<Server> {
-  const i = address.lastIndexOf(':');
-  const host = i > 0 ? address.slice(0, i).replace(/^\[|\]$/g, '') : '127.0.0.1';
-  const port = Number(address.slice(i + 1));
-  const server = createServer((req, res) => {
-    if (req.url !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
-    render().then(
-      (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(text),
-      () => res.writeHead(500).end(),
-    );
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
-  });
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -71,7 +52,11 @@ export function register(program: Command, ctx: CliContext): void {
       'wait this long for another holder before taking a VIP (0 = no probe)',
       '100ms',
     )
-    .option('--state-dir <dir>', 'where changed sysctl values are remembered until restored', '/run/vipmesh')
+    .option(
+      '--state-dir <dir>',
+      'where changed sysctl values are remembered until restored',
+      DEFAULT_STATE_DIR,
+    )
     .option('--metrics-bind-address <host:port>', 'serve Prometheus metrics at http://<host:port>/metrics')
     .action(async (flags: AnnounceFlags) => {
       const vips = flags.vip ?? [];
@@ -88,19 +73,16 @@ export function register(program: Command, ctx: CliContext): void {
         refreshInterval: parseDuration(flags.refreshInterval, '--refresh-interval'),
         probeTimeout: parseDuration(flags.probeTimeout, '--probe-timeout'),
       };
-      const { signal, dispose } = untilSignal();
-      // Nothing else may hold the event loop (no interface up yet): keep it alive until the signal. A real
-      // interval: it only keeps the process alive, no clock decides anything.
-      const keepAlive = setInterval(() => undefined, 1 << 30);
-      let metrics: Server | undefined;
-      try {
-        const announcer = await createAnnouncer({
-          ...opts,
-          ...(flags.interface === undefined ? {} : { interfaces: flags.interface }),
-        });
-        try {
+      await runDaemon({
+        start: async ({ stack }) => {
+          const announcer = await createAnnouncer({
+            ...opts,
+            ...(flags.interface === undefined ? {} : { interfaces: flags.interface }),
+          });
+          stack.push('announcer', () => announcer.close());
           if (flags.metricsBindAddress !== undefined) {
-            metrics = await serveMetrics(flags.metricsBindAddress, () => registry.metrics());
+            const metrics = await serveMetrics(flags.metricsBindAddress, registry);
+            stack.push('metrics', () => metrics.close());
           }
           const results = await Promise.all(vips.map((v) => announcer.hold(v)));
           const held = results.filter((r) => r.held).length;
@@ -112,17 +94,13 @@ export function register(program: Command, ctx: CliContext): void {
               { details: { vips } },
             );
           }
-          log.info({ op: 'ready', vips: announcer.vips, ifaces: announcer.interfaces }, 'announcing');
-          const sig = await signal;
-          log.info({ op: 'stop', signal: sig }, 'releasing every VIP');
-        } finally {
-          await announcer.close();
-        }
-      } finally {
-        clearInterval(keepAlive);
-        dispose();
-        metrics?.close();
-      }
+          return {
+            up: () =>
+              log.info({ op: 'ready', vips: announcer.vips, ifaces: announcer.interfaces }, 'announcing'),
+            stopping: (sig) => log.info({ op: 'stop', signal: sig }, 'releasing every VIP'),
+          };
+        },
+      });
     });
   daemonCommand(cmd);
 }

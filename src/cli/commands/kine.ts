@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { VipmeshError } from '../../errors.js';
 import { type CompactionOptions, startDatastore } from '../../kine/index.js';
 import { createRegistry } from '../../metrics.js';
+import { DEFAULT_DATA_DIR } from '../../paths.js';
 import { parseDuration } from '../../util/duration.js';
 import { type CliContext, daemonCommand } from '../context.js';
 
@@ -53,7 +54,7 @@ export function register(program: Command, ctx: CliContext): void {
       'host:port or unix:///path to serve the etcd v3 API on',
       '127.0.0.1:2379',
     )
-    .option('--data-dir <dir>', 'directory of the data file', '/var/lib/vipmesh/db')
+    .option('--data-dir <dir>', 'directory of the data file', `${DEFAULT_DATA_DIR}/db`)
     .option('--data-file <file>', 'the SQLite data file (default <data-dir>/state.db)')
     .option('--auto-compaction-mode <mode>', 'revision or periodic (as etcd)', 'revision')
     .option(

@@ -1,4 +1,10 @@
+import { hostname } from 'node:os';
 import { type Command, Option } from 'commander';
+import type { CreateAgentOptions } from '../../agent/wire.js';
+import { VipmeshError } from '../../errors.js';
+import { DEFAULT_SUBNET_ENV_PATH } from '../../flannel-hostgw/subnet-env.js';
+import { DEFAULT_DATA_DIR, DEFAULT_STATE_DIR } from '../../paths.js';
+import { parseDuration } from '../../util/duration.js';
 import { collect } from '../config.js';
 
 /** `--node-ip`, `--node-name`, `--node-label`: how a node names itself, the same for server and agent. */
@@ -28,6 +34,91 @@ export function addDataPlaneOptions(cmd: Command, prefix = ''): Command {
         .choices(['host-gw', 'none'])
         .default('host-gw'),
     )
-    .option('--flannel-subnet-env <file>', `${prefix}where subnet.env is written`, '/run/flannel/subnet.env')
-    .option('--state-dir <dir>', `${prefix}runtime state (sysctl originals to restore)`, '/run/vipmesh');
+    .option('--flannel-subnet-env <file>', `${prefix}where subnet.env is written`, DEFAULT_SUBNET_ENV_PATH)
+    .option('--state-dir <dir>', `${prefix}runtime state (sysctl originals to restore)`, DEFAULT_STATE_DIR);
+}
+
+/** `--data-dir`, with what the command keeps there in the help. */
+export function addDataDirOption(cmd: Command, what: string): Command {
+  return cmd.option('--data-dir <dir>', what, DEFAULT_DATA_DIR);
+}
+
+/** The flags {@link addNodeIdentityOptions}, {@link addDataPlaneOptions} and {@link addDataDirOption} declare. */
+export interface NodeFlags {
+  nodeIp?: string[];
+  nodeName?: string;
+  nodeLabel?: string[];
+  dataDir: string;
+  flannelIface?: string;
+  flannelBackend: string;
+  flannelSubnetEnv: string;
+  stateDir: string;
+}
+
+/** `--node-ip a,b --node-ip c` -> `['a', 'b', 'c']`. */
+export function splitList(values: string[] | undefined): string[] {
+  return (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** `k=v` labels (repeatable `--node-label`). */
+export function parseLabels(values: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of splitList(values)) {
+    const i = v.indexOf('=');
+    if (i <= 0) throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', `--node-label: "${v}" is not key=value`);
+    out[v.slice(0, i)] = v.slice(i + 1);
+  }
+  return out;
+}
+
+/** A positive integer flag. */
+export function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', `${flag}: "${text}" is not a positive whole number`);
+  }
+  return n;
+}
+
+/** `--heartbeat-interval` in ms, refused unless above 0. */
+export function heartbeatMsOf(text: string): number {
+  const heartbeatMs = parseDuration(text, '--heartbeat-interval');
+  if (heartbeatMs <= 0)
+    throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
+  return heartbeatMs;
+}
+
+/** The node name: the flag, else the host name (lowercased, as Kubernetes does). */
+export function nodeNameOf(flag: string | undefined): string {
+  return (flag ?? hostname()).toLowerCase();
+}
+
+/** Those flags as createAgent takes them (the agent command and the server's local agent alike). */
+export function nodeAgentOptions(
+  flags: NodeFlags,
+): Pick<
+  CreateAgentOptions,
+  | 'nodeName'
+  | 'nodeIps'
+  | 'labels'
+  | 'dataDir'
+  | 'stateDir'
+  | 'flannelBackend'
+  | 'subnetEnvPath'
+  | 'flannelIface'
+> {
+  const nodeIps = splitList(flags.nodeIp);
+  return {
+    nodeName: nodeNameOf(flags.nodeName),
+    ...(nodeIps.length > 0 ? { nodeIps } : {}),
+    labels: parseLabels(flags.nodeLabel),
+    dataDir: flags.dataDir,
+    stateDir: flags.stateDir,
+    flannelBackend: flags.flannelBackend,
+    subnetEnvPath: flags.flannelSubnetEnv,
+    ...(flags.flannelIface === undefined ? {} : { flannelIface: flags.flannelIface }),
+  };
 }

@@ -1,21 +1,26 @@
 import type { Command } from 'commander';
 import { type Agent, createAgent } from '../../agent/index.js';
 import { DEFAULT_ADMIN_CONFIG } from '../../api/index.js';
+import { DEFAULT_METRICS_BIND_ADDRESS } from '../../daemon/metrics-http.js';
+import { runDaemon } from '../../daemon/run-daemon.js';
 import { VipmeshError } from '../../errors.js';
+import { DEFAULT_CLUSTER_CIDR } from '../../flannel-hostgw/index.js';
 import { createRegistry } from '../../metrics.js';
 import { startServer } from '../../server/index.js';
 import { parseDuration } from '../../util/duration.js';
-import { notifyReady } from '../../util/sd-notify.js';
 import { type CliContext, daemonCommand } from '../context.js';
-import { untilSignal } from '../signals.js';
-import { nodeAgentOptions, positiveInt, splitList } from './agent.js';
-import { addDataPlaneOptions, addNodeIdentityOptions } from './node-options.js';
+import {
+  addDataDirOption,
+  addDataPlaneOptions,
+  addNodeIdentityOptions,
+  heartbeatMsOf,
+  type NodeFlags,
+  nodeAgentOptions,
+  positiveInt,
+  splitList,
+} from './node-options.js';
 
-interface ServerFlags {
-  dataDir: string;
-  nodeIp?: string[];
-  nodeName?: string;
-  nodeLabel?: string[];
+interface ServerFlags extends NodeFlags {
   httpsListenPort: string;
   bindAddress: string;
   clusterCidr: string;
@@ -27,27 +32,19 @@ interface ServerFlags {
   electionTtl: string;
   metricsBindAddress: string;
   adminConfig: string;
-  flannelIface?: string;
-  flannelBackend: string;
-  flannelSubnetEnv: string;
-  stateDir: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program
     .command('server')
-    .description('run the server: datastore, API, tunnel and controllers (and the local agent)')
-    .option(
-      '--data-dir <dir>',
-      'state: the embedded datastore, CA, certificates and tokens',
-      '/var/lib/vipmesh',
-    )
+    .description('run the server: datastore, API, tunnel and controllers (and the local agent)');
+  addDataDirOption(cmd, 'state: the embedded datastore, CA, certificates and tokens')
     .option('--https-listen-port <port>', 'port of the HTTPS API and the agent tunnel', '6443')
     .option('--bind-address <ip>', 'address the HTTPS port listens on', '0.0.0.0')
     .option(
       '--cluster-cidr <cidr>',
       'pod subnets are carved from this (comma-separated: one per family)',
-      '10.42.0.0/16',
+      DEFAULT_CLUSTER_CIDR,
     )
     .option(
       '--datastore-endpoint <urls>',
@@ -73,7 +70,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option(
       '--metrics-bind-address <host:port>',
       'serve Prometheus metrics here ("" = off)',
-      '127.0.0.1:7472',
+      DEFAULT_METRICS_BIND_ADDRESS,
     )
     .option(
       '--admin-config <file>',
@@ -83,9 +80,7 @@ export function register(program: Command, ctx: CliContext): void {
   addNodeIdentityOptions(cmd);
   addDataPlaneOptions(cmd, 'local agent: ');
   cmd.action(async (flags: ServerFlags) => {
-    const heartbeatMs = parseDuration(flags.heartbeatInterval, '--heartbeat-interval');
-    if (heartbeatMs <= 0)
-      throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--heartbeat-interval must be above 0');
+    const heartbeatMs = heartbeatMsOf(flags.heartbeatInterval);
     const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
     const ttl = Math.max(1, Math.round(parseDuration(flags.electionTtl, '--election-ttl') / 1000));
     const port = Number(flags.httpsListenPort);
@@ -101,31 +96,29 @@ export function register(program: Command, ctx: CliContext): void {
     const clusterCidr = splitList([flags.clusterCidr]);
     const log = ctx.logger().child({ module: 'server' });
     const registry = createRegistry();
-    const { signal, dispose } = untilSignal();
-    // Process keep-alive (the daemon's own timers are unref'd): a real interval, no clock decides anything.
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    try {
-      const server = await startServer({
-        dataDir: flags.dataDir,
-        nodeName,
-        nodeIps,
-        httpsListenPort: port,
-        bindAddress: flags.bindAddress,
-        clusterCidr,
-        ...(flags.datastoreEndpoint === undefined ? {} : { datastoreEndpoint: flags.datastoreEndpoint }),
-        heartbeatMs,
-        nodeLostAfter: misses,
-        nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
-        electionTtlSeconds: ttl,
-        metricsBindAddress: flags.metricsBindAddress,
-        adminConfigPath: flags.adminConfig,
-        logger: ctx.logger(),
-        registry,
-      });
-      let agent: Agent | undefined;
-      try {
+    await runDaemon({
+      start: async ({ stack }) => {
+        const server = await startServer({
+          dataDir: flags.dataDir,
+          nodeName,
+          nodeIps,
+          httpsListenPort: port,
+          bindAddress: flags.bindAddress,
+          clusterCidr,
+          ...(flags.datastoreEndpoint === undefined ? {} : { datastoreEndpoint: flags.datastoreEndpoint }),
+          heartbeatMs,
+          nodeLostAfter: misses,
+          nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
+          electionTtlSeconds: ttl,
+          metricsBindAddress: flags.metricsBindAddress,
+          adminConfigPath: flags.adminConfig,
+          logger: ctx.logger(),
+          registry,
+        });
+        stack.push('server', () => server.close());
+        let agent: Agent | undefined;
         if (flags.disableAgent !== true) {
-          agent = await createAgent({
+          const local = await createAgent({
             servers: [server.url],
             token: server.credentials.joinToken,
             ...nodeOptions,
@@ -134,19 +127,16 @@ export function register(program: Command, ctx: CliContext): void {
             logger: ctx.logger().child({ module: 'agent' }),
             registry,
           });
+          stack.push('agent', () => local.close());
+          agent = local;
         }
-        await notifyReady('serving');
-        log.info({ url: server.url, agent: agent !== undefined }, 'vipmesh server is up');
-        const sig = await signal;
-        log.info({ signal: sig }, 'shutting down');
-      } finally {
-        await agent?.close();
-        await server.close();
-      }
-    } finally {
-      clearInterval(keepAlive);
-      dispose();
-    }
+        return {
+          readyStatus: 'serving',
+          up: () => log.info({ url: server.url, agent: agent !== undefined }, 'vipmesh server is up'),
+          stopping: (sig) => log.info({ signal: sig }, 'shutting down'),
+        };
+      },
+    });
   });
   daemonCommand(cmd);
 }

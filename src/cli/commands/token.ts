@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DEFAULT_DATA_DIR } from '../../paths.js';
 import { ensureServerCredentials } from '../../pki/index.js';
 import type { CliContext } from '../context.js';
 
@@ -9,7 +10,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description(
       'print the join token (or --admin: the admin token), creating the server credentials if needed',
     )
-    .option('--data-dir <dir>', 'the server data directory', '/var/lib/vipmesh')
+    .option('--data-dir <dir>', 'the server data directory', DEFAULT_DATA_DIR)
     .option('--admin', 'print the admin token for the API instead of the join token')
     .action(async (opts: { dataDir: string; admin?: boolean }) => {
       const creds = await ensureServerCredentials(opts.dataDir);

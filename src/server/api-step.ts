@@ -1,0 +1,89 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tokenAuthenticator } from '../api/auth.js';
+import { ApiHandler } from '../api/handler.js';
+import type { ResourceStore } from '../api/store.js';
+import { errnoOf, VipmeshError } from '../errors.js';
+import type { ServerCredentials } from '../pki/index.js';
+import type { TunnelServer } from '../tunnel/index.js';
+import type { ServerStep } from './server-options.js';
+
+/** The HTTPS port serving the API and the tunnel. */
+export interface ApiListener {
+  /** `https://127.0.0.1:PORT` (or the bind address when it is not a wildcard). */
+  url: string;
+  port: number;
+  /** What `/readyz` answers: false until the whole server is up, and again once it stops. */
+  setReady(ready: boolean): void;
+}
+
+/**
+ * Step: the API handler and the one HTTPS port serving it, `/v1/connect` (upgraded to the tunnel),
+ * `/cacerts`, `/healthz` and `/readyz`. A port that cannot be bound is `VIPMESH_CLUSTER_LISTEN`.
+ */
+export async function listenApi(
+  { o, registry, stack }: ServerStep,
+  deps: { store: ResourceStore; creds: ServerCredentials; tunnel: TunnelServer },
+): Promise<ApiListener> {
+  const { creds, tunnel } = deps;
+  let ready = false;
+  const handler = new ApiHandler({
+    store: deps.store,
+    authenticate: tokenAuthenticator({ adminToken: creds.adminToken, joinToken: creds.joinToken }),
+    logger: o.logger.child({ module: 'api' }),
+    caCertPem: creds.caCertPem,
+    ready: () => ready,
+    registry,
+  });
+  stack.push('api', () => handler.close());
+  const https: Server = createServer({ cert: creds.certPem, key: creds.keyPem }, handler.handle);
+  https.on('upgrade', (req, socket, head) => {
+    if (!tunnel.handleUpgrade(req, socket, head)) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
+  });
+  const bind = o.bindAddress ?? '0.0.0.0';
+  await listen(https, o.httpsListenPort, bind);
+  stack.push('https', async () => {
+    // Upgraded (tunnel) sockets are not HTTP connections: end the sessions first or close() waits forever.
+    tunnel.close();
+    await closeWithin(https, 2000);
+  });
+  const port = (https.address() as AddressInfo).port;
+  return { url: localUrl(bind, port), port, setReady: (r) => (ready = r) };
+}
+
+function listen(https: Server, port: number, bind: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    https.once('error', (err) =>
+      reject(
+        new VipmeshError('VIPMESH_CLUSTER_LISTEN', `cannot listen on ${bind}:${port}: ${err.message}`, {
+          cause: err,
+          details: { errno: errnoOf(err) },
+        }),
+      ),
+    );
+    https.listen(port, bind, () => resolve());
+  });
+}
+
+/** Close `https` and every connection; give up waiting after `timeoutMs`. */
+function closeWithin(https: Server, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    https.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    https.closeAllConnections();
+  });
+}
+
+/**
+ * The URL the local agent and the admin config use: loopback when listening on every address, else the
+ * address itself.
+ */
+function localUrl(bind: string, port: number): string {
+  const host = bind === '0.0.0.0' || bind === '::' || bind === '' ? '127.0.0.1' : bind;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}

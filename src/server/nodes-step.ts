@@ -1,0 +1,93 @@
+import { join } from 'node:path';
+import type { NodeRegistration } from '../api/agent-protocol.js';
+import type { Kv } from '../api/kv.js';
+import type { ResourceStore } from '../api/store.js';
+import { createInformers, type Informers, NodeLifecycle } from '../controllers/index.js';
+import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
+import { TunnelServer } from '../tunnel/index.js';
+import { SERVERS_PREFIX } from './election.js';
+import { Relay } from './relay.js';
+import { clockOf, type ServerStep } from './server-options.js';
+
+/** Step: one informer per resource, each started (its first list done) before the next. */
+export async function startInformers(
+  { o, log, stack }: ServerStep,
+  store: ResourceStore,
+): Promise<Informers> {
+  const informers = createInformers(store, log.child({ component: 'informer' }), o.clock);
+  for (const inf of Object.values(informers) as Array<Informers['nodes']>) {
+    await inf.start();
+    stack.push('informer', () => inf.close());
+  }
+  return informers;
+}
+
+/** Step: the tunnel server the agents connect to (served on the API port by the listener step). */
+export function startTunnel({ o, registry, stack }: ServerStep, creds: ServerCredentials): TunnelServer {
+  const tunnelLog = o.logger.child({ module: 'tunnel' });
+  const tunnel = new TunnelServer({
+    authorize: joinAuthorizer({
+      joinToken: creds.joinToken,
+      passwords: new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json')),
+      logger: tunnelLog,
+    }),
+    caCertPem: creds.caCertPem,
+    heartbeatMs: o.heartbeatMs,
+    misses: o.nodeLostAfter,
+    logger: tunnelLog,
+    registry,
+    ...clockOf(o),
+  });
+  stack.push('tunnel', () => tunnel.close());
+  return tunnel;
+}
+
+/** Step: the relay pushing each agent connected here its VIPs and every node's pod-subnet lease. */
+export async function startRelay(
+  { o, log, stack }: ServerStep,
+  deps: { informers: Informers; kv: Kv; tunnel: TunnelServer },
+): Promise<Relay> {
+  const relay = new Relay({
+    nodes: deps.informers.nodes,
+    kv: deps.kv,
+    target: deps.tunnel,
+    clusterCidr: o.clusterCidr,
+    logger: log.child({ component: 'relay' }),
+    ...clockOf(o),
+  });
+  await relay.start();
+  stack.push('relay', () => relay.close());
+  return relay;
+}
+
+/**
+ * Step: the node lifecycle of the agents connected here (a session registers its Node and marks it
+ * Ready, a lost one marks it NotReady), wired to the tunnel's session events and the relay.
+ */
+export function startLifecycle(
+  { o, log, stack }: ServerStep,
+  deps: { store: ResourceStore; kv: Kv; informers: Informers; tunnel: TunnelServer; relay: Relay },
+): NodeLifecycle {
+  const { tunnel, relay, informers, kv } = deps;
+  const lifecycle = new NodeLifecycle({
+    store: deps.store,
+    server: o.nodeName,
+    hasSession: (n) => tunnel.sessions.has(n),
+    nodes: () => informers.nodes.items.values(),
+    serverAlive: async (name) => (await kv.get(`${SERVERS_PREFIX}${name}`)) !== undefined,
+    graceMs: o.nodeGraceMs ?? 5000,
+    logger: log.child({ controller: 'nodes' }),
+    ...clockOf(o),
+  });
+  lifecycle.start();
+  stack.push('lifecycle', () => lifecycle.close());
+  tunnel.on('session', (session, reg) => {
+    void lifecycle.seen(reg.node, (reg.info ?? {}) as NodeRegistration).then(() => {
+      if (tunnel.sessions.get(reg.node) === session) relay.sessionUp(reg.node);
+    });
+    // Push what is known at once: the node's assignment does not wait for the registration write.
+    relay.sessionUp(reg.node);
+  });
+  tunnel.on('node-lost', ({ node, reason }) => void lifecycle.lost(node, reason));
+  return lifecycle;
+}

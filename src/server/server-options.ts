@@ -1,0 +1,52 @@
+import type { Clock } from '../clock.js';
+import type { ShutdownStack } from '../daemon/shutdown-stack.js';
+import type { Logger } from '../log.js';
+import type { Registry } from '../metrics.js';
+
+/** Options of `startServer`. Defaults in brackets. */
+export interface ServerOptions {
+  /** [/var/lib/vipmesh] */
+  dataDir: string;
+  /** This server's name (also its node name). */
+  nodeName: string;
+  /** Addresses put in the serving certificate. */
+  nodeIps?: string[];
+  /** HTTPS port of the API and the tunnel [6443]; 0 picks a free one. */
+  httpsListenPort: number;
+  /** Address the HTTPS port binds [0.0.0.0]. */
+  bindAddress?: string;
+  /** `--cluster-cidr`, one per family. */
+  clusterCidr: string[];
+  /** External etcd endpoints (`http://h:2379,...`); absent: the embedded datastore. */
+  datastoreEndpoint?: string;
+  /** [100 ms] */
+  heartbeatMs: number;
+  /** Missed beats before a node is lost [3]. */
+  nodeLostAfter: number;
+  /** `host:port` of the metrics server; empty: none. */
+  metricsBindAddress?: string;
+  /** Where the admin config is written; empty: not written. */
+  adminConfigPath?: string;
+  /** Master lease TTL in seconds [5]. */
+  electionTtlSeconds?: number;
+  /** How long a Node keeps Ready without a session after a start [5 s]. */
+  nodeGraceMs?: number;
+  logger: Logger;
+  registry?: Registry;
+  clock?: Clock;
+}
+
+/** What every start step of the server gets. */
+export interface ServerStep {
+  o: ServerOptions;
+  /** The server's own logger (`module: server`); `o.logger` is the root the other modules hang off. */
+  log: Logger;
+  registry: Registry;
+  /** Each step pushes its close here once it is up; stop (or a failed start) closes them in reverse. */
+  stack: ShutdownStack;
+}
+
+/** `{ clock }` when the options carry one, else nothing (for spreading into constructor options). */
+export function clockOf(o: ServerOptions): { clock?: Clock } {
+  return o.clock === undefined ? {} : { clock: o.clock };
+}
