@@ -59,7 +59,7 @@ export interface ReconcileResult {
   durationMs: number;
 }
 
-/** The reconciler's typed events (STYLE.md 12). */
+/** The reconciler's typed events. */
 export interface RouteReconcilerEvents {
   /** A pass finished. */
   synced: [result: ReconcileResult];
