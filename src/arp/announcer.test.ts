@@ -230,7 +230,7 @@ t.test('a probe answered by another MAC is a conflict and the VIP is not taken',
 });
 
 t.test('while holding, another MAC claiming the VIP raises a conflict; our own frames do not', async (t) => {
-  const { announcer, clock, state, conflicts } = rig({ probeTimeout: 0 });
+  const { announcer, clock, state, conflicts } = rig({ probeTimeoutMs: 0 });
   await announcer.start();
   t.same(await announcer.hold('198.51.100.100'), { held: true });
   const port = state.ports.get('eth0')!;
@@ -273,7 +273,7 @@ t.test('while holding, another MAC claiming the VIP raises a conflict; our own f
 t.test(
   'IPv6: unsolicited NA, solicited-node membership, NS answered, membership dropped on release',
   async (t) => {
-    const { announcer, clock, state } = rig({ probeTimeout: 0, schedule: [0] });
+    const { announcer, clock, state } = rig({ probeTimeoutMs: 0, scheduleMs: [0] });
     await announcer.start();
     await announcer.hold('2001:db8::100');
     const port = state.ports.get('eth0')!;
@@ -312,7 +312,7 @@ t.test(
 t.test(
   'link events: a new interface is announced on, a MAC change re-announces, a vanished one is closed',
   async (t) => {
-    const { announcer, clock, state } = rig({ probeTimeout: 0, schedule: [0] });
+    const { announcer, clock, state } = rig({ probeTimeoutMs: 0, scheduleMs: [0] });
     await announcer.start();
     await announcer.hold('198.51.100.100');
     const eth0 = state.ports.get('eth0')!;
@@ -351,7 +351,7 @@ t.test('explicit interfaces, refresh, bad input', async (t) => {
   const missing = rig({ interfaces: ['eth7'] });
   await t.rejects(missing.announcer.start(), { code: 'VIPMESH_ARP_NO_INTERFACE' });
   const { announcer, clock, state } = rig(
-    { interfaces: ['eth1'], probeTimeout: 0, schedule: [0], refreshInterval: 1000 },
+    { interfaces: ['eth1'], probeTimeoutMs: 0, scheduleMs: [0], refreshIntervalMs: 1000 },
     [link('eth0', 2, MAC0), link('eth1', 3, PEER, { member: true })],
   );
   await announcer.start();

@@ -1,5 +1,5 @@
 /**
- * The layer-2 announcer (issue 4): ARP and NDP for virtual IPs. Public surface of src/arp.
+ * The layer-2 announcer: ARP and NDP for virtual IPs. Public surface of src/arp.
  */
 import { join } from 'node:path';
 import { type Clock, systemClock } from '../clock.js';
@@ -17,7 +17,7 @@ export {
   type AnnouncerEvents,
   type AnnouncerOptions,
   type ConflictEvent,
-  DEFAULT_SCHEDULE,
+  DEFAULT_SCHEDULE_MS,
   type HoldResult,
   type ProbeResult,
 } from './announcer.js';

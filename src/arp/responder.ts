@@ -1,7 +1,7 @@
 /**
  * The responder for one interface: answers ARP requests and Neighbor Solicitations for the VIPs this node
  * holds there, and reports every address another station claims. It holds no VIP state of its own: it asks
- * {@link ResponderHooks.shouldAnnounce} (STYLE.md 4). The hot path returns a reason and never throws.
+ * {@link ResponderHooks.shouldAnnounce}. The hot path returns a reason and never throws.
  */
 import { formatIp } from './addr.js';
 import { ArpOp, arpReply, type DropReason, decodeArp, sameBytes } from './codec.js';

@@ -84,9 +84,9 @@ export function register(program: Command, ctx: CliContext): void {
         logger: log,
         registry,
         stateDir: flags.stateDir,
-        schedule: parseSchedule(flags.announceSchedule),
-        refreshInterval: parseDuration(flags.refreshInterval, '--refresh-interval'),
-        probeTimeout: parseDuration(flags.probeTimeout, '--probe-timeout'),
+        scheduleMs: parseSchedule(flags.announceSchedule),
+        refreshIntervalMs: parseDuration(flags.refreshInterval, '--refresh-interval'),
+        probeTimeoutMs: parseDuration(flags.probeTimeout, '--probe-timeout'),
       };
       const { signal, dispose } = untilSignal();
       // Nothing else may hold the event loop (no interface up yet): keep it alive until the signal.
