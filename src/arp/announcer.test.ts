@@ -2,7 +2,8 @@ import t from 'tap';
 import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
-import { formatIp, formatMac, type IpAddr, parseMac } from './addr.js';
+import { formatIpBytes, type IpAddr } from '../util/ip.js';
+import { formatMac, parseMac } from './addr.js';
 import { Announcer, type AnnouncerOptions, type ConflictEvent } from './announcer.js';
 import { ArpOp, decodeArp, encodeArp, gratuitousArp } from './codec.js';
 import { decodeNdp, encodeNdp, unsolicitedNa } from './ndp.js';
@@ -122,8 +123,8 @@ function arpOps(frames: Buffer[]) {
     if (typeof p === 'string') throw new Error(p);
     return {
       op: p.op,
-      spa: formatIp(p.spa),
-      tpa: formatIp(p.tpa),
+      spa: formatIpBytes(p.spa),
+      tpa: formatIpBytes(p.tpa),
       sha: formatMac(p.sha),
       dst: formatMac(p.ethDst),
     };
@@ -280,7 +281,7 @@ t.test(
     t.same(port.ndp.groups, ['33:33:ff:00:01:00']);
     const na = decodeNdp(port.ndp.sent[0]!);
     if (typeof na === 'string') throw new Error(na);
-    t.equal(formatIp(na.target), '2001:db8::100');
+    t.equal(formatIpBytes(na.target), '2001:db8::100');
     t.equal(na.flags?.override, true);
     port.ndp.sent = [];
     const ns = encodeNdp({
@@ -296,7 +297,7 @@ t.test(
     const reply = decodeNdp(port.ndp.sent[0]!);
     if (typeof reply === 'string') throw new Error(reply);
     t.equal(formatMac(reply.lladdr!), formatMac(MAC0));
-    t.equal(formatIp(reply.dst), '2001:db8::2');
+    t.equal(formatIpBytes(reply.dst), '2001:db8::2');
     // An NA from another MAC for our VIP is a conflict.
     const conflicts: string[] = [];
     announcer.on('conflict', (c) => conflicts.push(c.mac));

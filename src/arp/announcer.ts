@@ -8,7 +8,8 @@ import type { Clock, TimerHandle } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../metrics.js';
-import { formatIp, formatMac, type IpAddr, multicastMac, parseVip, solicitedNode } from './addr.js';
+import { formatIpBytes, type IpAddr } from '../util/ip.js';
+import { formatMac, multicastMac, parseVip, solicitedNode } from './addr.js';
 import { arpProbe, gratuitousArp, sameBytes } from './codec.js';
 import { ArpMetrics } from './metrics.js';
 import { ndpProbe, unsolicitedNa } from './ndp.js';
@@ -293,7 +294,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     const group = solicitedNode(ip.bytes);
     try {
       port.ndp.addMembership(multicastMac(group));
-      port.mld?.join(formatIp(group));
+      port.mld?.join(formatIpBytes(group));
     } catch (err) {
       this.#log.warn(
         { op: 'join', iface: port.info.name, ip: ip.text, err },
@@ -305,7 +306,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
   #leave(port: Port, ip: IpAddr): void {
     const group = solicitedNode(ip.bytes);
     port.ndp.dropMembership(multicastMac(group));
-    port.mld?.leave(formatIp(group));
+    port.mld?.leave(formatIpBytes(group));
   }
 
   /** One gratuitous round for `h` on `port` (or every port it is announced on). */

@@ -10,7 +10,7 @@ import { NetlinkTables } from './netlink.js';
 import { openPacketPort } from './ports.js';
 import { ArpSysctl } from './sysctl.js';
 
-export { formatIp, formatMac, type IpAddr, parseMac, parseVip, tryParseIp } from './addr.js';
+export { formatMac, parseMac, parseVip } from './addr.js';
 export {
   Announcer,
   type AnnouncerDeps,

@@ -5,7 +5,7 @@
  */
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
 import { VipmeshError } from '../errors.js';
-import { formatIp, type IpAddr, tryParseIp } from './addr.js';
+import { type IpAddr, ipAddrFromBytes } from '../util/ip.js';
 
 /** One interface as the announcer needs it. */
 export interface LinkInfo {
@@ -221,7 +221,7 @@ export class NetlinkTables implements LinkSource, AddressTable {
         if (type === IFA_LABEL && payload.toString('latin1').replace(/\0.*$/, '') === VIP_LABEL) ours = true;
         if (type === 2 || (type === 1 && addr === undefined)) addr = payload;
       }
-      const ip = addr === undefined ? undefined : tryParseIp(formatIp(addr));
+      const ip = addr === undefined ? undefined : ipAddrFromBytes(addr);
       if (ours && ip !== undefined) out.push(ip);
     }
     return out;
