@@ -30,6 +30,7 @@ import {
   type ServerCredentials,
   TunnelServer,
 } from '../tunnel/index.js';
+import { joinHostPort } from '../util/host-port.js';
 import { validateObject } from '../vip-pool/index.js';
 import { sharedCredentials } from './bootstrap.js';
 import { MasterElection, SERVERS_PREFIX } from './election.js';
@@ -247,7 +248,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     // Loopback when listening on every address; else the address itself (the local agent and the admin
     // config use this URL).
     const host = bind === '0.0.0.0' || bind === '::' || bind === '' ? '127.0.0.1' : bind;
-    const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const url = `https://${joinHostPort(host, port)}`;
 
     // The election: the controllers run while this server is master.
     let controllers: Controllers | undefined;

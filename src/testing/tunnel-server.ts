@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { FileNodePasswordStore, type NodePasswordStore } from '../tunnel/node-passwords.js';
 import { ensureServerCredentials, type ServerCredentials } from '../tunnel/pki.js';
 import { TunnelServer, type TunnelServerOptions } from '../tunnel/server.js';
+import { joinHostPort } from '../util/host-port.js';
 
 /** Options of {@link createTunnelServer}: the TunnelServer's, minus what the data dir provides. */
 export interface StandaloneOptions
@@ -60,7 +61,7 @@ export async function createTunnelServer(o: StandaloneOptions): Promise<Standalo
     tunnel,
     https,
     port,
-    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `https://${joinHostPort(host, port)}`,
     credentials,
     close: async () => {
       tunnel.close();

@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { joinHostPort } from '../../src/util/host-port.js';
 import { Lab } from './lab.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -177,10 +178,9 @@ export class ClusterLab {
 
   /** `curl http://VIP:port/` from `node`: the answering node's name, or undefined. */
   async reach(node: string, vip: string, port: number, timeoutS = 1): Promise<string | undefined> {
-    const host = vip.includes(':') ? `[${vip}]` : vip;
     const r = await this.lab.exec(
       node,
-      ['curl', '-s', '--max-time', String(timeoutS), `http://${host}:${port}/`],
+      ['curl', '-s', '--max-time', String(timeoutS), `http://${joinHostPort(vip, port)}/`],
       10_000,
     );
     return r.code === 0 && r.stdout !== '' ? r.stdout.trim() : undefined;

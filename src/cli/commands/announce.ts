@@ -4,6 +4,7 @@ import { createAnnouncer } from '../../arp/index.js';
 import { VipmeshError } from '../../errors.js';
 import { createRegistry } from '../../metrics.js';
 import { parseDuration } from '../../util/duration.js';
+import { splitHostPort } from '../../util/host-port.js';
 import { collect } from '../config.js';
 import { type CliContext, daemonCommand } from '../context.js';
 import { untilSignal } from '../signals.js';
@@ -27,9 +28,7 @@ function parseSchedule(text: string): number[] {
 }
 
 function serveMetrics(address: string, render: () => Promise<string>): Promise<Server> {
-  const i = address.lastIndexOf(':');
-  const host = i > 0 ? address.slice(0, i).replace(/^\[|\]$/g, '') : '127.0.0.1';
-  const port = Number(address.slice(i + 1));
+  const { host, port } = splitHostPort(address, '127.0.0.1');
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end();
