@@ -1,5 +1,5 @@
 /**
- * bench/arp.ts: the announcer's figures (issue 4), printed one per line with the targets.
+ * bench/arp.ts: the announcer's figures, printed one per line with the targets.
  *
  *   node --import tsx bench/arp.ts
  *
@@ -14,11 +14,12 @@ import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatIp, multicastMac, parseMac, solicitedNode, tryParseIp } from '../src/arp/addr.js';
+import { multicastMac, parseMac, solicitedNode } from '../src/arp/addr.js';
 import { encodeFilter, NDP_FILTER } from '../src/arp/bpf.js';
 import { ArpOp, decodeArp, encodeArp } from '../src/arp/codec.js';
 import { decodeNdp, encodeNdp, NDP_NA } from '../src/arp/ndp.js';
 import { PacketSocket } from '../src/arp/packet-socket.js';
+import { formatIpBytes, parseIpAddr } from '../src/util/ip.js';
 import { Lab } from '../test/netns/lab.js';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -50,8 +51,9 @@ async function prober(args: ProberArgs): Promise<void> {
   const onArp = (f: Buffer) => {
     const t = now();
     const p = decodeArp(f);
-    if (typeof p === 'string' || (p.op !== ArpOp.reply && formatIp(p.spa) !== formatIp(p.tpa))) return;
-    const ip = formatIp(p.spa);
+    if (typeof p === 'string' || (p.op !== ArpOp.reply && formatIpBytes(p.spa) !== formatIpBytes(p.tpa)))
+      return;
+    const ip = formatIpBytes(p.spa);
     if (!firstSeen.has(ip)) firstSeen.set(ip, t);
     const sent = pending.get(ip);
     if (sent !== undefined && p.op === ArpOp.reply) {
@@ -63,7 +65,7 @@ async function prober(args: ProberArgs): Promise<void> {
     const t = now();
     const p = decodeNdp(f);
     if (typeof p === 'string' || p.type !== NDP_NA) return;
-    const ip = formatIp(p.target);
+    const ip = formatIpBytes(p.target);
     if (!firstSeen.has(ip)) firstSeen.set(ip, t);
     const sent = pending.get(ip);
     if (sent !== undefined && p.flags?.solicited) {
@@ -83,8 +85,8 @@ async function prober(args: ProberArgs): Promise<void> {
     const total = (args.seconds ?? 3) * (args.rate ?? 1000);
     const gap = 1000 / (args.rate ?? 1000);
     const start = now();
-    const c4 = tryParseIp(CLIENT4)!.bytes;
-    const c6 = tryParseIp(CLIENT6)!.bytes;
+    const c4 = parseIpAddr(CLIENT4)!.bytes;
+    const c6 = parseIpAddr(CLIENT6)!.bytes;
     let lost = 0;
     for (let i = 0; i < total; i++) {
       // Sleep to the next 2 ms tick rather than spin: a spinning prober takes a whole core of this small
@@ -95,7 +97,7 @@ async function prober(args: ProberArgs): Promise<void> {
       const t6 = args.v6 ?? V6;
       const text = v6 ? t6[(i * 7) % t6.length]! : t4[(i * 3) % t4.length]!;
       if (pending.has(text)) lost++;
-      const ip = tryParseIp(text)!.bytes;
+      const ip = parseIpAddr(text)!.bytes;
       pending.set(text, now());
       if (!v6) {
         arp.send(

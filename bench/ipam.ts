@@ -1,5 +1,5 @@
 /**
- * IPAM benchmark (issue 2): allocate 10,000 Services over pools totalling 65,536 IPv4 addresses plus an
+ * IPAM benchmark: allocate 10,000 Services over pools totalling 65,536 IPv4 addresses plus an
  * IPv6 /64, with vipmesh's allocator and with a peer in the same run.
  *
  * The peer is a first-fit linear scan, the way MetalLB's allocator finds a free address
@@ -58,7 +58,7 @@ function services(): ServiceRequest[] {
         base.ports = [{ protocol: 'UDP', port: 53 }];
         break;
       case 3:
-        base.ipFamilies = ['IPv6'];
+        base.ipFamilies = [6];
         break;
       case 4:
         base.ipFamilyPolicy = 'RequireDualStack';
@@ -133,7 +133,7 @@ function runVipmesh(): Record<string, number> {
         labels: {},
         requestedIPs: [],
         ipFamilyPolicy: 'SingleStack',
-        ipFamilies: v6 ? ['IPv6'] : [],
+        ipFamilies: v6 ? [6] : [],
         ports: [{ protocol: 'TCP', port: 80 }],
       });
     }
@@ -204,7 +204,7 @@ function runScan(): Record<string, number> {
       take(s.requestedIPs[0]!, s);
       return;
     }
-    const fams = s.ipFamilyPolicy === 'RequireDualStack' ? [false, true] : [s.ipFamilies[0] === 'IPv6'];
+    const fams = s.ipFamilyPolicy === 'RequireDualStack' ? [false, true] : [s.ipFamilies[0] === 6];
     for (const pool of ['a', 'b', 'c']) {
       const ips = fams.map((f) => scan(pool, f, s, pool === 'a'));
       if (ips.every((ip) => ip !== undefined)) {

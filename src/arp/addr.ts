@@ -1,30 +1,13 @@
 /**
- * IP and MAC address helpers for the announcer. Addresses travel as Buffers on the wire and as canonical
- * strings (dotted quad, RFC 5952 IPv6) in maps, logs and metrics, so the two must round-trip exactly.
+ * Address rules and MAC helpers of the announcer. IP addresses themselves are src/util/ip.ts's
+ * ({@link IpAddr}: bytes on the wire, canonical text in maps, logs and metrics).
  */
 import { VipmeshError } from '../errors.js';
-import { formatIpBytes, parseIpBytes } from '../util/ip.js';
-
-/** A parsed IP address: its canonical text, its 4 or 16 bytes and its family. */
-export interface IpAddr {
-  readonly text: string;
-  readonly bytes: Buffer;
-  readonly family: 4 | 6;
-}
-
-/** Canonical text of a 4- or 16-byte address (RFC 5952 for IPv6: lower case, longest zero run as ::). */
-export const formatIp: (b: Uint8Array) => string = formatIpBytes;
-
-/** Parse an IPv4 or IPv6 address (no prefix, no zone); undefined when `text` is not one. */
-export function tryParseIp(text: string): IpAddr | undefined {
-  const bytes = parseIpBytes(text);
-  if (bytes === undefined) return undefined;
-  return { text: formatIpBytes(bytes), bytes, family: bytes.length === 4 ? 4 : 6 };
-}
+import { type IpAddr, parseIpAddr } from '../util/ip.js';
 
 /** Parse a VIP; throws VIPMESH_ARP_BAD_VIP naming it when it is not a unicast IPv4/IPv6 address. */
 export function parseVip(text: string): IpAddr {
-  const ip = tryParseIp(text.trim());
+  const ip = parseIpAddr(text.trim());
   const bad = (why: string) =>
     new VipmeshError('VIPMESH_ARP_BAD_VIP', `"${text}" is not a usable VIP: ${why}`, {
       details: { vip: text },

@@ -2,7 +2,8 @@ import t from 'tap';
 import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
-import { formatIp, formatMac, type IpAddr, parseMac } from './addr.js';
+import { formatIpBytes, type IpAddr } from '../util/ip.js';
+import { formatMac, parseMac } from './addr.js';
 import { Announcer, type AnnouncerOptions, type ConflictEvent } from './announcer.js';
 import { ArpOp, decodeArp, encodeArp, gratuitousArp } from './codec.js';
 import { decodeNdp, encodeNdp, unsolicitedNa } from './ndp.js';
@@ -122,8 +123,8 @@ function arpOps(frames: Buffer[]) {
     if (typeof p === 'string') throw new Error(p);
     return {
       op: p.op,
-      spa: formatIp(p.spa),
-      tpa: formatIp(p.tpa),
+      spa: formatIpBytes(p.spa),
+      tpa: formatIpBytes(p.tpa),
       sha: formatMac(p.sha),
       dst: formatMac(p.ethDst),
     };
@@ -230,7 +231,7 @@ t.test('a probe answered by another MAC is a conflict and the VIP is not taken',
 });
 
 t.test('while holding, another MAC claiming the VIP raises a conflict; our own frames do not', async (t) => {
-  const { announcer, clock, state, conflicts } = rig({ probeTimeout: 0 });
+  const { announcer, clock, state, conflicts } = rig({ probeTimeoutMs: 0 });
   await announcer.start();
   t.same(await announcer.hold('198.51.100.100'), { held: true });
   const port = state.ports.get('eth0')!;
@@ -273,14 +274,14 @@ t.test('while holding, another MAC claiming the VIP raises a conflict; our own f
 t.test(
   'IPv6: unsolicited NA, solicited-node membership, NS answered, membership dropped on release',
   async (t) => {
-    const { announcer, clock, state } = rig({ probeTimeout: 0, schedule: [0] });
+    const { announcer, clock, state } = rig({ probeTimeoutMs: 0, scheduleMs: [0] });
     await announcer.start();
     await announcer.hold('2001:db8::100');
     const port = state.ports.get('eth0')!;
     t.same(port.ndp.groups, ['33:33:ff:00:01:00']);
     const na = decodeNdp(port.ndp.sent[0]!);
     if (typeof na === 'string') throw new Error(na);
-    t.equal(formatIp(na.target), '2001:db8::100');
+    t.equal(formatIpBytes(na.target), '2001:db8::100');
     t.equal(na.flags?.override, true);
     port.ndp.sent = [];
     const ns = encodeNdp({
@@ -296,7 +297,7 @@ t.test(
     const reply = decodeNdp(port.ndp.sent[0]!);
     if (typeof reply === 'string') throw new Error(reply);
     t.equal(formatMac(reply.lladdr!), formatMac(MAC0));
-    t.equal(formatIp(reply.dst), '2001:db8::2');
+    t.equal(formatIpBytes(reply.dst), '2001:db8::2');
     // An NA from another MAC for our VIP is a conflict.
     const conflicts: string[] = [];
     announcer.on('conflict', (c) => conflicts.push(c.mac));
@@ -312,7 +313,7 @@ t.test(
 t.test(
   'link events: a new interface is announced on, a MAC change re-announces, a vanished one is closed',
   async (t) => {
-    const { announcer, clock, state } = rig({ probeTimeout: 0, schedule: [0] });
+    const { announcer, clock, state } = rig({ probeTimeoutMs: 0, scheduleMs: [0] });
     await announcer.start();
     await announcer.hold('198.51.100.100');
     const eth0 = state.ports.get('eth0')!;
@@ -351,7 +352,7 @@ t.test('explicit interfaces, refresh, bad input', async (t) => {
   const missing = rig({ interfaces: ['eth7'] });
   await t.rejects(missing.announcer.start(), { code: 'VIPMESH_ARP_NO_INTERFACE' });
   const { announcer, clock, state } = rig(
-    { interfaces: ['eth1'], probeTimeout: 0, schedule: [0], refreshInterval: 1000 },
+    { interfaces: ['eth1'], probeTimeoutMs: 0, scheduleMs: [0], refreshIntervalMs: 1000 },
     [link('eth0', 2, MAC0), link('eth1', 3, PEER, { member: true })],
   );
   await announcer.start();

@@ -8,7 +8,8 @@ import type { Clock, TimerHandle } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../metrics.js';
-import { formatIp, formatMac, type IpAddr, multicastMac, parseVip, solicitedNode } from './addr.js';
+import { formatIpBytes, type IpAddr } from '../util/ip.js';
+import { formatMac, multicastMac, parseVip, solicitedNode } from './addr.js';
 import { arpProbe, gratuitousArp, sameBytes } from './codec.js';
 import { ArpMetrics } from './metrics.js';
 import { ndpProbe, unsolicitedNa } from './ndp.js';
@@ -22,23 +23,23 @@ import { type PortInfo, Responder } from './responder.js';
  * ignored, so the 1.1 s round lands even when the old holder answered just before it stopped), and a last
  * one at 3 s.
  */
-export const DEFAULT_SCHEDULE: readonly number[] = [0, 200, 1100, 3000];
+export const DEFAULT_SCHEDULE_MS: readonly number[] = [0, 200, 1100, 3000];
 
 /** Tuning of an {@link Announcer}. */
 export interface AnnouncerOptions {
   /** Interfaces to announce on; default: every eligible interface (see `eligible()`), followed live. */
   interfaces?: string[];
-  /** Gratuitous round offsets in ms; default {@link DEFAULT_SCHEDULE}. */
-  schedule?: readonly number[];
+  /** Gratuitous round offsets in ms; default {@link DEFAULT_SCHEDULE_MS}. */
+  scheduleMs?: readonly number[];
   /** Repeat a gratuitous round this often (ms) while holding, for switches that age out MACs; 0 (default) = off. */
-  refreshInterval?: number;
+  refreshIntervalMs?: number;
   /** How long a probe waits for another holder, in ms; default 100. 0 turns probing before a take off. */
-  probeTimeout?: number;
+  probeTimeoutMs?: number;
   /** Probe frames per probe, spread over the timeout; default 2. */
   probeCount?: number;
 }
 
-/** The layers an Announcer drives (STYLE.md 1). */
+/** The layers an Announcer drives (injected, so tests pass fakes). */
 export interface AnnouncerDeps {
   links: LinkSource;
   addresses: AddressTable;
@@ -64,7 +65,7 @@ export type ProbeResult = { answered: false } | { answered: true; mac: string; i
 /** The result of {@link Announcer.hold}. */
 export type HoldResult = { held: true } | { held: false; conflict: ConflictEvent };
 
-/** Typed events of an Announcer (STYLE.md 12). */
+/** Typed events of an Announcer. */
 export interface AnnouncerEvents {
   conflict: [ConflictEvent];
   held: [{ vip: string }];
@@ -96,9 +97,9 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
   readonly #d: AnnouncerDeps;
   readonly #log: Logger;
   readonly #metrics: ArpMetrics;
-  readonly #schedule: readonly number[];
-  readonly #refresh: number;
-  readonly #probeTimeout: number;
+  readonly #scheduleMs: readonly number[];
+  readonly #refreshIntervalMs: number;
+  readonly #probeTimeoutMs: number;
   readonly #probeCount: number;
   readonly #explicit: string[] | undefined;
   readonly #ports = new Map<string, Port>();
@@ -114,9 +115,9 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     this.#d = deps;
     this.#log = deps.logger;
     this.#metrics = new ArpMetrics(deps.registry);
-    this.#schedule = opts.schedule ?? DEFAULT_SCHEDULE;
-    this.#refresh = opts.refreshInterval ?? 0;
-    this.#probeTimeout = opts.probeTimeout ?? 100;
+    this.#scheduleMs = opts.scheduleMs ?? DEFAULT_SCHEDULE_MS;
+    this.#refreshIntervalMs = opts.refreshIntervalMs ?? 0;
+    this.#probeTimeoutMs = opts.probeTimeoutMs ?? 100;
     this.#probeCount = Math.max(1, opts.probeCount ?? 2);
     this.#explicit = opts.interfaces?.length ? [...opts.interfaces] : undefined;
   }
@@ -293,7 +294,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     const group = solicitedNode(ip.bytes);
     try {
       port.ndp.addMembership(multicastMac(group));
-      port.mld?.join(formatIp(group));
+      port.mld?.join(formatIpBytes(group));
     } catch (err) {
       this.#log.warn(
         { op: 'join', iface: port.info.name, ip: ip.text, err },
@@ -305,7 +306,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
   #leave(port: Port, ip: IpAddr): void {
     const group = solicitedNode(ip.bytes);
     port.ndp.dropMembership(multicastMac(group));
-    port.mld?.leave(formatIp(group));
+    port.mld?.leave(formatIpBytes(group));
   }
 
   /** One gratuitous round for `h` on `port` (or every port it is announced on). */
@@ -325,15 +326,15 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     const clock = this.#d.clock;
     const start = clock.now();
     const refresh = () => {
-      if (this.#held.get(h.ip.text) !== h || this.#refresh <= 0) return;
+      if (this.#held.get(h.ip.text) !== h || this.#refreshIntervalMs <= 0) return;
       const tick = () => {
         this.#round(h);
         refresh();
       };
-      h.timers = [clock.setTimeout(tick, this.#refresh)];
+      h.timers = [clock.setTimeout(tick, this.#refreshIntervalMs)];
     };
-    const rest = this.#schedule.filter((ms) => ms > 0);
-    if (this.#schedule.some((ms) => ms <= 0)) this.#round(h);
+    const rest = this.#scheduleMs.filter((ms) => ms > 0);
+    if (this.#scheduleMs.some((ms) => ms <= 0)) this.#round(h);
     rest.forEach((ms, i) => {
       h.timers.push(
         clock.setTimeout(
@@ -354,7 +355,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
    * Solicitations on `iface` (or every port), then wait up to the probe timeout for an answer from another
    * MAC. For the agent that lost its master: stop announcing a VIP as soon as this reports `answered`.
    */
-  async probe(vip: string, iface?: string, timeoutMs = this.#probeTimeout || 100): Promise<ProbeResult> {
+  async probe(vip: string, iface?: string, timeoutMs = this.#probeTimeoutMs || 100): Promise<ProbeResult> {
     const ip = parseVip(vip);
     const ports = this.#targets(iface);
     if (ports.length === 0 || this.#closed) return { answered: false };
@@ -406,7 +407,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
         },
       );
     }
-    const p = this.#take(ip, iface, opts.probe ?? this.#probeTimeout > 0).finally(() =>
+    const p = this.#take(ip, iface, opts.probe ?? this.#probeTimeoutMs > 0).finally(() =>
       this.#taking.delete(ip.text),
     );
     this.#taking.set(ip.text, p);

@@ -11,14 +11,14 @@ import { NetlinkTables } from './netlink.js';
 import { openPacketPort } from './ports.js';
 import { ArpSysctl } from './sysctl.js';
 
-export { formatIp, formatMac, type IpAddr, parseMac, parseVip, tryParseIp } from './addr.js';
+export { formatMac, parseMac, parseVip } from './addr.js';
 export {
   Announcer,
   type AnnouncerDeps,
   type AnnouncerEvents,
   type AnnouncerOptions,
   type ConflictEvent,
-  DEFAULT_SCHEDULE,
+  DEFAULT_SCHEDULE_MS,
   type HoldResult,
   type ProbeResult,
 } from './announcer.js';

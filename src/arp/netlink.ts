@@ -5,7 +5,7 @@
  */
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
 import { VipmeshError } from '../errors.js';
-import { formatIp, type IpAddr, tryParseIp } from './addr.js';
+import { type IpAddr, ipAddrFromBytes } from '../util/ip.js';
 
 /** One interface as the announcer needs it. */
 export interface LinkInfo {
@@ -50,7 +50,7 @@ const NLM_F_CREATE = 0x400;
 const NLM_F_REPLACE = 0x100;
 const MAX_IN_FLIGHT = 64;
 /** A kernel answers in microseconds; a request unanswered for 5 s is lost, not slow. */
-const REQUEST_TIMEOUT = 5000;
+const REQUEST_TIMEOUT_MS = 5000;
 const AF_INET = 2;
 const AF_INET6 = 10;
 
@@ -128,7 +128,7 @@ export class NetlinkTables implements LinkSource, AddressTable {
 
   async list(): Promise<LinkInfo[]> {
     const links = await this.#dump(() =>
-      this.#nl.getLinks(undefined, undefined, { timeout: REQUEST_TIMEOUT }),
+      this.#nl.getLinks(undefined, undefined, { timeout: REQUEST_TIMEOUT_MS }),
     );
     return links.map((l) => {
       const f = l.data.flags ?? {};
@@ -182,7 +182,7 @@ export class NetlinkTables implements LinkSource, AddressTable {
     const { data, attrs: a } = this.#msg(ip, await this.#lo());
     try {
       await this.#limit(() =>
-        this.#nl.newAddress(data, a, { flags: NLM_F_CREATE | NLM_F_REPLACE, timeout: REQUEST_TIMEOUT }),
+        this.#nl.newAddress(data, a, { flags: NLM_F_CREATE | NLM_F_REPLACE, timeout: REQUEST_TIMEOUT_MS }),
       );
     } catch (err) {
       if (netlinkErrno(err) === 'EEXIST') return;
@@ -193,7 +193,7 @@ export class NetlinkTables implements LinkSource, AddressTable {
   async remove(ip: IpAddr): Promise<void> {
     const { data, attrs: a } = this.#msg(ip, await this.#lo());
     try {
-      await this.#limit(() => this.#nl.delAddress(data, a, { timeout: REQUEST_TIMEOUT }));
+      await this.#limit(() => this.#nl.delAddress(data, a, { timeout: REQUEST_TIMEOUT_MS }));
     } catch (err) {
       const errno = netlinkErrno(err);
       if (errno === 'EADDRNOTAVAIL' || errno === 'ENOENT' || errno === 'ESRCH') return;
@@ -207,7 +207,7 @@ export class NetlinkTables implements LinkSource, AddressTable {
     const [msgs] = await this.#dump(() =>
       this.#nl.socket.request(RTM_GETADDR, [Buffer.alloc(8)], {
         flags: NLM_F_DUMP,
-        timeout: REQUEST_TIMEOUT,
+        timeout: REQUEST_TIMEOUT_MS,
       }),
     );
     const out: IpAddr[] = [];
@@ -221,7 +221,7 @@ export class NetlinkTables implements LinkSource, AddressTable {
         if (type === IFA_LABEL && payload.toString('latin1').replace(/\0.*$/, '') === VIP_LABEL) ours = true;
         if (type === 2 || (type === 1 && addr === undefined)) addr = payload;
       }
-      const ip = addr === undefined ? undefined : tryParseIp(formatIp(addr));
+      const ip = addr === undefined ? undefined : ipAddrFromBytes(addr);
       if (ours && ip !== undefined) out.push(ip);
     }
     return out;

@@ -1,9 +1,9 @@
 /**
  * The responder for one interface: answers ARP requests and Neighbor Solicitations for the VIPs this node
  * holds there, and reports every address another station claims. It holds no VIP state of its own: it asks
- * {@link ResponderHooks.shouldAnnounce} (STYLE.md 4). The hot path returns a reason and never throws.
+ * {@link ResponderHooks.shouldAnnounce}. The hot path returns a reason and never throws.
  */
-import { formatIp } from './addr.js';
+import { formatIpBytes } from '../util/ip.js';
 import { ArpOp, arpReply, type DropReason, decodeArp, sameBytes } from './codec.js';
 import { decodeNdp, NDP_NA, naReply } from './ndp.js';
 import { PacketType } from './packet-socket.js';
@@ -61,11 +61,11 @@ export class Responder {
     if (typeof pkt === 'string') return pkt;
     if (pkttype === PacketType.outgoing || this.#own(pkt.ethSrc) || this.#own(pkt.sha)) return 'own-frame';
     const name = this.#port.name;
-    if (!sameBytes(pkt.spa, ZERO_V4)) this.#hooks.claimed(formatIp(pkt.spa), pkt.sha, name);
+    if (!sameBytes(pkt.spa, ZERO_V4)) this.#hooks.claimed(formatIpBytes(pkt.spa), pkt.sha, name);
     if (pkt.op === ArpOp.reply) return 'reply';
     if (pkttype === PacketType.otherHost) return 'not-for-us';
     if (sameBytes(pkt.spa, pkt.tpa)) return 'gratuitous';
-    if (!this.#hooks.shouldAnnounce(formatIp(pkt.tpa), name)) return 'not-held';
+    if (!this.#hooks.shouldAnnounce(formatIpBytes(pkt.tpa), name)) return 'not-held';
     this.#arpOut.send(arpReply(pkt, this.#port.mac));
     return 'answered';
   }
@@ -76,7 +76,7 @@ export class Responder {
     if (typeof pkt === 'string') return pkt;
     if (pkttype === PacketType.outgoing || this.#own(pkt.ethSrc)) return 'own-frame';
     const name = this.#port.name;
-    const target = formatIp(pkt.target);
+    const target = formatIpBytes(pkt.target);
     if (pkt.type === NDP_NA) {
       this.#hooks.claimed(target, pkt.lladdr ?? pkt.ethSrc, name);
       return 'reply';

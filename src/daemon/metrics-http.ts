@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errnoOf, VipmeshError } from '../errors.js';
 import type { Registry } from '../metrics.js';
+import * as hostPort from '../util/host-port.js';
 
 /** Where the daemons serve their metrics unless told otherwise (`--metrics-bind-address`). */
 export const DEFAULT_METRICS_BIND_ADDRESS = '127.0.0.1:7472';
@@ -15,10 +16,8 @@ export interface MetricsServer {
 
 /** Split `host:port` / `[v6]:port` (a bare port binds 127.0.0.1). */
 export function splitHostPort(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  const host = i > 0 ? address.slice(0, i).replace(/^\[|\]$/g, '') : '127.0.0.1';
-  const port = Number(address.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  const { host, port } = hostPort.splitHostPort(address, '127.0.0.1');
+  if (!hostPort.isPortNumber(port)) {
     throw new VipmeshError(
       'VIPMESH_CLUSTER_BAD_FLAG',
       `--metrics-bind-address: "${address}" is not host:port`,
@@ -55,9 +54,8 @@ export function serveMetrics(address: string, registry: Registry): Promise<Metri
     );
     server.listen(port, host, () => {
       const a = server.address() as AddressInfo;
-      const shown = a.address.includes(':') ? `[${a.address}]` : a.address;
       resolve({
-        url: `http://${shown}:${a.port}/metrics`,
+        url: `http://${hostPort.joinHostPort(a.address, a.port)}/metrics`,
         close: () =>
           new Promise<void>((r) => {
             server.close(() => r());

@@ -1,10 +1,12 @@
 /**
- * The pod-subnet allocator: pure and synchronous (STYLE.md 6). It holds only its configuration; the
+ * The pod-subnet allocator: pure and synchronous (no I/O, no timers). It holds only its configuration; the
  * current allocations (and the subnets released so far) come in as arguments, so the control plane keeps
  * the state in its datastore and replays it here.
  */
 import { VipmeshError } from '../errors.js';
-import { bitsOf, type Cidr, type Family, formatCidr, overlaps, parseCidr } from './cidr.js';
+import { type Cidr, formatCidr, overlaps } from '../util/cidr.js';
+import { bitsOf, type IpFamily } from '../util/ip.js';
+import { parseCidr } from './cidr.js';
 
 /** Options of {@link SubnetAllocator}. */
 export interface SubnetAllocatorOptions {
@@ -58,7 +60,7 @@ export class SubnetAllocator {
   constructor(opts: SubnetAllocatorOptions = {}) {
     const cidrs = opts.clusterCidr ?? DEFAULT_CLUSTER_CIDR;
     const list = typeof cidrs === 'string' ? cidrs.split(',').map((s) => s.trim()) : [...cidrs];
-    const seen = new Set<Family>();
+    const seen = new Set<IpFamily>();
     this.#pools = list.map((text) => {
       const net = parseCidr(text, '--cluster-cidr');
       if (seen.has(net.family)) {
@@ -89,7 +91,7 @@ export class SubnetAllocator {
   }
 
   /** How many node subnets each family holds. */
-  capacity(family: Family): bigint {
+  capacity(family: IpFamily): bigint {
     const pool = this.#pools.find((p) => p.net.family === family);
     return pool === undefined ? 0n : 1n << BigInt(pool.size - pool.net.len);
   }

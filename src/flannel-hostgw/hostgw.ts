@@ -8,8 +8,8 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import { silentLogger } from '../log.js';
+import { formatIp, type IpFamily, parseIp } from '../util/ip.js';
 import { SubnetAllocator } from './allocator.js';
-import { type Family, formatIp, parseIp } from './cidr.js';
 import { checkLease, type Lease } from './lease.js';
 import { createRouteNetlink, type RouteNetlink } from './netlink.js';
 import { type ReconcileResult, RouteReconciler, VIPMESH_RT_PROTOCOL } from './reconciler.js';
@@ -126,7 +126,7 @@ export function createHostGw(opts: HostGwOptions): HostGw {
     opts.clusterCidr === undefined ? {} : { clusterCidr: opts.clusterCidr },
   );
   const networks = allocator.clusterCidrs;
-  const families = networks.map((c) => (c.includes(':') ? 6 : 4) as Family);
+  const families = networks.map((c) => (c.includes(':') ? 6 : 4) as IpFamily);
   const nl = opts.netlink ?? createRouteNetlink();
   const subnetEnvPath = opts.subnetEnvPath ?? DEFAULT_SUBNET_ENV_PATH;
   let info: HostGwInfo | undefined;

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { formatCidr, parseCidr } from './cidr.js';
+import { formatCidr } from '../util/cidr.js';
+import { parseCidr } from './cidr.js';
 import { checkLease, decodeLease, encodeLeaseValue, LEASE_PREFIX, leaseKey, parseLeaseKey } from './lease.js';
 
 t.test('flannel key layout', async (t) => {

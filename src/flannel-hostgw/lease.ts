@@ -9,7 +9,9 @@
  * Go decoder). A lease without it is named after its PublicIP.
  */
 import { VipmeshError } from '../errors.js';
-import { type Cidr, formatCidr, formatIp, parseCidr, parseIp } from './cidr.js';
+import { type Cidr, formatCidr } from '../util/cidr.js';
+import { formatIp, parseIp } from '../util/ip.js';
+import { parseCidr } from './cidr.js';
 
 /** One node's lease: its pod subnets and the addresses other nodes route them through. */
 export interface Lease {

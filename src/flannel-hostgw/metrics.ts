@@ -1,9 +1,19 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ReconcileResult } from './reconciler.js';
+
+/** What the metrics read of one reconcile pass (the reconciler's `ReconcileResult` is one). */
+export interface PassFigures {
+  /** True when the pass read the kernel's table. */
+  full: boolean;
+  replaced: number;
+  deleted: number;
+  refused: readonly unknown[];
+  errors: readonly unknown[];
+  durationMs: number;
+}
 
 /** The module's Prometheus metrics (`vipmesh_hostgw_*`) on an injected registry. */
 export interface HostGwMetrics {
-  record(result: ReconcileResult, wanted: number): void;
+  record(result: PassFigures, wanted: number): void;
 }
 
 /** Register the host-gw metrics on `registry` (once per registry). */

@@ -1,20 +1,13 @@
 /**
- * The netlink layer: the only file of this module that touches the `netlink` package (STYLE.md 1, 2).
+ * The netlink layer: the only file of this module that touches the `netlink` package.
  * It speaks in canonical text (`198.18.1.0/24`, `198.51.100.12`) and keeps the kernel's errno on every
  * error it raises (the package reports only "Request rejected: EEXIST"; we parse the name back out).
  */
 import { createRtNetlink, Protocol, RawNetlinkSocket, type RtNetlinkSocket, rt } from 'netlink';
 import { VipmeshError } from '../errors.js';
-import {
-  type Family,
-  formatCidr,
-  formatIp,
-  type Ip,
-  ipFromBytes,
-  ipToBytes,
-  parseCidr,
-  parseIp,
-} from './cidr.js';
+import { formatCidr } from '../util/cidr.js';
+import { formatIp, type Ip, type IpFamily, ipFromBytes, ipToBytes, parseIp } from '../util/ip.js';
+import { parseCidr } from './cidr.js';
 import { BatchRequester, type NetlinkDatagramSocket } from './requester.js';
 import {
   decodeRouteMessage,
@@ -31,7 +24,7 @@ export const MAIN_TABLE = 254;
 
 /** A route as the kernel holds it (main table, unicast). */
 export interface KernelRoute {
-  family: Family;
+  family: IpFamily;
   /** Canonical destination prefix. */
   dst: string;
   gateway?: string;
@@ -52,7 +45,7 @@ export interface RouteSpec {
 /** An address on an interface. */
 export interface IfaceAddress {
   ifindex: number;
-  family: Family;
+  family: IpFamily;
   address: string;
   prefixLen: number;
 }
@@ -191,7 +184,7 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
   // than wait for the timeout.
   raw.on('error', (err) => requester.abortPending(err.code ?? 'EIO'));
   let events: RtNetlinkSocket | undefined;
-  const family = (f: Family) => (f === 4 ? AF_INET : AF_INET6);
+  const family = (f: IpFamily) => (f === 4 ? AF_INET : AF_INET6);
 
   return {
     async listRoutes() {

@@ -3,7 +3,9 @@
  * wanted vs installed -> the changes to make. No I/O, so it is tested with case tables.
  */
 import { VipmeshError } from '../errors.js';
-import { type Cidr, contains, formatCidr, PrefixSet, parseCidr, parseIp } from './cidr.js';
+import { type Cidr, contains, formatCidr, PrefixSet } from '../util/cidr.js';
+import { parseIp } from '../util/ip.js';
+import { parseCidr } from './cidr.js';
 import { checkLease, type Lease } from './lease.js';
 import type { KernelRoute, RouteSpec } from './netlink.js';
 

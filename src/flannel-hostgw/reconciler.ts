@@ -13,7 +13,8 @@ import type { Registry } from 'prom-client';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { errnoOf, VipmeshError } from '../errors.js';
 import { silentLogger } from '../log.js';
-import { type Cidr, parseCidr } from './cidr.js';
+import type { Cidr } from '../util/cidr.js';
+import { parseCidr } from './cidr.js';
 import type { Lease } from './lease.js';
 import { type HostGwMetrics, hostGwMetrics } from './metrics.js';
 import type { KernelRoute, NetlinkEvent, RouteNetlink, RouteSpec } from './netlink.js';
@@ -59,7 +60,7 @@ export interface ReconcileResult {
   durationMs: number;
 }
 
-/** The reconciler's typed events (STYLE.md 12). */
+/** The reconciler's typed events. */
 export interface RouteReconcilerEvents {
   /** A pass finished. */
   synced: [result: ReconcileResult];

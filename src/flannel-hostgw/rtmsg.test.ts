@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { parseIp } from './cidr.js';
+import { parseIp } from '../util/ip.js';
 import { routeFromMsg } from './netlink.js';
 import {
   decodeError,

@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { VipmeshError } from '../errors.js';
-import { formatCidr, formatIp, parseCidr } from './cidr.js';
+import { formatCidr } from '../util/cidr.js';
+import { formatIp } from '../util/ip.js';
+import { parseCidr } from './cidr.js';
 
 /** flannel's default path, which its CNI plugin reads unless told otherwise. */
 export const DEFAULT_SUBNET_ENV_PATH = '/run/flannel/subnet.env';

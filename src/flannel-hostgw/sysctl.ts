@@ -6,10 +6,10 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { VipmeshError } from '../errors.js';
-import type { Family } from './cidr.js';
+import type { IpFamily } from '../util/ip.js';
 
 /** The sysctl file for forwarding in each family, relative to /proc/sys. */
-export const FORWARDING_SYSCTL: Record<Family, string> = {
+export const FORWARDING_SYSCTL: Record<IpFamily, string> = {
   4: 'net/ipv4/ip_forward',
   6: 'net/ipv6/conf/all/forwarding',
 };
@@ -20,7 +20,7 @@ export const FORWARDING_SYSCTL: Record<Family, string> = {
  * Note: IPv6 forwarding makes the kernel ignore router advertisements on interfaces with accept_ra=1.
  */
 export async function enableForwarding(
-  families: Iterable<Family>,
+  families: Iterable<IpFamily>,
   log: Logger,
   procRoot = '/proc/sys',
 ): Promise<void> {

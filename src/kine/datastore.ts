@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
+import { isPortNumber, joinHostPort, splitHostPort } from '../util/host-port.js';
 import { Backend } from './backend.js';
 import { encodeRangeResponse } from './codec.js';
 import type { CompactionOptions } from './compactor.js';
@@ -150,10 +151,8 @@ async function bind(server: Server, listen: string): Promise<{ address: string; 
     });
     address = listen;
   } else {
-    const colon = listen.lastIndexOf(':');
-    const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-    const port = Number(listen.slice(colon + 1));
-    if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    const { host, port } = splitHostPort(listen, '');
+    if (!listen.includes(':') || !isPortNumber(port)) {
       throw new Error(`"${listen}" is not host:port or unix:///path`);
     }
     await new Promise<void>((resolve, reject) => {
@@ -161,7 +160,7 @@ async function bind(server: Server, listen: string): Promise<{ address: string; 
       net.listen({ host, port }, () => resolve());
     });
     const bound = net.address() as AddressInfo;
-    address = host.includes(':') ? `[${host}]:${bound.port}` : `${host}:${bound.port}`;
+    address = joinHostPort(host, bound.port);
   }
   net.on('error', () => undefined);
   return { address, net };

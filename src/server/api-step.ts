@@ -6,6 +6,7 @@ import type { ResourceStore } from '../api/store.js';
 import { errnoOf, VipmeshError } from '../errors.js';
 import type { ServerCredentials } from '../pki/index.js';
 import type { TunnelServer } from '../tunnel/index.js';
+import { joinHostPort } from '../util/host-port.js';
 import type { ServerStep } from './server-options.js';
 
 /** The HTTPS port serving the API and the tunnel. */
@@ -85,5 +86,5 @@ function closeWithin(https: Server, timeoutMs: number): Promise<void> {
  */
 function localUrl(bind: string, port: number): string {
   const host = bind === '0.0.0.0' || bind === '::' || bind === '' ? '127.0.0.1' : bind;
-  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return `https://${joinHostPort(host, port)}`;
 }

@@ -5,6 +5,7 @@ import { tokenAuthenticator } from '../api/auth.js';
 import { ApiHandler, type ApiHandlerOptions } from '../api/handler.js';
 import type { ResourceStore } from '../api/store.js';
 import type { Logger } from '../log.js';
+import { joinHostPort } from '../util/host-port.js';
 
 /** Options for {@link createApiServer}. */
 export interface ApiServerOptions {
@@ -63,12 +64,11 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     });
   });
   const port = (server.address() as AddressInfo).port;
-  const shown = host.includes(':') ? `[${host}]` : host;
   return {
     server,
     handler,
     port,
-    url: `https://${shown}:${port}`,
+    url: `https://${joinHostPort(host, port)}`,
     async close() {
       await handler.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

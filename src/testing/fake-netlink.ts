@@ -1,10 +1,10 @@
 /**
- * An in-memory stand-in for the netlink layer, for unit tests (STYLE.md 5): a main table with the
+ * An in-memory stand-in for the netlink layer, for unit tests: a main table with the
  * kernel's rules that matter here (one route per prefix and metric; NLM_F_REPLACE takes over; delete
  * matches the protocol; gateways must be on-link) and notifications delivered like the kernel's.
  */
 import { VipmeshError } from '../errors.js';
-import { contains, formatIp, parseCidr, parseIp } from '../flannel-hostgw/cidr.js';
+import { parseCidr } from '../flannel-hostgw/cidr.js';
 import type {
   IfaceAddress,
   IfaceLink,
@@ -14,6 +14,8 @@ import type {
   RouteSpec,
 } from '../flannel-hostgw/netlink.js';
 import { metricOf } from '../flannel-hostgw/plan.js';
+import { contains } from '../util/cidr.js';
+import { formatIp, parseIp } from '../util/ip.js';
 
 function errno(code: string, op: string): VipmeshError {
   return new VipmeshError('VIPMESH_HOSTGW_NETLINK', `${op}: ${code}`, {

@@ -9,6 +9,7 @@ import {
   type ServerCredentials,
 } from '../pki/index.js';
 import { TunnelServer, type TunnelServerOptions } from '../tunnel/server.js';
+import { joinHostPort } from '../util/host-port.js';
 
 /** Options of {@link createTunnelServer}: the TunnelServer's, minus what the data dir provides. */
 export interface StandaloneOptions extends Omit<TunnelServerOptions, 'authorize' | 'caCertPem'> {
@@ -70,7 +71,7 @@ export async function createTunnelServer(o: StandaloneOptions): Promise<Standalo
     tunnel,
     https,
     port,
-    url: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: `https://${joinHostPort(host, port)}`,
     credentials,
     close: async () => {
       tunnel.close();

@@ -1,16 +1,12 @@
 import { isIP } from 'node:net';
 import { VipmeshError } from '../errors.js';
+import { joinHostPort } from '../util/host-port.js';
 
 /** A stream target: `tcp` to `host:port`. */
 export interface Target {
   network: 'tcp';
   host: string;
   port: number;
-}
-
-/** `host:port` with an IPv6 host in brackets. */
-export function formatAddress(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Parse `host:port` (`[v6]:port` for IPv6); undefined when it is not one. */
@@ -40,7 +36,7 @@ export function targetOf(network: string, address: string): string {
       `cannot dial ${network} ${address}: want network "tcp" and address host:port`,
     );
   }
-  return `tcp:${formatAddress(a.host, a.port)}`;
+  return `tcp:${joinHostPort(a.host, a.port)}`;
 }
 
 /** Decides whether a stream to `target` may be opened here (true) or is refused. */
@@ -54,9 +50,9 @@ export function allowList(entries: Iterable<string>): AllowFn {
     if (a === undefined) {
       throw new VipmeshError('VIPMESH_TUNNEL_BAD_TARGET', `allow-list entry "${e}" is not host:port`);
     }
-    set.add(formatAddress(a.host, a.port));
+    set.add(joinHostPort(a.host, a.port));
   }
-  return (t) => set.has(formatAddress(t.host, t.port));
+  return (t) => set.has(joinHostPort(t.host, t.port));
 }
 
 /** The agent's default allow-list: each registered port on 127.0.0.1 and ::1. */

@@ -1,7 +1,11 @@
 /**
- * IP address text <-> value, shared by the address pools (bigint values), host-gw (bigint values and
- * netlink bytes) and the announcer (wire bytes). One parser and one RFC 5952 formatter, so the canonical
- * text every module keys its maps by is the same string.
+ * The address model: one parser, one RFC 5952 formatter and one family type for every module, so the
+ * canonical text each module keys its maps by is the same string.
+ *
+ * An address is an {@link Ip} (family and value as an unsigned bigint: the pools' and host-gw's arithmetic)
+ * or, on the wire, an {@link IpAddr} (4 or 16 network-order bytes with their canonical text: the announcer).
+ * The family is 4 or 6 everywhere; `'IPv4'`/`'IPv6'` ({@link IpFamilyName}) is only how Kubernetes objects
+ * spell it (`spec.ipFamilies`), converted where they are read or messages about them written.
  *
  * Parsing accepts what `node:net` `isIP` accepts (dotted quad without leading zeros; any RFC 4291 IPv6
  * form, embedded IPv4 included), minus zones, which `isIPv6` lets through.
@@ -11,10 +15,30 @@ import { isIP } from 'node:net';
 /** Address family: 4 or 6. */
 export type IpFamily = 4 | 6;
 
+/** A family as Kubernetes spells it (`spec.ipFamilies`). */
+export type IpFamilyName = 'IPv4' | 'IPv6';
+
+/** `'IPv4'` or `'IPv6'`: the Kubernetes spelling of `family`. */
+export function familyName(family: IpFamily): IpFamilyName {
+  return family === 4 ? 'IPv4' : 'IPv6';
+}
+
+/** The family Kubernetes spells `name` (`'IPv4'`, `'IPv6'`, exactly); undefined for anything else. */
+export function familyFromName(name: string): IpFamily | undefined {
+  return name === 'IPv4' ? 4 : name === 'IPv6' ? 6 : undefined;
+}
+
 /** An address: its family and its value as an unsigned integer. */
-export interface IpValue {
-  family: IpFamily;
-  value: bigint;
+export interface Ip {
+  readonly family: IpFamily;
+  readonly value: bigint;
+}
+
+/** An address as the wire carries it: its 4 or 16 network-order bytes, its canonical text and family. */
+export interface IpAddr {
+  readonly text: string;
+  readonly bytes: Buffer;
+  readonly family: IpFamily;
 }
 
 /** Address width in bits. */
@@ -54,17 +78,37 @@ function parseParts(
   return { family: 6, words: [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right] };
 }
 
-/** Parse an address (`198.51.100.1`, `2001:db8::1`); undefined when it is not one (zones are refused). */
-export function parseIp(text: string): IpValue | undefined {
+const IP_CACHE_MAX = 16_384;
+const ipCache = new Map<string, Ip>();
+
+/**
+ * Parse an address (`198.51.100.1`, `2001:db8::1`); undefined when it is not one (zones are refused).
+ * The result is frozen and may be shared: the same strings come back on every pass over leases and
+ * Services, and BigInt parsing is the costly part, so parsed values are kept (bounded).
+ */
+export function parseIp(text: string): Ip | undefined {
+  const hit = ipCache.get(text);
+  if (hit !== undefined) return hit;
   const p = parseParts(text);
   if (p === undefined) return undefined;
+  let ip: Ip;
   if (p.family === 4) {
     const [a, b, c, d] = p.octets as [number, number, number, number];
-    return { family: 4, value: BigInt(((a << 24) >>> 0) + (b << 16) + (c << 8) + d) };
+    ip = Object.freeze({ family: 4, value: BigInt(((a << 24) >>> 0) + (b << 16) + (c << 8) + d) });
+  } else {
+    let value = 0n;
+    for (const w of p.words) value = (value << 16n) | BigInt(w);
+    ip = Object.freeze({ family: 6, value });
   }
-  let value = 0n;
-  for (const w of p.words) value = (value << 16n) | BigInt(w);
-  return { family: 6, value };
+  if (ipCache.size >= IP_CACHE_MAX) ipCache.clear();
+  ipCache.set(text, ip);
+  return ip;
+}
+
+/** The canonical text of `text` if it is an address, else undefined. */
+export function canonicalIp(text: string): string | undefined {
+  const ip = parseIp(text);
+  return ip === undefined ? undefined : formatIp(ip);
 }
 
 /** Parse an address into its 4 or 16 network-order bytes; undefined when it is not one. */
@@ -80,7 +124,7 @@ export function parseIpBytes(text: string): Buffer | undefined {
 }
 
 /** Canonical text of an address: dotted quad, or RFC 5952 IPv6 (lower case, longest zero run as `::`). */
-export function formatIp(family: IpFamily, value: bigint): string {
+export function formatIp({ family, value }: Ip): string {
   if (family === 4) {
     const v = Number(value);
     return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
@@ -121,7 +165,7 @@ function formatWords(words: number[]): string {
 }
 
 /** Network-order bytes of an address (4 or 16 of them). */
-export function ipToBytes(family: IpFamily, value: bigint): Buffer {
+export function ipToBytes({ family, value }: Ip): Buffer {
   const n = bitsOf(family) / 8;
   const out = Buffer.alloc(n);
   let v = value;
@@ -133,9 +177,22 @@ export function ipToBytes(family: IpFamily, value: bigint): Buffer {
 }
 
 /** The address in network-order bytes (4 or 16 of them); undefined for any other length. */
-export function ipFromBytes(bytes: Uint8Array): IpValue | undefined {
+export function ipFromBytes(bytes: Uint8Array): Ip | undefined {
   if (bytes.length !== 4 && bytes.length !== 16) return undefined;
   let value = 0n;
   for (const b of bytes) value = (value << 8n) | BigInt(b);
   return { family: bytes.length === 4 ? 4 : 6, value };
+}
+
+/** Parse an address into its wire form (bytes, canonical text, family); undefined when it is not one. */
+export function parseIpAddr(text: string): IpAddr | undefined {
+  const bytes = parseIpBytes(text);
+  if (bytes === undefined) return undefined;
+  return { text: formatIpBytes(bytes), bytes, family: bytes.length === 4 ? 4 : 6 };
+}
+
+/** The wire form of 4 or 16 network-order bytes (copied); undefined for any other length. */
+export function ipAddrFromBytes(bytes: Uint8Array): IpAddr | undefined {
+  if (bytes.length !== 4 && bytes.length !== 16) return undefined;
+  return { text: formatIpBytes(bytes), bytes: Buffer.from(bytes), family: bytes.length === 4 ? 4 : 6 };
 }

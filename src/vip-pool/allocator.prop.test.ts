@@ -2,9 +2,9 @@ import fc from 'fast-check';
 import t from 'tap';
 import { isVipmeshError } from '../errors.js';
 import { pool, svc } from '../testing/vip-pool.js';
+import { parseIp } from '../util/ip.js';
 import { Allocator } from './allocator.js';
-import { isBuggy, parseIp } from './ip.js';
-import { isEntryError, parseAddressEntry, rangeContains } from './range.js';
+import { isBuggy, isEntryError, parseAddressEntry, rangeContains } from './range.js';
 import type { AddressPool, ServicePort, ServiceRequest } from './types.js';
 
 const POOLS: AddressPool[] = [
@@ -33,7 +33,7 @@ const request = fc.record({
   ports: fc.subarray(PORTS, { minLength: 1 }),
   fam: fc.constantFrom<Partial<ServiceRequest>>(
     {},
-    { ipFamilies: ['IPv6'] },
+    { ipFamilies: [6] },
     { ipFamilyPolicy: 'PreferDualStack' },
     { ipFamilyPolicy: 'RequireDualStack' },
   ),
@@ -142,7 +142,7 @@ t.test('release-then-allocate never fails on a pool that had room', async (t) =>
           continue;
         }
         const room = a.usage()[0]!.used < size;
-        const s = svc(`n${next++}`, v6 ? { ipFamilies: ['IPv6'] } : {});
+        const s = svc(`n${next++}`, v6 ? { ipFamilies: [6] } : {});
         try {
           a.assign(s);
           if (!room) return false;

@@ -173,11 +173,11 @@ const cases: Case[] = [
     pools: [dual, pool('v4only', ['198.51.100.64/30'], { autoAssign: false })],
     services: [
       svc('req', { ipFamilyPolicy: 'RequireDualStack' }),
-      svc('v6first', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv6', 'IPv4'] }),
-      svc('v6', { ipFamilies: ['IPv6'] }),
+      svc('v6first', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: [6, 4] }),
+      svc('v6', { ipFamilies: [6] }),
       svc('prefer-v4only', { ipFamilyPolicy: 'PreferDualStack', pool: 'v4only' }),
       svc('require-v4only', { ipFamilyPolicy: 'RequireDualStack', pool: 'v4only' }),
-      svc('v6-v4only', { ipFamilies: ['IPv6'], pool: 'v4only' }),
+      svc('v6-v4only', { ipFamilies: [6], pool: 'v4only' }),
     ],
     want: [
       ['198.51.100.0', '2001:db8::'],
@@ -200,7 +200,7 @@ const cases: Case[] = [
     services: [
       svc('ok', { ipFamilyPolicy: 'RequireDualStack', requestedIPs: ['198.51.100.3', '2001:DB8::0:7'] }),
       svc('split', { ipFamilyPolicy: 'RequireDualStack', requestedIPs: ['198.51.100.2', '2001:db8:1::1'] }),
-      svc('wrongfam', { ipFamilies: ['IPv6'], requestedIPs: ['198.51.100.1'] }),
+      svc('wrongfam', { ipFamilies: [6], requestedIPs: ['198.51.100.1'] }),
     ],
     want: [['198.51.100.3', '2001:db8::7'], err(Codes.IP_POOLS_DIFFER), err(Codes.FAMILY_MISMATCH)],
   },
@@ -288,7 +288,7 @@ t.test('assign again: same answer, keeps its address while it fits, atomic on er
 t.test('restart: same pools and persisted allocations give the same answers', async (t) => {
   const pools = [pool('p', ['198.51.100.0/28'], { avoidBuggyIPs: true }), pool('q', ['2001:db8::/64'])];
   const a = new Allocator(pools);
-  for (let i = 0; i < 6; i++) a.assign(svc(`s${i}`, i % 2 ? { ipFamilies: ['IPv6'] } : {}));
+  for (let i = 0; i < 6; i++) a.assign(svc(`s${i}`, i % 2 ? { ipFamilies: [6] } : {}));
   a.release('default/s2');
   a.assign(svc('shared', { sharingKey: 'k', requestedIPs: ['198.51.100.9'], ports: [udp(53)] }));
   const saved: Allocation[] = JSON.parse(JSON.stringify(a.allocations()));
@@ -337,15 +337,15 @@ t.test('a Service keeps its pool when a higher-priority pool appears', async (t)
 
 t.test('huge pools are never enumerated: ::/0 and an IPv6 /64 cost no more than a /24', async (t) => {
   const a = new Allocator([pool('all6', ['::/0']), pool('v4', ['198.51.100.0/24'])]);
-  for (let i = 0; i < 300; i++) a.assign(svc(`s${i}`, { ipFamilies: ['IPv6'] }));
+  for (let i = 0; i < 300; i++) a.assign(svc(`s${i}`, { ipFamilies: [6] }));
   t.same(a.lookup('default/s299'), { ips: ['::12b'], pool: 'all6' });
   const [all6] = a.usage();
   t.equal(all6!.size, 1n << 128n);
   t.equal(all6!.used, 300n);
   // Release every other one; the lowest freed is reused first.
   for (let i = 0; i < 300; i += 2) a.release(`default/s${i}`);
-  t.same(a.assign(svc('again', { ipFamilies: ['IPv6'] })).ips, ['::']);
-  t.same(a.assign(svc('again2', { ipFamilies: ['IPv6'] })).ips, ['::2']);
+  t.same(a.assign(svc('again', { ipFamilies: [6] })).ips, ['::']);
+  t.same(a.assign(svc('again2', { ipFamilies: [6] })).ips, ['::2']);
 });
 
 t.test('a pool that is full in one family', async (t) => {
@@ -362,6 +362,6 @@ t.test('a pool that is full in one family', async (t) => {
 t.test('different failures across pools give NO_POOL with every reason', async (t) => {
   const a = new Allocator([pool('full', ['198.51.100.7']), pool('v6', ['2001:db8::/120'])]);
   a.assign(svc('x'));
-  const e = t.throws(() => a.assign(svc('y', { ipFamilies: ['IPv4'] })), { code: Codes.NO_POOL });
+  const e = t.throws(() => a.assign(svc('y', { ipFamilies: [4] })), { code: Codes.NO_POOL });
   t.match((e as Error).message, /pool full has no free IPv4 address; pool v6 has no IPv4 range/);
 });

@@ -1,9 +1,10 @@
 import { VipmeshError } from '../errors.js';
+import { familyName, formatIp, type Ip, type IpFamily, parseIp } from '../util/ip.js';
 import { Codes } from './codes.js';
-import { type Family, formatIp, type IpValue, isBuggy, parseIp } from './ip.js';
 import { type Held, Ledger } from './ledger.js';
 import { PoolState, RangeIndex } from './pool-state.js';
 import { compilePools, poolSetProblems } from './pools.js';
+import { isBuggy } from './range.js';
 import { anySelectorMatches } from './selector.js';
 import type { AddressPool, NamespaceInfo, ServicePort, ServiceRequest } from './types.js';
 import { serviceKey } from './types.js';
@@ -39,14 +40,14 @@ export interface RejectedAllocation {
   error: VipmeshError;
 }
 
-const FAMILIES: readonly Family[] = ['IPv4', 'IPv6'];
+const FAMILIES: readonly IpFamily[] = [4, 6];
 
 function fail(code: string, message: string, details: Record<string, unknown> = {}): never {
   throw new VipmeshError(code, message, { details });
 }
 
 /**
- * The VIP allocator (STYLE.md 6): pure, synchronous, no I/O, no timers. It takes the pools and the
+ * The VIP allocator: pure, synchronous, no I/O, no timers. It takes the pools and the
  * allocations persisted so far and answers the same after a restart. Used addresses are kept as sorted
  * runs per range with a "lowest free" cursor, so a pool is never enumerated: an IPv6 /64 costs what a
  * /24 costs. Addresses are handed out lowest first, ranges in the order they are written.
@@ -141,7 +142,7 @@ export class Allocator {
     if (pool === undefined) fail(Codes.POOL_NOT_FOUND, `${a.service}: pool ${a.pool} no longer exists`);
     if (this.ledger.get(a.service) !== undefined)
       fail(Codes.ALLOCATOR_INCONSISTENT, `${a.service} is listed twice`);
-    const values: IpValue[] = [];
+    const values: Ip[] = [];
     const ips = a.ips.map((text) => {
       const ip = parseIp(text);
       if (ip === undefined) fail(Codes.BAD_ADDRESS, `${a.service}: "${text}" is not an IP address`);
@@ -149,7 +150,7 @@ export class Allocator {
       if (range?.pool !== pool) {
         fail(Codes.IP_OUTSIDE_POOLS, `${a.service}: ${text} is no longer in pool ${a.pool}`, { ip: text });
       }
-      const canon = formatIp(ip.family, ip.value);
+      const canon = formatIp(ip);
       this.ledger.checkShare(canon, a.service, a.sharingKey, a.ports);
       values.push(ip);
       return canon;
@@ -178,16 +179,16 @@ export class Allocator {
   private planPinned(svc: ServiceRequest, key: string): Held {
     let pool: PoolState | undefined;
     const ips: string[] = [];
-    const values: IpValue[] = [];
+    const values: Ip[] = [];
     for (const text of svc.requestedIPs) {
       const ip = parseIp(text);
       if (ip === undefined)
         fail(Codes.BAD_ADDRESS, `${key}: "${text}" is not an IP address`, { service: key });
-      const canon = formatIp(ip.family, ip.value);
+      const canon = formatIp(ip);
       if (svc.ipFamilies.length > 0 && !svc.ipFamilies.includes(ip.family)) {
         fail(
           Codes.FAMILY_MISMATCH,
-          `${key}: ${canon} is ${ip.family} but spec.ipFamilies is ${svc.ipFamilies.join(', ')}`,
+          `${key}: ${canon} is ${familyName(ip.family)} but spec.ipFamilies is ${svc.ipFamilies.map(familyName).join(', ')}`,
         );
       }
       const range = this.index.find(ip.family, ip.value);
@@ -265,11 +266,13 @@ export class Allocator {
     return list;
   }
 
-  private families(svc: ServiceRequest, pool: PoolState): Family[] | string {
+  private families(svc: ServiceRequest, pool: PoolState): IpFamily[] | string {
     const order = [...svc.ipFamilies, ...FAMILIES.filter((f) => !svc.ipFamilies.includes(f))];
     if (svc.ipFamilyPolicy === 'RequireDualStack') {
       const missing = order.find((f) => !pool.has(f));
-      return missing === undefined ? order : `pool ${pool.name} has no ${missing} range (RequireDualStack)`;
+      return missing === undefined
+        ? order
+        : `pool ${pool.name} has no ${familyName(missing)} range (RequireDualStack)`;
     }
     if (svc.ipFamilyPolicy === 'PreferDualStack') {
       const have = order.filter((f) => pool.has(f));
@@ -277,7 +280,7 @@ export class Allocator {
     }
     const want = svc.ipFamilies[0] ?? FAMILIES.find((f) => pool.has(f));
     if (want === undefined) return `pool ${pool.name} has no addresses`;
-    return pool.has(want) ? [want] : `pool ${pool.name} has no ${want} range`;
+    return pool.has(want) ? [want] : `pool ${pool.name} has no ${familyName(want)} range`;
   }
 
   private planAuto(svc: ServiceRequest, key: string, prev: Held | undefined): Held {
@@ -289,8 +292,8 @@ export class Allocator {
         continue;
       }
       const ips: string[] = [];
-      const values: IpValue[] = [];
-      let full: Family | undefined;
+      const values: Ip[] = [];
+      let full: IpFamily | undefined;
       for (const f of fams) {
         const got = this.pick(pool, f, svc, key, prev);
         if (got !== undefined) {
@@ -302,7 +305,7 @@ export class Allocator {
       }
       if (full === undefined && ips.length > 0)
         return { service: key, pool, ips, values, sharingKey: svc.sharingKey, ports: svc.ports };
-      const what = full === undefined ? 'address' : `${full} address`;
+      const what = full === undefined ? 'address' : `${familyName(full)} address`;
       reasons.push({ code: Codes.POOL_EXHAUSTED, message: `pool ${pool.name} has no free ${what}` });
     }
     const code = reasons.every((r) => r.code === reasons[0]!.code) ? reasons[0]!.code : Codes.NO_POOL;
@@ -312,11 +315,11 @@ export class Allocator {
   /** An address of `family` in `pool` for the Service: its previous one, a shared one, or the lowest free. */
   private pick(
     pool: PoolState,
-    family: Family,
+    family: IpFamily,
     svc: ServiceRequest,
     key: string,
     prev: Held | undefined,
-  ): { ip: string; value: IpValue } | undefined {
+  ): { ip: string; value: Ip } | undefined {
     const ok = (ip: string): boolean =>
       this.ledger.shareProblem(ip, key, svc.sharingKey, svc.ports) === undefined;
     if (prev?.pool === pool) {
@@ -332,7 +335,10 @@ export class Allocator {
     for (const r of pool.ranges) {
       if (r.range.family !== family) continue;
       const v = r.lowestFree();
-      if (v !== undefined) return { ip: formatIp(family, v), value: { family, value: v } };
+      if (v !== undefined) {
+        const value: Ip = { family, value: v };
+        return { ip: formatIp(value), value };
+      }
     }
     return undefined;
   }

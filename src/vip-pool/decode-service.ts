@@ -1,7 +1,7 @@
+import { familyFromName, familyName, formatIp, type IpFamily, parseIp } from '../util/ip.js';
 import { type Checker, isObj, type Obj } from './checker.js';
 import { Codes } from './codes.js';
 import { decodeMetadata } from './decode-pool.js';
-import { type Family, formatIp, parseIp } from './ip.js';
 import type { FieldPath } from './path.js';
 import type { IpFamilyPolicy, NamespaceInfo, ServicePort, ServiceRequest } from './types.js';
 
@@ -74,11 +74,12 @@ export function decodeService(c: Checker, obj: Obj): ServiceRequest | undefined 
         `must be one of ${POLICIES.join(', ')}, got "${policy}"`,
       );
   }
-  c.strings(spec, 'ipFamilies', sp).forEach((f, i) => {
-    if (f !== 'IPv4' && f !== 'IPv6')
-      c.add([...sp, 'ipFamilies', i], Codes.FIELD_INVALID, `must be IPv4 or IPv6, got "${f}"`);
+  c.strings(spec, 'ipFamilies', sp).forEach((name, i) => {
+    const f = familyFromName(name);
+    if (f === undefined)
+      c.add([...sp, 'ipFamilies', i], Codes.FIELD_INVALID, `must be IPv4 or IPv6, got "${name}"`);
     else if (svc.ipFamilies.includes(f))
-      c.add([...sp, 'ipFamilies', i], Codes.FIELD_INVALID, `${f} is listed twice`);
+      c.add([...sp, 'ipFamilies', i], Codes.FIELD_INVALID, `${name} is listed twice`);
     else svc.ipFamilies.push(f);
   });
   if (svc.ipFamilyPolicy === 'SingleStack' && svc.ipFamilies.length > 1) {
@@ -154,7 +155,7 @@ function decodeRequestedIPs(
   } else {
     return;
   }
-  const families: Family[] = [];
+  const families: IpFamily[] = [];
   for (const item of items) {
     const ip = parseIp(item);
     if (ip === undefined) {
@@ -162,18 +163,18 @@ function decodeRequestedIPs(
       return;
     }
     if (families.includes(ip.family)) {
-      c.add(path, Codes.LBIPS_FAMILY, `at most one ${ip.family} address may be requested`);
+      c.add(path, Codes.LBIPS_FAMILY, `at most one ${familyName(ip.family)} address may be requested`);
       return;
     }
     families.push(ip.family);
-    svc.requestedIPs.push(formatIp(ip.family, ip.value));
+    svc.requestedIPs.push(formatIp(ip));
   }
   const wrong = families.find((f) => svc.ipFamilies.length > 0 && !svc.ipFamilies.includes(f));
   if (wrong !== undefined) {
     c.add(
       path,
       Codes.FAMILY_MISMATCH,
-      `an ${wrong} address is requested but spec.ipFamilies is ${svc.ipFamilies.join(', ')}`,
+      `an ${familyName(wrong)} address is requested but spec.ipFamilies is ${svc.ipFamilies.map(familyName).join(', ')}`,
     );
   } else if (families.length === 2 && svc.ipFamilyPolicy === 'SingleStack') {
     const hint = policyGiven ? '' : ' (set spec.ipFamilyPolicy: RequireDualStack)';

@@ -331,7 +331,7 @@ t.test('converters give the normalized types', async (t) => {
       pool: 'office',
       sharingKey: 'dns',
       ipFamilyPolicy: 'PreferDualStack',
-      ipFamilies: ['IPv6'],
+      ipFamilies: [6],
       ports: [
         { protocol: 'UDP', port: 53 },
         { protocol: 'TCP', port: 53 },

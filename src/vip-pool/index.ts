@@ -1,5 +1,5 @@
 /**
- * Address pools, the accepted YAML formats and the VIP allocator (issue 2). Pure code: no I/O, no timers.
+ * Address pools, the accepted YAML formats and the VIP allocator. Pure code: no I/O, no timers.
  * The control plane calls {@link parseDocuments}/{@link validateObject} on what users apply, keeps an
  * {@link Allocator} per pool generation, and uses the L2 helpers to pick announcing nodes.
  */
@@ -29,7 +29,6 @@ export {
   toServiceRequest,
   validateObject,
 } from './decode.js';
-export { canonicalIp, type Family } from './ip.js';
 export {
   type Announcer,
   advertisedPools,

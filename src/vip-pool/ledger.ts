@@ -1,6 +1,6 @@
 import { VipmeshError } from '../errors.js';
+import { formatIp, type Ip, type IpFamily } from '../util/ip.js';
 import { Codes } from './codes.js';
-import { type Family, formatIp, type IpValue } from './ip.js';
 import type { PoolState, RangeIndex, RangeState } from './pool-state.js';
 import type { ServicePort } from './types.js';
 
@@ -10,13 +10,13 @@ export interface Held {
   pool: PoolState;
   ips: string[];
   /** `ips` parsed, same order. */
-  values: IpValue[];
+  values: Ip[];
   sharingKey: string | undefined;
   ports: ServicePort[];
 }
 
 interface IpUse {
-  family: Family;
+  family: IpFamily;
   value: bigint;
   range: RangeState;
   users: Map<string, { sharingKey: string | undefined; ports: ServicePort[] }>;
@@ -29,7 +29,7 @@ function fail(code: string, message: string, details: Record<string, unknown> = 
 /**
  * The allocator's bookkeeping: who holds which address, under which sharing key and ports, and which
  * addresses each sharing key uses. Used addresses are marked in their range's run set. It throws
- * ALLOCATOR_INCONSISTENT when asked to undo something it never recorded (STYLE.md 6).
+ * ALLOCATOR_INCONSISTENT when asked to undo something it never recorded: a bug, not a user error.
  */
 export class Ledger {
   private readonly ips = new Map<string, IpUse>();
@@ -49,12 +49,12 @@ export class Ledger {
   }
 
   /** The addresses of `pool` and `family` that `sharingKey` uses, lowest first. */
-  sharedIn(sharingKey: string, pool: PoolState, family: Family): Array<{ ip: string; value: IpValue }> {
+  sharedIn(sharingKey: string, pool: PoolState, family: IpFamily): Array<{ ip: string; value: Ip }> {
     return [...(this.shared.get(sharingKey) ?? [])]
       .map((ip) => this.ips.get(ip)!)
       .filter((u) => u.range.pool === pool && u.family === family)
       .sort((a, b) => (a.value < b.value ? -1 : 1))
-      .map((u) => ({ ip: formatIp(u.family, u.value), value: { family, value: u.value } }));
+      .map((u) => ({ ip: formatIp(u), value: { family, value: u.value } }));
   }
 
   /** Why `key` may not use `ip` with this key and these ports, or undefined when it may. */

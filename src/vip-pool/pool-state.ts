@@ -1,5 +1,5 @@
+import type { IpFamily } from '../util/ip.js';
 import { IntervalSet } from './interval-set.js';
-import type { Family } from './ip.js';
 import { type IpRange, usable, usableSize } from './range.js';
 import type { AddressPool } from './types.js';
 
@@ -56,7 +56,7 @@ export class PoolState {
   }
 
   /** True when the pool has a range of `family`. */
-  has(family: Family): boolean {
+  has(family: IpFamily): boolean {
     return this.ranges.some((r) => r.range.family === family);
   }
 
@@ -73,7 +73,7 @@ export class PoolState {
 
 /** Finds the range holding an address: every range of every pool, sorted, binary-searched. */
 export class RangeIndex {
-  private readonly byFamily = new Map<Family, RangeState[]>();
+  private readonly byFamily = new Map<IpFamily, RangeState[]>();
 
   constructor(pools: readonly PoolState[]) {
     for (const p of pools) {
@@ -87,7 +87,7 @@ export class RangeIndex {
   }
 
   /** The range containing the address, if any (pools never overlap, so there is at most one). */
-  find(family: Family, value: bigint): RangeState | undefined {
+  find(family: IpFamily, value: bigint): RangeState | undefined {
     const list = this.byFamily.get(family) ?? [];
     let a = 0;
     let b = list.length - 1;

@@ -1,5 +1,5 @@
+import type { IpFamily } from '../util/ip.js';
 import { Codes } from './codes.js';
-import type { Family } from './ip.js';
 import { type IpRange, isEntryError, parseAddressEntry, usableSize } from './range.js';
 import type { AddressPool } from './types.js';
 
@@ -104,8 +104,8 @@ export function poolSize(pool: AddressPool): bigint {
 }
 
 /** The families a compiled pool has ranges of. */
-export function poolFamilies(c: CompiledPool): Family[] {
-  const out: Family[] = [];
-  for (const f of ['IPv4', 'IPv6'] as const) if (c.ranges.some((r) => r.family === f)) out.push(f);
+export function poolFamilies(c: CompiledPool): IpFamily[] {
+  const out: IpFamily[] = [];
+  for (const f of [4, 6] as const) if (c.ranges.some((r) => r.family === f)) out.push(f);
   return out;
 }

@@ -1,9 +1,17 @@
 import fc from 'fast-check';
 import t from 'tap';
+import { formatIp } from '../util/ip.js';
 import { Codes } from './codes.js';
 import { IntervalSet } from './interval-set.js';
-import { canonicalIp, formatIp, isBuggy, parseIp } from './ip.js';
-import { buggyCount, formatRange, isEntryError, parseAddressEntry, rangeSize, usableSize } from './range.js';
+import {
+  buggyCount,
+  formatRange,
+  isBuggy,
+  isEntryError,
+  parseAddressEntry,
+  rangeSize,
+  usableSize,
+} from './range.js';
 
 const entryCases: Array<{
   name: string;
@@ -63,23 +71,7 @@ t.test('address entries', async (t) => {
   t.equal(isEntryError(rev) && rev.message, 'range start 10.0.0.9 is after end 10.0.0.5');
 });
 
-// Address text itself is src/util/ip.ts's (RFC 5952 against ip-address there); this checks the family names.
-t.test('any IPv4/IPv6 value formats and parses back to itself', async (t) => {
-  fc.assert(
-    fc.property(fc.bigInt({ min: 0n, max: 0xffff_ffffn }), (v) => parseIp(formatIp('IPv4', v))?.value === v),
-  );
-  fc.assert(
-    fc.property(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), (v) => {
-      const text = formatIp('IPv6', v);
-      const ip = parseIp(text);
-      return ip?.value === v && ip.family === 'IPv6' && canonicalIp(text.toUpperCase()) === text;
-    }),
-  );
-  t.equal(parseIp('198.51.100.7')?.family, 'IPv4');
-  t.equal(formatIp('IPv6', 0x20010db8000000010000000000000000n), '2001:db8:0:1::');
-  t.equal(canonicalIp('nope'), undefined);
-});
-
+// Address text itself is src/util/ip.ts's (RFC 5952 against ip-address there, family names too).
 t.test('a CIDR covers 2^(bits - prefix) addresses from its network address', async (t) => {
   fc.assert(
     fc.property(fc.boolean(), fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), fc.nat(128), (v6, raw, p) => {
@@ -87,7 +79,7 @@ t.test('a CIDR covers 2^(bits - prefix) addresses from its network address', asy
       const prefix = p % (bits + 1);
       const value = raw & ((1n << BigInt(bits)) - 1n);
       const net = (value >> BigInt(bits - prefix)) << BigInt(bits - prefix);
-      const e = parseAddressEntry(`${formatIp(v6 ? 'IPv6' : 'IPv4', net)}/${prefix}`);
+      const e = parseAddressEntry(`${formatIp({ family: v6 ? 6 : 4, value: net })}/${prefix}`);
       return !isEntryError(e) && e.range.start === net && rangeSize(e.range) === 1n << BigInt(bits - prefix);
     }),
   );
@@ -109,9 +101,9 @@ t.test('parsing an entry never throws, whatever the text', async (t) => {
 t.test('buggy-address count matches counting by hand', async (t) => {
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 0xffff_f000 }), fc.nat(1500), (start, len) => {
-      const r = { family: 'IPv4' as const, start: BigInt(start), end: BigInt(start + len) };
+      const r = { family: 4 as const, start: BigInt(start), end: BigInt(start + len) };
       let n = 0n;
-      for (let v = r.start; v <= r.end; v++) if (isBuggy('IPv4', v)) n++;
+      for (let v = r.start; v <= r.end; v++) if (isBuggy(4, v)) n++;
       return (
         buggyCount(r) === n &&
         usableSize(r, true) === rangeSize(r) - n &&
@@ -120,8 +112,8 @@ t.test('buggy-address count matches counting by hand', async (t) => {
     }),
     { numRuns: 200 },
   );
-  t.equal(buggyCount({ family: 'IPv6', start: 0n, end: 1000n }), 0n);
-  t.equal(formatRange({ family: 'IPv4', start: 1n, end: 1n }), '0.0.0.1');
+  t.equal(buggyCount({ family: 6, start: 0n, end: 1000n }), 0n);
+  t.equal(formatRange({ family: 4, start: 1n, end: 1n }), '0.0.0.1');
 });
 
 t.test('IntervalSet behaves as a set of values', async (t) => {

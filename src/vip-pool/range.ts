@@ -1,9 +1,10 @@
+import { formatCidr, maskOf, networkOf, splitCidr } from '../util/cidr.js';
+import { bitsOf, formatIp, type IpFamily, parseIp } from '../util/ip.js';
 import { Codes } from './codes.js';
-import { type Family, familyBits, formatIp, isBuggy, parseIp } from './ip.js';
 
 /** A contiguous block of addresses of one family, both ends included. */
 export interface IpRange {
-  family: Family;
+  family: IpFamily;
   start: bigint;
   end: bigint;
 }
@@ -46,8 +47,8 @@ export function parseAddressEntry(text: string): AddressEntry | EntryError {
     if (start.family !== end.family) {
       return { code: Codes.RANGE_MIXED_FAMILY, message: `range ${s} mixes IPv4 and IPv6` };
     }
-    const first = formatIp(start.family, start.value);
-    const last = formatIp(end.family, end.value);
+    const first = formatIp(start);
+    const last = formatIp(end);
     if (start.value > end.value) {
       return { code: Codes.RANGE_REVERSED, message: `range start ${first} is after end ${last}` };
     }
@@ -58,32 +59,31 @@ export function parseAddressEntry(text: string): AddressEntry | EntryError {
     return { code: Codes.BAD_ADDRESS, message: `${s} is not an IP address, CIDR or range` };
   return {
     range: { family: ip.family, start: ip.value, end: ip.value },
-    text: formatIp(ip.family, ip.value),
+    text: formatIp(ip),
   };
 }
 
 function parseCidr(s: string, slash: number): AddressEntry | EntryError {
-  const addr = s.slice(0, slash);
-  const bitsText = s.slice(slash + 1);
-  const ip = parseIp(addr);
+  const { ip, len } = splitCidr(s);
   if (ip === undefined)
-    return { code: Codes.BAD_ADDRESS, message: `invalid CIDR ${s}: ${addr} is not an IP address` };
-  const max = familyBits(ip.family);
-  if (!/^\d{1,3}$/.test(bitsText) || Number(bitsText) > max) {
-    return { code: Codes.BAD_ADDRESS, message: `invalid CIDR ${s}: prefix length must be 0-${max}` };
-  }
-  const bits = Number(bitsText);
-  const hostBits = BigInt(max - bits);
-  const hostMask = (1n << hostBits) - 1n;
-  const start = ip.value & ~hostMask;
-  const net = `${formatIp(ip.family, start)}/${bits}`;
-  if ((ip.value & hostMask) !== 0n) {
     return {
       code: Codes.BAD_ADDRESS,
-      message: `invalid CIDR ${s}: host bits are set (the network is ${net})`,
+      message: `invalid CIDR ${s}: ${s.slice(0, slash)} is not an IP address`,
+    };
+  const max = bitsOf(ip.family);
+  if (len === undefined) {
+    return { code: Codes.BAD_ADDRESS, message: `invalid CIDR ${s}: prefix length must be 0-${max}` };
+  }
+  const net = networkOf(ip, len);
+  const text = formatCidr(net);
+  if (net.value !== ip.value) {
+    return {
+      code: Codes.BAD_ADDRESS,
+      message: `invalid CIDR ${s}: host bits are set (the network is ${text})`,
     };
   }
-  return { range: { family: ip.family, start, end: start | hostMask }, text: net };
+  const hostMask = maskOf(ip.family, max) ^ maskOf(ip.family, len);
+  return { range: { family: ip.family, start: net.value, end: net.value | hostMask }, text };
 }
 
 /** True when `x` is an {@link EntryError}. */
@@ -98,8 +98,8 @@ export function rangeSize(r: IpRange): bigint {
 
 /** `a-b` text of a range (one address when start = end). */
 export function formatRange(r: IpRange): string {
-  const a = formatIp(r.family, r.start);
-  return r.start === r.end ? a : `${a}-${formatIp(r.family, r.end)}`;
+  const a = formatIp({ family: r.family, value: r.start });
+  return r.start === r.end ? a : `${a}-${formatIp({ family: r.family, value: r.end })}`;
 }
 
 /** True when the two ranges share an address. */
@@ -108,7 +108,7 @@ export function rangesOverlap(a: IpRange, b: IpRange): boolean {
 }
 
 /** True when `value` of `family` lies in `r`. */
-export function rangeContains(r: IpRange, family: Family, value: bigint): boolean {
+export function rangeContains(r: IpRange, family: IpFamily, value: bigint): boolean {
   return r.family === family && r.start <= value && value <= r.end;
 }
 
@@ -120,7 +120,7 @@ function floorDiv(a: bigint, b: bigint): bigint {
 
 /** How many addresses of `r` end in .0 or .255 (IPv4 only; 0 for IPv6). Computed, not counted. */
 export function buggyCount(r: IpRange): bigint {
-  if (r.family !== 'IPv4') return 0n;
+  if (r.family !== 4) return 0n;
   let n = 0n;
   for (const rem of [0n, 255n]) n += floorDiv(r.end - rem, 256n) - floorDiv(r.start - 1n - rem, 256n);
   return n;
@@ -132,6 +132,13 @@ export function usableSize(r: IpRange, avoidBuggyIPs: boolean): bigint {
 }
 
 /** True when `value` may be handed out from a pool with the given avoidBuggyIPs flag. */
-export function usable(family: Family, value: bigint, avoidBuggyIPs: boolean): boolean {
+export function usable(family: IpFamily, value: bigint, avoidBuggyIPs: boolean): boolean {
   return !(avoidBuggyIPs && isBuggy(family, value));
+}
+
+/** True for IPv4 addresses ending in .0 or .255 (skipped by avoidBuggyIPs pools). */
+export function isBuggy(family: IpFamily, value: bigint): boolean {
+  if (family !== 4) return false;
+  const last = value & 0xffn;
+  return last === 0n || last === 0xffn;
 }

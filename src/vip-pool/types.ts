@@ -1,4 +1,4 @@
-import type { Family } from './ip.js';
+import type { IpFamily } from '../util/ip.js';
 
 /** A Kubernetes label selector (`matchLabels` AND every `matchExpressions` entry). Empty matches all. */
 export interface LabelSelector {
@@ -72,7 +72,7 @@ export interface ServiceRequest {
   sharingKey?: string;
   ipFamilyPolicy: IpFamilyPolicy;
   /** spec.ipFamilies; empty means "either, IPv4 preferred". */
-  ipFamilies: Family[];
+  ipFamilies: IpFamily[];
   ports: ServicePort[];
 }
 

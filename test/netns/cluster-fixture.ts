@@ -8,6 +8,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { until as pollUntil } from '../../src/testing/until.js';
+import { joinHostPort } from '../../src/util/host-port.js';
 import { Lab } from './lab.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -178,10 +179,9 @@ export class ClusterLab {
 
   /** `curl http://VIP:port/` from `node`: the answering node's name, or undefined. */
   async reach(node: string, vip: string, port: number, timeoutS = 1): Promise<string | undefined> {
-    const host = vip.includes(':') ? `[${vip}]` : vip;
     const r = await this.lab.exec(
       node,
-      ['curl', '-s', '--max-time', String(timeoutS), `http://${host}:${port}/`],
+      ['curl', '-s', '--max-time', String(timeoutS), `http://${joinHostPort(vip, port)}/`],
       10_000,
     );
     return r.code === 0 && r.stdout !== '' ? r.stdout.trim() : undefined;

@@ -69,9 +69,9 @@ export function register(program: Command, ctx: CliContext): void {
         logger: log,
         registry,
         stateDir: flags.stateDir,
-        schedule: parseSchedule(flags.announceSchedule),
-        refreshInterval: parseDuration(flags.refreshInterval, '--refresh-interval'),
-        probeTimeout: parseDuration(flags.probeTimeout, '--probe-timeout'),
+        scheduleMs: parseSchedule(flags.announceSchedule),
+        refreshIntervalMs: parseDuration(flags.refreshInterval, '--refresh-interval'),
+        probeTimeoutMs: parseDuration(flags.probeTimeout, '--probe-timeout'),
       };
       await runDaemon({
         start: async ({ stack }) => {
