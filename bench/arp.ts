@@ -172,10 +172,10 @@ function rssMb(pid: number): string {
  * (`hold <vip>...`, `release <vip>...`) and prints `ok <ms>` when done.
  */
 const HOLDER = `
-import { createAnnouncer } from './dist/arp/index.js';
+import { startAnnouncer } from './dist/arp/index.js';
 import { silentLogger } from './dist/log.js';
 import { createInterface } from 'node:readline';
-const a = await createAnnouncer({ logger: silentLogger(), interfaces: ['eth0'], stateDir: process.argv[1] });
+const a = await startAnnouncer({ logger: silentLogger(), interfaces: ['eth0'], stateDir: process.argv[1] });
 process.stdout.write('ready\\n');
 for await (const line of createInterface({ input: process.stdin })) {
   const [op, ...vips] = line.trim().split(' ');

@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Allocator } from '../src/vip-pool/allocator.js';
-import type { AddressPool, ServicePort, ServiceRequest } from '../src/vip-pool/types.js';
+import type { AddressPool, ProtocolPort, ServiceRequest } from '../src/vip-pool/types.js';
 
 const N = 10_000;
 const WINDOW = 200;
@@ -34,7 +34,7 @@ const POOLS: AddressPool[] = [
 /** The workload: 10% pinned (pool d), 20% TCP/UDP sharing pairs, 10% IPv6, 10% dual stack, 50% plain IPv4. */
 function services(): ServiceRequest[] {
   const out: ServiceRequest[] = [];
-  const tcp80: ServicePort[] = [{ protocol: 'TCP', port: 80 }];
+  const tcp80: ProtocolPort[] = [{ protocol: 'TCP', port: 80 }];
   for (let i = 0; i < N; i++) {
     const base: ServiceRequest = {
       namespace: 'bench',

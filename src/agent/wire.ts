@@ -1,4 +1,4 @@
-import { createAnnouncer } from '../arp/index.js';
+import { startAnnouncer } from '../arp/index.js';
 import type { Clock } from '../clock.js';
 import { createHostGw, DEFAULT_SUBNET_ENV_PATH } from '../flannel-hostgw/index.js';
 import type { Logger } from '../log.js';
@@ -47,7 +47,7 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
     ...(o.labels === undefined ? {} : { labels: o.labels }),
   });
   const nodeIp = registration.addresses?.find((a) => a.type === 'InternalIP')?.address;
-  const announcer = await createAnnouncer({
+  const announcer = await startAnnouncer({
     logger: log.child({ module: 'arp' }),
     stateDir: o.stateDir ?? DEFAULT_STATE_DIR,
     ...(o.registry === undefined ? {} : { registry: o.registry }),

@@ -36,7 +36,7 @@ export {
 } from './printers.js';
 export type { LabelRequirement } from './selector.js';
 export { matchesLabels, parseLabelSelector } from './selector.js';
-export type { ConfigProblem, Status, Validator } from './status.js';
+export type { FieldProblem, Status, Validator } from './status.js';
 export { errorFromStatus, statusFor } from './status.js';
 export type { ListOptions, ResourceStoreOptions, StoreWatchEvents, WatchOptions } from './store.js';
 export { canonicalJson, keyOf, ResourceStore, StoreWatch } from './store.js';

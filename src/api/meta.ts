@@ -1,14 +1,14 @@
 /** Object names, datastore keys and the canonical JSON the store compares and writes. */
 import { randomBytes } from 'node:crypto';
-import type { ConfigProblem } from './status.js';
+import type { FieldProblem } from './status.js';
 import type { KubeObject, ResourceInfo } from './types.js';
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Problems with `metadata.name` / `metadata.namespace` (Kubernetes' DNS-1123 rules). */
-export function checkMeta(r: ResourceInfo, name: unknown, namespace: unknown): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
+export function checkMeta(r: ResourceInfo, name: unknown, namespace: unknown): FieldProblem[] {
+  const out: FieldProblem[] = [];
   if (typeof name !== 'string' || name === '') {
     out.push({ path: 'metadata.name', code: 'Required', message: 'name is required' });
   } else if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {

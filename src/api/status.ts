@@ -11,10 +11,10 @@ import type { ConfigProblem as PoolConfigProblem } from '../vip-pool/index.js';
  * One field-level problem: the part of vip-pool's ConfigProblem the API uses (`path` is e.g.
  * `spec.addresses[0]`, `code` a stable VIPMESH_* code).
  */
-export type ConfigProblem = Pick<PoolConfigProblem, 'path' | 'code' | 'message'>;
+export type FieldProblem = Pick<PoolConfigProblem, 'path' | 'code' | 'message'>;
 
 /** Validates one object; an empty list means valid. The same function `vipmesh check-config` uses. */
-export type Validator = (obj: unknown) => ConfigProblem[];
+export type Validator = (obj: unknown) => FieldProblem[];
 
 /** A Kubernetes `Status` object (meta/v1). */
 export interface Status {
@@ -105,7 +105,7 @@ export function errorFromStatus(status: Partial<Status>, httpStatus: number): Vi
 }
 
 /** A 422 error naming every field `problems` lists. */
-export function invalidError(kind: string, name: string, problems: ConfigProblem[]): VipmeshError {
+export function invalidError(kind: string, name: string, problems: FieldProblem[]): VipmeshError {
   const causes = problems.map((p) => ({ field: p.path, message: p.message, reason: p.code }));
   const text = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
   return apiError('VIPMESH_API_INVALID', `${kind} "${name}" is invalid: ${text}`, { kind, name, causes });

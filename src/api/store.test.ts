@@ -2,7 +2,7 @@ import t from 'tap';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { MemoryKv } from './memory-kv.js';
-import type { ConfigProblem } from './status.js';
+import type { FieldProblem } from './status.js';
 import { ResourceStore } from './store.js';
 import type { KubeObject, Service, WatchEvent } from './types.js';
 
@@ -16,7 +16,7 @@ function svc(name: string, extra: Partial<Service> = {}): Service {
   };
 }
 
-function setup(validate?: (o: unknown) => ConfigProblem[]) {
+function setup(validate?: (o: unknown) => FieldProblem[]) {
   const kv = new MemoryKv();
   const registry = createRegistry();
   const store = new ResourceStore({

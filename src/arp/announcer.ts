@@ -1,7 +1,7 @@
 /**
  * The announcer: holds VIPs (address on lo, answers on the ports, gratuitous rounds on a schedule),
  * releases them, probes for other holders and raises conflicts. Layers below come in through
- * {@link AnnouncerDeps}; `createAnnouncer()` (index.ts) wires the production stack.
+ * {@link AnnouncerDeps}; `startAnnouncer()` (index.ts) wires the production stack.
  */
 import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from '../clock.js';

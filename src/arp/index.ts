@@ -30,8 +30,8 @@ export { type FrameSocket, PacketSocket } from './packet-socket.js';
 export { eligible, type OpenPort } from './ports.js';
 export { type HandleResult, Responder, type ResponderHooks } from './responder.js';
 
-/** Options of {@link createAnnouncer}: the announcer's own plus the production wiring. */
-export interface CreateAnnouncerOptions extends AnnouncerOptions {
+/** Options of {@link startAnnouncer}: the announcer's own plus the production wiring. */
+export interface StartAnnouncerOptions extends AnnouncerOptions {
   logger: Logger;
   /** Metrics registry; default a fresh one. */
   registry?: Registry;
@@ -44,7 +44,7 @@ export interface CreateAnnouncerOptions extends AnnouncerOptions {
  * The production announcer: AF_PACKET ports, rtnetlink for links and lo addresses, /proc/sys for
  * arp_ignore/arp_announce. Started (stale VIPs removed, ports open) when the promise resolves.
  */
-export async function createAnnouncer(opts: CreateAnnouncerOptions): Promise<Announcer> {
+export async function startAnnouncer(opts: StartAnnouncerOptions): Promise<Announcer> {
   const tables = new NetlinkTables();
   const announcer = new Announcer(
     {

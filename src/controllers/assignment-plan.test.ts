@@ -2,7 +2,7 @@ import t from 'tap';
 import { VIP_INTERFACES } from '../api/agent-protocol.js';
 import type { Node, Service } from '../api/types.js';
 import { pool } from '../testing/vip-pool.js';
-import type { Allocation, L2Advertisement } from '../vip-pool/index.js';
+import type { AdvertisementRule, Allocation } from '../vip-pool/index.js';
 import { type AssignmentInput, planAssignment } from './assignment-plan.js';
 import { rendezvousPick } from './placement.js';
 
@@ -37,7 +37,7 @@ function alloc(name: string, ips: string[], poolName = 'lan'): Allocation {
   return { service: `default/${name}`, pool: poolName, ips, ports: [{ protocol: 'TCP', port: 80 }] };
 }
 
-function adv(name: string, extra: Partial<L2Advertisement> = {}): L2Advertisement {
+function adv(name: string, extra: Partial<AdvertisementRule> = {}): AdvertisementRule {
   return {
     name,
     ipAddressPools: [],
@@ -62,7 +62,7 @@ t.test('plan cases', async (t) => {
     nodes: Node[];
     services?: Service[];
     allocations?: Allocation[];
-    advertisements?: L2Advertisement[];
+    advertisements?: AdvertisementRule[];
     last?: Record<string, string | undefined>;
     /** Node writes in order: the node and its new VIPs. */
     want: Array<[string, string[]]>;

@@ -8,9 +8,9 @@ import { VIP_INTERFACES } from '../api/agent-protocol.js';
 import { type Node, nodeReady, type Service } from '../api/types.js';
 import {
   type AddressPool,
+  type AdvertisementRule,
   type Allocation,
   announcersFor,
-  type L2Advertisement,
   type NodeInfo,
   serviceKey,
 } from '../vip-pool/index.js';
@@ -24,7 +24,7 @@ export interface AssignmentInput {
   /** The IPAM controller's allocations (which pool each Service's addresses came from). */
   allocations: readonly Allocation[];
   pools: readonly AddressPool[];
-  advertisements: readonly L2Advertisement[];
+  advertisements: readonly AdvertisementRule[];
   /** Where the previous pass placed each VIP (undefined: nowhere); empty on the first pass after a start. */
   last: ReadonlyMap<string, string | undefined>;
 }

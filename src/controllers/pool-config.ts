@@ -1,9 +1,9 @@
-import type { ConfigMap, IPAddressPool, KubeObject, L2Advertisement as L2Object } from '../api/types.js';
+import type { ConfigMap, IPAddressPool, KubeObject, L2Advertisement } from '../api/types.js';
 import type { Logger } from '../log.js';
 import {
   type AddressPool,
+  type AdvertisementRule,
   fromLegacyConfigMap,
-  type L2Advertisement,
   toAddressPool,
   toL2Advertisement,
 } from '../vip-pool/index.js';
@@ -11,7 +11,7 @@ import {
 /** The address pools (IPAddressPools plus legacy MetalLB ConfigMaps) and L2Advertisements now stored. */
 export interface PoolConfig {
   pools: AddressPool[];
-  advertisements: L2Advertisement[];
+  advertisements: AdvertisementRule[];
 }
 
 /** A legacy MetalLB ConfigMap: one with a `config` key holding `address-pools:`. */
@@ -27,7 +27,7 @@ function isLegacyConfig(cm: ConfigMap): boolean {
 export function poolConfig(
   pools: Iterable<IPAddressPool>,
   configMaps: Iterable<ConfigMap>,
-  advertisements: Iterable<L2Object>,
+  advertisements: Iterable<L2Advertisement>,
   log: Logger,
 ): PoolConfig {
   const out: PoolConfig = { pools: [], advertisements: [] };

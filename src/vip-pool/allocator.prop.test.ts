@@ -5,7 +5,7 @@ import { pool, svc } from '../testing/vip-pool.js';
 import { parseIp } from '../util/ip.js';
 import { Allocator } from './allocator.js';
 import { isBuggy, isEntryError, parseAddressEntry, rangeContains } from './range.js';
-import type { AddressPool, ServicePort, ServiceRequest } from './types.js';
+import type { AddressPool, ProtocolPort, ServiceRequest } from './types.js';
 
 const POOLS: AddressPool[] = [
   pool('a', ['198.51.100.252-198.51.101.3'], { avoidBuggyIPs: true }),
@@ -20,7 +20,7 @@ const PINS = [
   '198.51.100.17',
   '203.0.113.5',
 ];
-const PORTS: ServicePort[] = [
+const PORTS: ProtocolPort[] = [
   { protocol: 'TCP', port: 53 },
   { protocol: 'UDP', port: 53 },
   { protocol: 'TCP', port: 80 },
@@ -85,7 +85,7 @@ t.test('no address is allocated twice outside sharing, and every address is insi
       const a = new Allocator(POOLS);
       for (const o of ops) {
         run(a, o);
-        const holders = new Map<string, Array<{ key?: string; ports: ServicePort[] }>>();
+        const holders = new Map<string, Array<{ key?: string; ports: ProtocolPort[] }>>();
         for (const al of a.allocations()) {
           const p = POOLS.find((x) => x.name === al.pool)!;
           for (const ip of al.ips) {

@@ -6,7 +6,7 @@ import { PoolState, RangeIndex } from './pool-state.js';
 import { compilePools, poolSetProblems } from './pools.js';
 import { isBuggy } from './range.js';
 import { anySelectorMatches } from './selector.js';
-import type { AddressPool, NamespaceInfo, ServicePort, ServiceRequest } from './types.js';
+import type { AddressPool, NamespaceInfo, ProtocolPort, ServiceRequest } from './types.js';
 import { serviceKey } from './types.js';
 
 /** A Service's addresses as the allocator persists them (plain JSON). */
@@ -17,7 +17,7 @@ export interface Allocation {
   /** Canonical addresses, the first family first. */
   ips: string[];
   sharingKey?: string;
-  ports: ServicePort[];
+  ports: ProtocolPort[];
 }
 
 /** What {@link Allocator.assign} gives a Service. */

@@ -3,7 +3,7 @@ import { type Checker, isObj, type Obj } from './checker.js';
 import { Codes } from './codes.js';
 import type { FieldPath } from './path.js';
 import { formatRange, type IpRange, isEntryError, parseAddressEntry, rangesOverlap } from './range.js';
-import type { AddressPool, L2Advertisement, ServiceAllocation } from './types.js';
+import type { AddressPool, AdvertisementRule, ServiceAllocation } from './types.js';
 
 /** Common pool fields, shared by IPAddressPool and the legacy ConfigMap entries. */
 export function decodeAddresses(c: Checker, obj: Obj, key: string, path: FieldPath): string[] {
@@ -83,7 +83,7 @@ function decodeServiceAllocation(c: Checker, sa: Obj, path: FieldPath): ServiceA
 const IFNAME = /^[^\s/:]{1,15}$/;
 
 /** metallb.io/v1beta1 L2Advertisement -> L2Advertisement. */
-export function decodeL2Advertisement(c: Checker, obj: Obj): L2Advertisement {
+export function decodeL2Advertisement(c: Checker, obj: Obj): AdvertisementRule {
   const { name } = decodeMetadata(c, obj);
   const spec = c.map(obj, 'spec', []) ?? {};
   const sp = ['spec'];

@@ -3,7 +3,7 @@ import { type Checker, isObj, type Obj } from './checker.js';
 import { Codes } from './codes.js';
 import { decodeMetadata } from './decode-pool.js';
 import type { FieldPath } from './path.js';
-import type { IpFamilyPolicy, NamespaceInfo, ServicePort, ServiceRequest } from './types.js';
+import type { IpFamilyPolicy, NamespaceInfo, ProtocolPort, ServiceRequest } from './types.js';
 
 /** The annotation prefixes MetalLB reads: the current one first, then the pre-0.13 one. */
 export const ANNOTATION_PREFIXES = ['metallb.io/', 'metallb.universe.tf/'] as const;
@@ -93,8 +93,8 @@ export function decodeService(c: Checker, obj: Obj): ServiceRequest | undefined 
   return svc;
 }
 
-function decodePorts(c: Checker, spec: Obj): ServicePort[] {
-  const out: ServicePort[] = [];
+function decodePorts(c: Checker, spec: Obj): ProtocolPort[] {
+  const out: ProtocolPort[] = [];
   const list = c.list(spec, 'ports', ['spec'], true);
   if (list === undefined) return out;
   if (list.length === 0) c.add(['spec', 'ports'], Codes.FIELD_REQUIRED, 'a Service needs at least one port');

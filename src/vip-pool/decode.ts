@@ -4,12 +4,18 @@ import { Codes } from './codes.js';
 import { decodeIpAddressPool, decodeL2Advertisement, decodeLegacyConfigMap } from './decode-pool.js';
 import { decodeNamespace, decodeService } from './decode-service.js';
 import { formatPath } from './path.js';
-import type { AddressPool, ConfigProblem, L2Advertisement, NamespaceInfo, ServiceRequest } from './types.js';
+import type {
+  AddressPool,
+  AdvertisementRule,
+  ConfigProblem,
+  NamespaceInfo,
+  ServiceRequest,
+} from './types.js';
 
 /** What one object decodes to. */
 export type Decoded =
   | { kind: 'IPAddressPool'; pool: AddressPool }
-  | { kind: 'L2Advertisement'; advertisement: L2Advertisement }
+  | { kind: 'L2Advertisement'; advertisement: AdvertisementRule }
   | { kind: 'ConfigMap'; pools: AddressPool[] }
   /** `service` is undefined for a Service that is not vipmesh's (not LoadBalancer, or another class). */
   | { kind: 'Service'; service: ServiceRequest | undefined }
@@ -132,7 +138,7 @@ export function fromLegacyConfigMap(obj: unknown): AddressPool[] {
 }
 
 /** L2Advertisement object -> L2Advertisement; throws VipmeshError when invalid. */
-export function toL2Advertisement(obj: unknown): L2Advertisement {
+export function toL2Advertisement(obj: unknown): AdvertisementRule {
   return expect(obj, 'L2Advertisement').advertisement;
 }
 

@@ -30,11 +30,11 @@ export {
   validateObject,
 } from './decode.js';
 export {
-  type Announcer,
   advertisedPools,
   advertisementCovers,
   advertisementsFor,
   announcersFor,
+  type EligibleNode,
   type NodeInfo,
   nodeSelected,
 } from './l2.js';
@@ -43,13 +43,13 @@ export { type PoolSetProblem, poolSetProblems, poolSize } from './pools.js';
 export { selectorMatches } from './selector.js';
 export {
   type AddressPool,
+  type AdvertisementRule,
   type ConfigProblem,
   type IpFamilyPolicy,
-  type L2Advertisement,
   type LabelSelector,
   type NamespaceInfo,
+  type ProtocolPort,
   type ServiceAllocation,
-  type ServicePort,
   type ServiceRequest,
   serviceKey,
 } from './types.js';

@@ -2,9 +2,9 @@ import t from 'tap';
 import { pool } from '../testing/vip-pool.js';
 import { advertisedPools, advertisementsFor, announcersFor, type NodeInfo, nodeSelected } from './l2.js';
 import { selectorMatches } from './selector.js';
-import type { L2Advertisement, LabelSelector } from './types.js';
+import type { AdvertisementRule, LabelSelector } from './types.js';
 
-const adv = (name: string, extra: Partial<L2Advertisement> = {}): L2Advertisement => ({
+const adv = (name: string, extra: Partial<AdvertisementRule> = {}): AdvertisementRule => ({
   name,
   ipAddressPools: [],
   ipAddressPoolSelectors: [],

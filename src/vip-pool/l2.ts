@@ -1,5 +1,5 @@
 import { anySelectorMatches } from './selector.js';
-import type { AddressPool, L2Advertisement } from './types.js';
+import type { AddressPool, AdvertisementRule } from './types.js';
 
 /** A node as the announcer assignment sees it: its name and labels. */
 export interface NodeInfo {
@@ -8,7 +8,7 @@ export interface NodeInfo {
 }
 
 /** A node that may announce a pool's addresses, and where. */
-export interface Announcer {
+export interface EligibleNode {
   node: string;
   /** Interfaces to announce on, sorted; undefined means every interface. */
   interfaces: string[] | undefined;
@@ -18,7 +18,7 @@ export interface Announcer {
  * True when `adv` covers `pool`: it names the pool, or one of its ipAddressPoolSelectors matches the
  * pool's labels, or it names no pool and has no selector (then it covers every pool, as in MetalLB).
  */
-export function advertisementCovers(adv: L2Advertisement, pool: AddressPool): boolean {
+export function advertisementCovers(adv: AdvertisementRule, pool: AddressPool): boolean {
   if (adv.ipAddressPools.length === 0 && adv.ipAddressPoolSelectors.length === 0) return true;
   return (
     adv.ipAddressPools.includes(pool.name) || anySelectorMatches(adv.ipAddressPoolSelectors, pool.labels)
@@ -26,17 +26,20 @@ export function advertisementCovers(adv: L2Advertisement, pool: AddressPool): bo
 }
 
 /** The names of the pools `adv` covers, in pool order. */
-export function advertisedPools(adv: L2Advertisement, pools: readonly AddressPool[]): string[] {
+export function advertisedPools(adv: AdvertisementRule, pools: readonly AddressPool[]): string[] {
   return pools.filter((p) => advertisementCovers(adv, p)).map((p) => p.name);
 }
 
 /** The advertisements that cover `pool` (none: the pool's addresses are allocated but not announced). */
-export function advertisementsFor(pool: AddressPool, advs: readonly L2Advertisement[]): L2Advertisement[] {
+export function advertisementsFor(
+  pool: AddressPool,
+  advs: readonly AdvertisementRule[],
+): AdvertisementRule[] {
   return advs.filter((a) => advertisementCovers(a, pool));
 }
 
 /** True when `adv` lets `node` announce: no nodeSelectors, or one of them matches the node's labels. */
-export function nodeSelected(adv: L2Advertisement, node: NodeInfo): boolean {
+export function nodeSelected(adv: AdvertisementRule, node: NodeInfo): boolean {
   return adv.nodeSelectors.length === 0 || anySelectorMatches(adv.nodeSelectors, node.labels);
 }
 
@@ -47,11 +50,11 @@ export function nodeSelected(adv: L2Advertisement, node: NodeInfo): boolean {
  */
 export function announcersFor(
   pool: AddressPool,
-  advs: readonly L2Advertisement[],
+  advs: readonly AdvertisementRule[],
   nodes: readonly NodeInfo[],
-): Announcer[] {
+): EligibleNode[] {
   const covering = advertisementsFor(pool, advs);
-  const out: Announcer[] = [];
+  const out: EligibleNode[] = [];
   for (const node of nodes) {
     const selecting = covering.filter((a) => nodeSelected(a, node));
     if (selecting.length === 0) continue;

@@ -2,7 +2,7 @@ import { VipmeshError } from '../errors.js';
 import { formatIp, type Ip, type IpFamily } from '../util/ip.js';
 import { Codes } from './codes.js';
 import type { PoolState, RangeIndex, RangeState } from './pool-state.js';
-import type { ServicePort } from './types.js';
+import type { ProtocolPort } from './types.js';
 
 /** A Service's addresses as the allocator holds them. */
 export interface Held {
@@ -12,14 +12,14 @@ export interface Held {
   /** `ips` parsed, same order. */
   values: Ip[];
   sharingKey: string | undefined;
-  ports: ServicePort[];
+  ports: ProtocolPort[];
 }
 
 interface IpUse {
   family: IpFamily;
   value: bigint;
   range: RangeState;
-  users: Map<string, { sharingKey: string | undefined; ports: ServicePort[] }>;
+  users: Map<string, { sharingKey: string | undefined; ports: ProtocolPort[] }>;
 }
 
 function fail(code: string, message: string, details: Record<string, unknown> = {}): never {
@@ -62,7 +62,7 @@ export class Ledger {
     ip: string,
     key: string,
     sharingKey: string | undefined,
-    ports: readonly ServicePort[],
+    ports: readonly ProtocolPort[],
   ): string | undefined {
     const use = this.ips.get(ip);
     if (use === undefined) return undefined;
@@ -83,7 +83,7 @@ export class Ledger {
   }
 
   /** Throw IP_IN_USE (naming the holder) unless `key` may use `ip`. */
-  checkShare(ip: string, key: string, sharingKey: string | undefined, ports: readonly ServicePort[]): void {
+  checkShare(ip: string, key: string, sharingKey: string | undefined, ports: readonly ProtocolPort[]): void {
     const msg = this.shareProblem(ip, key, sharingKey, ports);
     if (msg !== undefined)
       fail(Codes.IP_IN_USE, `${key}: ${msg}`, {

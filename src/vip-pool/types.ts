@@ -39,7 +39,7 @@ export interface AddressPool {
 }
 
 /** A normalized L2Advertisement: which pools it announces, from which nodes, on which interfaces. */
-export interface L2Advertisement {
+export interface AdvertisementRule {
   name: string;
   /** Pools by name; with ipAddressPoolSelectors empty too, the advertisement covers every pool. */
   ipAddressPools: string[];
@@ -51,7 +51,7 @@ export interface L2Advertisement {
 }
 
 /** A `spec.ports` entry: what a shared address must not have twice. */
-export interface ServicePort {
+export interface ProtocolPort {
   protocol: 'TCP' | 'UDP' | 'SCTP';
   port: number;
 }
@@ -73,7 +73,7 @@ export interface ServiceRequest {
   ipFamilyPolicy: IpFamilyPolicy;
   /** spec.ipFamilies; empty means "either, IPv4 preferred". */
   ipFamilies: IpFamily[];
-  ports: ServicePort[];
+  ports: ProtocolPort[];
 }
 
 /** A namespace's labels, for serviceAllocation namespaceSelectors. */

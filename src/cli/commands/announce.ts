@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createAnnouncer } from '../../arp/index.js';
+import { startAnnouncer } from '../../arp/index.js';
 import { serveMetrics } from '../../daemon/metrics-http.js';
 import { runDaemon } from '../../daemon/run-daemon.js';
 import { VipmeshError } from '../../errors.js';
@@ -75,7 +75,7 @@ export function register(program: Command, ctx: CliContext): void {
       };
       await runDaemon({
         start: async ({ stack }) => {
-          const announcer = await createAnnouncer({
+          const announcer = await startAnnouncer({
             ...opts,
             ...(flags.interface === undefined ? {} : { interfaces: flags.interface }),
           });
