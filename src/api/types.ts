@@ -9,12 +9,12 @@ export interface ObjectMeta {
   name: string;
   /** Absent on cluster-scoped objects (Node); `default` when a namespaced object is created without one. */
   namespace?: string;
-  uid?: string;
+  uid?: string | undefined;
   /** The datastore mod revision of this version of the object, as a decimal string. */
-  resourceVersion?: string;
+  resourceVersion?: string | undefined;
   /** Bumped by the store whenever `spec` changes (not on status-only updates). */
   generation?: number;
-  creationTimestamp?: string;
+  creationTimestamp?: string | undefined;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   [key: string]: unknown;
@@ -34,7 +34,7 @@ export interface Condition {
   status: 'True' | 'False' | 'Unknown';
   reason?: string;
   message?: string;
-  lastTransitionTime?: string;
+  lastTransitionTime?: string | undefined;
   lastHeartbeatTime?: string;
   [key: string]: unknown;
 }

@@ -112,8 +112,8 @@ const routeMsg = fc
 t.test('property: route messages round-trip through encode/decode', async (t) => {
   fc.assert(
     fc.property(routeMsg, fc.integer({ min: 0, max: 0xffff_ffff }), (m, seq) => {
-      const msg: RouteMsg = { ...m };
-      if (msg.priority === undefined) delete msg.priority;
+      const { priority, ...fields } = m;
+      const msg: RouteMsg = priority === undefined ? fields : { ...fields, priority };
       const wire = encodeRouteMessage(RTM_NEWROUTE, 5, seq, msg);
       const [got, ...rest] = decodeMessages(
         Buffer.concat([wire, encodeRouteMessage(RTM_NEWROUTE, 5, seq + 1, msg)]),

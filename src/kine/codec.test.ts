@@ -42,7 +42,7 @@ t.test('the RangeResponse encoder decodes to what protobufjs encodes', async (t)
   fc.assert(
     fc.property(response, (res) => {
       const mine = decode(encodeRangeResponse(res as RangeResponse));
-      const ref = decode(encodeRef(res));
+      const ref = decode(encodeRef(res as RangeResponse));
       return JSON.stringify(mine) === JSON.stringify(ref);
     }),
     { numRuns: 300 },

@@ -1,11 +1,11 @@
 /** Options of {@link Backoff}. Defaults in brackets. */
 export interface BackoffOptions {
   /** Upper end of the first delay [100 ms]: the first retry comes within it. */
-  baseMs?: number;
+  baseMs?: number | undefined;
   /** Longest delay [5 s]. */
-  capMs?: number;
+  capMs?: number | undefined;
   /** Uniform random in [0, 1) [Math.random]; injected so tests are exact. */
-  random?: () => number;
+  random?: (() => number) | undefined;
 }
 
 /**

@@ -45,9 +45,9 @@ export interface SessionOptions {
   logger?: Logger;
   metrics?: TunnelMetrics;
   /** Heartbeat interval [100 ms]. */
-  heartbeatMs?: number;
+  heartbeatMs?: number | undefined;
   /** Missed heartbeats before the peer is declared dead [3]. */
-  misses?: number;
+  misses?: number | undefined;
   /**
    * Receive window per stream, the bound on its buffered memory [1 MiB]. A window has to cover the peer
    * being descheduled for a few ms (at 400 MiB/s, 1 MiB is 2.5 ms). bench/tunnel.ts, one bulk stream, one
@@ -55,14 +55,14 @@ export interface SessionOptions {
    * run-to-run noise is about 2x, so this says "not worse" more than "better". remotedialer pauses a
    * stream at 2 MiB.
    */
-  windowBytes?: number;
+  windowBytes?: number | undefined;
   /** Default timeout of `request()` [5 s]. */
-  requestTimeoutMs?: number;
+  requestTimeoutMs?: number | undefined;
   /** Which targets the peer may open streams to [none]. */
   allow?: AllowFn;
   connectTarget?: ConnectTarget;
   /** Streams the peer may have open at once here; more are refused [10,000]. */
-  maxStreams?: number;
+  maxStreams?: number | undefined;
   /** Request handlers by method (shared with the owner, so handlers outlive reconnects). */
   handlers?: Map<string, RequestHandler>;
 }
