@@ -1,5 +1,5 @@
 /**
- * Failover benchmark (issue 7): the time a client is without service when the VIP holder's cable is
+ * Failover benchmark: the time a client is without service when the VIP holder's cable is
  * pulled, over TRIALS trials (default 20), for keepalived 2.2 (VRRPv3 advert_int 0.1; VRRPv2 defaults)
  * and vipmesh with its defaults (1 VIP; 100 VIPs all held by the dead node), in one run on one topology:
  * a bridge, two nodes, a client connecting every 5 ms. Also: server start to ready, server RSS with 1,000

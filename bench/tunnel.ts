@@ -1,5 +1,5 @@
 /**
- * Tunnel benchmark (issue 5). The peer is a direct TCP connection on the same loopback, measured in the same
+ * Tunnel benchmark. The peer is a direct TCP connection on the same loopback, measured in the same
  * run; the agent runs in its own process (test/tunnel-fixtures/agent.ts) so each tunnel end has its own
  * event loop, as in production.
  *

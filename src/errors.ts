@@ -1,5 +1,5 @@
 /**
- * One error base for the whole program (STYLE.md 7). Every error a user can meet carries a stable
+ * One error base for the whole program. Every error a user can meet carries a stable
  * `code`; docs/errors.md lists them all and a test keeps that page and the source in step.
  * Modules declare their own code strings (prefix `VIPMESH_`); tests assert `.code`, never message text.
  */

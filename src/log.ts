@@ -14,7 +14,7 @@ export interface LoggerOptions {
 
 /**
  * The root logger. Each module gets a child (`log.child({ module: 'arp' })`) through its constructor;
- * there is no global logger (STYLE.md 10).
+ * there is no global logger.
  */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = opts.level ?? process.env['VIPMESH_LOG_LEVEL'] ?? 'info';

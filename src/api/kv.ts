@@ -1,5 +1,5 @@
 /**
- * The datastore layer under the resource store (STYLE.md 1): the few etcd v3 operations the control plane
+ * The datastore layer under the resource store, injected into it: the few etcd v3 operations the control plane
  * needs. {@link EtcdKv} speaks them to etcd (or the embedded datastore, which has the same API) through the
  * `etcd3` client; {@link MemoryKv} keeps them in memory for unit tests.
  */

@@ -1,6 +1,6 @@
 import type { FrameTransport, Session } from '../tunnel/session.js';
 
-/** One end of an in-memory frame pipe (STYLE.md 5: wire code is tested over stand-in transports). */
+/** One end of an in-memory frame pipe (wire code is tested over stand-in transports, no sockets). */
 export interface MemoryEnd extends FrameTransport {
   /** Attach the session that receives this end's frames. */
   bind(session: Session): void;

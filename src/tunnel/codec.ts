@@ -14,7 +14,7 @@
  *   ERROR     u8 len, code, message (utf8)    CREDIT     u32 bytes
  * ```
  *
- * Decoding is the hot path: it returns a reason instead of throwing (STYLE.md 3), so arbitrary bytes can
+ * Decoding is the hot path: it returns a reason instead of throwing, so arbitrary bytes can
  * only ever close the session with that reason.
  */
 

@@ -1,6 +1,6 @@
 /**
- * The end-to-end scenarios of issue 7, run by cluster.test.ts (embedded datastore) and cluster-etcd.test.ts
- * (a real etcd as --datastore-endpoint). One lab per run: server `srv` (no local agent), agents `a1`, `a2`,
+ * The end-to-end cluster scenarios (failover, restart, rejoin), run by cluster.test.ts (embedded datastore)
+ * and cluster-etcd.test.ts (a real etcd as --datastore-endpoint). One lab per run: server `srv` (no local agent), agents `a1`, `a2`,
  * a `client`; each agent serves its own name over TCP and UDP so the client sees who answers a VIP.
  */
 import { execFileSync } from 'node:child_process';
@@ -170,7 +170,7 @@ async function checkReach(t: Test, k: Cluster, holders: Map<string, string>, wha
   t.equal(udp, holders.get('198.51.100.201'), `${what}: UDP to the shared VIP answered by its holder`);
 }
 
-/** Run the issue 7 scenarios on `k` (srv, a1, a2 running when this starts). */
+/** Run the cluster scenarios on `k` (srv, a1, a2 running when this starts). */
 export async function runScenarios(t: Test, k: Cluster): Promise<void> {
   const c = k.c;
   for (const a of AGENTS) c.serveName(a, [8080, 8053], [5353]);

@@ -1,4 +1,4 @@
-// AF_PACKET binding for src/arp (issue 4): one packet socket bound to one interface and EtherType,
+// AF_PACKET binding for src/arp: one packet socket bound to one interface and EtherType,
 // non-blocking, driven by libuv polling. Frames arrive as Buffers through a JS callback; sends that would
 // block return false and a later "writable" callback says when to retry. Every error carries the kernel
 // errno (`code` like EPERM, `errno` as a number), the failing syscall and the interface name.
