@@ -112,6 +112,7 @@ export async function startDatastore(opts: DatastoreOptions): Promise<Datastore>
       closing ??= (async () => {
         listener.close();
         await new Promise<void>((resolve) => {
+          // A real timer, not the Clock: it bounds how long real gRPC calls may take to finish.
           const force = setTimeout(() => {
             server.forceShutdown();
             resolve();

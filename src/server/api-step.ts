@@ -68,7 +68,10 @@ function listen(https: Server, port: number, bind: string): Promise<void> {
   });
 }
 
-/** Close `https` and every connection; give up waiting after `timeoutMs`. */
+/**
+ * Close `https` and every connection; give up waiting after `timeoutMs`. A real timer, not the Clock: it
+ * bounds the close of real sockets and decides nothing a test would drive.
+ */
 function closeWithin(https: Server, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, timeoutMs);
