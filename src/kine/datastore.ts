@@ -1,6 +1,6 @@
-import { lstatSync, unlinkSync } from 'node:fs';
-import { type AddressInfo, createServer, type Server as NetServer } from 'node:net';
-import { join } from 'node:path';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { type AddressInfo, createServer, isIP, type Server as NetServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
 import {
   type MethodDefinition,
   Server,
@@ -17,6 +17,7 @@ import { isPortNumber, joinHostPort, splitHostPort } from '../util/host-port.js'
 import { Backend } from './backend.js';
 import { encodeRangeResponse } from './codec.js';
 import type { CompactionOptions } from './compactor.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, restrictDatabaseFiles, restrictDir } from './file-modes.js';
 import { type EtcdService, etcdServices } from './proto.js';
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, oversized } from './server/common.js';
 import { kvService } from './server/kv.js';
@@ -27,11 +28,15 @@ import type { RangeResponse } from './types.js';
 
 /** Options for {@link startDatastore}. */
 export interface DatastoreOptions {
-  /** Directory of the data file (created when missing). */
+  /** Directory of the data file (created when missing; made 0700, see {@link restrictDir}). */
   dataDir: string;
   /** The data file; default `<dataDir>/state.db`. */
   dataFile?: string;
-  /** `host:port` (port 0 picks a free one) or `unix:///path/to.sock`. Default `127.0.0.1:2379`. */
+  /**
+   * `host:port` (port 0 picks a free one) or `unix:///path/to.sock`. Default `127.0.0.1:2379`. A TCP
+   * listener has no authentication: anyone who reaches it reads and writes every key (logged as a warning).
+   * A unix socket is created 0600, so only its owner (and root) can connect.
+   */
   listenAddress?: string;
   /** Automatic compaction; default: keep the last 1000 revisions, checked every 5 minutes. */
   compaction?: CompactionOptions;
@@ -64,6 +69,20 @@ export interface Datastore {
 export async function startDatastore(opts: DatastoreOptions): Promise<Datastore> {
   const log = opts.logger;
   const file = opts.dataFile ?? join(opts.dataDir, 'state.db');
+  try {
+    restrictDir(opts.dataDir, log);
+    if (resolve(dirname(file)) !== resolve(opts.dataDir)) {
+      mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE });
+    }
+    restrictDatabaseFiles(file, log);
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).code;
+    throw new VipmeshError(
+      'VIPMESH_KINE_DB_OPEN',
+      `cannot create data file ${file} (mode 0600): ${(err as Error).message}`,
+      { cause: err, details: { file, errno } },
+    );
+  }
   const backend = new Backend({
     file,
     logger: log,
@@ -101,6 +120,7 @@ export async function startDatastore(opts: DatastoreOptions): Promise<Datastore>
     });
   }
   url = address.startsWith('unix:') ? address : `http://${address}`;
+  if (!address.startsWith('unix:')) warnUnauthenticated(log, address);
   backend.start();
   log.info({ address, file, revision: backend.revision }, 'datastore serving');
   let closing: Promise<void> | undefined;
@@ -146,10 +166,17 @@ async function bind(server: Server, listen: string): Promise<{ address: string; 
     } catch {
       // nothing there
     }
+    // sun_path holds 108 bytes with the terminating NUL; a longer path would be cut or refused.
+    const bytes = Buffer.byteLength(path);
+    if (bytes > 107) {
+      throw new Error(`unix socket path ${path} is ${bytes} bytes; the limit is 107`);
+    }
     await new Promise<void>((resolve, reject) => {
       net.once('error', reject);
       net.listen(path, () => resolve());
     });
+    // Connecting needs write access to the socket file: owner only, whatever the umask.
+    chmodSync(path, PRIVATE_FILE_MODE);
     address = listen;
   } else {
     const { host, port } = splitHostPort(listen, '');
@@ -165,6 +192,18 @@ async function bind(server: Server, listen: string): Promise<{ address: string; 
   }
   net.on('error', () => undefined);
   return { address, net };
+}
+
+/** Say, at every start, that a TCP listener lets whoever reaches it read and write every key. */
+function warnUnauthenticated(log: Logger, address: string): void {
+  const { host } = splitHostPort(address, '');
+  const loopback = host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+  log.warn(
+    { address, authentication: 'none', tls: false },
+    loopback
+      ? `datastore listens on ${address} with no authentication: every local user can read and write every key; use a unix:// socket to restrict it to its owner`
+      : `datastore listens on ${address} with no authentication and no TLS: anyone who can reach this address can read and write every key; use a unix:// socket or a firewall`,
+  );
 }
 
 /**

@@ -8,5 +8,6 @@ export { type Datastore, type DatastoreOptions, startDatastore } from './datasto
 export { SCHEMA_VERSION } from './dialect.js';
 export { EtcdError } from './errors.js';
 export type { EtcdBackend, Written } from './etcd-backend.js';
+export { type ModeChange, restrictDir } from './file-modes.js';
 export type { LeaseTtl } from './lessor.js';
 export type { WatchOptions } from './server/watch.js';

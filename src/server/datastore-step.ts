@@ -3,7 +3,7 @@ import { Etcd3 } from 'etcd3';
 import { EtcdKv } from '../api/etcd-kv.js';
 import type { Kv } from '../api/kv.js';
 import { ResourceStore } from '../api/store.js';
-import { type Datastore, startDatastore } from '../kine/index.js';
+import { type Datastore, restrictDir, startDatastore } from '../kine/index.js';
 import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
 import { validateObject } from '../vip-pool/index.js';
 import { sharedCredentials } from './bootstrap.js';
@@ -17,14 +17,35 @@ export interface DatastoreEndpoints {
   endpoints: string;
 }
 
-/** Step: the external datastore named by `datastoreEndpoint`, else the embedded one under the data dir. */
-export async function openDatastore({ o, registry, stack }: ServerStep): Promise<DatastoreEndpoints> {
+/** The embedded datastore's directory under the data dir. */
+export function datastoreDir(dataDir: string): string {
+  return join(dataDir, 'server', 'db');
+}
+
+/** Where the embedded datastore listens unless told otherwise: a unix socket in its 0700 directory. */
+export function defaultDatastoreListen(dataDir: string): string {
+  return `unix://${join(datastoreDir(dataDir), 'kine.sock')}`;
+}
+
+/**
+ * Step: the external datastore named by `datastoreEndpoint`, else the embedded one under the data dir.
+ * The data dir and `<data dir>/server` are made 0700 first (an existing install's modes are fixed and the
+ * change logged); the embedded datastore serves on `<data dir>/server/db/kine.sock` (0600, in a 0700
+ * directory), so only root reaches it, and opens no TCP port unless `datastoreListenAddress` asks for one.
+ */
+export async function openDatastore({ o, log, registry, stack }: ServerStep): Promise<DatastoreEndpoints> {
+  restrictDir(o.dataDir, log);
   if (o.datastoreEndpoint !== undefined && o.datastoreEndpoint !== '') {
     return { embedded: undefined, endpoints: o.datastoreEndpoint };
   }
+  restrictDir(join(o.dataDir, 'server'), log);
+  const listen =
+    o.datastoreListenAddress === undefined || o.datastoreListenAddress === ''
+      ? defaultDatastoreListen(o.dataDir)
+      : o.datastoreListenAddress;
   const ds = await startDatastore({
-    dataDir: join(o.dataDir, 'server', 'db'),
-    listenAddress: '127.0.0.1:0',
+    dataDir: datastoreDir(o.dataDir),
+    listenAddress: listen,
     logger: o.logger.child({ module: 'kine' }),
     registry,
     ...clockOf(o),

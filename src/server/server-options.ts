@@ -19,6 +19,11 @@ export interface ServerOptions {
   clusterCidr: string[];
   /** External etcd endpoints (`http://h:2379,...`); absent: the embedded datastore. */
   datastoreEndpoint?: string;
+  /**
+   * Where the embedded datastore listens [`unix://<dataDir>/server/db/kine.sock`]. A `host:port` opens a TCP
+   * port with no authentication: any user who reaches it can write pools and Services past the API.
+   */
+  datastoreListenAddress?: string;
   /** [100 ms] */
   heartbeatMs: number;
   /** Missed beats before a node is lost [3]. */

@@ -25,6 +25,7 @@ interface ServerFlags extends NodeFlags {
   bindAddress: string;
   clusterCidr: string;
   datastoreEndpoint?: string;
+  datastoreListenAddress?: string;
   disableAgent?: boolean;
   heartbeatInterval: string;
   nodeLostAfter: string;
@@ -49,6 +50,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option(
       '--datastore-endpoint <urls>',
       'use this etcd cluster (http://h1:2379,http://h2:2379) instead of the embedded datastore; servers on one etcd elect a master',
+    )
+    .option(
+      '--datastore-listen-address <addr>',
+      'where the embedded datastore listens (default unix://<data-dir>/server/db/kine.sock, root only); a host:port has no authentication',
     )
     .option('--disable-agent', 'do not run the local agent (this node announces no VIPs, gets no routes)')
     .option('--heartbeat-interval <duration>', 'agent <-> server heartbeat period', '100ms')
@@ -106,6 +111,9 @@ export function register(program: Command, ctx: CliContext): void {
           bindAddress: flags.bindAddress,
           clusterCidr,
           ...(flags.datastoreEndpoint === undefined ? {} : { datastoreEndpoint: flags.datastoreEndpoint }),
+          ...(flags.datastoreListenAddress === undefined
+            ? {}
+            : { datastoreListenAddress: flags.datastoreListenAddress }),
           heartbeatMs,
           nodeLostAfter: misses,
           nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
