@@ -229,3 +229,13 @@ t.test('nobody cannot reach the datastore nor read its files; root can', { skip:
   t.equal(asRoot.status, 0, `root: etcdctl on the socket works (${asRoot.stderr.slice(-300)})`);
   t.notMatch(asRoot.stdout, key, 'the pool nobody tried to write is not there');
 });
+
+t.test('a socket path over the sun_path limit is refused, naming it, before anything listens', async (t) => {
+  const dir = join(tempDir('vipmesh-adv-ds-'), 'x'.repeat(100));
+  const sock = join(dir, 'kine.sock');
+  const { logger } = recordingLogger();
+  await t.rejects(startDatastore({ dataDir: dir, listenAddress: `unix://${sock}`, logger }), {
+    code: 'VIPMESH_KINE_LISTEN',
+    message: `cannot listen on unix://${sock}: unix socket path ${sock} is ${Buffer.byteLength(sock)} bytes; the limit is 107`,
+  });
+});
