@@ -102,8 +102,9 @@ function run(
 }
 
 /** A server on `dataDir` (loopback API, loopback metrics, no admin config). */
-function server(dataDir: string, logger: Logger): Promise<RunningServer> {
+function server(dataDir: string, logger: Logger, datastoreListenAddress?: string): Promise<RunningServer> {
   return startServer({
+    ...(datastoreListenAddress === undefined ? {} : { datastoreListenAddress }),
     dataDir,
     nodeName: 'srv',
     httpsListenPort: 0,
@@ -189,6 +190,18 @@ t.test('a TCP listener says at start that it has no authentication', async (t) =
   t.match(warn?.['msg'], /no authentication and no TLS: anyone who can reach this address/);
   t.equal(warn?.['address'], ds.address);
 });
+
+t.test(
+  'a server asked for a TCP datastore listens there and warns that every local user can use it',
+  async (t) => {
+    const { logger, records } = recordingLogger();
+    const srv = await server(join(tempDir('vipmesh-adv-ds-'), 'data'), logger, '127.0.0.1:0');
+    t.teardown(() => srv.close());
+    t.match(srv.datastoreUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const warn = records.find((r) => r['level'] === 40 && r['authentication'] === 'none');
+    t.match(warn?.['msg'], /no authentication: every local user can read and write every key/);
+  },
+);
 
 t.test('nobody cannot reach the datastore nor read its files; root can', { skip: nobodySkip }, async (t) => {
   const base = tempDir('vipmesh-adv-ds-');
