@@ -25,6 +25,9 @@ export interface ApiClientOptions {
   timeoutMs?: number;
 }
 
+/** Objects per page when the client lists everything. */
+const DEFAULT_PAGE_SIZE = 500;
+
 /** The API path of a collection or object: `/api/v1/namespaces/default/services/web`. */
 export function pathFor(r: ResourceInfo, namespace?: string, name?: string, sub?: 'status'): string {
   const base = r.group === '' ? '/api/v1' : `/apis/${apiVersionOf(r)}`;
@@ -141,9 +144,40 @@ export class ApiClient {
     return this.request('GET', pathFor(RESOURCES[resource], namespace ?? 'default', name));
   }
 
-  /** List one resource, in `namespace` or (undefined) all namespaces. */
-  list<R extends ResourceName>(resource: R, namespace?: string): Promise<ObjectList<ResourceTypes[R]>> {
-    return this.request('GET', pathFor(RESOURCES[resource], namespace));
+  /**
+   * List one resource, in `namespace` or (undefined) all namespaces. With `limit`, one page: pass its
+   * `metadata.continue` back as `continue` for the next.
+   */
+  list<R extends ResourceName>(
+    resource: R,
+    namespace?: string,
+    page: { limit?: number; continue?: string } = {},
+  ): Promise<ObjectList<ResourceTypes[R]>> {
+    const q = new URLSearchParams();
+    if (page.limit !== undefined) q.set('limit', String(page.limit));
+    if (page.continue !== undefined) q.set('continue', page.continue);
+    const query = q.size === 0 ? '' : `?${q.toString()}`;
+    return this.request('GET', `${pathFor(RESOURCES[resource], namespace)}${query}`);
+  }
+
+  /**
+   * Every object of one resource, fetched in pages of `pageSize` [500] at one revision (the first page's,
+   * returned as the list's resourceVersion), so no one answer has to hold them all.
+   */
+  async listAll<R extends ResourceName>(
+    resource: R,
+    namespace?: string,
+    pageSize = DEFAULT_PAGE_SIZE,
+  ): Promise<ObjectList<ResourceTypes[R]>> {
+    const first = await this.list(resource, namespace, { limit: pageSize });
+    const items = [...first.items];
+    let cont = first.metadata.continue;
+    while (cont !== undefined && cont !== '') {
+      const page = await this.list(resource, namespace, { limit: pageSize, continue: cont });
+      items.push(...page.items);
+      cont = page.metadata.continue;
+    }
+    return { ...first, metadata: { resourceVersion: first.metadata.resourceVersion }, items };
   }
 
   create<R extends ResourceName>(resource: R, obj: KubeObject): Promise<ResourceTypes[R]> {

@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
 import { validateObject } from '../vip-pool/index.js';
-import { createEtcdKv, type EtcdKvOptions } from './etcd-kv.js';
+import { createEtcdKv, type EtcdKvOptions, type EtcdTuning } from './etcd-kv.js';
 import type { Validator } from './status.js';
 import { ResourceStore } from './store.js';
 
@@ -13,6 +13,8 @@ export interface CreateResourceStoreOptions {
   client?: EtcdKvOptions['client'];
   /** Object validation; default vip-pool's `validateObject` (the same as `vipmesh check-config`). */
   validate?: Validator;
+  /** Datastore client tuning (list page size, largest answer); default the production values. */
+  tuning?: EtcdTuning;
   registry?: Registry;
   clock?: Clock;
 }
@@ -21,6 +23,7 @@ export interface CreateResourceStoreOptions {
 export function createResourceStore(opts: CreateResourceStoreOptions): ResourceStore {
   const kv = createEtcdKv({
     endpoints: opts.endpoints,
+    ...opts.tuning,
     ...(opts.client === undefined ? {} : { client: opts.client }),
   });
   return new ResourceStore({

@@ -1,9 +1,35 @@
-import { Etcd3, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
-import type { Kv, KvPair, KvWatch, KvWatchHandlers, KvWriteResult } from './kv.js';
+import {
+  Etcd3,
+  GRPCDeadlineExceededError,
+  GRPCResourceExhastedError,
+  type IKeyValue,
+  type IOptions,
+  isRecoverableError,
+  type Watcher,
+} from 'etcd3';
+import { VipmeshError } from '../errors.js';
+import type { Kv, KvPage, KvPageOptions, KvPair, KvWatch, KvWatchHandlers, KvWriteResult } from './kv.js';
 import { apiError } from './status.js';
 
+/** Keys per datastore read when listing a prefix (kube-apiserver's informers use the same page size). */
+export const DEFAULT_LIST_PAGE_SIZE = 500;
+
+/**
+ * The largest datastore answer the client accepts (gRPC's default is 4 MiB). Lists are paged, and a page
+ * that is still too large is read again in halves, so this is only a second line of defence.
+ */
+export const DEFAULT_MAX_RECEIVE_BYTES = 16 << 20;
+
+/** Tuning of the datastore client; the defaults suit production, tests lower them. */
+export interface EtcdTuning {
+  /** Keys per read when listing [{@link DEFAULT_LIST_PAGE_SIZE}]. */
+  pageSize?: number;
+  /** Largest gRPC message received [{@link DEFAULT_MAX_RECEIVE_BYTES}]. */
+  maxReceiveBytes?: number;
+}
+
 /** Options for {@link createEtcdKv}. */
-export interface EtcdKvOptions {
+export interface EtcdKvOptions extends EtcdTuning {
   /** `http://127.0.0.1:2379` or several, comma-separated (`--datastore-endpoint`). */
   endpoints: string | string[];
   /** Extra `etcd3` client options (credentials, TLS). */
@@ -15,7 +41,61 @@ export function createEtcdKv(opts: EtcdKvOptions): EtcdKv {
   const hosts = (Array.isArray(opts.endpoints) ? opts.endpoints : opts.endpoints.split(','))
     .map((h) => h.trim())
     .filter((h) => h !== '');
-  return new EtcdKv(new Etcd3({ ...opts.client, hosts }));
+  return new EtcdKv(
+    new Etcd3({ ...etcdClientOptions(opts), ...opts.client, hosts }),
+    opts.pageSize === undefined ? {} : { pageSize: opts.pageSize },
+  );
+}
+
+type FaultPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+
+/**
+ * A fault policy for the `etcd3` client: run the call, and try again (on the next host) up to `attempts`
+ * times while `retry(err)` says so. No circuit breaker: the client's default opens one for 5 s after three
+ * failures in a row, so one oversized answer (three attempts) made every unrelated call fail with it.
+ */
+function retryPolicy(attempts: number, retry: (err: Error) => boolean): FaultPolicy {
+  const never = () => ({ dispose: () => undefined });
+  const policy = {
+    onSuccess: never,
+    onFailure: never,
+    async execute<T>(
+      fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T,
+      signal?: AbortSignal,
+    ): Promise<T> {
+      const context = { signal: signal ?? new AbortController().signal };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn(context);
+        } catch (err) {
+          if (attempt >= attempts || !(err instanceof Error) || !retry(err)) throw err;
+        }
+      }
+    },
+  };
+  return policy as Omit<FaultPolicy, '_altReturn'> as FaultPolicy;
+}
+
+/**
+ * The `etcd3` client options every vipmesh datastore client uses: a larger receive limit, and fault handling
+ * where one failed call never fails the next: no circuit breaker per host, and a retry (on another host) only
+ * for transport failures, not for an answer too large or a deadline (trying again cannot help those).
+ */
+export function etcdClientOptions(t: EtcdTuning = {}): Pick<IOptions, 'grpcOptions' | 'faultHandling'> {
+  const max = t.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES;
+  return {
+    grpcOptions: { 'grpc.max_receive_message_length': max },
+    faultHandling: {
+      host: () => retryPolicy(1, () => false),
+      global: retryPolicy(
+        3,
+        (err) =>
+          isRecoverableError(err) &&
+          !(err instanceof GRPCResourceExhastedError) &&
+          !(err instanceof GRPCDeadlineExceededError),
+      ),
+    },
+  };
 }
 
 /** Any failure to reach the datastore becomes VIPMESH_STORE_UNAVAILABLE (HTTP 503), cause kept. */
@@ -50,12 +130,22 @@ export function prefixEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
-/** {@link Kv} over the `etcd3` client: every conditional write is one Txn comparing `mod_revision`. */
+/** True for the datastore's "required revision has been compacted". */
+function isCompacted(err: unknown): boolean {
+  return /compact/i.test((err as Error)?.message ?? '');
+}
+
+/**
+ * {@link Kv} over the `etcd3` client: every conditional write is one Txn comparing `mod_revision`; lists are
+ * read in pages of `pageSize` keys at one revision. Build the client with {@link etcdClientOptions}.
+ */
 export class EtcdKv implements Kv {
   readonly #client: Etcd3;
+  readonly #pageSize: number;
 
-  constructor(client: Etcd3) {
+  constructor(client: Etcd3, opts: { pageSize?: number } = {}) {
     this.#client = client;
+    this.#pageSize = Math.max(1, opts.pageSize ?? DEFAULT_LIST_PAGE_SIZE);
   }
 
   async get(key: string): Promise<KvPair | undefined> {
@@ -63,11 +153,56 @@ export class EtcdKv implements Kv {
     return res.kvs[0] === undefined ? undefined : pair(res.kvs[0]);
   }
 
+  /**
+   * Page through the prefix at the first page's revision. If that revision is compacted before the last page
+   * (a very long list on a busy store), start over at the current one.
+   */
   async list(prefix: string): Promise<{ pairs: KvPair[]; revision: number }> {
-    const res = await this.#client.kv
-      .range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) })
-      .catch(unavailable);
-    return { pairs: res.kvs.map(pair), revision: Number(res.header.revision) };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const pairs: KvPair[] = [];
+        let page = await this.listPage(prefix, { limit: this.#pageSize });
+        const revision = page.revision;
+        pairs.push(...page.pairs);
+        while (page.more && page.pairs.length > 0) {
+          const start = `${page.pairs[page.pairs.length - 1]!.key}\0`;
+          page = await this.listPage(prefix, { limit: this.#pageSize, start, revision });
+          pairs.push(...page.pairs);
+        }
+        return { pairs, revision };
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof VipmeshError) || err.code !== 'VIPMESH_API_GONE') throw err;
+      }
+    }
+  }
+
+  /** One page; a page too large for one gRPC message is read again with half the limit, down to one key. */
+  async listPage(prefix: string, opts: KvPageOptions): Promise<KvPage> {
+    let limit = Math.max(0, Math.floor(opts.limit));
+    for (;;) {
+      try {
+        const res = await this.#client.kv.range({
+          key: Buffer.from(opts.start ?? prefix),
+          range_end: prefixEnd(prefix),
+          limit,
+          ...(opts.revision === undefined ? {} : { revision: opts.revision }),
+        });
+        return {
+          pairs: res.kvs.map(pair),
+          revision: opts.revision ?? Number(res.header.revision),
+          more: res.more,
+        };
+      } catch (err) {
+        if (err instanceof GRPCResourceExhastedError && limit !== 1) {
+          limit = limit === 0 ? this.#pageSize : Math.max(1, Math.floor(limit / 2));
+          continue;
+        }
+        if (opts.revision !== undefined && isCompacted(err)) {
+          throw apiError('VIPMESH_API_GONE', `revision ${opts.revision} has been compacted`, {}, err);
+        }
+        unavailable(err);
+      }
+    }
   }
 
   async put(key: string, value: Buffer, expect: number): Promise<KvWriteResult> {
@@ -141,7 +276,7 @@ export class EtcdKv implements Kv {
    * Kubernetes answers that with 410 Gone so the client lists again.
    */
   async #watchError(prefix: string, from: number, err: Error): Promise<Error> {
-    let compacted = /compact/i.test(err.message);
+    let compacted = isCompacted(err);
     if (!compacted) {
       compacted = await this.#client.kv
         .range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), revision: from, limit: 1 })

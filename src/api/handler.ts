@@ -121,7 +121,7 @@ export class ApiHandler {
           const rv = q.get('resourceVersion');
           return this.#watch(res, r, { ...opts, ...(rv === null ? {} : { resourceVersion: rv }) });
         }
-        body = await store.list(r.resource, opts);
+        body = await store.list(r.resource, { ...opts, ...pageParams(q) });
       } else if (verb === 'POST' && (namespace !== undefined || !r.namespaced)) {
         const obj = checkBody(await this.#body(req), route);
         body = await store.create(r.resource, obj);
@@ -222,6 +222,25 @@ export class ApiHandler {
     if (status.code === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="vipmesh"');
     this.#json(res, status.code, status);
   }
+}
+
+/** `limit` (a non-negative integer; 0: no limit) and `continue` of a list. */
+function pageParams(q: URLSearchParams): { limit?: number; continue?: string } {
+  const out: { limit?: number; continue?: string } = {};
+  const limit = q.get('limit');
+  if (limit !== null && limit !== '') {
+    const n = Number(limit);
+    if (!/^\d+$/.test(limit) || !Number.isSafeInteger(n)) {
+      throw apiError(
+        'VIPMESH_API_BAD_REQUEST',
+        `limit: "${limit.slice(0, 32)}" is not a non-negative integer`,
+      );
+    }
+    out.limit = n;
+  }
+  const cont = q.get('continue');
+  if (cont !== null && cont !== '') out.continue = cont;
+  return out;
 }
 
 function notAllowed(verb: string, path: string): VipmeshError {

@@ -34,14 +34,37 @@ export interface KvWatch {
   close(): Promise<void>;
 }
 
+/** Options of {@link Kv.listPage}. */
+export interface KvPageOptions {
+  limit: number;
+  start?: string;
+  revision?: number;
+}
+
+/** One page of a {@link Kv.listPage}. */
+export interface KvPage {
+  pairs: KvPair[];
+  revision: number;
+  more: boolean;
+}
+
 /** The result of a conditional write: the new revision, or the key as it is now (absent: undefined). */
 export type KvWriteResult = { ok: true; revision: number } | { ok: false; current: KvPair | undefined };
 
 /** The etcd operations the resource store uses. */
 export interface Kv {
   get(key: string): Promise<KvPair | undefined>;
-  /** Every key under `prefix` and the store revision they were read at. */
+  /**
+   * Every key under `prefix` and the store revision they were read at. Read in pages at that one revision,
+   * so no single datastore message has to hold the whole prefix.
+   */
   list(prefix: string): Promise<{ pairs: KvPair[]; revision: number }>;
+  /**
+   * Up to `limit` keys under `prefix` from `start` (inclusive; default the prefix), in key order, read at
+   * `revision` (default the current one, returned as `revision`). `more`: keys remain after the last one.
+   * A compacted `revision` is `VIPMESH_API_GONE`. May return fewer than `limit` with `more` set.
+   */
+  listPage(prefix: string, opts: KvPageOptions): Promise<KvPage>;
   /** Write `value` if the key's mod revision is `expect` (0: the key must not exist). One etcd Txn. */
   put(key: string, value: Buffer, expect: number): Promise<KvWriteResult>;
   /** Delete if the key's mod revision is `expect`. One etcd Txn. */

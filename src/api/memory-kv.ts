@@ -1,4 +1,13 @@
-import type { Kv, KvEvent, KvPair, KvWatch, KvWatchHandlers, KvWriteResult } from './kv.js';
+import type {
+  Kv,
+  KvEvent,
+  KvPage,
+  KvPageOptions,
+  KvPair,
+  KvWatch,
+  KvWatchHandlers,
+  KvWriteResult,
+} from './kv.js';
 import { apiError } from './status.js';
 
 /**
@@ -21,6 +30,22 @@ export class MemoryKv implements Kv {
     const pairs = [...this.#data.values()].filter((p) => p.key.startsWith(prefix));
     pairs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return { pairs, revision: this.#rev };
+  }
+
+  /** A page of the current data; `revision` only checks compaction (no old versions are kept). */
+  async listPage(prefix: string, opts: KvPageOptions): Promise<KvPage> {
+    if (opts.revision !== undefined && opts.revision <= this.#compacted) {
+      throw apiError('VIPMESH_API_GONE', `revision ${opts.revision} has been compacted`);
+    }
+    const start = opts.start ?? prefix;
+    const { pairs } = await this.list(prefix);
+    const after = pairs.filter((p) => p.key >= start);
+    const limit = opts.limit > 0 ? opts.limit : after.length;
+    return {
+      pairs: after.slice(0, limit),
+      revision: opts.revision ?? this.#rev,
+      more: after.length > limit,
+    };
   }
 
   async put(key: string, value: Buffer, expect: number): Promise<KvWriteResult> {

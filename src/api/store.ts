@@ -46,6 +46,48 @@ export interface ListOptions {
   labelSelector?: string;
 }
 
+/** Options of a paged {@link ResourceStore.list} (Kubernetes' `limit` and `continue`). */
+export interface ListPageOptions extends ListOptions {
+  /** At most this many items; the list's `metadata.continue` then names the rest. 0 or absent: all. */
+  limit?: number;
+  /** The `metadata.continue` of the previous page: the next page, at the first page's revision. */
+  continue?: string;
+}
+
+/** Keys read per datastore page while filling a page of `limit` items through a label selector. */
+const FILL_PAGE_SIZE = 500;
+
+/** The continue token: base64 of the next key (relative to the list's prefix) and the first page's revision. */
+interface ContinueToken {
+  rv: number;
+  start: string;
+}
+
+function encodeContinue(t: ContinueToken): string {
+  return Buffer.from(JSON.stringify({ v: 1, rv: t.rv, start: t.start })).toString('base64url');
+}
+
+function decodeContinue(token: string): ContinueToken {
+  let t: { v?: unknown; rv?: unknown; start?: unknown };
+  try {
+    t = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as typeof t;
+  } catch {
+    t = {};
+  }
+  if (
+    t === null ||
+    typeof t !== 'object' ||
+    t.v !== 1 ||
+    typeof t.rv !== 'number' ||
+    !Number.isSafeInteger(t.rv) ||
+    t.rv < 1 ||
+    typeof t.start !== 'string'
+  ) {
+    throw apiError('VIPMESH_API_BAD_REQUEST', `continue: "${token.slice(0, 64)}" is not a continue token`);
+  }
+  return { rv: t.rv, start: t.start };
+}
+
 /** Options of {@link ResourceStore.watch}. */
 export interface WatchOptions extends ListOptions {
   /**
@@ -99,14 +141,19 @@ export class ResourceStore {
     });
   }
 
-  /** Every object of a resource; the list's resourceVersion is the store revision it was read at. */
+  /**
+   * Every object of a resource; the list's resourceVersion is the store revision it was read at. With
+   * `limit`, one page: `metadata.continue` is set while objects remain, and passing it back reads the next
+   * page at the first page's revision (`VIPMESH_API_GONE` once that revision is compacted).
+   */
   async list<R extends ResourceName>(
     resource: R,
-    opts: ListOptions = {},
+    opts: ListPageOptions = {},
   ): Promise<ObjectList<ResourceTypes[R]>> {
     return this.#count('list', async () => {
       const r = RESOURCES[resource];
       const sel = parseLabelSelector(opts.labelSelector ?? '');
+      if ((opts.limit ?? 0) > 0 || (opts.continue ?? '') !== '') return this.#page<R>(r, sel, opts);
       const { pairs, revision } = await this.#kv.list(prefixOf(r, opts.namespace));
       const items = pairs
         .map((p) => this.#decode<R>(r, p))
@@ -118,6 +165,67 @@ export class ResourceStore {
         items,
       };
     });
+  }
+
+  async #page<R extends ResourceName>(
+    r: ResourceInfo,
+    sel: ReturnType<typeof parseLabelSelector>,
+    opts: ListPageOptions,
+  ): Promise<ObjectList<ResourceTypes[R]>> {
+    const prefix = prefixOf(r, opts.namespace);
+    const limit = opts.limit !== undefined && opts.limit > 0 ? opts.limit : Number.POSITIVE_INFINITY;
+    const from = (opts.continue ?? '') === '' ? undefined : decodeContinue(opts.continue!);
+    let revision = from?.rv;
+    // The relative key is appended to the prefix: a token can never reach keys outside this list.
+    let start = from === undefined ? prefix : prefix + from.start;
+    const items: Array<ResourceTypes[R]> = [];
+    let next: string | undefined;
+    for (;;) {
+      const want = Number.isFinite(limit) ? limit - items.length : FILL_PAGE_SIZE;
+      let page: Awaited<ReturnType<Kv['listPage']>>;
+      try {
+        page = await this.#kv.listPage(prefix, {
+          limit: sel.length === 0 ? want : Math.max(want, FILL_PAGE_SIZE),
+          start,
+          ...(revision === undefined ? {} : { revision }),
+        });
+      } catch (err) {
+        if (from !== undefined && err instanceof VipmeshError && err.code === 'VIPMESH_API_GONE') {
+          throw apiError(
+            'VIPMESH_API_GONE',
+            `The provided continue parameter is too old to display a consistent list result (revision ${from.rv} has been compacted). You can start a new list without the continue parameter.`,
+            {},
+            err,
+          );
+        }
+        throw err;
+      }
+      revision ??= page.revision;
+      let i = 0;
+      for (; i < page.pairs.length && items.length < limit; i++) {
+        const o = this.#decode<R>(r, page.pairs[i]!);
+        if (matchesLabels(sel, o.metadata.labels)) items.push(o);
+      }
+      const last = page.pairs[i - 1];
+      const rest = i < page.pairs.length || page.more;
+      if (!rest || last === undefined) break;
+      start = `${last.key}\0`;
+      if (items.length >= limit) {
+        next = start;
+        break;
+      }
+    }
+    return {
+      apiVersion: apiVersionOf(r),
+      kind: `${r.kind}List`,
+      metadata: {
+        resourceVersion: String(revision),
+        ...(next === undefined
+          ? {}
+          : { continue: encodeContinue({ rv: revision, start: next.slice(prefix.length) }) }),
+      },
+      items,
+    };
   }
 
   /**

@@ -198,7 +198,8 @@ export function resourceFor(name: string): ResourceInfo | undefined {
 export interface ObjectList<T extends KubeObject = KubeObject> {
   apiVersion: string;
   kind: string;
-  metadata: { resourceVersion: string };
+  /** `continue`: set on a page of a `limit`ed list while objects remain; pass it back for the next page. */
+  metadata: { resourceVersion: string; continue?: string };
   items: T[];
 }
 

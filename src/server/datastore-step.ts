@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { EtcdKv } from '../api/etcd-kv.js';
+import { EtcdKv, etcdClientOptions } from '../api/etcd-kv.js';
 import type { Kv } from '../api/kv.js';
 import { ResourceStore } from '../api/store.js';
 import { type Datastore, restrictDir, startDatastore } from '../kine/index.js';
@@ -69,9 +69,10 @@ export function openClient({ o, registry, stack }: ServerStep, endpoints: string
     .split(',')
     .map((h) => h.trim())
     .filter(Boolean);
-  const etcd = new Etcd3({ hosts });
+  const etcd = new Etcd3({ ...etcdClientOptions(o.datastoreClient), hosts });
   stack.push('etcd', () => etcd.close());
-  const kv = sharedKv(new EtcdKv(etcd));
+  const pageSize = o.datastoreClient?.pageSize;
+  const kv = sharedKv(new EtcdKv(etcd, pageSize === undefined ? {} : { pageSize }));
   const store = new ResourceStore({ kv, validate: validateObject, registry, ...clockOf(o) });
   stack.push('store', () => store.close());
   return { etcd, kv, store };
@@ -97,6 +98,7 @@ function sharedKv(inner: Kv): Kv {
   return {
     get: (key) => inner.get(key),
     list: (prefix) => inner.list(prefix),
+    listPage: (prefix, opts) => inner.listPage(prefix, opts),
     put: (key, value, expect) => inner.put(key, value, expect),
     delete: (key, expect) => inner.delete(key, expect),
     watch: (prefix, from, handlers) => inner.watch(prefix, from, handlers),

@@ -1,3 +1,4 @@
+import type { EtcdTuning } from '../api/etcd-kv.js';
 import type { Clock } from '../clock.js';
 import type { ShutdownStack } from '../daemon/shutdown-stack.js';
 import type { Logger } from '../log.js';
@@ -36,6 +37,8 @@ export interface ServerOptions {
   electionTtlSeconds?: number;
   /** How long a Node keeps Ready without a session after a start [5 s]. */
   nodeGraceMs?: number;
+  /** Datastore client tuning: keys per list page [500], largest gRPC answer [16 MiB]. */
+  datastoreClient?: EtcdTuning;
   logger: Logger;
   registry?: Registry;
   clock?: Clock;

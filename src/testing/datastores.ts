@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { createResourceStore } from '../api/create.js';
+import type { EtcdTuning } from '../api/etcd-kv.js';
 import type { ResourceStore } from '../api/store.js';
 import { startDatastore } from '../kine/index.js';
 import { silentLogger } from '../log.js';
@@ -123,9 +124,14 @@ export interface TestApi {
 export async function startTestApi(
   endpoint: string,
   creds: { certPem: string; keyPem: string; caCertPem: string; adminToken: string; joinToken: string },
+  tuning?: EtcdTuning,
 ): Promise<TestApi> {
   const registry = createRegistry();
-  const store = createResourceStore({ endpoints: endpoint, registry });
+  const store = createResourceStore({
+    endpoints: endpoint,
+    registry,
+    ...(tuning === undefined ? {} : { tuning }),
+  });
   let ready = true;
   const srv = await createApiServer({
     store,

@@ -61,7 +61,7 @@ export async function printObjects(
       }
       const wide = opts.output === 'wide';
       let nodes: Node[] | undefined;
-      if (wide && r.resource === 'services') nodes = (await client.list('nodes')).items;
+      if (wide && r.resource === 'services') nodes = (await client.listAll('nodes')).items;
       ctx.stdout.write(
         printTable(r, items, {
           wide,
@@ -133,20 +133,28 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-o, --output <format>', 'wide, json, yaml or name (default: a table)')
     .option('-n, --namespace <ns>', 'only this namespace (default: all namespaces; with a name: default)')
     .option('-A, --all-namespaces', 'every namespace (the default when listing)')
-    .option('-w, --watch', 'after listing, print every change as it happens (until Ctrl-C)');
+    .option('-w, --watch', 'after listing, print every change as it happens (until Ctrl-C)')
+    .option('--chunk-size <n>', 'list in pages of this many objects', '500');
   addConnectionOptions(cmd);
   cmd.action(
     async (
       kind: string,
       name: string | undefined,
-      opts: { output?: string; namespace?: string; watch?: boolean },
+      opts: { output?: string; namespace?: string; watch?: boolean; chunkSize: string },
     ) => {
       const r = kindArg(kind);
+      const chunk = Number(opts.chunkSize);
+      if (!Number.isSafeInteger(chunk) || chunk < 1) {
+        throw new VipmeshError(
+          'VIPMESH_CLI_BAD_INPUT',
+          `--chunk-size: "${opts.chunkSize}" is not a positive integer`,
+        );
+      }
       const client = await connectFromFlags(cmd.opts());
       try {
         const result =
           name === undefined
-            ? await client.list(r.resource, r.namespaced ? opts.namespace : undefined)
+            ? await client.listAll(r.resource, r.namespaced ? opts.namespace : undefined, chunk)
             : await client.get(r.resource, name, opts.namespace ?? 'default');
         const withNamespace = r.namespaced && name === undefined && opts.namespace === undefined;
         const output = opts.output ? { output: opts.output } : {};
