@@ -4,6 +4,7 @@ import { Codes } from './codes.js';
 import { decodeIpAddressPool, decodeL2Advertisement, decodeLegacyConfigMap } from './decode-pool.js';
 import { decodeNamespace, decodeService } from './decode-service.js';
 import { formatPath } from './path.js';
+import { checkFields, SCHEMAS } from './schema.js';
 import type {
   AddressPool,
   AdvertisementRule,
@@ -75,6 +76,7 @@ export function decodeObject(obj: unknown): DecodeResult {
     c.add(['apiVersion'], Codes.UNSUPPORTED_KIND, `${kind} must have apiVersion ${want}, got ${apiVersion}`);
     return { kind, name, issues: c.issues };
   }
+  checkFields(c, obj, SCHEMAS[kind]!);
   let decoded: Decoded;
   switch (kind as Decoded['kind']) {
     case 'IPAddressPool':

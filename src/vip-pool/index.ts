@@ -19,6 +19,7 @@ export {
   type ReportService,
   renderReport,
 } from './check.js';
+export { type NameRule, nameProblem, nameRuleOf } from './checker.js';
 export { Codes, type PoolErrorCode } from './codes.js';
 export {
   ACCEPTED_KINDS,
@@ -40,6 +41,7 @@ export {
 } from './l2.js';
 export { checkPools, formatProblem, type ParsedObject, parseDocuments } from './parse.js';
 export { type PoolSetProblem, poolSetProblems, poolSize } from './pools.js';
+export { checkFields, SCHEMAS, type Schema } from './schema.js';
 export { selectorMatches } from './selector.js';
 export {
   type AddressPool,
