@@ -5,7 +5,7 @@ import type { Kv } from '../api/kv.js';
 import { ResourceStore } from '../api/store.js';
 import { type Datastore, startDatastore } from '../kine/index.js';
 import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
-import { validateObject } from '../vip-pool/index.js';
+import { poolConflicts, validateObject } from '../vip-pool/index.js';
 import { sharedCredentials } from './bootstrap.js';
 import { clockOf, type ServerStep } from './server-options.js';
 
@@ -51,7 +51,13 @@ export function openClient({ o, registry, stack }: ServerStep, endpoints: string
   const etcd = new Etcd3({ hosts });
   stack.push('etcd', () => etcd.close());
   const kv = sharedKv(new EtcdKv(etcd));
-  const store = new ResourceStore({ kv, validate: validateObject, registry, ...clockOf(o) });
+  const store = new ResourceStore({
+    kv,
+    validate: validateObject,
+    validateSet: poolConflicts,
+    registry,
+    ...clockOf(o),
+  });
   stack.push('store', () => store.close());
   return { etcd, kv, store };
 }

@@ -25,6 +25,7 @@ export {
   ACCEPTED_KINDS,
   type Decoded,
   fromLegacyConfigMap,
+  poolConflicts,
   toAddressPool,
   toL2Advertisement,
   toServiceRequest,
