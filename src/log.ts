@@ -36,3 +36,17 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * The logger of one module: `root.child({ module })`. pino appends bindings, so a child of a logger that
+ * already names a module would print the `module` key twice; that is a wiring mistake, refused here.
+ */
+export function moduleLogger(root: Logger, module: string): Logger {
+  const has = root.bindings()['module'];
+  if (has !== undefined) {
+    throw new Error(
+      `logger for module ${module}: the logger given is already module ${String(has)}; give the root`,
+    );
+  }
+  return root.child({ module });
+}

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { pino } from 'pino';
 import t from 'tap';
 import { VipmeshError } from '../errors.js';
 import { silentLogger } from '../log.js';
@@ -21,7 +22,7 @@ class IdleAnnouncer extends EventEmitter implements AgentAnnouncer {
   async close() {}
 }
 
-function agent(token: string, connector?: Connector): Agent {
+function agent(token: string, connector?: Connector, logger = silentLogger()): Agent {
   return new Agent({
     servers: ['https://a:6443'],
     token,
@@ -29,7 +30,7 @@ function agent(token: string, connector?: Connector): Agent {
     dataDir: tempDir('vipmesh-agent-'),
     registration: {},
     announcer: new IdleAnnouncer(),
-    logger: silentLogger(),
+    logger,
     ...(connector === undefined ? {} : { tunnel: { connector } }),
   });
 }
@@ -76,4 +77,19 @@ t.test('localRegistration: the node IPs given, labels with the hostname label, i
     (auto.addresses ?? []).some((a) => a.type === 'InternalIP'),
     'an address is found without --node-ip',
   );
+});
+
+t.test('a clean stop logs what happens once, not "lost the server"', async (t) => {
+  const lines: Array<{ msg: string; level: number }> = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  const a = agent(`K10${'b'.repeat(64)}::server:abcdef0123456789`, undefined, logger);
+  await Promise.all([a.close(), a.close()]);
+  // The tunnel reports the session it ends on close as a disconnect.
+  a.client.emit('disconnected', { reason: 'agent shutting down' });
+  t.same(
+    lines.filter((l) => /lost the server/.test(l.msg)),
+    [],
+    'no warning that the server was lost',
+  );
+  t.equal(lines.filter((l) => /^stopping/.test(l.msg)).length, 1, 'one line saying it is stopping');
 });

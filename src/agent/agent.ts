@@ -70,6 +70,7 @@ export class Agent {
   #hostGw: AgentHostGw | undefined;
   #hostGwStarting: Promise<AgentHostGw | undefined> | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
   /** The assignment last received (undefined before the first). */
   #wanted: VipAssignment[] | undefined;
 
@@ -112,6 +113,8 @@ export class Agent {
     this.client.on('disconnected', ({ reason }) => {
       up?.set(0);
       this.#connected = false;
+      // Our own close (SIGTERM): close() says what happens to the VIPs; nothing was lost.
+      if (this.#closed) return;
       this.#log.warn(
         { reason, held: this.#o.announcer.vips },
         'lost the server; keeping the VIPs and routes, probing the VIPs',
@@ -253,8 +256,17 @@ export class Agent {
   }
 
   /** Disconnect, release every VIP (announcer close) and stop the route reconciler. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
+    this.#log.info(
+      { held: this.#o.announcer.vips },
+      'stopping: leaving the server, releasing the VIPs and removing the routes',
+    );
     this.#stopProbing();
     if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
     await this.client.close();

@@ -1,7 +1,7 @@
 import { startAnnouncer } from '../arp/index.js';
 import type { Clock } from '../clock.js';
 import { createHostGw, DEFAULT_SUBNET_ENV_PATH } from '../flannel-hostgw/index.js';
-import type { Logger } from '../log.js';
+import { type Logger, moduleLogger } from '../log.js';
 import type { Registry } from '../metrics.js';
 import { DEFAULT_STATE_DIR } from '../paths.js';
 import { Agent, type AgentHostGw, localRegistration } from './agent.js';
@@ -27,6 +27,7 @@ export interface CreateAgentOptions {
   heartbeatMs?: number;
   misses?: number;
   probeIntervalMs?: number;
+  /** The root logger (no `module`): the agent logs as module agent, the announcer as arp, host-gw as flannel-hostgw. */
   logger: Logger;
   registry?: Registry;
   clock?: Clock;
@@ -40,7 +41,7 @@ export interface CreateAgentOptions {
  * `start: false`.
  */
 export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
-  const log = o.logger;
+  const log = moduleLogger(o.logger, 'agent');
   const registration = localRegistration({
     nodeName: o.nodeName,
     ...(o.nodeIps === undefined ? {} : { nodeIps: o.nodeIps }),
@@ -48,7 +49,7 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
   });
   const nodeIp = registration.addresses?.find((a) => a.type === 'InternalIP')?.address;
   const announcer = await startAnnouncer({
-    logger: log.child({ module: 'arp' }),
+    logger: moduleLogger(o.logger, 'arp'),
     stateDir: o.stateDir ?? DEFAULT_STATE_DIR,
     ...(o.registry === undefined ? {} : { registry: o.registry }),
     ...(o.clock === undefined ? {} : { clock: o.clock }),
@@ -61,7 +62,7 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
             nodeName: o.nodeName,
             clusterCidr,
             subnetEnvPath: o.subnetEnvPath ?? DEFAULT_SUBNET_ENV_PATH,
-            logger: log.child({ module: 'flannel-hostgw' }),
+            logger: moduleLogger(o.logger, 'flannel-hostgw'),
             ...(o.flannelIface === undefined ? {} : { flannelIface: o.flannelIface }),
             ...(nodeIp === undefined ? {} : { nodeIp }),
             ...(o.registry === undefined ? {} : { registry: o.registry }),

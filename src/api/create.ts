@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
-import { validateObject } from '../vip-pool/index.js';
+import { poolConflicts, validateObject } from '../vip-pool/index.js';
 import { createEtcdKv, type EtcdKvOptions, type EtcdTuning } from './etcd-kv.js';
 import type { Validator } from './status.js';
 import { ResourceStore } from './store.js';
@@ -29,6 +29,7 @@ export function createResourceStore(opts: CreateResourceStoreOptions): ResourceS
   return new ResourceStore({
     kv,
     validate: opts.validate ?? validateObject,
+    validateSet: poolConflicts,
     ...(opts.registry === undefined ? {} : { registry: opts.registry }),
     ...(opts.clock === undefined ? {} : { clock: opts.clock }),
   });

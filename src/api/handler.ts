@@ -4,6 +4,7 @@ import type { VipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Counter, Gauge } from '../metrics.js';
 import type { Authenticator } from './auth.js';
+import { parseStrictJson } from './json-body.js';
 import { apiError, statusFor } from './status.js';
 import type { ResourceStore, StoreWatch } from './store.js';
 import { apiVersionOf, type KubeObject, RESOURCES, type ResourceInfo } from './types.js';
@@ -190,11 +191,8 @@ export class ApiHandler {
     if (size > max) throw apiError('VIPMESH_API_TOO_LARGE', `the request body is larger than ${max} bytes`);
     const text = Buffer.concat(chunks).toString('utf8');
     if (optional && text.trim() === '') return undefined;
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (err) {
-      throw apiError('VIPMESH_API_BAD_REQUEST', `the request body is not JSON: ${(err as Error).message}`);
-    }
+    checkMediaType(req.headers['content-type']);
+    return parseStrictJson(text);
   }
 
   #json(res: ServerResponse, code: number, body: unknown): void {
@@ -241,6 +239,20 @@ function pageParams(q: URLSearchParams): { limit?: number; continue?: string } {
   const cont = q.get('continue');
   if (cont !== null && cont !== '') out.continue = cont;
   return out;
+}
+
+/**
+ * Bodies are JSON: `application/json` (any parameters), or no Content-Type at all. Anything else is
+ * `VIPMESH_API_UNSUPPORTED_MEDIA_TYPE` (415), as kube-apiserver answers.
+ */
+function checkMediaType(header: string | undefined): void {
+  if (header === undefined) return;
+  const type = header.split(';')[0]!.trim().toLowerCase();
+  if (type === 'application/json') return;
+  throw apiError(
+    'VIPMESH_API_UNSUPPORTED_MEDIA_TYPE',
+    `the body of the request was in an unknown format (Content-Type: ${header.slice(0, 100)}); accepted media types include: application/json`,
+  );
 }
 
 function notAllowed(verb: string, path: string): VipmeshError {

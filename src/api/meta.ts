@@ -1,31 +1,27 @@
 /** Object names, datastore keys and the canonical JSON the store compares and writes. */
 import { randomBytes } from 'node:crypto';
+import { nameProblem, nameRuleOf } from '../vip-pool/index.js';
 import type { FieldProblem } from './status.js';
 import type { KubeObject, ResourceInfo } from './types.js';
 
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-/** Problems with `metadata.name` / `metadata.namespace` (Kubernetes' DNS-1123 rules). */
+/**
+ * Problems with `metadata.name` / `metadata.namespace`: Kubernetes' rules for the kind (Services DNS-1035
+ * labels, Namespaces DNS-1123 labels, the rest DNS-1123 subdomains), in the words check-config uses.
+ */
 export function checkMeta(r: ResourceInfo, name: unknown, namespace: unknown): FieldProblem[] {
   const out: FieldProblem[] = [];
   if (typeof name !== 'string' || name === '') {
     out.push({ path: 'metadata.name', code: 'Required', message: 'name is required' });
-  } else if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {
-    out.push({
-      path: 'metadata.name',
-      code: 'FieldValueInvalid',
-      message: `"${name}" must be lowercase letters, digits, "-" and ".", starting and ending alphanumeric`,
-    });
+  } else {
+    const why = nameProblem(name, nameRuleOf(r.kind));
+    if (why !== undefined) out.push({ path: 'metadata.name', code: 'FieldValueInvalid', message: why });
   }
   if (r.namespaced && namespace !== undefined) {
-    if (typeof namespace !== 'string' || namespace.length > 63 || !DNS1123_LABEL.test(namespace)) {
-      out.push({
-        path: 'metadata.namespace',
-        code: 'FieldValueInvalid',
-        message: `"${String(namespace)}" must be a DNS label`,
-      });
-    }
+    const why =
+      typeof namespace === 'string'
+        ? nameProblem(namespace, 'dns1123-label')
+        : `${JSON.stringify(namespace)} must be a string`;
+    if (why !== undefined) out.push({ path: 'metadata.namespace', code: 'FieldValueInvalid', message: why });
   }
   return out;
 }

@@ -16,6 +16,12 @@ export type FieldProblem = Pick<PoolConfigProblem, 'path' | 'code' | 'message'>;
 /** Validates one object; an empty list means valid. The same function `vipmesh check-config` uses. */
 export type Validator = (obj: unknown) => FieldProblem[];
 
+/**
+ * Validates one object against the others already stored of the resources it shares a namespace of
+ * names or addresses with (pools: vip-pool's `poolConflicts`); an empty list means valid.
+ */
+export type SetValidator = (obj: unknown, existing: readonly unknown[]) => FieldProblem[];
+
 /** A Kubernetes `Status` object (meta/v1). */
 export interface Status {
   apiVersion: 'v1';
@@ -44,6 +50,7 @@ const HTTP: Record<string, [number, string]> = {
   VIPMESH_API_CONFLICT: [409, 'Conflict'],
   VIPMESH_API_GONE: [410, 'Expired'],
   VIPMESH_API_TOO_LARGE: [413, 'RequestEntityTooLarge'],
+  VIPMESH_API_UNSUPPORTED_MEDIA_TYPE: [415, 'UnsupportedMediaType'],
   VIPMESH_API_INVALID: [422, 'Invalid'],
   VIPMESH_STORE_UNAVAILABLE: [503, 'ServiceUnavailable'],
 };

@@ -6,7 +6,7 @@ import { Counter } from '../metrics.js';
 import type { Kv, KvEvent, KvPair } from './kv.js';
 import { checkMeta, keyOf, nameSuffix, prefixOf, specPart, stripVolatile } from './meta.js';
 import { matchesLabels, parseLabelSelector } from './selector.js';
-import { apiError, invalidError, type Validator } from './status.js';
+import { apiError, invalidError, type SetValidator, type Validator } from './status.js';
 import { StoreWatch } from './store-watch.js';
 
 import {
@@ -32,6 +32,13 @@ export interface ResourceStoreOptions {
   validate?: Validator;
   /** Which resources `validate` is asked about; default all but Nodes and Events. */
   validated?: ResourceName[];
+  /**
+   * Checks of an object against the stored objects of `setResources` (vip-pool's `poolConflicts`: a pool
+   * overlapping or named like a stored one); default none.
+   */
+  validateSet?: SetValidator;
+  /** The resources `validateSet` is asked about and given; default IPAddressPools and ConfigMaps. */
+  setResources?: ResourceName[];
   /** For `creationTimestamp`; default the system clock. */
   clock?: Clock;
   /** Where `vipmesh_controlplane_store_*` metrics go; default none. */
@@ -106,6 +113,8 @@ export class ResourceStore {
   readonly #kv: Kv;
   readonly #validate: Validator | undefined;
   readonly #validated: Set<ResourceName>;
+  readonly #validateSet: SetValidator | undefined;
+  readonly #setResources: ResourceName[];
   readonly #clock: Clock;
   readonly #ops: Counter<'op' | 'result'> | undefined;
 
@@ -115,6 +124,8 @@ export class ResourceStore {
     this.#validated = new Set(
       opts.validated ?? ['services', 'ipaddresspools', 'l2advertisements', 'configmaps', 'namespaces'],
     );
+    this.#validateSet = opts.validateSet;
+    this.#setResources = opts.setResources ?? ['ipaddresspools', 'configmaps'];
     this.#clock = opts.clock ?? systemClock;
     this.#ops =
       opts.registry === undefined
@@ -246,6 +257,7 @@ export class ResourceStore {
           ? { ...obj, metadata: { ...(obj as KubeObject).metadata, name: `${gen}${nameSuffix()}` } }
           : obj;
         const o = this.#prepare(r, input);
+        await this.#checkSet(r, o);
         o.metadata.uid = randomUUID();
         o.metadata.creationTimestamp = new Date(this.#clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
         o.metadata.generation = 1;
@@ -277,6 +289,7 @@ export class ResourceStore {
     return this.#count('update', async () => {
       const r = RESOURCES[resource];
       const o = this.#prepare(r, obj);
+      await this.#checkSet(r, o);
       return this.#replace<R>(r, o, (cur) => {
         const next: KubeObject = { ...o, metadata: { ...o.metadata } };
         next.metadata.uid = cur.metadata.uid;
@@ -443,6 +456,20 @@ export class ResourceStore {
     }
     if (problems.length > 0) throw invalidError(r.kind, String(o.metadata.name ?? ''), problems);
     return o;
+  }
+
+  /** {@link ResourceStoreOptions.validateSet} on `o` and every other stored object of `setResources`. */
+  async #checkSet(r: ResourceInfo, o: KubeObject): Promise<void> {
+    if (this.#validateSet === undefined || !this.#setResources.includes(r.resource)) return;
+    const self = keyOf(r, o.metadata.name, o.metadata.namespace);
+    const existing: KubeObject[] = [];
+    for (const name of this.#setResources) {
+      const other = RESOURCES[name];
+      const { pairs } = await this.#kv.list(prefixOf(other));
+      for (const p of pairs) if (p.key !== self) existing.push(this.#decode(other, p));
+    }
+    const problems = this.#validateSet(o, existing);
+    if (problems.length > 0) throw invalidError(r.kind, o.metadata.name, problems);
   }
 
   #decode<R extends ResourceName>(r: ResourceInfo, pair: KvPair): ResourceTypes[R] {

@@ -1,7 +1,9 @@
 /**
  * The objects the control plane stores, shaped like Kubernetes (apiVersion/kind/metadata/spec/status), and
  * the table of resources the store and the API know. Only the fields vipmesh reads are typed; every object
- * keeps the fields it was given (an index signature), so a Service from a real cluster round-trips.
+ * keeps the fields it was given (an index signature), so a Service from a real cluster round-trips. Which
+ * fields each kind declares (anything else is refused on write, as by `check-config`) is in
+ * src/vip-pool/schema.ts, where both the API's validation and `check-config` read it.
  */
 
 /** Kubernetes ObjectMeta, the part vipmesh uses. `resourceVersion` is the datastore's mod revision. */

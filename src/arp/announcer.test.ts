@@ -1,5 +1,6 @@
+import { pino } from 'pino';
 import t from 'tap';
-import { silentLogger } from '../log.js';
+import { type Logger, silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { formatIpBytes, type IpAddr } from '../util/ip.js';
@@ -48,7 +49,12 @@ class FakeSocket {
   }
 }
 
-function rig(opts: AnnouncerOptions = {}, links: LinkInfo[] = [link('eth0', 2, MAC0)], stale: string[] = []) {
+function rig(
+  opts: AnnouncerOptions = {},
+  links: LinkInfo[] = [link('eth0', 2, MAC0)],
+  stale: string[] = [],
+  logger: Logger = silentLogger(),
+) {
   const clock = new FakeClock();
   const registry = createRegistry();
   const state = {
@@ -86,7 +92,7 @@ function rig(opts: AnnouncerOptions = {}, links: LinkInfo[] = [link('eth0', 2, M
         return p;
       },
       clock,
-      logger: silentLogger(),
+      logger,
       registry,
     },
     opts,
@@ -376,3 +382,30 @@ t.test('explicit interfaces, refresh, bad input', async (t) => {
   clock.advance(5000);
   t.equal(port.arp.sent.length, 0, 'no rounds after close');
 });
+
+t.test(
+  'close says once what happened: VIPs released, interfaces left; no "interface gone or down"',
+  async (t) => {
+    const lines: Array<{ msg: string; level: number; released?: string[]; ifaces?: string[] }> = [];
+    const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const { announcer, clock } = rig({}, [link('eth0', 2, MAC0), link('eth1', 3, PEER)], [], logger);
+    await announcer.start();
+    const downs: unknown[] = [];
+    announcer.on('interface-down', (e) => downs.push(e));
+    const held = announcer.hold('198.51.100.100');
+    await settle(clock, 5000);
+    await held;
+    lines.length = 0;
+    await announcer.close();
+    t.same(
+      lines.filter((l) => /interface gone or down/.test(l.msg)),
+      [],
+      'a clean close does not claim the interfaces went away',
+    );
+    t.same(downs, [], 'and emits no interface-down');
+    const closed = lines.filter((l) => /announcer closed/.test(l.msg));
+    t.equal(closed.length, 1, 'one line for the close');
+    t.same(closed[0]?.released, ['198.51.100.100']);
+    t.same(closed[0]?.ifaces, ['eth0', 'eth1']);
+  },
+);

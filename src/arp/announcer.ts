@@ -249,12 +249,14 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     }
   }
 
-  #closePort(name: string, port: Port): void {
+  /** Stop announcing on `name`: the link went away or down, or (`closing`) the announcer is closing. */
+  #closePort(name: string, port: Port, closing = false): void {
     this.#ports.delete(name);
     port.arp.close();
     port.ndp.close();
     port.mld?.close();
     this.#d.sysctl.restore(name);
+    if (closing) return;
     this.#log.info({ op: 'port', iface: name }, 'interface gone or down; stopped announcing on it');
     this.emit('interface-down', { iface: name });
   }
@@ -479,8 +481,13 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     await Promise.allSettled([...this.#taking.values()]);
     const vips = [...this.#held.keys()];
     const results = await Promise.allSettled(vips.map((v) => this.release(v)));
-    for (const [name, port] of this.#ports) this.#closePort(name, port);
+    const ifaces = [...this.#ports.keys()];
+    for (const [name, port] of this.#ports) this.#closePort(name, port, true);
     this.#d.sysctl.restoreAll();
+    this.#log.info(
+      { op: 'close', released: vips, ifaces },
+      'announcer closed: VIPs released, interfaces left',
+    );
     this.#d.links.close();
     const failed = results.find((r) => r.status === 'rejected');
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;

@@ -136,11 +136,14 @@ function secret(): string {
 /**
  * The server's CA, serving certificate and tokens: read from `<dataDir>/server/tls/` and
  * `<dataDir>/server/{token,admin-token}` when present, made (once) otherwise. `opts.sans` adds subject
- * alternative names to a certificate made now (an existing certificate is kept as it is).
+ * alternative names to a certificate made now (an existing certificate is kept as it is). With
+ * `create: false` (everything but the server) nothing is made: a missing file is
+ * `VIPMESH_CREDENTIALS_MISSING` naming it, since credentials made anywhere else than on the server belong
+ * to no cluster and a token from them would be useless.
  */
 export async function ensureServerCredentials(
   dataDir: string,
-  opts: { sans?: string[] } = {},
+  opts: { sans?: string[]; create?: boolean } = {},
 ): Promise<ServerCredentials> {
   const serverDir = join(dataDir, 'server');
   const tls = join(serverDir, 'tls');
@@ -150,6 +153,17 @@ export async function ensureServerCredentials(
     certPem: join(tls, 'serving.crt'),
     keyPem: join(tls, 'serving.key'),
   };
+  if (opts.create === false) {
+    const needed = [...Object.values(files), join(serverDir, 'token'), join(serverDir, 'admin-token')];
+    const missing = needed.find((f) => !existsSync(f));
+    if (missing !== undefined) {
+      throw new VipmeshError(
+        'VIPMESH_CREDENTIALS_MISSING',
+        `no server credentials in ${dataDir}: ${missing} does not exist (only \`vipmesh server\` creates them; give the data directory of a server that has started, with --data-dir)`,
+        { details: { dataDir, path: missing } },
+      );
+    }
+  }
   try {
     mkdirSync(tls, { recursive: true, mode: 0o700 });
     let pems: Record<keyof typeof files, string>;

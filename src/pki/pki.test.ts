@@ -1,5 +1,5 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
@@ -130,29 +130,46 @@ t.test('fetchAndPinCA: the pinned hash is checked', async (t) => {
 });
 
 t.test(
-  '`vipmesh token` prints the join token (or --admin the admin token), making credentials if needed',
+  "`vipmesh token` prints the server's join token (or --admin the admin token) and never makes credentials",
   async (t) => {
     const dir = tempDir('vipmesh-pki-');
     const out = (args: string[]) => {
       const stdout = new PassThrough();
+      const stderr = new PassThrough();
       let text = '';
+      let err = '';
       stdout.on('data', (d) => (text += d));
+      stderr.on('data', (d) => (err += d));
       const ctx = {
         stdout,
-        stderr: new PassThrough(),
+        stderr,
         exitCode: 0,
         logger: () => {
           throw new Error('no logger');
         },
       };
-      return run(args, ctx).then((code) => ({ code, text }));
+      return run(args, ctx).then((code) => ({ code, text, err }));
     };
+    // A directory no server has used: an error naming what is missing, and nothing made there.
+    const empty = await out(['token', '--data-dir', dir]);
+    t.equal(empty.code, 1);
+    t.equal(empty.text, '', 'no token printed');
+    t.match(empty.err, `${join(dir, 'server', 'tls', 'server-ca.crt')} does not exist`);
+    t.match(empty.err, /VIPMESH_CREDENTIALS_MISSING/);
+    t.notOk(existsSync(join(dir, 'server')), 'no CA made');
+    await t.rejects(ensureServerCredentials(dir, { create: false }), { code: 'VIPMESH_CREDENTIALS_MISSING' });
+    // The server makes them; then the command prints them.
+    const creds = await ensureServerCredentials(dir);
     const join1 = await out(['token', '--data-dir', dir]);
     t.equal(join1.code, 0);
-    const creds = await ensureServerCredentials(dir);
     t.equal(join1.text, `${creds.joinToken}\n`);
     const admin = await out(['token', '--data-dir', dir, '--admin']);
     t.equal(admin.text, `${creds.adminToken}\n`);
+    // A lost token file is not replaced by one the running server would not know.
+    rmSync(join(dir, 'server', 'token'));
+    const lost = await out(['token', '--data-dir', dir]);
+    t.equal(lost.code, 1);
+    t.match(lost.err, `${join(dir, 'server', 'token')} does not exist`);
     const file = join(tempDir('vipmesh-pki-'), 'a-file');
     writeFileSync(file, 'x');
     await t.rejects(ensureServerCredentials(file), { code: 'VIPMESH_TUNNEL_PKI' });

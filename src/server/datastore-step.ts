@@ -5,7 +5,7 @@ import type { Kv } from '../api/kv.js';
 import { ResourceStore } from '../api/store.js';
 import { type Datastore, restrictDir, startDatastore } from '../kine/index.js';
 import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
-import { validateObject } from '../vip-pool/index.js';
+import { poolConflicts, validateObject } from '../vip-pool/index.js';
 import { sharedCredentials } from './bootstrap.js';
 import { clockOf, type ServerStep } from './server-options.js';
 
@@ -73,7 +73,13 @@ export function openClient({ o, registry, stack }: ServerStep, endpoints: string
   stack.push('etcd', () => etcd.close());
   const pageSize = o.datastoreClient?.pageSize;
   const kv = sharedKv(new EtcdKv(etcd, pageSize === undefined ? {} : { pageSize }));
-  const store = new ResourceStore({ kv, validate: validateObject, registry, ...clockOf(o) });
+  const store = new ResourceStore({
+    kv,
+    validate: validateObject,
+    validateSet: poolConflicts,
+    registry,
+    ...clockOf(o),
+  });
   stack.push('store', () => store.close());
   return { etcd, kv, store };
 }

@@ -180,7 +180,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
           });
           this.#session = undefined;
           this.metrics.sessions--;
-          this.#log.warn({ url, reason }, 'tunnel session lost');
+          // Our own close() ended it: the caller says what stopping means; nothing was lost.
+          if (this.#stopped) this.#log.debug({ url, reason }, 'tunnel session closed');
+          else this.#log.warn({ url, reason }, 'tunnel session lost');
           this.emit('disconnected', { reason });
           escalate = false; // losing a session is not a failed attempt
         }

@@ -251,3 +251,26 @@ t.test('check-config never throws on arbitrary YAML', async (t) => {
   );
   t.pass();
 });
+
+t.test('check-config refuses unknown and misplaced fields with the words the API uses', async (t) => {
+  const text = `apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: LoadBalancer
+  loadBalancerIp: 198.51.100.7
+  ports:
+    - port: 80
+      loadBalancerIP: 198.51.100.7
+`;
+  const r = checkConfig([{ file: 'svc.yaml', text }]);
+  t.same(r.errors.map(formatProblem), [
+    'svc.yaml:7 Service/web spec.loadBalancerIp: unknown field: not declared in the Service spec schema; did you mean loadBalancerIP?',
+    'svc.yaml:10 Service/web spec.ports[0].loadBalancerIP: unknown field (expected one of: name, protocol, appProtocol, port, targetPort, nodePort)',
+  ]);
+  t.same(
+    r.errors.map((e) => e.code),
+    [Codes.FIELD_UNKNOWN, Codes.FIELD_UNKNOWN],
+  );
+});

@@ -25,7 +25,38 @@ function describe(v: unknown): string {
   return String(v);
 }
 
-const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Which of Kubernetes' name rules a name follows. */
+export type NameRule = 'dns1123-subdomain' | 'dns1123-label' | 'dns1035-label';
+
+/**
+ * The rule Kubernetes applies to `metadata.name` of a kind: Services are DNS-1035 labels (they become DNS
+ * names), Namespaces DNS-1123 labels, everything else DNS-1123 subdomains.
+ */
+export function nameRuleOf(kind: string): NameRule {
+  if (kind === 'Service') return 'dns1035-label';
+  if (kind === 'Namespace') return 'dns1123-label';
+  return 'dns1123-subdomain';
+}
+
+/** Why `name` breaks `rule`, or undefined when it follows it. The API and check-config say the same. */
+export function nameProblem(name: string, rule: NameRule): string | undefined {
+  const max = rule === 'dns1123-subdomain' ? 253 : 63;
+  if (name.length > max) return `"${name.slice(0, 40)}..." must be no more than ${max} characters`;
+  if (rule === 'dns1123-subdomain' && !DNS1123_SUBDOMAIN.test(name)) {
+    return `"${name}" must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit`;
+  }
+  if (rule === 'dns1123-label' && !DNS1123_LABEL.test(name)) {
+    return `"${name}" must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit`;
+  }
+  if (rule === 'dns1035-label' && !DNS1035_LABEL.test(name)) {
+    return `"${name}" must be a DNS-1035 label: lower-case letters, digits and '-', starting with a letter and ending with a letter or digit`;
+  }
+  return undefined;
+}
 
 /** Collects issues while reading fields of an untrusted value. Never throws. */
 export class Checker {
@@ -108,15 +139,10 @@ export class Checker {
     }
   }
 
-  /** A Kubernetes object name (DNS subdomain). */
-  name(v: string, path: FieldPath): void {
-    if (v.length > 253 || !NAME.test(v)) {
-      this.add(
-        path,
-        Codes.FIELD_INVALID,
-        `"${v}" is not a valid name (lower-case letters, digits, '-' and '.')`,
-      );
-    }
+  /** A Kubernetes object name (a DNS-1123 subdomain unless `rule` says otherwise). */
+  name(v: string, path: FieldPath, rule: NameRule = 'dns1123-subdomain'): void {
+    const why = nameProblem(v, rule);
+    if (why !== undefined) this.add(path, Codes.FIELD_INVALID, why);
   }
 
   /** A string-to-string map (labels, annotations). */
@@ -149,8 +175,8 @@ export class Checker {
   }
 
   private selector(v: Obj, p: FieldPath): LabelSelector | undefined {
+    // Unknown keys are refused by the kind's schema (schema.ts).
     const before = this.issues.length;
-    this.onlyKeys(v, ['matchLabels', 'matchExpressions'], p);
     const matchLabels = this.stringMap(v, 'matchLabels', p);
     const exprs: NonNullable<LabelSelector['matchExpressions']>[number][] = [];
     (this.list(v, 'matchExpressions', p) ?? []).forEach((e, j) => {
@@ -159,7 +185,6 @@ export class Checker {
         this.add(ep, Codes.FIELD_INVALID, `must be a map, got ${describe(e)}`);
         return;
       }
-      this.onlyKeys(e, ['key', 'operator', 'values'], ep);
       const key = this.str(e, 'key', ep, true);
       const op = this.str(e, 'operator', ep, true);
       const values = this.strings(e, 'values', ep);

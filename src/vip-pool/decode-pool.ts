@@ -1,5 +1,5 @@
 import { parse as parseYaml } from 'yaml';
-import { type Checker, isObj, type Obj } from './checker.js';
+import { type Checker, isObj, nameRuleOf, type Obj } from './checker.js';
 import { Codes } from './codes.js';
 import type { FieldPath } from './path.js';
 import { formatRange, type IpRange, isEntryError, parseAddressEntry, rangesOverlap } from './range.js';
@@ -34,13 +34,13 @@ export function decodeAddresses(c: Checker, obj: Obj, key: string, path: FieldPa
   return out;
 }
 
-/** Decode `metadata`: name (required), namespace, labels, annotations. */
+/** Decode `metadata`: name (required, by the kind's rule), namespace, labels, annotations. */
 export function decodeMetadata(c: Checker, obj: Obj) {
   const meta = c.map(obj, 'metadata', [], true) ?? {};
   const name = c.str(meta, 'name', ['metadata'], true) ?? '';
-  if (name !== '') c.name(name, ['metadata', 'name']);
+  if (name !== '') c.name(name, ['metadata', 'name'], nameRuleOf(String(obj['kind'])));
   const namespace = c.str(meta, 'namespace', ['metadata']) ?? '';
-  if (namespace !== '') c.name(namespace, ['metadata', 'namespace']);
+  if (namespace !== '') c.name(namespace, ['metadata', 'namespace'], 'dns1123-label');
   const labels = c.stringMap(meta, 'labels', ['metadata']);
   const annotations = c.stringMap(meta, 'annotations', ['metadata']);
   return { name, namespace, labels, annotations };
@@ -51,7 +51,6 @@ export function decodeIpAddressPool(c: Checker, obj: Obj): AddressPool {
   const { name, labels } = decodeMetadata(c, obj);
   const spec = c.map(obj, 'spec', [], true) ?? {};
   const sp = ['spec'];
-  c.onlyKeys(spec, ['addresses', 'autoAssign', 'avoidBuggyIPs', 'serviceAllocation'], sp);
   const pool: AddressPool = {
     name,
     labels,
@@ -65,7 +64,6 @@ export function decodeIpAddressPool(c: Checker, obj: Obj): AddressPool {
 }
 
 function decodeServiceAllocation(c: Checker, sa: Obj, path: FieldPath): ServiceAllocation {
-  c.onlyKeys(sa, ['priority', 'namespaces', 'namespaceSelectors', 'serviceSelectors'], path);
   const out: ServiceAllocation = {
     namespaces: c.strings(sa, 'namespaces', path),
     namespaceSelectors: c.selectors(sa, 'namespaceSelectors', path),
@@ -87,7 +85,6 @@ export function decodeL2Advertisement(c: Checker, obj: Obj): AdvertisementRule {
   const { name } = decodeMetadata(c, obj);
   const spec = c.map(obj, 'spec', []) ?? {};
   const sp = ['spec'];
-  c.onlyKeys(spec, ['ipAddressPools', 'ipAddressPoolSelectors', 'nodeSelectors', 'interfaces'], sp);
   const interfaces = c.strings(spec, 'interfaces', sp);
   interfaces.forEach((ifname, i) => {
     if (!IFNAME.test(ifname))

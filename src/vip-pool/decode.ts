@@ -3,7 +3,9 @@ import { Checker, type Issue, isObj } from './checker.js';
 import { Codes } from './codes.js';
 import { decodeIpAddressPool, decodeL2Advertisement, decodeLegacyConfigMap } from './decode-pool.js';
 import { decodeNamespace, decodeService } from './decode-service.js';
-import { formatPath } from './path.js';
+import { type FieldPath, formatPath } from './path.js';
+import { poolSetProblems } from './pools.js';
+import { checkFields, SCHEMAS } from './schema.js';
 import type {
   AddressPool,
   AdvertisementRule,
@@ -75,6 +77,7 @@ export function decodeObject(obj: unknown): DecodeResult {
     c.add(['apiVersion'], Codes.UNSUPPORTED_KIND, `${kind} must have apiVersion ${want}, got ${apiVersion}`);
     return { kind, name, issues: c.issues };
   }
+  checkFields(c, obj, SCHEMAS[kind]!);
   let decoded: Decoded;
   switch (kind as Decoded['kind']) {
     case 'IPAddressPool':
@@ -155,4 +158,45 @@ export function toServiceRequest(obj: unknown): ServiceRequest {
     );
   }
   return svc;
+}
+
+/** The pools an object holds (an IPAddressPool, or a legacy ConfigMap's), with where each came from. */
+function poolsOf(obj: unknown): Array<{ pool: AddressPool; base: FieldPath; addresses: FieldPath }> {
+  const d = decodeObject(obj).decoded;
+  if (d?.kind === 'IPAddressPool') return [{ pool: d.pool, base: [], addresses: ['spec', 'addresses'] }];
+  if (d?.kind === 'ConfigMap') {
+    return d.pools.map((pool, i) => {
+      const base = ['data', 'config', 'address-pools', i];
+      return { pool, base, addresses: [...base, 'addresses'] };
+    });
+  }
+  return [];
+}
+
+/**
+ * What check-config's pool-set check says about `obj` (an IPAddressPool or legacy ConfigMap) next to the
+ * pools already stored (`existing`, without `obj`'s own earlier version): addresses another pool holds,
+ * a name another pool has. The API refuses the write with these (422); empty when `obj` holds no pool.
+ */
+export function poolConflicts(obj: unknown, existing: readonly unknown[]): ConfigProblem[] {
+  const mine = poolsOf(obj);
+  if (mine.length === 0) return [];
+  const others = existing.flatMap(poolsOf);
+  const r = decodeObject(obj);
+  return poolSetProblems([...others, ...mine].map((p) => p.pool))
+    .filter((p) => p.pool >= others.length)
+    .map((p) => {
+      const src = mine[p.pool - others.length]!;
+      const namePath = src.base.length > 0 ? [...src.base, 'name'] : ['metadata', 'name'];
+      const path = p.entry === undefined ? namePath : [...src.addresses, p.entry];
+      return {
+        file: '',
+        line: 0,
+        kind: r.kind,
+        name: r.name,
+        path: formatPath(path),
+        code: p.code,
+        message: p.message,
+      };
+    });
 }

@@ -19,11 +19,13 @@ export {
   type ReportService,
   renderReport,
 } from './check.js';
+export { type NameRule, nameProblem, nameRuleOf } from './checker.js';
 export { Codes, type PoolErrorCode } from './codes.js';
 export {
   ACCEPTED_KINDS,
   type Decoded,
   fromLegacyConfigMap,
+  poolConflicts,
   toAddressPool,
   toL2Advertisement,
   toServiceRequest,
@@ -40,6 +42,7 @@ export {
 } from './l2.js';
 export { checkPools, formatProblem, type ParsedObject, parseDocuments } from './parse.js';
 export { type PoolSetProblem, poolSetProblems, poolSize } from './pools.js';
+export { checkFields, SCHEMAS, type Schema } from './schema.js';
 export { selectorMatches } from './selector.js';
 export {
   type AddressPool,

@@ -92,7 +92,7 @@ export function register(program: Command, ctx: CliContext): void {
           heartbeatMs,
           misses,
           probeIntervalMs,
-          logger: log,
+          logger: ctx.logger(),
           registry,
           start: false,
         });

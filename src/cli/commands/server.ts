@@ -132,7 +132,7 @@ export function register(program: Command, ctx: CliContext): void {
             ...nodeOptions,
             heartbeatMs,
             misses,
-            logger: ctx.logger().child({ module: 'agent' }),
+            logger: ctx.logger(),
             registry,
           });
           stack.push('agent', () => local.close());
