@@ -119,6 +119,8 @@ export class ConnectionLimits {
       highWater: Math.floor((maxConnections * 3) / 4),
       ...o,
     } as ConnectionLimitOptions;
+    // Node wants the header deadline inside the request deadline.
+    this.o.headersTimeoutMs = Math.min(this.o.headersTimeoutMs, this.o.requestTimeoutMs);
     this.#log = deps.logger;
     const registers = deps.registry === undefined ? [] : [deps.registry];
     this.#refused = new Counter({
