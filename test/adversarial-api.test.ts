@@ -271,6 +271,7 @@ t.test(
       await until(`the server closes the ${what} connections`, () => hs.every((h) => h.closed));
     }
     t.match(slow401.got, /^HTTP\/1\.1 401/, 'the slow body got its 401 first');
+    t.match(slowAuth.got, /^HTTP\/1\.1 408/, 'the authenticated slow body got a 408');
     t.match(keepAlive.got, /^HTTP\/1\.1 200/, 'the kept-alive connection got its answer first');
     t.ok((await metric(srv, CUT, { reason: 'handshake' })) >= 2, 'TLS handshake deadline counted');
     t.ok((await metric(srv, CUT, { reason: 'idle_after_tls' })) >= 2, 'silent TLS connections counted');

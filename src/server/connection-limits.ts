@@ -35,7 +35,7 @@ export interface ConnectionLimitOptions {
 
 /** Why a connection was refused or cut (the `reason` label of the metrics). */
 export type RefusalReason = 'per_source' | 'pressure' | 'global';
-export type CutReason = 'handshake' | 'idle_after_tls' | 'request_timeout' | 'bad_request';
+export type CutReason = 'handshake' | 'tls_error' | 'idle_after_tls' | 'request_timeout' | 'bad_request';
 
 /**
  * The open-file soft limit of this process from `/proc/self/limits` (Node has no getrlimit; it raises the
@@ -173,17 +173,23 @@ export class ConnectionLimits {
       if (!this.#admit(sock)) return;
       for (const l of inner) l.call(server, sock);
     });
-    server.on('tlsClientError', (err: NodeJS.ErrnoException, sock: TLSSocket) => {
-      if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.#cut.inc({ reason: 'handshake' });
-      sock.destroy();
-    });
+    // The https server hands TLS errors (tlsClientError) to clientError too: those sockets have no TLS
+    // session to answer on.
+    const secured = new WeakSet<object>();
+    server.on('secureConnection', (sock: TLSSocket) => secured.add(sock));
     server.on('clientError', (err: NodeJS.ErrnoException, sock: Duplex) => {
+      if (!secured.has(sock)) {
+        this.#cut.inc({ reason: err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake' : 'tls_error' });
+        sock.destroy();
+        return;
+      }
       const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
       this.#cut.inc({ reason: timeout ? 'request_timeout' : 'bad_request' });
+      // As Node does: answer only when no response has started on this socket.
       const res = (sock as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
       if (sock.writable && res?.headersSent !== true) {
         const status = timeout ? '408 Request Timeout' : '400 Bad Request';
-        sock.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        sock.write(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       }
       sock.destroy();
     });
