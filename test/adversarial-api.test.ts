@@ -274,8 +274,12 @@ t.test(
     t.match(slowAuth.got, /^HTTP\/1\.1 408/, 'the authenticated slow body got a 408');
     t.match(keepAlive.got, /^HTTP\/1\.1 200/, 'the kept-alive connection got its answer first');
     t.ok((await metric(srv, CUT, { reason: 'handshake' })) >= 2, 'TLS handshake deadline counted');
-    t.ok((await metric(srv, CUT, { reason: 'idle_after_tls' })) >= 2, 'silent TLS connections counted');
-    t.ok((await metric(srv, CUT, { reason: 'request_timeout' })) >= 1, 'slow bodies counted');
+    // The silent TLS connections are cut by whichever comes first of the first-request guard and Node's
+    // own header deadline; the two slow bodies by the request deadline.
+    const silent =
+      (await metric(srv, CUT, { reason: 'idle_after_tls' })) +
+      (await metric(srv, CUT, { reason: 'request_timeout' }));
+    t.ok(silent >= 4, `silent TLS connections and slow bodies counted (${silent})`);
 
     // Long-lived by design: the watch still streams and the agent's tunnel is the same session.
     t.notOk(w.closed, 'the watch is still open');
