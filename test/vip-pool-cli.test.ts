@@ -157,6 +157,9 @@ t.test('the example config.yaml loads as flags and documents every server and ag
     'server',
     'token',
     'probe-interval',
+    'api-max-connections',
+    'api-max-connections-per-source',
+    'api-request-timeout',
   ];
   t.same(keys.map((k) => k.key).sort(), [...active, ...commented].sort(), 'every flag is shown once');
   for (const { key, i } of keys) {

@@ -7,6 +7,7 @@ import { errnoOf, VipmeshError } from '../errors.js';
 import type { ServerCredentials } from '../pki/index.js';
 import type { TunnelServer } from '../tunnel/index.js';
 import { joinHostPort } from '../util/host-port.js';
+import { ConnectionLimits } from './connection-limits.js';
 import type { ServerStep } from './server-options.js';
 
 /** The HTTPS port serving the API and the tunnel. */
@@ -20,7 +21,8 @@ export interface ApiListener {
 
 /**
  * Step: the API handler and the one HTTPS port serving it, `/v1/connect` (upgraded to the tunnel),
- * `/cacerts`, `/healthz` and `/readyz`. A port that cannot be bound is `VIPMESH_CLUSTER_LISTEN`.
+ * `/cacerts`, `/healthz` and `/readyz`, with the deadlines and connection caps of {@link ConnectionLimits}.
+ * A port that cannot be bound is `VIPMESH_CLUSTER_LISTEN`.
  */
 export async function listenApi(
   { o, registry, stack }: ServerStep,
@@ -28,17 +30,31 @@ export async function listenApi(
 ): Promise<ApiListener> {
   const { creds, tunnel } = deps;
   let ready = false;
+  const authenticate = tokenAuthenticator({ adminToken: creds.adminToken, joinToken: creds.joinToken });
   const handler = new ApiHandler({
     store: deps.store,
-    authenticate: tokenAuthenticator({ adminToken: creds.adminToken, joinToken: creds.joinToken }),
+    authenticate,
     logger: o.logger.child({ module: 'api' }),
     caCertPem: creds.caCertPem,
     ready: () => ready,
     registry,
   });
   stack.push('api', () => handler.close());
-  const https: Server = createServer({ cert: creds.certPem, key: creds.keyPem }, handler.handle);
+  const limits = new ConnectionLimits(o.connectionLimits ?? {}, {
+    logger: o.logger.child({ module: 'api' }),
+    registry,
+  });
+  const https: Server = createServer(
+    { cert: creds.certPem, key: creds.keyPem, ...limits.serverOptions() },
+    handler.handle,
+  );
+  limits.install(https);
+  // A connection that shows a valid token (an agent, the CLI) no longer counts against its source's cap.
+  https.prependListener('request', (req) => {
+    if (authenticate(req.headers.authorization) !== undefined) limits.trust(req.socket);
+  });
   https.on('upgrade', (req, socket, head) => {
+    if (authenticate(req.headers.authorization) !== undefined) limits.trust(socket);
     if (!tunnel.handleUpgrade(req, socket, head)) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     }
@@ -48,6 +64,7 @@ export async function listenApi(
   stack.push('https', async () => {
     // Upgraded (tunnel) sockets are not HTTP connections: end the sessions first or close() waits forever.
     tunnel.close();
+    limits.close();
     await closeWithin(https, 2000);
   });
   const port = (https.address() as AddressInfo).port;

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import type { ShutdownStack } from '../daemon/shutdown-stack.js';
 import type { Logger } from '../log.js';
 import type { Registry } from '../metrics.js';
+import type { ConnectionLimitOptions } from './connection-limits.js';
 
 /** Options of `startServer`. Defaults in brackets. */
 export interface ServerOptions {
@@ -16,6 +17,8 @@ export interface ServerOptions {
   httpsListenPort: number;
   /** Address the HTTPS port binds [0.0.0.0]. */
   bindAddress?: string;
+  /** Deadlines and connection caps of the HTTPS port (see `connectionLimitDefaults`). */
+  connectionLimits?: Partial<ConnectionLimitOptions>;
   /** `--cluster-cidr`, one per family. */
   clusterCidr: string[];
   /** External etcd endpoints (`http://h:2379,...`); absent: the embedded datastore. */

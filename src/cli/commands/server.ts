@@ -6,7 +6,7 @@ import { runDaemon } from '../../daemon/run-daemon.js';
 import { VipmeshError } from '../../errors.js';
 import { DEFAULT_CLUSTER_CIDR } from '../../flannel-hostgw/index.js';
 import { createRegistry } from '../../metrics.js';
-import { startServer } from '../../server/index.js';
+import { type ConnectionLimitOptions, startServer } from '../../server/index.js';
 import { parseDuration } from '../../util/duration.js';
 import { type CliContext, daemonCommand } from '../context.js';
 import {
@@ -33,6 +33,9 @@ interface ServerFlags extends NodeFlags {
   electionTtl: string;
   metricsBindAddress: string;
   adminConfig: string;
+  apiMaxConnections: string;
+  apiMaxConnectionsPerSource: string;
+  apiRequestTimeout: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -81,6 +84,21 @@ export function register(program: Command, ctx: CliContext): void {
       '--admin-config <file>',
       'write the admin config (API URL + admin token) here ("" = do not)',
       DEFAULT_ADMIN_CONFIG,
+    )
+    .option(
+      '--api-max-connections <n>',
+      'connections the HTTPS port holds in all ("auto": half the open-file limit, 64 to 8192)',
+      'auto',
+    )
+    .option(
+      '--api-max-connections-per-source <n>',
+      'connections one address (an IPv6 /64) may hold on the HTTPS port before it shows a valid token',
+      '64',
+    )
+    .option(
+      '--api-request-timeout <duration>',
+      'deadline for a whole request (headers and body) on the HTTPS port; responses and watches are not bounded',
+      '10s',
     );
   addNodeIdentityOptions(cmd);
   addDataPlaneOptions(cmd, 'local agent: ');
@@ -95,6 +113,7 @@ export function register(program: Command, ctx: CliContext): void {
         `--https-listen-port: "${flags.httpsListenPort}" is not a port`,
       );
     }
+    const connectionLimits = connectionLimitsOf(flags);
     const nodeOptions = nodeAgentOptions(flags); // also the local agent's; parsed before anything starts
     const { nodeName } = nodeOptions;
     const nodeIps = nodeOptions.nodeIps ?? [];
@@ -120,6 +139,7 @@ export function register(program: Command, ctx: CliContext): void {
           electionTtlSeconds: ttl,
           metricsBindAddress: flags.metricsBindAddress,
           adminConfigPath: flags.adminConfig,
+          connectionLimits,
           logger: ctx.logger(),
           registry,
         });
@@ -147,4 +167,19 @@ export function register(program: Command, ctx: CliContext): void {
     });
   });
   daemonCommand(cmd);
+}
+
+/** The HTTPS port's limits from `--api-*` (the rest keep their defaults). */
+function connectionLimitsOf(flags: ServerFlags): Partial<ConnectionLimitOptions> {
+  const requestTimeoutMs = parseDuration(flags.apiRequestTimeout, '--api-request-timeout');
+  if (requestTimeoutMs <= 0) {
+    throw new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', '--api-request-timeout must be above 0');
+  }
+  return {
+    requestTimeoutMs,
+    maxPerSource: positiveInt(flags.apiMaxConnectionsPerSource, '--api-max-connections-per-source'),
+    ...(flags.apiMaxConnections === 'auto'
+      ? {}
+      : { maxConnections: positiveInt(flags.apiMaxConnections, '--api-max-connections') }),
+  };
 }
