@@ -1,5 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from '../metrics.js';
 
+/** Why a session was cut: its send queue went over the cap, its peer over a rate limit, or silent to pings. */
+export type CutReason = 'send-queue' | 'rate-limit' | 'unresponsive';
+const CUT_REASONS: CutReason[] = ['send-queue', 'rate-limit', 'unresponsive'];
+
 /** Every TunnelMetrics on a registry: the collectors sum them. */
 const byRegistry = new WeakMap<Registry, Set<TunnelMetrics>>();
 
@@ -16,6 +20,12 @@ export class TunnelMetrics {
   bytesOut = 0;
   reconnects = 0;
   authFailures = 0;
+  /** Streams the peer asked for and this side refused (allow-list, bad target, too many). */
+  streamsRefused = 0;
+  /** Sessions this side cut because the peer misbehaved, by reason. */
+  readonly cuts: Record<CutReason, number> = { 'send-queue': 0, 'rate-limit': 0, unresponsive: 0 };
+  /** The most bytes any session of this side has had queued towards its peer. */
+  sendQueuePeakBytes = 0;
   readonly rtt: Histogram<'role'>;
 
   constructor(registry: Registry, role: 'server' | 'agent') {
@@ -28,7 +38,9 @@ export class TunnelMetrics {
     all.add(this);
     const sum = (role: string, pick: (m: TunnelMetrics) => number) =>
       [...all!].filter((m) => m.role === role).reduce((a, m) => a + pick(m), 0);
-    const gauge = (name: string, help: string, pick: (m: TunnelMetrics) => number) => {
+    const most = (role: string, pick: (m: TunnelMetrics) => number) =>
+      [...all!].filter((m) => m.role === role).reduce((a, m) => Math.max(a, pick(m)), 0);
+    const gauge = (name: string, help: string, pick: (m: TunnelMetrics) => number, agg = sum) => {
       if (registry.getSingleMetric(name) !== undefined) return;
       new Gauge({
         name,
@@ -36,7 +48,7 @@ export class TunnelMetrics {
         labelNames: ['role'],
         registers: [registry],
         collect() {
-          for (const r of ['server', 'agent']) this.set({ role: r }, sum(r, pick));
+          for (const r of ['server', 'agent']) this.set({ role: r }, agg(r, pick));
         },
       });
     };
@@ -59,6 +71,35 @@ export class TunnelMetrics {
     counter('vipmesh_tunnel_bytes_out_total', 'Frame bytes sent', (m) => m.bytesOut);
     counter('vipmesh_tunnel_reconnects_total', 'Agent reconnects after a lost session', (m) => m.reconnects);
     counter('vipmesh_tunnel_auth_failures_total', 'Refused tunnel connections', (m) => m.authFailures);
+    counter(
+      'vipmesh_tunnel_streams_refused_total',
+      'Streams the peer asked for and this side refused',
+      (m) => m.streamsRefused,
+    );
+    gauge(
+      'vipmesh_tunnel_send_queue_peak_bytes',
+      'Most bytes a session has had queued towards its peer',
+      (m) => m.sendQueuePeakBytes,
+      most,
+    );
+    if (registry.getSingleMetric('vipmesh_tunnel_sessions_cut_total') === undefined) {
+      new Counter({
+        name: 'vipmesh_tunnel_sessions_cut_total',
+        help: 'Sessions cut because the peer did not read, went over a rate limit or stopped answering heartbeats',
+        labelNames: ['role', 'reason'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const r of ['server', 'agent']) {
+            for (const reason of CUT_REASONS)
+              this.inc(
+                { role: r, reason },
+                sum(r, (m) => m.cuts[reason]),
+              );
+          }
+        },
+      });
+    }
     const name = 'vipmesh_tunnel_heartbeat_rtt_seconds';
     this.rtt =
       (registry.getSingleMetric(name) as Histogram<'role'> | undefined) ??

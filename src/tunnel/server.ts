@@ -8,6 +8,7 @@ import { VipmeshError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { createRegistry, type Registry } from '../metrics.js';
 import type { ConnectAuthorizer, ConnectVerdict } from './authorizer.js';
+import { clip, LogSummary } from './limits.js';
 import { TunnelMetrics } from './metrics.js';
 import { type RequestHandler, Session, type SessionTuning, sessionTuning } from './session.js';
 import type { TunnelStream } from './stream.js';
@@ -55,6 +56,8 @@ export interface TunnelServerOptions extends SessionTuning {
   handshakeTimeoutMs?: number;
   /** Largest frame accepted; bigger ones close the session (websocket 1009) [1 MiB]. */
   maxFrameBytes?: number;
+  /** Window over which refused streams and refused connections are summarised in the log [10 s]. */
+  logSummaryMs?: number;
 }
 
 /**
@@ -75,6 +78,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   readonly #seen = new Set<string>();
   readonly #pending = new Set<Session>();
   #closing = false;
+  readonly #refusedStreams: LogSummary;
+  readonly #refusedConnects: LogSummary;
 
   constructor(o: TunnelServerOptions) {
     super();
@@ -82,6 +87,14 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.#clock = o.clock ?? systemClock;
     this.#log = o.logger ?? silentLogger();
     this.metrics = new TunnelMetrics(o.registry ?? createRegistry(), 'server');
+    const summary = { clock: this.#clock, logger: this.#log, windowMs: o.logSummaryMs ?? 10_000 };
+    this.#refusedStreams = new LogSummary({ ...summary, level: 'info', what: 'streams', keyField: 'node' });
+    this.#refusedConnects = new LogSummary({
+      ...summary,
+      level: 'warn',
+      what: 'tunnel connections',
+      keyField: 'remote',
+    });
     this.#allow = typeof o.allow === 'function' ? o.allow : allowList(o.allow ?? []);
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -165,7 +178,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       verdict = { accept: false, status: 500, reason: 'the connection authorizer failed' };
     }
     if (!verdict.accept) {
-      const fields = verdict.node === undefined ? { remote } : { remote, node: verdict.node };
+      const fields = verdict.node === undefined ? { remote } : { remote, node: clip(verdict.node) };
       this.#refuse(socket, verdict.status, verdict.reason, fields);
       return;
     }
@@ -179,7 +192,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
 
   #refuse(socket: Duplex, status: number, why: string, fields: Record<string, unknown>): void {
     this.metrics.authFailures++;
-    this.#log.warn({ op: 'connect', status, ...fields }, `refused a tunnel connection: ${why}`);
+    this.#refusedConnects.note(
+      String(fields['remote'] ?? 'unknown'),
+      { op: 'connect', status, ...fields },
+      `refused a tunnel connection: ${why}`,
+    );
     const text = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 500: 'Internal Server Error' }[
       status
     ];
@@ -206,6 +223,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       ...sessionTuning(this.#o),
       allow: this.#allow,
       handlers: this.#handlers,
+      refusals: this.#refusedStreams,
     });
     transport.bind(s);
     this.#pending.add(s);
@@ -262,6 +280,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   /** Close every session (no `node-lost` events: the server is going away, not the nodes). */
   close(): void {
     this.#closing = true;
+    this.#refusedStreams.flush();
+    this.#refusedConnects.flush();
     for (const s of [...this.#sessions.values(), ...this.#pending]) s.close('server shutting down', 1001);
     // The goodbye frames are written; do not wait for the agents to answer them.
     setImmediate(() => {

@@ -17,13 +17,19 @@ import {
   type Frame,
   FrameType,
 } from './codec.js';
-import type { TunnelMetrics } from './metrics.js';
+import { clip, LogSummary, TokenBucket } from './limits.js';
+import type { CutReason, TunnelMetrics } from './metrics.js';
 import { type StreamOwner, TunnelStream } from './stream.js';
 import { type AllowFn, parseTarget, type Target, targetOf } from './target.js';
 
 /** The wire under a session: one binary message per frame (a websocket, or an in-memory pair in tests). */
 export interface FrameTransport {
-  send(frame: Buffer): void;
+  /** Queue `frame`; `written` (when given and supported) runs once it has been handed to the OS. */
+  send(frame: Buffer, written?: () => void): void;
+  /** True when `send` calls `written` (else a frame counts as written when sent). */
+  readonly reportsWrites?: boolean;
+  /** Bytes queued towards the peer and not yet handed to the OS (0 when unknown). */
+  bufferedBytes?(): number;
   /** Close now (no waiting for the peer); `code` is a websocket close code. */
   close(code: number, reason: string): void;
 }
@@ -65,12 +71,36 @@ export interface SessionOptions {
   maxStreams?: number | undefined;
   /** Request handlers by method (shared with the owner, so handlers outlive reconnects). */
   handlers?: Map<string, RequestHandler>;
+  /**
+   * Bytes that may wait towards the peer (the websocket's buffer, not yet taken by the OS) [64 MiB]. A send
+   * that would go over it cuts the session: the peer is not reading what it asked for.
+   */
+  maxSendQueueBytes?: number | undefined;
+  /** Stream OPENs the peer may send per second, sustained [1,000]; a peer over the rate is cut. */
+  opensPerSecond?: number | undefined;
+  /** OPENs the peer may send at once before the rate applies [10,000]. */
+  openBurst?: number | undefined;
+  /** Requests the peer may send per second, sustained [1,000]; a peer over the rate is cut. */
+  requestsPerSecond?: number | undefined;
+  /** Requests the peer may send at once before the rate applies [5,000]. */
+  requestBurst?: number | undefined;
+  /** Where refused streams are counted and summarised (shared by an owner's sessions) [one of its own]. */
+  refusals?: LogSummary;
 }
 
 /** The session settings the tunnel client and server take and pass to each of their sessions. */
 export type SessionTuning = Pick<
   SessionOptions,
-  'heartbeatMs' | 'misses' | 'windowBytes' | 'requestTimeoutMs' | 'maxStreams'
+  | 'heartbeatMs'
+  | 'misses'
+  | 'windowBytes'
+  | 'requestTimeoutMs'
+  | 'maxStreams'
+  | 'maxSendQueueBytes'
+  | 'opensPerSecond'
+  | 'openBurst'
+  | 'requestsPerSecond'
+  | 'requestBurst'
 >;
 
 /** Only the {@link SessionTuning} fields of `o` (an owner's options hold more). */
@@ -81,6 +111,11 @@ export function sessionTuning(o: SessionTuning): SessionTuning {
     windowBytes: o.windowBytes,
     requestTimeoutMs: o.requestTimeoutMs,
     maxStreams: o.maxStreams,
+    maxSendQueueBytes: o.maxSendQueueBytes,
+    opensPerSecond: o.opensPerSecond,
+    openBurst: o.openBurst,
+    requestsPerSecond: o.requestsPerSecond,
+    requestBurst: o.requestBurst,
   };
 }
 
@@ -97,6 +132,18 @@ interface PendingRequest {
   reject: (e: Error) => void;
   timer: TimerHandle;
 }
+
+/** A heartbeat sent and not answered yet: its stamp and when it was handed to the OS. */
+interface OutstandingPing {
+  stamp: number;
+  writtenAt: number | undefined;
+}
+
+/** Pings kept outstanding at most: with this many unanswered, no more are sent until one is. */
+const MAX_OUTSTANDING_PINGS = 64;
+
+/** Close code for a peer cut for not reading: no goodbye is queued behind what it did not read. */
+export const ABANDON_CODE = 4002;
 
 /**
  * One tunnel connection, either end: control messages (hello, heartbeats, request/response/push with
@@ -126,6 +173,13 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
   #hbTimer: TimerHandle | undefined;
   #deadTimer: TimerHandle | undefined;
   #closed: string | undefined;
+  readonly #maxQueue: number;
+  readonly #opens: TokenBucket;
+  readonly #requests: TokenBucket;
+  readonly #refusals: LogSummary;
+  readonly #pings: OutstandingPing[] = [];
+  /** Most bytes this session has had queued towards the peer. */
+  sendQueuePeakBytes = 0;
   /** Last heartbeat round trip in ms (NaN before the first). */
   rttMs = Number.NaN;
 
@@ -146,6 +200,18 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     this.#maxStreams = o.maxStreams ?? 10_000;
     this.#handlers = o.handlers ?? new Map();
     this.#nextStream = o.role === 'agent' ? 1 : 2;
+    this.#maxQueue = o.maxSendQueueBytes ?? 64 * 1024 * 1024;
+    this.#opens = new TokenBucket(this.#clock, o.opensPerSecond ?? 1000, o.openBurst ?? 10_000);
+    this.#requests = new TokenBucket(this.#clock, o.requestsPerSecond ?? 1000, o.requestBurst ?? 5000);
+    this.#refusals =
+      o.refusals ??
+      new LogSummary({
+        clock: this.#clock,
+        logger: this.#log,
+        level: 'info',
+        what: 'streams',
+        keyField: 'node',
+      });
     this.#lastHeard = this.#clock.now();
     this.#beat();
     this.#armDeadline(this.#deadMs);
@@ -162,10 +228,32 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
   }
 
   /** @internal Put a frame on the wire (streams call this). */
-  send(frame: Buffer): void {
+  send(frame: Buffer, written?: () => void): void {
     if (this.#closed !== undefined) return;
+    const queued = (this.#t.bufferedBytes?.() ?? 0) + frame.length;
+    if (queued > this.#maxQueue) {
+      this.#cut(
+        'send-queue',
+        `send queue over ${this.#maxQueue} bytes: the peer is not reading what it is sent`,
+        ABANDON_CODE,
+      );
+      return;
+    }
+    if (queued > this.sendQueuePeakBytes) {
+      this.sendQueuePeakBytes = queued;
+      if (this.#metrics !== undefined && queued > this.#metrics.sendQueuePeakBytes) {
+        this.#metrics.sendQueuePeakBytes = queued;
+      }
+    }
     if (this.#metrics !== undefined) this.#metrics.bytesOut += frame.length;
-    this.#t.send(frame);
+    this.#t.send(frame, written);
+  }
+
+  /** Close the session because the peer misbehaved, counting it by `kind`. */
+  #cut(kind: CutReason, reason: string, code: number): void {
+    if (this.#metrics !== undefined) this.#metrics.cuts[kind]++;
+    this.#log.warn({ node: this.node, op: 'cut', kind }, `cut the tunnel session: ${reason}`);
+    this.close(reason, code);
   }
 
   /** @internal A stream is finished. */
@@ -249,7 +337,9 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
         this.send(encodePing(true, f.stamp));
         return;
       case 'pong': {
-        const rtt = this.#clock.now() - f.stamp.readDoubleBE(0);
+        const stamp = f.stamp.readDoubleBE(0);
+        while (this.#pings.length > 0 && this.#pings[0]!.stamp <= stamp) this.#pings.shift();
+        const rtt = this.#clock.now() - stamp;
         if (rtt >= 0 && rtt < 3_600_000) {
           this.rttMs = rtt;
           this.#metrics?.rtt.observe({ role: this.#metrics.role }, rtt / 1000);
@@ -257,6 +347,14 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
         return;
       }
       case 'request':
+        if (!this.#requests.take()) {
+          this.#cut(
+            'rate-limit',
+            `requests over ${this.#requests.perSecond}/s (burst ${this.#requests.burst})`,
+            1008,
+          );
+          return;
+        }
         void this.#answer(f.id, f.method, f.params);
         return;
       case 'response': {
@@ -272,6 +370,14 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
         this.emit('push', f.topic, f.payload);
         return;
       case 'open':
+        if (!this.#opens.take()) {
+          this.#cut(
+            'rate-limit',
+            `stream opens over ${this.#opens.perSecond}/s (burst ${this.#opens.burst})`,
+            1008,
+          );
+          return;
+        }
         this.#accept(f.stream, f.window, f.target);
         return;
     }
@@ -292,7 +398,10 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
         break;
       case 'error':
         s.abort(
-          new VipmeshError(f.code.startsWith('VIPMESH_') ? f.code : 'VIPMESH_TUNNEL_STREAM_RESET', f.message),
+          new VipmeshError(
+            f.code.startsWith('VIPMESH_') ? clip(f.code) : 'VIPMESH_TUNNEL_STREAM_RESET',
+            clip(f.message, 1024),
+          ),
         );
         break;
     }
@@ -302,13 +411,14 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     const h = this.#handlers.get(method);
     try {
       if (h === undefined) {
-        throw new VipmeshError('VIPMESH_TUNNEL_NO_HANDLER', `no handler for request "${method}"`);
+        throw new VipmeshError('VIPMESH_TUNNEL_NO_HANDLER', `no handler for request "${clip(method)}"`);
       }
       const result = await h(params, { node: this.node, session: this });
       this.send(encodeResponse(id, true, result ?? null));
     } catch (err) {
       const code = isVipmeshError(err) ? err.code : 'VIPMESH_TUNNEL_REMOTE_ERROR';
-      this.send(encodeResponse(id, false, { code, message: (err as Error)?.message ?? String(err) }));
+      const message = clip((err as Error)?.message ?? String(err), 1024);
+      this.send(encodeResponse(id, false, { code, message }));
     }
   }
 
@@ -319,20 +429,19 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
       return;
     }
     if (this.#streams.size >= this.#maxStreams) {
-      this.send(encodeError(id, 'VIPMESH_TUNNEL_DIAL_REFUSED', `too many streams (${this.#maxStreams})`));
+      this.#refuse(id, text, 'VIPMESH_TUNNEL_DIAL_REFUSED', `too many streams (${this.#maxStreams})`);
       return;
     }
-    const target = parseTarget(text);
+    const target = text.length > 300 ? undefined : parseTarget(text);
     if (target === undefined || !this.#allow(target)) {
       const [code, why] =
         target === undefined
-          ? ['VIPMESH_TUNNEL_BAD_TARGET', `"${text}" is not a target`]
+          ? ['VIPMESH_TUNNEL_BAD_TARGET', `"${clip(text)}" is not a target`]
           : [
               'VIPMESH_TUNNEL_DIAL_REFUSED',
               `${text} is not on ${this.role === 'agent' ? 'the agent' : 'the server'}'s allow-list`,
             ];
-      this.#log.info({ op: 'dial', node: this.node, target: text }, 'refused a stream');
-      this.send(encodeError(id, code, why));
+      this.#refuse(id, text, code, why);
       return;
     }
     const s = this.#track(new TunnelStream(this, id, text, { window: this.#window, sendCredit: window }));
@@ -364,16 +473,54 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     });
   }
 
+  /** Refuse stream `id` with `code`: an ERROR frame to the peer, a count, and a summarised log line. */
+  #refuse(id: number, text: string, code: string, why: string): void {
+    if (this.#metrics !== undefined) this.#metrics.streamsRefused++;
+    this.#refusals.note(this.node, { op: 'dial', target: clip(text), code }, `refused a stream: ${why}`);
+    this.send(encodeError(id, code, why));
+  }
+
   #track(s: TunnelStream): TunnelStream {
     this.#streams.set(s.id, s);
     if (this.#metrics !== undefined) this.#metrics.streamsOpen++;
     return s;
   }
 
+  /**
+   * Send a heartbeat, and check that the earlier ones are answered: a peer that has not answered a ping
+   * the OS took from us `lost-after` ago is not reading (a peer that sends but never reads would otherwise
+   * look alive, and have us queue for it without end). The verdict waits for one I/O poll (setImmediate
+   * runs after it): if our own event loop was blocked, the answer may be waiting unread in the socket.
+   */
   #beat(): void {
-    const stamp = Buffer.allocUnsafe(8);
-    stamp.writeDoubleBE(this.#clock.now(), 0);
-    this.send(encodePing(false, stamp));
+    const now = this.#clock.now();
+    const oldest = this.#pings[0];
+    if (oldest?.writtenAt !== undefined && now - oldest.writtenAt >= this.#deadMs) {
+      const silentMs = Math.round(now - oldest.writtenAt);
+      setImmediate(() => {
+        if (this.#closed !== undefined || this.#pings[0] !== oldest) return;
+        this.#cut(
+          'unresponsive',
+          `heartbeat timeout: no answer to a heartbeat for ${silentMs} ms (the peer is not reading)`,
+          ABANDON_CODE,
+        );
+      });
+    }
+    if (this.#pings.length < MAX_OUTSTANDING_PINGS) {
+      const ping: OutstandingPing = { stamp: now, writtenAt: undefined };
+      this.#pings.push(ping);
+      const stamp = Buffer.allocUnsafe(8);
+      stamp.writeDoubleBE(now, 0);
+      if (this.#t.reportsWrites === true) {
+        this.send(encodePing(false, stamp), () => {
+          ping.writtenAt ??= this.#clock.now();
+        });
+      } else {
+        ping.writtenAt = now;
+        this.send(encodePing(false, stamp));
+      }
+    }
+    if (this.#closed !== undefined) return;
     this.#hbTimer = this.#clock.setTimeout(() => this.#beat(), this.#hbMs);
   }
 
@@ -436,7 +583,10 @@ function remoteError(body: unknown): VipmeshError {
   const b = (typeof body === 'object' && body !== null ? body : {}) as { code?: unknown; message?: unknown };
   const code =
     typeof b.code === 'string' && b.code.startsWith('VIPMESH_') ? b.code : 'VIPMESH_TUNNEL_REMOTE_ERROR';
-  return new VipmeshError(code, typeof b.message === 'string' ? b.message : 'the peer failed the request');
+  return new VipmeshError(
+    clip(code),
+    typeof b.message === 'string' ? clip(b.message, 1024) : 'the peer failed the request',
+  );
 }
 
 function defaultConnect(t: Target): Duplex {

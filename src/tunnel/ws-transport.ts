@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
-import type { FrameTransport, Session } from './session.js';
+import { ABANDON_CODE, type FrameTransport, type Session } from './session.js';
 
 /** Close code the session uses for a dead peer: there is no one to wait for, so the socket is cut at once. */
 export const DEAD_PEER_CODE = 4000;
@@ -48,7 +48,14 @@ export class WsTransport implements FrameTransport {
     if (this.#closedReason !== undefined) session.transportClosed(this.#closedReason);
   }
 
-  send(frame: Buffer): void {
+  readonly reportsWrites = true;
+
+  /** What the websocket holds that the OS has not taken yet (its own queue and the socket's buffer). */
+  bufferedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  send(frame: Buffer, written?: () => void): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     const sock = this.#socket;
     if (sock !== undefined && !this.#corked) {
@@ -59,11 +66,12 @@ export class WsTransport implements FrameTransport {
         sock.uncork();
       });
     }
-    this.ws.send(frame, { binary: true });
+    if (written === undefined) this.ws.send(frame, { binary: true });
+    else this.ws.send(frame, { binary: true }, () => written());
   }
 
   close(code: number, reason: string): void {
-    if (code === DEAD_PEER_CODE) {
+    if (code === DEAD_PEER_CODE || code === ABANDON_CODE) {
       this.ws.terminate();
       return;
     }
