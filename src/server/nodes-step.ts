@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import type { NodeRegistration } from '../api/agent-protocol.js';
 import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
-import { createInformers, type Informers, NodeLifecycle } from '../controllers/index.js';
+import { systemClock } from '../clock.js';
+import { createInformers, type Informers, NodeLifecycle, recordEvent } from '../controllers/index.js';
 import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
 import { TunnelServer } from '../tunnel/index.js';
 import { SERVERS_PREFIX } from './election.js';
@@ -89,5 +90,30 @@ export function startLifecycle(
     relay.sessionUp(reg.node);
   });
   tunnel.on('node-lost', ({ node, reason }) => void lifecycle.lost(node, reason));
+  // A second machine with a node's identity is refused by the tunnel; say so on the Node (at most once a
+  // minute per node: the refused agent retries every few seconds).
+  const conflictEventAt = new Map<string, number>();
+  const clock = o.clock;
+  tunnel.on('conflict', ({ node, remote, reason }) => {
+    const t = (clock ?? systemClock).now();
+    const last = conflictEventAt.get(node);
+    if (last !== undefined && t - last < 60_000) return;
+    conflictEventAt.set(node, t);
+    const involved = informers.nodes.items.get(node);
+    if (involved === undefined) return;
+    void recordEvent(
+      deps.store,
+      {
+        involved,
+        reason: 'NodeIdentityConflict',
+        message: `refused a tunnel connection from ${remote ?? 'an unknown address'}: ${reason}`,
+        type: 'Warning',
+        component: 'vipmesh-server',
+        host: o.nodeName,
+        now: t,
+      },
+      log,
+    );
+  });
   return lifecycle;
 }

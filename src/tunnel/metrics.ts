@@ -16,6 +16,8 @@ export class TunnelMetrics {
   bytesOut = 0;
   reconnects = 0;
   authFailures = 0;
+  /** Server: connections refused because their node already has a live session. Agent: times refused so. */
+  conflicts = 0;
   readonly rtt: Histogram<'role'>;
 
   constructor(registry: Registry, role: 'server' | 'agent') {
@@ -59,6 +61,11 @@ export class TunnelMetrics {
     counter('vipmesh_tunnel_bytes_out_total', 'Frame bytes sent', (m) => m.bytesOut);
     counter('vipmesh_tunnel_reconnects_total', 'Agent reconnects after a lost session', (m) => m.reconnects);
     counter('vipmesh_tunnel_auth_failures_total', 'Refused tunnel connections', (m) => m.authFailures);
+    counter(
+      'vipmesh_tunnel_session_conflicts_total',
+      'Tunnel connections refused because their node already had a live session',
+      (m) => m.conflicts,
+    );
     const name = 'vipmesh_tunnel_heartbeat_rtt_seconds';
     this.rtt =
       (registry.getSingleMetric(name) as Histogram<'role'> | undefined) ??
