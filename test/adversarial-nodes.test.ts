@@ -3,9 +3,19 @@
  * node's data directory) must not take the node's tunnel session over, and a join token must not register
  * nodes without limit.
  */
+import { randomBytes } from 'node:crypto';
 import t from 'tap';
+import { MemoryKv } from '../src/api/memory-kv.js';
+import { ResourceStore } from '../src/api/store.js';
+import type { Node } from '../src/api/types.js';
+import { Informer } from '../src/controllers/informer.js';
+import { NodeLifecycle, SERVER_ANNOTATION } from '../src/controllers/node-lifecycle.js';
+import { SubnetController } from '../src/controllers/subnets.js';
 import type { VipmeshError } from '../src/errors.js';
+import { LEASE_PREFIX } from '../src/flannel-hostgw/index.js';
+import { silentLogger } from '../src/log.js';
 import { createRegistry } from '../src/metrics.js';
+import { FakeClock } from '../src/testing/fake-clock.js';
 import { tempDir } from '../src/testing/tmp.js';
 import {
   createTunnelServer,
@@ -109,4 +119,120 @@ t.test('a cloned node is refused while the original is alive; the original keeps
   await until('the clone gets in once the original is gone', () => cloneConnected);
   t.not(srv.tunnel.sessions.get('pi1'), first);
   t.equal(sessions.length, 2);
+});
+
+/** One raw connection attempt as `node` (a fresh password each time: a flood of made-up nodes). */
+async function tryJoin(
+  srv: StandaloneTunnelServer,
+  node: string,
+  password = randomBytes(32).toString('hex'),
+): Promise<VipmeshError | undefined> {
+  try {
+    const c = await wsConnector().open(srv.url, {
+      ca: srv.credentials.caCertPem,
+      timeoutMs: 5000,
+      tcpTimeoutMs: 5000,
+      headers: {
+        authorization: `Bearer ${srv.credentials.joinToken}`,
+        'x-vipmesh-node': node,
+        'x-vipmesh-node-password': password,
+      },
+    });
+    c.transport.close(1000, 'done');
+    return undefined;
+  } catch (err) {
+    return err as VipmeshError;
+  }
+}
+
+t.test('a flood of new node names stops at the cap; known nodes still get in', async (t) => {
+  const clock = new FakeClock();
+  const srv = await server({ joinLimits: { maxNewNodes: 5, newNodesWindowMs: 60_000, clock } });
+  const known = randomBytes(32).toString('hex');
+  t.equal(await tryJoin(srv, 'real-node', known), undefined, 'a real node joins');
+  const results = [];
+  for (let i = 0; i < 30; i++) results.push(await tryJoin(srv, `fake-${i}`));
+  const accepted = results.filter((r) => r === undefined).length;
+  t.equal(accepted, 4, 'only the cap of new names (5, the real node included) joined');
+  const refusal = results.find((r) => r !== undefined)!;
+  t.equal(refusal.code, 'VIPMESH_TUNNEL_JOIN_LIMIT');
+  t.match(
+    refusal.message,
+    /429: node fake-4 cannot join now: too many new nodes: 5 joined within the last 60000 ms/,
+  );
+  t.ok(Number(refusal.details['retryAfterMs']) > 0, 'the refusal says when to retry');
+  t.equal(await tryJoin(srv, 'real-node', known), undefined, 'a known node reconnects during the flood');
+  t.equal(
+    (await tryJoin(srv, 'real-node'))?.code,
+    'VIPMESH_TUNNEL_NODE_PASSWORD',
+    'a known name with another password is still refused as such',
+  );
+  clock.advance(60_000);
+  t.equal(await tryJoin(srv, 'late-node'), undefined, 'a new name joins once the window has room');
+});
+
+t.test('a node count cap refuses new names beyond it', async (t) => {
+  const srv = await server({ joinLimits: { maxNewNodes: 0, maxNodes: 3 } });
+  for (const n of ['a', 'b', 'c']) t.equal(await tryJoin(srv, n), undefined, `${n} joins`);
+  const err = await tryJoin(srv, 'd');
+  t.equal(err?.code, 'VIPMESH_TUNNEL_JOIN_LIMIT');
+  t.match(err?.message, /the cluster has its maximum of 3 nodes/);
+});
+
+t.test('a node NotReady past the configured time is deleted and its subnet released', async (t) => {
+  const clock = new FakeClock();
+  const log = silentLogger();
+  const kv = new MemoryKv();
+  const store = new ResourceStore({ kv, clock });
+  const nodes = new Informer(store, 'nodes', { logger: log, clock });
+  await nodes.start();
+  t.teardown(() => nodes.close());
+  const subnets = new SubnetController({ store, kv, nodes, clusterCidr: '198.18.0.0/22', logger: log });
+  subnets.start();
+  t.teardown(() => subnets.close());
+  const sessions = new Set<string>();
+  const lc = new NodeLifecycle({
+    store,
+    server: 's1',
+    hasSession: (n) => sessions.has(n),
+    nodes: () => nodes.items.values(),
+    deleteNotReadyAfterMs: 3_600_000,
+    logger: log,
+    clock,
+  });
+  t.teardown(() => lc.close());
+  lc.setMaster(true);
+  for (const [i, name] of ['live', 'gone'].entries()) {
+    sessions.add(name);
+    await lc.seen(name, { addresses: [{ type: 'InternalIP', address: `198.51.100.${i + 1}` }] });
+  }
+  const leased = (node: string) =>
+    until(`${node}'s lease`, async () =>
+      (await kv.list(LEASE_PREFIX)).pairs.some((p) => p.value.toString().includes(`"${node}"`)),
+    );
+  await leased('live');
+  await leased('gone');
+  const goneCidr = (nodes.items.get('gone') as Node).spec?.podCIDR;
+  t.ok(goneCidr, 'the node had a pod subnet');
+
+  sessions.delete('gone');
+  await lc.lost('gone', 'heartbeat timeout');
+  await until('the informer sees gone NotReady', () =>
+    nodes.items.get('gone')?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'False'),
+  );
+  clock.advance(3_599_000);
+  await lc.sweep();
+  t.ok(await store.get('nodes', 'gone'), 'still there within the time');
+  clock.advance(2_000);
+  await lc.sweep();
+  await t.rejects(store.get('nodes', 'gone'), { code: 'VIPMESH_API_NOT_FOUND' }, 'deleted after the time');
+  t.ok(await store.get('nodes', 'live'), 'the Ready node stays');
+  t.equal((await store.get('nodes', 'live')).metadata.annotations?.[SERVER_ANNOTATION], 's1');
+  await until('the lease of the deleted node is released', async () =>
+    (await kv.list(LEASE_PREFIX)).pairs.every((p) => !p.value.toString().includes('"gone"')),
+  );
+  // Its subnet is free again: the next node gets it.
+  sessions.add('next');
+  await lc.seen('next', { addresses: [{ type: 'InternalIP', address: '198.51.100.9' }] });
+  await until('next gets the released subnet', () => nodes.items.get('next')?.spec?.podCIDR === goneCidr);
 });

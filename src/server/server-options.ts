@@ -31,6 +31,12 @@ export interface ServerOptions {
   electionTtlSeconds?: number;
   /** How long a Node keeps Ready without a session after a start [5 s]. */
   nodeGraceMs?: number;
+  /** New node names accepted per minute; more wait (HTTP 429) [32; 0: no limit]. */
+  maxNewNodesPerMinute?: number;
+  /** Nodes the server takes at most (names with a node password); more wait (HTTP 429) [no limit]. */
+  maxNodes?: number;
+  /** The master deletes a Node NotReady this long, releasing its pod subnet [24 h; 0: never]. */
+  nodeGcAfterMs?: number;
   logger: Logger;
   registry?: Registry;
   clock?: Clock;

@@ -29,6 +29,9 @@ interface ServerFlags extends NodeFlags {
   heartbeatInterval: string;
   nodeLostAfter: string;
   nodeStartupGrace: string;
+  maxNewNodesPerMinute: string;
+  maxNodes?: string;
+  nodeGcAfter: string;
   electionTtl: string;
   metricsBindAddress: string;
   adminConfig: string;
@@ -61,6 +64,17 @@ export function register(program: Command, ctx: CliContext): void {
       '--node-startup-grace <duration>',
       'after a start, how long a node stays Ready while its agent reconnects',
       '5s',
+    )
+    .option(
+      '--max-new-nodes-per-minute <n>',
+      'node names joining for the first time per minute; more are told to retry (0 = no limit)',
+      '32',
+    )
+    .option('--max-nodes <n>', 'most nodes the server takes; a new name beyond it is told to retry')
+    .option(
+      '--node-gc-after <duration>',
+      'the master deletes a node NotReady this long, releasing its pod subnet (0 = never)',
+      '24h',
     )
     .option(
       '--election-ttl <duration>',
@@ -109,6 +123,12 @@ export function register(program: Command, ctx: CliContext): void {
           heartbeatMs,
           nodeLostAfter: misses,
           nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
+          maxNewNodesPerMinute:
+            flags.maxNewNodesPerMinute === '0'
+              ? 0
+              : positiveInt(flags.maxNewNodesPerMinute, '--max-new-nodes-per-minute'),
+          ...(flags.maxNodes === undefined ? {} : { maxNodes: positiveInt(flags.maxNodes, '--max-nodes') }),
+          nodeGcAfterMs: parseDuration(flags.nodeGcAfter, '--node-gc-after'),
           electionTtlSeconds: ttl,
           metricsBindAddress: flags.metricsBindAddress,
           adminConfigPath: flags.adminConfig,
