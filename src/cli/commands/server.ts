@@ -124,10 +124,12 @@ export function register(program: Command, ctx: CliContext): void {
           nodeLostAfter: misses,
           nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
           maxNewNodesPerMinute:
-            flags.maxNewNodesPerMinute === '0'
+            String(flags.maxNewNodesPerMinute).trim() === '0'
               ? 0
-              : positiveInt(flags.maxNewNodesPerMinute, '--max-new-nodes-per-minute'),
-          ...(flags.maxNodes === undefined ? {} : { maxNodes: positiveInt(flags.maxNodes, '--max-nodes') }),
+              : positiveInt(String(flags.maxNewNodesPerMinute), '--max-new-nodes-per-minute'),
+          ...(flags.maxNodes === undefined
+            ? {}
+            : { maxNodes: positiveInt(String(flags.maxNodes), '--max-nodes') }),
           nodeGcAfterMs: parseDuration(flags.nodeGcAfter, '--node-gc-after'),
           electionTtlSeconds: ttl,
           metricsBindAddress: flags.metricsBindAddress,
