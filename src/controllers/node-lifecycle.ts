@@ -27,6 +27,11 @@ export interface NodeLifecycleOptions {
   graceMs?: number;
   /** How often the sweep runs [1 s]. */
   sweepMs?: number;
+  /**
+   * While master, delete a Node that has been NotReady (or never Ready) this long, which releases its pod
+   * subnet [never]. A node that comes back registers again.
+   */
+  deleteNotReadyAfterMs?: number | undefined;
   logger: Logger;
   clock?: Clock;
 }
@@ -183,13 +188,26 @@ export class NodeLifecycle {
     }
   }
 
-  /** One sweep (exposed for tests): stale own nodes, and while master the nodes of dead servers. */
+  /**
+   * One sweep (exposed for tests): stale own nodes, and while master the nodes of dead servers and the
+   * nodes NotReady for longer than `deleteNotReadyAfterMs`.
+   */
   async sweep(): Promise<void> {
     const t = this.#clock.now();
     const grace = this.#o.graceMs ?? 5000;
     const alive = new Map<string, boolean>();
+    const gcMs = this.#o.deleteNotReadyAfterMs;
     for (const n of this.#o.nodes()) {
-      if (n.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True') continue;
+      const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+      if (ready?.status !== 'True') {
+        if (this.#masterSince !== undefined && gcMs !== undefined && gcMs > 0) {
+          const since = Date.parse(ready?.lastTransitionTime ?? n.metadata.creationTimestamp ?? '');
+          if (Number.isFinite(since) && t - since >= gcMs && !this.#o.hasSession(n.metadata.name)) {
+            await this.#serial(() => this.#collect(n, gcMs));
+          }
+        }
+        continue;
+      }
       const owner = n.metadata.annotations?.[SERVER_ANNOTATION];
       const name = n.metadata.name;
       if (owner === this.#o.server) {
@@ -211,6 +229,22 @@ export class NodeLifecycle {
         );
       }
     }
+  }
+
+  /** Delete `n`, NotReady past `gcMs`, unless it changed since it was read (a reconnect). */
+  async #collect(n: Node, gcMs: number): Promise<void> {
+    const name = n.metadata.name;
+    try {
+      const rv = n.metadata.resourceVersion;
+      await this.#o.store.delete('nodes', name, undefined, rv === undefined ? {} : { resourceVersion: rv });
+    } catch (err) {
+      if (isVipmeshError(err, 'VIPMESH_API_CONFLICT') || isVipmeshError(err, 'VIPMESH_API_NOT_FOUND')) return;
+      throw err;
+    }
+    this.#log.warn(
+      { node: name, notReadyForMs: gcMs },
+      `deleted node ${name}: NotReady for longer than ${gcMs} ms (its pod subnet is released)`,
+    );
   }
 
   /** Stop the sweep; waits for a sweep in progress and the writes queued. */

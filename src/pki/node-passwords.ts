@@ -14,6 +14,8 @@ export interface NodePasswordStore {
   set(node: string, hash: string): Promise<void>;
   /** Forget `node` (so a reinstalled machine can join under the same name). */
   delete(node: string): Promise<void>;
+  /** How many nodes have a password (needed for a cap on the node count). */
+  count?(): Promise<number>;
 }
 
 /**
@@ -54,6 +56,10 @@ export class FileNodePasswordStore implements NodePasswordStore {
 
   async delete(node: string): Promise<void> {
     if (this.#load().delete(node)) this.#save();
+  }
+
+  async count(): Promise<number> {
+    return this.#load().size;
   }
 
   #load(): Map<string, string> {

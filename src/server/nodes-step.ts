@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import type { NodeRegistration } from '../api/agent-protocol.js';
 import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
-import { createInformers, type Informers, NodeLifecycle } from '../controllers/index.js';
+import { systemClock } from '../clock.js';
+import { createInformers, type Informers, NodeLifecycle, recordEvent } from '../controllers/index.js';
 import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
 import { TunnelServer } from '../tunnel/index.js';
 import { SERVERS_PREFIX } from './election.js';
@@ -22,14 +23,35 @@ export async function startInformers(
   return informers;
 }
 
-/** Step: the tunnel server the agents connect to (served on the API port by the listener step). */
-export function startTunnel({ o, registry, stack }: ServerStep, creds: ServerCredentials): TunnelServer {
+/**
+ * Step: the tunnel server the agents connect to (served on the API port by the listener step). New node
+ * names are limited in rate and number; a deleted Node's password is forgotten, so its name may join again
+ * (and no longer counts against the node limit).
+ */
+export function startTunnel(
+  { o, registry, stack }: ServerStep,
+  creds: ServerCredentials,
+  informers: Informers,
+): TunnelServer {
   const tunnelLog = o.logger.child({ module: 'tunnel' });
+  const passwords = new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json'));
+  const forget = ({ type, object }: { type: string; object: { metadata: { name: string } } }) => {
+    if (type !== 'DELETED') return;
+    passwords.delete(object.metadata.name).catch((err: unknown) => {
+      tunnelLog.warn({ err, node: object.metadata.name }, 'could not forget the deleted node password');
+    });
+  };
+  informers.nodes.on('change', forget);
+  stack.push('node-passwords', () => void informers.nodes.off('change', forget));
   const tunnel = new TunnelServer({
     authorize: joinAuthorizer({
       joinToken: creds.joinToken,
-      passwords: new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json')),
+      passwords,
       logger: tunnelLog,
+      maxNewNodes: o.maxNewNodesPerMinute ?? 32,
+      newNodesWindowMs: 60_000,
+      ...(o.maxNodes === undefined ? {} : { maxNodes: o.maxNodes }),
+      ...clockOf(o),
     }),
     caCertPem: creds.caCertPem,
     heartbeatMs: o.heartbeatMs,
@@ -76,6 +98,7 @@ export function startLifecycle(
     nodes: () => informers.nodes.items.values(),
     serverAlive: async (name) => (await kv.get(`${SERVERS_PREFIX}${name}`)) !== undefined,
     graceMs: o.nodeGraceMs ?? 5000,
+    deleteNotReadyAfterMs: o.nodeGcAfterMs ?? 24 * 3600_000,
     logger: log.child({ controller: 'nodes' }),
     ...clockOf(o),
   });
@@ -89,5 +112,30 @@ export function startLifecycle(
     relay.sessionUp(reg.node);
   });
   tunnel.on('node-lost', ({ node, reason }) => void lifecycle.lost(node, reason));
+  // A second machine with a node's identity is refused by the tunnel; say so on the Node (at most once a
+  // minute per node: the refused agent retries every few seconds).
+  const conflictEventAt = new Map<string, number>();
+  const clock = o.clock;
+  tunnel.on('conflict', ({ node, remote, reason }) => {
+    const t = (clock ?? systemClock).now();
+    const last = conflictEventAt.get(node);
+    if (last !== undefined && t - last < 60_000) return;
+    conflictEventAt.set(node, t);
+    const involved = informers.nodes.items.get(node);
+    if (involved === undefined) return;
+    void recordEvent(
+      deps.store,
+      {
+        involved,
+        reason: 'NodeIdentityConflict',
+        message: `refused a tunnel connection from ${remote ?? 'an unknown address'}: ${reason}`,
+        type: 'Warning',
+        component: 'vipmesh-server',
+        host: o.nodeName,
+        now: t,
+      },
+      log,
+    );
+  });
   return lifecycle;
 }

@@ -42,6 +42,12 @@ export interface ServerOptions {
   nodeGraceMs?: number;
   /** Datastore client tuning: keys per list page [500], largest gRPC answer [16 MiB]. */
   datastoreClient?: EtcdTuning;
+  /** New node names accepted per minute; more wait (HTTP 429) [32; 0: no limit]. */
+  maxNewNodesPerMinute?: number;
+  /** Nodes the server takes at most (names with a node password); more wait (HTTP 429) [no limit]. */
+  maxNodes?: number;
+  /** The master deletes a Node NotReady this long, releasing its pod subnet [24 h; 0: never]. */
+  nodeGcAfterMs?: number;
   logger: Logger;
   registry?: Registry;
   clock?: Clock;

@@ -55,7 +55,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const { etcd, kv, store } = openClient(step, data.endpoints);
     const creds = await loadCredentials(step, kv, data);
     const informers = await startInformers(step, store);
-    const tunnel = startTunnel(step, creds);
+    const tunnel = startTunnel(step, creds, informers);
     const relay = await startRelay(step, { informers, kv, tunnel });
     const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay });
     const api = await listenApi(step, { store, creds, tunnel });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import {
   ensureServerCredentials,
   FileNodePasswordStore,
+  type JoinAuthorizerOptions,
   joinAuthorizer,
   type NodePasswordStore,
   type ServerCredentials,
@@ -23,6 +24,8 @@ export interface StandaloneOptions extends Omit<TunnelServerOptions, 'authorize'
   sans?: string[];
   /** Node password store [the file `<dataDir>/server/node-passwords.json`]. */
   passwords?: NodePasswordStore;
+  /** Limits on new node names, and the clock they are counted on [the authorizer's defaults]. */
+  joinLimits?: Pick<JoinAuthorizerOptions, 'maxNewNodes' | 'newNodesWindowMs' | 'maxNodes' | 'clock'>;
 }
 
 /** A tunnel server on an HTTPS server of its own. */
@@ -51,6 +54,7 @@ export async function createTunnelServer(o: StandaloneOptions): Promise<Standalo
     authorize: joinAuthorizer({
       joinToken: credentials.joinToken,
       passwords,
+      ...o.joinLimits,
       ...(o.logger === undefined ? {} : { logger: o.logger }),
     }),
     caCertPem: credentials.caCertPem,

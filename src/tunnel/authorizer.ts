@@ -20,11 +20,17 @@ export interface ConnectCredentials {
  * The decision: accept with the node's identity (the name its session is kept under), or refuse with the
  * HTTP status the agent gets (the agent gives up on 401 and 403, and retries after others) and a reason
  * that is logged and sent in the body, so it must not hold a secret. `node`, when known, is logged with a
- * refusal.
+ * refusal. A 429 (too many new nodes) may say when to retry (`retryAfterMs`, sent as `Retry-After`).
  */
 export type ConnectVerdict =
   | { accept: true; node: string }
-  | { accept: false; status: 400 | 401 | 403 | 500; reason: string; node?: string };
+  | {
+      accept: false;
+      status: 400 | 401 | 403 | 429 | 500;
+      reason: string;
+      node?: string;
+      retryAfterMs?: number;
+    };
 
 /** Decides on one connection attempt; a rejected promise is answered 500. */
 export type ConnectAuthorizer = (credentials: ConnectCredentials) => Promise<ConnectVerdict>;

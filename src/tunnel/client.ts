@@ -10,7 +10,7 @@ import { caHashOf } from '../util/ca-pin.js';
 import { Backoff } from './backoff.js';
 import { type Connector, isSilentFailure, wsConnector } from './connector.js';
 import { TunnelMetrics } from './metrics.js';
-import { NODE_HEADER, PASSWORD_HEADER, type Registration } from './server.js';
+import { NODE_HEADER, NODE_IN_USE_CLOSE_CODE, PASSWORD_HEADER, type Registration } from './server.js';
 import { type RequestHandler, Session, type SessionTuning, sessionTuning } from './session.js';
 import type { TunnelStream } from './stream.js';
 import { type AllowFn, allowList, loopbackPorts } from './target.js';
@@ -65,7 +65,16 @@ export interface TunnelClientEvents {
   push: [topic: string, payload: unknown];
   /** The client gave up for good (wrong token, CA mismatch, name taken): it will not retry. */
   failed: [err: VipmeshError];
+  /**
+   * The server refused this attempt for now: `VIPMESH_TUNNEL_NODE_IN_USE` (the node already has a live
+   * session there) or `VIPMESH_TUNNEL_JOIN_LIMIT` (too many new nodes). The client retries after
+   * `details.retryAfterMs` at the earliest.
+   */
+  refused: [err: VipmeshError];
 }
+
+/** Refusals that say "not now": retried, no sooner than the server asked. */
+const REFUSED_FOR_NOW = new Set(['VIPMESH_TUNNEL_NODE_IN_USE', 'VIPMESH_TUNNEL_JOIN_LIMIT']);
 
 /** Errors no retry can fix. */
 const FATAL = new Set([
@@ -194,6 +203,15 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
           this.emit('failed', e);
           return;
         }
+        if (REFUSED_FOR_NOW.has(e.code)) {
+          if (e.code === 'VIPMESH_TUNNEL_NODE_IN_USE') this.metrics.conflicts++;
+          this.#log.warn({ url, code: e.code }, `the server refused this agent for now: ${e.message}`);
+          this.emit('refused', e);
+          const wait = Math.max(Number(e.details['retryAfterMs'] ?? 0), this.#backoff.next(true));
+          if (this.#stopped) return;
+          await this.#sleep(wait);
+          continue;
+        }
         escalate = !isSilentFailure(e);
         this.#log.debug(
           { url, code: e.code, errno: errnoOf(e.cause) },
@@ -244,8 +262,13 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       });
       s.once('close', (reason) => {
         this.#clock.clearTimeout(timer);
+        const inUse = reason.includes(`(${NODE_IN_USE_CLOSE_CODE}:`);
         reject(
-          new VipmeshError('VIPMESH_TUNNEL_CONNECT', `${url}: session closed before the welcome: ${reason}`),
+          new VipmeshError(
+            inUse ? 'VIPMESH_TUNNEL_NODE_IN_USE' : 'VIPMESH_TUNNEL_CONNECT',
+            `${url}: session closed before the welcome: ${reason}`,
+            { details: { url, silent: false } },
+          ),
         );
       });
     });

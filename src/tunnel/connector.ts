@@ -3,7 +3,7 @@ import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'n
 import { WebSocket } from 'ws';
 import { errnoOf, VipmeshError } from '../errors.js';
 import { fetchAndPinCA } from '../util/ca-pin.js';
-import { CONNECT_PATH } from './server.js';
+import { CONNECT_PATH, RETRY_AFTER_MS_HEADER } from './server.js';
 import type { FrameTransport, Session } from './session.js';
 import { WsTransport } from './ws-transport.js';
 
@@ -52,6 +52,19 @@ function connectError(url: string, err: unknown): VipmeshError {
     cause: err,
     details: { url, errno, silent },
   });
+}
+
+/** When the server asked to be tried again, in ms (its ms header, else `Retry-After` seconds). */
+function retryAfterOf(headers: Record<string, string | string[] | undefined>): number | undefined {
+  for (const [name, scale] of [
+    [RETRY_AFTER_MS_HEADER, 1],
+    ['retry-after', 1000],
+  ] as const) {
+    const v = Number(headers[name]);
+    if (typeof headers[name] === 'string' && Number.isFinite(v) && v >= 0)
+      return Math.min(v * scale, 600_000);
+  }
+  return undefined;
 }
 
 /** The production connector: `wss://<server>/v1/connect`, trusting only the pinned CA. */
@@ -108,18 +121,25 @@ export function wsConnector(): Connector {
             req.destroy();
             const why = Buffer.concat(chunks).toString('utf8').trim().slice(0, 200);
             const code =
-              status === 401
-                ? 'VIPMESH_TUNNEL_UNAUTHORIZED'
-                : status === 403
-                  ? 'VIPMESH_TUNNEL_NODE_PASSWORD'
-                  : 'VIPMESH_TUNNEL_CONNECT';
+              {
+                401: 'VIPMESH_TUNNEL_UNAUTHORIZED',
+                403: 'VIPMESH_TUNNEL_NODE_PASSWORD',
+                409: 'VIPMESH_TUNNEL_NODE_IN_USE',
+                429: 'VIPMESH_TUNNEL_JOIN_LIMIT',
+              }[status] ?? 'VIPMESH_TUNNEL_CONNECT';
+            const retryAfterMs = retryAfterOf(res.headers);
             done = true;
             reject(
               new VipmeshError(
                 code,
                 `${target.href}: the server answered ${status}${why ? `: ${why}` : ''}`,
                 {
-                  details: { url, status, silent: false },
+                  details: {
+                    url,
+                    status,
+                    silent: false,
+                    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+                  },
                 },
               ),
             );

@@ -26,6 +26,8 @@ export class TunnelMetrics {
   readonly cuts: Record<CutReason, number> = { 'send-queue': 0, 'rate-limit': 0, unresponsive: 0 };
   /** The most bytes any session of this side has had queued towards its peer. */
   sendQueuePeakBytes = 0;
+  /** Server: connections refused because their node already has a live session. Agent: times refused so. */
+  conflicts = 0;
   readonly rtt: Histogram<'role'>;
 
   constructor(registry: Registry, role: 'server' | 'agent') {
@@ -100,6 +102,11 @@ export class TunnelMetrics {
         },
       });
     }
+    counter(
+      'vipmesh_tunnel_session_conflicts_total',
+      'Tunnel connections refused because their node already had a live session',
+      (m) => m.conflicts,
+    );
     const name = 'vipmesh_tunnel_heartbeat_rtt_seconds';
     this.rtt =
       (registry.getSingleMetric(name) as Histogram<'role'> | undefined) ??

@@ -20,6 +20,10 @@ export const CONNECT_PATH = '/v1/connect';
 /** Request headers the agent authenticates with (besides `Authorization: Bearer <join token>`). */
 export const NODE_HEADER = 'x-vipmesh-node';
 export const PASSWORD_HEADER = 'x-vipmesh-node-password';
+/** Response header of a 409/429 refusal: when to try again, in ms (`Retry-After` carries it in seconds). */
+export const RETRY_AFTER_MS_HEADER = 'x-vipmesh-retry-after-ms';
+/** Websocket close code for a session refused at HELLO because its node already has a live one. */
+export const NODE_IN_USE_CLOSE_CODE = 4009;
 
 /** What an agent registers in its HELLO (sent again on every reconnect). */
 export interface Registration {
@@ -39,6 +43,11 @@ export interface TunnelServerEvents {
   'node-seen': [event: { node: string; registration: Registration; reconnect: boolean; session: Session }];
   /** A node's session ended and no other replaced it. */
   'node-lost': [event: { node: string; reason: string }];
+  /**
+   * A connection for `node` was refused because the node already has a live session (a cloned node, or an
+   * agent restarted before its old session was known dead). The live session is kept.
+   */
+  conflict: [event: { node: string; remote: string | undefined; reason: string }];
 }
 
 /** Options of a {@link TunnelServer}. Defaults in brackets. */
@@ -154,7 +163,10 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   /**
    * Take an HTTP upgrade if it is for `/v1/connect` (true), else leave it to the caller (false). Refusals
    * answer the status the authorizer gives (401 for a bad token, 400 for a node name or password missing,
-   * 403 for a name taken by another password, 500 when it fails).
+   * 403 for a name taken by another password, 429 for too many new nodes, 500 when it fails), or 409 with
+   * `Retry-After` when the node already has a live session: a live session is never replaced, so two
+   * machines with one identity cannot both hold it; the old session of a restarted agent goes once it
+   * misses its heartbeats, and the retry after that gets in.
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (req.url?.split('?')[0] !== CONNECT_PATH) return false;
@@ -179,7 +191,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     }
     if (!verdict.accept) {
       const fields = verdict.node === undefined ? { remote } : { remote, node: clip(verdict.node) };
-      this.#refuse(socket, verdict.status, verdict.reason, fields);
+      this.#refuse(socket, verdict.status, verdict.reason, fields, verdict.retryAfterMs);
       return;
     }
     const node = verdict.node;
@@ -187,19 +199,54 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       socket.destroy();
       return;
     }
+    const live = this.#sessions.get(node);
+    if (live !== undefined) {
+      const retryAfterMs = this.#inUse(node, live, remote);
+      this.#refuse(socket, 409, inUseReason(node, live), { remote, node }, retryAfterMs);
+      return;
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(new WsTransport(ws, socket), node, remote));
   }
 
-  #refuse(socket: Duplex, status: number, why: string, fields: Record<string, unknown>): void {
-    this.metrics.authFailures++;
-    this.#refusedConnects.note(
-      String(fields['remote'] ?? 'unknown'),
-      { op: 'connect', status, ...fields },
-      `refused a tunnel connection: ${why}`,
-    );
-    const text = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 500: 'Internal Server Error' }[
-      status
-    ];
+  /** Count and report a connection for `node` while `live` holds it; returns when to retry, in ms. */
+  #inUse(node: string, live: Session, remote: string | undefined): number {
+    this.metrics.conflicts++;
+    const reason = inUseReason(node, live);
+    this.#log.warn({ op: 'connect', node, remote, silentMs: Math.round(live.silentMs) }, reason);
+    this.emit('conflict', { node, remote, reason });
+    // The live session is declared dead after deadAfterMs of silence: a retry just after that gets in.
+    return Math.max(live.deadAfterMs - live.silentMs, 0) + (this.#o.heartbeatMs ?? 100);
+  }
+
+  #refuse(
+    socket: Duplex,
+    status: number,
+    why: string,
+    fields: Record<string, unknown>,
+    retryAfterMs?: number,
+  ): void {
+    if (status !== 409) {
+      // A 409 is counted and logged as a conflict by #inUse.
+      this.metrics.authFailures++;
+      this.#refusedConnects.note(
+        String(fields['remote'] ?? 'unknown'),
+        { op: 'connect', status, ...fields },
+        `refused a tunnel connection: ${why}`,
+      );
+    }
+    const text = {
+      400: 'Bad Request',
+      401: 'Unauthorized',
+      403: 'Forbidden',
+      409: 'Conflict',
+      429: 'Too Many Requests',
+      500: 'Internal Server Error',
+    }[status];
+    const retry =
+      retryAfterMs === undefined
+        ? ''
+        : `Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1000))}\r\n` +
+          `${RETRY_AFTER_MS_HEADER}: ${Math.ceil(retryAfterMs)}\r\n`;
     const body = `${why}\n`;
     if (!socket.writable) {
       socket.destroy();
@@ -208,7 +255,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     socket.once('finish', () => socket.destroy());
     socket.end(
       `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        `${retry}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   }
 
@@ -244,16 +291,21 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       this.#clock.clearTimeout(helloTimer);
       this.#pending.delete(s);
       const reg = registrationOf(node, info);
-      const old = this.#sessions.get(node);
+      const live = this.#sessions.get(node);
+      if (live !== undefined) {
+        // Two connections for one node passed the upgrade together: the first HELLO keeps the node.
+        this.#inUse(node, live, remote);
+        s.close(inUseReason(node, live), NODE_IN_USE_CLOSE_CODE);
+        return;
+      }
       this.#sessions.set(node, s);
-      if (old === undefined) this.metrics.sessions++;
-      else old.close('replaced by a new session from the same node', 4001);
+      this.metrics.sessions++;
       const reconnect = this.#seen.has(node);
       this.#seen.add(node);
       s.hello({ heartbeatMs: this.#o.heartbeatMs ?? 100, misses: this.#o.misses ?? 3 });
-      this.#log.info({ node, remote, reconnect, replaced: old !== undefined }, 'node connected');
+      this.#log.info({ node, remote, reconnect }, 'node connected');
       this.emit('session', s, reg);
-      if (old === undefined) this.emit('node-seen', { node, registration: reg, reconnect, session: s });
+      this.emit('node-seen', { node, registration: reg, reconnect, session: s });
     });
   }
 
@@ -309,6 +361,14 @@ export function guardHandshakes(server: Server, opts: { timeoutMs?: number } = {
   });
   server.prependListener('request', (req: IncomingMessage) => spoke.add(req.socket));
   server.prependListener('upgrade', (req: IncomingMessage) => spoke.add(req.socket));
+}
+
+function inUseReason(node: string, live: Session): string {
+  return (
+    `node ${node} already has a live tunnel session (heard from ${Math.round(live.silentMs)} ms ago): ` +
+    "another machine runs with this node's identity (a copied data directory?), or this agent restarted " +
+    `and its old session is dropped after ${live.deadAfterMs} ms of silence`
+  );
 }
 
 function registrationOf(node: string, info: unknown): Registration {

@@ -222,6 +222,16 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     return this.#closed;
   }
 
+  /** How long nothing at all was heard from the peer, in ms. */
+  get silentMs(): number {
+    return this.#clock.now() - this.#lastHeard;
+  }
+
+  /** How long the peer may stay silent before it is declared dead, in ms (`heartbeatMs` × `misses`). */
+  get deadAfterMs(): number {
+    return this.#deadMs;
+  }
+
   /** Streams currently open. */
   get streamCount(): number {
     return this.#streams.size;

@@ -30,6 +30,9 @@ interface ServerFlags extends NodeFlags {
   heartbeatInterval: string;
   nodeLostAfter: string;
   nodeStartupGrace: string;
+  maxNewNodesPerMinute: string;
+  maxNodes?: string;
+  nodeGcAfter: string;
   electionTtl: string;
   metricsBindAddress: string;
   adminConfig: string;
@@ -69,6 +72,17 @@ export function register(program: Command, ctx: CliContext): void {
       '--node-startup-grace <duration>',
       'after a start, how long a node stays Ready while its agent reconnects',
       '5s',
+    )
+    .option(
+      '--max-new-nodes-per-minute <n>',
+      'node names joining for the first time per minute; more are told to retry (0 = no limit)',
+      '32',
+    )
+    .option('--max-nodes <n>', 'most nodes the server takes; a new name beyond it is told to retry')
+    .option(
+      '--node-gc-after <duration>',
+      'the master deletes a node NotReady this long, releasing its pod subnet (0 = never)',
+      '24h',
     )
     .option(
       '--election-ttl <duration>',
@@ -136,6 +150,14 @@ export function register(program: Command, ctx: CliContext): void {
           heartbeatMs,
           nodeLostAfter: misses,
           nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
+          maxNewNodesPerMinute:
+            String(flags.maxNewNodesPerMinute).trim() === '0'
+              ? 0
+              : positiveInt(String(flags.maxNewNodesPerMinute), '--max-new-nodes-per-minute'),
+          ...(flags.maxNodes === undefined
+            ? {}
+            : { maxNodes: positiveInt(String(flags.maxNodes), '--max-nodes') }),
+          nodeGcAfterMs: parseDuration(flags.nodeGcAfter, '--node-gc-after'),
           electionTtlSeconds: ttl,
           metricsBindAddress: flags.metricsBindAddress,
           adminConfigPath: flags.adminConfig,
