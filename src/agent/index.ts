@@ -3,15 +3,7 @@
  * API, controllers). A second entry beside index.ts on purpose: the agent's RSS budget is 60 MB and the
  * server's modules cost tens of MB to load (measured with the compiled CLI; see the README).
  */
-
-export { TOPIC_LEASES, TOPIC_VIPS } from '../api/agent-protocol.js';
-export { type MetricsServer, serveMetrics, splitHostPort } from '../daemon/metrics-http.js';
+export { serveMetrics } from '../daemon/metrics-http.js';
 export { registerProcessMetrics } from '../daemon/process-metrics.js';
-export {
-  Agent,
-  type AgentAnnouncer,
-  type AgentHostGw,
-  type AgentOptions,
-  localRegistration,
-} from './agent.js';
-export { type CreateAgentOptions, createAgent } from './wire.js';
+export { Agent, type AgentAnnouncer, type AgentHostGw } from './agent.js';
+export { createAgent } from './wire.js';

@@ -26,7 +26,7 @@ import { type WatchOptions, watchService } from './server/watch.js';
 import type { RangeResponse } from './types.js';
 
 /** Options for {@link startDatastore}. */
-export interface DatastoreOptions {
+interface DatastoreOptions {
   /** Directory of the data file (created when missing). */
   dataDir: string;
   /** The data file; default `<dataDir>/state.db`. */

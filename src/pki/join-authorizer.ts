@@ -9,7 +9,7 @@ import { hashNodePassword, type NodePasswordStore, verifyNodePassword } from './
 import { checkToken } from './token.js';
 
 /** What an agent presents when it connects. */
-export interface JoinAttempt {
+interface JoinAttempt {
   /** The bearer token of the request (`''` when it has none). */
   token: string;
   /** The node name the agent claims (`''` when absent). */
@@ -19,12 +19,12 @@ export interface JoinAttempt {
 }
 
 /** The answer: the node's identity when accepted, else an HTTP status and a reason (no secret in it). */
-export type JoinVerdict =
+type JoinVerdict =
   | { accept: true; node: string }
   | { accept: false; status: 400 | 401 | 403 | 500; reason: string; node?: string };
 
 /** Options of {@link joinAuthorizer}. */
-export interface JoinAuthorizerOptions {
+interface JoinAuthorizerOptions {
   /** The join token agents must present (`K10<hash>::server:<secret>`). */
   joinToken: string;
   passwords: NodePasswordStore;

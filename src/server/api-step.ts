@@ -10,7 +10,7 @@ import { joinHostPort } from '../util/host-port.js';
 import type { ServerStep } from './server-options.js';
 
 /** The HTTPS port serving the API and the tunnel. */
-export interface ApiListener {
+interface ApiListener {
   /** `https://127.0.0.1:PORT` (or the bind address when it is not a wildcard). */
   url: string;
   port: number;
