@@ -3,7 +3,7 @@ import { type Logger, pino } from 'pino';
 export type { Logger } from 'pino';
 
 /** Options for {@link createLogger}. */
-export interface LoggerOptions {
+interface LoggerOptions {
   /** pino level; default `info` (or `VIPMESH_LOG_LEVEL`). */
   level?: string;
   /** Pretty, human-readable lines; default: when stdout is a TTY. JSON otherwise (the journal). */

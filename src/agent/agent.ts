@@ -27,7 +27,7 @@ export interface AgentHostGw {
 }
 
 /** Options of {@link Agent}. Defaults in brackets. */
-export interface AgentOptions {
+interface AgentOptions {
   /** Server URLs, tried in order. */
   servers: string[];
   /** The join token (`K10<CA hash>::server:<secret>`; anything else is `VIPMESH_TUNNEL_BAD_TOKEN`). */

@@ -1,17 +1,9 @@
 /**
  * The agent's public entry: what `vipmesh agent` needs and nothing of the server (datastore, etcd client,
- * API, controllers). A second entry beside index.ts on purpose: the agent's RSS budget is 60 MB and the
- * server's modules cost tens of MB to load (measured with the compiled CLI; see the README).
+ * API, controllers). It is kept apart from src/server on purpose: the agent's RSS goal is 60 MB, and loading
+ * the server's modules as well would add tens of MB.
  */
-
-export { TOPIC_LEASES, TOPIC_VIPS } from '../api/agent-protocol.js';
-export { type MetricsServer, serveMetrics, splitHostPort } from '../daemon/metrics-http.js';
+export { serveMetrics } from '../daemon/metrics-http.js';
 export { registerProcessMetrics } from '../daemon/process-metrics.js';
-export {
-  Agent,
-  type AgentAnnouncer,
-  type AgentHostGw,
-  type AgentOptions,
-  localRegistration,
-} from './agent.js';
-export { type CreateAgentOptions, createAgent } from './wire.js';
+export { Agent, type AgentAnnouncer, type AgentHostGw } from './agent.js';
+export { createAgent } from './wire.js';

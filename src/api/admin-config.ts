@@ -7,7 +7,7 @@ import { VipmeshError } from '../errors.js';
 export const DEFAULT_ADMIN_CONFIG = '/etc/vipmesh/vipmesh.yaml';
 
 /** The admin config: the API URL and the admin token. */
-export interface AdminConfig {
+interface AdminConfig {
   server: string;
   token: string;
 }

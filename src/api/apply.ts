@@ -17,21 +17,21 @@ import {
 } from './types.js';
 
 /** What apply needs of a client (the ApiClient, or a ResourceStore adapter in tests). */
-export interface ApplyTarget {
+interface ApplyTarget {
   get<R extends ResourceName>(resource: R, name: string, namespace?: string): Promise<ResourceTypes[R]>;
   create<R extends ResourceName>(resource: R, obj: KubeObject): Promise<ResourceTypes[R]>;
   update<R extends ResourceName>(resource: R, obj: KubeObject): Promise<ResourceTypes[R]>;
 }
 
 /** One object read from a file, with where it came from. */
-export interface SourceObject {
+interface SourceObject {
   r: ResourceInfo;
   obj: KubeObject;
   source: string;
 }
 
 /** What happened to one object: `service/web created`. */
-export interface ApplyOutcome {
+interface ApplyOutcome {
   resource: ResourceName;
   name: string;
   namespace?: string;
@@ -43,7 +43,7 @@ function badInput(message: string, details: Record<string, unknown> = {}): Vipme
 }
 
 /** The files `-f` names: a file, `-` (stdin, read by the caller), or every .yaml/.yml/.json in a directory. */
-export function expandPaths(paths: string[]): string[] {
+function expandPaths(paths: string[]): string[] {
   const out: string[] = [];
   for (const p of paths) {
     if (p === '-') {

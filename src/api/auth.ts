@@ -4,7 +4,7 @@ import { checkToken } from '../pki/index.js';
  * Who a request is: the admin (the CLI, with the admin token), an agent holding the join token, or nobody.
  * Tokens are src/pki's: `K10<CA sha256>::admin:<secret>` and `K10<...>::server:<secret>`.
  */
-export type Principal = 'admin' | 'join';
+type Principal = 'admin' | 'join';
 
 /** Maps an `Authorization` header to a principal, or undefined when the token is missing or wrong. */
 export type Authenticator = (authorization: string | undefined) => Principal | undefined;

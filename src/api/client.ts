@@ -14,7 +14,7 @@ import {
 } from './types.js';
 
 /** Options for {@link ApiClient.connect}. */
-export interface ApiClientOptions {
+interface ApiClientOptions {
   /** `https://host:6443` */
   server: string;
   /** The admin token, `K10<ca-hash>::admin:<secret>`; its hash pins the CA fetched from /cacerts. */

@@ -6,7 +6,7 @@ import type { Validator } from './status.js';
 import { ResourceStore } from './store.js';
 
 /** Options for {@link createResourceStore}. */
-export interface CreateResourceStoreOptions {
+interface CreateResourceStoreOptions {
   /** The datastore's etcd v3 endpoints: the embedded one (src/kine) or `--datastore-endpoint`. */
   endpoints: EtcdKvOptions['endpoints'];
   /** Extra `etcd3` client options (TLS, auth). */

@@ -14,7 +14,7 @@ import type {
 import { nodeReady } from './types.js';
 
 /** How to print a table. */
-export interface TableOptions {
+interface TableOptions {
   wide?: boolean;
   /** Show the NAMESPACE column (listing across namespaces). */
   withNamespace?: boolean;
@@ -53,14 +53,14 @@ function list(xs: readonly unknown[] | undefined): string {
 }
 
 /** The IPs in a Service's `status.loadBalancer.ingress`. */
-export function ingressIPs(svc: Service): string[] {
+function ingressIPs(svc: Service): string[] {
   return (svc.status?.loadBalancer?.ingress ?? [])
     .map((i) => i.ip ?? i.hostname ?? '')
     .filter((x) => x !== '');
 }
 
 /** The names of the Nodes announcing any of `ips` (from each Node's `status.vips`). */
-export function holdersOf(ips: string[], nodes: Node[] | undefined): string[] {
+function holdersOf(ips: string[], nodes: Node[] | undefined): string[] {
   return (nodes ?? [])
     .filter((n) => (n.status?.vips ?? []).some((v) => ips.includes(v)))
     .map((n) => n.metadata.name);

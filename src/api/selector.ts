@@ -1,7 +1,7 @@
 import { apiError } from './status.js';
 
 /** One requirement of a label selector. */
-export type LabelRequirement =
+type LabelRequirement =
   | { key: string; op: '=' | '!='; value: string }
   | { key: string; op: 'exists' | '!exists' };
 

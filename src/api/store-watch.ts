@@ -4,7 +4,7 @@ import type { KvWatch } from './kv.js';
 import type { KubeObject, WatchEvent } from './types.js';
 
 /** Events of a {@link StoreWatch}. */
-export interface StoreWatchEvents<T extends KubeObject> {
+interface StoreWatchEvents<T extends KubeObject> {
   event: [WatchEvent<T>];
   /** The watch ended: `VIPMESH_API_GONE` (revision compacted) or `VIPMESH_STORE_UNAVAILABLE`. */
   error: [VipmeshError];

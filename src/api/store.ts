@@ -20,12 +20,12 @@ import {
   type WatchEvent,
 } from './types.js';
 
-// Re-exported: controllers import these from here.
-export { canonicalJson, checkMeta, keyOf, prefixOf } from './meta.js';
-export { StoreWatch, type StoreWatchEvents } from './store-watch.js';
+// Re-exported: the informer, the API handler and tests import these from here.
+export { canonicalJson } from './meta.js';
+export { StoreWatch } from './store-watch.js';
 
 /** Options for {@link ResourceStore}. */
-export interface ResourceStoreOptions {
+interface ResourceStoreOptions {
   /** The datastore (etcd, the embedded one, or MemoryKv in tests). */
   kv: Kv;
   /** Field validation for create/update (vip-pool's `validateObject`); default: names only. */
@@ -46,7 +46,7 @@ export interface ResourceStoreOptions {
 }
 
 /** Options of {@link ResourceStore.list}. */
-export interface ListOptions {
+interface ListOptions {
   /** Only this namespace; default all. Ignored for cluster-scoped resources. */
   namespace?: string;
   /** Equality-based label selector, `app=web,tier!=db`. */
@@ -96,7 +96,7 @@ function decodeContinue(token: string): ContinueToken {
 }
 
 /** Options of {@link ResourceStore.watch}. */
-export interface WatchOptions extends ListOptions {
+interface WatchOptions extends ListOptions {
   /**
    * Changes after this resourceVersion. Absent or `0`: first an ADDED event for every existing object, then
    * the changes after them (Kubernetes' "get state and start at most recent").

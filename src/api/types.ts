@@ -7,7 +7,7 @@
  */
 
 /** Kubernetes ObjectMeta, the part vipmesh uses. `resourceVersion` is the datastore's mod revision. */
-export interface ObjectMeta {
+interface ObjectMeta {
   name: string;
   /** Absent on cluster-scoped objects (Node); `default` when a namespaced object is created without one. */
   namespace?: string;
@@ -42,7 +42,7 @@ export interface Condition {
 }
 
 /** One port of a Service. */
-export interface ServicePort {
+interface ServicePort {
   name?: string;
   protocol?: 'TCP' | 'UDP' | 'SCTP';
   port: number;
@@ -123,7 +123,7 @@ export interface ConfigMap extends KubeObject {
 }
 
 /** core/v1 Namespace: only its labels matter (IPAddressPool `serviceAllocation.namespaceSelectors`). */
-export interface Namespace extends KubeObject {}
+interface Namespace extends KubeObject {}
 
 /** The resource (plural, lowercase) -> object type map that makes the store typed. */
 export interface ResourceTypes {

@@ -23,7 +23,7 @@ import { type PortInfo, Responder } from './responder.js';
  * ignored, so the 1.1 s round lands even when the old holder answered just before it stopped), and a last
  * one at 3 s.
  */
-export const DEFAULT_SCHEDULE_MS: readonly number[] = [0, 200, 1100, 3000];
+const DEFAULT_SCHEDULE_MS: readonly number[] = [0, 200, 1100, 3000];
 
 /** Tuning of an {@link Announcer}. */
 export interface AnnouncerOptions {
@@ -40,7 +40,7 @@ export interface AnnouncerOptions {
 }
 
 /** The layers an Announcer drives (injected, so tests pass fakes). */
-export interface AnnouncerDeps {
+interface AnnouncerDeps {
   links: LinkSource;
   addresses: AddressTable;
   sysctl: { apply(ifname: string): void; restore(ifname: string): void; restoreAll(): void };
@@ -60,13 +60,13 @@ export interface ConflictEvent {
 }
 
 /** What probing a VIP found. */
-export type ProbeResult = { answered: false } | { answered: true; mac: string; iface: string };
+type ProbeResult = { answered: false } | { answered: true; mac: string; iface: string };
 
 /** The result of {@link Announcer.hold}. */
-export type HoldResult = { held: true } | { held: false; conflict: ConflictEvent };
+type HoldResult = { held: true } | { held: false; conflict: ConflictEvent };
 
 /** Typed events of an Announcer. */
-export interface AnnouncerEvents {
+interface AnnouncerEvents {
   conflict: [ConflictEvent];
   held: [{ vip: string }];
   released: [{ vip: string }];

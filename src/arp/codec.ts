@@ -24,18 +24,18 @@ export type DropReason =
   | 'reply'
   | 'not-held';
 
-export const ETHERTYPE_ARP = 0x0806;
+const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_IPV6 = 0x86dd;
 /** Ethernet minimum frame without FCS; ARP frames are padded to it (802.3 minimum size). */
 export const MIN_FRAME = 60;
-export const BROADCAST_MAC: Buffer = Buffer.alloc(6, 0xff);
-export const ZERO_MAC: Buffer = Buffer.alloc(6, 0);
+const BROADCAST_MAC: Buffer = Buffer.alloc(6, 0xff);
+const ZERO_MAC: Buffer = Buffer.alloc(6, 0);
 
 /** ARP opcodes (RFC 826). */
 export const ArpOp = { request: 1, reply: 2 } as const;
 
 /** A decoded Ethernet/IPv4 ARP frame. Buffers are views into the received frame. */
-export interface ArpPacket {
+interface ArpPacket {
   ethDst: Buffer;
   ethSrc: Buffer;
   op: 1 | 2;
@@ -74,7 +74,7 @@ export function decodeArp(frame: Buffer): ArpPacket | DropReason {
 }
 
 /** Fields of an ARP frame to encode. */
-export interface ArpFields {
+interface ArpFields {
   ethDst: Uint8Array;
   ethSrc: Uint8Array;
   op: 1 | 2;

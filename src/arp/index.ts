@@ -11,27 +11,8 @@ import { NetlinkTables } from './netlink.js';
 import { openPacketPort } from './ports.js';
 import { ArpSysctl } from './sysctl.js';
 
-export { formatMac, parseMac, parseVip } from './addr.js';
-export {
-  Announcer,
-  type AnnouncerDeps,
-  type AnnouncerEvents,
-  type AnnouncerOptions,
-  type ConflictEvent,
-  DEFAULT_SCHEDULE_MS,
-  type HoldResult,
-  type ProbeResult,
-} from './announcer.js';
-export { type DropReason, decodeArp, encodeArp, gratuitousArp } from './codec.js';
-export { decodeNdp, encodeNdp, unsolicitedNa } from './ndp.js';
-export type { AddressTable, LinkInfo, LinkSource } from './netlink.js';
-export { VIP_LABEL, VIP_PROTO } from './netlink.js';
-export { type FrameSocket, PacketSocket } from './packet-socket.js';
-export { eligible, type OpenPort } from './ports.js';
-export { type HandleResult, Responder, type ResponderHooks } from './responder.js';
-
 /** Options of {@link startAnnouncer}: the announcer's own plus the production wiring. */
-export interface StartAnnouncerOptions extends AnnouncerOptions {
+interface StartAnnouncerOptions extends AnnouncerOptions {
   logger: Logger;
   /** Metrics registry; default a fresh one. */
   registry?: Registry;

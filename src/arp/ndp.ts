@@ -6,24 +6,24 @@
 import { multicastMac, solicitedNode } from './addr.js';
 import { type DropReason, ETHERTYPE_IPV6 } from './codec.js';
 
-export const ICMPV6 = 58;
-export const NDP_NS = 135;
+const ICMPV6 = 58;
+const NDP_NS = 135;
 export const NDP_NA = 136;
 const OPT_SLLA = 1;
 const OPT_TLLA = 2;
 /** ff02::1, all nodes. */
-export const ALL_NODES: Buffer = Buffer.from('ff020000000000000000000000000001', 'hex');
-export const UNSPECIFIED: Buffer = Buffer.alloc(16);
+const ALL_NODES: Buffer = Buffer.from('ff020000000000000000000000000001', 'hex');
+const UNSPECIFIED: Buffer = Buffer.alloc(16);
 
 /** NA flags (RFC 4861 4.4). */
-export interface NaFlags {
+interface NaFlags {
   router: boolean;
   solicited: boolean;
   override: boolean;
 }
 
 /** A decoded NS or NA. Buffers are views into the received frame. */
-export interface NdpPacket {
+interface NdpPacket {
   type: 135 | 136;
   ethDst: Buffer;
   ethSrc: Buffer;
@@ -105,7 +105,7 @@ export function decodeNdp(frame: Buffer): NdpPacket | DropReason {
 }
 
 /** Fields of an NS or NA to encode. */
-export interface NdpFields {
+interface NdpFields {
   type: 135 | 136;
   ethDst: Uint8Array;
   ethSrc: Uint8Array;

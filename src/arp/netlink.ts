@@ -39,9 +39,9 @@ export interface AddressTable {
 }
 
 /** The IFA_LABEL of our IPv4 VIPs on lo. */
-export const VIP_LABEL = 'lo:vm';
+const VIP_LABEL = 'lo:vm';
 /** The IFA_PROTO value marking our VIPs (an arbitrary value outside the kernel's 0-3). */
-export const VIP_PROTO = 0x76;
+const VIP_PROTO = 0x76;
 const IFA_LABEL = 3;
 const IFA_PROTO = 11;
 const RTM_GETADDR = 22;
@@ -55,7 +55,7 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 
 /** The errno name in a `netlink` package error ("Request rejected: EEXIST"), kept as `.code`. */
-export function netlinkErrno(err: unknown): string | undefined {
+function netlinkErrno(err: unknown): string | undefined {
   const m = /Request rejected: (E[A-Z0-9]+)/.exec((err as Error)?.message ?? '');
   return m?.[1];
 }

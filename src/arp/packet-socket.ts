@@ -79,7 +79,7 @@ function load(): NativeModule {
 }
 
 /** Turn an errno-carrying error from the addon into a VipmeshError naming the interface. */
-export function packetError(err: unknown, ifname: string, op: string): VipmeshError {
+function packetError(err: unknown, ifname: string, op: string): VipmeshError {
   const errno = errnoOf(err);
   if (errno === 'EPERM' || errno === 'EACCES') {
     return new VipmeshError(
@@ -105,7 +105,7 @@ export function packetError(err: unknown, ifname: string, op: string): VipmeshEr
 }
 
 /** Which frames a socket carries. */
-export type SocketKind = 'arp' | 'ndp';
+type SocketKind = 'arp' | 'ndp';
 
 /**
  * An AF_PACKET socket on `ifname`. `kind` picks the EtherType (ARP, or IPv6 narrowed by `filter` to

@@ -19,7 +19,7 @@ export function eligible(link: LinkInfo, explicit?: readonly string[]): boolean 
 }
 
 /** IPv6 multicast group membership of one interface (reference-counted per group). */
-export interface GroupJoiner {
+interface GroupJoiner {
   join(group: string): void;
   leave(group: string): void;
   close(): void;
@@ -38,7 +38,7 @@ export interface PortSockets {
  * reports that make snooping switches forward the group to this port. The packet socket's own membership
  * only opens the NIC's filter; it sends no report.
  */
-export class MldGroups implements GroupJoiner {
+class MldGroups implements GroupJoiner {
   readonly #sock: Socket;
   readonly #ifname: string;
   readonly #count = new Map<string, number>();

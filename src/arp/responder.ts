@@ -15,7 +15,7 @@ export interface PortInfo {
 }
 
 /** Decisions and observations, provided by the owner of the VIP state. */
-export interface ResponderHooks {
+interface ResponderHooks {
   /** True when this node announces `ip` (canonical text) on interface `ifname`. */
   shouldAnnounce(ip: string, ifname: string): boolean;
   /** Another station (`mac`) claimed `ip`: an ARP reply, a gratuitous ARP, any ARP sender, or an NA. */
@@ -31,7 +31,7 @@ export type HandleResult = DropReason | 'answered' | 'gratuitous';
 export const REQUEST_RESULTS: ReadonlySet<HandleResult> = new Set(['answered', 'not-held', 'not-for-us']);
 
 /** Sends frames out of the interface (a FrameSocket in production, an array in tests). */
-export interface FrameSink {
+interface FrameSink {
   send(frame: Buffer): void;
 }
 

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { errnoOf, VipmeshError } from '../errors.js';
 
 /** File access for sysctls and the state file (a temporary folder in tests). */
-export interface SysctlIO {
+interface SysctlIO {
   read(path: string): string;
   write(path: string, value: string): void;
 }

@@ -8,10 +8,10 @@ import { VipmeshError } from '../errors.js';
 export const DEFAULT_CONFIG_PATH = '/etc/vipmesh/config.yaml';
 
 /** A config value: what a flag would take on the command line (a list is a repeated flag). */
-export type ConfigValue = string | number | boolean | Array<string | number>;
+type ConfigValue = string | number | boolean | Array<string | number>;
 
 /** The merged keys of the config file and its drop-ins, with the file each key came from. */
-export interface LoadedConfig {
+interface LoadedConfig {
   values: Map<string, { value: ConfigValue; file: string }>;
   files: string[];
 }
@@ -80,7 +80,7 @@ function checkValue(raw: unknown, file: string, key: string): ConfigValue {
 }
 
 /** What applying a config to a command did: the unknown keys, for the warning. */
-export interface ApplyResult {
+interface ApplyResult {
   unknown: Array<{ key: string; file: string }>;
 }
 

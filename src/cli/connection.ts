@@ -17,7 +17,7 @@ export function connectionOptions(): Option[] {
 }
 
 /** The parsed connection flags. */
-export interface ConnectionFlags {
+interface ConnectionFlags {
   server?: string;
   token?: string;
   adminConfig?: string;

@@ -30,7 +30,7 @@ export interface AssignmentInput {
 }
 
 /** One Node whose `status.vips` (or `status.vipInterfaces`) must change. */
-export interface NodeWrite {
+interface NodeWrite {
   /** The Node as read. */
   node: Node;
   /** Its whole new status. */
@@ -38,7 +38,7 @@ export interface NodeWrite {
 }
 
 /** A VIP whose holder changed since the previous pass (or that became unplaceable). */
-export interface AssignmentChange {
+interface AssignmentChange {
   vip: string;
   node: string | undefined;
   reason: PlacementReason;
@@ -47,7 +47,7 @@ export interface AssignmentChange {
 }
 
 /** What a pass must do. */
-export interface AssignmentPlan {
+interface AssignmentPlan {
   /** Node status writes, the nodes gaining VIPs first (on failover, the new holder is what matters). */
   writes: NodeWrite[];
   changes: AssignmentChange[];

@@ -10,7 +10,7 @@ import { type Informer, Reconciler } from './informer.js';
 import { poolConfig } from './pool-config.js';
 
 /** The informers the assignment controller reads. */
-export interface AssignmentInformers {
+interface AssignmentInformers {
   nodes: Informer<'nodes'>;
   services: Informer<'services'>;
   pools: Informer<'ipaddresspools'>;
@@ -19,7 +19,7 @@ export interface AssignmentInformers {
 }
 
 /** Options of {@link AssignmentController}. */
-export interface AssignmentControllerOptions {
+interface AssignmentControllerOptions {
   store: ResourceStore;
   informers: AssignmentInformers;
   /** The IPAM controller's allocations (which pool each Service's addresses came from). */

@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { Periodic } from './informer.js';
 
 /** What {@link recordEvent} writes. */
-export interface EventInput {
+interface EventInput {
   involved: KubeObject;
   reason: string;
   message: string;
@@ -56,7 +56,7 @@ export async function recordEvent(store: ResourceStore, e: EventInput, log: Logg
 }
 
 /** Options of {@link EventReaper}. Defaults in brackets. */
-export interface EventReaperOptions {
+interface EventReaperOptions {
   store: ResourceStore;
   logger: Logger;
   clock?: Clock;

@@ -13,51 +13,7 @@ import { Informer } from './informer.js';
 import { IpamController } from './ipam.js';
 import { SubnetController } from './subnets.js';
 
-export { AssignmentController, type AssignmentControllerOptions } from './assignment.js';
-export {
-  type AssignmentChange,
-  type AssignmentInput,
-  type AssignmentPlan,
-  type NodeWrite,
-  planAssignment,
-} from './assignment-plan.js';
-export {
-  type EventInput,
-  EventReaper,
-  type EventReaperOptions,
-  type PlannedEvent,
-  recordEvent,
-} from './events.js';
-export { Informer, objectKey, Periodic, Reconciler } from './informer.js';
-export { ALLOCATION_PREFIX, IpamController, type IpamControllerOptions } from './ipam.js';
-export {
-  IP_ALLOCATED,
-  type IpamInput,
-  type IpamPlan,
-  type IpamReport,
-  type IpamScope,
-  type IpamState,
-  type IpamStep,
-  planIpam,
-  serviceStatus,
-  wantsAddress,
-} from './ipam-plan.js';
-export {
-  NodeLifecycle,
-  type NodeLifecycleOptions,
-  SERVER_ANNOTATION,
-  withReady,
-} from './node-lifecycle.js';
-export {
-  type PlacementReason,
-  type PlacementResult,
-  placeVips,
-  rendezvousPick,
-  rendezvousScore,
-  type VipPlacement,
-} from './placement.js';
-export { type PoolConfig, poolConfig } from './pool-config.js';
-export { leaseOf, podCIDRsOf, SubnetController, type SubnetControllerOptions } from './subnets.js';
+export { NodeLifecycle, SERVER_ANNOTATION, withReady } from './node-lifecycle.js';
 
 /** The informers every server keeps (the relay and the controllers share them). */
 export interface Informers {
@@ -81,7 +37,7 @@ export function createInformers(store: ResourceStore, logger: Logger, clock?: Cl
 }
 
 /** Options of {@link startControllers}. */
-export interface ControllersOptions {
+interface ControllersOptions {
   store: ResourceStore;
   kv: Kv;
   informers: Informers;

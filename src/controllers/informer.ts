@@ -5,13 +5,13 @@ import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import type { Logger } from '../log.js';
 
 /** Events of an {@link Informer}. */
-export interface InformerEvents<T> {
+interface InformerEvents<T> {
   /** One object was added, changed or deleted (`object` as it is now, or as it was for a delete). */
   change: [{ type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: T; key: string }];
 }
 
 /** `namespace/name`, or `name` for cluster-scoped objects. */
-export function objectKey(o: { metadata: { name: string; namespace?: string | undefined } }): string {
+function objectKey(o: { metadata: { name: string; namespace?: string | undefined } }): string {
   return o.metadata.namespace === undefined ? o.metadata.name : `${o.metadata.namespace}/${o.metadata.name}`;
 }
 

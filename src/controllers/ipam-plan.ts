@@ -24,7 +24,7 @@ import type { PlannedEvent } from './events.js';
 export const IP_ALLOCATED = 'IPAllocated';
 
 /** True when vipmesh should give this Service addresses. */
-export function wantsAddress(svc: Service): boolean {
+function wantsAddress(svc: Service): boolean {
   return svc.spec?.type === 'LoadBalancer' && svc.spec.loadBalancerClass === undefined;
 }
 
@@ -42,7 +42,7 @@ export interface IpamState {
 export type IpamScope = { pools: readonly AddressPool[] } | { changed: Iterable<string>; state: IpamState };
 
 /** What one IPAM pass looks at. */
-export interface IpamInput {
+interface IpamInput {
   /** Every Service now stored, by key (`ns/name`). */
   services: ReadonlyMap<string, Service>;
   /** The allocations as persisted, by Service key. */

@@ -12,13 +12,11 @@ import { type Informer, Reconciler } from './informer.js';
 import { type IpamReport, type IpamScope, type IpamState, type IpamStep, planIpam } from './ipam-plan.js';
 import { poolConfig } from './pool-config.js';
 
-export { IP_ALLOCATED, wantsAddress } from './ipam-plan.js';
-
 /** Where the IPAM controller persists allocations: one key per Service, the vip-pool `Allocation` as JSON. */
-export const ALLOCATION_PREFIX = '/vipmesh/ipam/';
+const ALLOCATION_PREFIX = '/vipmesh/ipam/';
 
 /** The informers the IPAM controller reads. */
-export interface IpamInformers {
+interface IpamInformers {
   services: Informer<'services'>;
   pools: Informer<'ipaddresspools'>;
   configmaps: Informer<'configmaps'>;
@@ -26,7 +24,7 @@ export interface IpamInformers {
 }
 
 /** Options of {@link IpamController}. */
-export interface IpamControllerOptions {
+interface IpamControllerOptions {
   store: ResourceStore;
   /** Raw datastore access for the allocation keys. */
   kv: Kv;
@@ -39,7 +37,7 @@ export interface IpamControllerOptions {
 }
 
 /** Events of an {@link IpamController}. */
-export interface IpamEvents {
+interface IpamEvents {
   /** The allocations changed (the assignment controller re-places VIPs). */
   change: [];
 }
@@ -222,7 +220,7 @@ export class IpamController extends EventEmitter<IpamEvents> {
 const WRITE_CONCURRENCY = 32;
 
 /** Run `fn` over `items`, at most {@link WRITE_CONCURRENCY} at a time; the first error is thrown at the end. */
-export async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failure: unknown;
   const worker = async () => {

@@ -10,7 +10,7 @@ import { Periodic } from './informer.js';
 export const SERVER_ANNOTATION = 'vipmesh.io/server';
 
 /** Options of {@link NodeLifecycle}. */
-export interface NodeLifecycleOptions {
+interface NodeLifecycleOptions {
   store: ResourceStore;
   /** This server's name (`--node-name`): written to {@link SERVER_ANNOTATION}. */
   server: string;

@@ -13,7 +13,7 @@ export interface VipPlacement {
 export type PlacementReason = 'kept' | 'placed' | 'moved' | 'unplaceable';
 
 /** The result for one VIP. */
-export interface PlacementResult {
+interface PlacementResult {
   vip: string;
   node: string | undefined;
   reason: PlacementReason;
@@ -24,7 +24,7 @@ export interface PlacementResult {
  * without coordination, and removing a node only moves the VIPs it held (each to its own next-best node,
  * so a dead node's VIPs spread over the survivors instead of piling onto one).
  */
-export function rendezvousScore(vip: string, node: string): bigint {
+function rendezvousScore(vip: string, node: string): bigint {
   const digest = createHash('sha256').update(vip).update('\0').update(node).digest();
   return digest.readBigUInt64BE(0);
 }

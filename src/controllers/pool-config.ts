@@ -9,7 +9,7 @@ import {
 } from '../vip-pool/index.js';
 
 /** The address pools (IPAddressPools plus legacy MetalLB ConfigMaps) and L2Advertisements now stored. */
-export interface PoolConfig {
+interface PoolConfig {
   pools: AddressPool[];
   advertisements: AdvertisementRule[];
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import { type Informer, Reconciler } from './informer.js';
 
 /** Options of {@link SubnetController}. */
-export interface SubnetControllerOptions {
+interface SubnetControllerOptions {
   store: ResourceStore;
   kv: Kv;
   nodes: Informer<'nodes'>;

@@ -29,7 +29,7 @@ export function untilSignal(source: SignalSource = process): { signal: Promise<s
 }
 
 /** What a daemon's start gets from {@link runDaemon}. */
-export interface DaemonContext {
+interface DaemonContext {
   /** Resolves with the name of the first stop signal (a start may race a long wait against it). */
   readonly signal: Promise<string>;
   /** Push each close here once its part is up; they run in reverse order on the way out. */
@@ -47,12 +47,12 @@ export interface DaemonUp {
 }
 
 /** A start that a stop signal ended before the daemon was up (the start logged it). */
-export interface DaemonStopped {
+interface DaemonStopped {
   stoppedBy: string;
 }
 
 /** Options of {@link runDaemon}. */
-export interface RunDaemonOptions {
+interface RunDaemonOptions {
   /** Start the daemon, pushing each part's close on `d.stack`. */
   start(d: DaemonContext): Promise<DaemonUp | DaemonStopped>;
   /** [process] */

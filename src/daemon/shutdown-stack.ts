@@ -1,14 +1,14 @@
 import type { Logger } from '../log.js';
 
 /** How {@link ShutdownStack.close} treats a close function that throws. */
-export type ShutdownErrors =
+type ShutdownErrors =
   /** Log a warning naming the step and go on; `close()` resolves. */
   | 'log'
   /** Go on closing the rest, then reject with the first error. */
   | 'throw';
 
 /** Options of {@link ShutdownStack}. */
-export interface ShutdownStackOptions {
+interface ShutdownStackOptions {
   /** Gets a debug line per step closed (and, with `errors: 'log'`, the warnings). */
   logger?: Logger;
   /** ['log'] */

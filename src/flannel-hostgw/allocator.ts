@@ -9,7 +9,7 @@ import { bitsOf, type IpFamily } from '../util/ip.js';
 import { parseCidr } from './cidr.js';
 
 /** Options of {@link SubnetAllocator}. */
-export interface SubnetAllocatorOptions {
+interface SubnetAllocatorOptions {
   /**
    * The cluster CIDR, or one per family for dual stack (`['10.42.0.0/16', 'fd00:42::/56']`).
    * Default `10.42.0.0/16` (k3s's default).
@@ -22,7 +22,7 @@ export interface SubnetAllocatorOptions {
 }
 
 /** A released subnet, in release order (oldest first). `node` is who held it, when known. */
-export interface ReleasedSubnet {
+interface ReleasedSubnet {
   cidr: string;
   node?: string;
 }

@@ -17,7 +17,7 @@ import { DEFAULT_SUBNET_ENV_PATH, writeSubnetEnv } from './subnet-env.js';
 import { enableForwarding } from './sysctl.js';
 
 /** Options of {@link createHostGw}. */
-export interface HostGwOptions {
+interface HostGwOptions {
   /** This node's name, as in its lease. */
   nodeName: string;
   /** `--flannel-iface`; default: the interface holding `nodeIp`, else the default route's interface. */
@@ -48,7 +48,7 @@ export interface HostGwOptions {
 }
 
 /** What start() found out about this node. */
-export interface HostGwInfo {
+interface HostGwInfo {
   iface: string;
   ifindex: number;
   mtu: number;
@@ -57,7 +57,7 @@ export interface HostGwInfo {
 }
 
 /** A running host-gw data plane. */
-export interface HostGw {
+interface HostGw {
   /** Resolve the interface, enable forwarding, start the reconciler. */
   start(): Promise<HostGwInfo>;
   /**

@@ -27,7 +27,7 @@ export interface Lease {
 export const LEASE_PREFIX = '/coreos.com/network/subnets/';
 
 /** The JSON value of a lease, field names as flannel writes them. */
-export interface FlannelLeaseValue {
+interface FlannelLeaseValue {
   PublicIP?: string;
   PublicIPv6?: string;
   BackendType: string;

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** What the metrics read of one reconcile pass (the reconciler's `ReconcileResult` is one). */
-export interface PassFigures {
+interface PassFigures {
   /** True when the pass read the kernel's table. */
   full: boolean;
   replaced: number;

@@ -20,7 +20,7 @@ import {
 } from './rtmsg.js';
 
 /** The main routing table (RT_TABLE_MAIN). */
-export const MAIN_TABLE = 254;
+const MAIN_TABLE = 254;
 
 /** A route as the kernel holds it (main table, unicast). */
 export interface KernelRoute {
@@ -147,7 +147,7 @@ export function routeFromMsg(m: RouteMsg): KernelRoute | undefined {
 }
 
 /** Options of {@link createRouteNetlink}. */
-export interface RouteNetlinkOptions {
+interface RouteNetlinkOptions {
   /** SO_RCVBUF of the notification socket; default 4 MiB (a 1,000-route change sends 1,000 notifications). */
   eventBufferBytes?: number;
   /** Give up on a request after this long (ms); default 5,000. */

@@ -47,7 +47,7 @@ export interface Refusal {
 }
 
 /** The routes the leases call for, keyed by canonical destination, and the refusals. */
-export interface Plan {
+interface Plan {
   routes: Map<string, RouteSpec>;
   refused: Refusal[];
 }
@@ -128,7 +128,7 @@ export function planRoutes(leases: readonly Lease[], ctx: PlanContext): Plan {
 }
 
 /** The changes that take the kernel from `installed` (vipmesh's routes only) to `wanted`. */
-export interface RouteDiff {
+interface RouteDiff {
   /** Routes to create or replace (NLM_F_REPLACE also takes over a foreign route to the same prefix). */
   replace: RouteSpec[];
   /** vipmesh routes nobody wants any more. */

@@ -29,7 +29,7 @@ import { atOurMetric, diffRoutes, metricOf, planRoutes, type Refusal, sameRoute 
 export const VIPMESH_RT_PROTOCOL = 86;
 
 /** Options of {@link RouteReconciler}. */
-export interface RouteReconcilerOptions {
+interface RouteReconcilerOptions {
   /** This node's name (its own lease is not routed). */
   nodeName: string;
   /** The flannel interface by name (`--flannel-iface`). */
@@ -61,7 +61,7 @@ export interface ReconcileResult {
 }
 
 /** The reconciler's typed events. */
-export interface RouteReconcilerEvents {
+interface RouteReconcilerEvents {
   /** A pass finished. */
   synced: [result: ReconcileResult];
   /** A lease was refused (first time for that node and reason). */

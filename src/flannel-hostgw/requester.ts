@@ -35,7 +35,7 @@ interface Pending {
 }
 
 /** Options of {@link BatchRequester}. */
-export interface BatchRequesterOptions {
+interface BatchRequesterOptions {
   /** Reject everything pending when no ack has come for this long (ms); default 5,000. */
   timeoutMs?: number;
   /** Most bytes per datagram; default 64 KiB (well under the kernel's limit for one sendmsg). */

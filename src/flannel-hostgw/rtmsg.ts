@@ -12,7 +12,6 @@ import { endianness } from 'node:os';
 
 /** nlmsg types and flags used here. */
 export const NLMSG_ERROR = 2;
-export const NLMSG_DONE = 3;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
 export const NLM_F_REQUEST = 0x1;
@@ -44,7 +43,7 @@ export interface RouteMsg {
 }
 
 /** One netlink message: header fields and payload. */
-export interface NlMsg {
+interface NlMsg {
   type: number;
   flags: number;
   seq: number;

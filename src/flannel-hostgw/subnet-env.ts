@@ -14,7 +14,7 @@ import { parseCidr } from './cidr.js';
 export const DEFAULT_SUBNET_ENV_PATH = '/run/flannel/subnet.env';
 
 /** The contents of subnet.env. */
-export interface SubnetEnv {
+interface SubnetEnv {
   /** Cluster CIDRs (one per family), e.g. `['10.42.0.0/16']`. */
   networks: readonly string[];
   /** This node's pod subnets (one per family), e.g. `['10.42.1.0/24']`. */

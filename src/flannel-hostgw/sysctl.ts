@@ -9,7 +9,7 @@ import { VipmeshError } from '../errors.js';
 import type { IpFamily } from '../util/ip.js';
 
 /** The sysctl file for forwarding in each family, relative to /proc/sys. */
-export const FORWARDING_SYSCTL: Record<IpFamily, string> = {
+const FORWARDING_SYSCTL: Record<IpFamily, string> = {
   4: 'net/ipv4/ip_forward',
   6: 'net/ipv6/conf/all/forwarding',
 };

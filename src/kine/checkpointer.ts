@@ -25,7 +25,7 @@ parentPort.on('message', (m) => {
 `;
 
 /** A checkpoint result: WAL frames in the log, frames copied into the database, and how long it took. */
-export interface CheckpointResult {
+interface CheckpointResult {
   log: number;
   checkpointed: number;
   ms: number;

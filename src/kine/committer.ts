@@ -24,7 +24,7 @@ interface Committed {
 }
 
 /** Hooks around one batch. */
-export interface BatchHooks {
+interface BatchHooks {
   /** Called before the batch runs (inside no transaction). */
   begin(): void;
   /** Called after COMMIT returned: snapshot what the batch changed (events, revision). */

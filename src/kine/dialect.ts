@@ -18,10 +18,10 @@ export interface Row {
 }
 
 /** A new row, without its row id. */
-export type NewRow = Omit<Row, 'id'>;
+type NewRow = Omit<Row, 'id'>;
 
 /** A persisted lease. `expires_at` is wall-clock milliseconds. */
-export interface LeaseRow {
+interface LeaseRow {
   id: number;
   ttl: number;
   expires_at: number;

@@ -2,7 +2,6 @@
  * The embedded datastore: the etcd v3 API (KV, Watch, Lease, Maintenance, Cluster) over SQLite.
  * Embed it with {@link startDatastore}; reach it with any etcd v3 client (the control plane uses `etcd3`).
  */
-export { Backend, type BackendOptions } from './backend.js';
 export type { CompactionOptions } from './compactor.js';
 export { type Datastore, type DatastoreOptions, startDatastore } from './datastore.js';
 export { SCHEMA_VERSION } from './dialect.js';

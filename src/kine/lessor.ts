@@ -10,9 +10,9 @@ import type { LeaseIndex, Mvcc } from './mvcc.js';
  * etcd's minimum lease TTL with its default election timeout: ceil(1.5 * 10 ticks * 100 ms) = 2 s
  * (etcdserver/server.go minTTL). A shorter TTL is raised to this.
  */
-export const MIN_LEASE_TTL_SECONDS = 2;
+const MIN_LEASE_TTL_SECONDS = 2;
 /** etcd's MaxLeaseTTL (lease/lessor.go), seconds. */
-export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
+const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
 /** How often expiry is checked; etcd's lessor checks every 500 ms too. */
 const EXPIRY_CHECK_MS = 500;
 

@@ -21,7 +21,7 @@ import {
 } from './types.js';
 
 /** etcd's limit on operations per txn branch (--max-txn-ops default). */
-export const MAX_TXN_OPS = 128;
+const MAX_TXN_OPS = 128;
 const LATEST = Number.MAX_SAFE_INTEGER;
 /** A fresh etcd store is at revision 1; its first write makes revision 2. */
 const FIRST_REV = 1;

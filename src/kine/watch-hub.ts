@@ -2,7 +2,7 @@ import { inRange, type KeyRange } from './keys.js';
 import type { Event } from './types.js';
 
 /** WatchCreateRequest.FilterType */
-export const WatchFilter = { NOPUT: 0, NODELETE: 1 } as const;
+const WatchFilter = { NOPUT: 0, NODELETE: 1 } as const;
 
 /** One watcher as the hub sees it. */
 export interface HubWatcher {

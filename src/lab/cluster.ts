@@ -15,7 +15,7 @@ import { vipmeshCli } from './scripts.js';
 type Logs = Map<string, string>;
 
 /** One daemon the cluster started. */
-export interface LabDaemon {
+interface LabDaemon {
   node: string;
   child: ChildProcess;
   /** When it was spawned (epoch ms). */

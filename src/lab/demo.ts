@@ -11,7 +11,7 @@ import { measureCut, Prober, startNameServer, summarize } from './failover.js';
 import { canUseNetns, Lab } from './index.js';
 
 /** Options of {@link runDemo}. */
-export interface DemoOptions {
+interface DemoOptions {
   /** How many times to pull the holder's cable (default 1). */
   cuts: number;
   /** Progress lines go here. */

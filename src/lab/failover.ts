@@ -10,7 +10,7 @@ import type { Lab } from './index.js';
 import { labScript } from './scripts.js';
 
 /** One connection attempt of the prober. */
-export interface ProbeLine {
+interface ProbeLine {
   /** When the attempt started (epoch ms, sub-ms precision). */
   t: number;
   ok: boolean;
@@ -113,7 +113,7 @@ export class Prober {
 }
 
 /** The outcome of one cut. */
-export interface CutResult {
+interface CutResult {
   /** The node whose cable was pulled. */
   victim: string;
   /** The node that answered afterwards. */

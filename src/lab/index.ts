@@ -64,7 +64,7 @@ export async function nsExec(
 }
 
 /** Like {@link nsExec} but throws with the command and its stderr when it fails. */
-export async function nsRun(ns: string | undefined, argv: string[], timeoutMs = 30_000): Promise<string> {
+async function nsRun(ns: string | undefined, argv: string[], timeoutMs = 30_000): Promise<string> {
   const r = await nsExec(ns, argv, timeoutMs);
   if (r.code !== 0)
     throw new Error(`${ns ?? '(host)'}: ${argv.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
@@ -72,7 +72,7 @@ export async function nsRun(ns: string | undefined, argv: string[], timeoutMs = 
 }
 
 /** One node (or client) namespace of a lab: `eth0` inside, plugged into the lab's bridge. */
-export interface LabNode {
+interface LabNode {
   name: string;
   ns: string;
   /** The interface inside the node (always `eth0`). */
@@ -85,7 +85,7 @@ export interface LabNode {
 }
 
 /** Options for {@link Lab.addNode}. */
-export interface NodeOptions {
+interface NodeOptions {
   /** e.g. `198.51.100.11/24` */
   ipv4?: string;
   /** e.g. `2001:db8::11/64` (added with nodad) */
@@ -265,7 +265,7 @@ function killNamespace(ns: string): void {
 }
 
 /** Delete lab namespaces whose creating process no longer exists (left by a crashed run). */
-export async function sweepStale(): Promise<void> {
+async function sweepStale(): Promise<void> {
   const out = await nsExec(undefined, ['ip', 'netns', 'list']);
   for (const line of out.stdout.split('\n')) {
     const name = line.split(' ')[0] ?? '';

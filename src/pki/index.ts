@@ -3,18 +3,13 @@
  * k3s makes them), pinning the CA by a token's hash, the per-node password store, and the authorizer that
  * decides on an agent's tunnel connection from those.
  */
-export { caHashOf, fetchAndPinCA } from '../util/ca-pin.js';
+export { fetchAndPinCA } from '../util/ca-pin.js';
 export { ensureServerCredentials, type ServerCredentials } from './credentials.js';
-export {
-  type JoinAttempt,
-  type JoinAuthorizerOptions,
-  type JoinVerdict,
-  joinAuthorizer,
-} from './join-authorizer.js';
+export { type JoinAuthorizerOptions, joinAuthorizer } from './join-authorizer.js';
 export {
   FileNodePasswordStore,
   hashNodePassword,
   type NodePasswordStore,
   verifyNodePassword,
 } from './node-passwords.js';
-export { checkToken, formatToken, type ParsedToken, parseToken } from './token.js';
+export { checkToken, formatToken, parseToken } from './token.js';

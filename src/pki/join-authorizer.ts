@@ -10,7 +10,7 @@ import { hashNodePassword, type NodePasswordStore, verifyNodePassword } from './
 import { checkToken } from './token.js';
 
 /** What an agent presents when it connects. */
-export interface JoinAttempt {
+interface JoinAttempt {
   /** The bearer token of the request (`''` when it has none). */
   token: string;
   /** The node name the agent claims (`''` when absent). */
@@ -20,7 +20,7 @@ export interface JoinAttempt {
 }
 
 /** The answer: the node's identity when accepted, else an HTTP status and a reason (no secret in it). */
-export type JoinVerdict =
+type JoinVerdict =
   | { accept: true; node: string }
   | {
       accept: false;

@@ -11,7 +11,7 @@ import { ConnectionLimits } from './connection-limits.js';
 import type { ServerStep } from './server-options.js';
 
 /** The HTTPS port serving the API and the tunnel. */
-export interface ApiListener {
+interface ApiListener {
   /** `https://127.0.0.1:PORT` (or the bind address when it is not a wildcard). */
   url: string;
   port: number;

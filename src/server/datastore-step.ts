@@ -10,7 +10,7 @@ import { sharedCredentials } from './bootstrap.js';
 import { clockOf, type ServerStep } from './server-options.js';
 
 /** Where the server's state lives: the embedded datastore (if any) and the client endpoints. */
-export interface DatastoreEndpoints {
+interface DatastoreEndpoints {
   /** The embedded datastore; undefined with `datastoreEndpoint`. */
   embedded: Datastore | undefined;
   /** Comma-separated client URLs. */
@@ -55,7 +55,7 @@ export async function openDatastore({ o, log, registry, stack }: ServerStep): Pr
 }
 
 /** The datastore as the server uses it. */
-export interface DatastoreClient {
+interface DatastoreClient {
   /** One etcd client (one gRPC channel) for the store, the raw keys and the election. */
   etcd: Etcd3;
   /** Raw keys over `etcd` (closing it is a no-op: the etcd step owns the channel). */

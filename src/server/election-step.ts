@@ -48,7 +48,7 @@ export function registerServerGauges(registry: Registry, informers: Informers): 
 }
 
 /** The election as the running server sees it. */
-export interface ElectionState {
+interface ElectionState {
   /** True while this server is the elected master. */
   isMaster(): boolean;
   /** The master's controllers while master. */

@@ -8,7 +8,7 @@ export const ELECTION_NAME = 'vipmesh-master';
 export const SERVERS_PREFIX = '/vipmesh/servers/';
 
 /** Options of {@link MasterElection}. */
-export interface MasterElectionOptions {
+interface MasterElectionOptions {
   etcd: Etcd3;
   /** This server's name (the campaign value). */
   name: string;

@@ -8,13 +8,13 @@ import type { Logger } from '../log.js';
 export { TOPIC_LEASES, TOPIC_VIPS } from '../api/agent-protocol.js';
 
 /** Where the relay pushes: the tunnel server's sessions. */
-export interface PushTarget {
+interface PushTarget {
   push(node: string, topic: string, payload: unknown): boolean;
   readonly sessions: ReadonlyMap<string, unknown>;
 }
 
 /** Options of {@link Relay}. */
-export interface RelayOptions {
+interface RelayOptions {
   nodes: Informer<'nodes'>;
   kv: Kv;
   target: PushTarget;

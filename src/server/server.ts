@@ -13,8 +13,6 @@ import { registerServerGauges, startElection } from './election-step.js';
 import { startInformers, startLifecycle, startRelay, startTunnel } from './nodes-step.js';
 import type { ServerOptions, ServerStep } from './server-options.js';
 
-export type { ServerOptions } from './server-options.js';
-
 /** A running server. */
 export interface RunningServer {
   /** `https://127.0.0.1:PORT` (or the bind address when it is not a wildcard). */

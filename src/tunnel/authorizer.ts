@@ -5,7 +5,7 @@
  */
 
 /** What an agent presents on `/v1/connect`. */
-export interface ConnectCredentials {
+interface ConnectCredentials {
   /** The token of `Authorization: Bearer <token>` (`''` when there is none). */
   token: string;
   /** The node name header (`''` when absent). */

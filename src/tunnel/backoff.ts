@@ -1,5 +1,5 @@
 /** Options of {@link Backoff}. Defaults in brackets. */
-export interface BackoffOptions {
+interface BackoffOptions {
   /** Upper end of the first delay [100 ms]: the first retry comes within it. */
   baseMs?: number | undefined;
   /** Longest delay [5 s]. */

@@ -59,7 +59,7 @@ export interface TunnelClientOptions extends SessionTuning {
 }
 
 /** Events of a {@link TunnelClient}. */
-export interface TunnelClientEvents {
+interface TunnelClientEvents {
   connected: [event: { session: Session; url: string; reconnect: boolean }];
   disconnected: [event: { reason: string }];
   push: [topic: string, payload: unknown];

@@ -19,9 +19,9 @@
  */
 
 /** The only header version this build speaks. */
-export const FRAME_VERSION = 1;
+const FRAME_VERSION = 1;
 /** Header bytes before the body. */
-export const HEADER_BYTES = 6;
+const HEADER_BYTES = 6;
 
 /** Frame types. Control frames are below 0x20, stream frames from 0x20. */
 export const FrameType = {
@@ -55,7 +55,7 @@ export type Frame =
   | { type: 'credit'; stream: number; bytes: number };
 
 /** Why a frame could not be decoded (the session closes with it). */
-export type DecodeError = { error: string };
+type DecodeError = { error: string };
 
 function header(type: number, stream: number, bodyLen: number): Buffer {
   const b = Buffer.allocUnsafe(HEADER_BYTES + bodyLen);

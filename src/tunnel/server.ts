@@ -36,7 +36,7 @@ export interface Registration {
 }
 
 /** Events of a {@link TunnelServer}. */
-export interface TunnelServerEvents {
+interface TunnelServerEvents {
   /** A new session is up (after the agent's HELLO). Wire per-session handlers here. */
   session: [session: Session, registration: Registration];
   /** A node that had no session has one now; `reconnect` when it was seen before. */
@@ -348,7 +348,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
  * header timeout is checked only every 30 s, and a client that says nothing after the handshake would
  * otherwise hold a socket that long. Pass `handshakeTimeout` to `https.createServer` for the TLS part.
  */
-export function guardHandshakes(server: Server, opts: { timeoutMs?: number } = {}): void {
+function guardHandshakes(server: Server, opts: { timeoutMs?: number } = {}): void {
   const ms = opts.timeoutMs ?? 5000;
   const spoke = new WeakSet<object>();
   server.on('secureConnection', (sock: TLSSocket) => {

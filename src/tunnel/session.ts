@@ -38,7 +38,7 @@ export interface FrameTransport {
 export type RequestHandler = (params: unknown, ctx: { node: string; session: Session }) => unknown;
 
 /** Opens the local end of an accepted stream (default: `net.connect`). */
-export type ConnectTarget = (target: Target) => Duplex;
+type ConnectTarget = (target: Target) => Duplex;
 
 /** Options of a {@link Session}. Defaults in brackets. */
 export interface SessionOptions {
@@ -120,7 +120,7 @@ export function sessionTuning(o: SessionTuning): SessionTuning {
 }
 
 /** Events of a {@link Session}. */
-export interface SessionEvents {
+interface SessionEvents {
   hello: [info: unknown];
   push: [topic: string, payload: unknown];
   /** The session ended; `reason` says why (heartbeat timeout, protocol error, closed by peer...). */

@@ -8,7 +8,7 @@ import { encodeData, encodeEmpty, encodeError, encodeU32, FrameType } from './co
  * while other streams' frames wait (50 ms for 64 KiB on a 10 Mbit/s link). An A/B with 128 and 256 KiB in
  * bench/tunnel.ts stayed within this shared machine's run-to-run noise (the bench writes 64 KiB chunks).
  */
-export const MAX_DATA = 64 * 1024;
+const MAX_DATA = 64 * 1024;
 
 /** What a stream needs from its session. */
 export interface StreamOwner {

@@ -10,7 +10,7 @@ export interface Target {
 }
 
 /** Parse `host:port` (`[v6]:port` for IPv6); undefined when it is not one. */
-export function parseAddress(address: string): { host: string; port: number } | undefined {
+function parseAddress(address: string): { host: string; port: number } | undefined {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(address);
   if (m === null) return undefined;
   const host = m[1] ?? m[2]!;

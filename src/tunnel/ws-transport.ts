@@ -3,7 +3,7 @@ import type { WebSocket } from 'ws';
 import { ABANDON_CODE, type FrameTransport, type Session } from './session.js';
 
 /** Close code the session uses for a dead peer: there is no one to wait for, so the socket is cut at once. */
-export const DEAD_PEER_CODE = 4000;
+const DEAD_PEER_CODE = 4000;
 
 /** A websocket as a session's transport. Frames that arrive before `bind()` are held, then delivered. */
 export class WsTransport implements FrameTransport {

@@ -24,7 +24,7 @@ export function maskOf(family: IpFamily, len: number): bigint {
 }
 
 /** `addr/len` taken apart; each part undefined when it does not parse. */
-export interface CidrParts {
+interface CidrParts {
   /** The address before the slash as written (host bits kept); undefined without a slash. */
   ip: Ip | undefined;
   /** The length: 1 to 3 digits, at most the address's width; undefined otherwise or without an address. */

@@ -16,7 +16,7 @@ import { isIP } from 'node:net';
 export type IpFamily = 4 | 6;
 
 /** A family as Kubernetes spells it (`spec.ipFamilies`). */
-export type IpFamilyName = 'IPv4' | 'IPv6';
+type IpFamilyName = 'IPv4' | 'IPv6';
 
 /** `'IPv4'` or `'IPv6'`: the Kubernetes spelling of `family`. */
 export function familyName(family: IpFamily): IpFamilyName {

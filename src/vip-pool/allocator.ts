@@ -27,7 +27,7 @@ export interface Assignment {
 }
 
 /** Options for {@link Allocator}. */
-export interface AllocatorOptions {
+interface AllocatorOptions {
   /** The allocations persisted before a restart; they are restored first. Default none. */
   allocations?: readonly Allocation[];
   /** Namespace labels, for serviceAllocation namespaceSelectors. Default none (only the name label). */
@@ -35,7 +35,7 @@ export interface AllocatorOptions {
 }
 
 /** A persisted allocation the current pools no longer admit (the Service must be assigned again). */
-export interface RejectedAllocation {
+interface RejectedAllocation {
   allocation: Allocation;
   error: VipmeshError;
 }

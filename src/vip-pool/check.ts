@@ -17,7 +17,7 @@ export interface CheckInput {
 }
 
 /** A pool as check-config prints it. `size` is a decimal string when it exceeds 2^53 - 1. */
-export interface ReportPool {
+interface ReportPool {
   name: string;
   addresses: string[];
   size: number | string;
@@ -26,12 +26,12 @@ export interface ReportPool {
 }
 
 /** A Service's dry-run result: its addresses, or the error it would get. */
-export type ReportService =
+type ReportService =
   | { namespace: string; name: string; ips: string[]; pool: string }
   | { namespace: string; name: string; error: { code: string; message: string } };
 
 /** What check-config prints (`-o json` is exactly this object). */
-export interface CheckReport {
+interface CheckReport {
   pools: ReportPool[];
   services: ReportService[];
   errors: ConfigProblem[];

@@ -58,6 +58,3 @@ export const Codes = {
   /** check-config could not read a file. */
   FILE_UNREADABLE: 'VIPMESH_FILE_UNREADABLE',
 } as const;
-
-/** One of {@link Codes}. */
-export type PoolErrorCode = (typeof Codes)[keyof typeof Codes];

@@ -6,7 +6,7 @@ import { formatRange, type IpRange, isEntryError, parseAddressEntry, rangesOverl
 import type { AddressPool, AdvertisementRule, ServiceAllocation } from './types.js';
 
 /** Common pool fields, shared by IPAddressPool and the legacy ConfigMap entries. */
-export function decodeAddresses(c: Checker, obj: Obj, key: string, path: FieldPath): string[] {
+function decodeAddresses(c: Checker, obj: Obj, key: string, path: FieldPath): string[] {
   const list = c.list(obj, key, path, true);
   if (list === undefined) return [];
   if (list.length === 0) c.add([...path, key], Codes.FIELD_REQUIRED, 'a pool needs at least one address');

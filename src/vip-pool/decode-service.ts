@@ -6,7 +6,7 @@ import type { FieldPath } from './path.js';
 import type { IpFamilyPolicy, NamespaceInfo, ProtocolPort, ServiceRequest } from './types.js';
 
 /** The annotation prefixes MetalLB reads: the current one first, then the pre-0.13 one. */
-export const ANNOTATION_PREFIXES = ['metallb.io/', 'metallb.universe.tf/'] as const;
+const ANNOTATION_PREFIXES = ['metallb.io/', 'metallb.universe.tf/'] as const;
 
 /** The value of a MetalLB annotation under either prefix, with the path it came from. */
 export function annotation(

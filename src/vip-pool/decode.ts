@@ -24,7 +24,7 @@ export type Decoded =
   | { kind: 'Namespace'; namespace: NamespaceInfo };
 
 /** The accepted kinds and the apiVersion each must have. */
-export const ACCEPTED_KINDS: Readonly<Record<Decoded['kind'], string>> = {
+const ACCEPTED_KINDS: Readonly<Record<Decoded['kind'], string>> = {
   IPAddressPool: 'metallb.io/v1beta1',
   L2Advertisement: 'metallb.io/v1beta1',
   ConfigMap: 'v1',
@@ -33,7 +33,7 @@ export const ACCEPTED_KINDS: Readonly<Record<Decoded['kind'], string>> = {
 };
 
 /** Result of {@link decodeObject}: the decoded value only when there were no issues. */
-export interface DecodeResult {
+interface DecodeResult {
   kind: string;
   name: string;
   decoded?: Decoded;

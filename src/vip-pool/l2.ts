@@ -8,7 +8,7 @@ export interface NodeInfo {
 }
 
 /** A node that may announce a pool's addresses, and where. */
-export interface EligibleNode {
+interface EligibleNode {
   node: string;
   /** Interfaces to announce on, sorted; undefined means every interface. */
   interfaces: string[] | undefined;
@@ -18,7 +18,7 @@ export interface EligibleNode {
  * True when `adv` covers `pool`: it names the pool, or one of its ipAddressPoolSelectors matches the
  * pool's labels, or it names no pool and has no selector (then it covers every pool, as in MetalLB).
  */
-export function advertisementCovers(adv: AdvertisementRule, pool: AddressPool): boolean {
+function advertisementCovers(adv: AdvertisementRule, pool: AddressPool): boolean {
   if (adv.ipAddressPools.length === 0 && adv.ipAddressPoolSelectors.length === 0) return true;
   return (
     adv.ipAddressPools.includes(pool.name) || anySelectorMatches(adv.ipAddressPoolSelectors, pool.labels)

@@ -183,7 +183,7 @@ export function parseDocuments(
 }
 
 /** A pool with the object and field path it came from. */
-export interface SourcedPool {
+interface SourcedPool {
   pool: AddressPool;
   object: ParsedObject;
   /** Path of the pool inside the object: [] for an IPAddressPool, data.config.address-pools[i] for legacy. */
@@ -193,7 +193,7 @@ export interface SourcedPool {
 }
 
 /** Every valid pool of `objects`, in order, with its source. */
-export function sourcedPools(objects: readonly ParsedObject[]): SourcedPool[] {
+function sourcedPools(objects: readonly ParsedObject[]): SourcedPool[] {
   const out: SourcedPool[] = [];
   for (const object of objects) {
     const d = object.decoded;

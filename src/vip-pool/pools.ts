@@ -1,16 +1,15 @@
-import type { IpFamily } from '../util/ip.js';
 import { Codes } from './codes.js';
 import { type IpRange, isEntryError, parseAddressEntry, usableSize } from './range.js';
 import type { AddressPool } from './types.js';
 
 /** A pool with its entries parsed. */
-export interface CompiledPool {
+interface CompiledPool {
   pool: AddressPool;
   ranges: IpRange[];
 }
 
 /** A problem with the set of pools; `pool` and `entry` index into the input. */
-export interface PoolSetProblem {
+interface PoolSetProblem {
   code: string;
   message: string;
   pool: number;
@@ -101,11 +100,4 @@ export function poolSetProblems(pools: readonly AddressPool[]): PoolSetProblem[]
 export function poolSize(pool: AddressPool): bigint {
   const { compiled } = compilePools([pool]);
   return compiled[0]!.ranges.reduce((n, r) => n + usableSize(r, pool.avoidBuggyIPs), 0n);
-}
-
-/** The families a compiled pool has ranges of. */
-export function poolFamilies(c: CompiledPool): IpFamily[] {
-  const out: IpFamily[] = [];
-  for (const f of [4, 6] as const) if (c.ranges.some((r) => r.family === f)) out.push(f);
-  return out;
 }

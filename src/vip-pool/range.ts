@@ -10,14 +10,14 @@ export interface IpRange {
 }
 
 /** A pool `spec.addresses` entry, parsed: its range and its canonical text. */
-export interface AddressEntry {
+interface AddressEntry {
   range: IpRange;
   /** Canonical text in the form the user wrote: `198.51.100.0/24`, `a-b`, or one address. */
   text: string;
 }
 
 /** Why an entry did not parse: a code from {@link Codes} and a message. */
-export interface EntryError {
+interface EntryError {
   code: string;
   message: string;
 }

@@ -13,7 +13,7 @@ import { collect } from '../config.js';
 import type { CliContext } from '../context.js';
 
 /** Read `-f` arguments: a file, `-` for stdin, or a directory (its *.yaml/*.yml/*.json, sorted). */
-export function readInputs(paths: readonly string[]): CheckInput[] {
+function readInputs(paths: readonly string[]): CheckInput[] {
   const out: CheckInput[] = [];
   for (const path of paths) {
     try {

@@ -33,7 +33,7 @@ export function kindArg(kind: string): ResourceInfo {
 }
 
 /** Print objects in `-o` format; the table when none. */
-export async function printObjects(
+async function printObjects(
   ctx: CliContext,
   client: ApiClient,
   r: ResourceInfo,

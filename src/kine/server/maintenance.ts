@@ -4,7 +4,7 @@ import type { EtcdBackend } from '../etcd-backend.js';
 import { unary } from './common.js';
 
 /** The version Status reports: the etcd API level this datastore implements. */
-export const API_VERSION = '3.4.0';
+const API_VERSION = '3.4.0';
 
 /** Maintenance (Status, Alarm, Defragment) and Cluster (MemberList) for the single member. */
 export function maintenanceService(b: EtcdBackend, log: Logger): UntypedServiceImplementation {
