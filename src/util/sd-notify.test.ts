@@ -10,14 +10,28 @@ t.test('no NOTIFY_SOCKET: nothing is sent', async (t) => {
 });
 
 t.test('READY=1 reaches the notify socket', async (t) => {
-  // Node cannot bind a unix datagram socket; python3 plays systemd's side of NOTIFY_SOCKET.
+  // Node cannot bind a unix datagram socket; python3 plays systemd's side of NOTIFY_SOCKET, as systemd does
+  // it: print each message, and answer systemd-notify's BARRIER=1 by closing the file descriptor it passes
+  // (systemd-notify waits for that, and fails when the receiver is gone before it).
   const path = join(mkdtempSync(join(tmpdir(), 'vipmesh-notify-')), 'notify.sock');
   const receiver = spawn(
     'python3',
     [
       '-c',
-      'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\n' +
-        'print("bound",flush=True)\ns.settimeout(10)\nprint(s.recv(4096).decode(),flush=True)',
+      [
+        'import os,socket,sys,array',
+        's=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)',
+        's.bind(sys.argv[1])',
+        'print("bound",flush=True)',
+        's.settimeout(10)',
+        'while True:',
+        '  msg,anc,_,_=s.recvmsg(4096,socket.CMSG_SPACE(16))',
+        '  for lvl,typ,data in anc:',
+        '    if lvl==socket.SOL_SOCKET and typ==socket.SCM_RIGHTS:',
+        '      for fd in array.array("i",data[:len(data)-len(data)%4]): os.close(fd)',
+        '  print(msg.decode(),flush=True)',
+        '  if b"BARRIER=1" in msg: break',
+      ].join('\n'),
       path,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
