@@ -211,6 +211,34 @@ t.test(
   },
 );
 
+t.test('NodeLifecycle: once the server stops, a lost session or a stale node is left Ready', async (t) => {
+  const clock = new FakeClock();
+  const store = new ResourceStore({ kv: new MemoryKv(), clock });
+  const sessions = new Set<string>(['n1', 'n2']);
+  let nodes: Node[] = [];
+  const lc = new NodeLifecycle({
+    store,
+    server: 's1',
+    hasSession: (n) => sessions.has(n),
+    nodes: () => nodes,
+    graceMs: 1000,
+    logger: log,
+    clock,
+  });
+  await lc.seen('n1', {});
+  await lc.seen('n2', {});
+  nodes = (await store.list('nodes')).items;
+  clock.advance(1500);
+  lc.serverStopping();
+  sessions.clear();
+  await lc.lost('n1', 'websocket closed (1001: agent shutting down)');
+  await lc.sweep();
+  for (const name of ['n1', 'n2']) {
+    t.equal((await store.get('nodes', name)).status?.conditions?.[0]?.status, 'True', `${name} Ready`);
+  }
+  await lc.close();
+});
+
 t.test('leaseOf/podCIDRsOf/assignedVips read what the controllers wrote', async (t) => {
   const node: Node = {
     apiVersion: 'v1',

@@ -73,6 +73,7 @@ export class NodeLifecycle {
   readonly #started: number;
   readonly #sweeps: Periodic;
   #masterSince: number | undefined;
+  #stopping = false;
   #chain: Promise<void> = Promise.resolve();
 
   constructor(o: NodeLifecycleOptions) {
@@ -95,6 +96,15 @@ export class NodeLifecycle {
   /** This server became master (true) or stopped being it (false). */
   setMaster(master: boolean): void {
     this.#masterSince = master ? this.#clock.now() : undefined;
+  }
+
+  /**
+   * This server is stopping: from now on a session that ends is the server going away, not its node (the
+   * local agent leaves before the server does), so nothing is marked NotReady any more; the next start's
+   * grace covers the agents' reconnect, and another master's sweep the nodes that never come back.
+   */
+  serverStopping(): void {
+    this.#stopping = true;
   }
 
   /** Writes run one at a time, in order (a quick lost/seen pair must end Ready). */
@@ -151,6 +161,10 @@ export class NodeLifecycle {
 
   /** An agent's session ended: mark the node NotReady if this server still speaks for it. */
   lost(name: string, reason: string): Promise<void> {
+    if (this.#stopping) {
+      this.#log.info({ node: name, reason }, 'session ended while this server stops: node left Ready');
+      return Promise.resolve();
+    }
     return this.#serial(() => this.#markNotReady(name, reason, (n) => this.#mine(n)));
   }
 
@@ -198,6 +212,7 @@ export class NodeLifecycle {
     const alive = new Map<string, boolean>();
     const gcMs = this.#o.deleteNotReadyAfterMs;
     for (const n of this.#o.nodes()) {
+      if (this.#stopping) return;
       const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
       if (ready?.status !== 'True') {
         if (this.#masterSince !== undefined && gcMs !== undefined && gcMs > 0) {

@@ -30,6 +30,12 @@ export interface RunningServer {
   /** The embedded datastore's client URL (undefined with an external one). */
   datastoreUrl: string | undefined;
   tunnel: TunnelServer;
+  /**
+   * Run `close` first when the server closes, once the node lifecycle no longer acts on lost sessions: the
+   * local agent's (same process) clean leave is then the server going away and does not mark its node
+   * NotReady.
+   */
+  closeFirst(step: string, close: () => Promise<void>): void;
   close(): Promise<void>;
 }
 
@@ -80,8 +86,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       tunnel,
       isMaster: election.isMaster,
       controllers: election.controllers,
+      closeFirst: (name, close) => stack.push(name, close),
       close: async () => {
         api.setReady(false);
+        lifecycle.serverStopping();
         await stack.close();
       },
     };

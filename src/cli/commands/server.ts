@@ -177,7 +177,9 @@ export function register(program: Command, ctx: CliContext): void {
             logger: ctx.logger(),
             registry,
           });
-          stack.push('agent', () => local.close());
+          // Closed by the server's close, after its node lifecycle stops acting on lost sessions: a
+          // restart leaves the node Ready (the next start's grace covers the reconnect).
+          server.closeFirst('local-agent', () => local.close());
           agent = local;
         }
         return {
