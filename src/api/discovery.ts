@@ -12,6 +12,11 @@ import { apiVersionOf, RESOURCES, type ResourceInfo } from './types.js';
  * one object, create by POST). Keep in step with handler.ts.
  */
 export const OBJECT_VERBS: readonly string[] = ['create', 'delete', 'get', 'list', 'update', 'watch'];
+/**
+ * The query parameters the handler honours on PATCH, published on each kind's PATCH operation in the
+ * OpenAPI documents. kubectl validates fields itself unless `fieldValidation` is among them.
+ */
+export const PATCH_QUERY_PARAMS: readonly string[] = [];
 /** The verbs on a `/status` subresource: only PUT. */
 export const STATUS_VERBS: readonly string[] = ['update'];
 
