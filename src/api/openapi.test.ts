@@ -95,6 +95,8 @@ t.test('v2 answers protobuf to the protobuf Accept kubectl sends, JSON otherwise
   t.equal(openApiDocument('/openapi/v4', undefined, 'x'), undefined);
   t.equal(openApiDocument('/api/v1', undefined, 'x'), undefined);
   t.match(openApiDocument('/openapi/v3', undefined, 'x'), { body: { paths: {} } });
+  t.match(openApiDocument('/openapi/v3/api/v1', undefined, 'x'), { body: { openapi: '3.0.0' } });
+  t.equal(openApiDocument('/openapi/v3/apis/example.com/v1', undefined, 'x'), undefined);
   // Field 1 (swagger) then field 2 (info); lengths as varints, also past 127 bytes.
   const bytes = encodeOpenApiV2({ swagger: '2.0', info: { title: 't', version: 'v' }, definitions: {} });
   t.same([...bytes.subarray(0, 5)], [0x0a, 3, 0x32, 0x2e, 0x30]);
