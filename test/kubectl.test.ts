@@ -238,7 +238,10 @@ async function main(t: Test): Promise<void> {
     t.match(resources.out, /^services$/m);
     const get = await kubectl(['get', 'svc', '-A'], undefined, file);
     t.equal(get.code, 1);
-    t.match(get.err, /Error from server \(Forbidden\): Forbidden: the join token does not grant access to the API/);
+    t.match(
+      get.err,
+      /Error from server \(Forbidden\): Forbidden: the join token does not grant access to the API/,
+    );
   });
 
   t.test('vipmesh kubeconfig: one for another address, from the data directory', async (t) => {
