@@ -147,16 +147,18 @@ t.test(
     const store = new ResourceStore({ kv: new MemoryKv(), clock });
     const sessions = new Set<string>();
     let nodes: Node[] = [];
-    const lc = new NodeLifecycle({
-      store,
-      server: 's1',
-      hasSession: (n) => sessions.has(n),
-      nodes: () => nodes,
-      serverAlive: (name) => name === 's1',
-      graceMs: 1000,
-      logger: log,
-      clock,
-    });
+    const lifecycle = () =>
+      new NodeLifecycle({
+        store,
+        server: 's1',
+        hasSession: (n) => sessions.has(n),
+        nodes: () => nodes,
+        serverAlive: (name) => name === 's1',
+        graceMs: 1000,
+        logger: log,
+        clock,
+      });
+    let lc = lifecycle();
     sessions.add('n1');
     await lc.seen('n1', { labels: { a: 'b' }, addresses: [{ type: 'InternalIP', address: '198.51.100.1' }] });
     let n = await store.get('nodes', 'n1');
@@ -173,7 +175,10 @@ t.test(
     await lc.seen('n1', {}); // no session any more: ignored
     t.equal((await store.get('nodes', 'n1')).status?.conditions?.[0]?.status, 'False');
 
-    // Sweep: an own Ready node without a session after the grace; another server's node once it is dead.
+    // Sweep, from a fresh start: an own Ready node without a session after the grace; another server's
+    // node once it is dead.
+    await lc.close();
+    lc = lifecycle();
     sessions.add('n2');
     await lc.seen('n2', {});
     sessions.delete('n2');
@@ -207,6 +212,59 @@ t.test(
       "a dead server's node",
     );
     lc.start();
+    await lc.close();
+  },
+);
+
+t.test(
+  'NodeLifecycle: after a restart, a node Ready before it that loses its session again is left to the sweep',
+  async (t) => {
+    const clock = new FakeClock();
+    const store = new ResourceStore({ kv: new MemoryKv(), clock });
+    const sessions = new Set<string>(['n1', 'n2', 'n3']);
+    let nodes: Node[] = [];
+    const lifecycle = () =>
+      new NodeLifecycle({
+        store,
+        server: 's1',
+        hasSession: (n) => sessions.has(n),
+        nodes: () => nodes,
+        graceMs: 3000,
+        logger: log,
+        clock,
+      });
+    const before = lifecycle();
+    await before.seen('n1', {});
+    await before.seen('n2', {});
+    await before.close();
+    clock.advance(60_000);
+    const lc = lifecycle(); // the restarted server
+    await lc.seen('n1', {});
+    await lc.seen('n2', {});
+    clock.advance(1000);
+    await lc.seen('n3', {}); // a node that joins after the start
+    sessions.delete('n3');
+    await lc.lost('n3', 'heartbeat timeout');
+    t.equal(
+      (await store.get('nodes', 'n3')).status?.conditions?.[0]?.status,
+      'False',
+      'new since the start: at once',
+    );
+    // Both agents reconnect to the restarted server and lose the new session again while it is busy.
+    sessions.delete('n1');
+    sessions.delete('n2');
+    await lc.lost('n1', 'heartbeat timeout');
+    await lc.lost('n2', 'heartbeat timeout');
+    for (const name of ['n1', 'n2']) {
+      t.equal((await store.get('nodes', name)).status?.conditions?.[0]?.status, 'True', `${name} left Ready`);
+    }
+    sessions.add('n1'); // n1 is back before the grace ends, n2 is not
+    clock.advance(2500);
+    nodes = (await store.list('nodes')).items;
+    await lc.sweep();
+    t.equal((await store.get('nodes', 'n1')).status?.conditions?.[0]?.status, 'True', 'reconnected: Ready');
+    const n2 = (await store.get('nodes', 'n2')).status?.conditions?.[0];
+    t.equal(n2?.status, 'False', 'still without a session after the grace: NotReady');
     await lc.close();
   },
 );

@@ -64,7 +64,8 @@ export function withReady(
  * Node lifecycle, run by every server for the agents connected to it: a node whose tunnel session comes up
  * is registered (created or updated: labels, addresses, interfaces) and marked Ready; a node whose session
  * is lost (`--node-lost-after` missed heartbeats) is marked NotReady, unless it has meanwhile reconnected
- * (here or to another server). While master, the sweep also marks NotReady the nodes of servers that are gone.
+ * (here or to another server); within the start grace, a node that was Ready before the start is left to the
+ * sweep, which marks it NotReady only if it is still without a session when the grace ends. While master, the sweep also marks NotReady the nodes of servers that are gone.
  */
 export class NodeLifecycle {
   readonly #o: NodeLifecycleOptions;
@@ -165,7 +166,31 @@ export class NodeLifecycle {
       this.#log.info({ node: name, reason }, 'session ended while this server stops: node left Ready');
       return Promise.resolve();
     }
-    return this.#serial(() => this.#markNotReady(name, reason, (n) => this.#mine(n)));
+    return this.#serial(() =>
+      this.#markNotReady(name, reason, (n) => this.#mine(n) && !this.#reconnectingAfterRestart(n, reason)),
+    );
+  }
+
+  /**
+   * True for a node that was Ready before this server started, while the start grace lasts: its agent is
+   * reconnecting to a server still busy starting, and such a session may be lost and made again more than
+   * once; the sweep decides once the grace is over. A node that became Ready since the start is judged at once.
+   */
+  #reconnectingAfterRestart(n: Node, reason: string): boolean {
+    if (this.#clock.now() - this.#started >= this.#graceMs) return false;
+    const ready = n.status?.conditions?.find((c) => c.type === 'Ready');
+    const since = Date.parse(ready?.lastTransitionTime ?? '');
+    // Condition times have whole seconds: only a second wholly before the start counts as before it.
+    if (!Number.isFinite(since) || since >= Math.floor(this.#started / 1000) * 1000) return false;
+    this.#log.info(
+      { node: n.metadata.name, reason },
+      'session ended within the start grace: the sweep decides after it',
+    );
+    return true;
+  }
+
+  get #graceMs(): number {
+    return this.#o.graceMs ?? 5000;
   }
 
   #mine(n: Node): boolean {
@@ -208,7 +233,7 @@ export class NodeLifecycle {
    */
   async sweep(): Promise<void> {
     const t = this.#clock.now();
-    const grace = this.#o.graceMs ?? 5000;
+    const grace = this.#graceMs;
     const alive = new Map<string, boolean>();
     const gcMs = this.#o.deleteNotReadyAfterMs;
     for (const n of this.#o.nodes()) {
