@@ -219,7 +219,11 @@ t.test('watch: from a resourceVersion, initial state, labels, compaction', async
   kv.compact(await kv.revision());
   await t.rejects(store.watch('services', { resourceVersion: '1' }), { code: 'VIPMESH_API_GONE' });
   await t.rejects(store.watch('services', { resourceVersion: 'x' }), { code: 'VIPMESH_API_BAD_REQUEST' });
-  await t.rejects(store.list('services', { labelSelector: 'a in (b c)' }), { code: 'VIPMESH_API_BAD_REQUEST' });
-  await t.rejects(store.list('services', { fieldSelector: 'spec.type=x' }), { code: 'VIPMESH_API_BAD_REQUEST' });
+  await t.rejects(store.list('services', { labelSelector: 'a in (b c)' }), {
+    code: 'VIPMESH_API_BAD_REQUEST',
+  });
+  await t.rejects(store.list('services', { fieldSelector: 'spec.type=x' }), {
+    code: 'VIPMESH_API_BAD_REQUEST',
+  });
   await store.close();
 });
