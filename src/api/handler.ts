@@ -4,6 +4,7 @@ import type { VipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Counter, Gauge } from '../metrics.js';
 import type { Authenticator } from './auth.js';
+import { discovery, versionInfo } from './discovery.js';
 import { MAX_JSON_DEPTH, parseStrictJson } from './json-body.js';
 import { apiError, statusFor } from './status.js';
 import type { ResourceStore, StoreWatch, WriteOptions } from './store.js';
@@ -32,6 +33,8 @@ export interface ApiHandlerOptions {
   maxBodyBytes?: number;
   /** How often a watch that allows bookmarks gets a BOOKMARK event; default 60 s, as kube-apiserver. */
   bookmarkIntervalMs?: number;
+  /** vipmesh's version, reported at `/version`; default `0.0.0`. */
+  version?: string;
 }
 
 /** A parsed API path. */
@@ -106,6 +109,18 @@ export class ApiHandler {
     const who = this.#o.authenticate(req.headers.authorization);
     if (who === undefined)
       throw apiError('VIPMESH_API_UNAUTHORIZED', 'Unauthorized: a valid admin token is required');
+    // As kube-apiserver grants every authenticated user: the version and what the API serves.
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (path === '/version' || path === '/version/') {
+        return this.#json(res, 200, versionInfo(this.#o.version ?? '0.0.0'));
+      }
+      const doc = discovery(path, req.headers.accept);
+      if (doc !== undefined) {
+        res.writeHead(200, { 'Content-Type': doc.contentType });
+        res.end(JSON.stringify(doc.body));
+        return;
+      }
+    }
     if (who !== 'admin') {
       throw apiError('VIPMESH_API_FORBIDDEN', 'Forbidden: the join token does not grant access to the API');
     }

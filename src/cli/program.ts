@@ -1,9 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isVipmeshError } from '../errors.js';
+import { packageVersion } from '../util/package-version.js';
 import { registerCommands } from './commands/index.js';
 import { applyConfig, DEFAULT_CONFIG_PATH, loadConfig } from './config.js';
 import { type CliContext, configurable } from './context.js';
-import { packageVersion } from './package-version.js';
 
 /**
  * Build the `vipmesh` command tree for `argv` (only the named subcommand's module is loaded). Output goes

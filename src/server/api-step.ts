@@ -7,6 +7,7 @@ import { errnoOf, VipmeshError } from '../errors.js';
 import type { ServerCredentials } from '../pki/index.js';
 import type { TunnelServer } from '../tunnel/index.js';
 import { joinHostPort } from '../util/host-port.js';
+import { packageVersion } from '../util/package-version.js';
 import { ConnectionLimits } from './connection-limits.js';
 import type { ServerStep } from './server-options.js';
 
@@ -38,6 +39,7 @@ export async function listenApi(
     caCertPem: creds.caCertPem,
     ready: () => ready,
     registry,
+    version: packageVersion(),
   });
   stack.push('api', () => handler.close());
   const limits = new ConnectionLimits(o.connectionLimits ?? {}, {

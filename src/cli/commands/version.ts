@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import { packageVersion } from '../../util/package-version.js';
 import type { CliContext } from '../context.js';
-import { packageVersion } from '../package-version.js';
 
 export function register(program: Command, ctx: CliContext): void {
   program
