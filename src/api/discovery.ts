@@ -20,6 +20,11 @@ export const OBJECT_VERBS: readonly string[] = [
   'update',
   'watch',
 ];
+/**
+ * The query parameters the handler honours on PATCH, published on each kind's PATCH operation in the
+ * OpenAPI documents. kubectl validates fields itself unless `fieldValidation` is among them.
+ */
+export const PATCH_QUERY_PARAMS: readonly string[] = ['dryRun', 'fieldManager', 'fieldValidation'];
 /** The verbs on a `/status` subresource: PATCH and PUT. */
 export const STATUS_VERBS: readonly string[] = ['patch', 'update'];
 

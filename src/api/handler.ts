@@ -6,6 +6,7 @@ import { Counter, Gauge } from '../metrics.js';
 import type { Authenticator } from './auth.js';
 import { discovery, versionInfo } from './discovery.js';
 import { MAX_JSON_DEPTH, parseStrictJson } from './json-body.js';
+import { openApiDocument } from './openapi-route.js';
 import { apiError, statusFor } from './status.js';
 import type { ResourceStore, StoreWatch, WriteOptions } from './store.js';
 import { parseIncludeObject, tableVersionOf, toTable } from './table.js';
@@ -114,10 +115,12 @@ export class ApiHandler {
       if (path === '/version' || path === '/version/') {
         return this.#json(res, 200, versionInfo(this.#o.version ?? '0.0.0'));
       }
-      const doc = discovery(path, req.headers.accept);
+      const doc =
+        discovery(path, req.headers.accept) ??
+        openApiDocument(path, req.headers.accept, this.#o.version ?? '0.0.0');
       if (doc !== undefined) {
         res.writeHead(200, { 'Content-Type': doc.contentType });
-        res.end(JSON.stringify(doc.body));
+        res.end(Buffer.isBuffer(doc.body) ? doc.body : JSON.stringify(doc.body));
         return;
       }
     }

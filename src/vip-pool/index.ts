@@ -16,6 +16,7 @@ export {
   validateObject,
 } from './decode.js';
 export { announcersFor, type NodeInfo } from './l2.js';
+export { type Leaf, SCHEMAS, type Schema } from './schema.js';
 export {
   type AddressPool,
   type AdvertisementRule,

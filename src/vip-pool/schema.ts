@@ -10,116 +10,209 @@ import { type Checker, isObj } from './checker.js';
 import { Codes } from './codes.js';
 import type { FieldPath } from './path.js';
 
-/** The shape of a value: a map with declared fields, a list of one shape, a map of any keys, or anything. */
+/** A value with no fields: its JSON type (`int-or-string`: either, as a Service's `targetPort`). */
+export type Leaf = 'any' | 'string' | 'integer' | 'boolean' | 'int-or-string';
+
+/**
+ * The shape of a value: a map with declared fields (`docs` describes some of them, `open` lets undeclared
+ * ones through), a list of one shape, a map of any keys, or a leaf. The API's OpenAPI documents are
+ * generated from these, so `kubectl explain` and kubectl's own validation see the same fields.
+ */
 export type Schema =
-  | { readonly fields: Readonly<Record<string, Schema>>; readonly what: string }
+  | {
+      readonly fields: Readonly<Record<string, Schema>>;
+      readonly what: string;
+      readonly docs?: Readonly<Record<string, string>>;
+      readonly open?: boolean;
+    }
   | { readonly items: Schema }
   | { readonly values: Schema }
-  | 'any';
+  | Leaf;
 
 const ANY = 'any' as const;
-const fields = (what: string, f: Record<string, Schema>): Schema => ({ fields: f, what });
+const STR = 'string' as const;
+const INT = 'integer' as const;
+const BOOL = 'boolean' as const;
+const fields = (what: string, f: Record<string, Schema>, docs?: Record<string, string>): Schema =>
+  docs === undefined ? { fields: f, what } : { fields: f, what, docs };
 const listOf = (items: Schema): Schema => ({ items });
 const mapOf = (values: Schema): Schema => ({ values });
+/** Fields documented, others let through: kinds vipmesh writes itself and never validates. */
+const open = (what: string, f: Record<string, Schema>, docs?: Record<string, string>): Schema =>
+  ({
+    ...(fields(what, f, docs) as object),
+    open: true,
+  }) as Schema;
 
 /** meta/v1 ObjectMeta: everything kubectl and the API server put there. */
-const OBJECT_META = fields('metadata', {
-  name: ANY,
-  generateName: ANY,
-  namespace: ANY,
-  selfLink: ANY,
-  uid: ANY,
-  resourceVersion: ANY,
-  generation: ANY,
-  creationTimestamp: ANY,
-  deletionTimestamp: ANY,
-  deletionGracePeriodSeconds: ANY,
-  labels: mapOf(ANY),
-  annotations: mapOf(ANY),
-  ownerReferences: listOf(
-    fields('ownerReference', {
-      apiVersion: ANY,
-      kind: ANY,
-      name: ANY,
-      uid: ANY,
-      controller: ANY,
-      blockOwnerDeletion: ANY,
-    }),
-  ),
-  finalizers: listOf(ANY),
-  managedFields: listOf(ANY),
-});
+const OBJECT_META = fields(
+  'metadata',
+  {
+    name: STR,
+    generateName: STR,
+    namespace: STR,
+    selfLink: STR,
+    uid: STR,
+    resourceVersion: STR,
+    generation: INT,
+    creationTimestamp: STR,
+    deletionTimestamp: STR,
+    deletionGracePeriodSeconds: INT,
+    labels: mapOf(STR),
+    annotations: mapOf(STR),
+    ownerReferences: listOf(
+      fields('ownerReference', {
+        apiVersion: STR,
+        kind: STR,
+        name: STR,
+        uid: STR,
+        controller: BOOL,
+        blockOwnerDeletion: BOOL,
+      }),
+    ),
+    finalizers: listOf(STR),
+    managedFields: listOf(ANY),
+  },
+  {
+    name: 'The name of the object, unique among objects of its kind (in its namespace).',
+    namespace: 'The namespace of a namespaced object; "default" when not given.',
+    labels: 'Key/value labels; IPAddressPool and L2Advertisement selectors match them.',
+    resourceVersion:
+      'The datastore revision of this version of the object; sent back on update to detect conflicts.',
+  },
+);
 
 const LABEL_SELECTOR = fields('label selector', {
-  matchLabels: mapOf(ANY),
-  matchExpressions: listOf(fields('selector requirement', { key: ANY, operator: ANY, values: listOf(ANY) })),
+  matchLabels: mapOf(STR),
+  matchExpressions: listOf(fields('selector requirement', { key: STR, operator: STR, values: listOf(STR) })),
 });
 
 const SERVICE_PORT = fields('Service port', {
-  name: ANY,
-  protocol: ANY,
-  appProtocol: ANY,
-  port: ANY,
-  targetPort: ANY,
-  nodePort: ANY,
+  name: STR,
+  protocol: STR,
+  appProtocol: STR,
+  port: INT,
+  targetPort: 'int-or-string',
+  nodePort: INT,
 });
 
-const SERVICE_SPEC = fields('Service spec', {
-  ports: listOf(SERVICE_PORT),
-  selector: mapOf(ANY),
-  clusterIP: ANY,
-  clusterIPs: listOf(ANY),
-  type: ANY,
-  externalIPs: listOf(ANY),
-  sessionAffinity: ANY,
-  sessionAffinityConfig: fields('sessionAffinityConfig', {
-    clientIP: fields('clientIP', { timeoutSeconds: ANY }),
-  }),
-  loadBalancerIP: ANY,
-  loadBalancerSourceRanges: listOf(ANY),
-  loadBalancerClass: ANY,
-  externalName: ANY,
-  externalTrafficPolicy: ANY,
-  internalTrafficPolicy: ANY,
-  healthCheckNodePort: ANY,
-  publishNotReadyAddresses: ANY,
-  ipFamilies: listOf(ANY),
-  ipFamilyPolicy: ANY,
-  allocateLoadBalancerNodePorts: ANY,
-  trafficDistribution: ANY,
-});
+const SERVICE_SPEC = fields(
+  'Service spec',
+  {
+    ports: listOf(SERVICE_PORT),
+    selector: mapOf(STR),
+    clusterIP: STR,
+    clusterIPs: listOf(STR),
+    type: STR,
+    externalIPs: listOf(STR),
+    sessionAffinity: STR,
+    sessionAffinityConfig: fields('sessionAffinityConfig', {
+      clientIP: fields('clientIP', { timeoutSeconds: INT }),
+    }),
+    loadBalancerIP: STR,
+    loadBalancerSourceRanges: listOf(STR),
+    loadBalancerClass: STR,
+    externalName: STR,
+    externalTrafficPolicy: STR,
+    internalTrafficPolicy: STR,
+    healthCheckNodePort: INT,
+    publishNotReadyAddresses: BOOL,
+    ipFamilies: listOf(STR),
+    ipFamilyPolicy: STR,
+    allocateLoadBalancerNodePorts: BOOL,
+    trafficDistribution: STR,
+  },
+  {
+    type: 'vipmesh gives an address only to Services of type LoadBalancer.',
+    loadBalancerIP:
+      'The address to give this Service; it must lie in a pool (the metallb.io/loadBalancerIPs annotation does the same).',
+    loadBalancerClass: 'When set, the Service belongs to another load balancer and vipmesh leaves it alone.',
+    ipFamilies: 'IPv4 and/or IPv6: which families of address the Service gets.',
+    ipFamilyPolicy: 'SingleStack, PreferDualStack or RequireDualStack.',
+    ports: 'The ports the Service exposes.',
+  },
+);
 
-const POOL_SPEC = fields('IPAddressPool spec', {
-  addresses: listOf(ANY),
-  autoAssign: ANY,
-  avoidBuggyIPs: ANY,
-  serviceAllocation: fields('serviceAllocation', {
-    priority: ANY,
-    namespaces: listOf(ANY),
-    namespaceSelectors: listOf(LABEL_SELECTOR),
-    serviceSelectors: listOf(LABEL_SELECTOR),
-  }),
-});
+const POOL_SPEC = fields(
+  'IPAddressPool spec',
+  {
+    addresses: listOf(STR),
+    autoAssign: BOOL,
+    avoidBuggyIPs: BOOL,
+    serviceAllocation: fields(
+      'serviceAllocation',
+      {
+        priority: INT,
+        namespaces: listOf(STR),
+        namespaceSelectors: listOf(LABEL_SELECTOR),
+        serviceSelectors: listOf(LABEL_SELECTOR),
+      },
+      {
+        priority: 'Pools with a lower number are tried first; 0 or none: after the pools that have one.',
+        namespaces: 'Only Services in these namespaces get addresses from this pool.',
+      },
+    ),
+  },
+  {
+    addresses: 'The addresses of the pool: CIDRs (198.51.100.0/28) or ranges (198.51.100.10-198.51.100.20).',
+    autoAssign:
+      'When false, the pool gives addresses only to Services that ask for it (by address or the metallb.io/address-pool annotation).',
+    avoidBuggyIPs: 'Never give out addresses ending in .0 or .255.',
+    serviceAllocation: 'Which Services this pool serves, and in which order pools are tried.',
+  },
+);
 
-const L2_SPEC = fields('L2Advertisement spec', {
-  ipAddressPools: listOf(ANY),
-  ipAddressPoolSelectors: listOf(LABEL_SELECTOR),
-  nodeSelectors: listOf(LABEL_SELECTOR),
-  interfaces: listOf(ANY),
-});
+const L2_SPEC = fields(
+  'L2Advertisement spec',
+  {
+    ipAddressPools: listOf(STR),
+    ipAddressPoolSelectors: listOf(LABEL_SELECTOR),
+    nodeSelectors: listOf(LABEL_SELECTOR),
+    interfaces: listOf(STR),
+  },
+  {
+    ipAddressPools:
+      'The pools (by name) whose addresses are announced; all pools when no pool is named or selected.',
+    ipAddressPoolSelectors: 'Pools selected by their labels.',
+    nodeSelectors: 'The nodes that may announce; all nodes when empty.',
+    interfaces: 'The interfaces the addresses are announced on; every interface when empty.',
+  },
+);
 
-const TYPE_META = { apiVersion: ANY, kind: ANY, metadata: OBJECT_META } as const;
+const NODE_SPEC = open(
+  'Node spec',
+  { podCIDR: STR, podCIDRs: listOf(STR), unschedulable: BOOL },
+  { podCIDRs: 'The pod subnets vipmesh allocated to this node (host-gw routes point to it).' },
+);
 
-/** The declared fields of every kind vipmesh validates, by kind. */
+const TYPE_META = { apiVersion: STR, kind: STR, metadata: OBJECT_META } as const;
+
+/** The declared fields of every kind vipmesh serves, by kind; objects users apply are checked against them. */
 export const SCHEMAS: Readonly<Record<string, Schema>> = {
   Service: fields('Service', { ...TYPE_META, spec: SERVICE_SPEC, status: ANY }),
   IPAddressPool: fields('IPAddressPool', { ...TYPE_META, spec: POOL_SPEC, status: ANY }),
   L2Advertisement: fields('L2Advertisement', { ...TYPE_META, spec: L2_SPEC, status: ANY }),
-  ConfigMap: fields('ConfigMap', { ...TYPE_META, data: mapOf(ANY), binaryData: mapOf(ANY), immutable: ANY }),
+  ConfigMap: fields('ConfigMap', {
+    ...TYPE_META,
+    data: mapOf(STR),
+    binaryData: mapOf(STR),
+    immutable: BOOL,
+  }),
   Namespace: fields('Namespace', {
     ...TYPE_META,
-    spec: fields('Namespace spec', { finalizers: listOf(ANY) }),
+    spec: fields('Namespace spec', { finalizers: listOf(STR) }),
     status: ANY,
+  }),
+  Node: open('Node', { ...TYPE_META, spec: NODE_SPEC, status: ANY }),
+  Event: open('Event', {
+    ...TYPE_META,
+    involvedObject: open('involvedObject', { kind: STR, namespace: STR, name: STR, uid: STR }),
+    reason: STR,
+    message: STR,
+    type: STR,
+    count: INT,
+    firstTimestamp: STR,
+    lastTimestamp: STR,
   }),
 };
 
@@ -138,12 +231,13 @@ function unknownFieldMessage(key: string, what: string, declared: readonly strin
  * depth the schema describes. Values of the wrong type are left to the decoders.
  */
 export function checkFields(c: Checker, value: unknown, schema: Schema, path: FieldPath = []): void {
-  if (schema === ANY) return;
+  if (typeof schema === 'string') return;
   if ('fields' in schema) {
     if (!isObj(value)) return;
     const declared = Object.keys(schema.fields);
     for (const [k, v] of Object.entries(value)) {
       const sub = Object.hasOwn(schema.fields, k) ? schema.fields[k] : undefined;
+      if (sub === undefined && schema.open === true) continue;
       if (sub === undefined)
         c.add([...path, k], Codes.FIELD_UNKNOWN, unknownFieldMessage(k, schema.what, declared));
       else checkFields(c, v, sub, [...path, k]);
