@@ -143,7 +143,7 @@ export class ApiHandler {
           ...(q.has('labelSelector') ? { labelSelector: q.get('labelSelector')! } : {}),
           ...(q.has('fieldSelector') ? { fieldSelector: q.get('fieldSelector')! } : {}),
         };
-        if (q.get('watch') === '1' || q.get('watch') === 'true') {
+        if (boolParam(q.get('watch'))) {
           const rv = q.get('resourceVersion');
           return this.#watch(res, r, { ...opts, ...(rv === null ? {} : { resourceVersion: rv }) }, q, table);
         }
@@ -215,7 +215,7 @@ export class ApiHandler {
   ): Promise<void> {
     const timeoutS = q.get('timeoutSeconds');
     const timeoutMs = timeoutS !== null && /^\d+$/.test(timeoutS) ? Number(timeoutS) * 1000 : 0;
-    const bookmarks = q.get('allowWatchBookmarks') === 'true' || q.get('allowWatchBookmarks') === '1';
+    const bookmarks = boolParam(q.get('allowWatchBookmarks'));
     const w = await this.#o.store.watch(r.resource, opts);
     const entry = { w, res };
     this.#watches.add(entry);
@@ -354,6 +354,11 @@ function checkMediaType(header: string | undefined): void {
     'VIPMESH_API_UNSUPPORTED_MEDIA_TYPE',
     `the body of the request was in an unknown format (Content-Type: ${header.slice(0, 100)}); accepted media types include: application/json`,
   );
+}
+
+/** A boolean query parameter as Go's ParseBool reads it (client-go sends `true`, the Python client `True`). */
+function boolParam(v: string | null): boolean {
+  return v !== null && ['1', 't', 'T', 'true', 'True', 'TRUE'].includes(v);
 }
 
 /** A `Warning` header value (RFC 7234 warn-code 299), the form kubectl prints as `Warning: ...`. */
