@@ -174,7 +174,7 @@ spec:
   delete process.env['VIPMESH_TOKEN'];
   t.match(viaEnv.out, /^NAME\s+TYPE/, 'env works; with -n there is no NAMESPACE column');
   const adminCfg = join(dir, 'vipmesh.yaml');
-  writeAdminConfig(adminCfg, { server: srv.url, token: c.adminToken });
+  writeAdminConfig(adminCfg, { server: srv.url, token: c.adminToken, caCertPem: c.caCertPem });
   t.equal(statSync(adminCfg).mode & 0o777, 0o600, 'the admin config is private');
   const viaFile = await cli(['delete', 'svc', 'web', '--admin-config', adminCfg]);
   t.equal(viaFile.out, 'service "web" deleted\n');

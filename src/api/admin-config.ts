@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { VipmeshError } from '../errors.js';
+import { connectionOf, isKubeconfig, kubeconfig } from './kubeconfig.js';
 
 /** Where the server writes, and the CLI reads, the admin connection (like k3s' /etc/rancher/k3s/k3s.yaml). */
 export const DEFAULT_ADMIN_CONFIG = '/etc/vipmesh/vipmesh.yaml';
@@ -12,17 +13,21 @@ interface AdminConfig {
   token: string;
 }
 
-/** Write the admin config with mode 0600 (it holds the admin secret). */
-export function writeAdminConfig(path: string, cfg: AdminConfig): void {
+/**
+ * Write the admin config, a kubeconfig (the API URL, the CA, the admin token), with mode 0600 (it holds the
+ * admin secret): `kubectl --kubeconfig PATH` and the vipmesh CLI both read it.
+ */
+export function writeAdminConfig(path: string, cfg: AdminConfig & { caCertPem: string }): void {
   mkdirSync(dirname(path), { recursive: true });
-  const text = `# written by vipmesh server: the API URL and the admin token for vipmesh get/apply/delete\n${stringify(cfg)}`;
+  const text = `# written by vipmesh server: a kubeconfig for kubectl and vipmesh get/apply/delete (holds the admin token)\n${stringify(kubeconfig(cfg))}`;
   writeFileSync(path, text, { mode: 0o600 });
   chmodSync(path, 0o600);
 }
 
 /**
- * Read the admin config; undefined when the file does not exist. `VIPMESH_ADMIN_CONFIG_INVALID` when it is
- * not YAML with `server` and `token` strings.
+ * Read the admin config, a kubeconfig (its current context's server and token) or the older map with
+ * `server` and `token`; undefined when the file does not exist. `VIPMESH_ADMIN_CONFIG_INVALID` when it is
+ * neither, or a string is not a string.
  */
 export function readAdminConfig(path: string): Partial<AdminConfig> | undefined {
   if (!existsSync(path)) return undefined;
@@ -37,7 +42,14 @@ export function readAdminConfig(path: string): Partial<AdminConfig> | undefined 
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new VipmeshError('VIPMESH_ADMIN_CONFIG_INVALID', `${path}: expected a map with server and token`);
   }
-  const d = doc as Record<string, unknown>;
+  let d = doc as Record<string, unknown>;
+  if (isKubeconfig(d)) {
+    try {
+      d = connectionOf(d);
+    } catch (err) {
+      throw new VipmeshError('VIPMESH_ADMIN_CONFIG_INVALID', `${path}: ${(err as Error).message}`);
+    }
+  }
   const out: Partial<AdminConfig> = {};
   for (const k of ['server', 'token'] as const) {
     if (d[k] === undefined) continue;

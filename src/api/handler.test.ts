@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { parse as parseYaml } from 'yaml';
 import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
 import { ensureServerCredentials } from '../pki/index.js';
@@ -155,8 +156,31 @@ t.test('closing the server ends open watch streams', async (t) => {
 
 t.test('admin config: written private, read back, flags win', async (t) => {
   const p = join(dir, 'etc', 'vipmesh.yaml');
-  writeAdminConfig(p, { server: 'https://198.51.100.1:6443', token: 'K10abc::admin:x' });
+  const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  writeAdminConfig(p, { server: 'https://198.51.100.1:6443', token: 'K10abc::admin:x', caCertPem: ca });
   t.same(readAdminConfig(p), { server: 'https://198.51.100.1:6443', token: 'K10abc::admin:x' });
+  t.equal(statSync(p).mode & 0o777, 0o600, 'private: it holds the admin token');
+  const kc = parseYaml(readFileSync(p, 'utf8')) as Record<string, unknown>;
+  t.match(kc, {
+    apiVersion: 'v1',
+    kind: 'Config',
+    'current-context': 'vipmesh',
+    contexts: [{ name: 'vipmesh', context: { cluster: 'vipmesh', user: 'vipmesh-admin' } }],
+    clusters: [{ name: 'vipmesh', cluster: { server: 'https://198.51.100.1:6443' } }],
+    users: [{ name: 'vipmesh-admin', user: { token: 'K10abc::admin:x' } }],
+  });
+  const cluster = (kc['clusters'] as Array<{ cluster: Record<string, string> }>)[0]!.cluster;
+  t.equal(Buffer.from(cluster['certificate-authority-data']!, 'base64').toString(), ca);
+  // The older map form, as existing installs have it, is still read.
+  const old = join(dir, 'old.yaml');
+  writeFileSync(old, 'server: https://198.51.100.2:6443\ntoken: K10abc::admin:y\n');
+  t.same(readAdminConfig(old), { server: 'https://198.51.100.2:6443', token: 'K10abc::admin:y' });
+  // A kubeconfig written by hand: its only context is used even without current-context.
+  writeFileSync(
+    old,
+    'clusters: [{name: c, cluster: {server: "https://h:1"}}]\nusers: [{name: u, user: {token: T}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n',
+  );
+  t.same(readAdminConfig(old), { server: 'https://h:1', token: 'T' });
   t.equal(readAdminConfig(join(dir, 'missing.yaml')), undefined);
   t.same(resolveConnection({ server: 'https://other:6443' }, p), {
     server: 'https://other:6443',
@@ -166,7 +190,14 @@ t.test('admin config: written private, read back, flags win', async (t) => {
     code: 'VIPMESH_API_NO_SERVER',
   });
   const bad = join(dir, 'bad.yaml');
-  for (const text of ['a: [', '- x\n', 'server: 1\n']) {
+  for (const text of [
+    'a: [',
+    '- x\n',
+    'server: 1\n',
+    'kind: Config\ncontexts: []\n',
+    'kind: Config\ncurrent-context: a\ncontexts: [{name: a, context: {cluster: c, user: u}}]\n',
+    'kind: Config\ncurrent-context: a\ncontexts: [{name: a, context: {cluster: c, user: u}}]\nclusters: [{name: c}]\n',
+  ]) {
     writeFileSync(bad, text);
     t.throws(() => readAdminConfig(bad), { code: 'VIPMESH_ADMIN_CONFIG_INVALID' }, text);
   }

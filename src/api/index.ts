@@ -2,10 +2,11 @@
  * The control plane: a typed Kubernetes-style resource store on an etcd v3 datastore, the HTTPS JSON API
  * over it, and the client the CLI uses. Controllers drive the store directly (`ResourceStore`).
  */
-export { DEFAULT_ADMIN_CONFIG, writeAdminConfig } from './admin-config.js';
+export { DEFAULT_ADMIN_CONFIG, readAdminConfig, writeAdminConfig } from './admin-config.js';
 export { applyObject, outcomeLine, readObjects, typeName } from './apply.js';
 export { ApiClient } from './client.js';
 export { createResourceStore } from './create.js';
+export { kubeconfig } from './kubeconfig.js';
 export { describeNode, describeService, printTable } from './printers.js';
 export type { Status } from './status.js';
 export type { Event, KubeObject, Node, ObjectList, ResourceInfo, Service, WatchEvent } from './types.js';

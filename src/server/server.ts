@@ -107,6 +107,6 @@ async function startMetrics({ o, registry, stack }: ServerStep): Promise<Metrics
 /** Step: the admin config (API URL and admin token), when `adminConfigPath` is set. */
 function writeAdmin({ o }: ServerStep, url: string, creds: ServerCredentials): void {
   if (o.adminConfigPath !== undefined && o.adminConfigPath !== '') {
-    writeAdminConfig(o.adminConfigPath, { server: url, token: creds.adminToken });
+    writeAdminConfig(o.adminConfigPath, { server: url, token: creds.adminToken, caCertPem: creds.caCertPem });
   }
 }

@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Module>> = {
   delete: () => import('./delete.js'),
   describe: () => import('./describe.js'),
   token: () => import('./token.js'),
+  kubeconfig: () => import('./kubeconfig.js'),
   version: () => import('./version.js'),
 };
 
