@@ -5,11 +5,10 @@
  * (list, then watch from the list's resourceVersion). Skipped, saying why, when kubectl is not installed.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { parse as parseYaml } from 'yaml';
 import { until } from '../src/testing/until.js';
 
 const haveKubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
@@ -25,8 +24,8 @@ const dir = mkdtempSync(join(tmpdir(), 'vipmesh-kubectl-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 /** `vipmesh server` as a child process; resolves once it has written its admin config. */
-async function startServer(): Promise<{ proc: ChildProcess; url: string; token: string; out: () => string }> {
-  const admin = join(dir, 'admin.yaml');
+/** `vipmesh server` as a child process; resolves once it is up and has written its kubeconfig. */
+async function startServer(): Promise<{ proc: ChildProcess; out: () => string }> {
   const proc = spawn(
     process.execPath,
     [
@@ -46,7 +45,7 @@ async function startServer(): Promise<{ proc: ChildProcess; url: string; token: 
       '--metrics-bind-address',
       '',
       '--admin-config',
-      admin,
+      kubeconfig,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' } },
   );
@@ -61,33 +60,17 @@ async function startServer(): Promise<{ proc: ChildProcess; url: string; token: 
   await until('the server to say it is up', () => out.includes('vipmesh server is up'), {
     timeoutMs: 60_000,
   });
-  const cfg = parseYaml(readFileSync(admin, 'utf8')) as { server: string; token: string };
-  return { proc, url: cfg.server, token: cfg.token, out: () => out };
+  return { proc, out: () => out };
 }
 
+/** The admin config the server writes is a kubeconfig; kubectl and the Python client use it as it is. */
+const kubeconfig = join(dir, 'kubeconfig.yaml');
 const srv = await startServer();
 t.teardown(async () => {
   srv.proc.kill('SIGTERM');
   await new Promise((r) => srv.proc.once('exit', r));
 });
 
-const kubeconfig = join(dir, 'kubeconfig');
-writeFileSync(
-  kubeconfig,
-  JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [
-      {
-        name: 'vipmesh',
-        cluster: { server: srv.url, 'certificate-authority': join(dir, 'data/server/tls/server-ca.crt') },
-      },
-    ],
-    users: [{ name: 'admin', user: { token: srv.token } }],
-    contexts: [{ name: 'vipmesh', context: { cluster: 'vipmesh', user: 'admin' } }],
-    'current-context': 'vipmesh',
-  }),
-);
 const env = { ...process.env, KUBECONFIG: kubeconfig, HOME: dir };
 
 interface Run {

@@ -136,7 +136,7 @@ async function main(t: Test): Promise<void> {
     ]);
     t.match(
       await ok(t, ['get', 'ipaddresspools', '-A']),
-      /^NAMESPACE\s+NAME\s+AGE\nmetallb-system\s+lan\s+.*\nmetallb-system\s+public\s/,
+      /^NAMESPACE\s+NAME\s+AUTO ASSIGN\s+AVOID BUGGY IPS\s+ADDRESSES\nmetallb-system\s+lan\s+.*\nmetallb-system\s+public\s/,
     );
     t.equal(
       await ok(t, ['get', 'pool', '-n', 'metallb-system', '-o', 'name']),
@@ -158,7 +158,10 @@ async function main(t: Test): Promise<void> {
       await ok(t, ['apply', '-f', 'config/services/pinned-loadbalancerip.yaml']),
       'service/web created\n',
     );
-    t.match(await ok(t, ['get', 'svc', '-A']), /^NAMESPACE\s+NAME\s+AGE\ndefault\s+web\s/);
+    t.match(
+      await ok(t, ['get', 'svc', '-A']),
+      /^NAMESPACE\s+NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\ndefault\s+web\s/,
+    );
     const ip = await until('the Service to get its address', async () => {
       const out = await ok(t, ['get', 'svc', 'web', '-o', 'jsonpath={.status.loadBalancer.ingress[0].ip}']);
       return out === '' ? undefined : out;
