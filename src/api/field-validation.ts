@@ -1,6 +1,7 @@
 /**
  * Kubernetes' `fieldValidation` for writes: what becomes of fields the schema does not declare (and of
- * duplicate keys). `Strict` refuses them (400, `strict decoding error: unknown field "spec.foo"`), `Warn`
+ * duplicate keys). `Strict` refuses them (400, `Service in version "v1" cannot be handled as a Service: strict decoding
+ * error: unknown field "spec.foo"`, kube-apiserver's words), `Warn`
  * drops them and answers with a `Warning` header per field, `Ignore` drops them silently. Without the
  * parameter vipmesh refuses them as invalid (422), as `vipmesh check-config` reports them.
  */
@@ -47,13 +48,14 @@ export function handleUnknownFields(
   problems: FieldProblem[],
   mode: FieldValidation,
   warnings: string[] | undefined,
+  type: { kind: string; version: string },
 ): boolean {
   const unknown = problems.filter((p) => p.code === Codes.FIELD_UNKNOWN);
   if (unknown.length === 0) return false;
   if (mode === 'Strict') {
     throw apiError(
       'VIPMESH_API_BAD_REQUEST',
-      `strict decoding error: ${unknown.map((p) => `unknown field "${p.path}"`).join(', ')}`,
+      `${type.kind} in version "${type.version}" cannot be handled as a ${type.kind}: strict decoding error: ${unknown.map((p) => `unknown field "${p.path}"`).join(', ')}`,
     );
   }
   for (const p of unknown) {

@@ -487,7 +487,7 @@ export class ResourceStore {
       let found = this.#validate(o);
       if (
         wo.fieldValidation !== undefined &&
-        handleUnknownFields(o, found, wo.fieldValidation, wo.warnings)
+        handleUnknownFields(o, found, wo.fieldValidation, wo.warnings, r)
       ) {
         found = this.#validate(o);
       }

@@ -203,7 +203,10 @@ t.test(
     const bogus = { ...svc('a'), spec: { ...svc('a').spec, bogus: 1 } };
     let r = await send('POST', `${SVC}?fieldValidation=Strict`, bogus);
     t.equal(r.status, 400);
-    t.equal(r.body.message, 'strict decoding error: unknown field "spec.bogus"');
+    t.equal(
+      r.body.message,
+      'Service in version "v1" cannot be handled as a Service: strict decoding error: unknown field "spec.bogus"',
+    );
     r = await send('POST', `${SVC}?fieldValidation=Warn`, bogus);
     t.equal(r.status, 201);
     t.same(
