@@ -5,7 +5,7 @@
  * (list, then watch from the list's resourceVersion). Skipped, saying why, when kubectl is not installed.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -299,6 +299,14 @@ t.test('the MetalLB manifests in config/ apply unchanged', async (t) => {
     t.match(r.out, / (created|configured|unchanged)\n/);
     t.match(kubectl(['apply', '-f', f]).out, /unchanged/, `${f} a second time: unchanged`);
   }
+  // An edited pool: kubectl sends a custom resource a merge patch; the list of addresses is replaced.
+  const edited = readFileSync('config/pools/ipaddresspool.yaml', 'utf8').replace('    - 192.168.1.254\n', '');
+  const r = kubectl(['apply', '-f', '-'], {}, edited);
+  t.match(r.out, /^ipaddresspool\.metallb\.io\/lan configured\n/, r.err);
+  t.same(
+    ok(t, ['get', 'pool', 'lan', '-n', 'metallb-system', '-o', 'jsonpath={.spec.addresses}']),
+    '["192.168.1.240-192.168.1.250","192.168.1.224/28"]',
+  );
 });
 
 t.test('nodes print STATUS, ROLES and VERSION', async (t) => {
