@@ -167,6 +167,11 @@ async function main(t: Test): Promise<void> {
       return out === '' ? undefined : out;
     });
     t.equal(ip, '192.168.1.245');
+    t.match(await ok(t, ['describe', 'svc', 'web']), /Name:\s+web\nNamespace:\s+default\n/);
+    t.equal(
+      await ok(t, ['replace', '-f', 'config/services/pinned-loadbalancerip.yaml']),
+      'service/web replaced\n',
+    );
     const json = JSON.parse(await ok(t, ['get', 'services', '-o', 'json'])) as {
       kind: string;
       items: unknown[];
@@ -189,6 +194,10 @@ async function main(t: Test): Promise<void> {
     t.match(spec, /addresses\s+<\[\]string>/);
     t.match(spec, /autoAssign\s+<boolean>/);
     t.match(await ok(t, ['explain', 'svc.spec.ports.port']), /FIELD: port <integer>/);
+    t.match(
+      await ok(t, ['explain', 'service.spec.loadBalancerIP', '--output', 'plaintext-openapiv2']),
+      /FIELD:\s+loadBalancerIP <string>\n\nDESCRIPTION:\n\s+The address to give this Service/,
+    );
     t.match(await ok(t, ['explain', 'l2advertisements.spec.interfaces']), /FIELD: interfaces <\[\]string>/);
   });
 

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { parse as parseYaml } from 'yaml';
 import { SCHEMAS } from '../vip-pool/index.js';
 import { PATCH_QUERY_PARAMS } from './discovery.js';
 import { definitionName, openApiV2, openApiV3Doc, openApiV3Index } from './openapi.js';
@@ -94,6 +95,8 @@ t.test('v2 answers protobuf to the protobuf Accept kubectl sends, JSON otherwise
   t.equal(openApiDocument('/openapi/v4', undefined, 'x'), undefined);
   t.equal(openApiDocument('/api/v1', undefined, 'x'), undefined);
   t.match(openApiDocument('/openapi/v3', undefined, 'x'), { body: { paths: {} } });
+  t.match(openApiDocument('/openapi/v3/api/v1', undefined, 'x'), { body: { openapi: '3.0.0' } });
+  t.equal(openApiDocument('/openapi/v3/apis/example.com/v1', undefined, 'x'), undefined);
   // Field 1 (swagger) then field 2 (info); lengths as varints, also past 127 bytes.
   const bytes = encodeOpenApiV2({ swagger: '2.0', info: { title: 't', version: 'v' }, definitions: {} });
   t.same([...bytes.subarray(0, 5)], [0x0a, 3, 0x32, 0x2e, 0x30]);
@@ -103,4 +106,73 @@ t.test('v2 answers protobuf to the protobuf Accept kubectl sends, JSON otherwise
     definitions: {},
   });
   t.same([...long.subarray(0, 3)], [0x0a, 0xac, 0x02]);
+});
+
+/** A protobuf message as field number -> raw values (varints as numbers, length-delimited as bytes). */
+function fieldsOf(b: Buffer): Map<number, Buffer[]> {
+  const out = new Map<number, Buffer[]>();
+  let i = 0;
+  const varint = () => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      const byte = b[i++]!;
+      v += (byte & 0x7f) * mul;
+      mul *= 128;
+      if (byte < 0x80) return v;
+    }
+  };
+  while (i < b.length) {
+    const key = varint();
+    if ((key & 7) !== 2) throw new Error(`field ${key >> 3}: wire type ${key & 7}, not length-delimited`);
+    const len = varint();
+    const no = key >> 3;
+    out.set(no, [...(out.get(no) ?? []), b.subarray(i, i + len)]);
+    i += len;
+  }
+  return out;
+}
+
+/** The `NamedSchema` entries of a repeated field, by name. */
+function named(list: Buffer[] | undefined): Map<string, Buffer> {
+  return new Map(
+    (list ?? []).map((e) => {
+      const f = fieldsOf(e);
+      return [f.get(1)![0]!.toString(), f.get(2)?.[0] ?? Buffer.alloc(0)];
+    }),
+  );
+}
+
+t.test('the protobuf v2 document decodes to the same definitions', async (t) => {
+  const doc = fieldsOf(encodeOpenApiV2(openApiV2('9.9.9')));
+  t.equal(doc.get(1)![0]!.toString(), '2.0');
+  t.equal(fieldsOf(doc.get(2)![0]!).get(2)![0]!.toString(), '9.9.9');
+  const defs = named(fieldsOf(doc.get(9)![0]!).get(1));
+  t.same([...defs.keys()].sort(), Object.keys(openApiV2('x')['definitions'] as Json).sort());
+  const svc = fieldsOf(defs.get('io.k8s.api.core.v1.Service')!);
+  const ext = fieldsOf(svc.get(31)![0]!);
+  t.equal(ext.get(1)![0]!.toString(), 'x-kubernetes-group-version-kind');
+  t.same(parseYaml(fieldsOf(ext.get(2)![0]!).get(2)![0]!.toString()), [
+    { group: '', version: 'v1', kind: 'Service' },
+  ]);
+  const props = named(fieldsOf(svc.get(25)![0]!).get(1));
+  t.match(fieldsOf(props.get('metadata')!).get(1)![0]!.toString(), /ObjectMeta$/, '$ref');
+  const spec = named(fieldsOf(fieldsOf(props.get('spec')!).get(25)![0]!).get(1));
+  const lbip = fieldsOf(spec.get('loadBalancerIP')!);
+  t.equal(fieldsOf(lbip.get(22)![0]!).get(1)![0]!.toString(), 'string', 'type');
+  t.match(lbip.get(4)![0]!.toString(), /pool/, 'description');
+  const ports = fieldsOf(spec.get('ports')!);
+  t.equal(fieldsOf(ports.get(22)![0]!).get(1)![0]!.toString(), 'array');
+  const item = fieldsOf(fieldsOf(ports.get(23)![0]!).get(1)![0]!);
+  const port = named(fieldsOf(item.get(25)![0]!).get(1));
+  t.equal(
+    fieldsOf(fieldsOf(port.get('port')!).get(22)![0]!)
+      .get(1)![0]!
+      .toString(),
+    'integer',
+  );
+  t.equal(fieldsOf(port.get('targetPort')!).get(2)![0]!.toString(), 'int-or-string', 'format');
+  const selector = fieldsOf(spec.get('selector')!);
+  const values = fieldsOf(fieldsOf(selector.get(21)![0]!).get(1)![0]!);
+  t.equal(fieldsOf(values.get(22)![0]!).get(1)![0]!.toString(), 'string', 'additionalProperties');
 });
