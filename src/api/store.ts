@@ -393,10 +393,36 @@ export class ResourceStore {
     }
     w.revision = from - 1;
     for (const e of initial) w.push(e);
+    // With a selector, an object leaving the selection is DELETED and one entering it ADDED, as Kubernetes
+    // sends them: that needs the keys selected at the watch's start.
+    const selective = (opts.labelSelector ?? '') !== '' || (opts.fieldSelector ?? '') !== '';
+    const selected = new Set<string>();
+    if (selective) {
+      if (rv === undefined || rv === '' || rv === '0') {
+        for (const e of initial) selected.add(keyOf(r, e.object.metadata.name, e.object.metadata.namespace));
+      } else {
+        for (const k of await this.#selectedKeys(r, opts.namespace, sel, from - 1)) selected.add(k);
+      }
+    }
     w.kvWatch = await this.#kv.watch(prefixOf(r, opts.namespace), from, {
       event: (e) => {
         const ev = this.#toWatchEvent<R>(r, e);
-        if (ev !== undefined && sel(ev.object)) w.push(ev);
+        if (ev === undefined) return;
+        if (!selective) {
+          if (sel(ev.object)) w.push(ev);
+          return;
+        }
+        const was = selected.has(e.key);
+        const now = ev.type !== 'DELETED' && sel(ev.object);
+        if (now) selected.add(e.key);
+        else selected.delete(e.key);
+        if (ev.type === 'DELETED') {
+          if (was) w.push(ev);
+        } else if (now) {
+          w.push(was ? ev : { ...ev, type: 'ADDED' });
+        } else if (was) {
+          w.push({ ...ev, type: 'DELETED' });
+        }
       },
       error: (err) => {
         w.push(
@@ -405,6 +431,33 @@ export class ResourceStore {
       },
     });
     return w;
+  }
+
+  /** The keys of the objects `sel` selects at `revision` (`VIPMESH_API_GONE` once it is compacted). */
+  async #selectedKeys(
+    r: ResourceInfo,
+    namespace: string | undefined,
+    sel: Matcher,
+    revision: number,
+  ): Promise<string[]> {
+    const prefix = prefixOf(r, namespace);
+    const out: string[] = [];
+    let start = prefix;
+    for (;;) {
+      const page = await this.#kv.listPage(prefix, { limit: FILL_PAGE_SIZE, start, revision });
+      for (const p of page.pairs) {
+        let o: KubeObject;
+        try {
+          o = this.#decode(r, p);
+        } catch {
+          continue; // not an object of ours: never in a watch either
+        }
+        if (sel(o)) out.push(p.key);
+      }
+      const last = page.pairs.at(-1);
+      if (!page.more || last === undefined) return out;
+      start = `${last.key}\0`;
+    }
   }
 
   /** Close the datastore connection. */
