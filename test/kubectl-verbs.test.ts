@@ -215,6 +215,9 @@ t.test('patch (three types), label, annotate, edit, selectors', async (t) => {
   t.same(names('env notin (prod)'), ['service/dev', 'service/stage']);
   t.same(names('env,env!=dev'), ['service/hello', 'service/stage']);
   t.match(ok(t, ['get', 'svc', 'hello', '--show-labels']), /LABELS\n.*env=prod,tier=fe/);
+  const paged = kubectl(['get', 'svc', '--chunk-size=1', '-v=6']);
+  t.match(paged.out, /^NAME .*\ndev\s.*\nhello\s.*\nstage\s/, 'pages of one, through continue tokens');
+  t.match(paged.err, /services\?continue=\S+&limit=1 200 OK/, 'kubectl followed the continue token');
   t.match(
     ok(t, ['get', 'svc', '--field-selector', 'metadata.name=stage', '-o', 'name']),
     /^service\/stage\n$/,
