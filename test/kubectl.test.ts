@@ -235,6 +235,24 @@ async function main(t: Test): Promise<void> {
     t.equal((await kubectl(['get', 'pool', '-A'])).err, 'No resources found\n');
   });
 
+  t.test('the join token discovers but reads no objects', async (t) => {
+    const token = readFileSync(join(dir, 'data', 'server', 'token'), 'utf8').trim();
+    const admin = (
+      parseYaml(readFileSync(kubeconfig, 'utf8')) as { users: Array<{ user: { token: string } }> }
+    ).users[0]!.user.token;
+    const file = join(dir, 'join.yaml');
+    writeFileSync(file, readFileSync(kubeconfig, 'utf8').replace(admin, token), { mode: 0o600 });
+    const resources = await kubectl(['api-resources', '-o', 'name'], undefined, file);
+    t.equal(resources.code, 0, resources.err);
+    t.match(resources.out, /^services$/m);
+    const get = await kubectl(['get', 'svc', '-A'], undefined, file);
+    t.equal(get.code, 1);
+    t.match(
+      get.err,
+      /Error from server \(Forbidden\): Forbidden: the join token does not grant access to the API/,
+    );
+  });
+
   t.test('vipmesh kubeconfig: one for another address, from the data directory', async (t) => {
     const url = (
       parseYaml(readFileSync(kubeconfig, 'utf8')) as { clusters: Array<{ cluster: { server: string } }> }

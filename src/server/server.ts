@@ -104,7 +104,7 @@ async function startMetrics({ o, registry, stack }: ServerStep): Promise<Metrics
   return metrics;
 }
 
-/** Step: the admin config (API URL and admin token), when `adminConfigPath` is set. */
+/** Step: the admin config, a kubeconfig (API URL, CA, admin token), when `adminConfigPath` is set. */
 function writeAdmin({ o }: ServerStep, url: string, creds: ServerCredentials): void {
   if (o.adminConfigPath !== undefined && o.adminConfigPath !== '') {
     writeAdminConfig(o.adminConfigPath, { server: url, token: creds.adminToken, caCertPem: creds.caCertPem });

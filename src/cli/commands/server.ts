@@ -96,7 +96,7 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option(
       '--admin-config <file>',
-      'write the admin config (API URL + admin token) here ("" = do not)',
+      'write the admin config, a kubeconfig for kubectl and vipmesh (API URL, CA, admin token), here ("" = do not)',
       DEFAULT_ADMIN_CONFIG,
     )
     .option(
