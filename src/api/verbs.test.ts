@@ -394,6 +394,8 @@ t.test('Table: columns for kubectl get, wide columns at priority 1, includeObjec
   });
   t.equal(r.body.apiVersion, 'meta.k8s.io/v1beta1', 'the v1beta1 fallback');
   t.equal(r.body.rows[0].object.kind, 'Service', 'includeObject=Object');
+  r = await send('GET', `${SVC}?includeObject=Everything`, undefined, TABLE);
+  t.equal(r.status, 400, 'includeObject is None, Metadata or Object');
   r = await send('GET', `${SVC}?includeObject=None`, undefined, TABLE);
   t.notOk('object' in r.body.rows[0]);
   r = await send('GET', '/api/v1/nodes', undefined, TABLE);
