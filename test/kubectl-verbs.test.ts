@@ -265,6 +265,14 @@ t.test('errors as kube-apiserver words them; dry-run delete; delete', async (t) 
   const strict = kubectl(['apply', '-f', join(dir, 'bogus.yaml')]);
   t.not(strict.code, 0, 'an unknown field is refused (kubectl validates strictly by default)');
   t.match(strict.err, /unknown field "spec\.ports\[0\]\.bogus"/);
+  const warn = kubectl(['apply', '--validate=warn', '-f', join(dir, 'bogus.yaml')]);
+  t.equal(warn.code, 0, warn.err);
+  t.match(
+    warn.err,
+    /^Warning: unknown field "spec\.ports\[0\]\.bogus"$/m,
+    'the server warns; kubectl prints it',
+  );
+  t.notMatch(ok(t, ['get', 'svc', 'hello', '-o', 'jsonpath={.spec}']), /bogus/, 'and the field is dropped');
   t.match(
     ok(t, ['delete', 'svc', 'hello', '--dry-run=server']),
     /service "hello" deleted \(server dry run\)/,
@@ -359,7 +367,7 @@ for e in w.stream(v1.list_namespaced_service, 'default', resource_version=lst.me
       err += d.toString();
     });
     const exited = new Promise<number | null>((r) => py.once('exit', r));
-    await until('the list', () => out.includes('LIST'), { timeoutMs: 30_000 });
+    await until('the list', () => /^LIST.*\n/.test(out), { timeoutMs: 30_000 });
     t.match(out, /^LIST .*\bdev\b.*\bstage\b/);
     ok(t, ['label', 'svc', 'dev', 'seen=py']);
     t.equal(await exited, 0, err);
