@@ -216,8 +216,15 @@ t.test('HTTPS API: auth, Kubernetes paths, Status errors, watch stream', async (
   });
   t.equal(mismatch.status, 400, 'namespace in the body must match the path');
   t.equal(
-    (await call(srv, ca, 'PATCH', '/api/v1/namespaces/default/services/web', { token: admin })).status,
+    (await call(srv, ca, 'PATCH', '/api/v1/namespaces/default/services', { token: admin })).status,
     405,
+    'no PATCH on a collection',
+  );
+  t.equal(
+    (await call(srv, ca, 'PATCH', '/api/v1/namespaces/default/services/web', { token: admin, body: {} }))
+      .status,
+    415,
+    'a PATCH of an object needs a patch media type',
   );
   t.equal((await call(srv, ca, 'GET', '/api/v1/widgets', { token: admin })).status, 404, 'unknown resource');
   t.equal((await call(srv, ca, 'GET', '/apis/metallb.io/v1beta1/services', { token: admin })).status, 404);

@@ -75,9 +75,9 @@ t.test('discovery and /version: what kubectl reads to find the resources', async
     kind: 'Service',
     shortNames: ['svc'],
     categories: ['all'],
-    verbs: ['create', 'delete', 'get', 'list', 'update', 'watch'],
+    verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
   });
-  t.match(byName.get('services/status'), { kind: 'Service', verbs: ['update'] });
+  t.match(byName.get('services/status'), { kind: 'Service', verbs: ['patch', 'update'] });
   t.match(byName.get('nodes'), { namespaced: false, shortNames: ['no'] });
   t.match(byName.get('namespaces'), { namespaced: false, shortNames: ['ns'] });
   t.match(byName.get('configmaps'), { shortNames: ['cm'] });
@@ -109,7 +109,7 @@ t.test('discovery and /version: what kubectl reads to find the resources', async
                 resource: 'ipaddresspools',
                 scope: 'Namespaced',
                 responseKind: { group: 'metallb.io', version: 'v1beta1', kind: 'IPAddressPool' },
-                subresources: [{ subresource: 'status', verbs: ['update'] }],
+                subresources: [{ subresource: 'status', verbs: ['patch', 'update'] }],
               },
               { resource: 'l2advertisements' },
             ],

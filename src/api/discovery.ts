@@ -11,14 +11,22 @@ import { apiVersionOf, RESOURCES, type ResourceInfo } from './types.js';
  * The verbs the handler serves on every resource (list and watch on the collection, get/update/delete on
  * one object, create by POST). Keep in step with handler.ts.
  */
-export const OBJECT_VERBS: readonly string[] = ['create', 'delete', 'get', 'list', 'update', 'watch'];
+export const OBJECT_VERBS: readonly string[] = [
+  'create',
+  'delete',
+  'get',
+  'list',
+  'patch',
+  'update',
+  'watch',
+];
 /**
  * The query parameters the handler honours on PATCH, published on each kind's PATCH operation in the
  * OpenAPI documents. kubectl validates fields itself unless `fieldValidation` is among them.
  */
-export const PATCH_QUERY_PARAMS: readonly string[] = [];
-/** The verbs on a `/status` subresource: only PUT. */
-export const STATUS_VERBS: readonly string[] = ['update'];
+export const PATCH_QUERY_PARAMS: readonly string[] = ['dryRun', 'fieldManager', 'fieldValidation'];
+/** The verbs on a `/status` subresource: PATCH and PUT. */
+export const STATUS_VERBS: readonly string[] = ['patch', 'update'];
 
 /** The Kubernetes release whose API shapes vipmesh follows; `/version` reports it with vipmesh's own. */
 export const KUBE_API_VERSION = { major: '1', minor: '32' };

@@ -5,11 +5,13 @@ import type { Logger } from '../log.js';
 import { Counter, Gauge } from '../metrics.js';
 import type { Authenticator } from './auth.js';
 import { discovery, versionInfo } from './discovery.js';
-import { parseStrictJson } from './json-body.js';
+import { MAX_JSON_DEPTH, parseStrictJson } from './json-body.js';
 import { openApiDocument } from './openapi-route.js';
 import { apiError, statusFor } from './status.js';
-import type { ResourceStore, StoreWatch } from './store.js';
+import type { ResourceStore, StoreWatch, WriteOptions } from './store.js';
+import { parseIncludeObject, tableVersionOf, toTable } from './table.js';
 import { apiVersionOf, type KubeObject, RESOURCES, type ResourceInfo } from './types.js';
+import { patchObject, patchTypeOf, writeOptionsOf } from './verbs.js';
 
 /** Options for {@link ApiHandler}. */
 export interface ApiHandlerOptions {
@@ -30,6 +32,8 @@ export interface ApiHandlerOptions {
   registry?: Registry;
   /** Largest request body accepted; default 3 MiB (Kubernetes' limit). */
   maxBodyBytes?: number;
+  /** How often a watch that allows bookmarks gets a BOOKMARK event; default 60 s, as kube-apiserver. */
+  bookmarkIntervalMs?: number;
   /** vipmesh's version, reported at `/version`; default `0.0.0`. */
   version?: string;
 }
@@ -127,54 +131,91 @@ export class ApiHandler {
     const verb = req.method ?? 'GET';
     const { r, namespace, name } = route;
     const store = this.#o.store;
+    const q = url.searchParams;
+    const table = tableVersionOf(req.headers.accept);
     let code = 200;
     let body: unknown;
+    const wo = writeOptionsOf(verb === 'GET' ? new URLSearchParams() : q);
     if (name === undefined) {
       if (verb === 'GET') {
-        const q = url.searchParams;
         const opts = {
           ...(namespace === undefined ? {} : { namespace }),
           ...(q.has('labelSelector') ? { labelSelector: q.get('labelSelector')! } : {}),
+          ...(q.has('fieldSelector') ? { fieldSelector: q.get('fieldSelector')! } : {}),
         };
-        if (q.get('watch') === '1' || q.get('watch') === 'true') {
+        if (boolParam(q.get('watch'))) {
           const rv = q.get('resourceVersion');
-          return this.#watch(res, r, { ...opts, ...(rv === null ? {} : { resourceVersion: rv }) });
+          return this.#watch(res, r, { ...opts, ...(rv === null ? {} : { resourceVersion: rv }) }, q, table);
         }
-        body = await store.list(r.resource, { ...opts, ...pageParams(q) });
+        const list = await store.list(r.resource, { ...opts, ...pageParams(q) });
+        body = table === undefined ? list : await this.#table(r, list.items, q, table, list.metadata);
       } else if (verb === 'POST' && (namespace !== undefined || !r.namespaced)) {
-        const obj = checkBody(await this.#body(req), route);
-        body = await store.create(r.resource, obj);
+        const obj = checkBody(await this.#body(req, wo), route);
+        body = await store.create(r.resource, obj, wo);
         code = 201;
       } else {
         throw notAllowed(verb, path);
       }
     } else if (verb === 'GET' && !route.status) {
-      body = await store.get(r.resource, name, namespace);
+      const obj = await store.get(r.resource, name, namespace);
+      body = table === undefined ? obj : await this.#table(r, [obj], q, table);
     } else if (verb === 'PUT') {
-      const obj = checkBody(await this.#body(req), route);
-      body = route.status ? await store.updateStatus(r.resource, obj) : await store.update(r.resource, obj);
+      const obj = checkBody(await this.#body(req, wo), route);
+      body = route.status
+        ? await store.updateStatus(r.resource, obj, wo)
+        : await store.update(r.resource, obj, wo);
+    } else if (verb === 'PATCH') {
+      const type = patchTypeOf(req.headers['content-type'], r);
+      const patch = await this.#body(req, wo, false, true);
+      body = await patchObject(store, r, { name, namespace, status: route.status }, type, patch, wo, (o) =>
+        checkBody(o, route),
+      );
     } else if (verb === 'DELETE' && !route.status) {
-      const raw = req.headers['content-length'] === '0' ? undefined : await this.#body(req, true);
+      const raw = req.headers['content-length'] === '0' ? undefined : await this.#body(req, wo, true);
       const rv = (raw as { preconditions?: { resourceVersion?: unknown } } | undefined)?.preconditions
         ?.resourceVersion;
-      body = await store.delete(
-        r.resource,
-        name,
-        namespace,
-        typeof rv === 'string' ? { resourceVersion: rv } : {},
-      );
+      const dry = (raw as { dryRun?: unknown } | undefined)?.dryRun;
+      if (Array.isArray(dry) && dry.includes('All')) wo.dryRun = true;
+      body = await store.delete(r.resource, name, namespace, {
+        ...(typeof rv === 'string' ? { resourceVersion: rv } : {}),
+        ...(wo.dryRun === true ? { dryRun: true } : {}),
+      });
     } else {
       throw notAllowed(verb, path);
     }
+    if (wo.warnings.length > 0) res.setHeader('Warning', wo.warnings.map(warningHeader));
     this.#json(res, code, body);
     this.#requests?.inc({ verb, resource: r.resource, code });
+  }
+
+  /** `items` as a Table; a Service table gets the Nodes, for the node holding each VIP. */
+  async #table(
+    r: ResourceInfo,
+    items: KubeObject[],
+    q: URLSearchParams,
+    version: 'v1' | 'v1beta1',
+    listMeta?: { resourceVersion?: string; continue?: string },
+  ): Promise<unknown> {
+    const nodes = r.resource === 'services' ? (await this.#o.store.list('nodes')).items : undefined;
+    return toTable(items, r.kind, {
+      version,
+      includeObject: parseIncludeObject(q.get('includeObject')),
+      now: Date.now(),
+      ...(nodes === undefined ? {} : { nodes }),
+      ...(listMeta === undefined ? {} : { listMeta }),
+    });
   }
 
   async #watch(
     res: ServerResponse,
     r: ResourceInfo,
-    opts: { namespace?: string; labelSelector?: string; resourceVersion?: string },
+    opts: { namespace?: string; labelSelector?: string; fieldSelector?: string; resourceVersion?: string },
+    q: URLSearchParams,
+    table: 'v1' | 'v1beta1' | undefined,
   ): Promise<void> {
+    const timeoutS = q.get('timeoutSeconds');
+    const timeoutMs = timeoutS !== null && /^\d+$/.test(timeoutS) ? Number(timeoutS) * 1000 : 0;
+    const bookmarks = boolParam(q.get('allowWatchBookmarks'));
     const w = await this.#o.store.watch(r.resource, opts);
     const entry = { w, res };
     this.#watches.add(entry);
@@ -182,21 +223,57 @@ export class ApiHandler {
     this.#requests?.inc({ verb: 'WATCH', resource: r.resource, code: 200 });
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
     res.flushHeaders();
+    const timers: NodeJS.Timeout[] = [];
     const stop = () => {
+      for (const t of timers) clearTimeout(t);
       if (!this.#watches.delete(entry)) return;
       this.#watchGauge?.dec();
       void w.close();
     };
-    w.on('event', (e) => res.write(`${JSON.stringify(e)}\n`));
+    let revision = w.revision;
+    // Events are written in order: a Table event waits for the one before it.
+    let queue: Promise<void> = Promise.resolve();
+    w.on('event', (e) => {
+      revision = Math.max(revision, Number(e.object.metadata.resourceVersion ?? 0));
+      queue = queue.then(async () => {
+        const object = table === undefined ? e.object : await this.#table(r, [e.object], q, table);
+        if (!res.writableEnded) res.write(`${JSON.stringify({ type: e.type, object })}\n`);
+      });
+    });
     w.on('error', (err) => {
       res.end(`${JSON.stringify({ type: 'ERROR', object: statusFor(err) })}\n`);
       stop();
     });
+    if (bookmarks) {
+      const every = this.#o.bookmarkIntervalMs ?? 60_000;
+      const mark = () => {
+        queue = queue.then(() => {
+          const object = {
+            kind: r.kind,
+            apiVersion: apiVersionOf(r),
+            metadata: { resourceVersion: String(revision) },
+          };
+          if (!res.writableEnded) res.write(`${JSON.stringify({ type: 'BOOKMARK', object })}\n`);
+        });
+        timers[0] = setTimeout(mark, every);
+      };
+      timers[0] = setTimeout(mark, every);
+    }
+    if (timeoutMs > 0) {
+      timers[1] = setTimeout(() => {
+        void queue.then(() => res.end());
+      }, timeoutMs);
+    }
     // 'close' on the response: it ended, or the client went away mid-stream.
     res.on('close', stop);
   }
 
-  async #body(req: IncomingMessage, optional = false): Promise<unknown> {
+  async #body(
+    req: IncomingMessage,
+    wo: WriteOptions & { warnings: string[] },
+    optional = false,
+    patch = false,
+  ): Promise<unknown> {
     const max = this.#o.maxBodyBytes ?? 3 << 20;
     const chunks: Buffer[] = [];
     let size = 0;
@@ -209,7 +286,13 @@ export class ApiHandler {
     if (size > max) throw apiError('VIPMESH_API_TOO_LARGE', `the request body is larger than ${max} bytes`);
     const text = Buffer.concat(chunks).toString('utf8');
     if (optional && text.trim() === '') return undefined;
-    checkMediaType(req.headers['content-type']);
+    if (!patch) checkMediaType(req.headers['content-type']);
+    const fv = wo.fieldValidation;
+    if (fv === 'Warn' || fv === 'Ignore') {
+      return parseStrictJson(text, MAX_JSON_DEPTH, (path) => {
+        if (fv === 'Warn') wo.warnings.push(`duplicate field "${path}"`);
+      });
+    }
     return parseStrictJson(text);
   }
 
@@ -271,6 +354,16 @@ function checkMediaType(header: string | undefined): void {
     'VIPMESH_API_UNSUPPORTED_MEDIA_TYPE',
     `the body of the request was in an unknown format (Content-Type: ${header.slice(0, 100)}); accepted media types include: application/json`,
   );
+}
+
+/** A boolean query parameter as Go's ParseBool reads it (client-go sends `true`, the Python client `True`). */
+function boolParam(v: string | null): boolean {
+  return v !== null && ['1', 't', 'T', 'true', 'True', 'TRUE'].includes(v);
+}
+
+/** A `Warning` header value (RFC 7234 warn-code 299), the form kubectl prints as `Warning: ...`. */
+function warningHeader(text: string): string {
+  return `299 - ${JSON.stringify(text)}`;
 }
 
 function notAllowed(verb: string, path: string): VipmeshError {

@@ -28,11 +28,17 @@ function pathOf(stack: readonly Frame[]): string {
 
 /**
  * Parse `text` as JSON; `VIPMESH_API_BAD_REQUEST` (400) when it is not JSON, nests deeper than `maxDepth`,
- * or has a key twice in one object (the message names where).
+ * or has a key twice in one object (the message names where) — unless `onDuplicate` is given: then each
+ * duplicate's path is passed to it and the last value wins, as `JSON.parse` keeps it.
  */
-export function parseStrictJson(text: string, maxDepth = MAX_JSON_DEPTH): unknown {
+export function parseStrictJson(
+  text: string,
+  maxDepth = MAX_JSON_DEPTH,
+  onDuplicate?: (path: string) => void,
+): unknown {
   const stack: Frame[] = [];
   let duplicate: string | undefined;
+  const duplicates: string[] = [];
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
     if (ch === 0x22 /* " */) {
@@ -52,7 +58,8 @@ export function parseStrictJson(text: string, maxDepth = MAX_JSON_DEPTH): unknow
         }
         if (top.keys.has(key)) {
           top.at = key;
-          duplicate = pathOf(stack);
+          if (onDuplicate === undefined) duplicate = pathOf(stack);
+          else duplicates.push(pathOf(stack).replace(/^\./, ''));
         }
         top.keys.add(key);
         top.at = key;
@@ -81,6 +88,7 @@ export function parseStrictJson(text: string, maxDepth = MAX_JSON_DEPTH): unknow
   } catch (err) {
     throw apiError('VIPMESH_API_BAD_REQUEST', `the request body is not JSON: ${(err as Error).message}`);
   }
+  for (const d of duplicates) onDuplicate?.(d);
   if (duplicate !== undefined) {
     throw apiError(
       'VIPMESH_API_BAD_REQUEST',

@@ -6,7 +6,7 @@ import { parseObjects } from './apply.js';
 import { pathFor } from './client.js';
 import { prefixEnd } from './etcd-kv.js';
 import { parsePath } from './handler.js';
-import { matchesLabels, parseLabelSelector } from './selector.js';
+import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selector.js';
 import { errorFromStatus, statusFor } from './status.js';
 import { canonicalJson } from './store.js';
 import { RESOURCES, type ResourceName, resourceFor } from './types.js';
@@ -44,7 +44,12 @@ t.test('label selectors: what is printed parses back to the same requirements', 
   );
   t.same(parseLabelSelector('a==b'), [{ key: 'a', op: '=', value: 'b' }], '== is =');
   t.same(parseLabelSelector('  '), []);
-  t.throws(() => parseLabelSelector('env in (a,b)'), { code: 'VIPMESH_API_BAD_REQUEST' });
+  t.same(parseLabelSelector('env in (a, b),tier notin (db),x'), [
+    { key: 'env', op: 'in', values: ['a', 'b'] },
+    { key: 'tier', op: 'notin', values: ['db'] },
+    { key: 'x', op: 'exists' },
+  ]);
+  t.throws(() => parseLabelSelector('env in (a,b c)'), { code: 'VIPMESH_API_BAD_REQUEST' });
   t.throws(() => parseLabelSelector('a=b c'), { code: 'VIPMESH_API_BAD_REQUEST' });
 });
 
@@ -66,6 +71,30 @@ t.test('label selectors never throw anything but a VipmeshError, and match consi
   t.ok(matchesLabels(parseLabelSelector('app=web,!legacy,tier!=db'), { app: 'web', tier: 'fe' }));
   t.notOk(matchesLabels(parseLabelSelector('app=web'), undefined));
   t.ok(matchesLabels(parseLabelSelector('tier!=db'), undefined), '!= matches an absent label');
+  const sel = parseLabelSelector('env in (prod,staging),tier notin (db)');
+  t.ok(matchesLabels(sel, { env: 'prod' }), 'in matches a listed value; notin matches an absent label');
+  t.ok(matchesLabels(sel, { env: 'staging', tier: 'web' }));
+  t.notOk(matchesLabels(sel, { env: 'dev' }), 'in refuses an unlisted value');
+  t.notOk(matchesLabels(sel, { tier: 'web' }), 'in refuses an absent label');
+  t.notOk(matchesLabels(sel, { env: 'prod', tier: 'db' }), 'notin refuses a listed value');
+});
+
+t.test('field selectors: metadata fields for all, involvedObject for events, others refused', async (t) => {
+  const web = { metadata: { name: 'web', namespace: 'prod' } };
+  t.ok(matchesFields(parseFieldSelector('metadata.name=web'), web));
+  t.ok(matchesFields(parseFieldSelector('metadata.name==web,metadata.namespace!=dev'), web));
+  t.notOk(matchesFields(parseFieldSelector('metadata.namespace=default'), web));
+  t.throws(() => parseFieldSelector('spec.type=LoadBalancer'), {
+    code: 'VIPMESH_API_BAD_REQUEST',
+    message: 'field label not supported: spec.type',
+  });
+  t.throws(() => parseFieldSelector('metadata.name'), { code: 'VIPMESH_API_BAD_REQUEST' });
+  const ev = { metadata: { name: 'e1' }, involvedObject: { kind: 'Service', name: 'web' } };
+  t.ok(matchesFields(parseFieldSelector('involvedObject.kind=Service,involvedObject.name=web', 'Event'), ev));
+  t.notOk(matchesFields(parseFieldSelector('involvedObject.uid=abc', 'Event'), ev), 'absent is ""');
+  t.throws(() => parseFieldSelector('involvedObject.name=web', 'Service'), {
+    code: 'VIPMESH_API_BAD_REQUEST',
+  });
 });
 
 t.test('API paths: pathFor and parsePath agree for every resource', async (t) => {

@@ -14,7 +14,7 @@ import type {
 import { nodeReady } from './types.js';
 
 /** How to print a table. */
-interface TableOptions {
+export interface TableOptions {
   wide?: boolean;
   /** Show the NAMESPACE column (listing across namespaces). */
   withNamespace?: boolean;
@@ -98,7 +98,8 @@ function roles(n: Node): string {
   return rs.length === 0 ? NONE : rs.sort().join(',');
 }
 
-type Columns = {
+/** The columns of one kind's table: the standard ones, the `-o wide` ones, and how to fill each row. */
+export type Columns = {
   header: string[];
   wide: string[];
   row: (o: KubeObject, opts: TableOptions) => string[];
@@ -198,15 +199,22 @@ const COLUMNS: Record<string, Columns> = {
   },
 };
 
+/** The table columns of a kind (NAME and AGE for kinds without their own). */
+export function columnsOf(kind: string): Columns {
+  return (
+    COLUMNS[kind] ?? {
+      header: ['NAME', 'AGE'],
+      wide: [],
+      row: (o, t) => [o.metadata.name, age(o.metadata.creationTimestamp, t.now)],
+      wideRow: () => [],
+    }
+  );
+}
+
 /** The `vipmesh get` table for `items` of resource `r`. */
 export function printTable(r: ResourceInfo, items: KubeObject[], opts: TableOptions): string {
   if (items.length === 0) return '';
-  const cols: Columns = COLUMNS[r.kind] ?? {
-    header: ['NAME', 'AGE'],
-    wide: [],
-    row: (o, t) => [o.metadata.name, age(o.metadata.creationTimestamp, t.now)],
-    wideRow: () => [],
-  };
+  const cols = columnsOf(r.kind);
   const header = [
     ...(opts.withNamespace ? ['NAMESPACE'] : []),
     ...cols.header,

@@ -16,6 +16,8 @@ interface StoreWatchEvents<T extends KubeObject> {
  */
 export class StoreWatch<T extends KubeObject = KubeObject> extends EventEmitter<StoreWatchEvents<T>> {
   /** @internal */ kvWatch: KvWatch | undefined;
+  /** The store revision the watch starts after (events follow with higher ones). */
+  revision = 0;
   #closed = false;
   #flowing = false;
   #pending: Array<WatchEvent<T> | VipmeshError> = [];

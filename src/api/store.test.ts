@@ -1,6 +1,7 @@
 import t from 'tap';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
+import { until } from '../testing/until.js';
 import { MemoryKv } from './memory-kv.js';
 import type { FieldProblem } from './status.js';
 import { ResourceStore } from './store.js';
@@ -219,6 +220,45 @@ t.test('watch: from a resourceVersion, initial state, labels, compaction', async
   kv.compact(await kv.revision());
   await t.rejects(store.watch('services', { resourceVersion: '1' }), { code: 'VIPMESH_API_GONE' });
   await t.rejects(store.watch('services', { resourceVersion: 'x' }), { code: 'VIPMESH_API_BAD_REQUEST' });
-  await t.rejects(store.list('services', { labelSelector: 'a in (b)' }), { code: 'VIPMESH_API_BAD_REQUEST' });
+  await t.rejects(store.list('services', { labelSelector: 'a in (b c)' }), {
+    code: 'VIPMESH_API_BAD_REQUEST',
+  });
+  await t.rejects(store.list('services', { fieldSelector: 'spec.type=x' }), {
+    code: 'VIPMESH_API_BAD_REQUEST',
+  });
   await store.close();
+});
+
+t.test('watch with a selector: leaving the selection is DELETED, entering it ADDED', async (t) => {
+  const { store } = setup();
+  const labelled = (name: string, labels: Record<string, string>) =>
+    svc(name, { metadata: { name, labels } });
+  await store.create('services', labelled('a', { env: 'prod' }));
+  const b = await store.create('services', labelled('b', { env: 'dev' }));
+  const fromList: string[] = [];
+  const w1 = await store.watch('services', { labelSelector: 'env in (prod)' });
+  w1.on('event', (e) => fromList.push(`${e.type} ${e.object.metadata.name}`));
+  const fromRv: string[] = [];
+  const w2 = await store.watch('services', {
+    labelSelector: 'env=prod',
+    resourceVersion: b.metadata.resourceVersion!,
+  });
+  w2.on('event', (e) => fromRv.push(`${e.type} ${e.object.metadata.name}`));
+  const byName: string[] = [];
+  const w3 = await store.watch('services', { fieldSelector: 'metadata.name=b' });
+  w3.on('event', (e) => byName.push(`${e.type} ${e.object.metadata.name}`));
+  await store.update('services', labelled('a', { env: 'dev' }));
+  await store.update('services', labelled('b', { env: 'prod' }));
+  await store.update('services', labelled('b', { env: 'prod', x: 'y' }));
+  await store.delete('services', 'b');
+  await store.delete('services', 'a');
+  await store.create('services', labelled('z', { env: 'prod' }));
+  const want = ['DELETED a', 'ADDED b', 'MODIFIED b', 'DELETED b', 'ADDED z'];
+  await until('the events up to z', () => fromList.includes('ADDED z') && fromRv.includes('ADDED z'));
+  t.same(fromList, ['ADDED a', ...want], 'from the current state; deleting a when it was out sends nothing');
+  t.same(fromRv, want, 'from a resourceVersion: the selection at that revision is known');
+  t.same(byName, ['ADDED b', 'MODIFIED b', 'MODIFIED b', 'DELETED b'], 'a field selector');
+  await w1.close();
+  await w2.close();
+  await w3.close();
 });

@@ -3,9 +3,10 @@ import type { Registry } from 'prom-client';
 import { type Clock, systemClock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import { Counter } from '../metrics.js';
+import { type FieldValidation, handleUnknownFields } from './field-validation.js';
 import type { Kv, KvEvent, KvPair } from './kv.js';
 import { checkMeta, keyOf, nameSuffix, prefixOf, specPart, stripVolatile } from './meta.js';
-import { matchesLabels, parseLabelSelector } from './selector.js';
+import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selector.js';
 import { apiError, invalidError, type SetValidator, type Validator } from './status.js';
 import { StoreWatch } from './store-watch.js';
 
@@ -49,8 +50,29 @@ interface ResourceStoreOptions {
 interface ListOptions {
   /** Only this namespace; default all. Ignored for cluster-scoped resources. */
   namespace?: string;
-  /** Equality-based label selector, `app=web,tier!=db`. */
+  /** Label selector, `app=web,tier!=db,env in (a,b)`. */
   labelSelector?: string;
+  /** Field selector on `metadata.name` / `metadata.namespace`, `metadata.name=web`. */
+  fieldSelector?: string;
+}
+
+/** The filter a list or watch applies: its label and field selectors together. */
+type Matcher = (o: KubeObject) => boolean;
+
+function matcherOf(r: ResourceInfo, opts: ListOptions): Matcher {
+  const labels = parseLabelSelector(opts.labelSelector ?? '');
+  const fields = parseFieldSelector(opts.fieldSelector ?? '', r.kind);
+  return (o) => matchesLabels(labels, o.metadata.labels) && matchesFields(fields, o);
+}
+
+/** Options of a write. */
+export interface WriteOptions {
+  /** Check and answer as the write would, but store nothing (Kubernetes' `dryRun=All`). */
+  dryRun?: boolean;
+  /** What becomes of undeclared fields (see field-validation.ts); default: refused as invalid. */
+  fieldValidation?: FieldValidation | undefined;
+  /** Where `Warn` puts its warnings, for the `Warning` header. */
+  warnings?: string[];
 }
 
 /** Options of a paged {@link ResourceStore.list} (Kubernetes' `limit` and `continue`). */
@@ -163,12 +185,10 @@ export class ResourceStore {
   ): Promise<ObjectList<ResourceTypes[R]>> {
     return this.#count('list', async () => {
       const r = RESOURCES[resource];
-      const sel = parseLabelSelector(opts.labelSelector ?? '');
+      const sel = matcherOf(r, opts);
       if ((opts.limit ?? 0) > 0 || (opts.continue ?? '') !== '') return this.#page<R>(r, sel, opts);
       const { pairs, revision } = await this.#kv.list(prefixOf(r, opts.namespace));
-      const items = pairs
-        .map((p) => this.#decode<R>(r, p))
-        .filter((o) => matchesLabels(sel, o.metadata.labels));
+      const items = pairs.map((p) => this.#decode<R>(r, p)).filter(sel);
       return {
         apiVersion: apiVersionOf(r),
         kind: `${r.kind}List`,
@@ -180,7 +200,7 @@ export class ResourceStore {
 
   async #page<R extends ResourceName>(
     r: ResourceInfo,
-    sel: ReturnType<typeof parseLabelSelector>,
+    sel: Matcher,
     opts: ListPageOptions,
   ): Promise<ObjectList<ResourceTypes[R]>> {
     const prefix = prefixOf(r, opts.namespace);
@@ -196,7 +216,10 @@ export class ResourceStore {
       let page: Awaited<ReturnType<Kv['listPage']>>;
       try {
         page = await this.#kv.listPage(prefix, {
-          limit: sel.length === 0 ? want : Math.max(want, FILL_PAGE_SIZE),
+          limit:
+            opts.labelSelector === undefined && opts.fieldSelector === undefined
+              ? want
+              : Math.max(want, FILL_PAGE_SIZE),
           start,
           ...(revision === undefined ? {} : { revision }),
         });
@@ -215,7 +238,7 @@ export class ResourceStore {
       let i = 0;
       for (; i < page.pairs.length && items.length < limit; i++) {
         const o = this.#decode<R>(r, page.pairs[i]!);
-        if (matchesLabels(sel, o.metadata.labels)) items.push(o);
+        if (sel(o)) items.push(o);
       }
       const last = page.pairs[i - 1];
       const rest = i < page.pairs.length || page.more;
@@ -246,6 +269,7 @@ export class ResourceStore {
   async create<R extends ResourceName>(
     resource: R,
     obj: ResourceTypes[R] | KubeObject,
+    wo: WriteOptions = {},
   ): Promise<ResourceTypes[R]> {
     return this.#count('create', async () => {
       const r = RESOURCES[resource];
@@ -256,23 +280,22 @@ export class ResourceStore {
         const input = generated
           ? { ...obj, metadata: { ...(obj as KubeObject).metadata, name: `${gen}${nameSuffix()}` } }
           : obj;
-        const o = this.#prepare(r, input);
+        const o = this.#prepare(r, input, wo);
         await this.#checkSet(r, o);
         o.metadata.uid = randomUUID();
         o.metadata.creationTimestamp = new Date(this.#clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
         o.metadata.generation = 1;
         const key = keyOf(r, o.metadata.name, o.metadata.namespace);
+        if (wo.dryRun === true) {
+          if ((await this.#kv.get(key)) === undefined) return o as ResourceTypes[R];
+          throw alreadyExists(r, o.metadata.name);
+        }
         const res = await this.#kv.put(key, Buffer.from(stripVolatile(o)), 0);
         if (res.ok) {
           o.metadata.resourceVersion = String(res.revision);
           return o as ResourceTypes[R];
         }
-        if (!generated || attempt >= 8) {
-          throw apiError('VIPMESH_API_ALREADY_EXISTS', `${r.resource} "${o.metadata.name}" already exists`, {
-            kind: r.kind,
-            name: o.metadata.name,
-          });
-        }
+        if (!generated || attempt >= 8) throw alreadyExists(r, o.metadata.name);
       }
     });
   }
@@ -285,12 +308,13 @@ export class ResourceStore {
   async update<R extends ResourceName>(
     resource: R,
     obj: ResourceTypes[R] | KubeObject,
+    wo: WriteOptions = {},
   ): Promise<ResourceTypes[R]> {
     return this.#count('update', async () => {
       const r = RESOURCES[resource];
-      const o = this.#prepare(r, obj);
+      const o = this.#prepare(r, obj, wo);
       await this.#checkSet(r, o);
-      return this.#replace<R>(r, o, (cur) => {
+      return this.#replace<R>(r, o, wo, (cur) => {
         const next: KubeObject = { ...o, metadata: { ...o.metadata } };
         next.metadata.uid = cur.metadata.uid;
         next.metadata.creationTimestamp = cur.metadata.creationTimestamp;
@@ -309,11 +333,12 @@ export class ResourceStore {
   async updateStatus<R extends ResourceName>(
     resource: R,
     obj: ResourceTypes[R] | KubeObject,
+    wo: WriteOptions = {},
   ): Promise<ResourceTypes[R]> {
     return this.#count('updateStatus', async () => {
       const r = RESOURCES[resource];
-      const o = this.#prepare(r, obj, false);
-      return this.#replace<R>(r, o, (cur) => {
+      const o = this.#prepare(r, obj, wo, false);
+      return this.#replace<R>(r, o, wo, (cur) => {
         const next: KubeObject = { ...cur, metadata: { ...cur.metadata } };
         if (o['status'] === undefined) delete next['status'];
         else next['status'] = o['status'];
@@ -327,7 +352,7 @@ export class ResourceStore {
     resource: R,
     name: string,
     namespace?: string,
-    opts: { resourceVersion?: string } = {},
+    opts: { resourceVersion?: string } & WriteOptions = {},
   ): Promise<ResourceTypes[R]> {
     return this.#count('delete', async () => {
       const r = RESOURCES[resource];
@@ -336,6 +361,7 @@ export class ResourceStore {
         const pair = await this.#kv.get(key);
         if (pair === undefined) throw notFound(r, name);
         checkVersion(r, name, opts.resourceVersion, pair.modRevision);
+        if (opts.dryRun === true) return this.#decode<R>(r, pair);
         const res = await this.#kv.delete(key, pair.modRevision);
         if (res.ok) return this.#decode<R>(r, pair);
         if (opts.resourceVersion !== undefined) throw conflict(r, name);
@@ -349,7 +375,7 @@ export class ResourceStore {
     opts: WatchOptions = {},
   ): Promise<StoreWatch<ResourceTypes[R]>> {
     const r = RESOURCES[resource];
-    const sel = parseLabelSelector(opts.labelSelector ?? '');
+    const sel = matcherOf(r, opts);
     const w = new StoreWatch<ResourceTypes[R]>();
     const rv = opts.resourceVersion;
     let from: number;
@@ -365,11 +391,38 @@ export class ResourceStore {
       }
       from = n + 1;
     }
+    w.revision = from - 1;
     for (const e of initial) w.push(e);
+    // With a selector, an object leaving the selection is DELETED and one entering it ADDED, as Kubernetes
+    // sends them: that needs the keys selected at the watch's start.
+    const selective = (opts.labelSelector ?? '') !== '' || (opts.fieldSelector ?? '') !== '';
+    const selected = new Set<string>();
+    if (selective) {
+      if (rv === undefined || rv === '' || rv === '0') {
+        for (const e of initial) selected.add(keyOf(r, e.object.metadata.name, e.object.metadata.namespace));
+      } else {
+        for (const k of await this.#selectedKeys(r, opts.namespace, sel, from - 1)) selected.add(k);
+      }
+    }
     w.kvWatch = await this.#kv.watch(prefixOf(r, opts.namespace), from, {
       event: (e) => {
         const ev = this.#toWatchEvent<R>(r, e);
-        if (ev !== undefined && matchesLabels(sel, ev.object.metadata.labels)) w.push(ev);
+        if (ev === undefined) return;
+        if (!selective) {
+          if (sel(ev.object)) w.push(ev);
+          return;
+        }
+        const was = selected.has(e.key);
+        const now = ev.type !== 'DELETED' && sel(ev.object);
+        if (now) selected.add(e.key);
+        else selected.delete(e.key);
+        if (ev.type === 'DELETED') {
+          if (was) w.push(ev);
+        } else if (now) {
+          w.push(was ? ev : { ...ev, type: 'ADDED' });
+        } else if (was) {
+          w.push({ ...ev, type: 'DELETED' });
+        }
       },
       error: (err) => {
         w.push(
@@ -378,6 +431,33 @@ export class ResourceStore {
       },
     });
     return w;
+  }
+
+  /** The keys of the objects `sel` selects at `revision` (`VIPMESH_API_GONE` once it is compacted). */
+  async #selectedKeys(
+    r: ResourceInfo,
+    namespace: string | undefined,
+    sel: Matcher,
+    revision: number,
+  ): Promise<string[]> {
+    const prefix = prefixOf(r, namespace);
+    const out: string[] = [];
+    let start = prefix;
+    for (;;) {
+      const page = await this.#kv.listPage(prefix, { limit: FILL_PAGE_SIZE, start, revision });
+      for (const p of page.pairs) {
+        let o: KubeObject;
+        try {
+          o = this.#decode(r, p);
+        } catch {
+          continue; // not an object of ours: never in a watch either
+        }
+        if (sel(o)) out.push(p.key);
+      }
+      const last = page.pairs.at(-1);
+      if (!page.more || last === undefined) return out;
+      start = `${last.key}\0`;
+    }
   }
 
   /** Close the datastore connection. */
@@ -406,6 +486,7 @@ export class ResourceStore {
   async #replace<R extends ResourceName>(
     r: ResourceInfo,
     o: KubeObject,
+    wo: WriteOptions,
     merge: (cur: KubeObject) => KubeObject,
   ): Promise<ResourceTypes[R]> {
     const name = o.metadata.name;
@@ -418,6 +499,10 @@ export class ResourceStore {
       const cur = this.#decode(r, pair);
       const next = merge(cur);
       if (stripVolatile(next) === stripVolatile(cur)) return cur as ResourceTypes[R];
+      if (wo.dryRun === true) {
+        next.metadata.resourceVersion = cur.metadata.resourceVersion;
+        return next as ResourceTypes[R];
+      }
       const res = await this.#kv.put(key, Buffer.from(stripVolatile(next)), pair.modRevision);
       if (res.ok) {
         next.metadata.resourceVersion = String(res.revision);
@@ -429,7 +514,7 @@ export class ResourceStore {
   }
 
   /** Check kind/apiVersion, default the namespace, validate, and deep-copy. */
-  #prepare(r: ResourceInfo, obj: unknown, validate = true): KubeObject {
+  #prepare(r: ResourceInfo, obj: unknown, wo: WriteOptions, validate = true): KubeObject {
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
       throw apiError('VIPMESH_API_BAD_REQUEST', `a ${r.kind} must be a JSON object`);
     }
@@ -452,7 +537,14 @@ export class ResourceStore {
       this.#validate !== undefined &&
       this.#validated.has(r.resource)
     ) {
-      problems.push(...this.#validate(o));
+      let found = this.#validate(o);
+      if (
+        wo.fieldValidation !== undefined &&
+        handleUnknownFields(o, found, wo.fieldValidation, wo.warnings, r)
+      ) {
+        found = this.#validate(o);
+      }
+      problems.push(...found);
     }
     if (problems.length > 0) throw invalidError(r.kind, String(o.metadata.name ?? ''), problems);
     return o;
@@ -495,15 +587,29 @@ export class ResourceStore {
   }
 }
 
+/** `services` or `ipaddresspools.metallb.io`: how kube-apiserver names a resource in its messages. */
+function qualified(r: ResourceInfo): string {
+  return r.group === '' ? r.resource : `${r.resource}.${r.group}`;
+}
+
+/** Status details as kube-apiserver fills them: the name, the group, and the kind as the resource plural. */
+function details(r: ResourceInfo, name: string): Record<string, string> {
+  return { name, kind: r.resource, ...(r.group === '' ? {} : { group: r.group }) };
+}
+
 function notFound(r: ResourceInfo, name: string): VipmeshError {
-  return apiError('VIPMESH_API_NOT_FOUND', `${r.resource} "${name}" not found`, { kind: r.kind, name });
+  return apiError('VIPMESH_API_NOT_FOUND', `${qualified(r)} "${name}" not found`, details(r, name));
+}
+
+function alreadyExists(r: ResourceInfo, name: string): VipmeshError {
+  return apiError('VIPMESH_API_ALREADY_EXISTS', `${qualified(r)} "${name}" already exists`, details(r, name));
 }
 
 function conflict(r: ResourceInfo, name: string): VipmeshError {
   return apiError(
     'VIPMESH_API_CONFLICT',
-    `Operation cannot be fulfilled on ${r.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-    { kind: r.kind, name },
+    `Operation cannot be fulfilled on ${qualified(r)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+    details(r, name),
   );
 }
 

@@ -26,6 +26,8 @@ export interface ApiServerOptions {
   registry?: Registry;
   /** Largest request body; default 3 MiB. */
   maxBodyBytes?: number;
+  /** BOOKMARK period of watches that allow them; default 60 s. */
+  bookmarkIntervalMs?: number;
 }
 
 /** A listening API server. */
@@ -53,6 +55,7 @@ export async function createApiServer(opts: ApiServerOptions): Promise<ApiServer
     ...(opts.extraRoutes === undefined ? {} : { extraRoutes: opts.extraRoutes }),
     ...(opts.registry === undefined ? {} : { registry: opts.registry }),
     ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
+    ...(opts.bookmarkIntervalMs === undefined ? {} : { bookmarkIntervalMs: opts.bookmarkIntervalMs }),
   });
   const server = createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler.handle);
   const host = opts.host ?? '127.0.0.1';
