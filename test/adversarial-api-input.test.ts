@@ -6,7 +6,10 @@
 import { request } from 'node:https';
 import t from 'tap';
 import { stringify } from 'yaml';
+import { parseObjects } from '../src/api/apply.js';
 import type { Status } from '../src/api/index.js';
+import { run } from '../src/cli/program.js';
+import { captureCli } from '../src/testing/cli.js';
 import { api, datastore, svc } from '../src/testing/controlplane.js';
 
 interface Reply {
@@ -81,6 +84,18 @@ t.test(
     t.equal(r.status, 201, 'a body exactly 100 levels deep is accepted');
     const yaml = stringify(await store.get('nodes', 'deep99'));
     t.match(yaml, /leaf/, 'and `get -o yaml` prints it');
+    // The real command, one object and the list; what it prints is read back by `apply -f`.
+    for (const args of [['nodes', 'deep99'], ['nodes']]) {
+      const ctx = captureCli();
+      const conn = ['--server', srv.url, '--token', c.adminToken];
+      t.equal(await run(['get', ...args, '-o', 'yaml', ...conn], ctx), 0, `get ${args.join(' ')} -o yaml`);
+      const back = parseObjects(ctx.out(), 'out.yaml');
+      t.same(
+        back.find((o) => o.obj.metadata.name === 'deep99')?.obj['status'],
+        nested(99),
+        `get ${args.join(' ')} -o yaml printed it whole and apply -f reads it back`,
+      );
+    }
   },
 );
 
