@@ -6,7 +6,10 @@
 import { request } from 'node:https';
 import t from 'tap';
 import { stringify } from 'yaml';
+import { parseObjects } from '../src/api/apply.js';
 import type { Status } from '../src/api/index.js';
+import { run } from '../src/cli/program.js';
+import { captureCli } from '../src/testing/cli.js';
 import { api, datastore, svc } from '../src/testing/controlplane.js';
 
 interface Reply {
@@ -22,6 +25,7 @@ function send(
   path: string,
   body: string,
   contentType: string | undefined = 'application/json',
+  url: string = srv.url,
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const payload = Buffer.from(body);
@@ -30,7 +34,7 @@ function send(
       'Content-Length': String(payload.length),
     };
     if (contentType !== undefined) headers['Content-Type'] = contentType;
-    const req = request(new URL(path, srv.url), { method, headers, ca: c.caCertPem }, (res) => {
+    const req = request(new URL(path, url), { method, headers, ca: c.caCertPem }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));
@@ -81,6 +85,18 @@ t.test(
     t.equal(r.status, 201, 'a body exactly 100 levels deep is accepted');
     const yaml = stringify(await store.get('nodes', 'deep99'));
     t.match(yaml, /leaf/, 'and `get -o yaml` prints it');
+    // The real command, one object and the list; what it prints is read back by `apply -f`.
+    for (const args of [['nodes', 'deep99'], ['nodes']]) {
+      const ctx = captureCli();
+      const conn = ['--server', srv.url, '--token', c.adminToken];
+      t.equal(await run(['get', ...args, '-o', 'yaml', ...conn], ctx), 0, `get ${args.join(' ')} -o yaml`);
+      const back = parseObjects(ctx.out(), 'out.yaml');
+      t.same(
+        back.find((o) => o.obj.metadata.name === 'deep99')?.obj['status'],
+        nested(99),
+        `get ${args.join(' ')} -o yaml printed it whole and apply -f reads it back`,
+      );
+    }
   },
 );
 
@@ -200,3 +216,50 @@ t.test('a pool overlapping a stored pool is refused, naming both', async (t) => 
   const upd = await send('PUT', `${POOLS}/office`, JSON.stringify(pool('office', ['198.51.100.0/28'])));
   t.equal(upd.status, 200, 'updating a pool does not overlap with its own stored version');
 });
+
+t.test(
+  'overlapping pools created at the same moment through two servers: exactly one is stored',
+  async (t) => {
+    // A second API server on the same datastore, as two servers on one etcd.
+    const other = await api(t, endpoint);
+    const pool = (name: string, addresses: string[]) =>
+      JSON.stringify({
+        apiVersion: 'metallb.io/v1beta1',
+        kind: 'IPAddressPool',
+        metadata: { name, namespace: 'metallb-system' },
+        spec: { addresses },
+      });
+    for (let round = 0; round < 3; round++) {
+      const names = Array.from({ length: 24 }, (_, i) => `race${round}-${i}`);
+      // Each overlaps every other in 198.51.100.(200 + 8 round)/29, and has an address of its own besides.
+      const shared = `198.51.100.${200 + round * 8}/29`;
+      const replies = await Promise.all(
+        names.map((name, i) =>
+          send(
+            'POST',
+            POOLS,
+            pool(name, [shared, `2001:db8::${round}:${i}/128`]),
+            'application/json',
+            [srv.url, other.srv.url][i % 2],
+          ),
+        ),
+      );
+      const created = names.filter((_, i) => replies[i]!.status === 201);
+      t.equal(created.length, 1, `round ${round}: exactly one of 24 is created (${created.join(', ')})`);
+      const winner = created[0] ?? '';
+      const refused = replies.filter((r) => r.status !== 201);
+      t.ok(
+        refused.every((r) => r.status === 422 && new RegExp(`overlaps pool ${winner} `).test(r.body)),
+        `round ${round}: the other 23 are 422 naming ${winner}: ${refused.find((r) => r.status !== 422 || !r.body.includes(winner))?.body ?? 'yes'}`,
+      );
+      const stored = (await store.list('ipaddresspools')).items.filter((p) =>
+        (p.spec?.addresses ?? []).includes(shared),
+      );
+      t.same(
+        stored.map((p) => p.metadata.name),
+        [winner],
+        `round ${round}: one pool holds ${shared}`,
+      );
+    }
+  },
+);

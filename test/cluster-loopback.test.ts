@@ -36,7 +36,8 @@ class FakeAnnouncer extends EventEmitter implements AgentAnnouncer {
     return this.held.delete(vip);
   }
   async probe(vip: string): Promise<{ answered: boolean; mac?: string }> {
-    return this.answeredBy.has(vip) ? { answered: true, mac: '02:00:00:00:00:99' } : { answered: false };
+    // The MAC the agents register: another node's (a MAC of no node would be ignored).
+    return this.answeredBy.has(vip) ? { answered: true, mac: '02:00:00:00:00:01' } : { answered: false };
   }
   get vips(): string[] {
     return [...this.held];
@@ -389,7 +390,8 @@ t.test(
     const a1 = agents.a1.announcer;
     const a1vip = a1.vips[0];
     if (a1vip !== undefined) {
-      a1.emit('conflict', { vip: a1vip, mac: '02:00:00:00:00:98', phase: 'holding' });
+      a1.emit('conflict', { vip: a1vip, mac: '02:66:66:66:66:66', phase: 'holding' });
+      a1.emit('conflict', { vip: a1vip, mac: '02:00:00:00:00:01', phase: 'holding' });
       await until('a conflict while the master is lost releases too', () => !a1.held.has(a1vip));
     }
     a2.answeredBy.clear();

@@ -177,3 +177,25 @@ t.test('vipmesh server knows every key the example config.yaml sets', async (t) 
   const server = program.commands.find((c) => c.name() === 'server')!;
   t.same(applyConfig(server, loadConfig('config/config.yaml', true)).unknown, []);
 });
+
+t.test(
+  'check-config and apply -f refuse YAML nested deeper than the API takes, naming file and line',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'vipmesh-deep-'));
+    const file = join(dir, 'deep.yaml');
+    let deep = 'apiVersion: v1\nkind: Service\nmetadata: { name: deep }\nspec:\n';
+    for (let i = 0; i < 5000; i++) deep += `${' '.repeat(i + 1)}k${i}:\n`;
+    writeFileSync(file, deep);
+    const r = await cli('-f', file);
+    t.equal(r.code, 1);
+    t.equal(
+      r.err.split('\n')[0],
+      `${file}:106: nests maps and lists deeper than 100 levels; refused`,
+      'one problem at the line the nesting passes the limit (a List may wrap objects in two more)',
+    );
+    const ctx = captureCli();
+    const code = await run(['apply', '-f', file, '--server', 'https://127.0.0.1:9', '--token', 'x'], ctx);
+    t.not(code, 0);
+    t.match(ctx.err(), `${file}:106: nests maps and lists deeper than 100 levels (the API's limit); refused`);
+  },
+);

@@ -1,8 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { TOPIC_PEERS, TOPIC_VIPS } from '../api/agent-protocol.js';
 import { VipmeshError } from '../errors.js';
 import { silentLogger } from '../log.js';
+import { createRegistry } from '../metrics.js';
+import { FakeClock } from '../testing/fake-clock.js';
 import { tempDir } from '../testing/tmp.js';
 import type { Connector } from '../tunnel/index.js';
 import { Agent, type AgentAnnouncer, localRegistration } from './agent.js';
@@ -92,4 +95,127 @@ t.test('a clean stop logs what happens once, not "lost the server"', async (t) =
     'no warning that the server was lost',
   );
   t.equal(lines.filter((l) => /^stopping/.test(l.msg)).length, 1, 'one line saying it is stopping');
+});
+
+/** An announcer that holds what it is told and lets the test raise conflicts and probe answers. */
+class HoldingAnnouncer extends EventEmitter implements AgentAnnouncer {
+  readonly held = new Set<string>();
+  readonly rounds: string[] = [];
+  probeAnswer: { answered: boolean; mac?: string } = { answered: false };
+  get vips(): string[] {
+    return [...this.held];
+  }
+  async hold(vip: string) {
+    this.held.add(vip);
+    return { held: true };
+  }
+  async release(vip: string) {
+    return this.held.delete(vip);
+  }
+  announce(vip: string) {
+    this.rounds.push(vip);
+    return this.held.has(vip);
+  }
+  async probe() {
+    return this.probeAnswer;
+  }
+  async close() {}
+}
+
+const NODE_B = '02:00:00:00:00:0b';
+const ATTACKER = '02:66:66:66:66:66';
+
+async function holdingAgent(t: Test, vips: string[], peers: string[] | undefined) {
+  const clock = new FakeClock();
+  const registry = createRegistry();
+  const lines: Array<{ msg: string; claims?: number }> = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  const ann = new HoldingAnnouncer();
+  const a = new Agent({
+    servers: ['https://a:6443'],
+    token: `K10${'b'.repeat(64)}::server:abcdef0123456789`,
+    nodeName: 'pi1',
+    dataDir: tempDir('vipmesh-agent-'),
+    registration: {},
+    announcer: ann,
+    logger,
+    registry,
+    clock,
+    probeIntervalMs: 500,
+  });
+  t.teardown(() => a.close());
+  a.client.emit('connected', { server: 'https://a:6443' } as never);
+  if (peers !== undefined) a.client.emit('push', TOPIC_PEERS, { macs: peers });
+  a.client.emit('push', TOPIC_VIPS, { vips: vips.map((ip) => ({ ip })) });
+  await a.idle();
+  const claims = async () =>
+    (await registry.getSingleMetricAsString('vipmesh_agent_foreign_claims_total'))
+      .split('\n')
+      .filter((l) => !l.startsWith('#'));
+  return { a, ann, clock, lines, claims };
+}
+
+const conflict = (ann: HoldingAnnouncer, vip: string, mac: string) =>
+  ann.emit('conflict', { vip, mac, iface: 'eth0', phase: 'holding' });
+
+for (const vip of ['198.51.100.200', '2001:db8::200']) {
+  t.test(
+    `server lost: a spoofed claim on ${vip} keeps it and announces it again; a node's MAC takes it`,
+    async (t) => {
+      const { a, ann, clock, lines, claims } = await holdingAgent(t, [vip], [NODE_B, '02:00:00:00:00:01']);
+      t.same(ann.vips, [vip]);
+      a.client.emit('disconnected', { reason: 'server gone' } as never);
+      for (let i = 0; i < 5; i++) conflict(ann, vip, ATTACKER);
+      await a.idle();
+      t.same(ann.vips, [vip], 'five spoofed claims: the VIP is kept');
+      t.same(ann.rounds, [vip], 'announced again at once, once');
+      clock.advance(1000);
+      t.same(ann.rounds, [vip, vip], 'and once more a second later, after the last claim of the burst');
+      clock.advance(5000);
+      t.equal(ann.rounds.length, 2, 'no claim, no round');
+      t.same(await claims(), [`vipmesh_agent_foreign_claims_total{vip="${vip}"} 5`]);
+      const warned = lines.filter((l) => /no cluster node/.test(l.msg));
+      t.equal(warned.length, 1, 'one log line for the burst, not one per frame');
+      clock.advance(60_000);
+      const summary = lines.filter((l) => /no cluster node/.test(l.msg));
+      t.equal(summary.length, 2, 'and a summary a minute later');
+      t.equal(summary[1]?.claims, 4, 'counting the four claims not yet logged');
+
+      ann.probeAnswer = { answered: true, mac: ATTACKER };
+      clock.advance(500);
+      await a.idle();
+      t.same(ann.vips, [vip], 'a spoofed answer to the probe takes nothing either');
+
+      conflict(ann, vip, NODE_B.toUpperCase());
+      await a.idle();
+      t.same(ann.vips, [], "a claim from a cluster node's MAC (any case) still makes it release");
+    },
+  );
+}
+
+t.test('server lost: a probe answered by a node MAC releases the VIP', async (t) => {
+  const { a, ann, clock } = await holdingAgent(t, ['198.51.100.200'], [NODE_B]);
+  a.client.emit('disconnected', { reason: 'server gone' } as never);
+  ann.probeAnswer = { answered: true, mac: NODE_B };
+  clock.advance(500);
+  await a.idle();
+  t.same(ann.vips, [], 'released');
+});
+
+t.test('connected: a spoofed claim is announced over; a node claim is left to the server', async (t) => {
+  const { a, ann } = await holdingAgent(t, ['198.51.100.200'], [NODE_B]);
+  conflict(ann, '198.51.100.200', ATTACKER);
+  conflict(ann, '198.51.100.200', NODE_B);
+  await a.idle();
+  t.same(ann.vips, ['198.51.100.200'], 'kept');
+  t.same(ann.rounds, ['198.51.100.200'], 'one round, for the spoofed claim');
+});
+
+t.test('a server that sends no node MACs: any claim while it is lost releases, as before', async (t) => {
+  const { a, ann, claims } = await holdingAgent(t, ['198.51.100.200'], undefined);
+  a.client.emit('disconnected', { reason: 'server gone' } as never);
+  conflict(ann, '198.51.100.200', ATTACKER);
+  await a.idle();
+  t.same(ann.vips, []);
+  t.same(await claims(), [], 'nothing counted as foreign');
 });

@@ -1,6 +1,6 @@
 import { networkInterfaces, hostname as osHostname } from 'node:os';
 import type { NodeRegistration, VipAssignment } from '../api/agent-protocol.js';
-import { TOPIC_LEASES, TOPIC_VIPS } from '../api/agent-protocol.js';
+import { TOPIC_LEASES, TOPIC_PEERS, TOPIC_VIPS } from '../api/agent-protocol.js';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import type { Lease } from '../flannel-hostgw/index.js';
@@ -8,11 +8,14 @@ import type { Logger } from '../log.js';
 import { Gauge, type Registry } from '../metrics.js';
 import { parseToken } from '../pki/index.js';
 import { TunnelClient, type TunnelClientOptions } from '../tunnel/index.js';
+import { ForeignClaims } from './claims.js';
 
 /** The announcer calls the agent makes (src/arp's `Announcer`). */
 export interface AgentAnnouncer {
   hold(vip: string, iface?: string, opts?: { probe?: boolean }): Promise<{ held: boolean }>;
   release(vip: string): Promise<boolean>;
+  /** One extra gratuitous round for a held VIP; false when not held (absent: claims are only counted). */
+  announce?(vip: string): boolean;
   probe(vip: string, iface?: string, timeoutMs?: number): Promise<{ answered: boolean; mac?: string }>;
   readonly vips: string[];
   on(event: 'conflict', fn: (e: { vip: string; mac: string; phase: 'probe' | 'holding' }) => void): unknown;
@@ -56,13 +59,16 @@ interface AgentOptions {
  * The agent: joins the server over the tunnel (registering the node), announces the VIPs the master
  * assigns and programs the host-gw routes of the lease set it is sent. When the server is lost it keeps
  * serving what it holds (the data plane outlives the control plane) but probes its VIPs and releases any
- * that another node answers for, so a partition that heals never leaves two holders.
+ * that another node answers for, so a partition that heals never leaves two holders. "Another node" is a
+ * MAC the server listed as a node's interface: a claim from any other MAC (a spoofed gratuitous ARP or NA)
+ * never makes it let go; it announces the VIP again instead.
  */
 export class Agent {
   readonly client: TunnelClient;
   readonly #o: AgentOptions;
   readonly #log: Logger;
   readonly #clock: Clock;
+  readonly #claims: ForeignClaims;
   #connected = false;
   #chain: Promise<void> = Promise.resolve();
   #probeTimer: TimerHandle | undefined;
@@ -78,6 +84,12 @@ export class Agent {
     this.#o = o;
     this.#log = o.logger;
     this.#clock = o.clock ?? systemClock;
+    this.#claims = new ForeignClaims({
+      announce: (vip) => o.announcer.announce?.(vip) ?? false,
+      clock: this.#clock,
+      logger: o.logger,
+      ...(o.registry === undefined ? {} : { registry: o.registry }),
+    });
     this.client = new TunnelClient({
       servers: o.servers,
       token: o.token,
@@ -123,13 +135,19 @@ export class Agent {
     });
     this.client.on('push', (topic, payload) => this.#onPush(topic, payload));
     o.announcer.on('conflict', (e) => {
-      if (e.phase !== 'holding' || this.#connected) return;
+      if (e.phase !== 'holding' || this.#closed) return;
+      if (!this.#claims.trusted(e.mac)) {
+        this.#claims.foreign(e.vip, e.mac);
+        return;
+      }
+      if (this.#connected) return;
       // Without a master, another node claiming a VIP means the master moved it: let it go.
       this.#log.warn(
         { vip: e.vip, mac: e.mac },
         'another node claims a VIP while the server is lost; releasing it',
       );
       this.#serial(async () => {
+        this.#claims.forget(e.vip);
         await this.#o.announcer.release(e.vip);
       });
     });
@@ -168,6 +186,9 @@ export class Agent {
       const p = payload as { clusterCidr?: string[]; leases?: Lease[] };
       if (!Array.isArray(p?.leases) || !Array.isArray(p.clusterCidr)) return;
       this.#serial(() => this.#applyLeases(p.clusterCidr!, p.leases!));
+    } else if (topic === TOPIC_PEERS) {
+      const macs = (payload as { macs?: unknown })?.macs;
+      if (Array.isArray(macs)) this.#claims.setPeers(macs.filter((m): m is string => typeof m === 'string'));
     }
   }
 
@@ -176,7 +197,10 @@ export class Agent {
     const a = this.#o.announcer;
     const want = new Map(vips.map((v) => [v.ip, v]));
     for (const held of a.vips) {
-      if (!want.has(held)) await a.release(held);
+      if (!want.has(held)) {
+        this.#claims.forget(held);
+        await a.release(held);
+      }
     }
     const have = new Set(a.vips);
     let failed = false;
@@ -235,11 +259,14 @@ export class Agent {
           const a = this.#o.announcer;
           const results = await Promise.all(a.vips.map(async (vip) => ({ vip, r: await a.probe(vip) })));
           for (const { vip, r } of results) {
-            if (!r.answered || this.#connected) continue;
+            // A foreign answer was already seen as a claim (counted, announced again); it takes nothing.
+            if (!r.answered || this.#connected || (r.mac !== undefined && !this.#claims.trusted(r.mac)))
+              continue;
             this.#log.warn(
               { vip, mac: r.mac },
               'another node answers for a VIP while the server is lost; releasing it',
             );
+            this.#claims.forget(vip);
             await a.release(vip);
           }
         });
@@ -268,6 +295,7 @@ export class Agent {
       'stopping: leaving the server, releasing the VIPs and removing the routes',
     );
     this.#stopProbing();
+    this.#claims.close();
     if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
     await this.client.close();
     await this.idle();

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { isVipmeshError, VipmeshError } from '../errors.js';
+import { MAX_OBJECT_DEPTH, valueTooDeep, yamlTooDeep } from '../util/yaml-depth.js';
 import {
   apiVersionOf,
   type KubeObject,
@@ -73,6 +74,12 @@ function expandPaths(paths: string[]): string[] {
  */
 export function parseObjects(text: string, source: string, defaultNamespace = 'default'): SourceObject[] {
   const out: SourceObject[] = [];
+  const tooDeep = `nests maps and lists deeper than ${MAX_OBJECT_DEPTH} levels (the API's limit); refused`;
+  // Checked before parsing: composing a document thousands of levels deep overflows the stack. A List
+  // adds two levels around the objects the limit applies to.
+  const deep = yamlTooDeep(text, MAX_OBJECT_DEPTH + 2);
+  if (deep !== undefined)
+    throw badInput(`${source}:${deep.line}: ${tooDeep}`, { file: source, line: deep.line });
   const docs = parseAllDocuments(text);
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
     if (doc.errors.length > 0) {
@@ -92,7 +99,10 @@ export function parseObjects(text: string, source: string, defaultNamespace = 'd
     const line =
       doc.contents?.range?.[0] === undefined ? 0 : text.slice(0, doc.contents.range[0]).split('\n').length;
     const items = isList(v) ? v.items : [v];
-    for (const item of items) out.push(toSource(item, `${source}:${line}`, defaultNamespace));
+    for (const item of items) {
+      if (valueTooDeep(item)) throw badInput(`${source}:${line}: ${tooDeep}`, { file: source, line });
+      out.push(toSource(item, `${source}:${line}`, defaultNamespace));
+    }
   }
   return out;
 }

@@ -8,7 +8,16 @@ import {
   type Watcher,
 } from 'etcd3';
 import { VipmeshError } from '../errors.js';
-import type { Kv, KvPage, KvPageOptions, KvPair, KvWatch, KvWatchHandlers, KvWriteResult } from './kv.js';
+import type {
+  Kv,
+  KvGuard,
+  KvPage,
+  KvPageOptions,
+  KvPair,
+  KvWatch,
+  KvWatchHandlers,
+  KvWriteResult,
+} from './kv.js';
 import { apiError } from './status.js';
 
 /** Keys per datastore read when listing a prefix (kube-apiserver's informers use the same page size). */
@@ -205,8 +214,8 @@ export class EtcdKv implements Kv {
     }
   }
 
-  async put(key: string, value: Buffer, expect: number): Promise<KvWriteResult> {
-    return this.#txn(key, expect, { request_put: { key: Buffer.from(key), value } });
+  async put(key: string, value: Buffer, expect: number, guard?: KvGuard): Promise<KvWriteResult> {
+    return this.#txn(key, expect, { request_put: { key: Buffer.from(key), value } }, guard);
   }
 
   async delete(key: string, expect: number): Promise<KvWriteResult> {
@@ -217,12 +226,20 @@ export class EtcdKv implements Kv {
     key: string,
     expect: number,
     op: { request_put?: { key: Buffer; value: Buffer }; request_delete_range?: { key: Buffer } },
+    guard?: KvGuard,
   ): Promise<KvWriteResult> {
     const k = Buffer.from(key);
+    const compare = [{ key: k, target: 'Mod' as const, result: 'Equal' as const, mod_revision: expect }];
+    const success: Array<typeof op> = [op];
+    if (guard !== undefined) {
+      const g = Buffer.from(guard.key);
+      compare.push({ key: g, target: 'Mod', result: 'Equal', mod_revision: guard.expect });
+      success.push({ request_put: { key: g, value: k } });
+    }
     const res = await this.#client.kv
       .txn({
-        compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: expect }],
-        success: [op],
+        compare,
+        success,
         failure: [{ request_range: { key: k } }],
       })
       .catch(unavailable);

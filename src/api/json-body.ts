@@ -3,10 +3,11 @@
  * duplicate keys refused, as kube-apiserver's strict decoding does. `JSON.parse` alone keeps the last of two
  * equal keys, and accepts nesting that later overflows the stack of whatever walks the object.
  */
+import { MAX_OBJECT_DEPTH } from '../util/yaml-depth.js';
 import { apiError } from './status.js';
 
-/** Deepest nesting of maps and lists a request body may have. Real objects stay under 15. */
-export const MAX_JSON_DEPTH = 100;
+/** Deepest nesting of maps and lists a request body may have (YAML files have the same limit). */
+export const MAX_JSON_DEPTH = MAX_OBJECT_DEPTH;
 
 interface Frame {
   object: boolean;

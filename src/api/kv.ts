@@ -51,6 +51,16 @@ export interface KvPage {
 /** The result of a conditional write: the new revision, or the key as it is now (absent: undefined). */
 export type KvWriteResult = { ok: true; revision: number } | { ok: false; current: KvPair | undefined };
 
+/**
+ * A second key a conditional write also compares (its mod revision must be `expect`, 0: absent) and
+ * rewrites in the same transaction: writers that all guard with one key are serialised, so a check made
+ * against other keys before the write cannot be overtaken by another writer's (check-then-write).
+ */
+export interface KvGuard {
+  key: string;
+  expect: number;
+}
+
 /** The etcd operations the resource store uses. */
 export interface Kv {
   get(key: string): Promise<KvPair | undefined>;
@@ -65,8 +75,12 @@ export interface Kv {
    * A compacted `revision` is `VIPMESH_API_GONE`. May return fewer than `limit` with `more` set.
    */
   listPage(prefix: string, opts: KvPageOptions): Promise<KvPage>;
-  /** Write `value` if the key's mod revision is `expect` (0: the key must not exist). One etcd Txn. */
-  put(key: string, value: Buffer, expect: number): Promise<KvWriteResult>;
+  /**
+   * Write `value` if the key's mod revision is `expect` (0: the key must not exist) and, with `guard`, the
+   * guard key's is `guard.expect`; the guard key is then rewritten too. One etcd Txn. A failure returns
+   * the key as it is now: unchanged (`current` at `expect`) means the guard moved.
+   */
+  put(key: string, value: Buffer, expect: number, guard?: KvGuard): Promise<KvWriteResult>;
   /** Delete if the key's mod revision is `expect`. One etcd Txn. */
   delete(key: string, expect: number): Promise<KvWriteResult>;
   /** Changes under `prefix` from revision `from` (inclusive). */

@@ -1,6 +1,7 @@
 import type {
   Kv,
   KvEvent,
+  KvGuard,
   KvPage,
   KvPageOptions,
   KvPair,
@@ -48,10 +49,23 @@ export class MemoryKv implements Kv {
     };
   }
 
-  async put(key: string, value: Buffer, expect: number): Promise<KvWriteResult> {
+  async put(key: string, value: Buffer, expect: number, guard?: KvGuard): Promise<KvWriteResult> {
     const cur = this.#data.get(key);
     if ((cur?.modRevision ?? 0) !== expect) return { ok: false, current: cur };
+    if (guard !== undefined && (this.#data.get(guard.key)?.modRevision ?? 0) !== guard.expect)
+      return { ok: false, current: cur };
     const rev = ++this.#rev;
+    if (guard !== undefined) {
+      const g = this.#data.get(guard.key);
+      const v = Buffer.from(key);
+      this.#data.set(guard.key, {
+        key: guard.key,
+        value: v,
+        modRevision: rev,
+        createRevision: g?.createRevision ?? rev,
+      });
+      this.#emit({ type: 'put', key: guard.key, value: v, modRevision: rev, created: g === undefined });
+    }
     this.#data.set(key, { key, value, modRevision: rev, createRevision: cur?.createRevision ?? rev });
     this.#emit({ type: 'put', key, value, modRevision: rev, created: cur === undefined });
     return { ok: true, revision: rev };

@@ -252,3 +252,28 @@ t.test('kinds, aliases and the etcd prefix range', async (t) => {
   );
   t.same(prefixEnd('/registry/services/'), Buffer.from('/registry/services0'));
 });
+
+t.test('parseObjects: nesting deeper than the API takes is refused naming file and line', async (t) => {
+  let v: unknown = 'leaf';
+  for (let i = 0; i < 98; i++) v = { n: v };
+  const node = (name: string, status: unknown) => ({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name },
+    status,
+  });
+  t.equal(parseObjects(stringify(node('ok', v)), 'ok.yaml').length, 1, '100 levels are read');
+  t.equal(
+    parseObjects(stringify({ apiVersion: 'v1', kind: 'List', items: [node('ok', v)] }), 'list.yaml').length,
+    1,
+    'in a List too (as `get -o yaml` prints them)',
+  );
+  t.throws(() => parseObjects(`# one\n# two\n${stringify(node('deep', { n: { n: v } }))}`, 'deep.yaml'), {
+    code: 'VIPMESH_CLI_BAD_INPUT',
+    message: "deep.yaml:3: nests maps and lists deeper than 100 levels (the API's limit); refused",
+  });
+  t.throws(() => parseObjects(`x: ${'{a: '.repeat(50_000)}1${'}'.repeat(50_000)}\n`, 'huge.json'), {
+    code: 'VIPMESH_CLI_BAD_INPUT',
+    message: /^huge\.json:1: nests maps and lists deeper than 100 levels/,
+  });
+});

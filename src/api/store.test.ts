@@ -262,3 +262,59 @@ t.test('watch with a selector: leaving the selection is DELETED, entering it ADD
   await w2.close();
   await w3.close();
 });
+
+t.test(
+  'set-checked writes are serialised by a guard key: racing creates and updates cannot both pass',
+  async (t) => {
+    type P = { metadata: { name: string }; spec: { addresses: string[] } };
+    const validateSet = (obj: unknown, existing: readonly unknown[]): FieldProblem[] => {
+      const mine = (obj as P).spec.addresses[0];
+      const other = (existing as P[]).find((e) => e.spec.addresses[0] === mine);
+      return other === undefined
+        ? []
+        : [
+            {
+              path: 'spec.addresses[0]',
+              code: 'VIPMESH_POOL_OVERLAP',
+              message: `overlaps pool ${other.metadata.name}`,
+            },
+          ];
+    };
+    const kv = new MemoryKv();
+    // Two stores on one datastore: two API servers.
+    const [a, b] = [new ResourceStore({ kv, validateSet }), new ResourceStore({ kv, validateSet })];
+    const pool = (name: string, address: string) => ({
+      apiVersion: 'metallb.io/v1beta1',
+      kind: 'IPAddressPool',
+      metadata: { name, namespace: 'metallb-system' },
+      spec: { addresses: [address] },
+    });
+    const created = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? a : b).create('ipaddresspools', pool(`p${i}`, `198.51.100.${i}/32`)),
+      ),
+    );
+    t.ok(
+      created.every((r) => r.status === 'fulfilled'),
+      'pools that do not overlap are all created',
+    );
+    const updates = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? a : b).update('ipaddresspools', pool(`p${i}`, '198.51.100.200/32')),
+      ),
+    );
+    const ok = updates.filter((r) => r.status === 'fulfilled');
+    t.equal(ok.length, 1, 'ten updates onto one address: one succeeds');
+    t.ok(
+      updates.every(
+        (r) => r.status === 'fulfilled' || /overlaps pool p\d/.test(String((r.reason as Error).message)),
+      ),
+      'the others are refused naming the pool that got it',
+    );
+    const holders = (await a.list('ipaddresspools')).items.filter(
+      (p) => p.spec?.addresses?.[0] === '198.51.100.200/32',
+    );
+    t.equal(holders.length, 1);
+    t.ok((await kv.get('/vipmesh/guards/address-pools')) !== undefined, 'the guard key is in the datastore');
+  },
+);

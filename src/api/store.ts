@@ -4,7 +4,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import { Counter } from '../metrics.js';
 import { type FieldValidation, handleUnknownFields } from './field-validation.js';
-import type { Kv, KvEvent, KvPair } from './kv.js';
+import type { Kv, KvEvent, KvGuard, KvPair } from './kv.js';
 import { checkMeta, keyOf, nameSuffix, prefixOf, specPart, stripVolatile } from './meta.js';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selector.js';
 import { apiError, invalidError, type SetValidator, type Validator } from './status.js';
@@ -20,6 +20,16 @@ import {
   type ResourceTypes,
   type WatchEvent,
 } from './types.js';
+
+/**
+ * The key every write of a `setResources` object (address pools, ConfigMaps) also compares and rewrites:
+ * one such write at a time succeeds, and the others check the set again.
+ */
+const SET_GUARD_KEY = '/vipmesh/guards/address-pools';
+/** Checks against a set that moved before giving up: each round lets at least one writer through. */
+const MAX_GUARD_RETRIES = 100;
+/** {@link ResourceStore}'s internal answer: the set's guard moved before the write. */
+const GUARD_MOVED = Symbol('guard moved');
 
 // Re-exported: the informer, the API handler and tests import these from here.
 export { canonicalJson } from './meta.js';
@@ -281,7 +291,7 @@ export class ResourceStore {
           ? { ...obj, metadata: { ...(obj as KubeObject).metadata, name: `${gen}${nameSuffix()}` } }
           : obj;
         const o = this.#prepare(r, input, wo);
-        await this.#checkSet(r, o);
+        const guard = await this.#checkSet(r, o);
         o.metadata.uid = randomUUID();
         o.metadata.creationTimestamp = new Date(this.#clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
         o.metadata.generation = 1;
@@ -290,10 +300,15 @@ export class ResourceStore {
           if ((await this.#kv.get(key)) === undefined) return o as ResourceTypes[R];
           throw alreadyExists(r, o.metadata.name);
         }
-        const res = await this.#kv.put(key, Buffer.from(stripVolatile(o)), 0);
+        const res = await this.#kv.put(key, Buffer.from(stripVolatile(o)), 0, guard);
         if (res.ok) {
           o.metadata.resourceVersion = String(res.revision);
           return o as ResourceTypes[R];
+        }
+        if (guard !== undefined && res.current === undefined) {
+          // Another write to the set came first: check against it again.
+          this.#guardRetry(r, o.metadata.name, attempt);
+          continue;
         }
         if (!generated || attempt >= 8) throw alreadyExists(r, o.metadata.name);
       }
@@ -313,19 +328,29 @@ export class ResourceStore {
     return this.#count('update', async () => {
       const r = RESOURCES[resource];
       const o = this.#prepare(r, obj, wo);
-      await this.#checkSet(r, o);
-      return this.#replace<R>(r, o, wo, (cur) => {
-        const next: KubeObject = { ...o, metadata: { ...o.metadata } };
-        next.metadata.uid = cur.metadata.uid;
-        next.metadata.creationTimestamp = cur.metadata.creationTimestamp;
-        if (r.hasStatus) {
-          if (cur['status'] === undefined) delete next['status'];
-          else next['status'] = cur['status'];
-        }
-        const gen = cur.metadata.generation ?? 1;
-        next.metadata.generation = specPart(next) === specPart(cur) ? gen : gen + 1;
-        return next;
-      });
+      for (let attempt = 0; ; attempt++) {
+        const guard = await this.#checkSet(r, o);
+        const done = await this.#replace<R>(
+          r,
+          o,
+          wo,
+          (cur) => {
+            const next: KubeObject = { ...o, metadata: { ...o.metadata } };
+            next.metadata.uid = cur.metadata.uid;
+            next.metadata.creationTimestamp = cur.metadata.creationTimestamp;
+            if (r.hasStatus) {
+              if (cur['status'] === undefined) delete next['status'];
+              else next['status'] = cur['status'];
+            }
+            const gen = cur.metadata.generation ?? 1;
+            next.metadata.generation = specPart(next) === specPart(cur) ? gen : gen + 1;
+            return next;
+          },
+          guard,
+        );
+        if (done !== GUARD_MOVED) return done;
+        this.#guardRetry(r, o.metadata.name, attempt);
+      }
     });
   }
 
@@ -338,12 +363,14 @@ export class ResourceStore {
     return this.#count('updateStatus', async () => {
       const r = RESOURCES[resource];
       const o = this.#prepare(r, obj, wo, false);
-      return this.#replace<R>(r, o, wo, (cur) => {
+      const done = await this.#replace<R>(r, o, wo, (cur) => {
         const next: KubeObject = { ...cur, metadata: { ...cur.metadata } };
         if (o['status'] === undefined) delete next['status'];
         else next['status'] = o['status'];
         return next;
       });
+      if (done === GUARD_MOVED) throw new Error('unreachable: a status write has no guard');
+      return done;
     });
   }
 
@@ -483,12 +510,14 @@ export class ResourceStore {
     return { type: e.type === 'delete' ? 'DELETED' : e.created ? 'ADDED' : 'MODIFIED', object };
   }
 
+  /** Write the merge of `o` into the stored object; {@link GUARD_MOVED} when `guard` moved first. */
   async #replace<R extends ResourceName>(
     r: ResourceInfo,
     o: KubeObject,
     wo: WriteOptions,
     merge: (cur: KubeObject) => KubeObject,
-  ): Promise<ResourceTypes[R]> {
+    guard?: KvGuard,
+  ): Promise<ResourceTypes[R] | typeof GUARD_MOVED> {
     const name = o.metadata.name;
     const key = keyOf(r, name, o.metadata.namespace);
     const want = o.metadata.resourceVersion;
@@ -503,11 +532,12 @@ export class ResourceStore {
         next.metadata.resourceVersion = cur.metadata.resourceVersion;
         return next as ResourceTypes[R];
       }
-      const res = await this.#kv.put(key, Buffer.from(stripVolatile(next)), pair.modRevision);
+      const res = await this.#kv.put(key, Buffer.from(stripVolatile(next)), pair.modRevision, guard);
       if (res.ok) {
         next.metadata.resourceVersion = String(res.revision);
         return next as ResourceTypes[R];
       }
+      if (guard !== undefined && res.current?.modRevision === pair.modRevision) return GUARD_MOVED;
       // Someone wrote in between: with a resourceVersion that is a conflict; without, try again.
       if (want !== undefined) throw conflict(r, name);
     }
@@ -550,9 +580,17 @@ export class ResourceStore {
     return o;
   }
 
-  /** {@link ResourceStoreOptions.validateSet} on `o` and every other stored object of `setResources`. */
-  async #checkSet(r: ResourceInfo, o: KubeObject): Promise<void> {
-    if (this.#validateSet === undefined || !this.#setResources.includes(r.resource)) return;
+  /**
+   * {@link ResourceStoreOptions.validateSet} on `o` and every other stored object of `setResources`. Returns
+   * the guard the write must carry: the set's guard key as it was before the set was read, so a write
+   * of the set by anyone (any server on the datastore) between this check and ours fails ours.
+   */
+  async #checkSet(r: ResourceInfo, o: KubeObject): Promise<KvGuard | undefined> {
+    if (this.#validateSet === undefined || !this.#setResources.includes(r.resource)) return undefined;
+    const guard: KvGuard = {
+      key: SET_GUARD_KEY,
+      expect: (await this.#kv.get(SET_GUARD_KEY))?.modRevision ?? 0,
+    };
     const self = keyOf(r, o.metadata.name, o.metadata.namespace);
     const existing: KubeObject[] = [];
     for (const name of this.#setResources) {
@@ -562,6 +600,17 @@ export class ResourceStore {
     }
     const problems = this.#validateSet(o, existing);
     if (problems.length > 0) throw invalidError(r.kind, o.metadata.name, problems);
+    return guard;
+  }
+
+  /** After the set's guard moved under a write: check again, or give up with a 409 after many tries. */
+  #guardRetry(r: ResourceInfo, name: string, attempt: number): void {
+    if (attempt < MAX_GUARD_RETRIES) return;
+    throw apiError(
+      'VIPMESH_API_CONFLICT',
+      `${r.resource} "${name}": other writes of address pools kept coming first; try again`,
+      { kind: r.kind, name },
+    );
   }
 
   #decode<R extends ResourceName>(r: ResourceInfo, pair: KvPair): ResourceTypes[R] {

@@ -173,9 +173,18 @@ export class IpamController extends EventEmitter<IpamEvents> {
       }
       if (step.report !== undefined) await this.#report(step, step.report, now);
     };
-    await inBatches(plan.assigned, (step) => apply(step, false));
-    // Services that are gone (or no longer LoadBalancer): their addresses are freed.
-    await inBatches(plan.released, (step) => apply(step, true));
+    try {
+      await inBatches(plan.assigned, (step) => apply(step, false));
+      // Services that are gone (or no longer LoadBalancer): their addresses are freed.
+      await inBatches(plan.released, (step) => apply(step, true));
+    } catch (err) {
+      // The reconciler retries a failed pass; make the retry a full one. The Services this pass failed
+      // are in no dirty set any more, and its Allocator may hold addresses that were never persisted: a
+      // full pass starts again from the pools and the persisted allocations.
+      this.#full = true;
+      if (changed) this.emit('change');
+      throw err;
+    }
     this.#allocated?.set(this.#persisted.size);
     if (changed) this.emit('change');
   }

@@ -89,3 +89,62 @@ t.test(
     await nodes.close();
   },
 );
+
+t.test(
+  'Relay: every session is sent the MACs of all nodes when they change and when it comes up',
+  async (t) => {
+    const { Relay, TOPIC_PEERS } = await import('./relay.js');
+    const { Informer } = await import('../controllers/informer.js');
+    const { ResourceStore } = await import('../api/store.js');
+    const mem = new MemoryKv();
+    const store = new ResourceStore({ kv: mem });
+    const nodes = new Informer(store, 'nodes', { logger: silentLogger() });
+    await nodes.start();
+    const pushes: Array<[string, unknown]> = [];
+    const sessions = new Map<string, unknown>([
+      ['n1', {}],
+      ['n2', {}],
+    ]);
+    const relay = new Relay({
+      nodes,
+      kv: mem,
+      target: { sessions, push: (node, topic, payload) => pushes.push([node, payload]) > 0 && topic !== '' },
+      clusterCidr: ['198.18.0.0/16'],
+      logger: silentLogger(),
+      clock: new FakeClock(),
+    });
+    await relay.start();
+    t.teardown(async () => {
+      await relay.close();
+      await nodes.close();
+    });
+    const peers = () => pushes.filter(([, p]) => (p as { macs?: unknown }).macs !== undefined);
+    const withIfs = async (name: string, macs: string[]) => {
+      const n = await store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
+      await store.updateStatus('nodes', {
+        ...n,
+        status: { interfaces: macs.map((mac, i) => ({ name: `eth${i}`, mac, addresses: [] })) },
+      });
+    };
+    await withIfs('n1', ['02:00:00:00:00:01', '00:00:00:00:00:00']);
+    await withIfs('n2', ['02:00:00:00:00:0B', 'not a mac']);
+    const both = { macs: ['02:00:00:00:00:01', '02:00:00:00:00:0b'] };
+    await until('both MACs pushed', () => JSON.stringify(peers().at(-1)?.[1]) === JSON.stringify(both));
+    t.same(
+      peers().slice(-2),
+      [
+        ['n1', both],
+        ['n2', both],
+      ],
+      'to every session, lower case, without the all-zero MAC or a malformed one',
+    );
+    const before = peers().length;
+    const n1 = await store.get('nodes', 'n1');
+    await store.updateStatus('nodes', { ...n1!, status: { ...n1!.status, vips: ['198.51.100.200'] } });
+    await until('the assignment change seen', () => nodes.items.get('n1')?.status?.vips?.length === 1);
+    t.equal(peers().length, before, 'a change that leaves the MACs alone sends no list');
+    relay.sessionUp('n2');
+    t.same(peers().at(-1), ['n2', both], 'a session that comes up is sent the list');
+    t.equal(TOPIC_PEERS, 'vipmesh/peers');
+  },
+);

@@ -1,11 +1,11 @@
-import { assignedVips, TOPIC_LEASES, TOPIC_VIPS } from '../api/agent-protocol.js';
+import { assignedVips, nodeMacs, TOPIC_LEASES, TOPIC_PEERS, TOPIC_VIPS } from '../api/agent-protocol.js';
 import type { Kv, KvWatch } from '../api/kv.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { Informer } from '../controllers/informer.js';
 import { decodeLease, LEASE_PREFIX, type Lease } from '../flannel-hostgw/index.js';
 import type { Logger } from '../log.js';
 
-export { TOPIC_LEASES, TOPIC_VIPS } from '../api/agent-protocol.js';
+export { TOPIC_LEASES, TOPIC_PEERS, TOPIC_VIPS } from '../api/agent-protocol.js';
 
 /** Where the relay pushes: the tunnel server's sessions. */
 interface PushTarget {
@@ -31,13 +31,16 @@ const RESYNC_DELAY_MS = 500;
  * Every server relays the datastore's decisions to the agents connected to it: a node's VIP assignment
  * (its Node's `status.vips`) whenever it changes and when its session comes up, and the lease set (all
  * nodes) whenever a lease changes. The master writes, every server pushes; an agent may be connected to
- * any server.
+ * any server. Every node is also sent the MACs of all nodes' interfaces (when they change and when its
+ * session comes up): an agent that lost its server trusts a claim on a VIP only from one of them.
  */
 export class Relay {
   readonly #o: RelayOptions;
   readonly #clock: Clock;
   readonly #leases = new Map<string, Lease>();
   readonly #pushed = new Map<string, string>();
+  /** The node MAC list last computed, as JSON. */
+  #macs = '[]';
   #watch: KvWatch | undefined;
   #leasesQueued = false;
   #closed = false;
@@ -85,6 +88,11 @@ export class Relay {
 
   readonly #onNode = (e: { key: string }): void => {
     if (this.#o.target.sessions.has(e.key)) this.#pushVips(e.key, false);
+    const macs = nodeMacs(this.#o.nodes.items.values());
+    const text = JSON.stringify(macs);
+    if (text === this.#macs) return;
+    this.#macs = text;
+    for (const node of this.#o.target.sessions.keys()) this.#o.target.push(node, TOPIC_PEERS, { macs });
   };
 
   #setLease(key: string, value: Buffer): void {
@@ -98,6 +106,7 @@ export class Relay {
   /** A session to `node` came up (or was replaced): push its assignment and the leases. */
   sessionUp(node: string): void {
     this.#pushVips(node, true);
+    this.#o.target.push(node, TOPIC_PEERS, { macs: nodeMacs(this.#o.nodes.items.values()) });
     this.#o.target.push(node, TOPIC_LEASES, this.#leasePayload());
   }
 

@@ -191,3 +191,43 @@ t.test('parseDocuments never throws, whatever the text', async (t) => {
   );
   t.pass();
 });
+
+t.test(
+  'nesting: objects up to the API limit of 100 levels parse, in a List too; deeper is one problem',
+  async (t) => {
+    const nested = (depth: number): unknown => {
+      let v: unknown = 'leaf';
+      for (let i = 0; i < depth; i++) v = { n: v };
+      return v;
+    };
+    // A Service map (1) with spec (2) holding `depth` more maps.
+    const svc = (name: string, depth: number) => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name },
+      spec: nested(depth),
+    });
+    const ok = parseDocuments(
+      stringify({ apiVersion: 'v1', kind: 'List', items: [svc('ok', 99)] }),
+      'l.yaml',
+    );
+    t.notOk(
+      ok.problems.some((p) => /deeper/.test(p.message)),
+      'a List of objects 100 levels deep is not too deep',
+    );
+    t.equal(ok.objects.length, 1);
+    const deep = parseDocuments(`# one\n# two\n${stringify(svc('deep', 100))}`, 'd.yaml');
+    t.same(
+      deep.problems.map((p) => formatProblem(p)),
+      ['d.yaml:3 Service/deep: nests maps and lists deeper than 100 levels; refused'],
+      'an object 101 levels deep: named, at its line, nothing else said about it',
+    );
+    t.equal(deep.objects.length, 0);
+    const huge = parseDocuments(`x: ${'['.repeat(50_000)}${']'.repeat(50_000)}\n`, 'h.yaml');
+    t.same(
+      huge.problems.map((p) => [p.line, p.code]),
+      [[1, Codes.YAML_INVALID]],
+    );
+    t.match(huge.problems[0]?.message, /deeper than 100 levels/, 'not a stack overflow message');
+  },
+);

@@ -8,6 +8,7 @@ import {
   parseDocument,
   Scalar,
 } from 'yaml';
+import { MAX_OBJECT_DEPTH, valueTooDeep, yamlTooDeep } from '../util/yaml-depth.js';
 import { isObj, type Obj } from './checker.js';
 import { Codes } from './codes.js';
 import { type Decoded, decodeObject } from './decode.js';
@@ -114,6 +115,16 @@ export function parseDocuments(
     problems.push({ file, line, kind, name, path, code, message });
   };
   try {
+    // A List adds two levels (the List map and its items) around objects the limit applies to.
+    const deep = yamlTooDeep(text, MAX_OBJECT_DEPTH + 2);
+    if (deep !== undefined) {
+      at(
+        deep.line,
+        Codes.YAML_INVALID,
+        `nests maps and lists deeper than ${MAX_OBJECT_DEPTH} levels; refused`,
+      );
+      return { objects, problems };
+    }
     const lc = new LineCounter();
     const line = (offset: number): number => lc.linePos(offset).line;
     const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
@@ -149,6 +160,16 @@ export function parseDocuments(
           continue;
         }
         const o = item.value;
+        if (valueTooDeep(o)) {
+          at(
+            objLine,
+            Codes.YAML_INVALID,
+            `nests maps and lists deeper than ${MAX_OBJECT_DEPTH} levels; refused`,
+            str(o, 'kind'),
+            isObj(o['metadata']) ? str(o['metadata'], 'name') : '',
+          );
+          continue;
+        }
         if (o['kind'] === 'ConfigMap') {
           indexBlock(
             doc.getIn([...item.prefix, 'data', 'config'], true),
