@@ -7,6 +7,7 @@ import { VipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Counter, Gauge } from '../metrics.js';
 import type { Allocation } from '../vip-pool/index.js';
+import { inBatches } from './batches.js';
 import { recordEvent } from './events.js';
 import { type Informer, Reconciler } from './informer.js';
 import { type IpamReport, type IpamScope, type IpamState, type IpamStep, planIpam } from './ipam-plan.js';
@@ -161,10 +162,9 @@ export class IpamController extends EventEmitter<IpamEvents> {
     );
     this.#state = plan.state;
     let changed = false;
-    // Writes go out WRITE_CONCURRENCY Services at a time: the datastore commits concurrent writes together
-    // (one fsync per group), so a pass over thousands of Services costs a few hundred group commits, not
-    // three fsyncs per Service in a row. Per Service the allocation is durable before the status names it;
-    // the status and the event then go out together.
+    // Writes go out many Services at a time (inBatches): a pass over thousands of Services costs a few
+    // hundred group commits of the datastore, not three fsyncs per Service in a row. Per Service the
+    // allocation is durable before the status names it; the status and the event then go out together.
     const apply = async (step: IpamStep, released: boolean) => {
       if (step.allocation !== undefined) {
         await this.#persist(step.key, step.allocation ?? undefined);
@@ -232,25 +232,4 @@ export class IpamController extends EventEmitter<IpamEvents> {
       this.#log,
     );
   }
-}
-
-/** Concurrent datastore writes per controller pass. */
-const WRITE_CONCURRENCY = 128;
-
-/** Run `fn` over `items`, at most {@link WRITE_CONCURRENCY} at a time; the first error is thrown at the end. */
-async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, items.length) }, worker));
-  if (failure !== undefined) throw failure;
 }
