@@ -77,12 +77,20 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
     services.set(serviceKey({ namespace: s.metadata.namespace ?? 'default', name: s.metadata.name }), s);
   }
   const vips = new Map<string, { eligible: Map<string, string[] | undefined>; services: Service[] }>();
+  // Eligibility depends on the pool only: worked out once per pool, not once per allocation.
+  const pools = new Map<string, AddressPool>();
+  for (const p of input.pools) if (!pools.has(p.name)) pools.set(p.name, p);
+  const allowedIn = new Map<string, ReturnType<typeof announcersFor>>();
   for (const a of input.allocations) {
     const svc = services.get(a.service);
     if (svc === undefined) continue;
-    const pool = input.pools.find((p) => p.name === a.pool);
+    const pool = pools.get(a.pool);
     if (pool === undefined) continue;
-    const allowed = announcersFor(pool, input.advertisements, infos);
+    let allowed = allowedIn.get(pool.name);
+    if (allowed === undefined) {
+      allowed = announcersFor(pool, input.advertisements, infos);
+      allowedIn.set(pool.name, allowed);
+    }
     for (const ip of a.ips) {
       let v = vips.get(ip);
       if (v === undefined) {

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { Counter } from '../metrics.js';
 import type { Allocation } from '../vip-pool/index.js';
 import { planAssignment } from './assignment-plan.js';
+import { inBatches } from './batches.js';
 import { recordEvent } from './events.js';
 import { type Informer, Reconciler } from './informer.js';
 import { poolConfig } from './pool-config.js';
@@ -124,8 +125,9 @@ export class AssignmentController {
       this.#log.info({ vip: c.vip, node: c.node, reason: c.reason }, c.message);
     }
     const now = this.#clock.now();
-    for (const e of plan.events) {
-      await recordEvent(
+    // A failover moves thousands of VIPs: their events go out together, not one fsync after another.
+    await inBatches(plan.events, (e) =>
+      recordEvent(
         this.#o.store,
         {
           ...e,
@@ -134,7 +136,7 @@ export class AssignmentController {
           ...(this.#o.host === undefined ? {} : { host: this.#o.host }),
         },
         this.#log,
-      );
-    }
+      ),
+    );
   }
 }

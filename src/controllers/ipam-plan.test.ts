@@ -203,10 +203,18 @@ t.test('full pass cases', async (t) => {
       wantEvents: [],
     },
     {
-      name: 'after a restart (no outcome known) an unchanged Service gets its event again, no write',
+      name: 'after a restart (no outcome known) a Service whose status already says it is served: no write, no event',
       services: [svc('web', { status: served(['198.51.100.1']) })],
       persisted: [alloc('web', ['198.51.100.1'])],
       want: {},
+      wantAllocations: {},
+      wantEvents: [],
+    },
+    {
+      name: 'after a restart a Service whose status names other addresses: written, with its event',
+      services: [svc('web', { status: served(['198.51.100.2']) })],
+      persisted: [alloc('web', ['198.51.100.1'])],
+      want: { web: '198.51.100.1 True:Allocated' },
       wantAllocations: {},
       wantEvents: [['web', 'IPAllocated', 'Normal']],
     },
@@ -331,3 +339,26 @@ t.test('an incremental pass handles only the changed Services, on the same alloc
   );
   t.same(third.assigned[0]!.allocation?.ips, ['198.51.100.1'], "c gets a's address on its next pass");
 });
+
+t.test(
+  'after a restart a failing Service reports its failure again, though its status says the same',
+  async (t) => {
+    const input = (status?: Service['status']) => ({
+      services: new Map([
+        [
+          'default/outside',
+          svc('outside', { ip: '203.0.113.9', ...(status === undefined ? {} : { status }) }),
+        ],
+      ]),
+      persisted: new Map<string, Allocation>(),
+      outcomes: new Map<string, string>(),
+      now: NOW,
+    });
+    const first = planIpam(input(), { pools: [lan] }).assigned[0]!;
+    t.ok(first.status, 'the first pass writes IPAllocated=False');
+    const again = planIpam(input(first.status), { pools: [lan] }).assigned[0]!;
+    t.equal(again.status, undefined, 'the restarted pass has nothing to write');
+    t.equal(again.report?.event.reason, 'AllocationFailed', 'but records the Warning again');
+    t.equal(again.report?.failure?.code, 'VIPMESH_IP_OUTSIDE_POOLS', 'and counts the failure');
+  },
+);

@@ -144,7 +144,11 @@ export function planIpam(input: IpamInput, scope: IpamScope): IpamPlan {
     const status = serviceStatus(svc, { ips, failure, pool: alloc?.pool, now: input.now });
     if (status !== undefined) step.status = status;
     const outcome = failure === undefined ? `ok:${ips.join(',')}` : `fail:${failure.code}:${failure.message}`;
-    if (input.outcomes.get(key) !== outcome) {
+    const known = input.outcomes.get(key);
+    // No outcome known (a new master) and a status that already says the same success: the event was
+    // recorded when it happened, so a restart or failover does not record one per Service again.
+    const recorded = known === undefined && failure === undefined && status === undefined && ips.length > 0;
+    if (known !== outcome && !recorded) {
       step.report = {
         outcome,
         failure,

@@ -1,0 +1,113 @@
+/**
+ * The assignment controller over an in-memory datastore: a node going NotReady moves its VIPs to the other
+ * node, with one event per moved VIP, written many at a time but never more than the bound.
+ */
+import t from 'tap';
+import { MemoryKv } from '../api/memory-kv.js';
+import { ResourceStore } from '../api/store.js';
+import type { Event, IPAddressPool, KubeObject, L2Advertisement, Node } from '../api/types.js';
+import { silentLogger } from '../log.js';
+import { svc } from '../testing/controlplane.js';
+import { FakeClock } from '../testing/fake-clock.js';
+import { until } from '../testing/until.js';
+import type { Allocation } from '../vip-pool/index.js';
+import { AssignmentController } from './assignment.js';
+import { WRITE_CONCURRENCY } from './batches.js';
+import { createInformers } from './index.js';
+import { withReady } from './node-lifecycle.js';
+
+const log = silentLogger();
+
+/** A store whose event creates answer on a later turn of the event loop, counting those in flight. */
+class CountingStore extends ResourceStore {
+  inFlight = 0;
+  most = 0;
+  override async create<R extends Parameters<ResourceStore['create']>[0]>(
+    resource: R,
+    obj: Parameters<ResourceStore['create']>[1],
+  ) {
+    if (resource !== 'events') return super.create(resource, obj);
+    this.inFlight++;
+    this.most = Math.max(this.most, this.inFlight);
+    try {
+      await new Promise((r) => setImmediate(r));
+      return await super.create(resource, obj);
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+function node(name: string, ready: 'True' | 'False', vips: string[] = []): Node {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name },
+    status: { conditions: withReady(undefined, ready, 'R', 'm', '2026-01-01T00:00:00Z'), vips },
+  };
+}
+
+t.test('a NotReady node’s VIPs move, their events written many at a time within the bound', async (t) => {
+  const clock = new FakeClock();
+  const store = new CountingStore({ kv: new MemoryKv(), clock });
+  const N = 300;
+  const allocations: Allocation[] = [];
+  const vips: string[] = [];
+  for (let i = 0; i < N; i++) {
+    const ip = `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+    vips.push(ip);
+    await store.create('services', svc(`s${i}`));
+    allocations.push({
+      service: `default/s${i}`,
+      pool: 'lan',
+      ips: [ip],
+      ports: [{ protocol: 'TCP', port: 80 }],
+    });
+  }
+  const pool: IPAddressPool = {
+    apiVersion: 'metallb.io/v1beta1',
+    kind: 'IPAddressPool',
+    metadata: { name: 'lan', namespace: 'default' },
+    spec: { addresses: ['198.18.0.0/22'] },
+  };
+  const adv: L2Advertisement = {
+    apiVersion: 'metallb.io/v1beta1',
+    kind: 'L2Advertisement',
+    metadata: { name: 'lan', namespace: 'default' },
+    spec: { ipAddressPools: ['lan'] },
+  };
+  await store.create('ipaddresspools', pool as KubeObject);
+  await store.create('l2advertisements', adv as KubeObject);
+  const n1 = await store.create('nodes', node('n1', 'True'));
+  await store.updateStatus('nodes', { ...n1, status: node('n1', 'True', vips).status });
+  const n2 = await store.create('nodes', node('n2', 'True'));
+  await store.updateStatus('nodes', { ...n2, status: node('n2', 'True').status });
+
+  const informers = createInformers(store, log, clock);
+  await Promise.all(Object.values(informers).map((i) => i.start()));
+  t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
+  const ctl = new AssignmentController({
+    store,
+    informers,
+    allocations: () => allocations,
+    logger: log,
+    clock,
+  });
+  ctl.start();
+  t.teardown(() => ctl.close());
+  await ctl.idle();
+  t.equal((await store.list('events')).items.length, 0, 'a first pass that keeps every VIP records nothing');
+
+  const cur = await store.get('nodes', 'n1');
+  await store.updateStatus('nodes', { ...cur, status: node('n1', 'False', vips).status });
+  await until('every VIP on n2', async () => {
+    await ctl.idle();
+    return informers.nodes.items.get('n2')?.status?.vips?.length === N;
+  });
+  await ctl.idle();
+  const events = (await store.list('events')).items as Event[];
+  t.equal(events.filter((e) => e.reason === 'nodeAssigned').length, N, 'one event per moved VIP');
+  t.match(events[0]?.message, /moved from n1/);
+  t.ok(store.most > 1, `events written many at a time (${store.most})`);
+  t.ok(store.most <= WRITE_CONCURRENCY, `never more than ${WRITE_CONCURRENCY}`);
+});
