@@ -67,8 +67,19 @@ export class ArpSysctl {
       rmSync(this.#stateFile, { force: true });
       return;
     }
-    mkdirSync(dirname(this.#stateFile), { recursive: true });
-    writeFileSync(this.#stateFile, JSON.stringify(this.#originals));
+    try {
+      mkdirSync(dirname(this.#stateFile), { recursive: true });
+      writeFileSync(this.#stateFile, JSON.stringify(this.#originals));
+    } catch (err) {
+      // Not a capability problem: the folder is missing from the service's writable paths (EROFS under
+      // ProtectSystem=strict), or the disk refuses. The sysctl is left untouched.
+      const errno = errnoOf(err);
+      throw new VipmeshError(
+        'VIPMESH_ARP_STATE',
+        `writing ${this.#stateFile} failed (${errno ?? String(err)}); the sysctl originals must be saved before arp_ignore/arp_announce change${errno === 'EROFS' ? `: ${dirname(this.#stateFile)} is read-only (under systemd the unit must name it, e.g. RuntimeDirectory=vipmesh)` : ''}`,
+        { cause: err, details: { path: this.#stateFile, errno } },
+      );
+    }
   }
 
   /** Set both values on `ifname`, remembering the originals first. */
@@ -87,11 +98,16 @@ export class ArpSysctl {
       } catch (err) {
         if (err instanceof VipmeshError) throw err;
         const errno = errnoOf(err);
-        const denied = errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS';
+        const denied = errno === 'EACCES' || errno === 'EPERM';
+        const hint = denied
+          ? '; it needs CAP_NET_ADMIN'
+          : errno === 'EROFS'
+            ? `; ${path} is on a read-only mount (/proc/sys/net must be writable: no ProtectKernelTunables=)`
+            : '';
         throw new VipmeshError(
           denied ? 'VIPMESH_ARP_PERMISSION' : 'VIPMESH_ARP_SYSCTL',
-          `setting net.ipv4.conf.${ifname}.${key}=${want.value} failed (${errno ?? String(err)})${denied ? '; it needs CAP_NET_ADMIN' : ''}`,
-          { cause: err, details: { iface: ifname, errno } },
+          `setting net.ipv4.conf.${ifname}.${key}=${want.value} failed (${errno ?? String(err)})${hint}`,
+          { cause: err, details: { iface: ifname, path, errno } },
         );
       }
     }
