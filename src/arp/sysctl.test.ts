@@ -20,7 +20,7 @@ t.test('apply sets arp_ignore=1 / arp_announce=2 and restore puts the originals 
     eth0: { arp_ignore: '0', arp_announce: '0' },
     eth1: { arp_ignore: '2', arp_announce: '2' },
   });
-  const state = join(root, 'state', 'arp-sysctl.json');
+  const state = join(root, 'run', 'vipmesh', 'arp-sysctl.json');
   const s = new ArpSysctl(procSysctl, state, root);
   s.apply('eth0');
   s.apply('eth1');
@@ -83,12 +83,12 @@ t.test('errors name the interface; a vanished interface is skipped on restore', 
 
 t.test('a state file that cannot be written is named with its errno, and no sysctl changes', async (t) => {
   const root = tree({ eth0: { arp_ignore: '0', arp_announce: '0' } });
-  // A regular file where the state folder should be: mkdir fails with EEXIST.
+  // A regular file where the state folder should be: the write fails with ENOTDIR.
   writeFileSync(join(root, 'run'), '');
   const state = join(root, 'run', 'arp-sysctl.json');
   const s = new ArpSysctl(procSysctl, state, root);
   const err = t.throws(() => s.apply('eth0'), { code: 'VIPMESH_ARP_STATE' }) as Error;
-  t.match(err.message, `writing ${state} failed (EEXIST)`);
+  t.match(err.message, `writing ${state} failed (ENOTDIR)`);
   t.notMatch(err.message, /CAP_NET_ADMIN/, 'a file-system error is not blamed on a capability');
   t.equal(read(root, 'eth0', 'arp_ignore'), '0', 'the sysctl is left as it was');
 });

@@ -28,6 +28,21 @@ const WANTED: Record<string, { value: string; keep: (cur: string) => boolean }> 
 
 type Originals = Record<string, Record<string, string>>;
 
+/**
+ * Create the state folder. A plain mkdir first: a recursive one reports ENOENT where the parent is on a
+ * read-only mount, which would hide the EROFS the user must see.
+ */
+function mkdirState(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'EEXIST') return;
+    if (errno !== 'ENOENT') throw err;
+    mkdirSync(dir, { recursive: true });
+  }
+}
+
 /** Sets and restores arp_ignore / arp_announce per interface. */
 export class ArpSysctl {
   readonly #io: SysctlIO;
@@ -68,7 +83,7 @@ export class ArpSysctl {
       return;
     }
     try {
-      mkdirSync(dirname(this.#stateFile), { recursive: true });
+      mkdirState(dirname(this.#stateFile));
       writeFileSync(this.#stateFile, JSON.stringify(this.#originals));
     } catch (err) {
       // Not a capability problem: the folder is missing from the service's writable paths (EROFS under
