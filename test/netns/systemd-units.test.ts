@@ -110,6 +110,22 @@ t.test('the units under systemd as PID 1', { skip: skip ?? false, timeout: 300_0
     t.match(await server.run('vipmesh get nodes'), /^vmsrv\s+Ready/m);
     t.equal((await server.run('stat -c %a /var/lib/vipmesh')).trim(), '700', 'StateDirectoryMode');
     t.match(await server.run('cat /run/flannel/subnet.env'), 'FLANNEL_SUBNET=198.18.');
+    // The sandbox as the daemon sees it: every path it writes is its own writable mount, the rest is
+    // read-only. (systemd 252 in this container leaves /run itself writable once ProtectControlGroups=yes
+    // is set, so a missing RuntimeDirectory= would not fail a write here; the mount table still tells.)
+    const pid = (await server.run('systemctl show -P MainPID vipmesh-server')).trim();
+    const mounts = new Map(
+      (await server.run(`cat /proc/${pid}/mountinfo`))
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' '))
+        .map((f) => [f[4]!, f[5]!.split(',')[0]!] as const),
+    );
+    for (const path of ['/run/vipmesh', '/run/flannel', '/var/lib/vipmesh', '/etc/vipmesh']) {
+      t.equal(mounts.get(path), 'rw', `${path} is named in the unit (a writable mount for the daemon)`);
+    }
+    t.equal(mounts.get('/'), 'ro', 'the rest of / is read-only (ProtectSystem=strict)');
+    t.equal(mounts.get('/usr/local'), 'ro', '/usr/local is read-only');
     const docs = (await server.run('systemctl show -P Documentation vipmesh-server')).trim().split(/\s+/);
     for (const url of docs) {
       t.equal((await server.sh(`test -f ${url.replace('file://', '')}`)).code, 0, `${url} exists`);
@@ -217,6 +233,20 @@ t.test('the units under systemd as PID 1', { skip: skip ?? false, timeout: 300_0
       t.notMatch(await server.run('ip -4 addr show dev lo'), CORE_VIP, 'the VIP left lo');
       t.equal(await server.run('ip -4 route show proto 86'), '', 'routes of protocol 86 flushed');
       t.equal(await sysctls(server), '0\n0\n', 'sysctls restored');
+      // A re-install (an upgrade) that is told not to start: the flags of the first install are kept.
+      const again = await server.run(
+        `cd ${PKG} && INSTALL_VIPMESH_SKIP_NPM=true INSTALL_VIPMESH_SKIP_START=true sh scripts/install.sh`,
+      );
+      t.match(again, 'keeping the flags of the earlier install');
+      t.equal(
+        (await server.sh('systemctl is-active vipmesh-server')).stdout.trim(),
+        'inactive',
+        'not started',
+      );
+      t.match(
+        await server.run('cat /etc/default/vipmesh-server'),
+        'VIPMESH_ARGS=--node-ip 198.51.100.10 --cluster-cidr 198.18.0.0/16 --node-label role=server',
+      );
       await server.run('systemctl start vipmesh-server');
       t.equal((await server.run('vipmesh token')).trim(), token, 'the same CA and token after a start');
     },
