@@ -61,13 +61,14 @@ t.test('the units under systemd as PID 1', { skip: skip ?? false, timeout: 300_0
   await lab.addNode('srv', { ipv4: '198.51.100.10/24' });
   await lab.addNode('agt', { ipv4: '198.51.100.11/24' });
   await lab.addNode('cli', { ipv4: '198.51.100.99/24' });
-  const [srv, agt] = await Promise.all([
+  // Both boot at once; one that booted is stopped by the teardown even when the other failed.
+  const booted = await Promise.allSettled([
     Machine.boot(dir, 'vmsrv', lab.node('srv').ns, pkg),
     Machine.boot(dir, 'vmagt', lab.node('agt').ns, pkg),
   ]);
-  machines.push(srv!, agt!);
-  const server = srv!;
-  const agent = agt!;
+  for (const b of booted) if (b.status === 'fulfilled') machines.push(b.value);
+  for (const b of booted) if (b.status === 'rejected') throw b.reason;
+  const [server, agent] = machines as [Machine, Machine];
   const theLab = lab;
 
   /** The MAC that answers ARP for `ip` at the client, or undefined when nobody answers within `waitS`. */
