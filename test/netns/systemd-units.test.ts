@@ -161,9 +161,10 @@ t.test('the units under systemd as PID 1', { skip: skip ?? false, timeout: 300_0
 
   await t.test('systemctl restart of the server moves no VIP', async (t) => {
     const before = (await server.run('systemctl show -P MainPID vipmesh-server')).trim();
-    const cursor = /-- cursor: (\S+)/.exec(
-      await server.run('journalctl -u vipmesh-server -n 0 --show-cursor --no-pager'),
-    )?.[1];
+    const cursorOf = async (m: Machine, unit: string) =>
+      /-- cursor: (\S+)/.exec(await m.run(`journalctl -u ${unit} -n 0 --show-cursor --no-pager`))?.[1];
+    const cursor = await cursorOf(server, 'vipmesh-server');
+    const agentCursor = await cursorOf(agent, 'vipmesh-agent');
     await server.run('systemctl restart vipmesh-server');
     t.equal((await server.run('systemctl is-active vipmesh-server')).trim(), 'active');
     t.not((await server.run('systemctl show -P MainPID vipmesh-server')).trim(), before, 'a new process');
@@ -173,7 +174,13 @@ t.test('the units under systemd as PID 1', { skip: skip ?? false, timeout: 300_0
     const since = await server.run(
       `journalctl -u vipmesh-server --after-cursor '${cursor}' -o cat --no-pager`,
     );
-    t.notMatch(since, /node NotReady/, 'no node went NotReady');
+    if (!t.notMatch(since, /node NotReady/, 'no node went NotReady')) {
+      const agentSince = await agent.run(
+        `journalctl -u vipmesh-agent --after-cursor '${agentCursor}' -o short-precise --no-pager`,
+      );
+      t.comment(`the agent meanwhile:\n${agentSince}`);
+    }
+    t.notMatch(since, /reason=unplaceable/, 'no VIP was left without a holder');
     t.notMatch(
       since,
       /vip=198\.51\.100\.200 .*node=vmsrv|vip=198\.51\.100\.201 .*node=vmagt/,
