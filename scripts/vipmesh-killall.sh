@@ -18,7 +18,9 @@ if command -v systemctl >/dev/null; then
   done
 fi
 
-# VIPs: IPv4 ones carry the label lo:vm, both families the address protocol 0x76.
+# VIPs a killed daemon left: IPv4 ones carry the label lo:vm, both families the address protocol 0x76 (an
+# iproute2 without address protocols, such as Debian 12's 6.1, finds only the labelled IPv4 ones; the
+# next start of the daemon removes the rest).
 for family in -4 -6; do
   ip "$family" -o addr show dev lo proto 0x76 2>/dev/null | awk '{print $4}' | while read -r cidr; do
     ip "$family" addr del "$cidr" dev lo && info "released VIP $cidr"

@@ -83,6 +83,8 @@ export class Machine {
       if (existsSync(`/${d}`)) execFileSync('ln', ['-s', `usr/${d}`, join(root, d)]);
     }
     copyFileSync('/usr/lib/os-release', join(root, 'etc/os-release'));
+    // Debian's /usr/bin/awk and friends are links through /etc/alternatives, part of any real /etc.
+    if (existsSync('/etc/alternatives')) execFileSync('cp', ['-a', '/etc/alternatives', join(root, 'etc')]);
     writeFileSync(join(root, 'etc/machine-id'), '');
     writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
     writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');

@@ -236,7 +236,10 @@ t.test('the units under systemd as PID 1', { skip: skip ?? false, timeout: 300_0
     async (t) => {
       t.match(await server.run('ip -4 route show proto 86'), /./, 'host-gw routes before');
       const token = (await server.run('vipmesh token')).trim();
+      // What a daemon killed with SIGKILL leaves behind: a VIP on lo under vipmesh's label.
+      await server.run('ip addr add 198.51.100.222/32 dev lo label lo:vm');
       await server.run('vipmesh-killall.sh');
+      t.notMatch(await server.run('ip -4 addr show dev lo'), '198.51.100.222', 'a left-over VIP is removed');
       t.equal((await server.sh('systemctl is-active vipmesh-server')).stdout.trim(), 'inactive');
       t.notMatch(await server.run('ip -4 addr show dev lo'), CORE_VIP, 'the VIP left lo');
       t.equal(await server.run('ip -4 route show proto 86'), '', 'routes of protocol 86 flushed');
