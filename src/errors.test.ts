@@ -18,6 +18,7 @@ t.test('every error code used in src/ is documented in docs/errors.md', async (t
   // Environment variable names share the prefix but are not error codes.
   const envVars = new Set([
     'VIPMESH_LOG_LEVEL',
+    'VIPMESH_LOG_FORMAT',
     'VIPMESH_CONFIG',
     'VIPMESH_URL',
     'VIPMESH_TOKEN',

@@ -1,3 +1,4 @@
+import { fstatSync, writeSync } from 'node:fs';
 import { type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
@@ -6,8 +7,14 @@ export type { Logger } from 'pino';
 interface LoggerOptions {
   /** pino level; default `info` (or `VIPMESH_LOG_LEVEL`). */
   level?: string;
-  /** Pretty, human-readable lines; default: when stdout is a TTY. JSON otherwise (the journal). */
+  /** Pretty, human-readable lines; default: when stdout is a TTY. */
   pretty?: boolean;
+  /**
+   * One plain line per record with a syslog priority prefix (`<6>arp: holding VIP ip=...`), for the
+   * journal; default: when stdout is the journal stream systemd names in `JOURNAL_STREAM`, unless
+   * `VIPMESH_LOG_FORMAT=json`. JSON lines otherwise.
+   */
+  journal?: boolean;
   /** Where to write; default stdout (fd 1). */
   destination?: number;
 }
@@ -29,7 +36,64 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       },
     });
   }
+  const journal =
+    opts.journal ?? (destination === 1 && process.env['VIPMESH_LOG_FORMAT'] !== 'json' && isJournalStream(1));
+  if (journal) {
+    return pino({ level }, { write: (line: string) => writeSync(destination, journalLine(line)) });
+  }
   return pino({ level }, pino.destination({ dest: destination, sync: true }));
+}
+
+/** True when `fd` is the stream systemd connected to the journal (`JOURNAL_STREAM=<dev>:<ino>`). */
+export function isJournalStream(fd: number, env: NodeJS.ProcessEnv = process.env): boolean {
+  const want = env['JOURNAL_STREAM'];
+  if (want === undefined) return false;
+  try {
+    const st = fstatSync(fd);
+    return want === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
+}
+
+/** pino level -> syslog priority (journald reads the `<N>` prefix). */
+function priority(level: number): number {
+  if (level >= 60) return 2;
+  if (level >= 50) return 3;
+  if (level >= 40) return 4;
+  if (level >= 30) return 6;
+  return 7;
+}
+
+const HIDDEN = new Set(['level', 'time', 'pid', 'hostname', 'module', 'msg']);
+
+function text(value: unknown): string {
+  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  if (typeof value === 'object' && value !== null && 'message' in value) {
+    const e = value as { message: unknown; code?: unknown };
+    return JSON.stringify(e.code === undefined ? e.message : `${String(e.message)} (${String(e.code)})`);
+  }
+  return JSON.stringify(value) ?? String(value);
+}
+
+/**
+ * One pino JSON record as a journal line: `<priority>module: message key=value ...` (time, pid and host
+ * are the journal's own fields; an error shows its message and code).
+ */
+export function journalLine(json: string): string {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json;
+  }
+  const fields = Object.entries(rec)
+    .filter(([k]) => !HIDDEN.has(k))
+    .map(([k, v]) => `${k}=${text(v)}`);
+  const module = typeof rec['module'] === 'string' ? `${rec['module']}: ` : '';
+  const msg = typeof rec['msg'] === 'string' ? rec['msg'] : '';
+  const body = [`${module}${msg}`, ...fields].filter((p) => p !== '').join(' ');
+  return `<${priority(Number(rec['level']))}>${body.replaceAll('\n', '\\n')}\n`;
 }
 
 /** A logger that drops everything: the default in unit tests. */

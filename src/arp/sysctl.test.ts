@@ -20,7 +20,7 @@ t.test('apply sets arp_ignore=1 / arp_announce=2 and restore puts the originals 
     eth0: { arp_ignore: '0', arp_announce: '0' },
     eth1: { arp_ignore: '2', arp_announce: '2' },
   });
-  const state = join(root, 'state', 'arp-sysctl.json');
+  const state = join(root, 'run', 'vipmesh', 'arp-sysctl.json');
   const s = new ArpSysctl(procSysctl, state, root);
   s.apply('eth0');
   s.apply('eth1');
@@ -79,4 +79,32 @@ t.test('errors name the interface; a vanished interface is skipped on restore', 
   vanished = true;
   t.doesNotThrow(() => gone.restoreAll());
   t.same(gone.pending, []);
+});
+
+t.test('a state file that cannot be written is named with its errno, and no sysctl changes', async (t) => {
+  const root = tree({ eth0: { arp_ignore: '0', arp_announce: '0' } });
+  // A regular file where the state folder should be: the write fails with ENOTDIR.
+  writeFileSync(join(root, 'run'), '');
+  const state = join(root, 'run', 'arp-sysctl.json');
+  const s = new ArpSysctl(procSysctl, state, root);
+  const err = t.throws(() => s.apply('eth0'), { code: 'VIPMESH_ARP_STATE' }) as Error;
+  t.match(err.message, `writing ${state} failed (ENOTDIR)`);
+  t.notMatch(err.message, /CAP_NET_ADMIN/, 'a file-system error is not blamed on a capability');
+  t.equal(read(root, 'eth0', 'arp_ignore'), '0', 'the sysctl is left as it was');
+});
+
+t.test('EROFS on a sysctl names the read-only path, not a capability', async (t) => {
+  const s = new ArpSysctl(
+    {
+      read: () => '0',
+      write: () => {
+        throw Object.assign(new Error('ro'), { code: 'EROFS' });
+      },
+    },
+    undefined,
+    '/proc/sys/net/ipv4/conf',
+  );
+  const err = t.throws(() => s.apply('eth0'), { code: 'VIPMESH_ARP_SYSCTL' }) as Error;
+  t.match(err.message, '/proc/sys/net/ipv4/conf/eth0/arp_ignore is on a read-only mount');
+  t.notMatch(err.message, /CAP_NET_ADMIN/);
 });

@@ -28,6 +28,21 @@ const WANTED: Record<string, { value: string; keep: (cur: string) => boolean }> 
 
 type Originals = Record<string, Record<string, string>>;
 
+/**
+ * Create the state folder. A plain mkdir first: a recursive one reports ENOENT where the parent is on a
+ * read-only mount, which would hide the EROFS the user must see.
+ */
+function mkdirState(dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    const errno = errnoOf(err);
+    if (errno === 'EEXIST') return;
+    if (errno !== 'ENOENT') throw err;
+    mkdirSync(dir, { recursive: true });
+  }
+}
+
 /** Sets and restores arp_ignore / arp_announce per interface. */
 export class ArpSysctl {
   readonly #io: SysctlIO;
@@ -67,8 +82,19 @@ export class ArpSysctl {
       rmSync(this.#stateFile, { force: true });
       return;
     }
-    mkdirSync(dirname(this.#stateFile), { recursive: true });
-    writeFileSync(this.#stateFile, JSON.stringify(this.#originals));
+    try {
+      mkdirState(dirname(this.#stateFile));
+      writeFileSync(this.#stateFile, JSON.stringify(this.#originals));
+    } catch (err) {
+      // Not a capability problem: the folder is missing from the service's writable paths (EROFS under
+      // ProtectSystem=strict), or the disk refuses. The sysctl is left untouched.
+      const errno = errnoOf(err);
+      throw new VipmeshError(
+        'VIPMESH_ARP_STATE',
+        `writing ${this.#stateFile} failed (${errno ?? String(err)}); the sysctl originals must be saved before arp_ignore/arp_announce change${errno === 'EROFS' ? `: ${dirname(this.#stateFile)} is read-only (under systemd the unit must name it, e.g. RuntimeDirectory=vipmesh)` : ''}`,
+        { cause: err, details: { path: this.#stateFile, errno } },
+      );
+    }
   }
 
   /** Set both values on `ifname`, remembering the originals first. */
@@ -87,11 +113,16 @@ export class ArpSysctl {
       } catch (err) {
         if (err instanceof VipmeshError) throw err;
         const errno = errnoOf(err);
-        const denied = errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS';
+        const denied = errno === 'EACCES' || errno === 'EPERM';
+        const hint = denied
+          ? '; it needs CAP_NET_ADMIN'
+          : errno === 'EROFS'
+            ? `; ${path} is on a read-only mount (/proc/sys/net must be writable: no ProtectKernelTunables=)`
+            : '';
         throw new VipmeshError(
           denied ? 'VIPMESH_ARP_PERMISSION' : 'VIPMESH_ARP_SYSCTL',
-          `setting net.ipv4.conf.${ifname}.${key}=${want.value} failed (${errno ?? String(err)})${denied ? '; it needs CAP_NET_ADMIN' : ''}`,
-          { cause: err, details: { iface: ifname, errno } },
+          `setting net.ipv4.conf.${ifname}.${key}=${want.value} failed (${errno ?? String(err)})${hint}`,
+          { cause: err, details: { iface: ifname, path, errno } },
         );
       }
     }
