@@ -1,3 +1,4 @@
+import { isatty } from 'node:tty';
 import { type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
@@ -6,7 +7,10 @@ export type { Logger } from 'pino';
 interface LoggerOptions {
   /** pino level; default `info` (or `VIPMESH_LOG_LEVEL`). */
   level?: string;
-  /** Pretty, human-readable lines; default: when stdout is a TTY. JSON otherwise (the journal). */
+  /**
+   * Pretty, human-readable output, one line per event (`[12:00:01.234] INFO: (arp) message {"vip":...}`);
+   * default: when stdout is a TTY. JSON otherwise (the journal).
+   */
   pretty?: boolean;
   /** Where to write; default stdout (fd 1). */
   destination?: number;
@@ -25,7 +29,14 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       level,
       transport: {
         target: 'pino-pretty',
-        options: { destination, colorize: true, translateTime: 'SYS:HH:MM:ss.l' },
+        options: {
+          destination,
+          colorize: isatty(destination),
+          translateTime: 'SYS:HH:MM:ss.l',
+          singleLine: true,
+          ignore: 'pid,hostname,module',
+          messageFormat: '{if module}({module}) {end}{msg}',
+        },
       },
     });
   }
