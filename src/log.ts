@@ -1,4 +1,5 @@
 import { fstatSync, writeSync } from 'node:fs';
+import { isatty } from 'node:tty';
 import { type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
@@ -7,7 +8,10 @@ export type { Logger } from 'pino';
 interface LoggerOptions {
   /** pino level; default `info` (or `VIPMESH_LOG_LEVEL`). */
   level?: string;
-  /** Pretty, human-readable lines; default: when stdout is a TTY. */
+  /**
+   * Pretty, human-readable output, one line per event (`[12:00:01.234] INFO: (arp) message {"vip":...}`);
+   * default: when stdout is a TTY.
+   */
   pretty?: boolean;
   /**
    * One plain line per record with a syslog priority prefix (`<6>arp: holding VIP ip=...`), for the
@@ -32,7 +36,14 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       level,
       transport: {
         target: 'pino-pretty',
-        options: { destination, colorize: true, translateTime: 'SYS:HH:MM:ss.l' },
+        options: {
+          destination,
+          colorize: isatty(destination),
+          translateTime: 'SYS:HH:MM:ss.l',
+          singleLine: true,
+          ignore: 'pid,hostname,module',
+          messageFormat: '{if module}({module}) {end}{msg}',
+        },
       },
     });
   }

@@ -1,6 +1,7 @@
 /**
- * The only file that loads the AF_PACKET addon (build/Release/packet.node, built from
- * src/arp/native/packet.cc by node-gyp on `npm ci`). Everything above it talks to {@link FrameSocket}.
+ * The only file that loads the AF_PACKET addon, built from src/arp/native/packet.cc: build/Release/packet.node
+ * when node-gyp compiled it on this machine, else the prebuilt prebuilds/linux-<arch>/packet.node shipped in
+ * the package (see scripts/prebuild.mjs). Everything above it talks to {@link FrameSocket}.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -63,16 +64,30 @@ function packageRoot(): string {
   return dir;
 }
 
+/**
+ * Where the addon is looked for, in order: a local compile (the most specific to this machine, and what a
+ * developer who edits packet.cc gets), then the prebuilt binary for this platform and `arch` (process.arch:
+ * x64, arm64, or arm for armv7).
+ */
+function addonCandidates(root: string, arch: string = process.arch): string[] {
+  return [
+    join(root, 'build', 'Release', 'packet.node'),
+    join(root, 'prebuilds', `${process.platform}-${arch}`, 'packet.node'),
+  ];
+}
+
 function load(): NativeModule {
   if (native !== undefined) return native;
-  const path = join(packageRoot(), 'build', 'Release', 'packet.node');
+  const candidates = addonCandidates(packageRoot());
+  const path = candidates.find((p) => existsSync(p)) ?? candidates[0]!;
   try {
     native = createRequire(import.meta.url)(path) as NativeModule;
   } catch (err) {
     throw new VipmeshError(
       'VIPMESH_ARP_NATIVE_MISSING',
-      `the AF_PACKET addon ${path} is not built (run npm ci or npx node-gyp rebuild)`,
-      { cause: err },
+      `the AF_PACKET addon is not built and no prebuilt one fits ${process.platform}-${process.arch} ` +
+        `(looked for ${candidates.join(', ')}; run npm ci or npx node-gyp rebuild)`,
+      { cause: err, details: { candidates } },
     );
   }
   return native;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import t from 'tap';
 import { createRegistry } from '../metrics.js';
@@ -46,6 +47,13 @@ t.test(
     t.match(text, /^process_resident_memory_bytes \d+$/m);
     t.match(text, /^process_cpu_seconds_total [\d.e-]+$/m);
     t.match(text, /^process_open_fds \d+$/m);
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    t.ok(
+      text.includes(
+        `vipmesh_build_info{version="${version}",node="${process.version}",arch="${process.arch}"} 1`,
+      ),
+      'vipmesh_build_info names the package version, the Node version and the CPU architecture',
+    );
     t.equal((await fetch(m.url.replace('/metrics', '/'))).status, 404);
     const port = new URL(m.url).port;
     await t.rejects(serveMetrics(`127.0.0.1:${port}`, registry), { code: 'VIPMESH_CLUSTER_LISTEN' });

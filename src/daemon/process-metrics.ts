@@ -1,4 +1,6 @@
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Counter, Gauge, type Registry } from '../metrics.js';
 
 /**
@@ -9,6 +11,12 @@ import { Counter, Gauge, type Registry } from '../metrics.js';
 export function registerProcessMetrics(registry: Registry): void {
   if (registry.getSingleMetric('process_resident_memory_bytes') !== undefined) return;
   const registers = [registry];
+  new Gauge({
+    name: 'vipmesh_build_info',
+    help: 'Always 1; the labels say which vipmesh version runs on which Node version and CPU architecture.',
+    labelNames: ['version', 'node', 'arch'],
+    registers,
+  }).set({ version: vipmeshVersion(), node: process.version, arch: process.arch }, 1);
   new Gauge({
     name: 'process_resident_memory_bytes',
     help: 'Resident memory size in bytes.',
@@ -53,4 +61,16 @@ export function registerProcessMetrics(registry: Registry): void {
       }
     },
   });
+}
+
+/** vipmesh's version from the package.json nearest above this file (works from src/ and dist/). */
+function vipmeshVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const path = join(dir, 'package.json');
+    if (existsSync(path)) return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
+    const up = dirname(dir);
+    if (up === dir) return 'unknown';
+    dir = up;
+  }
 }

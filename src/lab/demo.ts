@@ -2,7 +2,8 @@
  * `vipmesh demo`: a whole cluster in network namespaces on one bridge (a server, two agents, a client),
  * the config/demo pool and pinned Service applied through the API, a client connecting to the VIP every
  * 5 ms, the holder's cable pulled, and the time the client was without service printed. Everything is
- * torn down at the end, on error, and on Ctrl-C (the lab's exit hook).
+ * torn down at the end, on error, and on Ctrl-C or SIGTERM (which says so, tears down, then lets the signal
+ * end the process as it would have).
  */
 import { fileURLToPath } from 'node:url';
 import { VipmeshError } from '../errors.js';
@@ -41,8 +42,21 @@ export async function runDemo(opts: DemoOptions): Promise<number[]> {
     );
   }
   const say = opts.print;
-  const lab = await Lab.create();
-  const cluster = new LabCluster(lab, SERVER.name, SERVER.ip);
+  let lab: Lab | undefined;
+  let cluster: LabCluster | undefined;
+  // Registered before the lab's own exit hook (installed by Lab.create) so that this line comes first.
+  const onSignal = (sig: NodeJS.Signals): void => {
+    say(`${sig === 'SIGINT' ? 'Ctrl-C' : sig}: tearing the lab down (daemons, namespaces, temp files)...`);
+    lab?.destroySync();
+    cluster?.cleanup();
+    say('the lab is gone');
+    // The lab's exit hook re-raises the signal; before it exists, end the process the same way here.
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  lab = await Lab.create();
+  cluster = new LabCluster(lab, SERVER.name, SERVER.ip);
   try {
     say(
       `building the lab: bridge + ${[SERVER, ...AGENTS, CLIENT].map((n) => `${n.name} ${n.ip}`).join(', ')}`,
@@ -81,6 +95,8 @@ export async function runDemo(opts: DemoOptions): Promise<number[]> {
     }
     return outages;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     say('tearing the lab down');
     await lab.destroy();
     cluster.cleanup();

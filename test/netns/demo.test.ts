@@ -33,3 +33,35 @@ t.test(
     t.ok(mine(before).length === 0);
   },
 );
+
+t.test(
+  'vipmesh demo: Ctrl-C says it is tearing down, removes the lab and ends by SIGINT',
+  { skip: canUseNetns() ? false : 'needs root and ip netns' },
+  async (t) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: childEnv(['--import', 'tsx'], process.env),
+    });
+    let out = '';
+    const serverUp = new Promise<void>((resolve) => {
+      const onData = (d: Buffer): void => {
+        out += d;
+        if (/server up on https:/.test(out)) resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once('exit', (_code, sig) => resolve(sig)),
+    );
+    await Promise.race([serverUp, exited]);
+    const during = (await nsExec(undefined, ['ip', 'netns', 'list'])).stdout;
+    const mine = (s: string) => s.split('\n').filter((l) => l.startsWith(`vmlab-${child.pid}-`));
+    t.ok(mine(during).length > 0, `the lab exists while the demo runs:\n${out}`);
+    child.kill('SIGINT');
+    t.equal(await exited, 'SIGINT', 'the process ends by the signal, as an interrupted program does');
+    t.match(out, /Ctrl-C: tearing the lab down \(daemons, namespaces, temp files\)\.\.\.\n.*the lab is gone/);
+    const after = (await nsExec(undefined, ['ip', 'netns', 'list'])).stdout;
+    t.same(mine(after), [], 'no namespace of the demo is left');
+  },
+);

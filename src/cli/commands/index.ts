@@ -22,11 +22,16 @@ const COMMANDS: Record<string, () => Promise<Module>> = {
   token: () => import('./token.js'),
   kubeconfig: () => import('./kubeconfig.js'),
   version: () => import('./version.js'),
+  completion: () => import('./completion.js'),
+  help: () => import('./help.js'),
 };
+
+/** Commands that describe the whole tree, so every command is registered before they run. */
+const WHOLE_TREE = new Set(['completion', 'help']);
 
 /**
  * Register the subcommand named in `argv` (the first word that is not a flag), or all of them when there
- * is none, it is `help`, or it is unknown (so `--help` and the "unknown command" error list everything).
+ * is none, it is `help` or `completion`, or it is unknown (so `--help` and the "unknown command" error list everything).
  */
 export async function registerCommands(
   program: Command,
@@ -34,6 +39,9 @@ export async function registerCommands(
   argv: readonly string[],
 ): Promise<void> {
   const first = argv.find((a) => !a.startsWith('-'));
-  const names = first !== undefined && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
+  const names =
+    first !== undefined && Object.hasOwn(COMMANDS, first) && !WHOLE_TREE.has(first)
+      ? [first]
+      : Object.keys(COMMANDS);
   for (const name of names) (await COMMANDS[name]!()).register(program, ctx);
 }
