@@ -32,8 +32,9 @@ export function systemdSkipReason(): string | undefined {
 
 /**
  * The package as `npm install -g --prefix /usr/local <tarball>` lays it out, built offline: the tarball of
- * `npm pack` unpacked, its production dependencies (from package-lock.json) hard-linked from this checkout's
- * node_modules, and the addon its install script builds. Returns the package folder.
+ * `npm pack` unpacked (it bundles the production dependencies), any production dependency it lacks (from
+ * package-lock.json) hard-linked from this checkout's node_modules, and the addon its install script builds.
+ * Returns the package folder.
  */
 export function airGapPackage(dir: string): string {
   const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { encoding: 'utf8' });
@@ -47,8 +48,10 @@ export function airGapPackage(dir: string): string {
   for (const [path, entry] of Object.entries(lock.packages)) {
     if (path === '' || entry.dev === true || path.lastIndexOf('node_modules/') !== 0) continue;
     const name = path.slice('node_modules/'.length);
-    mkdirSync(join(pkg, 'node_modules', name, '..'), { recursive: true });
-    execFileSync('cp', ['-al', join(modules, name), join(pkg, 'node_modules', name)]);
+    const dest = join(pkg, 'node_modules', name);
+    if (existsSync(dest)) continue; // bundled in the tarball
+    mkdirSync(join(dest, '..'), { recursive: true });
+    execFileSync('cp', ['-al', join(modules, name), dest]);
   }
   mkdirSync(join(pkg, 'build', 'Release'), { recursive: true });
   copyFileSync('build/Release/packet.node', join(pkg, 'build', 'Release', 'packet.node'));
