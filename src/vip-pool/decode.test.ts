@@ -223,6 +223,33 @@ const cases: Array<{ name: string; obj: unknown; want: Array<[string, string]> }
     want: [['spec.loadBalancerIP', Codes.FAMILY_MISMATCH]],
   },
   {
+    name: 'one address for a dual-stack Service (ipFamilies lists both), either policy',
+    obj: service({
+      ipFamilyPolicy: 'PreferDualStack',
+      ipFamilies: ['IPv4', 'IPv6'],
+      loadBalancerIP: '10.0.0.1',
+    }),
+    want: [['spec.loadBalancerIP', Codes.FAMILY_MISMATCH]],
+  },
+  {
+    name: 'one address in the annotation for a RequireDualStack Service with both families',
+    obj: service(
+      { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6', 'IPv4'] },
+      { 'metallb.io/loadBalancerIPs': '2001:db8::1' },
+    ),
+    want: [['metadata.annotations["metallb.io/loadBalancerIPs"]', Codes.FAMILY_MISMATCH]],
+  },
+  {
+    name: 'one address for PreferDualStack without ipFamilies is taken',
+    obj: service({ ipFamilyPolicy: 'PreferDualStack', loadBalancerIP: '10.0.0.1' }),
+    want: [],
+  },
+  {
+    name: 'an externalTrafficPolicy Kubernetes does not know',
+    obj: service({ externalTrafficPolicy: 'local' }),
+    want: [['spec.externalTrafficPolicy', Codes.FIELD_INVALID]],
+  },
+  {
     name: 'an IPv4 address for an IPv6 Service',
     obj: service({ ipFamilies: ['IPv6'], loadBalancerIP: '10.0.0.1' }),
     want: [['spec.loadBalancerIP', Codes.FAMILY_MISMATCH]],
@@ -393,4 +420,20 @@ t.test('validateObject never throws, whatever the object', async (t) => {
     { numRuns: 1000 },
   );
   t.pass();
+});
+
+t.test('externalTrafficPolicy Local makes the pod selector the backend key', async (t) => {
+  const local = (selector?: Record<string, string>) =>
+    toServiceRequest(service({ externalTrafficPolicy: 'Local', ...(selector ? { selector } : {}) }))
+      .backendKey;
+  t.equal(
+    local({ tier: 'web', app: 'shop' }),
+    'app=shop,tier=web',
+    'keys sorted, as Kubernetes prints a selector',
+  );
+  t.equal(local(), undefined, 'no selector: nothing to match, as with Cluster');
+  t.equal(
+    toServiceRequest(service({ externalTrafficPolicy: 'Cluster', selector: { app: 'shop' } })).backendKey,
+    undefined,
+  );
 });

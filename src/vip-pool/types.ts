@@ -70,6 +70,11 @@ export interface ServiceRequest {
   pool?: string;
   /** The `metallb.io/allow-shared-ip` annotation. */
   sharingKey?: string;
+  /**
+   * With `externalTrafficPolicy: Local`, the Service's pod selector as `k=v,k2=v2` (keys sorted): an
+   * address is shared only among Services with the same one. Absent for `Cluster` (or no selector).
+   */
+  backendKey?: string;
   ipFamilyPolicy: IpFamilyPolicy;
   /** spec.ipFamilies; empty means "either, IPv4 preferred". */
   ipFamilies: IpFamily[];
