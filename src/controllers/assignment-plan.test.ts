@@ -159,6 +159,13 @@ t.test('plan cases', async (t) => {
       ],
     },
     {
+      name: 'L2Advertisement serviceSelectors: a Service it does not select is not announced',
+      nodes: [node('n1')],
+      advertisements: [adv('public', { serviceSelectors: [{ matchLabels: { exposure: 'public' } }] })],
+      want: [],
+      wantEvents: [['web', 'NoAnnouncer']],
+    },
+    {
       name: 'two nodes list one VIP (a crash between two writes): the Ready one keeps it',
       nodes: [node('n1', { ready: false, vips: [VIP] }), node('n2', { vips: [VIP] })],
       want: [['n1', []]],

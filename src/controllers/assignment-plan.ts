@@ -82,7 +82,10 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
     if (svc === undefined) continue;
     const pool = input.pools.find((p) => p.name === a.pool);
     if (pool === undefined) continue;
-    const allowed = announcersFor(pool, input.advertisements, infos);
+    const allowed = announcersFor(pool, input.advertisements, infos, {
+      labels: svc.metadata.labels ?? {},
+      shared: a.sharingKey !== undefined,
+    });
     for (const ip of a.ips) {
       let v = vips.get(ip);
       if (v === undefined) {

@@ -65,7 +65,7 @@ export function decodeIpAddressPool(c: Checker, obj: Obj): AddressPool {
 
 function decodeServiceAllocation(c: Checker, sa: Obj, path: FieldPath): ServiceAllocation {
   const out: ServiceAllocation = {
-    namespaces: c.strings(sa, 'namespaces', path),
+    namespaces: c.uniqueStrings(sa, 'namespaces', path),
     namespaceSelectors: c.selectors(sa, 'namespaceSelectors', path),
     serviceSelectors: c.selectors(sa, 'serviceSelectors', path),
   };
@@ -92,9 +92,10 @@ export function decodeL2Advertisement(c: Checker, obj: Obj): AdvertisementRule {
   });
   return {
     name,
-    ipAddressPools: c.strings(spec, 'ipAddressPools', sp),
+    ipAddressPools: c.uniqueStrings(spec, 'ipAddressPools', sp),
     ipAddressPoolSelectors: c.selectors(spec, 'ipAddressPoolSelectors', sp),
     nodeSelectors: c.selectors(spec, 'nodeSelectors', sp),
+    serviceSelectors: c.selectors(spec, 'serviceSelectors', sp),
     interfaces,
   };
 }

@@ -250,6 +250,54 @@ const cases: Array<{ name: string; obj: unknown; want: Array<[string, string]> }
     want: [['spec.externalTrafficPolicy', Codes.FIELD_INVALID]],
   },
   {
+    name: 'an L2Advertisement with serviceSelectors',
+    obj: l2({ serviceSelectors: [{ matchLabels: { exposure: 'public' } }] }),
+    want: [],
+  },
+  {
+    name: 'duplicates MetalLB refuses in an L2Advertisement',
+    obj: l2({
+      ipAddressPools: ['a', 'b', 'a'],
+      ipAddressPoolSelectors: [{ matchLabels: { x: '1', y: '2' } }, { matchLabels: { y: '2', x: '1' } }],
+      nodeSelectors: [
+        { matchExpressions: [{ key: 'k', operator: 'In', values: ['1', '2'] }] },
+        { matchExpressions: [{ key: 'k', operator: 'In', values: ['2', '1'] }] },
+      ],
+      serviceSelectors: [{ matchLabels: { a: 'b' } }, { matchLabels: { a: 'b' } }],
+    }),
+    want: [
+      ['spec.ipAddressPools[2]', Codes.FIELD_INVALID],
+      ['spec.ipAddressPoolSelectors[1]', Codes.FIELD_INVALID],
+      ['spec.nodeSelectors[1]', Codes.FIELD_INVALID],
+      ['spec.serviceSelectors[1]', Codes.FIELD_INVALID],
+    ],
+  },
+  {
+    name: 'duplicates MetalLB refuses in a serviceAllocation, and in one expression',
+    obj: ipPool({
+      addresses: ['198.51.100.0/24'],
+      serviceAllocation: {
+        namespaces: ['web', 'web'],
+        namespaceSelectors: [{ matchLabels: { team: 'a' } }, { matchLabels: { team: 'a' } }],
+        serviceSelectors: [
+          {
+            matchExpressions: [
+              { key: 'k', operator: 'In', values: ['x', 'x'] },
+              { key: 'j', operator: 'Exists' },
+              { key: 'j', operator: 'Exists' },
+            ],
+          },
+        ],
+      },
+    }),
+    want: [
+      ['spec.serviceAllocation.namespaces[1]', Codes.FIELD_INVALID],
+      ['spec.serviceAllocation.namespaceSelectors[1]', Codes.FIELD_INVALID],
+      ['spec.serviceAllocation.serviceSelectors[0].matchExpressions[0].values[1]', Codes.FIELD_INVALID],
+      ['spec.serviceAllocation.serviceSelectors[0].matchExpressions[2]', Codes.FIELD_INVALID],
+    ],
+  },
+  {
     name: 'an IPv4 address for an IPv6 Service',
     obj: service({ ipFamilies: ['IPv6'], loadBalancerIP: '10.0.0.1' }),
     want: [['spec.loadBalancerIP', Codes.FAMILY_MISMATCH]],
@@ -333,6 +381,7 @@ t.test('converters give the normalized types', async (t) => {
     ipAddressPools: ['a'],
     ipAddressPoolSelectors: [],
     nodeSelectors: [],
+    serviceSelectors: [],
     interfaces: [],
   });
   t.same(

@@ -46,6 +46,8 @@ export interface AdvertisementRule {
   ipAddressPoolSelectors: LabelSelector[];
   /** Nodes that may announce (ORed); empty: every node. */
   nodeSelectors: LabelSelector[];
+  /** Services whose addresses it announces (ORed); empty or absent: every Service of its pools. */
+  serviceSelectors?: LabelSelector[];
   /** Interfaces to announce on; empty: every interface. */
   interfaces: string[];
 }
