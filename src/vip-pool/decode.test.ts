@@ -177,7 +177,48 @@ const cases: Array<{ name: string; obj: unknown; want: Array<[string, string]> }
     want: [['data.config', Codes.FIELD_INVALID]],
   },
   { name: 'another ConfigMap is valid and ignored', obj: { ...legacy(''), data: { x: 'y' } }, want: [] },
-  { name: "another app's config key is valid and ignored", obj: legacy('log: debug\n'), want: [] },
+  {
+    name: "another app's config key is valid and ignored",
+    obj: { ...legacy('log: debug\n'), metadata: { name: 'config', namespace: 'my-app' } },
+    want: [],
+  },
+  {
+    name: "metallb-system/config is MetalLB's even without MetalLB keys: unknown keys are refused",
+    obj: legacy('log: debug\n'),
+    want: [['data.config.log', Codes.FIELD_UNKNOWN]],
+  },
+  {
+    name: 'metallb-system/config that does not parse is an error even without address-pools',
+    obj: legacy('peers: [\n'),
+    want: [['data.config', Codes.YAML_INVALID]],
+  },
+  {
+    name: "a ConfigMap with only peers is MetalLB's, in any namespace",
+    obj: { ...legacy('peers:\n- peer-address: 10.0.0.1\n'), metadata: { name: 'lb', namespace: 'x' } },
+    want: [['data.config.peers', Codes.BGP_UNSUPPORTED]],
+  },
+  {
+    name: 'legacy bfd-profiles are valid (named, each name once); capitalised pool names too',
+    obj: legacy(
+      'bfd-profiles:\n- name: fast\n  receive-interval: 300\n- name: slow\naddress-pools:\n- name: Office_LAN\n  protocol: layer2\n  addresses: [10.0.0.0/24]\n',
+    ),
+    want: [],
+  },
+  {
+    name: 'legacy bfd-profiles: a name twice, an unknown field',
+    obj: legacy('bfd-profiles:\n- name: fast\n- name: fast\n  recieve-interval: 3\n'),
+    want: [
+      ['data.config.bfd-profiles[1].recieve-interval', Codes.FIELD_UNKNOWN],
+      ['data.config.bfd-profiles[1].name', Codes.FIELD_INVALID],
+    ],
+  },
+  {
+    name: 'legacy layer2 pool with bgp-advertisements',
+    obj: legacy(
+      'address-pools:\n- name: a\n  protocol: layer2\n  addresses: [10.0.0.0/24]\n  bgp-advertisements:\n  - localpref: 100\n',
+    ),
+    want: [['data.config.address-pools[0].bgp-advertisements', Codes.FIELD_INVALID]],
+  },
   { name: 'a LoadBalancer Service', obj: service({}), want: [] },
   {
     name: 'a ClusterIP Service is valid (vipmesh just gives it nothing)',
