@@ -213,6 +213,17 @@ const cases: Array<{ name: string; obj: unknown; want: Array<[string, string]> }
     ],
   },
   {
+    name: 'legacy: a bfd profile that is not a map, one without a name, a pool with an empty name',
+    obj: legacy(
+      "bfd-profiles: [fast, {name: ''}]\naddress-pools:\n- name: ''\n  protocol: layer2\n  addresses: [10.0.0.0/24]\n  bgp-advertisements: []\n",
+    ),
+    want: [
+      ['data.config.bfd-profiles[0]', Codes.FIELD_INVALID],
+      ['data.config.bfd-profiles[1].name', Codes.FIELD_REQUIRED],
+      ['data.config.address-pools[0].name', Codes.FIELD_REQUIRED],
+    ],
+  },
+  {
     name: 'legacy layer2 pool with bgp-advertisements',
     obj: legacy(
       'address-pools:\n- name: a\n  protocol: layer2\n  addresses: [10.0.0.0/24]\n  bgp-advertisements:\n  - localpref: 100\n',
