@@ -199,3 +199,89 @@ t.test(
     t.match(ctx.err(), `${file}:106: nests maps and lists deeper than 100 levels (the API's limit); refused`);
   },
 );
+
+t.test(
+  'check-config answers as MetalLB: dual-stack pool choice, Local sharing, legacy ConfigMap',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'vipmesh-metallb-'));
+    const pools = join(dir, 'pools.yaml');
+    writeFileSync(
+      pools,
+      `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: a-v4}
+spec: {addresses: [198.51.100.0/28]}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: b-v6}
+spec: {addresses: ['2001:db8::/120']}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: c-dual}
+spec: {addresses: [198.51.100.64/28, '2001:db8:1::/120']}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: public}
+spec:
+  serviceSelectors: [{matchLabels: {exposure: public}}]
+`,
+    );
+    const services = join(dir, 'services.yaml');
+    const lb = (name: string, spec: string, ann = '') =>
+      `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}${ann}}\nspec: {type: LoadBalancer, ports: [{port: PORT}], ${spec}}\n`;
+    writeFileSync(
+      services,
+      [
+        lb('dual', 'ipFamilyPolicy: PreferDualStack').replace('PORT', '80'),
+        lb('v4', 'ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv4]').replace('PORT', '80'),
+        lb(
+          'web',
+          'externalTrafficPolicy: Local, selector: {app: web}, loadBalancerIP: 198.51.100.9',
+          ', annotations: {metallb.io/allow-shared-ip: k}',
+        ).replace('PORT', '80'),
+        lb(
+          'db',
+          'externalTrafficPolicy: Local, selector: {app: db}, loadBalancerIP: 198.51.100.9',
+          ', annotations: {metallb.io/allow-shared-ip: k}',
+        ).replace('PORT', '5432'),
+      ].join('---\n'),
+    );
+    const r = await cli('-f', pools, '-f', services);
+    t.equal(r.code, 1);
+    t.match(r.out, /\ndefault\/dual +c-dual +198\.51\.100\.64,2001:db8:1::\n/);
+    t.match(r.out, /\ndefault\/v4 +a-v4 +198\.51\.100\.0\n/);
+    t.match(r.out, /\ndefault\/web +a-v4 +198\.51\.100\.9\n/);
+    t.match(
+      r.err,
+      /Service\/db spec\.loadBalancerIP: 198\.51\.100\.9 is in use by default\/web .*only Services selecting the same pods/,
+    );
+
+    const cm = join(dir, 'cm.yaml');
+    writeFileSync(
+      cm,
+      [
+        'apiVersion: v1',
+        'kind: ConfigMap',
+        'metadata: {name: config, namespace: metallb-system}',
+        'data:',
+        '  config: |',
+        '    peers: []',
+        '    address-pools:',
+        '    - name: Office',
+        '      protocol: layer2: x',
+        '      addresses: [10.0.0.0/24]',
+        '',
+      ].join('\n'),
+    );
+    const bad = await cli('-f', cm);
+    t.equal(bad.code, 1);
+    t.match(
+      bad.err,
+      new RegExp(`^${cm.replace(/[.]/g, '\\.')}:9 ConfigMap/config data\\.config: not valid YAML`),
+      'the failing line, not the config: | line',
+    );
+  },
+);

@@ -159,6 +159,28 @@ t.test('plan cases', async (t) => {
       ],
     },
     {
+      name: 'L2Advertisement serviceSelectors: a Service it does not select is not announced',
+      nodes: [node('n1')],
+      advertisements: [adv('public', { serviceSelectors: [{ matchLabels: { exposure: 'public' } }] })],
+      want: [],
+      wantEvents: [['web', 'NoAnnouncer']],
+    },
+    {
+      name: 'serviceSelectors: of two Services in one pool, only the selected one is announced',
+      nodes: [node('n1')],
+      advertisements: [adv('public', { serviceSelectors: [{ matchLabels: { exposure: 'public' } }] })],
+      services: [
+        { ...svc('web'), metadata: { name: 'web', namespace: 'default', labels: { exposure: 'public' } } },
+        svc('intranet'),
+      ],
+      allocations: [alloc('web', [VIP]), alloc('intranet', ['198.51.100.11'])],
+      want: [['n1', [VIP]]],
+      wantEvents: [
+        ['web', 'nodeAssigned'],
+        ['intranet', 'NoAnnouncer'],
+      ],
+    },
+    {
       name: 'two nodes list one VIP (a crash between two writes): the Ready one keeps it',
       nodes: [node('n1', { ready: false, vips: [VIP] }), node('n2', { vips: [VIP] })],
       want: [['n1', []]],

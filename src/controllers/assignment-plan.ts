@@ -77,19 +77,27 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
     services.set(serviceKey({ namespace: s.metadata.namespace ?? 'default', name: s.metadata.name }), s);
   }
   const vips = new Map<string, { eligible: Map<string, string[] | undefined>; services: Service[] }>();
-  // Eligibility depends on the pool only: worked out once per pool, not once per allocation.
   const pools = new Map<string, AddressPool>();
   for (const p of input.pools) if (!pools.has(p.name)) pools.set(p.name, p);
   const allowedIn = new Map<string, ReturnType<typeof announcersFor>>();
+  const bySelectors = input.advertisements.some((adv) => (adv.serviceSelectors ?? []).length > 0);
   for (const a of input.allocations) {
     const svc = services.get(a.service);
     if (svc === undefined) continue;
     const pool = pools.get(a.pool);
     if (pool === undefined) continue;
-    let allowed = allowedIn.get(pool.name);
+    // Who may announce is worked out once per pool per pass; it depends on the Service too (its labels,
+    // whether it shares) only when an advertisement has serviceSelectors.
+    const cacheKey = bySelectors
+      ? `${pool.name}\u0000${a.sharingKey !== undefined}\u0000${JSON.stringify(svc.metadata.labels ?? {})}`
+      : pool.name;
+    let allowed = allowedIn.get(cacheKey);
     if (allowed === undefined) {
-      allowed = announcersFor(pool, input.advertisements, infos);
-      allowedIn.set(pool.name, allowed);
+      allowed = announcersFor(pool, input.advertisements, infos, {
+        labels: svc.metadata.labels ?? {},
+        shared: a.sharingKey !== undefined,
+      });
+      allowedIn.set(cacheKey, allowed);
     }
     for (const ip of a.ips) {
       let v = vips.get(ip);

@@ -362,3 +362,16 @@ t.test(
     t.equal(again.report?.failure?.code, 'VIPMESH_IP_OUTSIDE_POOLS', 'and counts the failure');
   },
 );
+
+t.test('a Local Service persists its pod selector, so sharing stays refused after a restart', async (t) => {
+  const local = svc('web', { share: 'k' });
+  local.spec = { ...local.spec, externalTrafficPolicy: 'Local', selector: { app: 'web' } };
+  const plan = planIpam(
+    { services: new Map([['default/web', local]]), persisted: new Map(), outcomes: new Map(), now: NOW },
+    { pools: [lan] },
+  );
+  t.same(
+    plan.assigned[0]!.allocation,
+    alloc('web', ['198.51.100.1'], { sharingKey: 'k', backendKey: 'app=web' }),
+  );
+});

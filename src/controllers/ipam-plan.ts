@@ -238,6 +238,7 @@ function toAllocation(key: string, a: Assignment, req: ServiceRequest): Allocati
     pool: a.pool,
     ips: [...a.ips],
     ...(req.sharingKey === undefined ? {} : { sharingKey: req.sharingKey }),
+    ...(req.backendKey === undefined ? {} : { backendKey: req.backendKey }),
     ports: req.ports.map((p) => ({ ...p })),
   };
 }

@@ -4,6 +4,7 @@ import {
   type AddressPool,
   type AdvertisementRule,
   fromLegacyConfigMap,
+  isLegacyMetallbConfig,
   toAddressPool,
   toL2Advertisement,
 } from '../vip-pool/index.js';
@@ -12,11 +13,6 @@ import {
 interface PoolConfig {
   pools: AddressPool[];
   advertisements: AdvertisementRule[];
-}
-
-/** A legacy MetalLB ConfigMap: one with a `config` key holding `address-pools:`. */
-function isLegacyConfig(cm: ConfigMap): boolean {
-  return typeof cm.data?.['config'] === 'string' && cm.data['config'].includes('address-pools');
 }
 
 /**
@@ -40,7 +36,7 @@ export function poolConfig(
     }
   }
   for (const cm of sortByName(configMaps)) {
-    if (!isLegacyConfig(cm)) continue;
+    if (!isLegacyMetallbConfig(cm)) continue;
     try {
       const list = fromLegacyConfigMap(cm);
       out.pools.push(...list);

@@ -204,6 +204,90 @@ const cases: Case[] = [
     ],
     want: [['198.51.100.3', '2001:db8::7'], err(Codes.IP_POOLS_DIFFER), err(Codes.FAMILY_MISMATCH)],
   },
+  {
+    name: 'PreferDualStack takes both families from the pool that has both, not the first by name',
+    pools: [
+      pool('a-v4', ['198.51.100.0/30']),
+      pool('b-v6', ['2001:db8::/126']),
+      pool('c-dual', ['198.51.100.64/30', '2001:db8:1::/126']),
+    ],
+    services: [
+      svc('prefer', { ipFamilyPolicy: 'PreferDualStack' }),
+      svc('prefer-v6-first', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: [6, 4] }),
+      svc('prefer-v4-only', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: [4] }),
+      svc('prefer-v6-only', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: [6] }),
+    ],
+    want: [
+      ['198.51.100.64', '2001:db8:1::'],
+      ['2001:db8:1::1', '198.51.100.65'],
+      ['198.51.100.0'],
+      ['2001:db8::'],
+    ],
+    wantPools: ['c-dual', 'c-dual', 'a-v4', 'b-v6'],
+  },
+  {
+    name: 'PreferDualStack without a dual-stack pool: the first pool with its first family',
+    pools: [pool('a-v6', ['2001:db8::/126']), pool('b-v4', ['198.51.100.0/30'])],
+    services: [
+      svc('prefer', { ipFamilyPolicy: 'PreferDualStack' }),
+      svc('prefer-v6-first', { ipFamilyPolicy: 'PreferDualStack', ipFamilies: [6, 4] }),
+    ],
+    want: [['198.51.100.0'], ['2001:db8::']],
+    wantPools: ['b-v4', 'a-v6'],
+  },
+  {
+    name: 'one pinned address on a dual-stack Service is refused; without ipFamilies it is taken',
+    pools: [dual],
+    services: [
+      svc('prefer', {
+        ipFamilyPolicy: 'PreferDualStack',
+        ipFamilies: [4, 6],
+        requestedIPs: ['198.51.100.1'],
+      }),
+      svc('require', {
+        ipFamilyPolicy: 'RequireDualStack',
+        ipFamilies: [4, 6],
+        requestedIPs: ['198.51.100.1'],
+      }),
+      svc('prefer-unset', { ipFamilyPolicy: 'PreferDualStack', requestedIPs: ['198.51.100.1'] }),
+    ],
+    want: [err(Codes.FAMILY_MISMATCH), err(Codes.FAMILY_MISMATCH), ['198.51.100.1']],
+  },
+  {
+    name: 'externalTrafficPolicy Local: an address is shared only by Services selecting the same pods',
+    pools: [v4],
+    services: [
+      svc('web', {
+        sharingKey: 'k',
+        backendKey: 'app=web',
+        ports: [tcp(80)],
+        requestedIPs: ['198.51.100.0'],
+      }),
+      svc('web-tls', {
+        sharingKey: 'k',
+        backendKey: 'app=web',
+        ports: [tcp(443)],
+        requestedIPs: ['198.51.100.0'],
+      }),
+      svc('db', {
+        sharingKey: 'k',
+        backendKey: 'app=db',
+        ports: [tcp(5432)],
+        requestedIPs: ['198.51.100.0'],
+      }),
+      svc('cluster', { sharingKey: 'k', ports: [tcp(8080)], requestedIPs: ['198.51.100.0'] }),
+      svc('web-auto', { sharingKey: 'k', backendKey: 'app=web', ports: [tcp(8443)] }),
+      svc('db-auto', { sharingKey: 'k', backendKey: 'app=db', ports: [tcp(5432)] }),
+    ],
+    want: [
+      ['198.51.100.0'],
+      ['198.51.100.0'],
+      err(Codes.IP_IN_USE),
+      err(Codes.IP_IN_USE),
+      ['198.51.100.0'],
+      ['198.51.100.1'],
+    ],
+  },
 ];
 
 t.test('allocator cases', async (t) => {
@@ -364,4 +448,43 @@ t.test('different failures across pools give NO_POOL with every reason', async (
   a.assign(svc('x'));
   const e = t.throws(() => a.assign(svc('y', { ipFamilies: [4] })), { code: Codes.NO_POOL });
   t.match((e as Error).message, /pool full has no free IPv4 address; pool v6 has no IPv4 range/);
+});
+
+t.test(
+  "a keyed Service takes the lowest address it may use: a free one below its key's comes first",
+  async (t) => {
+    const a = new Allocator([v4]);
+    a.assign(svc('plain'));
+    t.same(a.assign(svc('web', { sharingKey: 'k' })).ips, ['198.51.100.1']);
+    a.release('default/plain');
+    t.same(
+      a.assign(svc('web-tls', { sharingKey: 'k', ports: [tcp(443)] })).ips,
+      ['198.51.100.0'],
+      'MetalLB walks the pool from its start and takes the first address that is free or shareable',
+    );
+    t.same(a.assign(svc('web-alt', { sharingKey: 'k', ports: [tcp(8080)] })).ips, ['198.51.100.0']);
+  },
+);
+
+t.test('the Local backend key survives a restart', async (t) => {
+  const a = new Allocator([v4]);
+  a.assign(svc('web', { sharingKey: 'k', backendKey: 'app=web', requestedIPs: ['198.51.100.2'] }));
+  const saved: Allocation[] = JSON.parse(JSON.stringify(a.allocations()));
+  t.equal(saved[0]!.backendKey, 'app=web');
+  const b = new Allocator([v4], { allocations: saved });
+  const e = t.throws(() =>
+    b.assign(
+      svc('db', { sharingKey: 'k', backendKey: 'app=db', ports: [tcp(81)], requestedIPs: ['198.51.100.2'] }),
+    ),
+  );
+  t.match(e, { code: Codes.IP_IN_USE, message: /Local selecting app=web.*Local selecting app=db/ });
+});
+
+t.test('PreferDualStack keeps its pool when that pool still gives it an address', async (t) => {
+  const pools = [pool('a-v4', ['198.51.100.0/30']), pool('b-dual', ['198.51.100.64/30', '2001:db8::/126'])];
+  const a = new Allocator(pools, {
+    allocations: [{ service: 'default/p', pool: 'a-v4', ips: ['198.51.100.1'], ports: [tcp(80)] }],
+  });
+  t.same(a.assign(svc('p', { ipFamilyPolicy: 'PreferDualStack' })), { ips: ['198.51.100.1'], pool: 'a-v4' });
+  t.same(a.assign(svc('q', { ipFamilyPolicy: 'PreferDualStack' })).pool, 'b-dual');
 });

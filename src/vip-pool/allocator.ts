@@ -17,6 +17,8 @@ export interface Allocation {
   /** Canonical addresses, the first family first. */
   ips: string[];
   sharingKey?: string;
+  /** See {@link ServiceRequest.backendKey}. */
+  backendKey?: string;
   ports: ProtocolPort[];
 }
 
@@ -41,6 +43,41 @@ interface RejectedAllocation {
 }
 
 const FAMILIES: readonly IpFamily[] = [4, 6];
+
+/**
+ * The families a Service asks for, read as Kubernetes fills in a dual-stack cluster's Service (MetalLB
+ * follows its cluster IPs): `ipFamilies` when it names one family; both for RequireDualStack, and for
+ * PreferDualStack unless `ipFamilies` names one; a SingleStack Service without `ipFamilies` takes IPv4
+ * when the pool has it, else IPv6.
+ */
+type Want =
+  | { kind: 'one'; family: IpFamily }
+  | { kind: 'either' }
+  | { kind: 'both'; order: IpFamily[]; required: boolean };
+
+function wanted(svc: ServiceRequest): Want {
+  const [first] = svc.ipFamilies;
+  if (
+    svc.ipFamilyPolicy === 'SingleStack' ||
+    (svc.ipFamilyPolicy === 'PreferDualStack' && svc.ipFamilies.length === 1)
+  )
+    return first === undefined ? { kind: 'either' } : { kind: 'one', family: first };
+  const order = [...svc.ipFamilies, ...FAMILIES.filter((f) => !svc.ipFamilies.includes(f))];
+  return { kind: 'both', order, required: svc.ipFamilyPolicy === 'RequireDualStack' };
+}
+
+/** What a Service holds once `ips` (from `pool`) are its. */
+function held(key: string, pool: PoolState, ips: string[], values: Ip[], svc: ServiceRequest): Held {
+  return {
+    service: key,
+    pool,
+    ips,
+    values,
+    sharingKey: svc.sharingKey,
+    backendKey: svc.backendKey,
+    ports: svc.ports,
+  };
+}
 
 function fail(code: string, message: string, details: Record<string, unknown> = {}): never {
   throw new VipmeshError(code, message, { details });
@@ -128,6 +165,7 @@ export class Allocator {
         pool: h.pool.name,
         ips: [...h.ips],
         ...(h.sharingKey === undefined ? {} : { sharingKey: h.sharingKey }),
+        ...(h.backendKey === undefined ? {} : { backendKey: h.backendKey }),
         ports: h.ports.map((p) => ({ ...p })),
       }));
   }
@@ -151,7 +189,7 @@ export class Allocator {
         fail(Codes.IP_OUTSIDE_POOLS, `${a.service}: ${text} is no longer in pool ${a.pool}`, { ip: text });
       }
       const canon = formatIp(ip);
-      this.ledger.checkShare(canon, a.service, a.sharingKey, a.ports);
+      this.ledger.checkShare(canon, a.service, a);
       values.push(ip);
       return canon;
     });
@@ -161,6 +199,7 @@ export class Allocator {
       ips,
       values,
       sharingKey: a.sharingKey,
+      backendKey: a.backendKey,
       ports: a.ports.map((p) => ({ ...p })),
     });
   }
@@ -177,6 +216,17 @@ export class Allocator {
   }
 
   private planPinned(svc: ServiceRequest, key: string): Held {
+    if (
+      svc.ipFamilyPolicy !== 'SingleStack' &&
+      svc.ipFamilies.length === 2 &&
+      svc.requestedIPs.length === 1
+    ) {
+      fail(
+        Codes.FAMILY_MISMATCH,
+        `${key}: ${svc.requestedIPs[0]} is one address but the Service is dual-stack (spec.ipFamilies lists both); request one address of each family`,
+        { service: key },
+      );
+    }
     let pool: PoolState | undefined;
     const ips: string[] = [];
     const values: Ip[] = [];
@@ -222,8 +272,8 @@ export class Allocator {
     }
     if (!this.admits(p, svc))
       fail(Codes.POOL_NOT_ALLOWED, `${key}: pool ${p.name} does not serve this Service (serviceAllocation)`);
-    for (const ip of ips) this.ledger.checkShare(ip, key, svc.sharingKey, svc.ports);
-    return { service: key, pool: p, ips, values, sharingKey: svc.sharingKey, ports: svc.ports };
+    for (const ip of ips) this.ledger.checkShare(ip, key, svc);
+    return held(key, p, ips, values, svc);
   }
 
   private candidates(svc: ServiceRequest, key: string, prev: Held | undefined): PoolState[] {
@@ -266,27 +316,39 @@ export class Allocator {
     return list;
   }
 
-  private families(svc: ServiceRequest, pool: PoolState): IpFamily[] | string {
-    const order = [...svc.ipFamilies, ...FAMILIES.filter((f) => !svc.ipFamilies.includes(f))];
-    if (svc.ipFamilyPolicy === 'RequireDualStack') {
-      const missing = order.find((f) => !pool.has(f));
+  private families(want: Want, pool: PoolState): IpFamily[] | string {
+    if (want.kind === 'one') {
+      return pool.has(want.family)
+        ? [want.family]
+        : `pool ${pool.name} has no ${familyName(want.family)} range`;
+    }
+    if (want.kind === 'either') {
+      const f = FAMILIES.find((x) => pool.has(x));
+      return f === undefined ? `pool ${pool.name} has no addresses` : [f];
+    }
+    if (want.required) {
+      const missing = want.order.find((f) => !pool.has(f));
       return missing === undefined
-        ? order
+        ? want.order
         : `pool ${pool.name} has no ${familyName(missing)} range (RequireDualStack)`;
     }
-    if (svc.ipFamilyPolicy === 'PreferDualStack') {
-      const have = order.filter((f) => pool.has(f));
-      return have.length > 0 ? have : `pool ${pool.name} has no addresses`;
-    }
-    const want = svc.ipFamilies[0] ?? FAMILIES.find((f) => pool.has(f));
-    if (want === undefined) return `pool ${pool.name} has no addresses`;
-    return pool.has(want) ? [want] : `pool ${pool.name} has no ${familyName(want)} range`;
+    const have = want.order.filter((f) => pool.has(f));
+    return have.length > 0 ? have : `pool ${pool.name} has no addresses`;
   }
 
+  /**
+   * The first candidate pool that gives every family the Service wants. PreferDualStack asking for two
+   * families settles for one, as MetalLB does: the first pool with the first family, else the first pool
+   * with the second, unless the pool the Service already uses still gives it something.
+   */
   private planAuto(svc: ServiceRequest, key: string, prev: Held | undefined): Held {
+    const want = wanted(svc);
+    const prefer = want.kind === 'both' && !want.required;
     const reasons: Array<{ code: string; message: string }> = [];
+    let firstFamily: Held | undefined;
+    let secondFamily: Held | undefined;
     for (const pool of this.candidates(svc, key, prev)) {
-      const fams = this.families(svc, pool);
+      const fams = this.families(want, pool);
       if (typeof fams === 'string') {
         reasons.push({ code: Codes.FAMILY_UNAVAILABLE, message: fams });
         continue;
@@ -299,15 +361,22 @@ export class Allocator {
         if (got !== undefined) {
           ips.push(got.ip);
           values.push(got.value);
-        } else if (svc.ipFamilyPolicy !== 'PreferDualStack') {
-          full = f;
+        } else {
+          full ??= f;
         }
       }
-      if (full === undefined && ips.length > 0)
-        return { service: key, pool, ips, values, sharingKey: svc.sharingKey, ports: svc.ports };
-      const what = full === undefined ? 'address' : `${familyName(full)} address`;
+      if (full === undefined || (prefer && ips.length > 0)) {
+        const h = held(key, pool, ips, values, svc);
+        if (!prefer || ips.length === 2 || pool === prev?.pool) return h;
+        if (want.kind === 'both' && values[0]!.family === want.order[0]) firstFamily ??= h;
+        else secondFamily ??= h;
+        continue;
+      }
+      const what = prefer || full === undefined ? 'address' : `${familyName(full)} address`;
       reasons.push({ code: Codes.POOL_EXHAUSTED, message: `pool ${pool.name} has no free ${what}` });
     }
+    const partial = firstFamily ?? secondFamily;
+    if (partial !== undefined) return partial;
     const code = reasons.every((r) => r.code === reasons[0]!.code) ? reasons[0]!.code : Codes.NO_POOL;
     return fail(code, `${key}: ${reasons.map((r) => r.message).join('; ')}`, { service: key });
   }
@@ -321,7 +390,7 @@ export class Allocator {
     prev: Held | undefined,
   ): { ip: string; value: Ip } | undefined {
     const ok = (ip: string): boolean =>
-      this.ledger.shareProblem(ip, key, svc.sharingKey, svc.ports) === undefined;
+      this.ledger.shareProblem(ip, key, svc.sharingKey, svc.ports, svc.backendKey) === undefined;
     if (prev?.pool === pool) {
       for (const [i, ip] of prev.ips.entries()) {
         const v = prev.values[i]!;
@@ -329,12 +398,17 @@ export class Allocator {
           return { ip, value: v };
       }
     }
-    if (svc.sharingKey !== undefined) {
-      for (const c of this.ledger.sharedIn(svc.sharingKey, pool, family)) if (ok(c.ip)) return c;
-    }
+    // Ranges in the order written; in each, the lowest address that is free or that this Service may
+    // share (its key's addresses are the only shareable ones), as MetalLB walks a pool.
+    const shared =
+      svc.sharingKey === undefined
+        ? []
+        : this.ledger.sharedIn(svc.sharingKey, pool, family).filter((c) => ok(c.ip));
     for (const r of pool.ranges) {
       if (r.range.family !== family) continue;
       const v = r.lowestFree();
+      const s = shared.find((c) => c.range === r && (v === undefined || c.value.value < v));
+      if (s !== undefined) return { ip: s.ip, value: s.value };
       if (v !== undefined) {
         const value: Ip = { family, value: v };
         return { ip: formatIp(value), value };

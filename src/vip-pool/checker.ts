@@ -58,6 +58,13 @@ export function nameProblem(name: string, rule: NameRule): string | undefined {
   return undefined;
 }
 
+/** A selector as text that is equal for equal selectors (label keys and expression values sorted). */
+function selectorKey(sel: LabelSelector): string {
+  const labels = Object.entries(sel.matchLabels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const exprs = (sel.matchExpressions ?? []).map((e) => [e.key, e.operator, [...(e.values ?? [])].sort()]);
+  return JSON.stringify([labels, exprs]);
+}
+
 /** Collects issues while reading fields of an untrusted value. Never throws. */
 export class Checker {
   readonly issues: Issue[] = [];
@@ -130,6 +137,27 @@ export class Checker {
     return out;
   }
 
+  /** Like {@link strings}, with an issue for every entry equal to an earlier one (as MetalLB refuses). */
+  uniqueStrings(obj: Obj, key: string, path: FieldPath): string[] {
+    const out = this.strings(obj, key, path);
+    this.noDuplicates(out, out, [...path, key], (v) => `"${v}"`);
+    return out;
+  }
+
+  /** An issue at `path[i]` for every `keys[i]` equal to an earlier one; `show` names the entry. */
+  private noDuplicates<T>(
+    keys: readonly string[],
+    items: readonly T[],
+    path: FieldPath,
+    show: (v: T) => string,
+  ) {
+    keys.forEach((k, i) => {
+      const first = keys.indexOf(k);
+      if (first < i)
+        this.add([...path, i], Codes.FIELD_INVALID, `${show(items[i]!)} is listed twice (also [${first}])`);
+    });
+  }
+
   /** An issue for every key of `obj` not in `allowed`. */
   onlyKeys(obj: Obj, allowed: readonly string[], path: FieldPath): void {
     for (const k of Object.keys(obj)) {
@@ -161,6 +189,7 @@ export class Checker {
   /** A list of label selectors at `obj[key]`. */
   selectors(obj: Obj, key: string, path: FieldPath): LabelSelector[] {
     const out: LabelSelector[] = [];
+    const seen = new Map<string, number>();
     const list = this.list(obj, key, path) ?? [];
     list.forEach((v, i) => {
       const p = [...path, key, i];
@@ -169,7 +198,13 @@ export class Checker {
         return;
       }
       const sel = this.selector(v, p);
-      if (sel !== undefined) out.push(sel);
+      if (sel === undefined) return;
+      // Two equal selectors are refused (by MetalLB too); an expression's values are compared sorted.
+      const k = selectorKey(sel);
+      const first = seen.get(k);
+      if (first === undefined) seen.set(k, i);
+      else this.add(p, Codes.FIELD_INVALID, `the same selector as [${first}] is listed twice`);
+      out.push(sel);
     });
     return out;
   }
@@ -179,6 +214,7 @@ export class Checker {
     const before = this.issues.length;
     const matchLabels = this.stringMap(v, 'matchLabels', p);
     const exprs: NonNullable<LabelSelector['matchExpressions']>[number][] = [];
+    const seen = new Map<string, number>();
     (this.list(v, 'matchExpressions', p) ?? []).forEach((e, j) => {
       const ep = [...p, 'matchExpressions', j];
       if (!isObj(e)) {
@@ -202,6 +238,12 @@ export class Checker {
       } else if ((op === 'Exists' || op === 'DoesNotExist') && values.length > 0) {
         this.add([...ep, 'values'], Codes.FIELD_INVALID, `operator ${op} takes no values`);
       }
+      this.noDuplicates(values, values, [...ep, 'values'], (x) => `"${x}"`);
+      const canon = JSON.stringify([key, op, [...values].sort()]);
+      const twin = seen.get(canon);
+      if (twin !== undefined)
+        this.add(ep, Codes.FIELD_INVALID, `the same expression as matchExpressions[${twin}] is listed twice`);
+      else seen.set(canon, j);
       exprs.push({ key, operator: op, values });
     });
     if (this.issues.length > before) return undefined;

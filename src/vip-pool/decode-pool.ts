@@ -65,7 +65,7 @@ export function decodeIpAddressPool(c: Checker, obj: Obj): AddressPool {
 
 function decodeServiceAllocation(c: Checker, sa: Obj, path: FieldPath): ServiceAllocation {
   const out: ServiceAllocation = {
-    namespaces: c.strings(sa, 'namespaces', path),
+    namespaces: c.uniqueStrings(sa, 'namespaces', path),
     namespaceSelectors: c.selectors(sa, 'namespaceSelectors', path),
     serviceSelectors: c.selectors(sa, 'serviceSelectors', path),
   };
@@ -92,9 +92,10 @@ export function decodeL2Advertisement(c: Checker, obj: Obj): AdvertisementRule {
   });
   return {
     name,
-    ipAddressPools: c.strings(spec, 'ipAddressPools', sp),
+    ipAddressPools: c.uniqueStrings(spec, 'ipAddressPools', sp),
     ipAddressPoolSelectors: c.selectors(spec, 'ipAddressPoolSelectors', sp),
     nodeSelectors: c.selectors(spec, 'nodeSelectors', sp),
+    serviceSelectors: c.selectors(spec, 'serviceSelectors', sp),
     interfaces,
   };
 }
@@ -108,17 +109,67 @@ const LEGACY_POOL_KEYS = [
   'bgp-advertisements',
 ];
 
+/** The top-level keys of MetalLB's legacy configuration (as v0.12 read it). */
+const LEGACY_KEYS = ['address-pools', 'peers', 'bgp-communities', 'bfd-profiles'];
+const LEGACY_KEY_LINE = /^(address-pools|peers|bgp-communities|bfd-profiles)\s*:/m;
+const BFD_PROFILE_KEYS = [
+  'name',
+  'receive-interval',
+  'transmit-interval',
+  'detect-multiplier',
+  'echo-interval',
+  'echo-mode',
+  'passive-mode',
+  'minimum-ttl',
+];
+
+/**
+ * True when a ConfigMap is MetalLB's legacy configuration: its `data.config` mentions `address-pools`
+ * or starts a line with another of MetalLB's top-level keys (`peers:`, `bgp-communities:`,
+ * `bfd-profiles:`), or it is `metallb-system/config`, where MetalLB looked for it. Any other ConfigMap is
+ * a valid object that vipmesh ignores.
+ */
+export function isLegacyMetallbConfig(obj: unknown): boolean {
+  if (!isObj(obj) || !isObj(obj['data'])) return false;
+  const text = obj['data']['config'];
+  if (typeof text !== 'string') return false;
+  if (text.includes('address-pools') || LEGACY_KEY_LINE.test(text)) return true;
+  const meta = isObj(obj['metadata']) ? obj['metadata'] : {};
+  return meta['namespace'] === 'metallb-system' && meta['name'] === 'config';
+}
+
+/** `bfd-profiles`: read and checked as MetalLB did (named, no name twice), then unused (BFD is for BGP). */
+function checkBfdProfiles(c: Checker, cfg: Obj, base: FieldPath): void {
+  const names = new Map<string, number>();
+  (c.list(cfg, 'bfd-profiles', base) ?? []).forEach((v, i) => {
+    const p = [...base, 'bfd-profiles', i];
+    if (!isObj(v)) {
+      c.add(p, Codes.FIELD_INVALID, 'must be a map with a name');
+      return;
+    }
+    c.onlyKeys(v, BFD_PROFILE_KEYS, p);
+    const name = c.str(v, 'name', p, true);
+    if (name === undefined) return;
+    if (name === '') c.add([...p, 'name'], Codes.FIELD_REQUIRED, 'a BFD profile needs a name');
+    const first = names.get(name);
+    if (first !== undefined)
+      c.add([...p, 'name'], Codes.FIELD_INVALID, `bfd-profiles[${first}] is already named ${name}`);
+    else names.set(name, i);
+  });
+}
+
 /**
  * The legacy MetalLB ConfigMap (`data.config` holding `address-pools:`), which MetalLB itself stopped
- * reading in v0.13 and which most Pi-cluster guides still show. Layer 2 pools only. A ConfigMap whose
- * `data.config` does not mention `address-pools` is not MetalLB's: no pools, no problems.
+ * reading in v0.13 and which most Pi-cluster guides still show, checked as MetalLB v0.12 checked it.
+ * Layer 2 pools only. A ConfigMap that is not MetalLB's ({@link isLegacyMetallbConfig}): no pools, no
+ * problems.
  */
 export function decodeLegacyConfigMap(c: Checker, obj: Obj): AddressPool[] {
   decodeMetadata(c, obj);
   const data = c.map(obj, 'data', []) ?? {};
   const text = data['config'];
   // Any other ConfigMap is a valid object that vipmesh ignores (the control plane uses the same test).
-  if (typeof text !== 'string' || !text.includes('address-pools')) return [];
+  if (typeof text !== 'string' || !isLegacyMetallbConfig(obj)) return [];
   const base = ['data', 'config'];
   let cfg: unknown;
   try {
@@ -131,7 +182,7 @@ export function decodeLegacyConfigMap(c: Checker, obj: Obj): AddressPool[] {
     c.add(base, Codes.FIELD_INVALID, 'must hold a YAML map with address-pools:');
     return [];
   }
-  c.onlyKeys(cfg, ['address-pools', 'peers', 'bgp-communities'], base);
+  c.onlyKeys(cfg, LEGACY_KEYS, base);
   const peers = cfg['peers'];
   if (Array.isArray(peers) && peers.length > 0) {
     c.add(
@@ -140,7 +191,8 @@ export function decodeLegacyConfigMap(c: Checker, obj: Obj): AddressPool[] {
       'BGP peers are not supported yet (vipmesh announces in layer 2 only)',
     );
   }
-  const list = c.list(cfg, 'address-pools', base, true) ?? [];
+  checkBfdProfiles(c, cfg, base);
+  const list = c.list(cfg, 'address-pools', base) ?? [];
   const pools: AddressPool[] = [];
   list.forEach((v, i) => {
     const p = [...base, 'address-pools', i];
@@ -149,8 +201,10 @@ export function decodeLegacyConfigMap(c: Checker, obj: Obj): AddressPool[] {
       return;
     }
     c.onlyKeys(v, LEGACY_POOL_KEYS, p);
+    // Free-form, as MetalLB read it: only the metallb.io/address-pool annotation refers to it.
     const name = c.str(v, 'name', p, true) ?? '';
-    if (name !== '') c.name(name, [...p, 'name']);
+    if (name.trim() === '' && typeof v['name'] === 'string')
+      c.add([...p, 'name'], Codes.FIELD_REQUIRED, 'a pool needs a name');
     const protocol = c.str(v, 'protocol', p, true);
     if (protocol === 'bgp') {
       c.add(
@@ -160,6 +214,14 @@ export function decodeLegacyConfigMap(c: Checker, obj: Obj): AddressPool[] {
       );
     } else if (protocol !== undefined && protocol !== 'layer2') {
       c.add([...p, 'protocol'], Codes.FIELD_INVALID, `must be layer2, got "${protocol}"`);
+    } else if (protocol === 'layer2') {
+      const ads = c.list(v, 'bgp-advertisements', p);
+      if (ads !== undefined && ads.length > 0)
+        c.add(
+          [...p, 'bgp-advertisements'],
+          Codes.FIELD_INVALID,
+          'a layer2 pool cannot have bgp-advertisements (they belong to protocol bgp pools)',
+        );
     }
     pools.push({
       name,

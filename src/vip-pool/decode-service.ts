@@ -63,6 +63,8 @@ export function decodeService(c: Checker, obj: Obj): ServiceRequest | undefined 
   }
   const share = annotation(c, meta.annotations, 'allow-shared-ip');
   if (share !== undefined && share.value !== '') svc.sharingKey = share.value;
+  const backend = decodeBackendKey(c, spec);
+  if (backend !== undefined) svc.backendKey = backend;
   const policy = c.str(spec, 'ipFamilyPolicy', sp);
   const policyGiven = policy !== undefined;
   if (policy !== undefined) {
@@ -91,6 +93,25 @@ export function decodeService(c: Checker, obj: Obj): ServiceRequest | undefined 
   }
   decodeRequestedIPs(c, spec, meta.annotations, svc, policyGiven);
   return svc;
+}
+
+/**
+ * With `externalTrafficPolicy: Local`, the pod selector as `k=v,k2=v2`, keys sorted (what must match for
+ * two Services to share an address: traffic for either goes only to nodes running their pods).
+ */
+function decodeBackendKey(c: Checker, spec: Obj): string | undefined {
+  const etp = c.str(spec, 'externalTrafficPolicy', ['spec']);
+  if (etp !== undefined && etp !== 'Cluster' && etp !== 'Local') {
+    c.add(['spec', 'externalTrafficPolicy'], Codes.FIELD_INVALID, `must be Cluster or Local, got "${etp}"`);
+    return undefined;
+  }
+  if (etp !== 'Local') return undefined;
+  const selector = c.stringMap(spec, 'selector', ['spec']);
+  const key = Object.keys(selector)
+    .sort()
+    .map((k) => `${k}=${selector[k]}`)
+    .join(',');
+  return key === '' ? undefined : key;
 }
 
 function decodePorts(c: Checker, spec: Obj): ProtocolPort[] {
@@ -181,6 +202,12 @@ function decodeRequestedIPs(
     c.add(path, Codes.FAMILY_MISMATCH, `two addresses are requested for a SingleStack Service${hint}`);
   } else if (families.length === 1 && svc.ipFamilyPolicy === 'RequireDualStack') {
     c.add(path, Codes.FAMILY_MISMATCH, 'RequireDualStack needs one IPv4 and one IPv6 address');
+  } else if (families.length === 1 && svc.ipFamilies.length === 2) {
+    c.add(
+      path,
+      Codes.FAMILY_MISMATCH,
+      `one ${familyName(families[0]!)} address is requested but spec.ipFamilies makes the Service dual-stack; request one address of each family`,
+    );
   }
 }
 

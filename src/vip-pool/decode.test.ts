@@ -177,7 +177,59 @@ const cases: Array<{ name: string; obj: unknown; want: Array<[string, string]> }
     want: [['data.config', Codes.FIELD_INVALID]],
   },
   { name: 'another ConfigMap is valid and ignored', obj: { ...legacy(''), data: { x: 'y' } }, want: [] },
-  { name: "another app's config key is valid and ignored", obj: legacy('log: debug\n'), want: [] },
+  {
+    name: "another app's config key is valid and ignored",
+    obj: { ...legacy('log: debug\n'), metadata: { name: 'config', namespace: 'my-app' } },
+    want: [],
+  },
+  {
+    name: "metallb-system/config is MetalLB's even without MetalLB keys: unknown keys are refused",
+    obj: legacy('log: debug\n'),
+    want: [['data.config.log', Codes.FIELD_UNKNOWN]],
+  },
+  {
+    name: 'metallb-system/config that does not parse is an error even without address-pools',
+    obj: legacy('peers: [\n'),
+    want: [['data.config', Codes.YAML_INVALID]],
+  },
+  {
+    name: "a ConfigMap with only peers is MetalLB's, in any namespace",
+    obj: { ...legacy('peers:\n- peer-address: 10.0.0.1\n'), metadata: { name: 'lb', namespace: 'x' } },
+    want: [['data.config.peers', Codes.BGP_UNSUPPORTED]],
+  },
+  {
+    name: 'legacy bfd-profiles are valid (named, each name once); capitalised pool names too',
+    obj: legacy(
+      'bfd-profiles:\n- name: fast\n  receive-interval: 300\n- name: slow\naddress-pools:\n- name: Office_LAN\n  protocol: layer2\n  addresses: [10.0.0.0/24]\n',
+    ),
+    want: [],
+  },
+  {
+    name: 'legacy bfd-profiles: a name twice, an unknown field',
+    obj: legacy('bfd-profiles:\n- name: fast\n- name: fast\n  recieve-interval: 3\n'),
+    want: [
+      ['data.config.bfd-profiles[1].recieve-interval', Codes.FIELD_UNKNOWN],
+      ['data.config.bfd-profiles[1].name', Codes.FIELD_INVALID],
+    ],
+  },
+  {
+    name: 'legacy: a bfd profile that is not a map, one without a name, a pool with an empty name',
+    obj: legacy(
+      "bfd-profiles: [fast, {name: ''}]\naddress-pools:\n- name: ''\n  protocol: layer2\n  addresses: [10.0.0.0/24]\n  bgp-advertisements: []\n",
+    ),
+    want: [
+      ['data.config.bfd-profiles[0]', Codes.FIELD_INVALID],
+      ['data.config.bfd-profiles[1].name', Codes.FIELD_REQUIRED],
+      ['data.config.address-pools[0].name', Codes.FIELD_REQUIRED],
+    ],
+  },
+  {
+    name: 'legacy layer2 pool with bgp-advertisements',
+    obj: legacy(
+      'address-pools:\n- name: a\n  protocol: layer2\n  addresses: [10.0.0.0/24]\n  bgp-advertisements:\n  - localpref: 100\n',
+    ),
+    want: [['data.config.address-pools[0].bgp-advertisements', Codes.FIELD_INVALID]],
+  },
   { name: 'a LoadBalancer Service', obj: service({}), want: [] },
   {
     name: 'a ClusterIP Service is valid (vipmesh just gives it nothing)',
@@ -221,6 +273,81 @@ const cases: Array<{ name: string; obj: unknown; want: Array<[string, string]> }
     name: 'RequireDualStack with one address, pinned family not in ipFamilies',
     obj: service({ ipFamilyPolicy: 'RequireDualStack', loadBalancerIP: '10.0.0.1' }),
     want: [['spec.loadBalancerIP', Codes.FAMILY_MISMATCH]],
+  },
+  {
+    name: 'one address for a dual-stack Service (ipFamilies lists both), either policy',
+    obj: service({
+      ipFamilyPolicy: 'PreferDualStack',
+      ipFamilies: ['IPv4', 'IPv6'],
+      loadBalancerIP: '10.0.0.1',
+    }),
+    want: [['spec.loadBalancerIP', Codes.FAMILY_MISMATCH]],
+  },
+  {
+    name: 'one address in the annotation for a RequireDualStack Service with both families',
+    obj: service(
+      { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6', 'IPv4'] },
+      { 'metallb.io/loadBalancerIPs': '2001:db8::1' },
+    ),
+    want: [['metadata.annotations["metallb.io/loadBalancerIPs"]', Codes.FAMILY_MISMATCH]],
+  },
+  {
+    name: 'one address for PreferDualStack without ipFamilies is taken',
+    obj: service({ ipFamilyPolicy: 'PreferDualStack', loadBalancerIP: '10.0.0.1' }),
+    want: [],
+  },
+  {
+    name: 'an externalTrafficPolicy Kubernetes does not know',
+    obj: service({ externalTrafficPolicy: 'local' }),
+    want: [['spec.externalTrafficPolicy', Codes.FIELD_INVALID]],
+  },
+  {
+    name: 'an L2Advertisement with serviceSelectors',
+    obj: l2({ serviceSelectors: [{ matchLabels: { exposure: 'public' } }] }),
+    want: [],
+  },
+  {
+    name: 'duplicates MetalLB refuses in an L2Advertisement',
+    obj: l2({
+      ipAddressPools: ['a', 'b', 'a'],
+      ipAddressPoolSelectors: [{ matchLabels: { x: '1', y: '2' } }, { matchLabels: { y: '2', x: '1' } }],
+      nodeSelectors: [
+        { matchExpressions: [{ key: 'k', operator: 'In', values: ['1', '2'] }] },
+        { matchExpressions: [{ key: 'k', operator: 'In', values: ['2', '1'] }] },
+      ],
+      serviceSelectors: [{ matchLabels: { a: 'b' } }, { matchLabels: { a: 'b' } }],
+    }),
+    want: [
+      ['spec.ipAddressPools[2]', Codes.FIELD_INVALID],
+      ['spec.ipAddressPoolSelectors[1]', Codes.FIELD_INVALID],
+      ['spec.nodeSelectors[1]', Codes.FIELD_INVALID],
+      ['spec.serviceSelectors[1]', Codes.FIELD_INVALID],
+    ],
+  },
+  {
+    name: 'duplicates MetalLB refuses in a serviceAllocation, and in one expression',
+    obj: ipPool({
+      addresses: ['198.51.100.0/24'],
+      serviceAllocation: {
+        namespaces: ['web', 'web'],
+        namespaceSelectors: [{ matchLabels: { team: 'a' } }, { matchLabels: { team: 'a' } }],
+        serviceSelectors: [
+          {
+            matchExpressions: [
+              { key: 'k', operator: 'In', values: ['x', 'x'] },
+              { key: 'j', operator: 'Exists' },
+              { key: 'j', operator: 'Exists' },
+            ],
+          },
+        ],
+      },
+    }),
+    want: [
+      ['spec.serviceAllocation.namespaces[1]', Codes.FIELD_INVALID],
+      ['spec.serviceAllocation.namespaceSelectors[1]', Codes.FIELD_INVALID],
+      ['spec.serviceAllocation.serviceSelectors[0].matchExpressions[0].values[1]', Codes.FIELD_INVALID],
+      ['spec.serviceAllocation.serviceSelectors[0].matchExpressions[2]', Codes.FIELD_INVALID],
+    ],
   },
   {
     name: 'an IPv4 address for an IPv6 Service',
@@ -306,6 +433,7 @@ t.test('converters give the normalized types', async (t) => {
     ipAddressPools: ['a'],
     ipAddressPoolSelectors: [],
     nodeSelectors: [],
+    serviceSelectors: [],
     interfaces: [],
   });
   t.same(
@@ -393,4 +521,20 @@ t.test('validateObject never throws, whatever the object', async (t) => {
     { numRuns: 1000 },
   );
   t.pass();
+});
+
+t.test('externalTrafficPolicy Local makes the pod selector the backend key', async (t) => {
+  const local = (selector?: Record<string, string>) =>
+    toServiceRequest(service({ externalTrafficPolicy: 'Local', ...(selector ? { selector } : {}) }))
+      .backendKey;
+  t.equal(
+    local({ tier: 'web', app: 'shop' }),
+    'app=shop,tier=web',
+    'keys sorted, as Kubernetes prints a selector',
+  );
+  t.equal(local(), undefined, 'no selector: nothing to match, as with Cluster');
+  t.equal(
+    toServiceRequest(service({ externalTrafficPolicy: 'Cluster', selector: { app: 'shop' } })).backendKey,
+    undefined,
+  );
 });

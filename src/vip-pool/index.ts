@@ -15,6 +15,7 @@ export {
   toServiceRequest,
   validateObject,
 } from './decode.js';
+export { isLegacyMetallbConfig } from './decode-pool.js';
 export { announcersFor, type NodeInfo } from './l2.js';
 export { type Leaf, SCHEMAS, type Schema } from './schema.js';
 export {

@@ -100,3 +100,35 @@ t.test('which nodes announce a pool, and on which interfaces', async (t) => {
     { node: 'pi3', interfaces: undefined },
   ]);
 });
+
+t.test('advertisement serviceSelectors: which Services an advertisement announces', async (t) => {
+  const p = pool('lan', ['198.51.100.0/24']);
+  const nodes: NodeInfo[] = [
+    { name: 'pi1', labels: { edge: 'true' } },
+    { name: 'pi2', labels: {} },
+  ];
+  const advs = [
+    adv('public', { serviceSelectors: [{ matchLabels: { exposure: 'public' } }], interfaces: ['eth0'] }),
+    adv('edge', { nodeSelectors: [{ matchLabels: { edge: 'true' } }] }),
+  ];
+  const web = { labels: { exposure: 'public' }, shared: false };
+  t.same(announcersFor(p, advs, nodes, web), [
+    { node: 'pi1', interfaces: undefined },
+    { node: 'pi2', interfaces: ['eth0'] },
+  ]);
+  t.same(
+    announcersFor(p, advs, nodes, { labels: { exposure: 'internal' }, shared: false }),
+    [{ node: 'pi1', interfaces: undefined }],
+    'a Service the selector does not match is announced only by the other advertisement',
+  );
+  t.same(
+    announcersFor(p, advs, nodes, { ...web, shared: true }),
+    [],
+    'an allow-shared-ip Service is not announced where an advertisement selects Services',
+  );
+  t.same(
+    announcersFor(p, [advs[1]!], nodes, { labels: {}, shared: true }),
+    [{ node: 'pi1', interfaces: undefined }],
+    'without serviceSelectors a shared Service is announced as before',
+  );
+});

@@ -7,6 +7,13 @@ export interface NodeInfo {
   labels: Readonly<Record<string, string>>;
 }
 
+/** The Service an address belongs to, as advertisement serviceSelectors see it. */
+export interface AnnouncedService {
+  labels: Readonly<Record<string, string>>;
+  /** True when it carries an allow-shared-ip key. */
+  shared: boolean;
+}
+
 /** A node that may announce a pool's addresses, and where. */
 interface EligibleNode {
   node: string;
@@ -44,16 +51,36 @@ export function nodeSelected(adv: AdvertisementRule, node: NodeInfo): boolean {
 }
 
 /**
- * The nodes that may announce addresses of `pool`, each with the interfaces to use (the union over the
- * advertisements that select it; any advertisement without `interfaces` means every interface).
- * Nodes come back in the order given; the assignment controller picks among them.
+ * The advertisements that cover `pool` and select `svc` (no serviceSelectors, or one matching its
+ * labels). None for a Service with an allow-shared-ip key when one of them has serviceSelectors: an
+ * address shared by several Services cannot follow one Service's labels (MetalLB refuses it too).
+ */
+export function advertisementsForService(
+  pool: AddressPool,
+  advs: readonly AdvertisementRule[],
+  svc: AnnouncedService,
+): AdvertisementRule[] {
+  const mine = advertisementsFor(pool, advs).filter(
+    (a) => (a.serviceSelectors ?? []).length === 0 || anySelectorMatches(a.serviceSelectors!, svc.labels),
+  );
+  if (svc.shared && mine.some((a) => (a.serviceSelectors ?? []).length > 0)) return [];
+  return mine;
+}
+
+/**
+ * The nodes that may announce addresses of `pool` (for `svc`, when given: see
+ * {@link advertisementsForService}), each with the interfaces to use (the union over the advertisements
+ * that select it; any advertisement without `interfaces` means every interface). Nodes come back in the
+ * order given; the assignment controller picks among them.
  */
 export function announcersFor(
   pool: AddressPool,
   advs: readonly AdvertisementRule[],
   nodes: readonly NodeInfo[],
+  svc?: AnnouncedService,
 ): EligibleNode[] {
-  const covering = advertisementsFor(pool, advs);
+  const covering =
+    svc === undefined ? advertisementsFor(pool, advs) : advertisementsForService(pool, advs, svc);
   const out: EligibleNode[] = [];
   for (const node of nodes) {
     const selecting = covering.filter((a) => nodeSelected(a, node));

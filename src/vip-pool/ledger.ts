@@ -2,7 +2,7 @@ import { VipmeshError } from '../errors.js';
 import { formatIp, type Ip, type IpFamily } from '../util/ip.js';
 import { Codes } from './codes.js';
 import type { PoolState, RangeIndex, RangeState } from './pool-state.js';
-import type { ProtocolPort } from './types.js';
+import type { ProtocolPort, ServiceRequest } from './types.js';
 
 /** A Service's addresses as the allocator holds them. */
 export interface Held {
@@ -12,6 +12,8 @@ export interface Held {
   /** `ips` parsed, same order. */
   values: Ip[];
   sharingKey: string | undefined;
+  /** See {@link ServiceRequest.backendKey}. */
+  backendKey: string | undefined;
   ports: ProtocolPort[];
 }
 
@@ -19,7 +21,10 @@ interface IpUse {
   family: IpFamily;
   value: bigint;
   range: RangeState;
-  users: Map<string, { sharingKey: string | undefined; ports: ProtocolPort[] }>;
+  users: Map<
+    string,
+    { sharingKey: string | undefined; backendKey: string | undefined; ports: ProtocolPort[] }
+  >;
 }
 
 function fail(code: string, message: string, details: Record<string, unknown> = {}): never {
@@ -48,13 +53,17 @@ export class Ledger {
     return this.held.values();
   }
 
-  /** The addresses of `pool` and `family` that `sharingKey` uses, lowest first. */
-  sharedIn(sharingKey: string, pool: PoolState, family: IpFamily): Array<{ ip: string; value: Ip }> {
+  /** The addresses of `pool` and `family` that `sharingKey` uses, lowest first, with their range. */
+  sharedIn(
+    sharingKey: string,
+    pool: PoolState,
+    family: IpFamily,
+  ): Array<{ ip: string; value: Ip; range: RangeState }> {
     return [...(this.shared.get(sharingKey) ?? [])]
       .map((ip) => this.ips.get(ip)!)
       .filter((u) => u.range.pool === pool && u.family === family)
       .sort((a, b) => (a.value < b.value ? -1 : 1))
-      .map((u) => ({ ip: formatIp(u), value: { family, value: u.value } }));
+      .map((u) => ({ ip: formatIp(u), value: { family, value: u.value }, range: u.range }));
   }
 
   /** Why `key` may not use `ip` with this key and these ports, or undefined when it may. */
@@ -63,6 +72,7 @@ export class Ledger {
     key: string,
     sharingKey: string | undefined,
     ports: readonly ProtocolPort[],
+    backendKey: string | undefined,
   ): string | undefined {
     const use = this.ips.get(ip);
     if (use === undefined) return undefined;
@@ -75,6 +85,11 @@ export class Ledger {
             : `which shares it only under allow-shared-ip "${u.sharingKey}"`;
         return `${ip} is in use by ${other}, ${theirs}`;
       }
+      if (u.backendKey !== backendKey) {
+        const sel = (k: string | undefined) =>
+          k === undefined ? 'externalTrafficPolicy Cluster' : `externalTrafficPolicy Local selecting ${k}`;
+        return `${ip} is in use by ${other} (${sel(u.backendKey)}), and this Service has ${sel(backendKey)}: with Local, only Services selecting the same pods may share an address`;
+      }
       const clash = ports.find((p) => u.ports.some((q) => q.protocol === p.protocol && q.port === p.port));
       if (clash !== undefined)
         return `${ip} is in use by ${other} with the same allow-shared-ip key, and both use ${clash.protocol}/${clash.port}`;
@@ -83,8 +98,12 @@ export class Ledger {
   }
 
   /** Throw IP_IN_USE (naming the holder) unless `key` may use `ip`. */
-  checkShare(ip: string, key: string, sharingKey: string | undefined, ports: readonly ProtocolPort[]): void {
-    const msg = this.shareProblem(ip, key, sharingKey, ports);
+  checkShare(
+    ip: string,
+    key: string,
+    svc: Pick<ServiceRequest, 'sharingKey' | 'backendKey' | 'ports'>,
+  ): void {
+    const msg = this.shareProblem(ip, key, svc.sharingKey, svc.ports, svc.backendKey);
     if (msg !== undefined)
       fail(Codes.IP_IN_USE, `${key}: ${msg}`, {
         service: key,
@@ -105,7 +124,7 @@ export class Ledger {
         use = { family: v.family, value: v.value, range, users: new Map() };
         this.ips.set(ip, use);
       }
-      use.users.set(h.service, { sharingKey: h.sharingKey, ports: h.ports });
+      use.users.set(h.service, { sharingKey: h.sharingKey, backendKey: h.backendKey, ports: h.ports });
       if (h.sharingKey !== undefined) {
         const set = this.shared.get(h.sharingKey) ?? new Set<string>();
         set.add(ip);

@@ -84,6 +84,9 @@ function indexBlock(
   const header = outerLine(node.range[0]);
   const lc = new LineCounter();
   const inner = parseDocument(node.value, { lineCounter: lc, prettyErrors: false });
+  // The block does not parse: its problem (the decoder reports it on the block) is on the failing line.
+  const bad = inner.errors[0];
+  if (bad !== undefined) out.set(formatPath(base), header + lc.linePos(bad.pos[0]).line);
   indexLines(inner.contents, base, (o) => header + lc.linePos(o).line, out);
 }
 

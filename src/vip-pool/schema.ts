@@ -168,6 +168,7 @@ const L2_SPEC = fields(
     ipAddressPools: listOf(STR),
     ipAddressPoolSelectors: listOf(LABEL_SELECTOR),
     nodeSelectors: listOf(LABEL_SELECTOR),
+    serviceSelectors: listOf(LABEL_SELECTOR),
     interfaces: listOf(STR),
   },
   {
@@ -175,6 +176,8 @@ const L2_SPEC = fields(
       'The pools (by name) whose addresses are announced; all pools when no pool is named or selected.',
     ipAddressPoolSelectors: 'Pools selected by their labels.',
     nodeSelectors: 'The nodes that may announce; all nodes when empty.',
+    serviceSelectors:
+      'The Services (by their labels) whose addresses are announced; all Services when empty.',
     interfaces: 'The interfaces the addresses are announced on; every interface when empty.',
   },
 );

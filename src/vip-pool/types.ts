@@ -46,6 +46,8 @@ export interface AdvertisementRule {
   ipAddressPoolSelectors: LabelSelector[];
   /** Nodes that may announce (ORed); empty: every node. */
   nodeSelectors: LabelSelector[];
+  /** Services whose addresses it announces (ORed); empty or absent: every Service of its pools. */
+  serviceSelectors?: LabelSelector[];
   /** Interfaces to announce on; empty: every interface. */
   interfaces: string[];
 }
@@ -70,6 +72,11 @@ export interface ServiceRequest {
   pool?: string;
   /** The `metallb.io/allow-shared-ip` annotation. */
   sharingKey?: string;
+  /**
+   * With `externalTrafficPolicy: Local`, the Service's pod selector as `k=v,k2=v2` (keys sorted): an
+   * address is shared only among Services with the same one. Absent for `Cluster` (or no selector).
+   */
+  backendKey?: string;
   ipFamilyPolicy: IpFamilyPolicy;
   /** spec.ipFamilies; empty means "either, IPv4 preferred". */
   ipFamilies: IpFamily[];
