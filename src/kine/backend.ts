@@ -10,6 +10,7 @@ import { SqliteDialect } from './dialect.js';
 import { etcdErrors } from './errors.js';
 import type { EtcdBackend, Written } from './etcd-backend.js';
 import type { KeyRange } from './keys.js';
+import { hashKv } from './hash.js';
 import { type LeaseTtl, Lessor } from './lessor.js';
 import { KineMetrics } from './metrics.js';
 import { type AppliedBatch, Mvcc, type WriteTxn } from './mvcc.js';
@@ -26,6 +27,12 @@ import type {
   TxnResponse,
 } from './types.js';
 import { type HubWatcher, WatchHub } from './watch-hub.js';
+
+/**
+ * The peer URL a member reports until MemberUpdate sets others: etcd's default advertised peer URL. No peer
+ * traffic is served (there is no raft); it is what a one-member etcd started without peer flags shows.
+ */
+const DEFAULT_PEER_URL = 'http://localhost:2380';
 
 /** Options for {@link Backend}. */
 export interface BackendOptions {
@@ -137,6 +144,15 @@ export class Backend implements EtcdBackend {
     return this.#hub.size;
   }
 
+  peerUrls(): string[] {
+    const v = this.#dialect.metaGet('peer_urls');
+    return v === undefined ? [DEFAULT_PEER_URL] : (JSON.parse(v) as string[]);
+  }
+
+  setPeerUrls(urls: string[]): void {
+    this.#dialect.metaSet('peer_urls', JSON.stringify(urls));
+  }
+
   header(rev = this.#mvcc.rev): ResponseHeader {
     return { cluster_id: this.clusterId, member_id: this.memberId, revision: rev, raft_term: 2 };
   }
@@ -194,6 +210,17 @@ export class Backend implements EtcdBackend {
 
   history(range: KeyRange, from: number, to: number, withPrevKv: boolean): Event[] {
     return this.#mvcc.history(range, from, to, withPrevKv);
+  }
+
+  hashKv(rev: number): { hash: number; rev: number; compactRev: number } {
+    const current = this.#mvcc.rev;
+    const compactRev = this.#mvcc.compactRev;
+    if (rev > 0 && rev <= compactRev) throw etcdErrors.compacted();
+    if (rev > current) throw etcdErrors.futureRev();
+    const at = rev > 0 ? rev : current;
+    const hash = hashKv(() => this.#dialect.upTo(at), at, compactRev);
+    // etcd reports -1 for a store never compacted.
+    return { hash, rev: current, compactRev: compactRev > 0 ? compactRev : -1 };
   }
 
   size(): { total: number; inUse: number } {
