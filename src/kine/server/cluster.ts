@@ -17,7 +17,11 @@ export interface MemberInfo {
  * this member is refused for want of started members; any other member ID is "member not found".
  * MemberAdd stays unimplemented: etcd would accept the member and then wait, without quorum, for it to start.
  */
-export function clusterService(b: EtcdBackend, log: Logger, member: MemberInfo): UntypedServiceImplementation {
+export function clusterService(
+  b: EtcdBackend,
+  log: Logger,
+  member: MemberInfo,
+): UntypedServiceImplementation {
   const members = () => [
     {
       ID: b.memberId,

@@ -1,8 +1,8 @@
 import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { EtcdBackend } from '../etcd-backend.js';
-import { moveLeader } from './cluster.js';
 import type { Int64 } from '../types.js';
+import { moveLeader } from './cluster.js';
 import { unary } from './common.js';
 
 /** The version Status reports: the etcd API level this datastore implements. */
