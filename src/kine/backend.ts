@@ -1,5 +1,5 @@
-import { randomInt } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { randomInt, randomUUID } from 'node:crypto';
+import { closeSync, openSync, rmSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import type { Registry } from '../metrics.js';
@@ -9,6 +9,7 @@ import { type CompactionOptions, Compactor } from './compactor.js';
 import { SqliteDialect } from './dialect.js';
 import { etcdErrors } from './errors.js';
 import type { EtcdBackend, Written } from './etcd-backend.js';
+import { PRIVATE_FILE_MODE } from './file-modes.js';
 import { hashKv } from './hash.js';
 import type { KeyRange } from './keys.js';
 import { type LeaseTtl, Lessor } from './lessor.js';
@@ -221,6 +222,21 @@ export class Backend implements EtcdBackend {
     const hash = hashKv(() => this.#dialect.upTo(at), at, compactRev);
     // etcd reports -1 for a store never compacted.
     return { hash, rev: current, compactRev: compactRev > 0 ? compactRev : -1 };
+  }
+
+  async snapshot(): Promise<{ file: string; rev: number }> {
+    const file = `${this.#dialect.file}.snapshot-${randomUUID()}`;
+    closeSync(openSync(file, 'wx', PRIVATE_FILE_MODE));
+    const rev = this.#mvcc.rev;
+    try {
+      // Rate 0 on the first step: every page is copied in that one step, so nothing written after
+      // `rev` gets in.
+      await this.#dialect.db.backup(file);
+    } catch (err) {
+      rmSync(file, { force: true });
+      throw err;
+    }
+    return { file, rev };
   }
 
   size(): { total: number; inUse: number } {

@@ -82,6 +82,12 @@ export interface EtcdBackend {
    */
   hashKv(rev: number): { hash: number; rev: number; compactRev: number };
 
+  /**
+   * Maintenance.Snapshot: a consistent copy of the database (SQLite's online backup, taken in one step) in a
+   * new 0600 file next to it. The caller streams and deletes the file.
+   */
+  snapshot(): Promise<{ file: string; rev: number }>;
+
   /** Bytes on disk (database file plus WAL) and bytes of live pages. */
   size(): { total: number; inUse: number };
   /** Maintenance.Defragment: commit what is queued and rewrite the file without free pages. */

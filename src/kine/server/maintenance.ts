@@ -4,6 +4,7 @@ import type { EtcdBackend } from '../etcd-backend.js';
 import type { Int64 } from '../types.js';
 import { moveLeader } from './cluster.js';
 import { unary } from './common.js';
+import { snapshot } from './snapshot.js';
 
 /** The version Status reports: the etcd API level this datastore implements. */
 const API_VERSION = '3.4.0';
@@ -33,6 +34,7 @@ export function maintenanceService(b: EtcdBackend, log: Logger): UntypedServiceI
       return { header: b.header() };
     }),
     MoveLeader: moveLeader(b, log),
+    Snapshot: snapshot(b, log),
     HashKV: unary<{ revision: Int64 }, object>(log, 'HashKV', (req) => {
       const { hash, rev, compactRev } = b.hashKv(Number(req.revision));
       return { header: b.header(rev), hash, compact_revision: compactRev };
