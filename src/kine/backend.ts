@@ -1,5 +1,5 @@
-import { randomInt } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { randomInt, randomUUID } from 'node:crypto';
+import { closeSync, openSync, rmSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import type { Registry } from '../metrics.js';
@@ -9,6 +9,8 @@ import { type CompactionOptions, Compactor } from './compactor.js';
 import { SqliteDialect } from './dialect.js';
 import { etcdErrors } from './errors.js';
 import type { EtcdBackend, Written } from './etcd-backend.js';
+import { PRIVATE_FILE_MODE } from './file-modes.js';
+import { hashKv } from './hash.js';
 import type { KeyRange } from './keys.js';
 import { type LeaseTtl, Lessor } from './lessor.js';
 import { KineMetrics } from './metrics.js';
@@ -26,6 +28,12 @@ import type {
   TxnResponse,
 } from './types.js';
 import { type HubWatcher, WatchHub } from './watch-hub.js';
+
+/**
+ * The peer URL a member reports until MemberUpdate sets others: etcd's default advertised peer URL. No peer
+ * traffic is served (there is no raft); it is what a one-member etcd started without peer flags shows.
+ */
+const DEFAULT_PEER_URL = 'http://localhost:2380';
 
 /** Options for {@link Backend}. */
 export interface BackendOptions {
@@ -137,6 +145,15 @@ export class Backend implements EtcdBackend {
     return this.#hub.size;
   }
 
+  peerUrls(): string[] {
+    const v = this.#dialect.metaGet('peer_urls');
+    return v === undefined ? [DEFAULT_PEER_URL] : (JSON.parse(v) as string[]);
+  }
+
+  setPeerUrls(urls: string[]): void {
+    this.#dialect.metaSet('peer_urls', JSON.stringify(urls));
+  }
+
   header(rev = this.#mvcc.rev): ResponseHeader {
     return { cluster_id: this.clusterId, member_id: this.memberId, revision: rev, raft_term: 2 };
   }
@@ -194,6 +211,32 @@ export class Backend implements EtcdBackend {
 
   history(range: KeyRange, from: number, to: number, withPrevKv: boolean): Event[] {
     return this.#mvcc.history(range, from, to, withPrevKv);
+  }
+
+  hashKv(rev: number): { hash: number; rev: number; compactRev: number } {
+    const current = this.#mvcc.rev;
+    const compactRev = this.#mvcc.compactRev;
+    if (rev > 0 && rev <= compactRev) throw etcdErrors.compacted();
+    if (rev > current) throw etcdErrors.futureRev();
+    const at = rev > 0 ? rev : current;
+    const hash = hashKv(() => this.#dialect.upTo(at), at, compactRev);
+    // etcd reports -1 for a store never compacted.
+    return { hash, rev: current, compactRev: compactRev > 0 ? compactRev : -1 };
+  }
+
+  async snapshot(): Promise<{ file: string; rev: number }> {
+    const file = `${this.#dialect.file}.snapshot-${randomUUID()}`;
+    closeSync(openSync(file, 'wx', PRIVATE_FILE_MODE));
+    const rev = this.#mvcc.rev;
+    try {
+      // Rate 0 on the first step: every page is copied in that one step, so nothing written after
+      // `rev` gets in.
+      await this.#dialect.db.backup(file);
+    } catch (err) {
+      rmSync(file, { force: true });
+      throw err;
+    }
+    return { file, rev };
   }
 
   size(): { total: number; inUse: number } {

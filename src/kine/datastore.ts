@@ -19,10 +19,12 @@ import { encodeRangeResponse } from './codec.js';
 import type { CompactionOptions } from './compactor.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, restrictDatabaseFiles, restrictDir } from './file-modes.js';
 import { type EtcdService, etcdServices } from './proto.js';
+import { authService } from './server/auth.js';
+import { clusterService } from './server/cluster.js';
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, oversized } from './server/common.js';
 import { kvService } from './server/kv.js';
 import { leaseService } from './server/lease.js';
-import { clusterService, maintenanceService, unimplemented } from './server/maintenance.js';
+import { maintenanceService, unimplemented } from './server/maintenance.js';
 import { type WatchOptions, watchService } from './server/watch.js';
 import type { RangeResponse } from './types.js';
 
@@ -102,7 +104,7 @@ export async function startDatastore(opts: DatastoreOptions): Promise<Datastore>
     Lease: leaseService(backend, log),
     Maintenance: maintenanceService(backend, log),
     Cluster: clusterService(backend, log, { name: opts.name ?? 'default', clientUrls: () => [url] }),
-    Auth: {},
+    Auth: authService(log),
   };
   for (const name of Object.keys(defs) as EtcdService[]) {
     server.addService(withSizeCheck(defs[name]), completed(name, defs[name], impls[name]));

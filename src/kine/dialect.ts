@@ -118,6 +118,7 @@ export class SqliteDialect {
         `SELECT * FROM kine WHERE revision >= @rev AND revision < @hi AND name >= @key
          AND (@end IS NULL OR name < @end) ORDER BY id`,
       ),
+      upTo: db.prepare<[number], Row>('SELECT * FROM kine WHERE revision <= ? ORDER BY revision, id'),
       maxRev: db.prepare<[], { r: number | null }>('SELECT MAX(revision) AS r FROM kine'),
       maxIdAt: db.prepare<[number], { id: number | null }>(
         'SELECT MAX(id) AS id FROM kine WHERE revision <= ?',
@@ -171,6 +172,11 @@ export class SqliteDialect {
 
   insert(row: NewRow): void {
     this.#s.insert.run(row);
+  }
+
+  /** Every row at or below `rev`, in log order (revision, then the order written). */
+  upTo(rev: number): IterableIterator<Row> {
+    return this.#s.upTo.iterate(rev);
   }
 
   /** The highest revision still in the log (0 when empty). */

@@ -34,4 +34,12 @@ export const etcdErrors = {
   leaseExist: mk(status.FAILED_PRECONDITION, 'etcdserver: lease already exists'),
   leaseTTLTooLarge: mk(status.OUT_OF_RANGE, 'etcdserver: too large lease TTL'),
   stopped: mk(status.UNAVAILABLE, 'etcdserver: server stopped'),
+  authNotEnabled: mk(status.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'),
+  memberNotFound: mk(status.NOT_FOUND, 'etcdserver: member not found'),
+  memberNotLearner: mk(status.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member'),
+  notEnoughStartedMembers: mk(
+    status.FAILED_PRECONDITION,
+    'etcdserver: re-configuration failed due to not enough started members',
+  ),
+  badLeaderTransferee: mk(status.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
 };

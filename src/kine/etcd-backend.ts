@@ -36,6 +36,11 @@ export interface EtcdBackend {
   /** Reads and watches below this revision answer "compacted". */
   readonly compactRevision: number;
 
+  /** This member's peer URLs, as MemberList reports them. */
+  peerUrls(): string[];
+  /** Record this member's peer URLs (MemberUpdate); they survive a restart. */
+  setPeerUrls(urls: string[]): void;
+
   /** A response header at `rev` (default: the current revision). */
   header(rev?: number): ResponseHeader;
 
@@ -70,6 +75,18 @@ export interface EtcdBackend {
   unwatch(w: HubWatcher): void;
   /** The events of revisions [from, to) on keys in `range`, read from history (a watcher catching up). */
   history(range: KeyRange, from: number, to: number, withPrevKv: boolean): Event[];
+
+  /**
+   * Maintenance.HashKV at `rev` (0: the current revision): etcd's CRC-32C over the history it keeps. Throws
+   * etcd's compacted or future-revision error.
+   */
+  hashKv(rev: number): { hash: number; rev: number; compactRev: number };
+
+  /**
+   * Maintenance.Snapshot: a consistent copy of the database (SQLite's online backup, taken in one step) in a
+   * new 0600 file next to it. The caller streams and deletes the file.
+   */
+  snapshot(): Promise<{ file: string; rev: number }>;
 
   /** Bytes on disk (database file plus WAL) and bytes of live pages. */
   size(): { total: number; inUse: number };

@@ -13,6 +13,7 @@ interface KineFlags {
   autoCompactionMode: string;
   autoCompactionRetention: string;
   compactionInterval?: string;
+  watchProgressNotifyInterval: string;
   name: string;
 }
 
@@ -66,6 +67,11 @@ export function register(program: Command, ctx: CliContext): void {
       '--compaction-interval <duration>',
       'how often auto-compaction runs (default 5m; periodic: retention/10)',
     )
+    .option(
+      '--watch-progress-notify-interval <duration>',
+      "interval of progress notifications to watchers that asked for them (etcd's --experimental-watch-progress-notify-interval)",
+      '10m',
+    )
     .option('--name <name>', 'member name reported by member list', 'default')
     .action(async (flags: KineFlags) => {
       const log = ctx.logger().child({ module: 'kine' });
@@ -74,11 +80,22 @@ export function register(program: Command, ctx: CliContext): void {
         flags.autoCompactionRetention,
         flags.compactionInterval,
       );
+      const progressIntervalMs = parseDuration(
+        flags.watchProgressNotifyInterval,
+        '--watch-progress-notify-interval',
+      );
+      if (progressIntervalMs <= 0) {
+        throw new VipmeshError(
+          'VIPMESH_KINE_BAD_FLAG',
+          `--watch-progress-notify-interval must be above 0, not "${flags.watchProgressNotifyInterval}"`,
+        );
+      }
       const ds = await startDatastore({
         dataDir: flags.dataDir,
         ...(flags.dataFile !== undefined ? { dataFile: flags.dataFile } : {}),
         listenAddress: flags.listenAddress,
         compaction,
+        watch: { progressIntervalMs },
         name: flags.name,
         logger: log,
         registry: createRegistry(),

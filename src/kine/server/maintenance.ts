@@ -1,7 +1,10 @@
 import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { EtcdBackend } from '../etcd-backend.js';
+import type { Int64 } from '../types.js';
+import { moveLeader } from './cluster.js';
 import { unary } from './common.js';
+import { snapshot } from './snapshot.js';
 
 /** The version Status reports: the etcd API level this datastore implements. */
 const API_VERSION = '3.4.0';
@@ -30,28 +33,12 @@ export function maintenanceService(b: EtcdBackend, log: Logger): UntypedServiceI
       b.defragment();
       return { header: b.header() };
     }),
-  };
-}
-
-/** Cluster.MemberList: this one member. */
-export function clusterService(
-  b: EtcdBackend,
-  log: Logger,
-  member: { name: string; clientUrls: () => string[] },
-): UntypedServiceImplementation {
-  return {
-    MemberList: unary<object, object>(log, 'MemberList', () => ({
-      header: b.header(),
-      members: [
-        {
-          ID: b.memberId,
-          name: member.name,
-          peerURLs: [],
-          clientURLs: member.clientUrls(),
-          isLearner: false,
-        },
-      ],
-    })),
+    MoveLeader: moveLeader(b, log),
+    Snapshot: snapshot(b, log),
+    HashKV: unary<{ revision: Int64 }, object>(log, 'HashKV', (req) => {
+      const { hash, rev, compactRev } = b.hashKv(Number(req.revision));
+      return { header: b.header(rev), hash, compact_revision: compactRev };
+    }),
   };
 }
 

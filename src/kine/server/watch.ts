@@ -156,8 +156,9 @@ export class WatchStream {
     for (;;) {
       if (w.canceled || this.#closed) return;
       if (w.nextRev < b.compactRevision) {
+        // etcd's response to a compacted start revision carries revision 0 in its header.
         this.#send({
-          header: b.header(),
+          header: b.header(0),
           watch_id: w.id,
           canceled: true,
           compact_revision: b.compactRevision,
