@@ -190,3 +190,81 @@ spec:
   t.equal(await watching, 0, 'get -w ends when the stream does');
   t.match(watchCtx.out(), /^NAMESPACE\s+NAME\s+TYPE.*\ndefault\s+late\s+LoadBalancer\s+<none>\s+<pending>/);
 });
+
+t.test(
+  'get ipaddresspools lists the legacy ConfigMap pools too, marked; the API lists only stored ones',
+  async (t) => {
+    const endpoint = await datastore(t, 'kine');
+    const { srv, store, c } = await api(t, endpoint);
+    const dir = tempDir('vipmesh-cp-legacy-');
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const conn = ['--server', srv.url, '--token', c.adminToken, '--admin-config', join(dir, 'none.yaml')];
+    const file = join(dir, 'pools.yaml');
+    writeFileSync(
+      file,
+      `apiVersion: v1
+kind: Namespace
+metadata: {name: metallb-system}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.10-198.51.100.20]
+---
+${readFileSync('config/pools/legacy-configmap.yaml', 'utf8')}`,
+    );
+    const applied = await cli(['apply', '-f', file, ...conn]);
+    t.equal(applied.code, 0, applied.err);
+
+    const table = (await cli(['get', 'ipaddresspools', ...conn])).out.split('\n');
+    t.match(table[0], /^NAMESPACE\s+NAME\s+AUTO ASSIGN\s+AVOID BUGGY IPS\s+ADDRESSES\s+SOURCE$/);
+    t.match(
+      table[1],
+      /^metallb-system\s+lan\s+true\s+false\s+198\.51\.100\.10-198\.51\.100\.20\s+IPAddressPool$/,
+    );
+    t.match(
+      table[2],
+      /^metallb-system\s+legacy\s+true\s+false\s+192\.168\.20\.100-192\.168\.20\.120,192\.168\.20\.128\/28\s+ConfigMap metallb-system\/config$/,
+    );
+    t.match(
+      table[3],
+      /^metallb-system\s+legacy-manual\s+false\s+true\s+192\.168\.21\.0\/24\s+ConfigMap metallb-system\/config$/,
+    );
+
+    const yaml = (await cli(['get', 'ipaddresspools', '-o', 'yaml', ...conn])).out;
+    t.match(yaml, /kind: IPAddressPoolList/);
+    t.match(
+      yaml,
+      /kind: IPAddressPool\n\s+metadata:\n\s+name: legacy\n\s+namespace: metallb-system\n\s+annotations:\n\s+vipmesh.io\/source: ConfigMap metallb-system\/config/,
+    );
+    const one = await cli(['get', 'pool', 'legacy-manual', '-n', 'metallb-system', '-o', 'json', ...conn]);
+    t.equal(one.code, 0, one.err);
+    t.same(JSON.parse(one.out).spec, {
+      addresses: ['192.168.21.0/24'],
+      autoAssign: false,
+      avoidBuggyIPs: true,
+    });
+    t.match(
+      (await cli(['get', 'pool', 'nothing', '-n', 'metallb-system', ...conn])).err,
+      /VIPMESH_API_NOT_FOUND/,
+    );
+    t.match(
+      (await cli(['get', 'pool', 'legacy', '-n', 'default', ...conn])).err,
+      /VIPMESH_API_NOT_FOUND/,
+      "a legacy pool lives in its ConfigMap's namespace",
+    );
+
+    // What the API (and so kubectl) lists is what is stored: the ConfigMap, not pools made from it.
+    t.same(
+      (await store.list('ipaddresspools')).items.map((p) => p.metadata.name),
+      ['lan'],
+    );
+    // Without the ConfigMap, its pools are gone from the list.
+    await store.delete('configmaps', 'config', 'metallb-system');
+    t.equal(
+      (await cli(['get', 'ipaddresspools', '-n', 'metallb-system', ...conn])).out.split('\n').length,
+      3,
+    );
+  },
+);

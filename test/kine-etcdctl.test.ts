@@ -33,6 +33,8 @@ const withLease = (f: (lease: string) => string[]): Step => ({ args: (s) => f(s.
 /** Where each side's `snapshot save` writes (the endpoint in the name is normalized like any other). */
 const snapDir = mkdtempSync(join(tmpdir(), 'vipmesh-kine-snap-'));
 const snapFile = (s: Side) => join(snapDir, `snap-${s.endpoint}.db`);
+/** The command with the endpoint written as a URL (`http://host:port`). */
+const withUrl = (args: string[]): Step => ({ args: (s) => [`--endpoints=http://${s.endpoint}`, ...args] });
 const withMember = (f: (member: string) => string[]): Step => ({ args: (s) => f(s.member) });
 
 const script: Step[] = [
@@ -123,6 +125,17 @@ const script: Step[] = [
   cmd('endpoint', 'hashkv', '--rev=50'),
   cmd('endpoint', 'status'),
   cmd('endpoint', 'health'),
+  // Endpoints written as URLs: etcdctl dials them as they are and sends the URL as the HTTP/2 authority.
+  withUrl(['get', 'after']),
+  withUrl(['endpoint', 'status']),
+  withUrl(['endpoint', 'hashkv']),
+  withUrl(['endpoint', 'health']),
+  withUrl(['defrag']),
+  // --cluster: the endpoints come from MemberList's client URLs (http://...).
+  cmd('endpoint', 'status', '--cluster'),
+  cmd('endpoint', 'hashkv', '--cluster'),
+  withUrl(['endpoint', 'hashkv', '--cluster', '-w', 'json']),
+  withUrl(['defrag', '--cluster']),
   cmd('member', 'list'),
   withMember((m) => ['member', 'update', m, '--peer-urls=http://127.0.0.1:2380']),
   cmd('member', 'list', '-w', 'json'),
@@ -132,6 +145,7 @@ const script: Step[] = [
   cmd('member', 'promote', '1234'),
   withMember((m) => ['member', 'promote', m]),
   withMember((m) => ['move-leader', m]),
+  { args: (s) => [`--endpoints=http://${s.endpoint}`, 'move-leader', s.member] },
   cmd('move-leader', '1234'),
   cmd('--user', 'someone:secret', 'put', 'with-user', 'v'),
   cmd('--user', 'someone:secret', 'get', 'with-user'),
@@ -227,3 +241,30 @@ t.test('etcdctl gives the same answers from vipmesh as from etcd', async (t) => 
   const status = await etcdctl(sides[1].endpoint, ['snapshot', 'status', snapFile(sides[1])]);
   t.match(status.stderr, 'invalid database', 'etcdctl snapshot status cannot read it');
 });
+
+t.test(
+  'etcdctl on unix:///path (the embedded default) runs the commands that dial it as written',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'vipmesh-kine-unix-'));
+    const sock = `unix://${join(dir, 'kine.sock')}`;
+    const ds = await startDatastore({ dataDir: dir, listenAddress: sock, logger: silentLogger() });
+    t.teardown(async () => {
+      await ds.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const run = async (...args: string[]) => {
+      const r = await etcdctl(sock, args);
+      t.equal(r.code, 0, `etcdctl ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    t.equal(await run('put', 'k', 'v'), 'OK\n');
+    t.equal(await run('get', 'k'), 'k\nv\n');
+    t.match(await run('endpoint', 'status'), new RegExp(`^${sock}, [0-9a-f]+, 3\\.4\\.0, `));
+    t.match(await run('endpoint', 'status', '--cluster'), new RegExp(`^${sock}, [0-9a-f]+, 3\\.4\\.0, `));
+    const hash = await run('endpoint', 'hashkv');
+    t.match(hash, new RegExp(`^${sock}, \\d+\\n$`));
+    t.equal(await run('endpoint', 'hashkv', '--cluster'), hash);
+    t.equal(await run('defrag'), `Finished defragmenting etcd member[${sock}]\n`);
+    t.match(await run('snapshot', 'save', join(dir, 'snap.db')), /Snapshot saved at/);
+  },
+);

@@ -21,7 +21,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Run etcdctl (API v3) against `endpoint`; never rejects. */
+/** Run etcdctl (API v3) against `endpoint` (unless `args` has its own `--endpoints=`); never rejects. */
 export function etcdctl(
   endpoint: string,
   args: string[],
@@ -31,7 +31,13 @@ export function etcdctl(
   return new Promise((resolve) => {
     const child = execFile(
       'etcdctl',
-      [`--endpoints=${endpoint}`, '--dial-timeout=3s', '--command-timeout=5s', ...args],
+      [
+        // etcdctl adds up repeated --endpoints flags: an --endpoints in args replaces this one.
+        ...(args.some((a) => a.startsWith('--endpoints=')) ? [] : [`--endpoints=${endpoint}`]),
+        '--dial-timeout=3s',
+        '--command-timeout=5s',
+        ...args,
+      ],
       { env: { ...process.env, ETCDCTL_API: '3' }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;

@@ -7,6 +7,7 @@ export { applyObject, outcomeLine, readObjects, typeName } from './apply.js';
 export { ApiClient } from './client.js';
 export { createResourceStore } from './create.js';
 export { kubeconfig } from './kubeconfig.js';
+export { legacyPoolObjects, POOL_SOURCE_ANNOTATION, poolSource } from './legacy-pools.js';
 export { describeNode, describeService, printTable } from './printers.js';
 export type { Status } from './status.js';
 export type { Event, KubeObject, Node, ObjectList, ResourceInfo, Service, WatchEvent } from './types.js';

@@ -22,6 +22,8 @@ export interface TableOptions {
   now: number;
   /** The Nodes, to show which one holds each Service's VIPs (wide Service tables). */
   nodes?: Node[];
+  /** Columns added after the kind's own (the CLI's SOURCE of address pools). */
+  extraColumns?: Array<{ header: string; value: (o: KubeObject) => string }>;
 }
 
 /** kubectl's short age: `45s`, `12m`, `5h`, `3d`. */
@@ -219,11 +221,13 @@ export function printTable(r: ResourceInfo, items: KubeObject[], opts: TableOpti
     ...(opts.withNamespace ? ['NAMESPACE'] : []),
     ...cols.header,
     ...(opts.wide ? cols.wide : []),
+    ...(opts.extraColumns ?? []).map((c) => c.header),
   ];
   const rows = items.map((o) => [
     ...(opts.withNamespace ? [o.metadata.namespace ?? ''] : []),
     ...cols.row(o, opts),
     ...(opts.wide ? cols.wideRow(o, opts) : []),
+    ...(opts.extraColumns ?? []).map((c) => c.value(o)),
   ]);
   return formatTable(header, rows);
 }

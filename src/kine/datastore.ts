@@ -14,6 +14,7 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import { isPortNumber, joinHostPort, splitHostPort } from '../util/host-port.js';
+import { admitConnection } from './authority.js';
 import { Backend } from './backend.js';
 import { encodeRangeResponse } from './codec.js';
 import type { CompactionOptions } from './compactor.js';
@@ -158,7 +159,10 @@ export async function startDatastore(opts: DatastoreOptions): Promise<Datastore>
  */
 async function bind(server: Server, listen: string): Promise<{ address: string; net: NetServer }> {
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-  const net = createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+  // admitConnection: etcdctl's URL-shaped authorities (see authority.ts), at no cost after the first request.
+  const net = createServer({ noDelay: true }, (socket) =>
+    admitConnection(socket, (s) => injector.injectConnection(s)),
+  );
   let address: string;
   if (listen.startsWith('unix://')) {
     const path = listen.slice('unix://'.length);

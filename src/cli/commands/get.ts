@@ -3,8 +3,10 @@ import { stringify } from 'yaml';
 import {
   type ApiClient,
   type KubeObject,
+  legacyPoolObjects,
   type Node,
   type ObjectList,
+  poolSource,
   printTable,
   type ResourceInfo,
   resourceFor,
@@ -30,6 +32,33 @@ export function kindArg(kind: string): ResourceInfo {
     );
   }
   return r;
+}
+
+/**
+ * `get ipaddresspools`: the stored pools plus those of legacy MetalLB ConfigMaps, which the allocator uses
+ * too (marked by their annotation and the SOURCE column). Only the CLI adds them; the API lists what is
+ * stored, as MetalLB's CRDs list only CRD objects.
+ */
+async function withLegacyPools(
+  client: ApiClient,
+  list: ObjectList,
+  namespace: string | undefined,
+): Promise<ObjectList> {
+  const legacy = legacyPoolObjects((await client.listAll('configmaps', namespace)).items);
+  return { ...list, items: [...list.items, ...legacy] };
+}
+
+/** One pool by name: the stored one, else a legacy ConfigMap's of that name, else the API's NotFound. */
+async function getPool(client: ApiClient, name: string, namespace: string): Promise<KubeObject> {
+  try {
+    return await client.get('ipaddresspools', name, namespace);
+  } catch (err) {
+    if (!(err instanceof VipmeshError) || err.code !== 'VIPMESH_API_NOT_FOUND') throw err;
+    const legacy = legacyPoolObjects((await client.listAll('configmaps', namespace)).items);
+    const found = legacy.find((p) => p.metadata.name === name);
+    if (found === undefined) throw err;
+    return found;
+  }
 }
 
 /** Print objects in `-o` format; the table when none. */
@@ -68,6 +97,9 @@ async function printObjects(
           withNamespace: opts.withNamespace,
           now: Date.now(),
           ...(nodes ? { nodes } : {}),
+          ...(r.resource === 'ipaddresspools'
+            ? { extraColumns: [{ header: 'SOURCE', value: poolSource }] }
+            : {}),
         }),
       );
       return;
@@ -152,10 +184,16 @@ export function register(program: Command, ctx: CliContext): void {
       }
       const client = await connectFromFlags(cmd.opts());
       try {
-        const result =
-          name === undefined
-            ? await client.listAll(r.resource, r.namespaced ? opts.namespace : undefined, chunk)
-            : await client.get(r.resource, name, opts.namespace ?? 'default');
+        const pools = r.resource === 'ipaddresspools';
+        let result: KubeObject | ObjectList;
+        if (name === undefined) {
+          result = await client.listAll(r.resource, r.namespaced ? opts.namespace : undefined, chunk);
+          if (pools) result = await withLegacyPools(client, result, opts.namespace);
+        } else if (pools) {
+          result = await getPool(client, name, opts.namespace ?? 'default');
+        } else {
+          result = await client.get(r.resource, name, opts.namespace ?? 'default');
+        }
         const withNamespace = r.namespaced && name === undefined && opts.namespace === undefined;
         const output = opts.output ? { output: opts.output } : {};
         await printObjects(ctx, client, r, result, { withNamespace, ...output });
