@@ -6,3 +6,4 @@ export type { ConnectionLimitOptions } from './connection-limits.js';
 export { datastoreDir, defaultDatastoreListen } from './datastore-step.js';
 export { ELECTION_NAME } from './election.js';
 export { type RunningServer, startServer } from './server.js';
+export type { SnapshotOptions } from './server-options.js';
