@@ -15,7 +15,6 @@ import { Etcd3 } from 'etcd3';
 import { startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
 import { restoreSnapshot, saveSnapshot } from '../src/snapshot/index.js';
-import { svc } from '../src/testing/controlplane.js';
 import { startEtcd } from '../src/testing/datastores.js';
 
 const exec = promisify(execFile);
@@ -36,7 +35,13 @@ async function fill(url: string): Promise<void> {
         if (i >= SERVICES) return;
         const name = `svc-${i}`;
         const s = {
-          ...svc(name),
+          apiVersion: 'v1',
+          kind: 'Service',
+          spec: {
+            type: 'LoadBalancer',
+            ports: [{ name: 'http', port: 80, protocol: 'TCP' }],
+            selector: { app: name },
+          },
           metadata: {
             name,
             namespace: 'default',
