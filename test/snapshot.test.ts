@@ -5,13 +5,16 @@
  * the save began is back, every pool is back, and every address the snapshot held is the address the new
  * server serves. The same with the server on a real etcd (its bbolt snapshot is restored key by key), an
  * `etcdctl snapshot save` file of the embedded datastore, and `vipmesh server --cluster-reset --restore-path`.
+ * And a restore on the node that lost its data: with agents (fake announcers) holding VIPs, no VIP moves.
  */
 import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import t, { type Test } from 'tap';
-import type { Service } from '../src/api/index.js';
+import { Agent } from '../src/agent/index.js';
+import type { Node, Service } from '../src/api/index.js';
 import { run } from '../src/cli/program.js';
 import { startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
@@ -19,6 +22,7 @@ import { type RunningServer, startServer } from '../src/server/index.js';
 import { captureCli } from '../src/testing/cli.js';
 import { svc } from '../src/testing/controlplane.js';
 import { startEtcd } from '../src/testing/datastores.js';
+import { FakeAnnouncer } from '../src/testing/fake-announcer.js';
 import { tempDir } from '../src/testing/tmp.js';
 import { until } from '../src/testing/until.js';
 
@@ -238,5 +242,113 @@ t.test('--restore-path is refused without --cluster-reset and with an external d
       datastoreEndpoint: 'http://127.0.0.1:1',
     }),
     { code: 'VIPMESH_SNAPSHOT_BAD_FLAG', message: /etcdctl snapshot restore/ },
+  );
+});
+
+t.test('restored on the node that lost its data, every VIP stays with its holder', async (t) => {
+  const dir = tempDir('vipmesh-snap-vips-');
+  const agentOf = (name: string, url: string, token: string, announcer: FakeAnnouncer) =>
+    new Agent({
+      servers: [url],
+      token,
+      nodeName: name,
+      dataDir: join(dir, `agent-${name}`),
+      registration: {
+        addresses: [{ type: 'InternalIP', address: name === 'srv' ? '127.0.0.1' : '127.0.0.2' }],
+      },
+      announcer,
+      heartbeatMs: 50,
+      misses: 3,
+      logger: silentLogger(),
+    });
+  const withLocal = async (port: number) => {
+    // Long enough for the agents to reconnect on a loaded machine; the test never waits for its end.
+    const srv = await server(join(dir, 'srv'), { httpsListenPort: port, nodeGraceMs: 30_000 });
+    const ann = new FakeAnnouncer();
+    const local = agentOf('srv', srv.url, srv.credentials.joinToken, ann);
+    srv.closeFirst('local-agent', () => local.close());
+    await local.start();
+    return { srv, ann };
+  };
+  let { srv, ann } = await withLocal(0);
+  const port = srv.port;
+  const annB = new FakeAnnouncer();
+  const b = agentOf('b', srv.url, srv.credentials.joinToken, annB);
+  t.teardown(async () => {
+    await b.close();
+    await srv.close();
+  });
+  await b.start();
+  const ready = (n: Node | undefined) =>
+    n?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  await until(
+    'both nodes Ready',
+    () => ready(srv.informers.nodes.items.get('srv')) && ready(srv.informers.nodes.items.get('b')),
+  );
+  await srv.store.create('ipaddresspools', {
+    apiVersion: 'metallb.io/v1beta1',
+    kind: 'IPAddressPool',
+    metadata: { name: 'lan', namespace: 'default' },
+    spec: { addresses: ['198.51.100.200-198.51.100.205'] },
+  });
+  await srv.store.create('l2advertisements', {
+    apiVersion: 'metallb.io/v1beta1',
+    kind: 'L2Advertisement',
+    metadata: { name: 'lan', namespace: 'default' },
+    spec: { ipAddressPools: ['lan'] },
+  });
+  for (let i = 0; i < 6; i++) {
+    await srv.store.create('services', {
+      ...svc(`s${i}`),
+      metadata: { name: `s${i}`, namespace: 'default' },
+    });
+  }
+  const holders = () => {
+    const out: Record<string, string> = {};
+    for (const n of srv.informers.nodes.items.values())
+      for (const v of n.status?.vips ?? []) out[v] = n.metadata.name;
+    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
+  };
+  await until('six VIPs placed and held', () => {
+    const h = holders();
+    return (
+      Object.keys(h).length === 6 &&
+      Object.entries(h).every(([v, n]) => (n === 'srv' ? ann : annB).held.has(v)) &&
+      h
+    );
+  });
+  const placed = holders();
+  t.ok(Object.values(placed).includes('b') && Object.values(placed).includes('srv'), 'both nodes hold VIPs');
+  const out = await cli('snapshot', 'save', '--data-dir', join(dir, 'srv'), '--node-name', 'srv');
+  const name = /Snapshot (\S+) saved/.exec(out)![1]!;
+
+  // The server goes down and its data with it; the agents keep what they hold.
+  await srv.close();
+  for (const ext of ['', '-wal', '-shm'])
+    rmSync(join(dir, 'srv', 'server', 'db', `state.db${ext}`), { force: true });
+  await cli('snapshot', 'restore', name, '--data-dir', join(dir, 'srv'));
+  const seen: string[] = [];
+  ({ srv, ann } = await withLocal(port));
+  const look = () => seen.push(JSON.stringify(holders()));
+  srv.informers.nodes.on('change', look);
+  look();
+  await until('the restored server is master', () => srv.controllers() !== undefined);
+  await until('b is back', () => srv.tunnel.sessions.has('b'));
+  await until('the local agent holds its VIPs again', () =>
+    Object.entries(placed).every(([v, n]) => n !== 'srv' || ann.held.has(v)),
+  );
+  await srv.controllers()?.idle();
+  look();
+  t.same(
+    [...new Set(seen)],
+    [JSON.stringify(placed)],
+    'every VIP kept its holder from the start of the restored server on',
+  );
+  t.same(
+    [...annB.held].sort(),
+    Object.keys(placed)
+      .filter((v) => placed[v] === 'b')
+      .sort(),
+    'b still holds its VIPs',
   );
 });
