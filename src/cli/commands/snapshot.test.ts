@@ -64,3 +64,33 @@ t.test('vipmesh server refuses a bad snapshot schedule or retention before start
   const keep = await cli('server', '--data-dir', data, '--snapshot-retention', '0');
   t.match(keep.err, /--snapshot-retention/);
 });
+
+t.test(
+  "the server's config file gives the data dir, the snapshot dir and the endpoint; flags win",
+  async (t) => {
+    const data = tempDir('vipmesh-snapcli-');
+    const snaps = join(data, 'elsewhere');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(snaps);
+    writeFileSync(join(snaps, 'on-demand-n1-1700000001'), 'x');
+    const config = join(data, 'config.yaml');
+    writeFileSync(
+      config,
+      `data-dir: ${data}\nsnapshot-dir: ${snaps}\ndatastore-endpoint: http://127.0.0.1:9\nhttps-listen-port: 6443\n`,
+    );
+    const ls = await cli('snapshot', 'ls', '--config', config, '-o', 'json');
+    t.equal(ls.err, '', 'no warning for the server keys');
+    t.match(JSON.parse(ls.out), [{ name: 'on-demand-n1-1700000001' }]);
+    t.same(
+      JSON.parse((await cli('snapshot', 'ls', '--config', config, '--dir', data, '-o', 'json')).out),
+      [],
+    );
+    const save = await cli('snapshot', 'save', '--config', config);
+    t.match(
+      save.err,
+      /cannot reach the datastore at http:\/\/127\.0\.0\.1:9: .*is --datastore-endpoint right/,
+    );
+    const missing = await cli('snapshot', 'ls', '--config', join(data, 'nope.yaml'));
+    t.match(missing.err, /VIPMESH_CONFIG_MISSING/);
+  },
+);

@@ -16,6 +16,7 @@ import {
   saveSnapshot,
   snapshotName,
 } from '../../snapshot/index.js';
+import { DEFAULT_CONFIG_PATH, loadConfig } from '../config.js';
 import type { CliContext } from '../context.js';
 import { addDataDirOption, nodeNameOf, positiveInt } from './node-options.js';
 
@@ -36,12 +37,47 @@ function dirOf(f: SnapshotFlags): string {
   return f.dir ?? defaultSnapshotDir(f.dataDir);
 }
 
+/**
+ * The server's config keys a `snapshot` subcommand takes (as k3s's etcd-snapshot reads k3s's config), with
+ * the option each sets; the server's other keys are not the command's business and are ignored silently.
+ */
+const FROM_SERVER_CONFIG: Record<string, string> = {
+  'data-dir': 'dataDir',
+  'datastore-endpoint': 'datastoreEndpoint',
+  'node-name': 'nodeName',
+  'snapshot-dir': 'dir',
+  'snapshot-retention': 'snapshotRetention',
+};
+
+/** Fill the options not given on the command line from the server's config file. */
+function applyServerConfig(cmd: Command): void {
+  const path = cmd.getOptionValue('config') as string;
+  const loaded = loadConfig(path, cmd.getOptionValueSource('config') !== 'default');
+  const attrs = new Set(cmd.options.map((o) => o.attributeName()));
+  for (const [key, attr] of Object.entries(FROM_SERVER_CONFIG)) {
+    const v = loaded.values.get(key);
+    if (v === undefined || !attrs.has(attr)) continue;
+    const source = cmd.getOptionValueSource(attr);
+    if (source === 'cli' || source === 'env') continue;
+    cmd.setOptionValueWithSource(attr, String(v.value), 'config');
+  }
+}
+
 /** The common flags of every `snapshot` subcommand. */
 function common(cmd: Command): Command {
   addDataDirOption(cmd, "the server's data dir (its datastore socket and default snapshot dir)");
   return cmd
     .option('--dir <dir>', 'snapshot directory (default <data-dir>/server/db/snapshots)')
-    .option('--node-name <name>', "this node's name in snapshot names (default: the hostname)");
+    .option('--node-name <name>', "this node's name in snapshot names (default: the hostname)")
+    .addOption(
+      new Option(
+        '-c, --config <file>',
+        "the server's config file: data-dir, datastore-endpoint, node-name, snapshot-dir and snapshot-retention are taken from it",
+      )
+        .env('VIPMESH_CONFIG')
+        .default(DEFAULT_CONFIG_PATH),
+    )
+    .hook('preAction', (cmd) => applyServerConfig(cmd));
 }
 
 export function register(program: Command, ctx: CliContext): void {
