@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { Etcd3 } from 'etcd3';
@@ -26,6 +26,9 @@ interface SnapshotFlags {
   name: string;
   nodeName?: string;
   datastoreEndpoint?: string;
+  datastoreCafile?: string;
+  datastoreCertfile?: string;
+  datastoreKeyfile?: string;
   output?: 'table' | 'json';
   snapshotRetention?: string;
 }
@@ -44,6 +47,9 @@ function dirOf(f: SnapshotFlags): string {
 const FROM_SERVER_CONFIG: Record<string, string> = {
   'data-dir': 'dataDir',
   'datastore-endpoint': 'datastoreEndpoint',
+  'datastore-cafile': 'datastoreCafile',
+  'datastore-certfile': 'datastoreCertfile',
+  'datastore-keyfile': 'datastoreKeyfile',
   'node-name': 'nodeName',
   'snapshot-dir': 'dir',
   'snapshot-retention': 'snapshotRetention',
@@ -94,15 +100,19 @@ export function register(program: Command, ctx: CliContext): void {
       '--datastore-endpoint <urls>',
       "the server's etcd (http://h1:2379,...); default: the embedded datastore's socket under --data-dir (root only)",
     )
+    .option('--datastore-cafile <file>', "CA certificate of the etcd cluster's TLS (https:// endpoints)")
+    .option('--datastore-certfile <file>', 'client certificate for etcd (with --datastore-keyfile)')
+    .option('--datastore-keyfile <file>', 'client key for etcd')
     .action(async (f: SnapshotFlags) => {
       const name = snapshotName(f.name, nodeNameOf(f.nodeName), Date.now());
+      const credentials = tlsOf(f);
       const external = f.datastoreEndpoint !== undefined && f.datastoreEndpoint !== '';
       const endpoint = external ? String(f.datastoreEndpoint) : defaultDatastoreListen(f.dataDir);
       const hosts = endpoint
         .split(',')
         .map((h) => h.trim())
         .filter(Boolean);
-      const etcd = new Etcd3({ hosts });
+      const etcd = new Etcd3({ hosts, ...(credentials === undefined ? {} : { credentials }) });
       try {
         await reachable(etcd, endpoint, external);
         const saved = await saveSnapshot(etcd, join(dirOf(f), name), endpoint);
@@ -157,6 +167,45 @@ export function register(program: Command, ctx: CliContext): void {
           `${res.previous === undefined ? '' : `; the previous data file is ${res.previous}`}\n`,
       );
     });
+}
+
+/** The etcd client's TLS material from `--datastore-cafile/-certfile/-keyfile`, or none. */
+function tlsOf(
+  f: SnapshotFlags,
+): { rootCertificate: Buffer; certChain?: Buffer; privateKey?: Buffer } | undefined {
+  if (f.datastoreCafile === undefined) {
+    if (f.datastoreCertfile !== undefined || f.datastoreKeyfile !== undefined) {
+      throw new VipmeshError(
+        'VIPMESH_SNAPSHOT_BAD_FLAG',
+        '--datastore-certfile and --datastore-keyfile need --datastore-cafile',
+      );
+    }
+    return undefined;
+  }
+  if ((f.datastoreCertfile === undefined) !== (f.datastoreKeyfile === undefined)) {
+    throw new VipmeshError(
+      'VIPMESH_SNAPSHOT_BAD_FLAG',
+      '--datastore-certfile and --datastore-keyfile go together',
+    );
+  }
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new VipmeshError('VIPMESH_SNAPSHOT_BAD_FLAG', `${flag} ${file}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  };
+  return {
+    rootCertificate: read('--datastore-cafile', f.datastoreCafile),
+    ...(f.datastoreCertfile === undefined
+      ? {}
+      : { certChain: read('--datastore-certfile', f.datastoreCertfile) }),
+    ...(f.datastoreKeyfile === undefined
+      ? {}
+      : { privateKey: read('--datastore-keyfile', f.datastoreKeyfile) }),
+  };
 }
 
 /** Fail early, naming what was tried, when the datastore does not answer. */
