@@ -243,6 +243,10 @@ t.test('--restore-path is refused without --cluster-reset and with an external d
     }),
     { code: 'VIPMESH_SNAPSHOT_BAD_FLAG', message: /etcdctl snapshot restore/ },
   );
+  // --cluster-reset alone: the embedded datastore has one member; the server starts on its data.
+  const plain = await server(tempDir('vipmesh-snap-flags-'), { clusterReset: true });
+  t.ok(plain.url, 'started');
+  await plain.close();
 });
 
 t.test('restored on the node that lost its data, every VIP stays with its holder', async (t) => {
