@@ -8,7 +8,7 @@
  * And a restore on the node that lost its data: with agents (fake announcers) holding VIPs, no VIP moves.
  */
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
@@ -27,6 +27,9 @@ import { tempDir } from '../src/testing/tmp.js';
 import { until } from '../src/testing/until.js';
 
 const exec = promisify(execFile);
+/** One temporary directory for the file (removed at exit), and a new one inside it per use. */
+const base = tempDir('vipmesh-snap-');
+const sub = (prefix: string) => mkdtempSync(join(base, prefix));
 const WRITERS = 16;
 const PER_WRITER = 12;
 
@@ -125,7 +128,7 @@ async function servicesIn(dataDir: string): Promise<Map<string, string | undefin
 
 /** Restore `file` into a fresh data dir, start a server there and check it against what was acknowledged. */
 async function restoreAndCheck(t: Test, file: string, before: Set<string>, source: RunningServer) {
-  const fresh = tempDir('vipmesh-snap-restored-');
+  const fresh = sub('vipmesh-snap-restored-');
   t.match(await cli('snapshot', 'restore', file, '--data-dir', fresh), /restored into/);
   const inSnapshot = await servicesIn(fresh);
   for (const name of before)
@@ -137,14 +140,23 @@ async function restoreAndCheck(t: Test, file: string, before: Set<string>, sourc
     () => restored.isMaster() && restored.controllers() !== undefined,
   );
   await restored.controllers()?.idle();
-  const pools = await restored.store.list('ipaddresspools');
+  // As a user checks: through the restored server's HTTPS API.
+  const conn = [
+    '--server',
+    restored.url,
+    '--token',
+    restored.credentials.adminToken,
+    '--admin-config',
+    join(fresh, 'none'),
+  ];
+  const get = async <T>(what: string) =>
+    JSON.parse(await cli('get', what, '-o', 'json', ...conn)) as { items: T[] };
+  const pools = await get<{ metadata: { name: string }; spec?: { addresses: string[] } }>('ipaddresspools');
   t.same(
     pools.items.map((p) => [p.metadata.name, p.spec?.addresses]),
     [['lan', ['198.51.100.0/24']]],
   );
-  const now = new Map(
-    (await restored.store.list('services')).items.map((s) => [s.metadata.name, addressOf(s)]),
-  );
+  const now = new Map((await get<Service>('services')).items.map((s) => [s.metadata.name, addressOf(s)]));
   t.same(
     [...now.keys()].sort(),
     [...inSnapshot.keys()].sort(),
@@ -164,7 +176,7 @@ async function restoreAndCheck(t: Test, file: string, before: Set<string>, sourc
 }
 
 t.test('embedded datastore: save under 16 writers, restore into a fresh server', async (t) => {
-  const dir = tempDir('vipmesh-snap-src-');
+  const dir = sub('vipmesh-snap-src-');
   const srv = await server(dir);
   t.teardown(() => srv.close());
   await addPool(srv);
@@ -184,12 +196,12 @@ t.test('embedded datastore: save under 16 writers, restore into a fresh server',
 t.test('real etcd: save under 16 writers, restore its bbolt snapshot into a fresh server', async (t) => {
   const etcd = await startEtcd();
   t.teardown(() => etcd.stop());
-  const dir = tempDir('vipmesh-snap-src-');
+  const dir = sub('vipmesh-snap-src-');
   const srv = await server(dir, { datastoreEndpoint: etcd.endpoint });
   t.teardown(() => srv.close());
   await until('master', () => srv.isMaster());
   await addPool(srv);
-  const snaps = tempDir('vipmesh-snap-dir-');
+  const snaps = sub('vipmesh-snap-dir-');
   const { before } = await saveUnderWriters(srv, () =>
     cli('snapshot', 'save', '--datastore-endpoint', etcd.endpoint, '--dir', snaps, '--node-name', 'srv'),
   );
@@ -203,19 +215,19 @@ t.test('real etcd: save under 16 writers, restore its bbolt snapshot into a fres
 t.test(
   'etcdctl snapshot save of the embedded datastore is accepted; --cluster-reset --restore-path starts on it once',
   async (t) => {
-    const dir = tempDir('vipmesh-snap-src-');
+    const dir = sub('vipmesh-snap-src-');
     const srv = await server(dir, { datastoreListenAddress: '127.0.0.1:0' });
     t.teardown(() => srv.close());
     await addPool(srv);
     for (const name of ['a', 'b', 'c'])
       await srv.store.create('services', { ...svc(name), metadata: { name, namespace: 'default' } });
     await srv.controllers()?.idle();
-    const file = join(tempDir('vipmesh-snap-etcdctl-'), 'etcdctl.db');
+    const file = join(sub('vipmesh-snap-etcdctl-'), 'etcdctl.db');
     await exec('etcdctl', [`--endpoints=${srv.datastoreUrl}`, 'snapshot', 'save', file], {
       env: { ...process.env, ETCDCTL_API: '3' },
     });
 
-    const fresh = tempDir('vipmesh-snap-reset-');
+    const fresh = sub('vipmesh-snap-reset-');
     let restored = await server(fresh, { clusterReset: true, restorePath: file });
     const names = async (s: RunningServer) =>
       (await s.store.list('services')).items.map((x) => x.metadata.name).sort();
@@ -231,12 +243,12 @@ t.test(
 );
 
 t.test('--restore-path is refused without --cluster-reset and with an external datastore', async (t) => {
-  const file = join(tempDir('vipmesh-snap-flags-'), 'none');
-  await t.rejects(server(tempDir('vipmesh-snap-flags-'), { restorePath: file }), {
+  const file = join(sub('vipmesh-snap-flags-'), 'none');
+  await t.rejects(server(sub('vipmesh-snap-flags-'), { restorePath: file }), {
     code: 'VIPMESH_SNAPSHOT_BAD_FLAG',
   });
   await t.rejects(
-    server(tempDir('vipmesh-snap-flags-'), {
+    server(sub('vipmesh-snap-flags-'), {
       clusterReset: true,
       restorePath: file,
       datastoreEndpoint: 'http://127.0.0.1:1',
@@ -244,13 +256,13 @@ t.test('--restore-path is refused without --cluster-reset and with an external d
     { code: 'VIPMESH_SNAPSHOT_BAD_FLAG', message: /etcdctl snapshot restore/ },
   );
   // --cluster-reset alone: the embedded datastore has one member; the server starts on its data.
-  const plain = await server(tempDir('vipmesh-snap-flags-'), { clusterReset: true });
+  const plain = await server(sub('vipmesh-snap-flags-'), { clusterReset: true });
   t.ok(plain.url, 'started');
   await plain.close();
 });
 
 t.test('restored on the node that lost its data, every VIP stays with its holder', async (t) => {
-  const dir = tempDir('vipmesh-snap-vips-');
+  const dir = sub('vipmesh-snap-vips-');
   const agentOf = (name: string, url: string, token: string, announcer: FakeAnnouncer) =>
     new Agent({
       servers: [url],
