@@ -28,9 +28,21 @@ const ALLOWED: Record<string, readonly string[]> = {
   controllers: [...BASE, 'api', 'vip-pool', 'flannel-hostgw'],
   daemon: BASE,
   agent: [...BASE, 'daemon', 'api', 'arp', 'flannel-hostgw', 'tunnel', 'pki'],
-  server: [...BASE, 'daemon', 'api', 'controllers', 'kine', 'tunnel', 'pki', 'vip-pool', 'flannel-hostgw'],
+  snapshot: [...BASE, 'kine'],
+  server: [
+    ...BASE,
+    'daemon',
+    'api',
+    'controllers',
+    'kine',
+    'snapshot',
+    'tunnel',
+    'pki',
+    'vip-pool',
+    'flannel-hostgw',
+  ],
   lab: BASE,
-  cli: [...BASE, ...LOWER, 'daemon', 'api', 'controllers', 'agent', 'server', 'lab'],
+  cli: [...BASE, ...LOWER, 'daemon', 'api', 'controllers', 'snapshot', 'agent', 'server', 'lab'],
 };
 /** The only files of src/api the agent may import. */
 const AGENT_API = new Set(['api/agent-protocol.ts', 'api/types.ts']);

@@ -163,6 +163,10 @@ t.test('the example config.yaml loads as flags and documents every server and ag
     'api-max-connections',
     'api-max-connections-per-source',
     'api-request-timeout',
+    'snapshot-schedule',
+    'snapshot-retention',
+    'snapshot-dir',
+    'disable-snapshots',
   ];
   t.same(keys.map((k) => k.key).sort(), [...active, ...commented].sort(), 'every flag is shown once');
   for (const { key, i } of keys) {

@@ -3,5 +3,7 @@
  * relay to the agents, metrics). The node agent it can run beside it is in src/agent.
  */
 export type { ConnectionLimitOptions } from './connection-limits.js';
+export { datastoreDir, defaultDatastoreListen } from './datastore-step.js';
 export { ELECTION_NAME } from './election.js';
 export { type RunningServer, startServer } from './server.js';
+export type { SnapshotOptions } from './server-options.js';

@@ -48,9 +48,25 @@ export interface ServerOptions {
   maxNodes?: number;
   /** The master deletes a Node NotReady this long, releasing its pod subnet [24 h; 0: never]. */
   nodeGcAfterMs?: number;
+  /** Scheduled snapshots of the datastore, taken by the elected master; absent: none. */
+  snapshots?: SnapshotOptions;
+  /** `--cluster-reset`: with `restorePath`, restore the embedded datastore from a snapshot, then start. */
+  clusterReset?: boolean;
+  /** `--restore-path`: the snapshot file `clusterReset` restores. */
+  restorePath?: string;
   logger: Logger;
   registry?: Registry;
   clock?: Clock;
+}
+
+/** Scheduled snapshots (`--snapshot-*`). */
+export interface SnapshotOptions {
+  /** A five-field cron expression [DEFAULT_SCHEDULE of src/snapshot: every 12 hours, on the hour]. */
+  schedule: string;
+  /** Scheduled snapshots kept [5]. */
+  retention: number;
+  /** [`<dataDir>/server/db/snapshots`] */
+  dir?: string;
 }
 
 /** What every start step of the server gets. */

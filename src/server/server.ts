@@ -12,6 +12,7 @@ import { loadCredentials, openClient, openDatastore } from './datastore-step.js'
 import { registerServerGauges, startElection } from './election-step.js';
 import { startInformers, startLifecycle, startRelay, startTunnel } from './nodes-step.js';
 import type { ServerOptions, ServerStep } from './server-options.js';
+import { restoreIfAsked, startSnapshots } from './snapshot-step.js';
 
 /** A running server. */
 export interface RunningServer {
@@ -55,6 +56,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const stack = new ShutdownStack({ logger: log });
   const step: ServerStep = { o, log, registry, stack };
   return stack.start(async () => {
+    await restoreIfAsked(step);
     const data = await openDatastore(step);
     const { etcd, kv, store } = openClient(step, data.endpoints);
     const creds = await loadCredentials(step, kv, data);
@@ -65,6 +67,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const api = await listenApi(step, { store, creds, tunnel });
     const masterGauge = registerServerGauges(registry, informers);
     const election = startElection(step, { etcd, store, kv, informers, lifecycle, masterGauge });
+    startSnapshots(step, { etcd, endpoint: data.endpoints, isMaster: election.isMaster });
     const metrics = await startMetrics(step);
     writeAdmin(step, api.url, creds);
 

@@ -4,7 +4,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
@@ -14,19 +13,10 @@ import type { ResourceStore } from '../api/store.js';
 import { startDatastore } from '../kine/index.js';
 import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
+import { freePort } from '../util/free-port.js';
 import { type ApiServer, createApiServer } from './api-server.js';
 
-/** A free TCP port on 127.0.0.1 (the kernel's pick; closed again before returning). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** A running etcd. */
 export interface TestEtcd {

@@ -6,7 +6,8 @@ import { runDaemon } from '../../daemon/run-daemon.js';
 import { VipmeshError } from '../../errors.js';
 import { DEFAULT_CLUSTER_CIDR } from '../../flannel-hostgw/index.js';
 import { createRegistry } from '../../metrics.js';
-import { type ConnectionLimitOptions, startServer } from '../../server/index.js';
+import { type ConnectionLimitOptions, type SnapshotOptions, startServer } from '../../server/index.js';
+import { CronSchedule, DEFAULT_RETENTION, DEFAULT_SCHEDULE } from '../../snapshot/index.js';
 import { parseDuration } from '../../util/duration.js';
 import { type CliContext, daemonCommand } from '../context.js';
 import {
@@ -39,6 +40,12 @@ interface ServerFlags extends NodeFlags {
   apiMaxConnections: string;
   apiMaxConnectionsPerSource: string;
   apiRequestTimeout: string;
+  snapshotSchedule: string;
+  snapshotRetention: string;
+  snapshotDir?: string;
+  disableSnapshots?: boolean;
+  clusterReset?: boolean;
+  restorePath?: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -113,7 +120,20 @@ export function register(program: Command, ctx: CliContext): void {
       '--api-request-timeout <duration>',
       'deadline for a whole request (headers and body) on the HTTPS port; responses and watches are not bounded',
       '10s',
-    );
+    )
+    .option(
+      '--snapshot-schedule <cron>',
+      'when the elected master snapshots the datastore (five-field cron, local time)',
+      DEFAULT_SCHEDULE,
+    )
+    .option('--snapshot-retention <n>', 'scheduled snapshots kept', String(DEFAULT_RETENTION))
+    .option('--snapshot-dir <dir>', 'where snapshots go (default <data-dir>/server/db/snapshots)')
+    .option('--disable-snapshots', 'take no scheduled snapshots')
+    .option(
+      '--cluster-reset',
+      'with --restore-path: replace the embedded datastore with a snapshot, then start',
+    )
+    .option('--restore-path <file>', 'the snapshot --cluster-reset restores');
   addNodeIdentityOptions(cmd);
   addDataPlaneOptions(cmd, 'local agent: ');
   cmd.action(async (flags: ServerFlags) => {
@@ -128,6 +148,7 @@ export function register(program: Command, ctx: CliContext): void {
       );
     }
     const connectionLimits = connectionLimitsOf(flags);
+    const snapshots = snapshotsOf(flags);
     const nodeOptions = nodeAgentOptions(flags); // also the local agent's; parsed before anything starts
     const { nodeName } = nodeOptions;
     const nodeIps = nodeOptions.nodeIps ?? [];
@@ -162,6 +183,9 @@ export function register(program: Command, ctx: CliContext): void {
           metricsBindAddress: flags.metricsBindAddress,
           adminConfigPath: flags.adminConfig,
           connectionLimits,
+          ...(snapshots === undefined ? {} : { snapshots }),
+          ...(flags.clusterReset === true ? { clusterReset: true } : {}),
+          ...(flags.restorePath === undefined ? {} : { restorePath: flags.restorePath }),
           logger: ctx.logger(),
           registry,
         });
@@ -191,6 +215,14 @@ export function register(program: Command, ctx: CliContext): void {
     });
   });
   daemonCommand(cmd);
+}
+
+/** Scheduled snapshots from `--snapshot-*` (checked before anything starts), or none with `--disable-snapshots`. */
+function snapshotsOf(flags: ServerFlags): SnapshotOptions | undefined {
+  if (flags.disableSnapshots === true) return undefined;
+  const schedule = new CronSchedule(flags.snapshotSchedule).expression;
+  const retention = positiveInt(String(flags.snapshotRetention), '--snapshot-retention');
+  return { schedule, retention, ...(flags.snapshotDir === undefined ? {} : { dir: flags.snapshotDir }) };
 }
 
 /** The HTTPS port's limits from `--api-*` (the rest keep their defaults). */
