@@ -7,12 +7,15 @@ import { type Datastore, restrictDir, startDatastore } from '../kine/index.js';
 import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
 import { poolConflicts, validateObject } from '../vip-pool/index.js';
 import { sharedCredentials } from './bootstrap.js';
+import { type EmbeddedEtcd, startEmbeddedEtcd, wantsEmbeddedEtcd } from './etcd-step.js';
 import { clockOf, type ServerStep } from './server-options.js';
 
 /** Where the server's state lives: the embedded datastore (if any) and the client endpoints. */
 interface DatastoreEndpoints {
-  /** The embedded datastore; undefined with `datastoreEndpoint`. */
+  /** The embedded SQLite datastore; undefined with `datastoreEndpoint` or an etcd member. */
   embedded: Datastore | undefined;
+  /** The embedded etcd member (`--cluster-init`, a join, or one in the data dir). */
+  etcd?: EmbeddedEtcd;
   /** Comma-separated client URLs. */
   endpoints: string;
 }
@@ -39,6 +42,10 @@ export async function openDatastore({ o, log, registry, stack }: ServerStep): Pr
     return { embedded: undefined, endpoints: o.datastoreEndpoint };
   }
   restrictDir(join(o.dataDir, 'server'), log);
+  if (wantsEmbeddedEtcd(o)) {
+    const etcd = await startEmbeddedEtcd({ o, log, registry, stack });
+    return { embedded: undefined, etcd, endpoints: etcd.endpoints };
+  }
   const listen =
     o.datastoreListenAddress === undefined || o.datastoreListenAddress === ''
       ? defaultDatastoreListen(o.dataDir)
@@ -64,12 +71,22 @@ interface DatastoreClient {
 }
 
 /** Step: the etcd client on `endpoints`, the raw KV over it and the resource store. */
-export function openClient({ o, registry, stack }: ServerStep, endpoints: string): DatastoreClient {
+export function openClient(
+  { o, registry, stack }: ServerStep,
+  endpoints: string,
+  tls?: EmbeddedEtcd['tls'],
+): DatastoreClient {
   const hosts = endpoints
     .split(',')
     .map((h) => h.trim())
     .filter(Boolean);
-  const etcd = new Etcd3({ ...etcdClientOptions(o.datastoreClient), hosts });
+  const etcd = new Etcd3({
+    ...etcdClientOptions(o.datastoreClient),
+    hosts,
+    ...(tls === undefined
+      ? {}
+      : { credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key } }),
+  });
   stack.push('etcd', () => etcd.close());
   const pageSize = o.datastoreClient?.pageSize;
   const kv = sharedKv(new EtcdKv(etcd, pageSize === undefined ? {} : { pageSize }));
@@ -85,15 +102,15 @@ export function openClient({ o, registry, stack }: ServerStep, endpoints: string
 }
 
 /**
- * Step: the CA, serving certificate and tokens. With the embedded datastore they live in the data dir;
- * servers sharing an external datastore share them through it.
+ * Step: the CA, serving certificate and tokens. With the embedded SQLite datastore they live in the data
+ * dir; servers sharing etcd (external, or embedded members) share them through it.
  */
 export function loadCredentials(
   { o }: ServerStep,
   kv: Kv,
   data: DatastoreEndpoints,
 ): Promise<ServerCredentials> {
-  const sans = [...(o.nodeIps ?? []), o.nodeName];
+  const sans = [...(o.nodeIps ?? []), o.nodeName, ...(o.apiVip === undefined ? [] : [o.apiVip])];
   return data.embedded === undefined
     ? sharedCredentials(kv, o.dataDir, sans)
     : ensureServerCredentials(o.dataDir, { sans });

@@ -4,4 +4,6 @@
  */
 export type { ConnectionLimitOptions } from './connection-limits.js';
 export { ELECTION_NAME } from './election.js';
+export { JOIN_PATH } from './etcd-join.js';
 export { type RunningServer, startServer } from './server.js';
+export type { ServerOptions } from './server-options.js';

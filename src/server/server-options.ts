@@ -28,6 +28,16 @@ export interface ServerOptions {
    * port with no authentication: any user who reaches it can write pools and Services past the API.
    */
   datastoreListenAddress?: string;
+  /** Start an embedded etcd member as a new cluster (`--cluster-init`); a SQLite datastore is migrated once. */
+  clusterInit?: boolean;
+  /** Join the cluster of the server at `server` (`--server`, `--token`) as an embedded etcd member. */
+  join?: { server: string; token: string };
+  /** Restart the embedded member as a one-member cluster from its own data (`--cluster-reset`). */
+  clusterReset?: boolean;
+  /** The etcd binary [/usr/bin/etcd]. */
+  etcdBinary?: string;
+  /** The API's virtual address, announced by the master's local agent and put in the serving certificate. */
+  apiVip?: string;
   /** [100 ms] */
   heartbeatMs: number;
   /** Missed beats before a node is lost [3]. */

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { type Agent, createAgent } from '../../agent/index.js';
 import { DEFAULT_ADMIN_CONFIG } from '../../api/index.js';
 import { DEFAULT_METRICS_BIND_ADDRESS } from '../../daemon/metrics-http.js';
@@ -6,8 +6,9 @@ import { runDaemon } from '../../daemon/run-daemon.js';
 import { VipmeshError } from '../../errors.js';
 import { DEFAULT_CLUSTER_CIDR } from '../../flannel-hostgw/index.js';
 import { createRegistry } from '../../metrics.js';
-import { type ConnectionLimitOptions, startServer } from '../../server/index.js';
+import { type ConnectionLimitOptions, type ServerOptions, startServer } from '../../server/index.js';
 import { parseDuration } from '../../util/duration.js';
+import { canonicalIp } from '../../util/ip.js';
 import { type CliContext, daemonCommand } from '../context.js';
 import {
   addDataDirOption,
@@ -39,6 +40,11 @@ interface ServerFlags extends NodeFlags {
   apiMaxConnections: string;
   apiMaxConnectionsPerSource: string;
   apiRequestTimeout: string;
+  clusterInit?: boolean;
+  clusterReset?: boolean;
+  server?: string;
+  token?: string;
+  apiVip?: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -60,6 +66,29 @@ export function register(program: Command, ctx: CliContext): void {
     .option(
       '--datastore-listen-address <addr>',
       'where the embedded datastore listens (default unix://<data-dir>/server/db/kine.sock, root only); a host:port has no authentication',
+    )
+    .option(
+      '--cluster-init',
+      'start an embedded etcd member as a new HA cluster (a SQLite datastore is copied into it once)',
+    )
+    .addOption(
+      new Option(
+        '--server <url>',
+        'join the HA cluster of this running server (https://HOST:6443) as another etcd member',
+      ).env('VIPMESH_URL'),
+    )
+    .addOption(
+      new Option('--token <token>', 'with --server: the cluster join token (vipmesh token on a server)').env(
+        'VIPMESH_TOKEN',
+      ),
+    )
+    .option(
+      '--cluster-reset',
+      'restart the embedded etcd member as a one-member cluster from its own data (after losing quorum)',
+    )
+    .option(
+      '--api-vip <ip>',
+      'a virtual address for the API, announced by the elected master (needs the local agent)',
     )
     .option('--disable-agent', 'do not run the local agent (this node announces no VIPs, gets no routes)')
     .option('--heartbeat-interval <duration>', 'agent <-> server heartbeat period', '100ms')
@@ -132,6 +161,7 @@ export function register(program: Command, ctx: CliContext): void {
     const { nodeName } = nodeOptions;
     const nodeIps = nodeOptions.nodeIps ?? [];
     const clusterCidr = splitList([flags.clusterCidr]);
+    const ha = haOptionsOf(flags);
     const log = ctx.logger().child({ module: 'server' });
     const registry = createRegistry();
     await runDaemon({
@@ -147,6 +177,7 @@ export function register(program: Command, ctx: CliContext): void {
           ...(flags.datastoreListenAddress === undefined
             ? {}
             : { datastoreListenAddress: flags.datastoreListenAddress }),
+          ...ha,
           heartbeatMs,
           nodeLostAfter: misses,
           nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
@@ -181,6 +212,8 @@ export function register(program: Command, ctx: CliContext): void {
           // restart leaves the node Ready (the next start's grace covers the reconnect).
           server.closeFirst('local-agent', () => local.close());
           agent = local;
+          const vip = ha.apiVip;
+          if (vip !== undefined) server.onMasterChange((m) => local.setLocalVips(m ? [vip] : []));
         }
         return {
           readyStatus: 'serving',
@@ -191,6 +224,34 @@ export function register(program: Command, ctx: CliContext): void {
     });
   });
   daemonCommand(cmd);
+}
+
+/** `--cluster-init`, `--server`/`--token`, `--cluster-reset`, `--api-vip`, checked against each other. */
+function haOptionsOf(
+  flags: ServerFlags,
+): Pick<ServerOptions, 'clusterInit' | 'join' | 'clusterReset' | 'apiVip'> {
+  const bad = (msg: string) => new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', msg);
+  const join = flags.server !== undefined && flags.server !== '';
+  if (join && flags.clusterInit === true) throw bad('--cluster-init starts a new cluster: drop --server');
+  if (join && (flags.token === undefined || flags.token === '')) {
+    throw bad('--server: give the cluster join token with --token (or VIPMESH_TOKEN)');
+  }
+  if ((join || flags.clusterInit === true) && flags.datastoreEndpoint !== undefined) {
+    throw bad('--datastore-endpoint names an external etcd: drop --cluster-init and --server');
+  }
+  let apiVip: string | undefined;
+  if (flags.apiVip !== undefined) {
+    apiVip = canonicalIp(flags.apiVip);
+    if (apiVip === undefined) throw bad(`--api-vip: "${flags.apiVip}" is not an IP address`);
+    if (flags.disableAgent === true)
+      throw bad('--api-vip is announced by the local agent: drop --disable-agent');
+  }
+  return {
+    ...(flags.clusterInit === true ? { clusterInit: true } : {}),
+    ...(join ? { join: { server: flags.server!, token: flags.token! } } : {}),
+    ...(flags.clusterReset === true ? { clusterReset: true } : {}),
+    ...(apiVip === undefined ? {} : { apiVip }),
+  };
 }
 
 /** The HTTPS port's limits from `--api-*` (the rest keep their defaults). */
