@@ -3,12 +3,14 @@ import { Etcd3 } from 'etcd3';
 import { EtcdKv, etcdClientOptions } from '../api/etcd-kv.js';
 import type { Kv } from '../api/kv.js';
 import { ResourceStore } from '../api/store.js';
+import { memberExists } from '../etcd-member/index.js';
 import { type Datastore, restrictDir, startDatastore } from '../kine/index.js';
 import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
 import { poolConflicts, validateObject } from '../vip-pool/index.js';
 import { sharedCredentials } from './bootstrap.js';
 import { type EmbeddedEtcd, startEmbeddedEtcd, wantsEmbeddedEtcd } from './etcd-step.js';
-import { clockOf, type ServerStep } from './server-options.js';
+import { migrateSqlite, needsMigration } from './migrate-step.js';
+import { clockOf, type ServerStep, servingSans } from './server-options.js';
 
 /** Where the server's state lives: the embedded datastore (if any) and the client endpoints. */
 interface DatastoreEndpoints {
@@ -43,7 +45,17 @@ export async function openDatastore({ o, log, registry, stack }: ServerStep): Pr
   }
   restrictDir(join(o.dataDir, 'server'), log);
   if (wantsEmbeddedEtcd(o)) {
+    const hadMember = memberExists(o.dataDir);
     const etcd = await startEmbeddedEtcd({ o, log, registry, stack });
+    const dbDir = datastoreDir(o.dataDir);
+    if (!hadMember && o.join === undefined && needsMigration(dbDir)) {
+      const target = new Etcd3({ hosts: [etcd.endpoints], credentials: credentialsOf(etcd.tls) });
+      try {
+        await migrateSqlite(dbDir, target, { logger: log, connect: (url) => new Etcd3({ hosts: [url] }) });
+      } finally {
+        target.close();
+      }
+    }
     return { embedded: undefined, etcd, endpoints: etcd.endpoints };
   }
   const listen =
@@ -83,9 +95,7 @@ export function openClient(
   const etcd = new Etcd3({
     ...etcdClientOptions(o.datastoreClient),
     hosts,
-    ...(tls === undefined
-      ? {}
-      : { credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key } }),
+    ...(tls === undefined ? {} : { credentials: credentialsOf(tls) }),
   });
   stack.push('etcd', () => etcd.close());
   const pageSize = o.datastoreClient?.pageSize;
@@ -110,7 +120,7 @@ export function loadCredentials(
   kv: Kv,
   data: DatastoreEndpoints,
 ): Promise<ServerCredentials> {
-  const sans = [...(o.nodeIps ?? []), o.nodeName, ...(o.apiVip === undefined ? [] : [o.apiVip])];
+  const sans = servingSans(o);
   return data.embedded === undefined
     ? sharedCredentials(kv, o.dataDir, sans)
     : ensureServerCredentials(o.dataDir, { sans });
@@ -128,4 +138,13 @@ function sharedKv(inner: Kv): Kv {
     revision: () => inner.revision(),
     close: async () => undefined,
   };
+}
+
+/** The etcd3 client's TLS credentials from the member's PEMs. */
+function credentialsOf(tls: EmbeddedEtcd['tls']): {
+  rootCertificate: Buffer;
+  certChain: Buffer;
+  privateKey: Buffer;
+} {
+  return { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key };
 }

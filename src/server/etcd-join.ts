@@ -157,11 +157,12 @@ export async function requestJoin(
   const url = new URL(JOIN_PATH, serverUrl);
   const body = JSON.stringify(joiner);
   return new Promise((resolve, reject) => {
+    let status: number | undefined;
     const fail = (msg: string, cause?: unknown) =>
       reject(
         new VipmeshError('VIPMESH_ETCD_JOIN', `cannot join through ${serverUrl}: ${msg}`, {
           cause,
-          details: { url: url.href, errno: errnoOf(cause) },
+          details: { url: url.href, errno: errnoOf(cause), status },
         }),
       );
     const req = request(
@@ -175,6 +176,7 @@ export async function requestJoin(
         timeout: 30_000,
       },
       (res) => {
+        status = res.statusCode;
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
@@ -206,4 +208,30 @@ export async function requestJoin(
     req.on('error', (err) => fail(err.message, err));
     req.end(body);
   });
+}
+
+/**
+ * {@link requestJoin} until it succeeds, for up to `timeoutMs`: the server answers 503 while etcd refuses a
+ * new member (a member added less than 5 s ago is not counted healthy yet: etcd's strict reconfiguration
+ * check), and may not be up yet. A refusal for cause (401, 400) is final at once.
+ */
+export async function joinWithRetry(
+  serverUrl: string,
+  token: string,
+  joiner: JoinRequest,
+  o: { timeoutMs: number; sleep: (ms: number) => Promise<void>; now: () => number; logger: Logger },
+): Promise<JoinAnswer> {
+  const deadline = o.now() + o.timeoutMs;
+  for (;;) {
+    try {
+      return await requestJoin(serverUrl, token, joiner);
+    } catch (err) {
+      const e = err as VipmeshError;
+      const status = e.details?.['status'];
+      const unreachable = e.code === 'VIPMESH_TUNNEL_CA_FETCH' || e.details?.['errno'] !== undefined;
+      if (!(status === 503 || unreachable) || o.now() >= deadline) throw err;
+      o.logger.info({ err: e.message }, 'cannot join yet; trying again in 1 s');
+      await o.sleep(1000);
+    }
+  }
 }

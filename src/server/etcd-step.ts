@@ -6,12 +6,13 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
+import { systemClock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import { EtcdMember, etcdPaths, type MemberConfig, memberExists, peerUrlOf } from '../etcd-member/index.js';
 import { restrictDir } from '../kine/index.js';
 import { ensureServerCredentials, issueCertificate } from '../pki/index.js';
-import { requestJoin } from './etcd-join.js';
-import { clockOf, type ServerStep } from './server-options.js';
+import { joinWithRetry } from './etcd-join.js';
+import { clockOf, type ServerStep, servingSans } from './server-options.js';
 
 /** The running member as the datastore step hands it on. */
 export interface EmbeddedEtcd {
@@ -67,7 +68,18 @@ export async function startEmbeddedEtcd({ o, log, stack }: ServerStep): Promise<
     ...(o.clusterReset === true ? { forceNewCluster: true } : {}),
   };
   if (!existing && o.join !== undefined) {
-    const answer = await requestJoin(o.join.server, o.join.token, { name, peerUrl: peerUrlOf({ peerIp }) });
+    const clock = o.clock ?? systemClock;
+    const answer = await joinWithRetry(
+      o.join.server,
+      o.join.token,
+      { name, peerUrl: peerUrlOf({ peerIp }) },
+      {
+        timeoutMs: HEALTHY_WITHIN_MS,
+        now: () => clock.now(),
+        sleep: (ms) => new Promise((r) => clock.setTimeout(r, ms)),
+        logger: log,
+      },
+    );
     const tls = join(o.dataDir, 'server', 'tls');
     writePrivate(join(tls, 'server-ca.crt'), answer.caCertPem);
     writePrivate(join(tls, 'server-ca.key'), answer.caKeyPem);
@@ -76,7 +88,7 @@ export async function startEmbeddedEtcd({ o, log, stack }: ServerStep): Promise<
   } else if (existing && o.join !== undefined) {
     log.info('this server joined before: restarting its etcd member');
   }
-  const creds = await ensureServerCredentials(o.dataDir, { sans: [...(o.nodeIps ?? []), o.nodeName] });
+  const creds = await ensureServerCredentials(o.dataDir, { sans: servingSans(o) });
   const leaf = await issueCertificate(creds, {
     cn: `etcd-${name}`,
     sans: ['localhost', '127.0.0.1', '::1', peerIp, name],

@@ -77,3 +77,8 @@ export interface ServerStep {
 export function clockOf(o: ServerOptions): { clock?: Clock } {
   return o.clock === undefined ? {} : { clock: o.clock };
 }
+
+/** The names the serving certificate is made for: the node IPs and name, and the API VIP. */
+export function servingSans(o: ServerOptions): string[] {
+  return [...(o.nodeIps ?? []), o.nodeName, ...(o.apiVip === undefined ? [] : [o.apiVip])];
+}
