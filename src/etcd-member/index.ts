@@ -17,3 +17,4 @@ export {
   peerUrlOf,
 } from './config.js';
 export { defaultSpawn, EtcdMember, type EtcdMemberOptions, type Spawn } from './member.js';
+export { listMembers, localClient, type MemberInfo, removeMember } from './members.js';

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Module>> = {
   agent: () => import('./agent.js'),
   announce: () => import('./announce.js'),
   kine: () => import('./kine.js'),
+  etcd: () => import('./etcd.js'),
   demo: () => import('./demo.js'),
   'check-config': () => import('./check-config.js'),
   apply: () => import('./apply.js'),
