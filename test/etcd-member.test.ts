@@ -192,7 +192,9 @@ t.test('the join route over HTTPS: the join token only', async (t) => {
   const o = {
     timeoutMs: 10_000,
     now: () => now,
-    sleep: async (ms: number) => void (now += ms),
+    sleep: async (ms: number) => {
+      now += ms;
+    },
     logger: silentLogger(),
   };
   const a = await joinWithRetry(url, creds.joinToken, joiner, o);
