@@ -4,11 +4,9 @@
  * Service VIP on an agent stays where it is; losing a second server keeps the data plane serving while
  * writes fail with a quorum error, and they work again when it returns.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { etcdPaths } from '../../src/etcd-member/index.js';
-import { vipmeshCli } from '../../src/lab/scripts.js';
 import { ClusterLab, until } from './cluster-fixture.js';
 import { canUseNetns } from './lab.js';
 
@@ -16,6 +14,8 @@ const skip = canUseNetns() ? false : 'needs root and the ip tool (network namesp
 
 const SERVERS = { s1: '198.51.100.11', s2: '198.51.100.12', s3: '198.51.100.13' } as const;
 const AGENTS = { a1: '198.51.100.21', a2: '198.51.100.22' } as const;
+/** A single server on SQLite, moved to etcd with --cluster-init. */
+const SINGLE = '198.51.100.31';
 const API_VIP = '198.51.100.100';
 const VIP_URL = `https://${API_VIP}:6443`;
 type Server = keyof typeof SERVERS;
@@ -41,11 +41,13 @@ spec: { type: LoadBalancer, ports: [{ port: 8080, protocol: TCP }] }
 
 t.test('three servers on embedded etcd behind one API VIP', { skip }, async (t) => {
   const nodes = Object.fromEntries(
-    [...Object.entries(SERVERS), ...Object.entries(AGENTS)].map(([n, ip]) => [n, { ipv4: ip }]),
+    [...Object.entries(SERVERS), ...Object.entries(AGENTS), ['m1', SINGLE]].map(([n, ip]) => [
+      n,
+      { ipv4: ip },
+    ]),
   );
   const c = await ClusterLab.create(nodes);
   t.teardown(() => c.destroy());
-  const cli = vipmeshCli();
 
   // The README's three commands, with the lab's data dirs and addresses.
   const serverArgs = (name: Server, extra: string[]) =>
@@ -64,22 +66,7 @@ t.test('three servers on embedded etcd behind one API VIP', { skip }, async (t) 
   }
   t.pass(`two servers joined in ${Date.now() - t0} ms`);
 
-  const etcdctl = async (server: Server, args: string[]) => {
-    const p = etcdPaths(c.dataDir(server));
-    return c.lab.exec(
-      server,
-      [
-        'etcdctl',
-        '--endpoints=https://127.0.0.1:2379',
-        `--cacert=${p.caFile}`,
-        `--cert=${p.certFile}`,
-        `--key=${p.keyFile}`,
-        '--command-timeout=3s',
-        ...args,
-      ],
-      10_000,
-    );
-  };
+  const etcdctl = (server: Server, args: string[]) => c.etcdctl(server, args);
   const list = JSON.parse((await etcdctl('s3', ['member', 'list', '-w', 'json'])).stdout) as {
     members: Array<{ name: string; clientURLs?: string[] }>;
   };
@@ -90,22 +77,14 @@ t.test('three servers on embedded etcd behind one API VIP', { skip }, async (t) 
   );
   t.equal(c.token('s3', 'admin-token'), admin, 'the joined servers took the cluster credentials');
 
-  const master = async (s: Server) => {
-    const r = await c.lab.exec(s, ['curl', '-s', '--max-time', '1', 'http://127.0.0.1:7472/metrics'], 5000);
-    return /^vipmesh_controlplane_master 1$/m.test(r.stdout);
-  };
   const whoIsMaster = async (among: Server[]) => {
-    for (const s of among) if (await master(s)) return s;
+    for (const s of among) if (await c.isMaster(s)) return s;
     return undefined;
   };
-  /** The MAC that answers ARP for `ip` as seen from `from`. */
-  const arpMac = async (from: string, ip: string) => {
-    const r = await c.lab.exec(from, ['arping', '-c', '1', '-w', '1', '-I', 'eth0', ip], 5000);
-    return /\[([0-9a-f:]{17})\]/i.exec(r.stdout)?.[1]?.toLowerCase();
-  };
+  const arpMac = (from: string, ip: string) => c.arpMac(from, ip);
   const macOf = (n: string) => c.lab.node(n).mac.toLowerCase();
   const apply = (from: string, file: string) =>
-    c.lab.exec(from, [...cli, 'apply', '-f', file, '--server', VIP_URL, '--token', admin], 60_000);
+    c.vipmesh(from, ['apply', '-f', file, '--server', VIP_URL, '--token', admin]);
 
   const first = await until('a master', () => whoIsMaster(['s1', 's2', 's3']), 15_000);
   t.equal(
@@ -153,6 +132,20 @@ t.test('three servers on embedded etcd behind one API VIP', { skip }, async (t) 
       30_000,
     );
     t.match(r.stdout, /after-failover/, `apply works ${Date.now() - cut} ms after the cut`);
+    const agentsOn = await until(
+      'the agents reconnected to the new master',
+      async () => {
+        const r = await c.api('a1', admin, 'GET', '/api/v1/nodes', undefined, VIP_URL);
+        type N = { metadata: { name: string; annotations?: Record<string, string> } };
+        const items = (r.body as { items?: N[] }).items ?? [];
+        const servers = Object.keys(AGENTS).map(
+          (a) => items.find((n) => n.metadata.name === a)?.metadata.annotations?.['vipmesh.io/server'],
+        );
+        return servers.every((s) => s === next) ? servers : undefined;
+      },
+      30_000,
+    );
+    t.same(agentsOn, [next, next], `both agents hold their session on ${next}`);
     t.equal(await arpMac('a2', '198.51.100.150'), holderMac, 'the Service VIP on an agent did not move');
   });
 
@@ -165,11 +158,15 @@ t.test('three servers on embedded etcd behind one API VIP', { skip }, async (t) 
     const r = await until(
       'a write refused',
       async () => {
-        const r = await c.lab.exec(
-          last,
-          [...cli, 'apply', '-f', f3, '--server', 'https://127.0.0.1:6443', '--token', admin],
-          60_000,
-        );
+        const r = await c.vipmesh(last, [
+          'apply',
+          '-f',
+          f3,
+          '--server',
+          'https://127.0.0.1:6443',
+          '--token',
+          admin,
+        ]);
         return r.code !== 0 ? r : undefined;
       },
       60_000,
@@ -186,5 +183,51 @@ t.test('three servers on embedded etcd behind one API VIP', { skip }, async (t) 
       60_000,
     );
     t.match(ok.stdout, /no-quorum/, 'apply through the API VIP works once the server is back');
+
+    const rm = await c.vipmesh(last, ['etcd', 'member', 'remove', first, '--data-dir', c.dataDir(last)]);
+    t.equal(rm.code, 0, `the cut server is removed: ${rm.stdout}${rm.stderr}`);
+    const left = JSON.parse((await etcdctl(last, ['member', 'list', '-w', 'json'])).stdout) as {
+      members: Array<{ name: string }>;
+    };
+    t.same(left.members.map((m) => m.name).sort(), alive.slice().sort(), 'two members left');
+    const health = await etcdctl(last, ['endpoint', 'health', '--cluster']);
+    t.equal(health.code, 0, `and the cluster is healthy: ${health.stdout}${health.stderr}`);
+  });
+
+  await t.test('a single server on SQLite restarted with --cluster-init keeps every object', async (t) => {
+    const args = (extra: string[]) => c.serverArgs('m1', SINGLE, ['--disable-agent', ...extra]);
+    await c.start('m1', args([]), /vipmesh server is up/, 60_000);
+    const madmin = c.token('m1', 'admin-token');
+    const f = join(c.dir, 'single.yaml');
+    writeFileSync(f, `${manifest('one')}---\n${manifest('two').split('---').at(-1)}`);
+    const local = 'https://127.0.0.1:6443';
+    const r = await c.vipmesh('m1', ['apply', '-f', f, '--server', local, '--token', madmin]);
+    t.equal(r.code, 0, `applied on SQLite: ${r.stderr}`);
+    const objects = async () => {
+      const out: string[] = [];
+      for (const path of [
+        '/api/v1/services',
+        '/apis/metallb.io/v1beta1/ipaddresspools',
+        '/apis/metallb.io/v1beta1/l2advertisements',
+      ]) {
+        const res = await c.api('m1', madmin, 'GET', path);
+        const items =
+          (res.body as { items?: Array<{ metadata: { name: string; uid?: string } }> }).items ?? [];
+        out.push(...items.map((i) => `${path} ${i.metadata.name} ${i.metadata.uid ?? ''}`));
+      }
+      return out.sort();
+    };
+    const before = await until('the objects listed', async () => {
+      const o = await objects();
+      return o.length === 4 ? o : undefined;
+    });
+    await c.stop('m1');
+    await c.start('m1', args(['--cluster-init']), /vipmesh server is up/, 60_000);
+    t.same(await objects(), before, 'every object (same names and uids) is served from etcd');
+    t.ok(
+      existsSync(join(c.dataDir('m1'), 'server', 'db', 'state.db.migrated-to-etcd')),
+      'SQLite marked migrated',
+    );
+    t.match(c.daemons.get('m1')!.output(), /SQLite datastore copied into etcd/);
   });
 });
