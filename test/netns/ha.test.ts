@@ -192,6 +192,23 @@ t.test('three servers on embedded etcd behind one API VIP', { skip }, async (t) 
     t.same(left.members.map((m) => m.name).sort(), alive.slice().sort(), 'two members left');
     const put = await etcdctl(last, ['put', '/vipmesh/test/after-remove', 'ok']);
     t.equal(put.code, 0, `and the two have a quorum (a write commits): ${put.stderr}`);
+
+    await c.stop(gone);
+    await c.start(
+      gone,
+      serverArgs(gone, ['--server', `https://${SERVERS.s1}:6443`, '--token', token]),
+      /vipmesh server is up/,
+      60_000,
+    );
+    t.match(
+      c.daemons.get(gone)!.output(),
+      /joined before: restarting its etcd member/,
+      'a second start only restarts the member',
+    );
+    const again = JSON.parse((await etcdctl(last, ['member', 'list', '-w', 'json'])).stdout) as {
+      members: Array<{ name: string }>;
+    };
+    t.equal(again.members.length, 2, 'and adds no member');
   });
 
   await t.test('a single server on SQLite restarted with --cluster-init keeps every object', async (t) => {
