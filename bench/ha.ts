@@ -6,7 +6,7 @@
  *   - failover, TRIALS times (default 3): the master's cable cut -> the API VIP answering ARP from the new
  *     master -> a `vipmesh apply` through the VIP succeeding; against the peer: the etcd leader's cable cut
  *     -> the other members reporting a new leader, the floor under any etcd-lease election.
- *   node --import tsx bench/ha.ts [--trials N]
+ *   node --import tsx bench/ha.ts [--trials N] [--election-ttl 5s]
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +15,10 @@ import { summarize } from '../src/lab/failover.js';
 import { canUseNetns } from '../src/lab/index.js';
 import { ClusterLab, until } from '../test/netns/cluster-fixture.js';
 
-const { values } = parseArgs({ options: { trials: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { trials: { type: 'string', default: '3' }, 'election-ttl': { type: 'string', default: '5s' } },
+});
+const TTL = values['election-ttl'];
 const TRIALS = Number(values.trials);
 const SERVERS = { s1: '198.51.100.11', s2: '198.51.100.12', s3: '198.51.100.13' } as const;
 const PEERS = { e1: '198.51.100.41', e2: '198.51.100.42', e3: '198.51.100.43' } as const;
@@ -38,7 +41,8 @@ const c = await ClusterLab.create(nodes);
 try {
   // Formation: vipmesh.
   const t0 = performance.now();
-  const args = (s: S, extra: string[]) => c.serverArgs(s, SERVERS[s], [...extra, '--api-vip', API_VIP]);
+  const args = (s: S, extra: string[]) =>
+    c.serverArgs(s, SERVERS[s], [...extra, '--api-vip', API_VIP, '--election-ttl', TTL]);
   await c.start('s1', args('s1', ['--cluster-init']), /vipmesh server is up/, 60_000);
   const token = c.token('s1', 'token');
   for (const s of ['s2', 's3'] as const) {
@@ -202,7 +206,7 @@ try {
   const a = summarize(applies);
   const p = summarize(peerElections);
   console.log(
-    `master cable cut -> API VIP answers from the new master: median ${v.median.toFixed(0)} ms, max ${v.max.toFixed(0)} ms (n=${v.n}, election TTL 5 s)`,
+    `master cable cut -> API VIP answers from the new master: median ${v.median.toFixed(0)} ms, max ${v.max.toFixed(0)} ms (n=${v.n}, election TTL ${TTL})`,
   );
   console.log(
     `master cable cut -> vipmesh apply through the API VIP succeeds: median ${a.median.toFixed(0)} ms, max ${a.max.toFixed(0)} ms (n=${a.n})`,

@@ -10,7 +10,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import t from 'tap';
-import { EtcdMember, etcdPaths, listMembers, removeMember } from '../src/etcd-member/index.js';
+import {
+  EtcdMember,
+  etcdPaths,
+  LOCAL_GRPC_OPTIONS,
+  listMembers,
+  removeMember,
+} from '../src/etcd-member/index.js';
 import { startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
 import { ensureServerCredentials, issueCertificate } from '../src/pki/index.js';
@@ -70,6 +76,7 @@ t.test(
         certChain: Buffer.from(leaf.certPem),
         privateKey: Buffer.from(leaf.keyPem),
       },
+      grpcOptions: { ...LOCAL_GRPC_OPTIONS },
     });
     t.teardown(() => client.close());
     await client.put('a').value('1');

@@ -10,6 +10,12 @@ import { joinHostPort } from '../util/host-port.js';
 export const ETCD_CLIENT_PORT = 2379;
 /** Peer port of the member, on the node IP (etcd's usual 2380). */
 export const ETCD_PEER_PORT = 2380;
+/**
+ * gRPC channel options for a client of the local member: the TLS name checked is `localhost` (in every
+ * member certificate), since Node refuses an IP address as the TLS server name (DEP0123).
+ */
+export const LOCAL_GRPC_OPTIONS = { 'grpc.ssl_target_name_override': 'localhost' } as const;
+
 /** The etcd binary of Debian's etcd-server package. */
 export const DEFAULT_ETCD_BINARY = '/usr/bin/etcd';
 

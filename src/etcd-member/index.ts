@@ -10,6 +10,7 @@ export {
   type EtcdPaths,
   etcdArgs,
   etcdPaths,
+  LOCAL_GRPC_OPTIONS,
   type LocalEtcdClient,
   localEtcdClient,
   type MemberConfig,

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
 import { VipmeshError } from '../errors.js';
-import { type LocalEtcdClient, localEtcdClient } from './config.js';
+import { LOCAL_GRPC_OPTIONS, type LocalEtcdClient, localEtcdClient } from './config.js';
 
 /** One member as `vipmesh etcd member list` prints it. */
 export interface MemberInfo {
@@ -35,6 +35,7 @@ export function localClient(dataDir: string): Etcd3 {
       privateKey: readFileSync(c.keyFile),
     },
     dialTimeout: 3000,
+    grpcOptions: { ...LOCAL_GRPC_OPTIONS },
   });
 }
 

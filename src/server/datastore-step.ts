@@ -3,7 +3,7 @@ import { Etcd3 } from 'etcd3';
 import { EtcdKv, etcdClientOptions } from '../api/etcd-kv.js';
 import type { Kv } from '../api/kv.js';
 import { ResourceStore } from '../api/store.js';
-import { memberExists } from '../etcd-member/index.js';
+import { LOCAL_GRPC_OPTIONS, memberExists } from '../etcd-member/index.js';
 import { type Datastore, restrictDir, startDatastore } from '../kine/index.js';
 import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
 import { poolConflicts, validateObject } from '../vip-pool/index.js';
@@ -49,7 +49,11 @@ export async function openDatastore({ o, log, registry, stack }: ServerStep): Pr
     const etcd = await startEmbeddedEtcd({ o, log, registry, stack });
     const dbDir = datastoreDir(o.dataDir);
     if (!hadMember && o.join === undefined && needsMigration(dbDir)) {
-      const target = new Etcd3({ hosts: [etcd.endpoints], credentials: credentialsOf(etcd.tls) });
+      const target = new Etcd3({
+        hosts: [etcd.endpoints],
+        credentials: credentialsOf(etcd.tls),
+        grpcOptions: { ...LOCAL_GRPC_OPTIONS },
+      });
       try {
         await migrateSqlite(dbDir, target, { logger: log, connect: (url) => new Etcd3({ hosts: [url] }) });
       } finally {
@@ -92,10 +96,13 @@ export function openClient(
     .split(',')
     .map((h) => h.trim())
     .filter(Boolean);
+  const base = etcdClientOptions(o.datastoreClient);
   const etcd = new Etcd3({
-    ...etcdClientOptions(o.datastoreClient),
+    ...base,
     hosts,
-    ...(tls === undefined ? {} : { credentials: credentialsOf(tls) }),
+    ...(tls === undefined
+      ? {}
+      : { credentials: credentialsOf(tls), grpcOptions: { ...base.grpcOptions, ...LOCAL_GRPC_OPTIONS } }),
   });
   stack.push('etcd', () => etcd.close());
   const pageSize = o.datastoreClient?.pageSize;
