@@ -222,8 +222,25 @@ export function register(program: Command, ctx: CliContext): void {
         };
       },
     });
+    exitOnceDrained(log);
   });
   daemonCommand(cmd);
+}
+
+/**
+ * After a clean stop the process should end by itself; when something still holds the event loop (a call
+ * to a datastore without quorum that never settles), say what and exit after 5 s instead of waiting for
+ * systemd's SIGKILL.
+ */
+function exitOnceDrained(log: { warn(obj: object, msg: string): void }): void {
+  const timer = setTimeout(() => {
+    log.warn(
+      { resources: process.getActiveResourcesInfo() },
+      'stopped, but the event loop is still held; exiting',
+    );
+    process.exit(0);
+  }, 5000);
+  timer.unref();
 }
 
 /** `--cluster-init`, `--server`/`--token`, `--cluster-reset`, `--api-vip`, checked against each other. */
