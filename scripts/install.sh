@@ -10,6 +10,7 @@
 #   INSTALL_VIPMESH_VERSION       install vipmesh@<version> from the registry (when VIPMESH_PACKAGE is unset)
 #   INSTALL_VIPMESH_SKIP_NPM=true air gap: the package is already in /usr/local/lib/node_modules/vipmesh
 #   INSTALL_VIPMESH_SKIP_ENABLE=true, INSTALL_VIPMESH_SKIP_START=true
+#   INSTALL_VIPMESH_SKIP_ETCD=true   a server without Debian's etcd-server (no --cluster-init / HA join then)
 #   INSTALL_VIPMESH_ROOT=/        a staging root for packaging and tests (no systemctl then)
 # The package always lands in /usr/local/lib/node_modules/vipmesh (npm -g --prefix /usr/local), the command
 # in /usr/local/bin/vipmesh, next to vipmesh-killall.sh and vipmesh-uninstall.sh.
@@ -52,6 +53,18 @@ fi
 UNIT=vipmesh-$ROLE.service
 ENV_FILE=$ROOT/etc/default/vipmesh-$ROLE
 info "installing vipmesh as $ROLE"
+
+# A server may run an embedded etcd member (--cluster-init, or a join with --server): Debian's etcd-server
+# gives /usr/bin/etcd. Its own service is not wanted: vipmesh starts and supervises the member.
+if [ "$ROLE" = server ] && [ -z "$ROOT" ] && [ "${INSTALL_VIPMESH_SKIP_ETCD:-false}" != true ] && [ ! -x /usr/bin/etcd ]; then
+  if command -v apt-get >/dev/null; then
+    info "installing etcd-server (the embedded etcd member of an HA server)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends etcd-server etcd-client
+    if command -v systemctl >/dev/null; then systemctl disable --now etcd.service 2>/dev/null || true; fi
+  else
+    info "no apt-get: install etcd 3.4+ as /usr/bin/etcd yourself to use --cluster-init"
+  fi
+fi
 
 if [ "${INSTALL_VIPMESH_SKIP_NPM:-false}" != true ]; then
   command -v npm >/dev/null || fatal "npm not found: install Node.js 20 or later first"

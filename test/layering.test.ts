@@ -13,7 +13,7 @@ const SRC = resolve(import.meta.dirname, '..', 'src');
 /** The shared base: every folder may import these. */
 const BASE = ['core', 'util'];
 /** The lower modules: each stands alone on the base, and never imports another lower module. */
-const LOWER = ['vip-pool', 'arp', 'flannel-hostgw', 'tunnel', 'kine', 'pki'];
+const LOWER = ['vip-pool', 'arp', 'flannel-hostgw', 'tunnel', 'kine', 'pki', 'etcd-member'];
 
 /**
  * For each folder of src/ (`core` is the files directly in src/), the folders it may import besides itself.
@@ -36,6 +36,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'controllers',
     'kine',
     'snapshot',
+    'etcd-member',
     'tunnel',
     'pki',
     'vip-pool',

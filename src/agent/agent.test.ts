@@ -219,3 +219,16 @@ t.test('a server that sends no node MACs: any claim while it is lost releases, a
   t.same(ann.vips, []);
   t.same(await claims(), [], 'nothing counted as foreign');
 });
+
+t.test('local VIPs (the API VIP of the master) are held beside the assigned ones', async (t) => {
+  const { a, ann } = await holdingAgent(t, ['198.51.100.200'], undefined);
+  a.setLocalVips(['198.51.100.100']);
+  await a.idle();
+  t.same([...ann.vips].sort(), ['198.51.100.100', '198.51.100.200'], 'held with the assignment');
+  a.client.emit('push', TOPIC_VIPS, { vips: [{ ip: '198.51.100.201' }] });
+  await a.idle();
+  t.same([...ann.vips].sort(), ['198.51.100.100', '198.51.100.201'], 'a new assignment keeps it');
+  a.setLocalVips([]);
+  await a.idle();
+  t.same(ann.vips, ['198.51.100.201'], 'released when no longer wanted');
+});

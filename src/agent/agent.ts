@@ -79,6 +79,8 @@ export class Agent {
   #closing: Promise<void> | undefined;
   /** The assignment last received (undefined before the first). */
   #wanted: VipAssignment[] | undefined;
+  /** VIPs this process holds besides the server's assignment (the API VIP on the master's own agent). */
+  #local: string[] = [];
 
   constructor(o: AgentOptions) {
     this.#o = o;
@@ -196,6 +198,7 @@ export class Agent {
     if (this.#closed || this.#wanted !== vips) return; // a newer assignment is queued
     const a = this.#o.announcer;
     const want = new Map(vips.map((v) => [v.ip, v]));
+    for (const ip of this.#local) if (!want.has(ip)) want.set(ip, { ip });
     for (const held of a.vips) {
       if (!want.has(held)) {
         this.#claims.forget(held);
@@ -219,6 +222,17 @@ export class Agent {
         }),
     );
     if (failed) this.#retryVips();
+  }
+
+  /**
+   * Hold `ips` besides what the server assigns, announced at once without a probe (the server's process
+   * decided it: the API VIP while its server is master); `[]` releases them.
+   */
+  setLocalVips(ips: string[]): void {
+    this.#local = [...ips];
+    const vips = this.#wanted ?? [];
+    this.#wanted = vips;
+    this.#serial(() => this.#applyVips(vips));
   }
 
   /** Apply the current assignment again in a second (a VIP could not be taken: interface down, ...). */

@@ -107,14 +107,19 @@ export function etcdClientOptions(t: EtcdTuning = {}): Pick<IOptions, 'grpcOptio
   };
 }
 
-/** Any failure to reach the datastore becomes VIPMESH_STORE_UNAVAILABLE (HTTP 503), cause kept. */
-function unavailable(err: unknown): never {
-  throw apiError(
-    'VIPMESH_STORE_UNAVAILABLE',
-    `datastore: ${(err as Error)?.message ?? String(err)}`,
-    {},
-    err,
-  );
+/** etcd's answers when fewer than half of its members are reachable (no leader, proposals time out). */
+const NO_QUORUM = /request timed out|no leader|leader changed|unhealthy cluster/;
+
+/**
+ * Any failure to reach the datastore becomes VIPMESH_STORE_UNAVAILABLE (HTTP 503), cause kept; etcd's
+ * answers without a quorum say so.
+ */
+export function unavailable(err: unknown): never {
+  const msg = (err as Error)?.message ?? String(err);
+  const text = NO_QUORUM.test(msg)
+    ? `datastore: etcd has lost quorum (fewer than half of its members reachable), writes wait until enough members are back (${msg})`
+    : `datastore: ${msg}`;
+  throw apiError('VIPMESH_STORE_UNAVAILABLE', text, {}, err);
 }
 
 function pair(kv: IKeyValue): KvPair {

@@ -73,25 +73,79 @@ function isIp(s: string): boolean {
   return /^[\d.]+$/.test(s) || s.includes(':');
 }
 
-async function makeCredentials(sans: string[]): Promise<{
-  caCertPem: string;
-  caKeyPem: string;
-  certPem: string;
-  keyPem: string;
-}> {
+function serialNumber(): string {
+  return randomBytes(8)
+    .toString('hex')
+    .replace(/^[89a-f]/, '1');
+}
+
+/** A minute of slack for clocks that disagree a little, and the end of a lifetime in years from then. */
+function validity(yearsValid: number): { notBefore: Date; notAfter: Date } {
+  const notBefore = new Date(Date.now() - 60_000);
+  return { notBefore, notAfter: new Date(notBefore.getTime() + yearsValid * 365 * 86_400_000) };
+}
+
+/** What {@link issueCertificate} makes a certificate for. */
+export interface LeafRequest {
+  /** The subject's common name. */
+  cn: string;
+  /** DNS names and IP addresses (either, told apart by form). */
+  sans: string[];
+  /** serverAuth always; clientAuth too when true (an etcd member: peer, client URL and its own client). */
+  client?: boolean;
+}
+
+/**
+ * A certificate and its new key (PEM, PKCS#8) signed by the CA `caCertPem`/`caKeyPem` (as
+ * {@link ensureServerCredentials} made them): ECDSA P-256, valid ten years.
+ */
+export async function issueCertificate(
+  ca: { caCertPem: string; caKeyPem: string },
+  req: LeafRequest,
+): Promise<{ certPem: string; keyPem: string }> {
   const x509 = await loadX509();
-  const now = new Date(Date.now() - 60_000); // a minute of slack for clocks that disagree a little
-  const years = (n: number) => new Date(now.getTime() + n * 365 * 86_400_000);
+  const caCert = new x509.X509Certificate(ca.caCertPem);
+  const caKey = await webcrypto.subtle.importKey(
+    'pkcs8',
+    x509.PemConverter.decode(ca.caKeyPem)[0]!,
+    EC,
+    true,
+    ['sign'],
+  );
+  const caPub = await caCert.publicKey.export(EC, ['verify']);
+  const leafKeys = await keyPair();
+  const usages = [x509.ExtendedKeyUsage.serverAuth];
+  if (req.client === true) usages.push(x509.ExtendedKeyUsage.clientAuth);
+  const names = [...new Set(req.sans)];
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    subject: `CN=${req.cn}`,
+    issuer: caCert.subject,
+    ...validity(LEAF_YEARS),
+    signingAlgorithm: SIGN,
+    publicKey: leafKeys.publicKey,
+    signingKey: caKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension(usages),
+      new x509.SubjectAlternativeNameExtension(
+        names.map((n) => ({ type: isIp(n) ? ('ip' as const) : ('dns' as const), value: n })),
+      ),
+      await x509.AuthorityKeyIdentifierExtension.create(caPub),
+    ],
+  });
+  return { certPem: `${leaf.toString('pem')}\n`, keyPem: await pkcs8Pem(x509, leafKeys.privateKey) };
+}
+
+async function makeCa(): Promise<{ caCertPem: string; caKeyPem: string }> {
+  const x509 = await loadX509();
   const caKeys = await keyPair();
-  const serial = () =>
-    randomBytes(8)
-      .toString('hex')
-      .replace(/^[89a-f]/, '1');
+  const v = validity(CA_YEARS);
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
-    name: `CN=vipmesh-server-ca@${Math.floor(now.getTime() / 1000)}`,
-    notBefore: now,
-    notAfter: years(CA_YEARS),
+    serialNumber: serialNumber(),
+    name: `CN=vipmesh-server-ca@${Math.floor(v.notBefore.getTime() / 1000)}`,
+    ...v,
     signingAlgorithm: SIGN,
     keys: caKeys,
     extensions: [
@@ -100,33 +154,18 @@ async function makeCredentials(sans: string[]): Promise<{
       await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
-  const leafKeys = await keyPair();
-  const names = [...new Set(['localhost', '127.0.0.1', '::1', hostname(), ...sans])];
-  const leaf = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
-    subject: 'CN=vipmesh-server',
-    issuer: ca.subject,
-    notBefore: now,
-    notAfter: years(LEAF_YEARS),
-    signingAlgorithm: SIGN,
-    publicKey: leafKeys.publicKey,
-    signingKey: caKeys.privateKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(
-        names.map((n) => ({ type: isIp(n) ? ('ip' as const) : ('dns' as const), value: n })),
-      ),
-      await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
-    ],
+  return { caCertPem: `${ca.toString('pem')}\n`, caKeyPem: await pkcs8Pem(x509, caKeys.privateKey) };
+}
+
+/** The serving certificate of the API: `CN=vipmesh-server`, loopback, the host name and `sans`. */
+function servingCertificate(
+  ca: { caCertPem: string; caKeyPem: string },
+  sans: string[],
+): Promise<{ certPem: string; keyPem: string }> {
+  return issueCertificate(ca, {
+    cn: 'vipmesh-server',
+    sans: ['localhost', '127.0.0.1', '::1', hostname(), ...sans],
   });
-  return {
-    caCertPem: `${ca.toString('pem')}\n`,
-    caKeyPem: await pkcs8Pem(x509, caKeys.privateKey),
-    certPem: `${leaf.toString('pem')}\n`,
-    keyPem: await pkcs8Pem(x509, leafKeys.privateKey),
-  };
 }
 
 function secret(): string {
@@ -175,7 +214,12 @@ export async function ensureServerCredentials(
         keyPem: readFileSync(files.keyPem, 'utf8'),
       };
     } else {
-      pems = await makeCredentials(opts.sans ?? []);
+      // A CA without a serving certificate is one a joining server was handed: keep it, issue the rest.
+      const haveCa = existsSync(files.caCertPem) && existsSync(files.caKeyPem);
+      const ca = haveCa
+        ? { caCertPem: readFileSync(files.caCertPem, 'utf8'), caKeyPem: readFileSync(files.caKeyPem, 'utf8') }
+        : await makeCa();
+      pems = { ...ca, ...(await servingCertificate(ca, opts.sans ?? [])) };
       for (const k of Object.keys(files) as Array<keyof typeof files>) writeSecret(files[k], pems[k]);
     }
     const caHash = caHashOf(pems.caCertPem);

@@ -4,7 +4,12 @@
  * decides on an agent's tunnel connection from those.
  */
 export { fetchAndPinCA } from '../util/ca-pin.js';
-export { ensureServerCredentials, type ServerCredentials } from './credentials.js';
+export {
+  ensureServerCredentials,
+  issueCertificate,
+  type LeafRequest,
+  type ServerCredentials,
+} from './credentials.js';
 export { type JoinAuthorizerOptions, joinAuthorizer } from './join-authorizer.js';
 export {
   FileNodePasswordStore,

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tokenAuthenticator } from '../api/auth.js';
@@ -27,7 +28,13 @@ interface ApiListener {
  */
 export async function listenApi(
   { o, registry, stack }: ServerStep,
-  deps: { store: ResourceStore; creds: ServerCredentials; tunnel: TunnelServer },
+  deps: {
+    store: ResourceStore;
+    creds: ServerCredentials;
+    tunnel: TunnelServer;
+    /** Served before the API: true when it answered the request (the etcd join route). */
+    route?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  },
 ): Promise<ApiListener> {
   const { creds, tunnel } = deps;
   let ready = false;
@@ -48,7 +55,11 @@ export async function listenApi(
   });
   const https: Server = createServer(
     { cert: creds.certPem, key: creds.keyPem, ...limits.serverOptions() },
-    handler.handle,
+    deps.route === undefined
+      ? handler.handle
+      : (req, res) => {
+          if (!deps.route!(req, res)) handler.handle(req, res);
+        },
   );
   limits.install(https);
   // A connection that shows a valid token (an agent, the CLI) no longer counts against its source's cap.

@@ -3,16 +3,21 @@ import { Etcd3 } from 'etcd3';
 import { EtcdKv, etcdClientOptions } from '../api/etcd-kv.js';
 import type { Kv } from '../api/kv.js';
 import { ResourceStore } from '../api/store.js';
+import { LOCAL_GRPC_OPTIONS, memberExists } from '../etcd-member/index.js';
 import { type Datastore, restrictDir, startDatastore } from '../kine/index.js';
 import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
 import { poolConflicts, validateObject } from '../vip-pool/index.js';
 import { sharedCredentials } from './bootstrap.js';
-import { clockOf, type ServerStep } from './server-options.js';
+import { type EmbeddedEtcd, startEmbeddedEtcd, wantsEmbeddedEtcd } from './etcd-step.js';
+import { migrateSqlite, needsMigration } from './migrate-step.js';
+import { clockOf, type ServerStep, servingSans } from './server-options.js';
 
 /** Where the server's state lives: the embedded datastore (if any) and the client endpoints. */
 interface DatastoreEndpoints {
-  /** The embedded datastore; undefined with `datastoreEndpoint`. */
+  /** The embedded SQLite datastore; undefined with `datastoreEndpoint` or an etcd member. */
   embedded: Datastore | undefined;
+  /** The embedded etcd member (`--cluster-init`, a join, or one in the data dir). */
+  etcd?: EmbeddedEtcd;
   /** Comma-separated client URLs. */
   endpoints: string;
 }
@@ -39,6 +44,24 @@ export async function openDatastore({ o, log, registry, stack }: ServerStep): Pr
     return { embedded: undefined, endpoints: o.datastoreEndpoint };
   }
   restrictDir(join(o.dataDir, 'server'), log);
+  if (wantsEmbeddedEtcd(o)) {
+    const hadMember = memberExists(o.dataDir);
+    const etcd = await startEmbeddedEtcd({ o, log, registry, stack });
+    const dbDir = datastoreDir(o.dataDir);
+    if (!hadMember && o.join === undefined && needsMigration(dbDir)) {
+      const target = new Etcd3({
+        hosts: [etcd.endpoints],
+        credentials: credentialsOf(etcd.tls),
+        grpcOptions: { ...LOCAL_GRPC_OPTIONS },
+      });
+      try {
+        await migrateSqlite(dbDir, target, { logger: log, connect: (url) => new Etcd3({ hosts: [url] }) });
+      } finally {
+        target.close();
+      }
+    }
+    return { embedded: undefined, etcd, endpoints: etcd.endpoints };
+  }
   const listen =
     o.datastoreListenAddress === undefined || o.datastoreListenAddress === ''
       ? defaultDatastoreListen(o.dataDir)
@@ -64,12 +87,23 @@ interface DatastoreClient {
 }
 
 /** Step: the etcd client on `endpoints`, the raw KV over it and the resource store. */
-export function openClient({ o, registry, stack }: ServerStep, endpoints: string): DatastoreClient {
+export function openClient(
+  { o, registry, stack }: ServerStep,
+  endpoints: string,
+  tls?: EmbeddedEtcd['tls'],
+): DatastoreClient {
   const hosts = endpoints
     .split(',')
     .map((h) => h.trim())
     .filter(Boolean);
-  const etcd = new Etcd3({ ...etcdClientOptions(o.datastoreClient), hosts });
+  const base = etcdClientOptions(o.datastoreClient);
+  const etcd = new Etcd3({
+    ...base,
+    hosts,
+    ...(tls === undefined
+      ? {}
+      : { credentials: credentialsOf(tls), grpcOptions: { ...base.grpcOptions, ...LOCAL_GRPC_OPTIONS } }),
+  });
   stack.push('etcd', () => etcd.close());
   const pageSize = o.datastoreClient?.pageSize;
   const kv = sharedKv(new EtcdKv(etcd, pageSize === undefined ? {} : { pageSize }));
@@ -85,15 +119,15 @@ export function openClient({ o, registry, stack }: ServerStep, endpoints: string
 }
 
 /**
- * Step: the CA, serving certificate and tokens. With the embedded datastore they live in the data dir;
- * servers sharing an external datastore share them through it.
+ * Step: the CA, serving certificate and tokens. With the embedded SQLite datastore they live in the data
+ * dir; servers sharing etcd (external, or embedded members) share them through it.
  */
 export function loadCredentials(
   { o }: ServerStep,
   kv: Kv,
   data: DatastoreEndpoints,
 ): Promise<ServerCredentials> {
-  const sans = [...(o.nodeIps ?? []), o.nodeName];
+  const sans = servingSans(o);
   return data.embedded === undefined
     ? sharedCredentials(kv, o.dataDir, sans)
     : ensureServerCredentials(o.dataDir, { sans });
@@ -111,4 +145,13 @@ function sharedKv(inner: Kv): Kv {
     revision: () => inner.revision(),
     close: async () => undefined,
   };
+}
+
+/** The etcd3 client's TLS credentials from the member's PEMs. */
+function credentialsOf(tls: EmbeddedEtcd['tls']): {
+  rootCertificate: Buffer;
+  certChain: Buffer;
+  privateKey: Buffer;
+} {
+  return { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key };
 }

@@ -69,6 +69,8 @@ export function startElection(
     informers: Informers;
     lifecycle: NodeLifecycle;
     masterGauge: Gauge;
+    /** Told of every change of the role, before the controllers switch (the API VIP moves first). */
+    onChange?: (master: boolean) => void;
   },
 ): ElectionState {
   let controllers: Controllers | undefined;
@@ -80,6 +82,7 @@ export function startElection(
     logger: log.child({ component: 'election' }),
     ...clockOf(o),
     onChange: (master) => {
+      deps.onChange?.(master);
       deps.masterGauge.set(master ? 1 : 0);
       deps.lifecycle.setMaster(master);
       switching = switching

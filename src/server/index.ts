@@ -5,5 +5,6 @@
 export type { ConnectionLimitOptions } from './connection-limits.js';
 export { datastoreDir, defaultDatastoreListen } from './datastore-step.js';
 export { ELECTION_NAME } from './election.js';
+export { JOIN_PATH } from './etcd-join.js';
 export { type RunningServer, startServer } from './server.js';
-export type { SnapshotOptions } from './server-options.js';
+export type { ServerOptions, SnapshotOptions } from './server-options.js';

@@ -28,6 +28,14 @@ export interface ServerOptions {
    * port with no authentication: any user who reaches it can write pools and Services past the API.
    */
   datastoreListenAddress?: string;
+  /** Start an embedded etcd member as a new cluster (`--cluster-init`); a SQLite datastore is migrated once. */
+  clusterInit?: boolean;
+  /** Join the cluster of the server at `server` (`--server`, `--token`) as an embedded etcd member. */
+  join?: { server: string; token: string };
+  /** The etcd binary [/usr/bin/etcd]. */
+  etcdBinary?: string;
+  /** The API's virtual address, announced by the master's local agent and put in the serving certificate. */
+  apiVip?: string;
   /** [100 ms] */
   heartbeatMs: number;
   /** Missed beats before a node is lost [3]. */
@@ -50,7 +58,10 @@ export interface ServerOptions {
   nodeGcAfterMs?: number;
   /** Scheduled snapshots of the datastore, taken by the elected master; absent: none. */
   snapshots?: SnapshotOptions;
-  /** `--cluster-reset`: with `restorePath`, restore the embedded datastore from a snapshot, then start. */
+  /**
+   * `--cluster-reset`: with `restorePath`, restore the datastore from a snapshot, then start; without it,
+   * restart an embedded etcd member as a one-member cluster from its own data.
+   */
   clusterReset?: boolean;
   /** `--restore-path`: the snapshot file `clusterReset` restores. */
   restorePath?: string;
@@ -82,4 +93,9 @@ export interface ServerStep {
 /** `{ clock }` when the options carry one, else nothing (for spreading into constructor options). */
 export function clockOf(o: ServerOptions): { clock?: Clock } {
   return o.clock === undefined ? {} : { clock: o.clock };
+}
+
+/** The names the serving certificate is made for: the node IPs and name, and the API VIP. */
+export function servingSans(o: ServerOptions): string[] {
+  return [...(o.nodeIps ?? []), o.nodeName, ...(o.apiVip === undefined ? [] : [o.apiVip])];
 }

@@ -7,9 +7,11 @@ import { ShutdownStack } from '../daemon/shutdown-stack.js';
 import { createRegistry, type Registry } from '../metrics.js';
 import type { ServerCredentials } from '../pki/index.js';
 import type { TunnelServer } from '../tunnel/index.js';
+import { joinHostPort } from '../util/host-port.js';
 import { listenApi } from './api-step.js';
 import { loadCredentials, openClient, openDatastore } from './datastore-step.js';
 import { registerServerGauges, startElection } from './election-step.js';
+import { joinRoute } from './etcd-join.js';
 import { startInformers, startLifecycle, startRelay, startTunnel } from './nodes-step.js';
 import type { ServerOptions, ServerStep } from './server-options.js';
 import { restoreIfAsked, startSnapshots } from './snapshot-step.js';
@@ -26,6 +28,8 @@ export interface RunningServer {
   metrics: MetricsServer | undefined;
   /** True while this server is the elected master. */
   isMaster(): boolean;
+  /** Call `fn` on every change of the master role (at once with true if master already). */
+  onMasterChange(fn: (master: boolean) => void): void;
   /** The master's controllers while master. */
   controllers(): Controllers | undefined;
   /** The embedded datastore's client URL (undefined with an external one). */
@@ -58,18 +62,38 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   return stack.start(async () => {
     await restoreIfAsked(step);
     const data = await openDatastore(step);
-    const { etcd, kv, store } = openClient(step, data.endpoints);
+    const { etcd, kv, store } = openClient(step, data.endpoints, data.etcd?.tls);
     const creds = await loadCredentials(step, kv, data);
+    const route =
+      data.etcd === undefined
+        ? undefined
+        : joinRoute({
+            joinToken: creds.joinToken,
+            ca: creds,
+            etcd,
+            logger: log.child({ component: 'join' }),
+          });
     const informers = await startInformers(step, store);
     const tunnel = startTunnel(step, creds, informers);
     const relay = await startRelay(step, { informers, kv, tunnel });
     const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay });
-    const api = await listenApi(step, { store, creds, tunnel });
+    const api = await listenApi(step, { store, creds, tunnel, ...(route === undefined ? {} : { route }) });
     const masterGauge = registerServerGauges(registry, informers);
-    const election = startElection(step, { etcd, store, kv, informers, lifecycle, masterGauge });
+    const masterWatchers = new Set<(master: boolean) => void>();
+    const election = startElection(step, {
+      etcd,
+      store,
+      kv,
+      informers,
+      lifecycle,
+      masterGauge,
+      onChange: (m) => {
+        for (const w of masterWatchers) w(m);
+      },
+    });
     startSnapshots(step, { etcd, endpoint: data.endpoints, isMaster: election.isMaster });
     const metrics = await startMetrics(step);
-    writeAdmin(step, api.url, creds);
+    writeAdmin(step, apiUrlOf(o, api.url, api.port), creds);
 
     api.setReady(true);
     const { url, port } = api;
@@ -88,6 +112,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       datastoreUrl: data.embedded?.url,
       tunnel,
       isMaster: election.isMaster,
+      onMasterChange: (fn) => {
+        masterWatchers.add(fn);
+        if (election.isMaster()) fn(true);
+      },
       controllers: election.controllers,
       closeFirst: (name, close) => stack.push(name, close),
       close: async () => {
@@ -97,6 +125,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       },
     };
   });
+}
+
+/** The URL clients are told: the API VIP when there is one, else the local URL. */
+function apiUrlOf(o: ServerOptions, local: string, port: number): string {
+  return o.apiVip === undefined ? local : `https://${joinHostPort(o.apiVip, port)}`;
 }
 
 /** Step: the Prometheus metrics server, when `metricsBindAddress` is set. */

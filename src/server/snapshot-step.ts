@@ -1,8 +1,9 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { systemClock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
+import { etcdPaths, memberExists } from '../etcd-member/index.js';
 import {
   CronSchedule,
   checkSnapshotFile,
@@ -11,6 +12,7 @@ import {
   SnapshotScheduler,
 } from '../snapshot/index.js';
 import { datastoreDir } from './datastore-step.js';
+import { MIGRATED_MARKER } from './migrate-step.js';
 import type { ServerStep } from './server-options.js';
 
 /** Where the last `--restore-path` restore is recorded, so a restart with the same flags does not redo it. */
@@ -24,7 +26,7 @@ const RESTORED_MARK = 'restored-from';
  */
 export async function restoreIfAsked({ o, log }: ServerStep): Promise<void> {
   if (o.restorePath === undefined || o.restorePath === '') {
-    if (o.clusterReset === true)
+    if (o.clusterReset === true && !memberExists(o.dataDir))
       log.info(
         '--cluster-reset without --restore-path: the embedded datastore has one member, nothing to reset',
       );
@@ -37,6 +39,12 @@ export async function restoreIfAsked({ o, log }: ServerStep): Promise<void> {
     throw new VipmeshError(
       'VIPMESH_SNAPSHOT_BAD_FLAG',
       '--restore-path restores the embedded datastore; restore an external etcd with `etcdctl snapshot restore` on each member',
+    );
+  }
+  if (memberExists(o.dataDir)) {
+    throw new VipmeshError(
+      'VIPMESH_SNAPSHOT_BAD_FLAG',
+      `--restore-path: this server has an embedded etcd member (${etcdPaths(o.dataDir).dataDir}); stop every server, move that directory away here and on the others, then start this one with --cluster-init --cluster-reset --restore-path and join the others again`,
     );
   }
   const dbDir = datastoreDir(o.dataDir);
@@ -57,6 +65,8 @@ export async function restoreIfAsked({ o, log }: ServerStep): Promise<void> {
     return;
   }
   await restoreSnapshot({ file: o.restorePath, dbDir, logger: log.child({ op: 'restore' }) });
+  // Restored data is new data: with --cluster-init it is migrated into the new member again.
+  rmSync(join(dbDir, MIGRATED_MARKER), { force: true });
   writeFileSync(mark, `${identity}\n`, { mode: 0o600 });
 }
 

@@ -207,6 +207,49 @@ export class ClusterLab {
     return this.lab.spawn(node, [process.execPath, '-e', script]);
   }
 
+  /** `vipmesh <args>` run inside `node` (not a daemon): its exit code and output. */
+  vipmesh(
+    node: string,
+    args: string[],
+    timeoutMs = 60_000,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    return this.lab.exec(node, [...CLI, ...args], timeoutMs);
+  }
+
+  /** True when the server on `node` reports itself master on its metrics port. */
+  async isMaster(node: string): Promise<boolean> {
+    const r = await this.lab.exec(
+      node,
+      ['curl', '-s', '--max-time', '1', 'http://127.0.0.1:7472/metrics'],
+      5000,
+    );
+    return /^vipmesh_controlplane_master 1$/m.test(r.stdout);
+  }
+
+  /** The MAC that answers ARP for `ip` as `from` sees it (one request, one second), lowercase. */
+  async arpMac(from: string, ip: string): Promise<string | undefined> {
+    const r = await this.lab.exec(from, ['arping', '-c', '1', '-w', '1', '-I', 'eth0', ip], 5000);
+    return /\[([0-9a-f:]{17})\]/i.exec(r.stdout)?.[1]?.toLowerCase();
+  }
+
+  /** etcdctl inside server `node` against its embedded member, over TLS with the member certificate. */
+  etcdctl(node: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const tls = join(this.dataDir(node), 'server', 'tls', 'etcd');
+    return this.lab.exec(
+      node,
+      [
+        'etcdctl',
+        '--endpoints=https://127.0.0.1:2379',
+        `--cacert=${join(tls, 'ca.crt')}`,
+        `--cert=${join(tls, 'member.crt')}`,
+        `--key=${join(tls, 'member.key')}`,
+        '--command-timeout=3s',
+        ...args,
+      ],
+      10_000,
+    );
+  }
+
   async destroy(): Promise<void> {
     for (const name of this.daemons.keys()) await this.stop(name, 'SIGKILL').catch(() => undefined);
     await this.lab.destroy();

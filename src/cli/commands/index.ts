@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Module>> = {
   announce: () => import('./announce.js'),
   kine: () => import('./kine.js'),
   snapshot: () => import('./snapshot.js'),
+  etcd: () => import('./etcd.js'),
   demo: () => import('./demo.js'),
   'check-config': () => import('./check-config.js'),
   apply: () => import('./apply.js'),

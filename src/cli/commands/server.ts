@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { type Agent, createAgent } from '../../agent/index.js';
 import { DEFAULT_ADMIN_CONFIG } from '../../api/index.js';
 import { DEFAULT_METRICS_BIND_ADDRESS } from '../../daemon/metrics-http.js';
@@ -6,9 +6,15 @@ import { runDaemon } from '../../daemon/run-daemon.js';
 import { VipmeshError } from '../../errors.js';
 import { DEFAULT_CLUSTER_CIDR } from '../../flannel-hostgw/index.js';
 import { createRegistry } from '../../metrics.js';
-import { type ConnectionLimitOptions, type SnapshotOptions, startServer } from '../../server/index.js';
+import {
+  type ConnectionLimitOptions,
+  type ServerOptions,
+  type SnapshotOptions,
+  startServer,
+} from '../../server/index.js';
 import { CronSchedule, DEFAULT_RETENTION, DEFAULT_SCHEDULE } from '../../snapshot/index.js';
 import { parseDuration } from '../../util/duration.js';
+import { canonicalIp } from '../../util/ip.js';
 import { type CliContext, daemonCommand } from '../context.js';
 import {
   addDataDirOption,
@@ -46,6 +52,10 @@ interface ServerFlags extends NodeFlags {
   disableSnapshots?: boolean;
   clusterReset?: boolean;
   restorePath?: string;
+  clusterInit?: boolean;
+  server?: string;
+  token?: string;
+  apiVip?: string;
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -67,6 +77,29 @@ export function register(program: Command, ctx: CliContext): void {
     .option(
       '--datastore-listen-address <addr>',
       'where the embedded datastore listens (default unix://<data-dir>/server/db/kine.sock, root only); a host:port has no authentication',
+    )
+    .option(
+      '--cluster-init',
+      'start an embedded etcd member as a new HA cluster (a SQLite datastore is copied into it once)',
+    )
+    .addOption(
+      new Option(
+        '--server <url>',
+        'join the HA cluster of this running server (https://HOST:6443) as another etcd member',
+      ).env('VIPMESH_URL'),
+    )
+    .addOption(
+      new Option('--token <token>', 'with --server: the cluster join token (vipmesh token on a server)').env(
+        'VIPMESH_TOKEN',
+      ),
+    )
+    .option(
+      '--cluster-reset',
+      'restart the embedded etcd member as a one-member cluster from its own data (after losing quorum); with --restore-path: restore the datastore from a snapshot, then start',
+    )
+    .option(
+      '--api-vip <ip>',
+      'a virtual address for the API, announced by the elected master (needs the local agent)',
     )
     .option('--disable-agent', 'do not run the local agent (this node announces no VIPs, gets no routes)')
     .option('--heartbeat-interval <duration>', 'agent <-> server heartbeat period', '100ms')
@@ -129,10 +162,6 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--snapshot-retention <n>', 'scheduled snapshots kept', String(DEFAULT_RETENTION))
     .option('--snapshot-dir <dir>', 'where snapshots go (default <data-dir>/server/db/snapshots)')
     .option('--disable-snapshots', 'take no scheduled snapshots')
-    .option(
-      '--cluster-reset',
-      'with --restore-path: replace the embedded datastore with a snapshot, then start',
-    )
     .option('--restore-path <file>', 'the snapshot --cluster-reset restores');
   addNodeIdentityOptions(cmd);
   addDataPlaneOptions(cmd, 'local agent: ');
@@ -153,6 +182,7 @@ export function register(program: Command, ctx: CliContext): void {
     const { nodeName } = nodeOptions;
     const nodeIps = nodeOptions.nodeIps ?? [];
     const clusterCidr = splitList([flags.clusterCidr]);
+    const ha = haOptionsOf(flags);
     const log = ctx.logger().child({ module: 'server' });
     const registry = createRegistry();
     await runDaemon({
@@ -168,6 +198,7 @@ export function register(program: Command, ctx: CliContext): void {
           ...(flags.datastoreListenAddress === undefined
             ? {}
             : { datastoreListenAddress: flags.datastoreListenAddress }),
+          ...ha,
           heartbeatMs,
           nodeLostAfter: misses,
           nodeGraceMs: parseDuration(flags.nodeStartupGrace, '--node-startup-grace'),
@@ -184,7 +215,6 @@ export function register(program: Command, ctx: CliContext): void {
           adminConfigPath: flags.adminConfig,
           connectionLimits,
           ...(snapshots === undefined ? {} : { snapshots }),
-          ...(flags.clusterReset === true ? { clusterReset: true } : {}),
           ...(flags.restorePath === undefined ? {} : { restorePath: flags.restorePath }),
           logger: ctx.logger(),
           registry,
@@ -205,6 +235,8 @@ export function register(program: Command, ctx: CliContext): void {
           // restart leaves the node Ready (the next start's grace covers the reconnect).
           server.closeFirst('local-agent', () => local.close());
           agent = local;
+          const vip = ha.apiVip;
+          if (vip !== undefined) server.onMasterChange((m) => local.setLocalVips(m ? [vip] : []));
         }
         return {
           readyStatus: 'serving',
@@ -213,6 +245,7 @@ export function register(program: Command, ctx: CliContext): void {
         };
       },
     });
+    exitOnceDrained(log);
   });
   daemonCommand(cmd);
 }
@@ -223,6 +256,50 @@ function snapshotsOf(flags: ServerFlags): SnapshotOptions | undefined {
   const schedule = new CronSchedule(flags.snapshotSchedule).expression;
   const retention = positiveInt(String(flags.snapshotRetention), '--snapshot-retention');
   return { schedule, retention, ...(flags.snapshotDir === undefined ? {} : { dir: flags.snapshotDir }) };
+}
+
+/**
+ * After a clean stop the process should end by itself; when something still holds the event loop (a call
+ * to a datastore without quorum that never settles), say what and exit after 5 s instead of waiting for
+ * systemd's SIGKILL.
+ */
+function exitOnceDrained(log: { warn(obj: object, msg: string): void }): void {
+  const timer = setTimeout(() => {
+    log.warn(
+      { resources: process.getActiveResourcesInfo() },
+      'stopped, but the event loop is still held; exiting',
+    );
+    process.exit(0);
+  }, 5000);
+  timer.unref();
+}
+
+/** `--cluster-init`, `--server`/`--token`, `--cluster-reset`, `--api-vip`, checked against each other. */
+function haOptionsOf(
+  flags: ServerFlags,
+): Pick<ServerOptions, 'clusterInit' | 'join' | 'clusterReset' | 'apiVip'> {
+  const bad = (msg: string) => new VipmeshError('VIPMESH_CLUSTER_BAD_FLAG', msg);
+  const join = flags.server !== undefined && flags.server !== '';
+  if (join && flags.clusterInit === true) throw bad('--cluster-init starts a new cluster: drop --server');
+  if (join && (flags.token === undefined || flags.token === '')) {
+    throw bad('--server: give the cluster join token with --token (or VIPMESH_TOKEN)');
+  }
+  if ((join || flags.clusterInit === true) && flags.datastoreEndpoint !== undefined) {
+    throw bad('--datastore-endpoint names an external etcd: drop --cluster-init and --server');
+  }
+  let apiVip: string | undefined;
+  if (flags.apiVip !== undefined) {
+    apiVip = canonicalIp(flags.apiVip);
+    if (apiVip === undefined) throw bad(`--api-vip: "${flags.apiVip}" is not an IP address`);
+    if (flags.disableAgent === true)
+      throw bad('--api-vip is announced by the local agent: drop --disable-agent');
+  }
+  return {
+    ...(flags.clusterInit === true ? { clusterInit: true } : {}),
+    ...(join ? { join: { server: flags.server!, token: flags.token! } } : {}),
+    ...(flags.clusterReset === true ? { clusterReset: true } : {}),
+    ...(apiVip === undefined ? {} : { apiVip }),
+  };
 }
 
 /** The HTTPS port's limits from `--api-*` (the rest keep their defaults). */
