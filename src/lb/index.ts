@@ -9,6 +9,7 @@ export { HealthChecker, type HealthCheckerOptions, type HealthState } from './he
 export { type ApplyResult, NftTable, type NftTableOptions } from './nft.js';
 export { httpProbe, type Probe, type ProbeTarget, probeFor, tcpProbe } from './probes.js';
 export {
+  backendsOf,
   emptyRuleset,
   type RenderInput,
   type RenderResult,

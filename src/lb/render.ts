@@ -83,6 +83,29 @@ export function targetPortOf(p: ServicePort, e: Endpoint): number | undefined {
   return q?.port;
 }
 
+/**
+ * The endpoints a Service port sends new connections to in one family: ready, not found unhealthy, on
+ * this node when the policy is `Local`, and offering the target port; sorted, so that the rendered text
+ * (and so the update) changes only when the membership does. (A validated Service: addresses parse.)
+ */
+export function backendsOf(
+  s: Service,
+  p: ServicePort,
+  family: 4 | 6,
+  unhealthy: ReadonlySet<string>,
+  isLocal: (e: Endpoint) => boolean,
+): Array<{ ip: string; port: number }> {
+  const backends: Array<{ ip: string; port: number }> = [];
+  for (const e of s.endpoints) {
+    const ip = parseIp(e.ip);
+    if (ip?.family !== family || !e.ready || unhealthy.has(endpointKey(s, e.ip))) continue;
+    if (s.externalTrafficPolicy === 'Local' && !isLocal(e)) continue;
+    const port = targetPortOf(p, e);
+    if (port !== undefined) backends.push({ ip: formatIp(ip), port });
+  }
+  return backends.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port));
+}
+
 /** `198.18.1.2:8080` or `[2001:db8::2]:8080` as nft writes a dnat target. */
 const target = (ip: string, port: number, family: 4 | 6): string =>
   family === 4 ? `${ip}:${port}` : `[${ip}]:${port}`;
@@ -165,17 +188,8 @@ function portRules(
     // No endpoints: the holder serves the port itself (a process listening on targetPort).
     return typeof p.targetPort === 'number' ? [`${l4} redirect to :${p.targetPort}`] : undefined;
   }
-  const backends: Array<{ ip: string; port: number }> = [];
-  for (const e of s.endpoints) {
-    const ip = parseIp(e.ip)!;
-    if (ip.family !== family || !e.ready || unhealthy.has(endpointKey(s, e.ip))) continue;
-    if (s.externalTrafficPolicy === 'Local' && !isLocal(e)) continue;
-    const port = targetPortOf(p, e);
-    if (port !== undefined) backends.push({ ip: formatIp(ip), port });
-  }
+  const backends = backendsOf(s, p, family, unhealthy, isLocal);
   if (backends.length === 0) return undefined;
-  // Sorted, so that the text (and so the update) changes only when the membership does.
-  backends.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port));
   const rules: string[] = [];
   if (s.externalTrafficPolicy === 'Cluster') rules.push(`meta mark set meta mark | ${hex(MASQ_MARK)}`);
   const n = backends.length;
