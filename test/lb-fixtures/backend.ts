@@ -1,0 +1,42 @@
+/**
+ * Test fixture: one backend. HTTP on --http answers `<name> <client address>`; --udp echoes `<name>` to
+ * each datagram; --tcp writes `<name>\n` to each connection and closes it. Prints `ready` when listening.
+ *
+ *   node --import tsx test/lb-fixtures/backend.ts --name b1 [--http 8080] [--udp 5353] [--tcp 5353]
+ */
+import { createSocket } from 'node:dgram';
+import { createServer as createHttp } from 'node:http';
+import { createServer as createTcp } from 'node:net';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string' },
+    http: { type: 'string' },
+    udp: { type: 'string' },
+    tcp: { type: 'string' },
+  },
+});
+const name = values.name!;
+const waits: Array<Promise<void>> = [];
+if (values.http !== undefined) {
+  const s = createHttp((req, res) =>
+    res.end(`${name} ${req.socket.remoteAddress?.replace(/^::ffff:/, '')}\n`),
+  );
+  waits.push(new Promise((r) => s.listen(Number(values.http), '::', r)));
+}
+if (values.udp !== undefined) {
+  const s = createSocket({ type: 'udp6', ipv6Only: false });
+  s.on('message', (_m, from) => s.send(`${name}\n`, from.port, from.address));
+  waits.push(new Promise((r) => s.bind(Number(values.udp), '::', r)));
+}
+if (values.tcp !== undefined) {
+  const s = createTcp((c) => {
+    c.on('error', () => undefined); // a health check resets its connection at once
+    c.end(`${name}\n`);
+  });
+  waits.push(new Promise((r) => s.listen(Number(values.tcp), '::', r)));
+}
+await Promise.all(waits);
+process.stdout.write('ready\n');
+process.once('SIGTERM', () => process.exit(0));
