@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-const ALL = ['ipam', 'kine', 'controlplane', 'hostgw', 'arp', 'tunnel', 'failover'];
+const ALL = ['ipam', 'kine', 'controlplane', 'hostgw', 'arp', 'tunnel', 'failover', 'lb'];
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : ALL;
 let failed = 0;
