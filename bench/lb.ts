@@ -124,7 +124,7 @@ try {
   const bVm = await bulk(lab, `http://${VIP}/bulk?mb=256`);
   const bHp = await bulk(lab, `http://${HAPROXY}/bulk?mb=256`);
   console.log(
-    `  bulk: direct ${bDirect.toFixed(2)} Gbit/s, vipmesh ${bVm.toFixed(2)} Gbit/s, HAProxy ${bHp.toFixed(2)} Gbit/s`,
+    `  bulk: direct ${bDirect.toFixed(0)} Mbit/s, vipmesh ${bVm.toFixed(0)} Mbit/s, HAProxy ${bHp.toFixed(0)} Mbit/s`,
   );
   console.log(
     `  ratios: vipmesh/direct req/s ${(vm.rps / direct.rps).toFixed(2)} (goal >= 0.90), vipmesh/HAProxy req/s ${(vm.rps / hp.rps).toFixed(2)} (goal >= 2), ` +

@@ -20,9 +20,28 @@ const { values } = parseArgs({
 const name = values.name!;
 const waits: Array<Promise<void>> = [];
 if (values.http !== undefined) {
-  const s = createHttp((req, res) =>
-    res.end(`${name} ${req.socket.remoteAddress?.replace(/^::ffff:/, '')}\n`),
-  );
+  // `/bulk?mb=N`: N MiB of zeros (throughput); anything else: who answered, and whom it saw.
+  const chunk = Buffer.alloc(1 << 20);
+  const s = createHttp((req, res) => {
+    const mb = /^\/bulk\?mb=(\d+)$/.exec(req.url ?? '');
+    if (mb === null) {
+      res.end(`${name} ${req.socket.remoteAddress?.replace(/^::ffff:/, '')}\n`);
+      return;
+    }
+    let left = Number(mb[1]);
+    res.setHeader('content-length', left * chunk.length);
+    const more = (): void => {
+      while (left > 0) {
+        left--;
+        if (!res.write(chunk)) {
+          res.once('drain', more);
+          return;
+        }
+      }
+      res.end();
+    };
+    more();
+  });
   waits.push(new Promise((r) => s.listen(Number(values.http), '::', r)));
 }
 if (values.udp !== undefined) {
