@@ -1,12 +1,12 @@
 /**
  * `npm run bench`: every benchmark in turn, each in its own process (each starts its peer in the same
  * run and prints figures and ratios). Needs root for the namespace benchmarks (arp, hostgw, tunnel,
- * failover). `npm run bench -- ipam kine` runs only those.
+ * failover, lb). `npm run bench -- ipam kine` runs only those.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-const ALL = ['ipam', 'kine', 'snapshot', 'controlplane', 'hostgw', 'arp', 'tunnel', 'failover', 'ha'];
+const ALL = ['ipam', 'kine', 'snapshot', 'controlplane', 'hostgw', 'arp', 'tunnel', 'failover', 'ha', 'lb'];
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : ALL;
 let failed = 0;

@@ -5,6 +5,7 @@
 #   - removes any VIP a killed daemon left on lo (label lo:vm, address protocol 0x76)
 #   - writes back arp_ignore/arp_announce from /run/vipmesh/arp-sysctl.json if a daemon could not
 #   - flushes the host-gw routes (protocol 86)
+#   - deletes the load balancer's nftables table (inet vipmesh; no other table is touched)
 # Installed as /usr/local/bin/vipmesh-killall.sh by install.sh.
 set -u
 [ "$(id -u)" = 0 ] || { echo "[ERROR] vipmesh-killall.sh must run as root" >&2; exit 1; }
@@ -43,4 +44,7 @@ fi
 
 ip -4 route flush proto 86 2>/dev/null && info "flushed IPv4 routes of protocol 86 (host-gw)"
 ip -6 route flush proto 86 2>/dev/null && info "flushed IPv6 routes of protocol 86 (host-gw)"
+if command -v nft >/dev/null 2>&1 && nft list table inet vipmesh >/dev/null 2>&1; then
+  nft delete table inet vipmesh && info "deleted the nftables table inet vipmesh (load balancer)"
+fi
 exit 0

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Remove vipmesh from this node and leave nothing of it behind: the units, the running daemons (their VIPs
-# released, sysctls restored, host-gw routes of protocol 86 flushed, through vipmesh-killall.sh), the
+# released, sysctls restored, host-gw routes of protocol 86 flushed, the nftables table inet vipmesh deleted, through
+# vipmesh-killall.sh), the
 # configuration (/etc/vipmesh, /etc/default/vipmesh-*), the state (/var/lib/vipmesh: datastore, CA, tokens),
 # /run/vipmesh, /run/flannel/subnet.env, the npm package and the commands in /usr/local/bin.
 # Not undone: net.ipv4.ip_forward (and IPv6 forwarding), which host-gw turned on, as flannel and k3s leave it.
@@ -15,6 +16,10 @@ if [ -x "$BIN_DIR/vipmesh-killall.sh" ]; then
   "$BIN_DIR/vipmesh-killall.sh"
 elif [ -f "$HERE/vipmesh-killall.sh" ]; then
   sh "$HERE/vipmesh-killall.sh"
+fi
+# Also when neither killall script is there: the load balancer's table must not outlive vipmesh.
+if command -v nft >/dev/null 2>&1 && nft list table inet vipmesh >/dev/null 2>&1; then
+  nft delete table inet vipmesh && echo "[INFO]  deleted the nftables table inet vipmesh"
 fi
 
 if command -v systemctl >/dev/null; then

@@ -13,7 +13,7 @@ const SRC = resolve(import.meta.dirname, '..', 'src');
 /** The shared base: every folder may import these. */
 const BASE = ['core', 'util'];
 /** The lower modules: each stands alone on the base, and never imports another lower module. */
-const LOWER = ['vip-pool', 'arp', 'flannel-hostgw', 'tunnel', 'kine', 'pki', 'etcd-member'];
+const LOWER = ['vip-pool', 'arp', 'flannel-hostgw', 'tunnel', 'kine', 'pki', 'etcd-member', 'lb'];
 
 /**
  * For each folder of src/ (`core` is the files directly in src/), the folders it may import besides itself.
@@ -27,7 +27,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   api: [...BASE, 'vip-pool', 'pki'],
   controllers: [...BASE, 'api', 'vip-pool', 'flannel-hostgw'],
   daemon: BASE,
-  agent: [...BASE, 'daemon', 'api', 'arp', 'flannel-hostgw', 'tunnel', 'pki'],
+  agent: [...BASE, 'daemon', 'api', 'arp', 'flannel-hostgw', 'tunnel', 'pki', 'lb'],
   snapshot: [...BASE, 'kine'],
   server: [
     ...BASE,

@@ -1,6 +1,12 @@
 import { networkInterfaces, hostname as osHostname } from 'node:os';
-import type { NodeRegistration, VipAssignment } from '../api/agent-protocol.js';
-import { TOPIC_LEASES, TOPIC_PEERS, TOPIC_VIPS } from '../api/agent-protocol.js';
+import type { HealthReport, LbService, NodeRegistration, VipAssignment } from '../api/agent-protocol.js';
+import {
+  METHOD_HEALTH,
+  TOPIC_LEASES,
+  TOPIC_PEERS,
+  TOPIC_SERVICES,
+  TOPIC_VIPS,
+} from '../api/agent-protocol.js';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import type { Lease } from '../flannel-hostgw/index.js';
@@ -9,6 +15,7 @@ import { Gauge, type Registry } from '../metrics.js';
 import { parseToken } from '../pki/index.js';
 import { TunnelClient, type TunnelClientOptions } from '../tunnel/index.js';
 import { ForeignClaims } from './claims.js';
+import type { AgentLoadBalancer } from './lb.js';
 
 /** The announcer calls the agent makes (src/arp's `Announcer`). */
 export interface AgentAnnouncer {
@@ -53,6 +60,14 @@ interface AgentOptions {
   probeIntervalMs?: number;
   /** Extra tunnel client options (tests). */
   tunnel?: Partial<TunnelClientOptions>;
+  /**
+   * Makes the load balancer (src/agent/lb.ts), given how to report health and what to call when a VIP's
+   * gate changes; absent: Service pushes are ignored and every assigned VIP is announced.
+   */
+  loadBalancer?: (deps: {
+    report: (r: HealthReport) => Promise<unknown>;
+    servingChanged: () => void;
+  }) => AgentLoadBalancer;
 }
 
 /**
@@ -74,6 +89,7 @@ export class Agent {
   #probeTimer: TimerHandle | undefined;
   #retryTimer: TimerHandle | undefined;
   #hostGw: AgentHostGw | undefined;
+  readonly #lb: AgentLoadBalancer | undefined;
   #hostGwStarting: Promise<AgentHostGw | undefined> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -135,6 +151,14 @@ export class Agent {
       );
       this.#startProbing();
     });
+    this.#lb = o.loadBalancer?.({
+      report: (r) => this.client.request(METHOD_HEALTH, r),
+      servingChanged: () => {
+        const vips = this.#wanted;
+        if (vips !== undefined && !this.#closed) this.#serial(() => this.#applyVips(vips));
+      },
+    });
+    this.client.on('connected', () => this.#lb?.resend());
     this.client.on('push', (topic, payload) => this.#onPush(topic, payload));
     o.announcer.on('conflict', (e) => {
       if (e.phase !== 'holding' || this.#closed) return;
@@ -187,17 +211,22 @@ export class Agent {
     } else if (topic === TOPIC_LEASES) {
       const p = payload as { clusterCidr?: string[]; leases?: Lease[] };
       if (!Array.isArray(p?.leases) || !Array.isArray(p.clusterCidr)) return;
+      this.#lb?.setLeases(p.leases);
       this.#serial(() => this.#applyLeases(p.clusterCidr!, p.leases!));
     } else if (topic === TOPIC_PEERS) {
       const macs = (payload as { macs?: unknown })?.macs;
       if (Array.isArray(macs)) this.#claims.setPeers(macs.filter((m): m is string => typeof m === 'string'));
+    } else if (topic === TOPIC_SERVICES) {
+      const services = (payload as { services?: LbService[] })?.services;
+      if (Array.isArray(services)) this.#lb?.setServices(services);
     }
   }
 
   async #applyVips(vips: VipAssignment[]): Promise<void> {
     if (this.#closed || this.#wanted !== vips) return; // a newer assignment is queued
     const a = this.#o.announcer;
-    const want = new Map(vips.map((v) => [v.ip, v]));
+    // A VIP whose Services have nothing to serve is not announced (the load balancer's gate).
+    const want = new Map(vips.filter((v) => this.#lb?.allows(v.ip) ?? true).map((v) => [v.ip, v]));
     for (const ip of this.#local) if (!want.has(ip)) want.set(ip, { ip });
     for (const held of a.vips) {
       if (!want.has(held)) {
@@ -314,6 +343,9 @@ export class Agent {
     await this.client.close();
     await this.idle();
     await this.#o.announcer.close();
+    await this.#lb
+      ?.close()
+      .catch((err: unknown) => this.#log.error({ err }, 'cannot remove the load balancer table'));
     const h = this.#hostGw ?? (await this.#hostGwStarting);
     await h?.close();
   }

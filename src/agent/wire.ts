@@ -1,10 +1,11 @@
 import { startAnnouncer } from '../arp/index.js';
-import type { Clock } from '../clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { createHostGw, DEFAULT_SUBNET_ENV_PATH } from '../flannel-hostgw/index.js';
 import { type Logger, moduleLogger } from '../log.js';
 import type { Registry } from '../metrics.js';
 import { DEFAULT_STATE_DIR } from '../paths.js';
 import { Agent, type AgentHostGw, localRegistration } from './agent.js';
+import { createAgentLb } from './lb.js';
 
 /** Options of {@link createAgent}. Defaults in brackets. */
 export interface CreateAgentOptions {
@@ -31,6 +32,10 @@ export interface CreateAgentOptions {
   logger: Logger;
   registry?: Registry;
   clock?: Clock;
+  /** `--disable-load-balancer`-style switch: no nftables table, Service pushes ignored [false]. */
+  disableLoadBalancer?: boolean;
+  /** How often the nftables table is compared with what was applied [10 s]. */
+  lbVerifyIntervalMs?: number;
   /** Connect before resolving [true]; false: the caller runs `agent.start()` (and can close it meanwhile). */
   start?: boolean;
 }
@@ -68,6 +73,7 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
             ...(o.registry === undefined ? {} : { registry: o.registry }),
             ...(o.clock === undefined ? {} : { clock: o.clock }),
           });
+  const nodeIps = (registration.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address);
   const agent = new Agent({
     servers: o.servers,
     token: o.token,
@@ -82,6 +88,20 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
     ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
     ...(o.misses === undefined ? {} : { misses: o.misses }),
     ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }),
+    ...(o.disableLoadBalancer === true
+      ? {}
+      : {
+          loadBalancer: (deps) =>
+            createAgentLb({
+              ...deps,
+              nodeName: o.nodeName,
+              nodeIps,
+              clock: o.clock ?? systemClock,
+              logger: moduleLogger(o.logger, 'lb'),
+              ...(o.registry === undefined ? {} : { registry: o.registry }),
+              ...(o.lbVerifyIntervalMs === undefined ? {} : { verifyIntervalMs: o.lbVerifyIntervalMs }),
+            }),
+        }),
   });
   if (o.start === false) return agent;
   try {

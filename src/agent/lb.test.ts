@@ -1,0 +1,175 @@
+import t from 'tap';
+import type { HealthReport } from '../api/agent-protocol.js';
+import type { ApplyResult, Probe, Ruleset, StaleFlow } from '../lb/index.js';
+import { silentLogger } from '../log.js';
+import { createRegistry } from '../metrics.js';
+import { FakeClock } from '../testing/fake-clock.js';
+import { lbService, TCP_CHECK } from '../testing/lb-services.js';
+import { until } from '../testing/until.js';
+import { AgentLb } from './lb.js';
+
+/** Endpoints listed in `down` fail their check; the rest pass. */
+function setup(opts: { failReport?: boolean } = {}) {
+  const down = new Set<string>();
+  const probe: Probe = async (tgt) => {
+    if (down.has(tgt.ip)) throw new Error('connect ECONNREFUSED');
+  };
+  const applied: Ruleset[] = [];
+  let removed = 0;
+  const table = {
+    apply: async (rs: Ruleset): Promise<ApplyResult> => {
+      applied.push(rs);
+      return { mode: applied.length === 1 ? 'full' : 'diff', errors: [], nftMs: 1 };
+    },
+    start: () => undefined,
+    remove: async () => {
+      removed++;
+    },
+  };
+  const reports: HealthReport[] = [];
+  let failing = opts.failReport ?? false;
+  let servingChanges = 0;
+  const forgotten: StaleFlow[] = [];
+  const registry = createRegistry();
+  const clock = new FakeClock();
+  const lb = new AgentLb({
+    nodeName: 'n1',
+    nodeIps: ['198.51.100.2'],
+    table,
+    conntrack: { forget: async (f) => forgotten.push(...f) },
+    probe,
+    report: async (r) => {
+      if (failing) throw new Error('no handler');
+      reports.push(r);
+    },
+    servingChanged: () => servingChanges++,
+    clock,
+    logger: silentLogger(),
+    registry,
+  });
+  return {
+    lb,
+    down,
+    applied,
+    reports,
+    forgotten,
+    registry,
+    clock,
+    removed: () => removed,
+    servingChanges: () => servingChanges,
+    setFailing: (f: boolean) => {
+      failing = f;
+    },
+  };
+}
+
+const VIP = '198.51.100.10';
+
+t.test(
+  'a dead endpoint leaves the table and the report; a Service with none healthy closes the gate',
+  async (t) => {
+    const s = setup();
+    t.equal(s.lb.allows(VIP), true, 'no Service yet: announced');
+    s.lb.setServices([
+      lbService('web', [VIP], ['198.18.1.2', '198.18.1.3'], { healthCheck: { ...TCP_CHECK, fall: 1 } }),
+    ]);
+    await s.lb.idle();
+    t.equal(s.lb.allows(VIP), true);
+    t.equal(s.lb.allows('198.51.100.99'), true, 'a VIP no Service is on');
+    await until('the first report', () => s.reports.length > 0);
+    s.down.add('198.18.1.3');
+    s.clock.advance(TCP_CHECK.intervalMs);
+    await until('198.18.1.3 out', () => s.lb.report.services[0]?.endpoints.some((e) => !e.healthy));
+    await s.lb.idle();
+    const rules = [...s.applied.at(-1)!.chains.values()].flatMap((c) => c.rules).join('\n');
+    t.notMatch(rules, /198\.18\.1\.3/);
+    t.match(rules, /198\.18\.1\.2:8080/);
+    t.same(
+      s.lb.report.services[0]?.endpoints.find((e) => e.ip === '198.18.1.3'),
+      {
+        ip: '198.18.1.3',
+        port: 8080,
+        healthy: false,
+        reason: 'connect ECONNREFUSED',
+      },
+    );
+    s.down.add('198.18.1.2');
+    s.clock.advance(TCP_CHECK.intervalMs);
+    await until('not serving', () => s.lb.report.services[0]?.serving === false);
+    t.equal(s.lb.allows(VIP), false, 'no healthy endpoint: not announced');
+    t.ok(s.servingChanges() >= 2);
+    await until('reported', () => s.reports.at(-1)?.services[0]?.serving === false);
+    const metrics = await s.registry.metrics();
+    t.match(metrics, /vipmesh_lb_endpoint_healthy\{service="default\/web",endpoint="198.18.1.2"\} 0/);
+    t.match(metrics, /vipmesh_lb_health_check_failures_total\{service="default\/web"\} [1-9]/);
+    t.match(metrics, /vipmesh_lb_rule_updates_total\{mode="diff"\} [1-9]/);
+    t.match(metrics, /vipmesh_lb_rule_update_duration_seconds_count [1-9]/);
+    await s.lb.close();
+    t.equal(s.removed(), 1);
+    await s.lb.close();
+    t.equal(s.removed(), 1, 'closed once');
+  },
+);
+
+t.test('Local: serving needs a healthy endpoint on this node (by name, address or pod subnet)', async (t) => {
+  const s = setup();
+  const local = (ip: string, nodeName?: string) =>
+    lbService('web', [VIP], [], {
+      externalTrafficPolicy: 'Local',
+      endpoints: [
+        { ip, ports: [{ port: 8080, protocol: 'TCP' }], ready: true, ...(nodeName ? { nodeName } : {}) },
+      ],
+    });
+  s.lb.setServices([local('198.18.2.2', 'n2')]);
+  await s.lb.idle();
+  t.equal(s.lb.report.services[0]?.serving, false, 'on another node');
+  s.lb.setServices([local('198.18.2.2', 'n1')]);
+  await s.lb.idle();
+  t.equal(s.lb.report.services[0]?.serving, true, 'nodeName');
+  s.lb.setServices([local('198.51.100.2')]);
+  await s.lb.idle();
+  t.equal(s.lb.report.services[0]?.serving, true, 'a node address');
+  s.lb.setServices([local('198.18.1.7')]);
+  await s.lb.idle();
+  t.equal(s.lb.report.services[0]?.serving, false);
+  s.lb.setLeases([{ node: 'n1', podCIDRs: ['198.18.1.0/24'], nodeIPs: ['198.51.100.2'] }]);
+  s.lb.setLeases([{ node: 'n1', podCIDRs: ['198.18.1.0/24'], nodeIPs: ['198.51.100.2'] }]);
+  await s.lb.idle();
+  t.equal(s.lb.report.services[0]?.serving, true, 'inside this node’s pod subnet');
+  await s.lb.close();
+});
+
+t.test(
+  'no endpoints serves; UDP flows to a removed endpoint are forgotten; bad Services are left out',
+  async (t) => {
+    const s = setup();
+    const dns = (eps: string[]) =>
+      lbService('dns', [VIP], eps, { ports: [{ protocol: 'UDP', port: 53, targetPort: 5353 }] });
+    s.lb.setServices([dns(['198.18.1.2', '198.18.1.3']), lbService('bad', ['nope'], [])]);
+    await s.lb.idle();
+    t.equal(s.lb.report.services.length, 1, 'the bad Service is not reported');
+    t.equal(s.lb.report.services[0]?.serving, true, 'UDP only: not connect-checked, ready counts');
+    s.lb.setServices([dns(['198.18.1.2'])]);
+    await s.lb.idle();
+    t.same(s.forgotten, [{ vip: VIP, port: 53, endpoint: '198.18.1.3' }]);
+    s.lb.setServices([lbService('empty', [VIP], [])]);
+    await s.lb.idle();
+    t.same(s.lb.report.services[0], { namespace: 'default', name: 'empty', endpoints: [], serving: true });
+    await s.lb.close();
+    s.lb.setServices([dns([])]);
+    t.equal(s.lb.report.services[0]?.name, 'empty', 'closed: pushes ignored');
+  },
+);
+
+t.test('a report the server cannot take is sent again on the next change or session', async (t) => {
+  t.pass('a failed send does not throw');
+  const s = setup({ failReport: true });
+  s.lb.setServices([lbService('web', [VIP], [])]);
+  await s.lb.idle();
+  s.setFailing(false);
+  s.lb.resend();
+  await until('sent', () => s.reports.length === 1);
+  s.lb.resend();
+  await until('sent again', () => s.reports.length === 2);
+  await s.lb.close();
+});

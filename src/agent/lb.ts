@@ -1,0 +1,418 @@
+/**
+ * The load balancer on the VIP holder, as the agent runs it: the Services the server pushes
+ * (`TOPIC_SERVICES`) are health-checked and rendered into the nftables table; the health goes back to the
+ * server (`METHOD_HEALTH`) whenever it changes; and a VIP is announced only while a Service on it is
+ * serving (see `HealthReport.serving`).
+ */
+import type { HealthReport, LbService } from '../api/agent-protocol.js';
+import type { Clock } from '../clock.js';
+import type { Lease } from '../flannel-hostgw/index.js';
+import {
+  type ApplyResult,
+  backendsOf,
+  ConntrackCleaner,
+  type Endpoint,
+  endpointKey,
+  HealthChecker,
+  NftTable,
+  type Probe,
+  type ProbeTarget,
+  probeFor,
+  type Ruleset,
+  render,
+  runCommand,
+  type Service,
+  type StaleFlow,
+  serviceKey,
+  targetPortOf,
+  validateService,
+} from '../lb/index.js';
+import type { Logger } from '../log.js';
+import { Counter, Gauge, Histogram, type Registry } from '../metrics.js';
+import { contains, splitCidr } from '../util/cidr.js';
+import { canonicalIp, parseIp } from '../util/ip.js';
+
+/** What the agent asks of its load balancer. */
+export interface AgentLoadBalancer {
+  /** The Services whose VIPs this node holds (each push replaces the last). */
+  setServices(services: LbService[]): void;
+  /** The cluster's subnet leases: this node's pod subnets make an endpoint local. */
+  setLeases(leases: readonly Lease[]): void;
+  /** Whether `vip` may be announced: no pushed Service is on it, or one on it is serving. */
+  allows(vip: string): boolean;
+  /** Send the current report again (a new session: the server may have missed the last). */
+  resend(): void;
+  /** Stop the checks and remove the table. */
+  close(): Promise<void>;
+}
+
+/** The kernel side, as {@link AgentLb} uses it (src/lb's NftTable; tests pass a fake). */
+export interface LbTable {
+  apply(rs: Ruleset): Promise<ApplyResult>;
+  start(): void;
+  remove(): Promise<void>;
+}
+
+/** Options of {@link AgentLb}. Defaults in brackets. */
+export interface AgentLbOptions {
+  nodeName: string;
+  /** This node's addresses (an endpoint at one of them is local). */
+  nodeIps: readonly string[];
+  table: LbTable;
+  /** Resets UDP flows to endpoints that left the rotation [none]. */
+  conntrack?: { forget(flows: readonly StaleFlow[]): Promise<unknown> };
+  /** [TCP connect / HTTP GET] */
+  probe?: Probe;
+  /** Sends the report to the server (`METHOD_HEALTH`). */
+  report: (r: HealthReport) => Promise<unknown>;
+  /** Some VIP's `allows()` answer changed. */
+  servingChanged: () => void;
+  clock: Clock;
+  logger: Logger;
+  registry?: Registry;
+}
+
+function metric<T>(registry: Registry | undefined, name: string, make: (r: Registry) => T): T | undefined {
+  if (registry === undefined) return undefined;
+  return (registry.getSingleMetric(name) as T | undefined) ?? make(registry);
+}
+
+/** The agent's load balancer: checks, table, report, announcement gate. */
+export class AgentLb implements AgentLoadBalancer {
+  readonly #o: AgentLbOptions;
+  readonly #log: Logger;
+  readonly #checker: HealthChecker;
+  #services: Service[] = [];
+  #podCidrs: string[] = [];
+  readonly #nodeIps: Set<string>;
+  /** UDP flows (`vip|port|endpoint`) the last applied table sends somewhere. */
+  #udpFlows = new Map<string, StaleFlow>();
+  #serving = new Map<string, boolean>();
+  #lastSent: string | undefined;
+  #current: HealthReport = { services: [] };
+  #reportFailing = false;
+  #syncing: Promise<void> | undefined;
+  #dirty = false;
+  #closed = false;
+  /** Endpoint gauge label sets currently exported (removed when the endpoint goes). */
+  #exported = new Set<string>();
+  readonly #m:
+    | {
+        healthy: Gauge<'service' | 'endpoint'>;
+        updates: Counter<'mode'>;
+        duration: Histogram;
+        failures: Counter<'service'>;
+        errors: Counter;
+      }
+    | undefined;
+
+  constructor(o: AgentLbOptions) {
+    this.#o = o;
+    this.#log = o.logger;
+    this.#nodeIps = new Set(o.nodeIps.map((ip) => canonicalIp(ip) ?? ip));
+    this.#checker = new HealthChecker({
+      clock: o.clock,
+      probe: o.probe ?? probeFor,
+      onChange: (key, st) => {
+        this.#log.info(
+          { endpoint: key, healthy: st.healthy, reason: st.reason },
+          st.healthy ? 'endpoint healthy' : 'endpoint unhealthy',
+        );
+        this.#sync();
+      },
+      onFailure: (key) => this.#m?.failures.inc({ service: key.slice(0, key.lastIndexOf('/')) }),
+    });
+    const r = o.registry;
+    this.#m =
+      r === undefined
+        ? undefined
+        : {
+            healthy: metric(
+              r,
+              'vipmesh_lb_endpoint_healthy',
+              (reg) =>
+                new Gauge({
+                  name: 'vipmesh_lb_endpoint_healthy',
+                  help: '1 while a Service endpoint passes its health checks (ready, checked healthy), 0 otherwise',
+                  labelNames: ['service', 'endpoint'],
+                  registers: [reg],
+                }),
+            )!,
+            updates: metric(
+              r,
+              'vipmesh_lb_rule_updates_total',
+              (reg) =>
+                new Counter({
+                  name: 'vipmesh_lb_rule_updates_total',
+                  help: 'nftables updates applied, by kind (diff: the changed Services only; full: the whole table)',
+                  labelNames: ['mode'],
+                  registers: [reg],
+                }),
+            )!,
+            duration: metric(
+              r,
+              'vipmesh_lb_rule_update_duration_seconds',
+              (reg) =>
+                new Histogram({
+                  name: 'vipmesh_lb_rule_update_duration_seconds',
+                  help: 'Time nft took to apply one update',
+                  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+                  registers: [reg],
+                }),
+            )!,
+            failures: metric(
+              r,
+              'vipmesh_lb_health_check_failures_total',
+              (reg) =>
+                new Counter({
+                  name: 'vipmesh_lb_health_check_failures_total',
+                  help: 'Failed endpoint health checks',
+                  labelNames: ['service'],
+                  registers: [reg],
+                }),
+            )!,
+            errors: metric(
+              r,
+              'vipmesh_lb_rule_update_errors_total',
+              (reg) =>
+                new Counter({
+                  name: 'vipmesh_lb_rule_update_errors_total',
+                  help: 'nftables updates that failed or left a Service out',
+                  registers: [reg],
+                }),
+            )!,
+          };
+  }
+
+  /** Start the periodic compare of the kernel's table. */
+  start(): void {
+    this.#o.table.start();
+  }
+
+  setServices(services: LbService[]): void {
+    if (this.#closed) return;
+    const good: Service[] = [];
+    for (const s of services) {
+      try {
+        validateService(s);
+        good.push(s);
+      } catch (err) {
+        this.#log.error({ err }, 'a pushed Service is left out of the load balancer');
+        this.#m?.errors.inc();
+      }
+    }
+    this.#services = good;
+    const targets = new Map<string, ProbeTarget>();
+    for (const s of good) {
+      if (s.healthCheck.type === 'none') continue;
+      for (const e of s.endpoints) {
+        const port = this.#checkedPort(s, e);
+        if (e.ready && port !== undefined)
+          targets.set(endpointKey(s, e.ip), { ip: e.ip, port, check: s.healthCheck });
+      }
+    }
+    this.#checker.set(targets);
+    this.#sync();
+  }
+
+  setLeases(leases: readonly Lease[]): void {
+    const mine = leases.find((l) => l.node === this.#o.nodeName);
+    const cidrs = mine?.podCIDRs ?? [];
+    if (cidrs.join() === this.#podCidrs.join()) return;
+    this.#podCidrs = [...cidrs];
+    this.#sync();
+  }
+
+  allows(vip: string): boolean {
+    const ip = canonicalIp(vip) ?? vip;
+    let covered = false;
+    for (const s of this.#services) {
+      if (!s.vips.some((v) => (canonicalIp(v) ?? v) === ip)) continue;
+      covered = true;
+      if (this.#serving.get(serviceKey(s)) === true) return true;
+    }
+    return !covered;
+  }
+
+  /** The last report computed (tests, status). */
+  get report(): HealthReport {
+    return this.#current;
+  }
+
+  resend(): void {
+    this.#lastSent = undefined;
+    this.#send();
+  }
+
+  /** An endpoint runs on this node: its nodeName, one of this node's addresses, or in its pod subnet. */
+  #isLocal = (e: Endpoint): boolean => {
+    if (e.nodeName !== undefined && e.nodeName === this.#o.nodeName) return true;
+    const ip = parseIp(e.ip);
+    if (ip === undefined) return false;
+    if (this.#nodeIps.has(canonicalIp(e.ip)!)) return true;
+    return this.#podCidrs.some((c) => {
+      const { ip: net, len } = splitCidr(c);
+      return net !== undefined && len !== undefined && contains({ ...net, len, value: net.value }, ip);
+    });
+  };
+
+  /** The port checked on `e`: the first TCP port's target (a UDP port cannot be connect-checked). */
+  #checkedPort(s: Service, e: Endpoint): number | undefined {
+    const p = s.ports.find((p) => p.protocol === 'TCP');
+    return p === undefined ? undefined : targetPortOf(p, e);
+  }
+
+  /** Render and apply; runs again at once if something changed meanwhile (changes are coalesced). */
+  #sync(): void {
+    this.#dirty = true;
+    if (this.#syncing !== undefined || this.#closed) return;
+    this.#syncing = (async () => {
+      while (this.#dirty && !this.#closed) {
+        this.#dirty = false;
+        await this.#syncOnce().catch((err: unknown) => {
+          this.#m?.errors.inc();
+          this.#log.error({ err }, 'cannot program the load balancer table');
+        });
+      }
+      this.#syncing = undefined;
+    })();
+  }
+
+  /** Resolves when no update is running or queued (tests). */
+  async idle(): Promise<void> {
+    while (this.#syncing !== undefined) await this.#syncing;
+  }
+
+  async #syncOnce(): Promise<void> {
+    const unhealthy = new Set<string>();
+    for (const s of this.#services) {
+      for (const e of s.endpoints) {
+        const key = endpointKey(s, e.ip);
+        if (this.#checker.state(key)?.healthy === false) unhealthy.add(key);
+      }
+    }
+    const { ruleset, errors } = render({ services: this.#services, unhealthy, isLocal: this.#isLocal });
+    for (const err of errors) this.#log.error({ err }, 'a Service is left out of the load balancer');
+    const r = await this.#o.table.apply(ruleset);
+    if (r.mode !== 'none') {
+      this.#m?.updates.inc({ mode: r.mode });
+      this.#m?.duration.observe(r.nftMs / 1000);
+    }
+    for (const err of r.errors) {
+      this.#m?.errors.inc();
+      this.#log.error({ err, service: err.details['service'] }, 'nft refused a Service; it is not served');
+    }
+    await this.#forgetStaleUdp(unhealthy);
+    this.#updateReport(unhealthy);
+  }
+
+  async #forgetStaleUdp(unhealthy: ReadonlySet<string>): Promise<void> {
+    const now = new Map<string, StaleFlow>();
+    for (const s of this.#services) {
+      for (const p of s.ports) {
+        if (p.protocol !== 'UDP') continue;
+        for (const vip of s.vips) {
+          const family = parseIp(vip)!.family;
+          for (const b of backendsOf(s, p, family, unhealthy, this.#isLocal)) {
+            now.set(`${vip}|${p.port}|${b.ip}`, { vip, port: p.port, endpoint: b.ip });
+          }
+        }
+      }
+    }
+    const stale = [...this.#udpFlows].filter(([k]) => !now.has(k)).map(([, f]) => f);
+    this.#udpFlows = now;
+    if (stale.length > 0 && this.#o.conntrack !== undefined) await this.#o.conntrack.forget(stale);
+  }
+
+  #updateReport(unhealthy: ReadonlySet<string>): void {
+    const report: HealthReport = { services: [] };
+    const serving = new Map<string, boolean>();
+    const exported = new Set<string>();
+    for (const s of this.#services) {
+      const key = serviceKey(s);
+      const endpoints = s.endpoints.map((e) => {
+        const ekey = endpointKey(s, e.ip);
+        const st = this.#checker.state(ekey);
+        const port =
+          this.#checkedPort(s, e) ?? (s.ports[0] === undefined ? 0 : (targetPortOf(s.ports[0], e) ?? 0));
+        const healthy = e.ready && !unhealthy.has(ekey);
+        const reason = !e.ready ? 'not ready' : healthy ? undefined : (st?.reason ?? 'unhealthy');
+        this.#m?.healthy.set({ service: key, endpoint: e.ip }, healthy ? 1 : 0);
+        exported.add(JSON.stringify([key, e.ip]));
+        return { ip: e.ip, port, healthy, ...(reason === undefined ? {} : { reason }) };
+      });
+      const isServing =
+        s.endpoints.length === 0 ||
+        s.endpoints.some(
+          (e, i) => endpoints[i]!.healthy && (s.externalTrafficPolicy === 'Cluster' || this.#isLocal(e)),
+        );
+      serving.set(key, isServing);
+      report.services.push({ namespace: s.namespace, name: s.name, endpoints, serving: isServing });
+    }
+    for (const old of this.#exported) {
+      if (exported.has(old)) continue;
+      const [service, endpoint] = JSON.parse(old) as [string, string];
+      this.#m?.healthy.remove({ service, endpoint });
+    }
+    this.#exported = exported;
+    const changed =
+      serving.size !== this.#serving.size || [...serving].some(([k, v]) => this.#serving.get(k) !== v);
+    this.#serving = serving;
+    this.#current = report;
+    if (changed) this.#o.servingChanged();
+    this.#send();
+  }
+
+  #send(): void {
+    if (this.#closed) return;
+    const text = JSON.stringify(this.#current);
+    if (text === this.#lastSent) return;
+    this.#lastSent = text;
+    this.#o.report(this.#current).then(
+      () => {
+        this.#reportFailing = false;
+      },
+      (err: unknown) => {
+        // Not sent: the next change (or the next session) sends it again.
+        if (this.#lastSent === text) this.#lastSent = undefined;
+        if (!this.#reportFailing)
+          this.#log.warn(
+            { err },
+            'cannot send the health report to the server; will send it on the next change',
+          );
+        this.#reportFailing = true;
+      },
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#checker.close();
+    await this.idle();
+    await this.#o.table.remove();
+  }
+}
+
+/** Options of {@link createAgentLb}: the production wiring (the real `nft` and `conntrack`). */
+export type CreateAgentLbOptions = Omit<AgentLbOptions, 'table' | 'conntrack'> & {
+  /** How often the table is compared with what was applied [10 s]. */
+  verifyIntervalMs?: number;
+};
+
+/** The production load balancer: src/lb's NftTable over `nft`, conntrack over `conntrack`. */
+export function createAgentLb(o: CreateAgentLbOptions): AgentLb {
+  const table = new NftTable({
+    run: runCommand,
+    clock: o.clock,
+    logger: o.logger,
+    ...(o.verifyIntervalMs === undefined ? {} : { verifyIntervalMs: o.verifyIntervalMs }),
+  });
+  const lb = new AgentLb({
+    ...o,
+    table,
+    conntrack: new ConntrackCleaner({ run: runCommand, logger: o.logger }),
+  });
+  lb.start();
+  return lb;
+}
