@@ -2,6 +2,8 @@
  * kubectl-like output of objects: the tables of `vipmesh get` (with `-o wide` columns) and the text of
  * `vipmesh describe service`. Pure functions of the objects and the current time.
  */
+
+import { ENDPOINT_COLUMNS } from './printers-endpoints.js';
 import type {
   Event,
   IPAddressPool,
@@ -202,7 +204,8 @@ const COLUMNS: Record<string, Columns> = {
 /** The table columns of a kind (NAME and AGE for kinds without their own). */
 export function columnsOf(kind: string): Columns {
   return (
-    COLUMNS[kind] ?? {
+    COLUMNS[kind] ??
+    ENDPOINT_COLUMNS[kind] ?? {
       header: ['NAME', 'AGE'],
       wide: [],
       row: (o, t) => [o.metadata.name, age(o.metadata.creationTimestamp, t.now)],
