@@ -13,6 +13,7 @@ import { Informer } from './informer.js';
 import { IpamController } from './ipam.js';
 import { SubnetController } from './subnets.js';
 
+export { BackendIndex, lbServiceOf } from './backends.js';
 export { NodeLifecycle, SERVER_ANNOTATION, withReady } from './node-lifecycle.js';
 
 /** The informers every server keeps (the relay and the controllers share them). */
@@ -22,6 +23,8 @@ export interface Informers {
   pools: Informer<'ipaddresspools'>;
   configmaps: Informer<'configmaps'>;
   l2advertisements: Informer<'l2advertisements'>;
+  endpoints: Informer<'endpoints'>;
+  endpointslices: Informer<'endpointslices'>;
 }
 
 /** Make (not start) the informers. */
@@ -33,6 +36,8 @@ export function createInformers(store: ResourceStore, logger: Logger, clock?: Cl
     pools: new Informer(store, 'ipaddresspools', o),
     configmaps: new Informer(store, 'configmaps', o),
     l2advertisements: new Informer(store, 'l2advertisements', o),
+    endpoints: new Informer(store, 'endpoints', o),
+    endpointslices: new Informer(store, 'endpointslices', o),
   };
 }
 

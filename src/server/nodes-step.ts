@@ -4,12 +4,13 @@ import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
 import { systemClock } from '../clock.js';
 import { recordEvent } from '../controllers/events.js';
-import { createInformers, type Informers, NodeLifecycle } from '../controllers/index.js';
+import { BackendIndex, createInformers, type Informers, NodeLifecycle } from '../controllers/index.js';
 import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
 import { TunnelServer } from '../tunnel/index.js';
 import { SERVERS_PREFIX } from './election.js';
 import { Relay } from './relay.js';
 import { clockOf, type ServerStep } from './server-options.js';
+import { ServiceRelay } from './service-relay.js';
 
 /** Step: one informer per resource, each started (its first list done) before the next. */
 export async function startInformers(
@@ -65,12 +66,31 @@ export function startTunnel(
   return tunnel;
 }
 
-/** Step: the relay pushing each agent connected here its VIPs and every node's pod-subnet lease. */
+/**
+ * Step: the relay pushing each agent connected here its VIPs, every node's pod-subnet lease, and the
+ * Services (with their backends) whose VIPs it holds.
+ */
 export async function startRelay(
   { o, log, stack }: ServerStep,
   deps: { informers: Informers; kv: Kv; tunnel: TunnelServer },
 ): Promise<Relay> {
+  const i = deps.informers;
+  const backends = new BackendIndex({
+    endpoints: i.endpoints,
+    endpointslices: i.endpointslices,
+    nodes: i.nodes,
+  });
+  backends.start();
+  stack.push('backends', async () => backends.close());
+  const services = new ServiceRelay({
+    nodes: i.nodes,
+    services: i.services,
+    backends,
+    target: deps.tunnel,
+    logger: log.child({ component: 'service-relay' }),
+  });
   const relay = new Relay({
+    services,
     nodes: deps.informers.nodes,
     kv: deps.kv,
     target: deps.tunnel,
