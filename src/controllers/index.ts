@@ -14,6 +14,8 @@ import { IpamController } from './ipam.js';
 import { SubnetController } from './subnets.js';
 
 export { BackendIndex, lbServiceOf } from './backends.js';
+export { EndpointHealthWriter } from './endpoint-health.js';
+export { ENDPOINTS_HEALTHY, type EndpointHealthStatus } from './endpoint-health-plan.js';
 export { NodeLifecycle, SERVER_ANNOTATION, withReady } from './node-lifecycle.js';
 
 /** The informers every server keeps (the relay and the controllers share them). */

@@ -1,10 +1,16 @@
 import { join } from 'node:path';
-import type { NodeRegistration } from '../api/agent-protocol.js';
+import { METHOD_HEALTH, type NodeRegistration } from '../api/agent-protocol.js';
 import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
 import { systemClock } from '../clock.js';
 import { recordEvent } from '../controllers/events.js';
-import { BackendIndex, createInformers, type Informers, NodeLifecycle } from '../controllers/index.js';
+import {
+  BackendIndex,
+  createInformers,
+  EndpointHealthWriter,
+  type Informers,
+  NodeLifecycle,
+} from '../controllers/index.js';
 import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
 import { TunnelServer } from '../tunnel/index.js';
 import { SERVERS_PREFIX } from './election.js';
@@ -71,8 +77,8 @@ export function startTunnel(
  * Services (with their backends) whose VIPs it holds.
  */
 export async function startRelay(
-  { o, log, stack }: ServerStep,
-  deps: { informers: Informers; kv: Kv; tunnel: TunnelServer },
+  { o, log, stack, registry }: ServerStep,
+  deps: { informers: Informers; kv: Kv; tunnel: TunnelServer; store: ResourceStore },
 ): Promise<Relay> {
   const i = deps.informers;
   const backends = new BackendIndex({
@@ -100,6 +106,18 @@ export async function startRelay(
   });
   await relay.start();
   stack.push('relay', () => relay.close());
+  // The endpoint health the agents connected here report, written into their Services' status.
+  const health = new EndpointHealthWriter({
+    store: deps.store,
+    services: i.services,
+    pushedTo: (node, key) => services.pushedTo(node, key),
+    logger: log.child({ component: 'endpoint-health' }),
+    registry,
+    host: o.nodeName,
+    ...clockOf(o),
+  });
+  deps.tunnel.onRequest(METHOD_HEALTH, (params, { node }) => health.report(node, params));
+  stack.push('endpoint-health', async () => health.close());
   return relay;
 }
 

@@ -60,7 +60,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const creds = await loadCredentials(step, kv, data);
     const informers = await startInformers(step, store);
     const tunnel = startTunnel(step, creds, informers);
-    const relay = await startRelay(step, { informers, kv, tunnel });
+    const relay = await startRelay(step, { informers, kv, tunnel, store });
     const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay });
     const api = await listenApi(step, { store, creds, tunnel });
     const masterGauge = registerServerGauges(registry, informers);
