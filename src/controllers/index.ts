@@ -8,6 +8,7 @@ import type { ResourceStore } from '../api/store.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import { AssignmentController } from './assignment.js';
+import { BackendIndex } from './backends.js';
 import { EventReaper } from './events.js';
 import { Informer } from './informer.js';
 import { IpamController } from './ipam.js';
@@ -86,9 +87,16 @@ export async function startControllers(o: ControllersOptions): Promise<Controlle
     },
     logger: o.logger.child({ controller: 'ipam' }),
   });
+  const backends = new BackendIndex({
+    endpoints: i.endpoints,
+    endpointslices: i.endpointslices,
+    nodes: i.nodes,
+  });
+  backends.start();
   const assignment = new AssignmentController({
     ...base,
     informers: i,
+    backends,
     allocations: () => ipam.allocations(),
     onAllocations: (fn) => {
       ipam.on('change', fn);
@@ -125,6 +133,7 @@ export async function startControllers(o: ControllersOptions): Promise<Controlle
     },
     async close() {
       await Promise.all([ipam.close(), assignment.close(), subnets.close(), reaper.close()]);
+      backends.close();
     },
   };
 }
