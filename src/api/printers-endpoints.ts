@@ -1,9 +1,10 @@
 /**
- * The table columns of Endpoints and EndpointSlices, as kubectl prints them: the first three
- * `address:port` pairs and `+ N more...`.
+ * The table columns of Endpoints and EndpointSlices, as kubectl prints them (the first three
+ * `address:port` pairs and `+ N more...`), and the endpoints part of `vipmesh describe service`.
  */
-import { age, type Columns } from './printers.js';
-import type { EndpointSlice, Endpoints, KubeObject } from './types.js';
+import { type Backend, lbSettingsOf, targetPortOf } from '../vip-pool/index.js';
+import { age, type Columns, formatTable } from './printers.js';
+import type { EndpointSlice, Endpoints, KubeObject, Service } from './types.js';
 
 /** kubectl shows this many endpoints in a row, then how many more there are. */
 const SHOWN = 3;
@@ -60,3 +61,50 @@ export const ENDPOINT_COLUMNS: Record<string, Columns> = {
     wideRow: () => [],
   },
 };
+
+/** One endpoint's health as the Service's `status.endpointHealth` lists it. */
+interface ListedHealth {
+  ip: string;
+  port: number;
+  healthy: boolean;
+  reason?: string;
+}
+
+/**
+ * The `Endpoints:` part of `vipmesh describe service`: per Service port, each backend with the port it
+ * serves it on, its node, and its health as the VIP holder last reported it (`not ready` for backends
+ * the objects mark so, `unknown` before any report).
+ */
+export function endpointsSection(svc: Service, backends: readonly Backend[]): string {
+  const lb = lbSettingsOf(svc);
+  if (lb === undefined) return '';
+  if (backends.length === 0) {
+    const own = lb.ports.map((p) => `${p.port}/${p.protocol} -> the holder's own port ${p.targetPort}`);
+    return `Endpoints:                <none> (${own.join(', ') || 'no ports'})\n`;
+  }
+  const health = (svc.status?.['endpointHealth'] as { endpoints?: ListedHealth[] } | undefined)?.endpoints;
+  const byKey = new Map((Array.isArray(health) ? health : []).map((h) => [`${h.ip} ${h.port}`, h] as const));
+  let out = 'Endpoints:\n';
+  for (const p of lb.ports) {
+    out += `  ${p.name ?? '<unset>'} ${p.port}/${p.protocol} -> ${p.targetPort}:\n`;
+    const rows = backends.map((b) => {
+      const port = targetPortOf(p, b);
+      const h = port === undefined ? undefined : byKey.get(`${b.ip} ${port}`);
+      const state = !b.ready
+        ? 'not ready'
+        : port === undefined
+          ? `no port named ${p.targetPort}`
+          : h === undefined
+            ? 'unknown'
+            : h.healthy
+              ? 'healthy'
+              : `unhealthy${h.reason === undefined ? '' : `: ${h.reason}`}`;
+      return [port === undefined ? b.ip : `${bracketed(b.ip)}:${port}`, b.nodeName ?? '-', state];
+    });
+    out += formatTable(['ENDPOINT', 'NODE', 'HEALTH'], rows)
+      .split('\n')
+      .map((l) => (l === '' ? l : `    ${l}`))
+      .join('\n');
+  }
+  return out;
+}

@@ -3,7 +3,8 @@
  * `vipmesh describe service`. Pure functions of the objects and the current time.
  */
 
-import { ENDPOINT_COLUMNS } from './printers-endpoints.js';
+import type { Backend } from '../vip-pool/index.js';
+import { ENDPOINT_COLUMNS, endpointsSection } from './printers-endpoints.js';
 import type {
   Event,
   IPAddressPool,
@@ -243,8 +244,17 @@ function multi(label: string, m: Record<string, string> | undefined, sep = '='):
     .join('');
 }
 
-/** `vipmesh describe service`: the Service, who holds its VIPs, its conditions and its events. */
-export function describeService(svc: Service, events: Event[], nodes: Node[], now: number): string {
+/**
+ * `vipmesh describe service`: the Service, who holds its VIPs, its conditions, its endpoints (`backends`,
+ * merged from its Endpoints and EndpointSlices) with their health, and its events.
+ */
+export function describeService(
+  svc: Service,
+  events: Event[],
+  nodes: Node[],
+  now: number,
+  backends: readonly Backend[] = [],
+): string {
   let out = '';
   out += kv('Name', svc.metadata.name);
   out += kv('Namespace', svc.metadata.namespace ?? 'default');
@@ -260,6 +270,7 @@ export function describeService(svc: Service, events: Event[], nodes: Node[], no
   }
   out += kv('Announced by', list(holdersOf(ips, nodes)));
   for (const c of svc.status?.conditions ?? []) out += kv(`Condition ${c.type}`, conditionText(c));
+  out += endpointsSection(svc, backends);
   return `${out}${eventsSection(events, now)}`;
 }
 

@@ -8,7 +8,7 @@ import { type Checker, isObj, type Obj } from './checker.js';
 import { Codes } from './codes.js';
 import { decodeMetadata } from './decode-pool.js';
 import type { FieldPath } from './path.js';
-import type { Backend, BackendSet, LbProtocol } from './types.js';
+import type { Backend, BackendSet, LbPortSpec, LbProtocol } from './types.js';
 
 /** The label that ties an EndpointSlice to its Service (set by Kubernetes' own controller too). */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -184,4 +184,13 @@ export function mergeBackends(sets: Iterable<BackendSet>): Backend[] {
     }
   }
   return [...byIp.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+}
+
+/**
+ * The port a backend serves a Service port on: a numeric targetPort as it is, a named one through the
+ * backend's port of that name and protocol; undefined when the backend has no port of that name.
+ */
+export function targetPortOf(port: LbPortSpec, backend: Backend): number | undefined {
+  if (typeof port.targetPort === 'number') return port.targetPort;
+  return backend.ports.find((p) => p.name === port.targetPort && p.protocol === port.protocol)?.port;
 }

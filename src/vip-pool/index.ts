@@ -17,7 +17,7 @@ export {
   toServiceRequest,
   validateObject,
 } from './decode.js';
-export { mergeBackends, SERVICE_NAME_LABEL } from './decode-endpoints.js';
+export { mergeBackends, SERVICE_NAME_LABEL, targetPortOf } from './decode-endpoints.js';
 export { DEFAULT_HEALTH_CHECK, LB_ANNOTATIONS } from './decode-lb.js';
 export { isLegacyMetallbConfig } from './decode-pool.js';
 export { announcersFor, type NodeInfo } from './l2.js';
