@@ -304,6 +304,7 @@ t.test('the MetalLB manifests in config/ apply unchanged', async (t) => {
     'config/services/loadbalancerips-annotation.yaml',
     'config/services/pinned-loadbalancerip.yaml',
     'config/services/shared-dns.yaml',
+    'config/services/web-app.yaml',
   ]) {
     const r = kubectl(['apply', '-f', f]);
     t.equal(r.code, 0, `${f}: ${r.err}`);
@@ -318,6 +319,36 @@ t.test('the MetalLB manifests in config/ apply unchanged', async (t) => {
     ok(t, ['get', 'pool', 'lan', '-n', 'metallb-system', '-o', 'jsonpath={.spec.addresses}']),
     '["192.168.1.240-192.168.1.250","192.168.1.224/28"]',
   );
+});
+
+t.test('endpoints: get, explain, and field validation on the server', async (t) => {
+  const ep = {
+    apiVersion: 'v1',
+    kind: 'Endpoints',
+    metadata: { name: 'web-app', namespace: 'default' },
+    subsets: [{ addresses: [{ ip: '192.168.1.31' }, { ip: '192.168.1.32' }], ports: [{ port: 8080 }] }],
+  };
+  const applied = kubectl(['apply', '-f', '-'], {}, JSON.stringify(ep));
+  t.match(applied.out, /^endpoints\/web-app (created|configured)/, applied.err);
+  t.match(
+    ok(t, ['get', 'ep', 'web-app']),
+    /^NAME\s+ENDPOINTS\s+AGE\nweb-app\s+192\.168\.1\.31:8080,192\.168\.1\.32:8080\s/,
+  );
+  t.match(
+    ok(t, ['get', 'endpointslices']),
+    /^NAME\s+ADDRESSTYPE\s+PORTS\s+ENDPOINTS\s+AGE\nweb-app-1\s+IPv4\s+8080\s+192\.168\.1\.21,192\.168\.1\.22,192\.168\.1\.23\s/,
+  );
+  t.match(ok(t, ['explain', 'endpointslice.endpoints.nodeName']), /pod subnets/);
+  const bad = kubectl(
+    ['apply', '-f', '-'],
+    {},
+    JSON.stringify({ ...ep, subsets: [{ addresses: [{ ip: 'web-1' }] }] }),
+  );
+  t.not(bad.code, 0);
+  t.match(bad.err, /subsets\[0\]\.addresses\[0\]\.ip.*not an IP address/);
+  const typo = kubectl(['apply', '-f', '-'], {}, JSON.stringify({ ...ep, subsets: [{ adresses: [] }] }));
+  t.not(typo.code, 0);
+  t.match(typo.err, /adresses/);
 });
 
 t.test('nodes print STATUS, ROLES and VERSION', async (t) => {

@@ -44,10 +44,24 @@ t.test('check-config -o json prints one JSON object in the documented shape', as
       avoidBuggyIPs: true,
     },
   ]);
+  const own = (from: string, port: number) => ({ from, to: [`the holder's own port ${port}`] });
   t.same(doc.services, [
-    { namespace: 'edge', name: 'ingress', ips: ['192.168.10.1', '2001:db8:10::'], pool: 'dual' },
-    { namespace: 'edge', name: 'mqtt', ips: ['2001:db8:10::1883'], pool: 'dual' },
+    {
+      namespace: 'edge',
+      name: 'ingress',
+      ips: ['192.168.10.1', '2001:db8:10::'],
+      pool: 'dual',
+      routes: [own('192.168.10.1:443/TCP', 443), own('[2001:db8:10::]:443/TCP', 443)],
+    },
+    {
+      namespace: 'edge',
+      name: 'mqtt',
+      ips: ['2001:db8:10::1883'],
+      pool: 'dual',
+      routes: doc.services[1].routes,
+    },
   ]);
+  t.match(doc.services[1].routes, [{ from: /^\[2001:db8:10::1883\]:\d+\/(TCP|UDP)$/ }]);
   t.same(doc.errors, []);
 });
 

@@ -11,6 +11,7 @@ import { MAX_OBJECT_DEPTH, valueTooDeep, yamlTooDeep } from '../util/yaml-depth.
 import {
   apiVersionOf,
   type KubeObject,
+  RESOURCES,
   type ResourceInfo,
   type ResourceName,
   type ResourceTypes,
@@ -122,7 +123,9 @@ function toSource(item: unknown, source: string, defaultNamespace: string): Sour
   const r = typeof obj.kind === 'string' ? resourceFor(obj.kind) : undefined;
   if (r === undefined || r.kind !== obj.kind) {
     throw badInput(
-      `${source}: unknown kind "${String(obj.kind)}" (known: Service, IPAddressPool, L2Advertisement, ConfigMap, Namespace, Node, Event)`,
+      `${source}: unknown kind "${String(obj.kind)}" (known: ${Object.values(RESOURCES)
+        .map((k) => k.kind)
+        .join(', ')})`,
       {
         file: source,
       },

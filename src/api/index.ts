@@ -11,4 +11,4 @@ export { legacyPoolObjects, POOL_SOURCE_ANNOTATION, poolSource } from './legacy-
 export { describeNode, describeService, printTable } from './printers.js';
 export type { Status } from './status.js';
 export type { Event, KubeObject, Node, ObjectList, ResourceInfo, Service, WatchEvent } from './types.js';
-export { resourceFor } from './types.js';
+export { RESOURCES, resourceFor } from './types.js';

@@ -27,7 +27,8 @@ t.test('the documents declare exactly the fields the API validates with', async 
   const spec = (SCHEMAS['Service'] as Json)['fields']['spec'];
   t.same(Object.keys(svc.properties.spec.properties), Object.keys(spec.fields));
   t.match(svc.properties.spec.properties.loadBalancerIP, { type: 'string', description: /pool/ });
-  t.same(svc.properties.spec.properties.ports.items.properties.targetPort, {
+  t.match(svc.properties.spec.properties.ports.items.properties.targetPort, {
+    description: /name of a port/,
     type: 'string',
     format: 'int-or-string',
   });
@@ -57,7 +58,14 @@ t.test(
   'v3: an index of group/version documents, each with the PATCH operation kubectl inspects',
   async (t) => {
     const index = openApiV3Index('1.2.3') as Json;
-    t.same(Object.keys(index['paths']), ['api/v1', 'apis/metallb.io/v1beta1']);
+    t.same(Object.keys(index['paths']), ['api/v1', 'apis/metallb.io/v1beta1', 'apis/discovery.k8s.io/v1']);
+    const discovery = openApiV3Doc('apis/discovery.k8s.io/v1', '1.2.3') as Json;
+    t.match(discovery['components'].schemas['io.k8s.api.discovery.v1.EndpointSlice'], {
+      'x-kubernetes-group-version-kind': [
+        { group: 'discovery.k8s.io', version: 'v1', kind: 'EndpointSlice' },
+      ],
+      properties: { addressType: { type: 'string' }, endpoints: { type: 'array' } },
+    });
     t.match(index['paths']['api/v1'].serverRelativeURL, /^\/openapi\/v3\/api\/v1\?hash=[0-9A-F]{32}$/);
     const doc = openApiV3Doc('apis/metallb.io/v1beta1', '1.2.3') as Json;
     t.same(Object.keys(doc['components'].schemas).sort(), [

@@ -25,11 +25,16 @@ const KIND_DOCS: Readonly<Record<string, string>> = {
   Event: 'A record of what the controllers did (allocations, announcements, failures).',
   ConfigMap: "Key/value data; MetalLB's legacy `config` ConfigMap is read as pools.",
   Namespace: 'A namespace; IPAddressPool namespace selectors match its labels.',
+  Endpoints:
+    'The backends of the Service of the same name: the addresses (and ports) its load-balanced ports go to.',
+  EndpointSlice:
+    'A set of backends of the Service named by its kubernetes.io/service-name label (merged with its Endpoints).',
 };
 
 /** The OpenAPI definition name of a kind: `io.k8s.api.core.v1.Service`, `io.metallb.v1beta1.IPAddressPool`. */
 export function definitionName(r: ResourceInfo): string {
   if (r.group === '') return `io.k8s.api.core.${r.version}.${r.kind}`;
+  if (r.group.endsWith('.k8s.io')) return `io.k8s.api.${r.group.split('.')[0]}.${r.version}.${r.kind}`;
   const reversed = r.group.split('.').reverse().join('.');
   return `${reversed}.${r.version}.${r.kind}`;
 }

@@ -2,6 +2,9 @@
  * kubectl-like output of objects: the tables of `vipmesh get` (with `-o wide` columns) and the text of
  * `vipmesh describe service`. Pure functions of the objects and the current time.
  */
+
+import type { Backend } from '../vip-pool/index.js';
+import { ENDPOINT_COLUMNS, endpointsSection } from './printers-endpoints.js';
 import type {
   Event,
   IPAddressPool,
@@ -204,7 +207,8 @@ const COLUMNS: Record<string, Columns> = {
 /** The table columns of a kind (NAME and AGE for kinds without their own). */
 export function columnsOf(kind: string): Columns {
   return (
-    COLUMNS[kind] ?? {
+    COLUMNS[kind] ??
+    ENDPOINT_COLUMNS[kind] ?? {
       header: ['NAME', 'AGE'],
       wide: [],
       row: (o, t) => [o.metadata.name, age(o.metadata.creationTimestamp, t.now)],
@@ -244,8 +248,17 @@ function multi(label: string, m: Record<string, string> | undefined, sep = '='):
     .join('');
 }
 
-/** `vipmesh describe service`: the Service, who holds its VIPs, its conditions and its events. */
-export function describeService(svc: Service, events: Event[], nodes: Node[], now: number): string {
+/**
+ * `vipmesh describe service`: the Service, who holds its VIPs, its conditions, its endpoints (`backends`,
+ * merged from its Endpoints and EndpointSlices) with their health, and its events.
+ */
+export function describeService(
+  svc: Service,
+  events: Event[],
+  nodes: Node[],
+  now: number,
+  backends: readonly Backend[] = [],
+): string {
   let out = '';
   out += kv('Name', svc.metadata.name);
   out += kv('Namespace', svc.metadata.namespace ?? 'default');
@@ -261,6 +274,7 @@ export function describeService(svc: Service, events: Event[], nodes: Node[], no
   }
   out += kv('Announced by', list(holdersOf(ips, nodes)));
   for (const c of svc.status?.conditions ?? []) out += kv(`Condition ${c.type}`, conditionText(c));
+  out += endpointsSection(svc, backends);
   return `${out}${eventsSection(events, now)}`;
 }
 

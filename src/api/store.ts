@@ -154,7 +154,15 @@ export class ResourceStore {
     this.#kv = opts.kv;
     this.#validate = opts.validate;
     this.#validated = new Set(
-      opts.validated ?? ['services', 'ipaddresspools', 'l2advertisements', 'configmaps', 'namespaces'],
+      opts.validated ?? [
+        'services',
+        'ipaddresspools',
+        'l2advertisements',
+        'configmaps',
+        'namespaces',
+        'endpoints',
+        'endpointslices',
+      ],
     );
     this.#validateSet = opts.validateSet;
     this.#setResources = opts.setResources ?? ['ipaddresspools', 'configmaps'];

@@ -125,6 +125,36 @@ export interface ConfigMap extends KubeObject {
 /** core/v1 Namespace: only its labels matter (IPAddressPool `serviceAllocation.namespaceSelectors`). */
 interface Namespace extends KubeObject {}
 
+/** One port of an Endpoints subset or an EndpointSlice. */
+interface EndpointPort {
+  name?: string;
+  port?: number;
+  protocol?: string;
+  [key: string]: unknown;
+}
+
+/** core/v1 Endpoints: the backends of the Service of the same name (vipmesh has no pods: users apply them). */
+export interface Endpoints extends KubeObject {
+  subsets?: Array<{
+    addresses?: Array<{ ip: string; nodeName?: string; [key: string]: unknown }>;
+    notReadyAddresses?: Array<{ ip: string; nodeName?: string; [key: string]: unknown }>;
+    ports?: EndpointPort[];
+    [key: string]: unknown;
+  }>;
+}
+
+/** discovery.k8s.io/v1 EndpointSlice: backends of the Service named by its `kubernetes.io/service-name` label. */
+export interface EndpointSlice extends KubeObject {
+  addressType?: string;
+  endpoints?: Array<{
+    addresses?: string[];
+    conditions?: { ready?: boolean; [key: string]: unknown };
+    nodeName?: string;
+    [key: string]: unknown;
+  }>;
+  ports?: EndpointPort[];
+}
+
 /** The resource (plural, lowercase) -> object type map that makes the store typed. */
 export interface ResourceTypes {
   services: Service;
@@ -134,6 +164,8 @@ export interface ResourceTypes {
   events: Event;
   configmaps: ConfigMap;
   namespaces: Namespace;
+  endpoints: Endpoints;
+  endpointslices: EndpointSlice;
 }
 
 /** A resource name: `services`, `nodes`, ... */
@@ -153,6 +185,9 @@ export interface ResourceInfo {
   aliases: string[];
 }
 
+/** The version served of each group (MetalLB's CRDs are v1beta1). */
+const GROUP_VERSIONS: Readonly<Record<string, string>> = { '': 'v1', 'discovery.k8s.io': 'v1' };
+
 /** Every resource, by name. */
 export const RESOURCES: Readonly<Record<ResourceName, ResourceInfo>> = {
   services: info('services', 'Service', '', true, true, ['service', 'svc']),
@@ -169,6 +204,8 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceInfo>> = {
   events: info('events', 'Event', '', true, false, ['event', 'ev']),
   configmaps: info('configmaps', 'ConfigMap', '', true, false, ['configmap', 'cm']),
   namespaces: info('namespaces', 'Namespace', '', false, false, ['namespace', 'ns']),
+  endpoints: info('endpoints', 'Endpoints', '', true, false, ['ep']),
+  endpointslices: info('endpointslices', 'EndpointSlice', 'discovery.k8s.io', true, false, ['endpointslice']),
 };
 
 function info(
@@ -179,7 +216,15 @@ function info(
   hasStatus: boolean,
   aliases: string[],
 ): ResourceInfo {
-  return { resource, kind, group, version: group === '' ? 'v1' : 'v1beta1', namespaced, hasStatus, aliases };
+  return {
+    resource,
+    kind,
+    group,
+    version: GROUP_VERSIONS[group] ?? 'v1beta1',
+    namespaced,
+    hasStatus,
+    aliases,
+  };
 }
 
 /** `v1` or `metallb.io/v1beta1`. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { VIP_INTERFACES } from '../api/agent-protocol.js';
+import { type LbEndpoint, VIP_INTERFACES } from '../api/agent-protocol.js';
 import type { Node, Service } from '../api/types.js';
 import { pool } from '../testing/vip-pool.js';
 import type { AdvertisementRule, Allocation } from '../vip-pool/index.js';
@@ -33,6 +33,22 @@ function svc(name: string): Service {
   return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' } };
 }
 
+function local(name: string): Service {
+  return {
+    ...svc(name),
+    spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', ports: [{ port: 80 }] },
+  };
+}
+
+function be(ip: string, nodeName?: string, ready = true): LbEndpoint {
+  return {
+    ip,
+    ports: [{ port: 8080, protocol: 'TCP' }],
+    ready,
+    ...(nodeName === undefined ? {} : { nodeName }),
+  };
+}
+
 function alloc(name: string, ips: string[], poolName = 'lan'): Allocation {
   return { service: `default/${name}`, pool: poolName, ips, ports: [{ protocol: 'TCP', port: 80 }] };
 }
@@ -64,6 +80,8 @@ t.test('plan cases', async (t) => {
     allocations?: Allocation[];
     advertisements?: AdvertisementRule[];
     last?: Record<string, string | undefined>;
+    /** The backends of every Service. */
+    backends?: LbEndpoint[];
     /** Node writes in order: the node and its new VIPs. */
     want: Array<[string, string[]]>;
     /** Events: the Service and the reason. */
@@ -186,6 +204,46 @@ t.test('plan cases', async (t) => {
       want: [['n1', []]],
       wantEvents: [],
     },
+    {
+      name: 'Local: the VIP goes to the node with a ready local endpoint',
+      nodes: [node('n1', { vips: [VIP] }), node('n2'), node('n3')],
+      services: [local('web')],
+      backends: [be('198.51.100.22', 'n2'), be('198.51.100.23', 'n3', false), be('198.51.100.50')],
+      last: { [VIP]: 'n1' },
+      want: [
+        ['n2', [VIP]],
+        ['n1', []],
+      ],
+      wantEvents: [['web', 'nodeAssigned']],
+    },
+    {
+      name: 'Local with endpoints on no node: placed as Cluster',
+      nodes: [node('n1', { vips: [VIP] }), node('n2')],
+      services: [local('web')],
+      backends: [be('198.51.100.50')],
+      last: { [VIP]: 'n1' },
+      want: [],
+      wantEvents: [],
+    },
+    {
+      name: 'Cluster ignores where the endpoints run',
+      nodes: [node('n1', { vips: [VIP] }), node('n2')],
+      backends: [be('198.51.100.22', 'n2')],
+      last: { [VIP]: 'n1' },
+      want: [],
+      wantEvents: [],
+    },
+    {
+      name: 'the holder reported it does not serve the Service: another node takes it',
+      nodes: [node('n1', { vips: [VIP] }), node('n2')],
+      services: [{ ...svc('web'), status: { endpointHealth: { notServing: ['n1'] } } }],
+      last: { [VIP]: 'n1' },
+      want: [
+        ['n2', [VIP]],
+        ['n1', []],
+      ],
+      wantEvents: [['web', 'nodeAssigned']],
+    },
   ];
   for (const c of cases) {
     const input: AssignmentInput = {
@@ -195,6 +253,7 @@ t.test('plan cases', async (t) => {
       pools: [lan],
       advertisements: c.advertisements ?? everywhere,
       last: new Map(Object.entries(c.last ?? {})),
+      backends: () => c.backends ?? [],
     };
     const plan = planAssignment(input);
     t.same(

@@ -4,7 +4,7 @@
  * changed since the last pass (for logs, metrics and events). No I/O, no clock, no logger, so it is tested
  * with case tables; the AssignmentController applies what it returns.
  */
-import { VIP_INTERFACES } from '../api/agent-protocol.js';
+import { type LbEndpoint, VIP_INTERFACES } from '../api/agent-protocol.js';
 import { type Node, nodeReady, type Service } from '../api/types.js';
 import {
   type AddressPool,
@@ -27,6 +27,8 @@ export interface AssignmentInput {
   advertisements: readonly AdvertisementRule[];
   /** Where the previous pass placed each VIP (undefined: nowhere); empty on the first pass after a start. */
   last: ReadonlyMap<string, string | undefined>;
+  /** The backends of a Service (`namespace/name`), for `externalTrafficPolicy: Local` [none]. */
+  backends?: (key: string) => readonly LbEndpoint[];
 }
 
 /** One Node whose `status.vips` (or `status.vipInterfaces`) must change. */
@@ -76,7 +78,15 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
   for (const s of input.services) {
     services.set(serviceKey({ namespace: s.metadata.namespace ?? 'default', name: s.metadata.name }), s);
   }
-  const vips = new Map<string, { eligible: Map<string, string[] | undefined>; services: Service[] }>();
+  const vips = new Map<
+    string,
+    {
+      eligible: Map<string, string[] | undefined>;
+      services: Service[];
+      local?: Set<string>;
+      avoid: Set<string>;
+    }
+  >();
   const pools = new Map<string, AddressPool>();
   for (const p of input.pools) if (!pools.has(p.name)) pools.set(p.name, p);
   const allowedIn = new Map<string, ReturnType<typeof announcersFor>>();
@@ -102,16 +112,21 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
     for (const ip of a.ips) {
       let v = vips.get(ip);
       if (v === undefined) {
-        v = { eligible: new Map(allowed.map((x) => [x.node, x.interfaces])), services: [] };
+        v = { eligible: new Map(allowed.map((x) => [x.node, x.interfaces])), services: [], avoid: new Set() };
         vips.set(ip, v);
       }
       v.services.push(svc);
+      const local = localNodes(svc, a.service, input.backends, v.eligible);
+      if (local !== undefined) v.local = new Set([...(v.local ?? []), ...local]);
+      for (const n of notServing(svc)) v.avoid.add(n);
     }
   }
   const placements: VipPlacement[] = [...vips].map(([vip, v]) => ({
     vip,
     eligible: [...v.eligible.keys()],
     current: current.get(vip),
+    ...(v.local === undefined ? {} : { local: [...v.local] }),
+    ...(v.avoid.size === 0 ? {} : { avoid: [...v.avoid] }),
   }));
   const results = placeVips(placements, ready);
   const want = new Map<string, { vips: string[]; ifs: Record<string, string[]> }>();
@@ -157,6 +172,31 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
     }
   }
   return plan;
+}
+
+/**
+ * With `externalTrafficPolicy: Local`, the eligible nodes running one of the Service's ready endpoints;
+ * undefined when the policy is Cluster, or when no endpoint runs on an eligible node (endpoints on
+ * machines that are not nodes: no node can be local to them, so none is preferred).
+ */
+function localNodes(
+  svc: Service,
+  key: string,
+  backends: AssignmentInput['backends'],
+  eligible: ReadonlyMap<string, unknown>,
+): string[] | undefined {
+  if (backends === undefined || svc.spec?.externalTrafficPolicy !== 'Local') return undefined;
+  const nodes = new Set<string>();
+  for (const b of backends(key)) {
+    if (b.ready && b.nodeName !== undefined && eligible.has(b.nodeName)) nodes.add(b.nodeName);
+  }
+  return nodes.size === 0 ? undefined : [...nodes];
+}
+
+/** The nodes whose last health report said they do not serve the Service (`status.endpointHealth`). */
+function notServing(svc: Service): string[] {
+  const h = svc.status?.['endpointHealth'] as { notServing?: unknown } | undefined;
+  return Array.isArray(h?.notServing) ? h.notServing.filter((n): n is string => typeof n === 'string') : [];
 }
 
 function gains(n: Node, want: Map<string, { vips: string[] }>): number {

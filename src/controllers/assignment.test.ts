@@ -12,6 +12,7 @@ import { FakeClock } from '../testing/fake-clock.js';
 import { until } from '../testing/until.js';
 import type { Allocation } from '../vip-pool/index.js';
 import { AssignmentController } from './assignment.js';
+import { BackendIndex } from './backends.js';
 import { WRITE_CONCURRENCY } from './batches.js';
 import { createInformers } from './index.js';
 import { withReady } from './node-lifecycle.js';
@@ -111,3 +112,83 @@ t.test('a NotReady node’s VIPs move, their events written many at a time withi
   t.ok(store.most > 1, `events written many at a time (${store.most})`);
   t.ok(store.most <= WRITE_CONCURRENCY, `never more than ${WRITE_CONCURRENCY}`);
 });
+
+t.test(
+  'Local: an endpoint appearing on the other node, or a holder not serving, moves the VIP',
+  async (t) => {
+    const clock = new FakeClock();
+    const store = new ResourceStore({ kv: new MemoryKv(), clock });
+    const VIP = '198.18.0.1';
+    await store.create('services', {
+      ...svc('web'),
+      spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', ports: [{ port: 80 }] },
+    });
+    await store.create('services', svc('other'));
+    await store.create('ipaddresspools', {
+      apiVersion: 'metallb.io/v1beta1',
+      kind: 'IPAddressPool',
+      metadata: { name: 'lan', namespace: 'default' },
+      spec: { addresses: ['198.18.0.0/22'] },
+    });
+    await store.create('l2advertisements', {
+      apiVersion: 'metallb.io/v1beta1',
+      kind: 'L2Advertisement',
+      metadata: { name: 'lan', namespace: 'default' },
+      spec: {},
+    });
+    for (const [name, vips] of [
+      ['n1', [VIP]],
+      ['n2', []],
+    ] as const) {
+      const n = await store.create('nodes', node(name, 'True'));
+      await store.updateStatus('nodes', { ...n, status: node(name, 'True', [...vips]).status });
+    }
+    const informers = createInformers(store, log, clock);
+    await Promise.all(Object.values(informers).map((i) => i.start()));
+    t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
+    const backends = new BackendIndex(informers);
+    backends.start();
+    t.teardown(() => backends.close());
+    let allocationsChanged: () => void = () => undefined;
+    const ctl = new AssignmentController({
+      store,
+      informers,
+      backends,
+      allocations: () => [
+        { service: 'default/web', pool: 'lan', ips: [VIP], ports: [{ protocol: 'TCP', port: 80 }] },
+      ],
+      onAllocations: (fn) => {
+        allocationsChanged = fn;
+        return () => undefined;
+      },
+      logger: log,
+      clock,
+    });
+    ctl.start();
+    t.teardown(() => ctl.close());
+    await ctl.idle();
+    const holder = () =>
+      [...informers.nodes.items.values()].find((n) => n.status?.vips?.includes(VIP))?.metadata.name;
+    t.equal(holder(), 'n1');
+    await store.create('endpoints', {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { name: 'web', namespace: 'default' },
+      subsets: [{ addresses: [{ ip: '198.51.100.22', nodeName: 'n2' }], ports: [{ port: 8080 }] }],
+    } as KubeObject);
+    await until('VIP on n2', async () => {
+      await ctl.idle();
+      return holder() === 'n2';
+    });
+    // Back to Cluster, then n2 reports it does not serve: n1 takes it.
+    const web = await store.get('services', 'web', 'default');
+    await store.update('services', { ...web, spec: { ...web.spec, externalTrafficPolicy: 'Cluster' } });
+    const again = await store.get('services', 'web', 'default');
+    await store.updateStatus('services', { ...again, status: { endpointHealth: { notServing: ['n2'] } } });
+    allocationsChanged();
+    await until('VIP on n1', async () => {
+      await ctl.idle();
+      return holder() === 'n1';
+    });
+  },
+);

@@ -1,10 +1,12 @@
 import type { Registry } from 'prom-client';
 import type { ResourceStore } from '../api/store.js';
+import type { Service } from '../api/types.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
 import { Counter } from '../metrics.js';
 import type { Allocation } from '../vip-pool/index.js';
 import { planAssignment } from './assignment-plan.js';
+import type { BackendIndex } from './backends.js';
 import { inBatches } from './batches.js';
 import { recordEvent } from './events.js';
 import { type Informer, Reconciler } from './informer.js';
@@ -31,6 +33,8 @@ interface AssignmentControllerOptions {
   clock?: Clock;
   registry?: Registry;
   host?: string;
+  /** The Services' backends (for `externalTrafficPolicy: Local` placement) [none]. */
+  backends?: BackendIndex;
 }
 
 /**
@@ -46,6 +50,8 @@ export class AssignmentController {
   readonly #clock: Clock;
   readonly #reconciler: Reconciler;
   readonly #moves: Counter<'reason'> | undefined;
+  /** Service -> its traffic policy and not-serving nodes as text (a change needs a pass). */
+  readonly #placementInputs = new Map<string, string>();
   /** What the last pass placed where (for events). */
   #last: ReadonlyMap<string, string | undefined> = new Map();
 
@@ -73,7 +79,30 @@ export class AssignmentController {
     // Services matter through their allocations: with an allocation feed, a Service's own changes (the
     // IPAM controller's status writes among them) need no pass.
     if (this.#o.onAllocations === undefined) r.follow(inf.services);
-    else r.onClose(this.#o.onAllocations(() => r.kick()));
+    else {
+      r.onClose(this.#o.onAllocations(() => r.kick()));
+      // Besides the allocations, what places a Service's VIP: its traffic policy and which nodes said
+      // they do not serve it.
+      const onService = (e: { type: string; key: string; object: Service }) => {
+        const text = e.type === 'DELETED' ? undefined : placementInputOf(e.object);
+        if (this.#placementInputs.get(e.key) === text) return;
+        if (text === undefined) this.#placementInputs.delete(e.key);
+        else this.#placementInputs.set(e.key, text);
+        r.kick();
+      };
+      for (const [key, object] of inf.services.items) onService({ type: 'ADDED', key, object });
+      inf.services.on('change', onService);
+      r.onClose(() => inf.services.off('change', onService));
+    }
+    const backends = this.#o.backends;
+    if (backends !== undefined) {
+      // Backends matter only to Local Services.
+      const onBackends = (key: string) => {
+        if (inf.services.items.get(key)?.spec?.externalTrafficPolicy === 'Local') r.kick();
+      };
+      backends.on('change', onBackends);
+      r.onClose(() => backends.off('change', onBackends));
+    }
     r.follow(inf.nodes);
     r.follow(inf.pools);
     r.follow(inf.configmaps);
@@ -106,6 +135,9 @@ export class AssignmentController {
       pools: cfg.pools,
       advertisements: cfg.advertisements,
       last: this.#last,
+      ...(this.#o.backends === undefined
+        ? {}
+        : { backends: (key: string) => this.#o.backends!.backends(key) }),
     });
     for (const w of plan.writes) {
       try {
@@ -139,4 +171,10 @@ export class AssignmentController {
       ),
     );
   }
+}
+
+/** What of a Service, besides its allocation, changes where its VIP goes. */
+function placementInputOf(svc: Service): string {
+  const h = svc.status?.['endpointHealth'] as { notServing?: unknown } | undefined;
+  return JSON.stringify([svc.spec?.externalTrafficPolicy ?? 'Cluster', h?.notServing ?? []]);
 }

@@ -8,11 +8,15 @@ import type { ResourceStore } from '../api/store.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import { AssignmentController } from './assignment.js';
+import { BackendIndex } from './backends.js';
 import { EventReaper } from './events.js';
 import { Informer } from './informer.js';
 import { IpamController } from './ipam.js';
 import { SubnetController } from './subnets.js';
 
+export { BackendIndex, lbServiceOf } from './backends.js';
+export { EndpointHealthWriter } from './endpoint-health.js';
+export { ENDPOINTS_HEALTHY, type EndpointHealthStatus } from './endpoint-health-plan.js';
 export { NodeLifecycle, SERVER_ANNOTATION, withReady } from './node-lifecycle.js';
 
 /** The informers every server keeps (the relay and the controllers share them). */
@@ -22,6 +26,8 @@ export interface Informers {
   pools: Informer<'ipaddresspools'>;
   configmaps: Informer<'configmaps'>;
   l2advertisements: Informer<'l2advertisements'>;
+  endpoints: Informer<'endpoints'>;
+  endpointslices: Informer<'endpointslices'>;
 }
 
 /** Make (not start) the informers. */
@@ -33,6 +39,8 @@ export function createInformers(store: ResourceStore, logger: Logger, clock?: Cl
     pools: new Informer(store, 'ipaddresspools', o),
     configmaps: new Informer(store, 'configmaps', o),
     l2advertisements: new Informer(store, 'l2advertisements', o),
+    endpoints: new Informer(store, 'endpoints', o),
+    endpointslices: new Informer(store, 'endpointslices', o),
   };
 }
 
@@ -79,9 +87,16 @@ export async function startControllers(o: ControllersOptions): Promise<Controlle
     },
     logger: o.logger.child({ controller: 'ipam' }),
   });
+  const backends = new BackendIndex({
+    endpoints: i.endpoints,
+    endpointslices: i.endpointslices,
+    nodes: i.nodes,
+  });
+  backends.start();
   const assignment = new AssignmentController({
     ...base,
     informers: i,
+    backends,
     allocations: () => ipam.allocations(),
     onAllocations: (fn) => {
       ipam.on('change', fn);
@@ -118,6 +133,7 @@ export async function startControllers(o: ControllersOptions): Promise<Controlle
     },
     async close() {
       await Promise.all([ipam.close(), assignment.close(), subnets.close(), reaper.close()]);
+      backends.close();
     },
   };
 }

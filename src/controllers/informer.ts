@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ResourceStore, StoreWatch } from '../api/store.js';
-import type { ResourceName, ResourceTypes } from '../api/types.js';
+import type { ObjectList, ResourceName, ResourceTypes } from '../api/types.js';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import type { Logger } from '../log.js';
 
@@ -14,6 +14,12 @@ interface InformerEvents<T> {
 function objectKey(o: { metadata: { name: string; namespace?: string | undefined } }): string {
   return o.metadata.namespace === undefined ? o.metadata.name : `${o.metadata.namespace}/${o.metadata.name}`;
 }
+
+/**
+ * Objects per list request: a resource of 10,000 Services (or endpoint slices) is not read in one datastore
+ * answer, which etcd caps (its default request limit is 1.5 MiB).
+ */
+const LIST_PAGE = 500;
 
 /**
  * A local copy of one resource, kept current by a watch (list, then watch from the list's revision; on a
@@ -50,8 +56,21 @@ export class Informer<R extends ResourceName> extends EventEmitter<InformerEvent
     await this.#sync();
   }
 
+  /** Every object, read in pages of {@link LIST_PAGE} at the first page's revision. */
+  async #listAll(): Promise<ObjectList<ResourceTypes[R]>> {
+    const first = await this.#store.list(this.#resource, { limit: LIST_PAGE });
+    const items = first.items;
+    let next = first.metadata.continue;
+    while (next !== undefined && next !== '' && !this.#closed) {
+      const page = await this.#store.list(this.#resource, { limit: LIST_PAGE, continue: next });
+      items.push(...page.items);
+      next = page.metadata.continue;
+    }
+    return { ...first, items };
+  }
+
   async #sync(): Promise<void> {
-    const list = await this.#store.list(this.#resource);
+    const list = await this.#listAll();
     if (this.#closed) return;
     const seen = new Set<string>();
     for (const o of list.items) {

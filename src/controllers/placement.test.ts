@@ -42,6 +42,42 @@ t.test('case table', async (t) => {
       ready: nodes,
       want: [[rendezvousPick('198.51.100.101', nodes), 'placed']],
     },
+    {
+      name: 'Local: only a node with a local endpoint may hold the VIP; the holder without one loses it',
+      vips: [{ vip: '198.51.100.100', eligible: nodes, current: 'n1', local: ['n3'] }],
+      ready: nodes,
+      want: [['n3', 'moved']],
+    },
+    {
+      name: 'Local: the holder with a local endpoint keeps it',
+      vips: [{ vip: '198.51.100.100', eligible: nodes, current: 'n2', local: ['n2', 'n3'] }],
+      ready: nodes,
+      want: [['n2', 'kept']],
+    },
+    {
+      name: 'Local: the only node with an endpoint is NotReady: unplaceable',
+      vips: [{ vip: '198.51.100.100', eligible: nodes, current: 'n3', local: ['n3'] }],
+      ready: ['n1', 'n2'],
+      want: [[undefined, 'unplaceable']],
+    },
+    {
+      name: 'a holder that does not serve the Service is passed over',
+      vips: [{ vip: '198.51.100.100', eligible: nodes, current: 'n1', avoid: ['n1', 'n2'] }],
+      ready: nodes,
+      want: [['n3', 'moved']],
+    },
+    {
+      name: 'no node serves it: the holder keeps it (no one else would do better)',
+      vips: [{ vip: '198.51.100.100', eligible: nodes, current: 'n1', avoid: nodes }],
+      ready: nodes,
+      want: [['n1', 'kept']],
+    },
+    {
+      name: 'Local and not serving: the other local node',
+      vips: [{ vip: '198.51.100.100', eligible: nodes, current: 'n2', local: ['n2', 'n3'], avoid: ['n2'] }],
+      ready: nodes,
+      want: [['n3', 'moved']],
+    },
   ];
   for (const c of cases) {
     const got = placeVips(c.vips, new Set(c.ready)).map((r) => [r.node, r.reason]);

@@ -7,6 +7,13 @@ export interface VipPlacement {
   eligible: readonly string[];
   /** The node the datastore says holds it now. */
   current?: string | undefined;
+  /**
+   * With `externalTrafficPolicy: Local`: the nodes running one of the Service's ready endpoints. Only they
+   * may hold the VIP (none of them Ready: unplaceable, as MetalLB then announces from nowhere).
+   */
+  local?: readonly string[] | undefined;
+  /** Nodes whose holder report says they do not serve the VIP's Service: passed over while another can. */
+  avoid?: readonly string[] | undefined;
 }
 
 /** Why a VIP ended up where it is: reported in events and `vipmesh describe`. */
@@ -46,11 +53,17 @@ export function rendezvousPick(vip: string, nodes: Iterable<string>): string | u
 /**
  * Place every VIP on one Ready node. Sticky: a VIP stays on its current holder while that node is Ready
  * and still eligible, so a node joining (or the master restarting) moves nothing that is fine where it is;
- * otherwise it goes to the rendezvous pick among its Ready eligible nodes. Pure and deterministic.
+ * otherwise it goes to the rendezvous pick among its Ready eligible nodes. `local` narrows the candidates
+ * to the nodes with a local endpoint, `avoid` passes over nodes that said they do not serve the Service
+ * (unless no other candidate is left). Pure and deterministic.
  */
 export function placeVips(vips: readonly VipPlacement[], ready: ReadonlySet<string>): PlacementResult[] {
-  return vips.map(({ vip, eligible, current }) => {
-    const candidates = eligible.filter((n) => ready.has(n));
+  return vips.map(({ vip, eligible, current, local, avoid }) => {
+    let candidates = eligible.filter((n) => ready.has(n) && (local === undefined || local.includes(n)));
+    if (avoid !== undefined && avoid.length > 0) {
+      const serving = candidates.filter((n) => !avoid.includes(n));
+      if (serving.length > 0) candidates = serving;
+    }
     if (current !== undefined && candidates.includes(current)) return { vip, node: current, reason: 'kept' };
     const node = rendezvousPick(vip, candidates);
     if (node === undefined) return { vip, node: undefined, reason: 'unplaceable' };

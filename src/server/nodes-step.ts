@@ -1,15 +1,22 @@
 import { join } from 'node:path';
-import type { NodeRegistration } from '../api/agent-protocol.js';
+import { METHOD_HEALTH, type NodeRegistration } from '../api/agent-protocol.js';
 import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
 import { systemClock } from '../clock.js';
 import { recordEvent } from '../controllers/events.js';
-import { createInformers, type Informers, NodeLifecycle } from '../controllers/index.js';
+import {
+  BackendIndex,
+  createInformers,
+  EndpointHealthWriter,
+  type Informers,
+  NodeLifecycle,
+} from '../controllers/index.js';
 import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
 import { TunnelServer } from '../tunnel/index.js';
 import { SERVERS_PREFIX } from './election.js';
 import { Relay } from './relay.js';
 import { clockOf, type ServerStep } from './server-options.js';
+import { ServiceRelay } from './service-relay.js';
 
 /** Step: one informer per resource, each started (its first list done) before the next. */
 export async function startInformers(
@@ -65,12 +72,31 @@ export function startTunnel(
   return tunnel;
 }
 
-/** Step: the relay pushing each agent connected here its VIPs and every node's pod-subnet lease. */
+/**
+ * Step: the relay pushing each agent connected here its VIPs, every node's pod-subnet lease, and the
+ * Services (with their backends) whose VIPs it holds.
+ */
 export async function startRelay(
-  { o, log, stack }: ServerStep,
-  deps: { informers: Informers; kv: Kv; tunnel: TunnelServer },
+  { o, log, stack, registry }: ServerStep,
+  deps: { informers: Informers; kv: Kv; tunnel: TunnelServer; store: ResourceStore },
 ): Promise<Relay> {
+  const i = deps.informers;
+  const backends = new BackendIndex({
+    endpoints: i.endpoints,
+    endpointslices: i.endpointslices,
+    nodes: i.nodes,
+  });
+  backends.start();
+  stack.push('backends', async () => backends.close());
+  const services = new ServiceRelay({
+    nodes: i.nodes,
+    services: i.services,
+    backends,
+    target: deps.tunnel,
+    logger: log.child({ component: 'service-relay' }),
+  });
   const relay = new Relay({
+    services,
     nodes: deps.informers.nodes,
     kv: deps.kv,
     target: deps.tunnel,
@@ -80,6 +106,18 @@ export async function startRelay(
   });
   await relay.start();
   stack.push('relay', () => relay.close());
+  // The endpoint health the agents connected here report, written into their Services' status.
+  const health = new EndpointHealthWriter({
+    store: deps.store,
+    services: i.services,
+    pushedTo: (node, key) => services.pushedTo(node, key),
+    logger: log.child({ component: 'endpoint-health' }),
+    registry,
+    host: o.nodeName,
+    ...clockOf(o),
+  });
+  deps.tunnel.onRequest(METHOD_HEALTH, (params, { node }) => health.report(node, params));
+  stack.push('endpoint-health', async () => health.close());
   return relay;
 }
 

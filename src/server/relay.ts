@@ -4,6 +4,7 @@ import { type Clock, systemClock } from '../clock.js';
 import type { Informer } from '../controllers/informer.js';
 import { decodeLease, LEASE_PREFIX, type Lease } from '../flannel-hostgw/index.js';
 import type { Logger } from '../log.js';
+import type { ServiceRelay } from './service-relay.js';
 
 export { TOPIC_LEASES, TOPIC_PEERS, TOPIC_VIPS } from '../api/agent-protocol.js';
 
@@ -22,6 +23,8 @@ interface RelayOptions {
   logger: Logger;
   /** Time source for the pause before listing the leases again [the system clock]. */
   clock?: Clock;
+  /** The Services each node serves (`vipmesh/services`), pushed with the rest when a session comes up. */
+  services?: ServiceRelay;
 }
 
 /** Pause before listing the leases again after their watch ended. */
@@ -32,7 +35,8 @@ const RESYNC_DELAY_MS = 500;
  * (its Node's `status.vips`) whenever it changes and when its session comes up, and the lease set (all
  * nodes) whenever a lease changes. The master writes, every server pushes; an agent may be connected to
  * any server. Every node is also sent the MACs of all nodes' interfaces (when they change and when its
- * session comes up): an agent that lost its server trusts a claim on a VIP only from one of them.
+ * session comes up): an agent that lost its server trusts a claim on a VIP only from one of them. With a
+ * {@link ServiceRelay}, each node also gets the Services whose VIPs it holds (`vipmesh/services`).
  */
 export class Relay {
   readonly #o: RelayOptions;
@@ -53,6 +57,7 @@ export class Relay {
   /** Load the leases, watch them and the nodes. The nodes informer must be started. */
   async start(): Promise<void> {
     await this.#syncLeases();
+    this.#o.services?.start();
     this.#o.nodes.on('change', this.#onNode);
   }
 
@@ -108,6 +113,7 @@ export class Relay {
     this.#pushVips(node, true);
     this.#o.target.push(node, TOPIC_PEERS, { macs: nodeMacs(this.#o.nodes.items.values()) });
     this.#o.target.push(node, TOPIC_LEASES, this.#leasePayload());
+    this.#o.services?.sessionUp(node);
   }
 
   #pushVips(node: string, force: boolean): void {
@@ -138,6 +144,7 @@ export class Relay {
   async close(): Promise<void> {
     this.#closed = true;
     this.#o.nodes.off('change', this.#onNode);
+    this.#o.services?.close();
     await this.#watch?.close();
   }
 }

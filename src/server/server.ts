@@ -75,7 +75,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
           });
     const informers = await startInformers(step, store);
     const tunnel = startTunnel(step, creds, informers);
-    const relay = await startRelay(step, { informers, kv, tunnel });
+    const relay = await startRelay(step, { informers, kv, tunnel, store });
     const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay });
     const api = await listenApi(step, { store, creds, tunnel, ...(route === undefined ? {} : { route }) });
     const masterGauge = registerServerGauges(registry, informers);

@@ -69,6 +69,7 @@ t.test('each Service example gets the addresses a user expects', async (t) => {
       ['default/vpn', ['203.0.113.8'], 'public'],
     ],
     'pinned-loadbalancerip.yaml': [['default/web', ['192.168.1.245'], 'lan']],
+    'web-app.yaml': [['default/web-app', ['192.168.1.246'], 'lan']],
     'shared-dns.yaml': [
       ['dns/dns-tcp', ['192.168.1.250'], 'lan'],
       ['dns/dns-udp', ['192.168.1.250'], 'lan'],
@@ -87,7 +88,12 @@ t.test('each Service example gets the addresses a user expects', async (t) => {
   }
   const all = checkConfig([...pools, ...dir('config/services')]);
   t.same(all.errors, [], 'all examples together are consistent');
-  t.equal(all.services.length, 8);
+  t.equal(all.services.length, 9);
+  t.same(
+    all.services.flatMap((s) => ('routes' in s && s.name === 'web-app' ? (s.routes ?? []) : [])),
+    [{ from: '192.168.1.246:80/TCP', to: ['192.168.1.21:8080', '192.168.1.22:8080', '192.168.1.23:8080'] }],
+    'web-app: port 80 goes to the three backends',
+  );
 });
 
 const BROKEN = 'config/invalid/broken.yaml';
@@ -196,7 +202,11 @@ t.test('renderings: json and yaml carry the same object; table splits problems t
     table.stdout,
     /^POOL\s+ADDRESSES\s+SIZE\s+AUTO-ASSIGN\s+AVOID-BUGGY-IPS\nlan\s+192\.168\.1\.240-192\.168\.1\.250,192\.168\.1\.224\/28,192\.168\.1\.254\s+28\s+true\s+false\n/,
   );
-  t.match(table.stdout, /\nSERVICE\s+POOL\s+ADDRESSES\ndefault\/web\s+lan\s+192\.168\.1\.245\n$/);
+  t.match(table.stdout, /\nSERVICE\s+POOL\s+ADDRESSES\ndefault\/web\s+lan\s+192\.168\.1\.245\n\n/);
+  t.match(
+    table.stdout,
+    /\nSERVICE\s+PORT\s+GOES TO\ndefault\/web\s+192\.168\.1\.245:80\/TCP\s+the holder's own port 8080\n/,
+  );
   t.equal(table.stderr, '');
   const bad = renderReport(checkConfig([read(BROKEN)]), 'table');
   t.match(bad.stdout, /default\/web2\s+-\s+error: VIPMESH_IP_IN_USE/);

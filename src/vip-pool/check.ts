@@ -4,11 +4,20 @@ import { Allocator } from './allocator.js';
 import { isObj } from './checker.js';
 import { Codes } from './codes.js';
 import { decodeObject } from './decode.js';
+import { mergeBackends, targetPortOf } from './decode-endpoints.js';
 import { annotation } from './decode-service.js';
 import { formatProblem, lineOfField, type ParsedObject, parseDocuments, poolProblems } from './parse.js';
 import { type FieldPath, formatPath } from './path.js';
 import { poolSize } from './pools.js';
-import { type ConfigProblem, type NamespaceInfo, type ServiceRequest, serviceKey } from './types.js';
+import {
+  type Backend,
+  type BackendSet,
+  type ConfigProblem,
+  type LbSettings,
+  type NamespaceInfo,
+  type ServiceRequest,
+  serviceKey,
+} from './types.js';
 
 /** One file to check: its name (as the user gave it) and its text. */
 export interface CheckInput {
@@ -27,8 +36,31 @@ interface ReportPool {
 
 /** A Service's dry-run result: its addresses, or the error it would get. */
 type ReportService =
-  | { namespace: string; name: string; ips: string[]; pool: string }
+  | { namespace: string; name: string; ips: string[]; pool: string; routes?: ReportRoute[] }
   | { namespace: string; name: string; error: { code: string; message: string } };
+
+/** Where one Service port goes: `198.51.100.10:80/TCP` to `198.51.100.21:8080`, ... or the holder's own port. */
+interface ReportRoute {
+  from: string;
+  to: string[];
+}
+
+/** The routes of a Service's ports over its backends. */
+function routesOf(ips: string[], lb: LbSettings, backends: Backend[]): ReportRoute[] {
+  return lb.ports.flatMap((p) =>
+    ips.map((ip) => {
+      const from = `${ip.includes(':') ? `[${ip}]` : ip}:${p.port}/${p.protocol}`;
+      if (backends.length === 0) return { from, to: [`the holder's own port ${p.targetPort}`] };
+      const to = backends.map((b) => {
+        const port = targetPortOf(p, b);
+        const addr = b.ip.includes(':') ? `[${b.ip}]` : b.ip;
+        const text = port === undefined ? `${addr} (no port named ${p.targetPort})` : `${addr}:${port}`;
+        return b.ready ? text : `${text} (not ready)`;
+      });
+      return { from, to };
+    }),
+  );
+}
 
 /** What check-config prints (`-o json` is exactly this object). */
 interface CheckReport {
@@ -74,6 +106,13 @@ export function checkConfig(inputs: readonly CheckInput[]): CheckReport {
     o.decoded?.kind === 'Namespace' ? [o.decoded.namespace] : [],
   );
   const allocator = new Allocator(pools, { namespaces });
+  const backendSets = new Map<string, BackendSet[]>();
+  for (const o of objects) {
+    const d = o.decoded;
+    if (d?.kind !== 'Endpoints' && d?.kind !== 'EndpointSlice') continue;
+    const key = serviceKey({ namespace: d.backends.namespace, name: d.backends.service });
+    backendSets.set(key, [...(backendSets.get(key) ?? []), d.backends]);
+  }
   const services: ReportService[] = [];
   for (const obj of objects) {
     if (obj.kind !== 'Service') continue;
@@ -92,7 +131,15 @@ export function checkConfig(inputs: readonly CheckInput[]): CheckReport {
     if (svc === undefined) continue;
     try {
       const a = allocator.assign(svc);
-      services.push({ namespace: svc.namespace, name: svc.name, ips: a.ips, pool: a.pool });
+      const lb = obj.decoded.lb;
+      const backends = mergeBackends(backendSets.get(serviceKey(svc)) ?? []);
+      services.push({
+        namespace: svc.namespace,
+        name: svc.name,
+        ips: a.ips,
+        pool: a.pool,
+        ...(lb === undefined ? {} : { routes: routesOf(a.ips, lb, backends) }),
+      });
     } catch (err) {
       if (!isVipmeshError(err)) throw err;
       const prefix = `${serviceKey(svc)}: `;
@@ -168,6 +215,12 @@ export function renderReport(r: CheckReport, format: ReportFormat): { stdout: st
       rows.push('error' in s ? [key, '-', `error: ${s.error.code}`] : [key, s.pool, s.ips.join(',')]);
     }
     out += `\n${table(rows)}`;
+    const routes = [['SERVICE', 'PORT', 'GOES TO']];
+    for (const s of r.services) {
+      if ('error' in s) continue;
+      for (const rt of s.routes ?? []) routes.push([`${s.namespace}/${s.name}`, rt.from, rt.to.join(', ')]);
+    }
+    if (routes.length > 1) out += `\n${table(routes)}`;
   }
   const err = r.errors.map((p) => `${formatProblem(p)}\n`).join('');
   const summary =

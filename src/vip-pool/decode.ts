@@ -1,6 +1,8 @@
 import { VipmeshError } from '../errors.js';
 import { Checker, type Issue, isObj } from './checker.js';
 import { Codes } from './codes.js';
+import { decodeEndpointSlice, decodeEndpoints } from './decode-endpoints.js';
+import { decodeLbSettings } from './decode-lb.js';
 import { decodeIpAddressPool, decodeL2Advertisement, decodeLegacyConfigMap } from './decode-pool.js';
 import { decodeNamespace, decodeService } from './decode-service.js';
 import { type FieldPath, formatPath } from './path.js';
@@ -9,7 +11,9 @@ import { checkFields, SCHEMAS } from './schema.js';
 import type {
   AddressPool,
   AdvertisementRule,
+  BackendSet,
   ConfigProblem,
+  LbSettings,
   NamespaceInfo,
   ServiceRequest,
 } from './types.js';
@@ -19,9 +23,13 @@ export type Decoded =
   | { kind: 'IPAddressPool'; pool: AddressPool }
   | { kind: 'L2Advertisement'; advertisement: AdvertisementRule }
   | { kind: 'ConfigMap'; pools: AddressPool[] }
-  /** `service` is undefined for a Service that is not vipmesh's (not LoadBalancer, or another class). */
-  | { kind: 'Service'; service: ServiceRequest | undefined }
-  | { kind: 'Namespace'; namespace: NamespaceInfo };
+  /**
+   * `service` (and `lb`) are undefined for a Service that is not vipmesh's (not LoadBalancer, or another
+   * class); `lb` is what the holder of its addresses serves.
+   */
+  | { kind: 'Service'; service: ServiceRequest | undefined; lb: LbSettings | undefined }
+  | { kind: 'Namespace'; namespace: NamespaceInfo }
+  | { kind: 'Endpoints' | 'EndpointSlice'; backends: BackendSet };
 
 /** The accepted kinds and the apiVersion each must have. */
 const ACCEPTED_KINDS: Readonly<Record<Decoded['kind'], string>> = {
@@ -30,6 +38,8 @@ const ACCEPTED_KINDS: Readonly<Record<Decoded['kind'], string>> = {
   ConfigMap: 'v1',
   Service: 'v1',
   Namespace: 'v1',
+  Endpoints: 'v1',
+  EndpointSlice: 'discovery.k8s.io/v1',
 };
 
 /** Result of {@link decodeObject}: the decoded value only when there were no issues. */
@@ -43,6 +53,18 @@ interface DecodeResult {
 function strField(o: Record<string, unknown>, k: string): string {
   const v = o[k];
   return typeof v === 'string' ? v : '';
+}
+
+function specOf(obj: Record<string, unknown>): Record<string, unknown> {
+  return isObj(obj['spec']) ? obj['spec'] : {};
+}
+
+function annotationsOf(obj: Record<string, unknown>): Record<string, string> {
+  const meta = isObj(obj['metadata']) ? obj['metadata'] : {};
+  const ann = isObj(meta['annotations']) ? meta['annotations'] : {};
+  return Object.fromEntries(
+    Object.entries(ann).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
 }
 
 /** Decode and validate one already-parsed object. Never throws. */
@@ -89,8 +111,17 @@ export function decodeObject(obj: unknown): DecodeResult {
     case 'ConfigMap':
       decoded = { kind: 'ConfigMap', pools: decodeLegacyConfigMap(c, obj) };
       break;
-    case 'Service':
-      decoded = { kind: 'Service', service: decodeService(c, obj) };
+    case 'Service': {
+      const service = decodeService(c, obj);
+      const lb = service === undefined ? undefined : decodeLbSettings(c, specOf(obj), annotationsOf(obj));
+      decoded = { kind: 'Service', service, lb };
+      break;
+    }
+    case 'Endpoints':
+      decoded = { kind: 'Endpoints', backends: decodeEndpoints(c, obj) };
+      break;
+    case 'EndpointSlice':
+      decoded = { kind: 'EndpointSlice', backends: decodeEndpointSlice(c, obj) };
       break;
     case 'Namespace':
       decoded = { kind: 'Namespace', namespace: decodeNamespace(c, obj) };
@@ -158,6 +189,30 @@ export function toServiceRequest(obj: unknown): ServiceRequest {
     );
   }
   return svc;
+}
+
+/**
+ * A stored LoadBalancer Service's load-balancing settings, or undefined for a Service that is not
+ * vipmesh's. Values that fail validation (an object stored before a check existed) fall back to their
+ * defaults rather than dropping the Service.
+ */
+export function lbSettingsOf(obj: unknown): LbSettings | undefined {
+  if (!isObj(obj)) return undefined;
+  const c = new Checker();
+  if (decodeService(c, obj) === undefined) return undefined;
+  return decodeLbSettings(c, specOf(obj), annotationsOf(obj));
+}
+
+/**
+ * A stored Endpoints or EndpointSlice object's backends (the valid ones: an entry that fails validation is
+ * left out), or undefined for another kind.
+ */
+export function backendSetOf(obj: unknown): BackendSet | undefined {
+  if (!isObj(obj)) return undefined;
+  const c = new Checker();
+  if (obj['kind'] === 'Endpoints') return decodeEndpoints(c, obj);
+  if (obj['kind'] === 'EndpointSlice') return decodeEndpointSlice(c, obj);
+  return undefined;
 }
 
 /** The pools an object holds (an IPAddressPool, or a legacy ConfigMap's), with where each came from. */

@@ -87,14 +87,22 @@ const LABEL_SELECTOR = fields('label selector', {
   matchExpressions: listOf(fields('selector requirement', { key: STR, operator: STR, values: listOf(STR) })),
 });
 
-const SERVICE_PORT = fields('Service port', {
-  name: STR,
-  protocol: STR,
-  appProtocol: STR,
-  port: INT,
-  targetPort: 'int-or-string',
-  nodePort: INT,
-});
+const SERVICE_PORT = fields(
+  'Service port',
+  {
+    name: STR,
+    protocol: STR,
+    appProtocol: STR,
+    port: INT,
+    targetPort: 'int-or-string',
+    nodePort: INT,
+  },
+  {
+    port: 'The port served on the Service address.',
+    targetPort:
+      "The backends' port: a number, or the name of a port of the Service's Endpoints/EndpointSlices; absent: the same as port.",
+  },
+);
 
 const SERVICE_SPEC = fields(
   'Service spec',
@@ -130,6 +138,10 @@ const SERVICE_SPEC = fields(
     ipFamilies: 'IPv4 and/or IPv6: which families of address the Service gets.',
     ipFamilyPolicy: 'SingleStack, PreferDualStack or RequireDualStack.',
     ports: 'The ports the Service exposes.',
+    externalTrafficPolicy:
+      'Cluster (default): any endpoint; Local: the address is held only by a node running an endpoint, which sees the client address.',
+    sessionAffinity:
+      'ClientIP keeps a client on one endpoint (for sessionAffinityConfig.clientIP.timeoutSeconds).',
   },
 );
 
@@ -190,6 +202,71 @@ const NODE_SPEC = open(
 
 const TYPE_META = { apiVersion: STR, kind: STR, metadata: OBJECT_META } as const;
 
+const OBJECT_REFERENCE = fields('object reference', {
+  kind: STR,
+  namespace: STR,
+  name: STR,
+  uid: STR,
+  apiVersion: STR,
+  resourceVersion: STR,
+  fieldPath: STR,
+});
+
+const ENDPOINT_PORT = fields(
+  'endpoint port',
+  { name: STR, port: INT, protocol: STR, appProtocol: STR },
+  {
+    name: "The port's name: a Service's named targetPort picks the port of this name.",
+    port: 'The port the backends listen on.',
+    protocol: 'TCP (default) or UDP.',
+  },
+);
+
+const ENDPOINT_ADDRESS = fields(
+  'endpoint address',
+  { ip: STR, hostname: STR, nodeName: STR, targetRef: OBJECT_REFERENCE },
+  {
+    ip: 'The backend address (IPv4 or IPv6).',
+    nodeName: 'The node the backend runs on; found from the pod subnets or node addresses when absent.',
+  },
+);
+
+const ENDPOINT_SUBSET = fields(
+  'endpoint subset',
+  {
+    addresses: listOf(ENDPOINT_ADDRESS),
+    notReadyAddresses: listOf(ENDPOINT_ADDRESS),
+    ports: listOf(ENDPOINT_PORT),
+  },
+  {
+    addresses: 'Backends that may receive traffic (when their health check passes).',
+    notReadyAddresses: 'Backends that receive no traffic.',
+    ports: 'The ports every address of this subset offers.',
+  },
+);
+
+const SLICE_ENDPOINT = fields(
+  'EndpointSlice endpoint',
+  {
+    addresses: listOf(STR),
+    conditions: fields('endpoint conditions', { ready: BOOL, serving: BOOL, terminating: BOOL }),
+    hostname: STR,
+    targetRef: OBJECT_REFERENCE,
+    nodeName: STR,
+    zone: STR,
+    hints: fields('endpoint hints', {
+      forZones: listOf(fields('zone hint', { name: STR })),
+      forNodes: listOf(fields('node hint', { name: STR })),
+    }),
+    deprecatedTopology: mapOf(STR),
+  },
+  {
+    addresses: "The one address of this backend, of the slice's addressType.",
+    conditions: 'ready: false keeps traffic away from it (absent means ready).',
+    nodeName: 'The node the backend runs on; found from the pod subnets or node addresses when absent.',
+  },
+);
+
 /** The declared fields of every kind vipmesh serves, by kind; objects users apply are checked against them. */
 export const SCHEMAS: Readonly<Record<string, Schema>> = {
   Service: fields('Service', { ...TYPE_META, spec: SERVICE_SPEC, status: ANY }),
@@ -206,6 +283,21 @@ export const SCHEMAS: Readonly<Record<string, Schema>> = {
     spec: fields('Namespace spec', { finalizers: listOf(STR) }),
     status: ANY,
   }),
+  Endpoints: fields('Endpoints', { ...TYPE_META, subsets: listOf(ENDPOINT_SUBSET) }),
+  EndpointSlice: fields(
+    'EndpointSlice',
+    {
+      ...TYPE_META,
+      addressType: STR,
+      endpoints: listOf(SLICE_ENDPOINT),
+      ports: listOf(ENDPOINT_PORT),
+    },
+    {
+      addressType: 'IPv4 or IPv6: the family of every endpoint address.',
+      endpoints: 'The backends (at most 1000).',
+      ports: 'The ports every endpoint offers (at most 100).',
+    },
+  ),
   Node: open('Node', { ...TYPE_META, spec: NODE_SPEC, status: ANY }),
   Event: open('Event', {
     ...TYPE_META,

@@ -109,3 +109,52 @@ export interface ConfigProblem {
 export function serviceKey(s: { namespace: string; name: string }): string {
   return `${s.namespace}/${s.name}`;
 }
+
+/** A transport protocol the load balancer serves (SCTP Service ports get an address but are not served). */
+export type LbProtocol = 'TCP' | 'UDP';
+
+/** One served Service port: `port` on the VIP goes to `targetPort` (a number, or a port name). */
+export interface LbPortSpec {
+  name?: string;
+  protocol: LbProtocol;
+  port: number;
+  targetPort: number | string;
+}
+
+/** How the holder checks an endpoint (the annotations under `vipmesh.io/health-check`). */
+export interface HealthCheckSettings {
+  type: 'tcp' | 'http' | 'none';
+  path: string;
+  /** Accepted HTTP status codes, inclusive range. */
+  expectStatus: [number, number];
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+}
+
+/** A LoadBalancer Service's load-balancing settings (what the holder of its VIPs serves). */
+export interface LbSettings {
+  ports: LbPortSpec[];
+  externalTrafficPolicy: 'Cluster' | 'Local';
+  sessionAffinity: 'None' | 'ClientIP';
+  affinityTimeoutSeconds: number;
+  algorithm: 'random' | 'hash';
+  healthCheck: HealthCheckSettings;
+}
+
+/** One backend address from an Endpoints subset or an EndpointSlice endpoint. */
+export interface Backend {
+  ip: string;
+  nodeName?: string;
+  ports: Array<{ name?: string; port: number; protocol: LbProtocol }>;
+  ready: boolean;
+}
+
+/** The backends one Endpoints object or EndpointSlice gives its Service. */
+export interface BackendSet {
+  namespace: string;
+  /** The Service they belong to (the Endpoints' name, the slice's `kubernetes.io/service-name`). */
+  service: string;
+  backends: Backend[];
+}

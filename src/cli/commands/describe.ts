@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { describeNode, describeService, type Event, type Node, type Service } from '../../api/index.js';
+import { backendSetOf, mergeBackends, SERVICE_NAME_LABEL } from '../../vip-pool/index.js';
 import { connectFromFlags } from '../connection.js';
 import type { CliContext } from '../context.js';
 import { addConnectionOptions, kindArg } from './get.js';
@@ -26,7 +27,16 @@ export function register(program: Command, ctx: CliContext): void {
       );
       if (r.resource === 'services') {
         const nodes = (await client.list('nodes')).items;
-        ctx.stdout.write(describeService(obj as Service, events, nodes, Date.now()));
+        const sets = [
+          ...(await client.get('endpoints', name, ns).then(
+            (e) => [e],
+            () => [], // none: the Service may have slices only, or no endpoints
+          )),
+          ...(await client.listAll('endpointslices', ns)).items.filter(
+            (s) => s.metadata.labels?.[SERVICE_NAME_LABEL] === name,
+          ),
+        ].flatMap((o) => backendSetOf(o) ?? []);
+        ctx.stdout.write(describeService(obj as Service, events, nodes, Date.now(), mergeBackends(sets)));
         ctx.stdout.write('\n');
         return;
       }

@@ -8,6 +8,7 @@ import {
   type ObjectList,
   poolSource,
   printTable,
+  RESOURCES,
   type ResourceInfo,
   resourceFor,
   typeName,
@@ -28,7 +29,7 @@ export function kindArg(kind: string): ResourceInfo {
   if (r === undefined) {
     throw new VipmeshError(
       'VIPMESH_CLI_BAD_INPUT',
-      `unknown kind "${kind}" (known: services, nodes, ipaddresspools, l2advertisements, events, configmaps, namespaces)`,
+      `unknown kind "${kind}" (known: ${Object.keys(RESOURCES).join(', ')})`,
     );
   }
   return r;
@@ -159,8 +160,13 @@ async function follow(
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program
     .command('get')
-    .description('list objects: services, nodes, ipaddresspools, l2advertisements, events, configmaps')
-    .argument('<kind>', 'what to list (services, svc, nodes, ipaddresspools, l2advertisements, events, ...)')
+    .description(
+      'list objects: services, nodes, ipaddresspools, l2advertisements, endpoints, endpointslices, events, configmaps',
+    )
+    .argument(
+      '<kind>',
+      'what to list (services, svc, nodes, ipaddresspools, endpoints, ep, endpointslices, ...)',
+    )
     .argument('[name]', 'one object only')
     .option('-o, --output <format>', 'wide, json, yaml or name (default: a table)')
     .option('-n, --namespace <ns>', 'only this namespace (default: all namespaces; with a name: default)')

@@ -1,0 +1,158 @@
+import t, { type Test } from 'tap';
+import { type LbService, TOPIC_SERVICES } from '../api/agent-protocol.js';
+import { MemoryKv } from '../api/memory-kv.js';
+import { ResourceStore } from '../api/store.js';
+import type { KubeObject } from '../api/types.js';
+import { BackendIndex } from '../controllers/backends.js';
+import { Informer } from '../controllers/informer.js';
+import { silentLogger } from '../log.js';
+import { until } from '../testing/until.js';
+import { ServiceRelay } from './service-relay.js';
+
+const svc = (name: string, ips: string[], extra: Record<string, unknown> = {}): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'shop' },
+  spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, targetPort: 8080 }], ...extra },
+  status: { loadBalancer: { ingress: ips.map((ip) => ({ ip })) } },
+});
+const node = (name: string, vips: string[], podCIDR?: string, ip?: string): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Node',
+  metadata: { name },
+  spec: podCIDR === undefined ? {} : { podCIDRs: [podCIDR] },
+  status: { vips, ...(ip === undefined ? {} : { addresses: [{ type: 'InternalIP', address: ip }] }) },
+});
+
+async function setup(t: Test) {
+  const store = new ResourceStore({ kv: new MemoryKv() });
+  const o = { logger: silentLogger() };
+  const nodes = new Informer(store, 'nodes', o);
+  const services = new Informer(store, 'services', o);
+  const endpoints = new Informer(store, 'endpoints', o);
+  const endpointslices = new Informer(store, 'endpointslices', o);
+  for (const i of [nodes, services, endpoints, endpointslices]) await i.start();
+  const backends = new BackendIndex({ endpoints, endpointslices, nodes });
+  backends.start();
+  const pushes: Array<{ node: string; services: LbService[] }> = [];
+  const sessions = new Map<string, unknown>([
+    ['n1', {}],
+    ['n2', {}],
+  ]);
+  const relay = new ServiceRelay({
+    nodes,
+    services,
+    backends,
+    logger: silentLogger(),
+    target: {
+      sessions,
+      push: (n, topic, payload) => {
+        if (topic === TOPIC_SERVICES) pushes.push({ node: n, ...(payload as { services: LbService[] }) });
+        return true;
+      },
+    },
+  });
+  relay.start();
+  t.teardown(async () => {
+    relay.close();
+    backends.close();
+    for (const i of [nodes, services, endpoints, endpointslices]) await i.close();
+  });
+  return { store, relay, pushes, backends };
+}
+
+t.test('a node is pushed the Services on its VIPs, with their merged backends, on each change', async (t) => {
+  const { store, relay, pushes, backends } = await setup(t);
+  await store.create('nodes', node('n1', ['198.51.100.100'], '198.18.1.0/24', '198.51.100.1'));
+  await store.create('nodes', node('n2', [], '198.18.2.0/24', '198.51.100.2'));
+  await store.create('services', svc('web', ['198.51.100.100']));
+  await store.create('services', svc('other', ['198.51.100.101']));
+  await until('n1 pushed web', () => pushes.some((p) => p.node === 'n1' && p.services.length === 1));
+  t.same(pushes.at(-1)!.services[0], {
+    namespace: 'shop',
+    name: 'web',
+    vips: ['198.51.100.100'],
+    ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
+    endpoints: [],
+    externalTrafficPolicy: 'Cluster',
+    sessionAffinity: 'None',
+    affinityTimeoutSeconds: 10800,
+    algorithm: 'random',
+    healthCheck: {
+      type: 'tcp',
+      path: '/',
+      expectStatus: [200, 399],
+      intervalMs: 2000,
+      timeoutMs: 1000,
+      rise: 2,
+      fall: 3,
+    },
+  });
+  t.ok(relay.pushedTo('n1', 'shop/web'));
+  t.notOk(relay.pushedTo('n1', 'shop/other'));
+  t.notOk(
+    pushes.some((p) => p.node === 'n2'),
+    'n2 holds nothing and was not pushed',
+  );
+
+  // Endpoints and a slice: merged, nodes found from the pod subnet and the node address.
+  await store.create('endpoints', {
+    apiVersion: 'v1',
+    kind: 'Endpoints',
+    metadata: { name: 'web', namespace: 'shop' },
+    subsets: [
+      { addresses: [{ ip: '198.18.2.5' }, { ip: '198.51.100.50' }], ports: [{ name: 'http', port: 8080 }] },
+    ],
+  } as KubeObject);
+  await store.create('endpointslices', {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: 'web-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: ['198.51.100.1'] }, { addresses: ['198.18.2.5'] }],
+    ports: [{ name: 'http', port: 8080 }],
+  } as KubeObject);
+  await until('three backends pushed', () => pushes.at(-1)!.services[0]?.endpoints.length === 3);
+  t.same(
+    pushes.at(-1)!.services[0]!.endpoints.map((e) => [e.ip, e.nodeName]),
+    [
+      ['198.18.2.5', 'n2'],
+      ['198.51.100.1', 'n1'],
+      ['198.51.100.50', undefined],
+    ],
+  );
+  t.same([...backends.services()], ['shop/web']);
+
+  // An unrelated change pushes nothing; a change to the other Service neither.
+  const before = pushes.length;
+  const other = await store.get('services', 'other', 'shop');
+  await store.update('services', { ...other, metadata: { ...other.metadata, labels: { a: 'b' } } });
+  await store.create('nodes', node('n3', []));
+  // The VIP moves to n2: n2 gets the Service and n1 an empty list.
+  const n1 = await store.get('nodes', 'n1');
+  await store.updateStatus('nodes', { ...n1, status: { vips: [] } });
+  const n2 = await store.get('nodes', 'n2');
+  await store.updateStatus('nodes', { ...n2, status: { ...n2.status, vips: ['198.51.100.100'] } });
+  await until('n2 pushed web', () =>
+    pushes.some((p, i) => i >= before && p.node === 'n2' && p.services.length === 1),
+  );
+  t.same(
+    pushes.slice(before).map((p) => [p.node, p.services.map((s) => s.name)]),
+    [
+      ['n1', []],
+      ['n2', ['web']],
+    ],
+    'only the two holders were pushed',
+  );
+
+  // The slice goes; the Service is deleted: n2 is told each time.
+  await store.delete('endpointslices', 'web-1', 'shop');
+  await until('two backends pushed', () => pushes.at(-1)!.services[0]?.endpoints.length === 2);
+  await store.delete('services', 'web', 'shop');
+  await until(
+    'n2 pushed nothing',
+    () => pushes.at(-1)!.node === 'n2' && pushes.at(-1)!.services.length === 0,
+  );
+  relay.sessionUp('n1');
+  t.same(pushes.at(-1), { node: 'n1', services: [] }, 'a session coming up is pushed at once');
+});
