@@ -1,6 +1,12 @@
 import { networkInterfaces, hostname as osHostname } from 'node:os';
-import type { NodeRegistration, VipAssignment } from '../api/agent-protocol.js';
-import { TOPIC_LEASES, TOPIC_PEERS, TOPIC_VIPS } from '../api/agent-protocol.js';
+import type { NodeRegistration, VipAssignment, VipsDelta } from '../api/agent-protocol.js';
+import {
+  FEATURE_VIPS_DELTA,
+  TOPIC_LEASES,
+  TOPIC_PEERS,
+  TOPIC_VIPS,
+  TOPIC_VIPS_DELTA,
+} from '../api/agent-protocol.js';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import type { Lease } from '../flannel-hostgw/index.js';
@@ -77,8 +83,11 @@ export class Agent {
   #hostGwStarting: Promise<AgentHostGw | undefined> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  /** The assignment last received (undefined before the first). */
-  #wanted: VipAssignment[] | undefined;
+  /** The assignment as received so far, by VIP (undefined before the first). */
+  #wanted: Map<string, VipAssignment> | undefined;
+  /** VIPs whose assignment changed since the last apply ('all': compare every one). */
+  #dirty: Set<string> | 'all' = 'all';
+  #applyQueued = false;
 
   constructor(o: AgentOptions) {
     this.#o = o;
@@ -96,7 +105,8 @@ export class Agent {
       caHash: parseToken(o.token).caHash,
       node: o.nodeName,
       dataDir: o.dataDir,
-      info: o.registration,
+      // This agent takes its VIPs as deltas (the server sends older agents whole sets).
+      info: { ...o.registration, features: [...(o.registration.features ?? []), FEATURE_VIPS_DELTA] },
       logger: o.logger.child({ component: 'tunnel' }),
       heartbeatMs: o.heartbeatMs ?? 100,
       misses: o.misses ?? 3,
@@ -180,8 +190,11 @@ export class Agent {
     if (topic === TOPIC_VIPS) {
       const vips = (payload as { vips?: VipAssignment[] })?.vips;
       if (!Array.isArray(vips)) return;
-      this.#wanted = vips;
-      this.#serial(() => this.#applyVips(vips));
+      this.#wanted = new Map(vips.filter(isAssignment).map((v) => [v.ip, v]));
+      this.#dirty = 'all';
+      this.#queueApply();
+    } else if (topic === TOPIC_VIPS_DELTA) {
+      this.#onDelta(payload as VipsDelta);
     } else if (topic === TOPIC_LEASES) {
       const p = payload as { clusterCidr?: string[]; leases?: Lease[] };
       if (!Array.isArray(p?.leases) || !Array.isArray(p.clusterCidr)) return;
@@ -192,22 +205,60 @@ export class Agent {
     }
   }
 
-  async #applyVips(vips: VipAssignment[]): Promise<void> {
-    if (this.#closed || this.#wanted !== vips) return; // a newer assignment is queued
+  /** A change to the assignment: `reset` starts the set again, then `remove`, then `add`. */
+  #onDelta(d: VipsDelta): void {
+    if (typeof d !== 'object' || d === null) return;
+    if (d.reset === true || this.#wanted === undefined) {
+      this.#wanted = new Map();
+      this.#dirty = 'all';
+    }
+    const wanted = this.#wanted;
+    const note = (ip: string) => {
+      if (this.#dirty !== 'all') this.#dirty.add(ip);
+    };
+    for (const ip of Array.isArray(d.remove) ? d.remove : []) {
+      if (typeof ip !== 'string') continue;
+      wanted.delete(ip);
+      note(ip);
+    }
+    for (const v of Array.isArray(d.add) ? d.add : []) {
+      if (!isAssignment(v)) continue;
+      wanted.set(v.ip, v);
+      note(v.ip);
+    }
+    this.#queueApply();
+  }
+
+  /** Apply what changed once the work queued before it is done; changes arriving meanwhile join it. */
+  #queueApply(): void {
+    if (this.#applyQueued) return;
+    this.#applyQueued = true;
+    this.#serial(async () => {
+      this.#applyQueued = false;
+      await this.#applyVips();
+    });
+  }
+
+  async #applyVips(): Promise<void> {
+    const wanted = this.#wanted;
+    if (this.#closed || wanted === undefined) return;
+    const dirty = this.#dirty;
+    this.#dirty = new Set();
     const a = this.#o.announcer;
-    const want = new Map(vips.map((v) => [v.ip, v]));
-    for (const held of a.vips) {
-      if (!want.has(held)) {
-        this.#claims.forget(held);
-        await a.release(held);
+    const have = new Set(a.vips);
+    const check = dirty === 'all' ? new Set([...have, ...wanted.keys()]) : dirty;
+    for (const ip of check) {
+      if (have.has(ip) && !wanted.has(ip)) {
+        this.#claims.forget(ip);
+        await a.release(ip);
       }
     }
-    const have = new Set(a.vips);
     let failed = false;
     await Promise.all(
-      [...want.values()]
-        .filter((v) => !have.has(v.ip))
-        .map(async (v) => {
+      [...check]
+        .filter((ip) => wanted.has(ip) && !have.has(ip))
+        .map(async (ip) => {
+          const v = wanted.get(ip)!;
           const iface = v.interfaces?.length === 1 ? v.interfaces[0] : undefined;
           try {
             // The master placed it here knowing the old holder is gone: take it without a probe.
@@ -226,8 +277,9 @@ export class Agent {
     if (this.#retryTimer !== undefined || this.#closed) return;
     this.#retryTimer = this.#clock.setTimeout(() => {
       this.#retryTimer = undefined;
-      const vips = this.#wanted;
-      if (vips !== undefined && !this.#closed) this.#serial(() => this.#applyVips(vips));
+      if (this.#closed) return;
+      this.#dirty = 'all';
+      this.#queueApply();
     }, 1000);
   }
 
@@ -345,4 +397,15 @@ export function localRegistration(opts: {
     interfaces,
     nodeInfo: { vipmeshVersion: process.env['npm_package_version'] ?? '', nodeVersion: process.version },
   };
+}
+
+function isAssignment(v: unknown): v is VipAssignment {
+  const a = v as { ip?: unknown; interfaces?: unknown } | null;
+  return (
+    typeof a === 'object' &&
+    a !== null &&
+    typeof a.ip === 'string' &&
+    (a.interfaces === undefined ||
+      (Array.isArray(a.interfaces) && a.interfaces.every((i) => typeof i === 'string')))
+  );
 }

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { type AssignmentIndex, nodeVipsView } from '../api/assignments.js';
 import { tokenAuthenticator } from '../api/auth.js';
 import { ApiHandler } from '../api/handler.js';
 import type { ResourceStore } from '../api/store.js';
@@ -27,7 +28,7 @@ interface ApiListener {
  */
 export async function listenApi(
   { o, registry, stack }: ServerStep,
-  deps: { store: ResourceStore; creds: ServerCredentials; tunnel: TunnelServer },
+  deps: { store: ResourceStore; creds: ServerCredentials; tunnel: TunnelServer; holders: AssignmentIndex },
 ): Promise<ApiListener> {
   const { creds, tunnel } = deps;
   let ready = false;
@@ -40,6 +41,8 @@ export async function listenApi(
     ready: () => ready,
     registry,
     version: packageVersion(),
+    // A Node's VIPs are kept as assignment keys; the API shows them in its status.
+    view: nodeVipsView(deps.holders),
   });
   stack.push('api', () => handler.close());
   const limits = new ConnectionLimits(o.connectionLimits ?? {}, {

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { NodeRegistration } from '../api/agent-protocol.js';
+import { AssignmentIndex } from '../api/assignments.js';
 import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
 import { systemClock } from '../clock.js';
@@ -65,13 +66,22 @@ export function startTunnel(
   return tunnel;
 }
 
+/** Step: every VIP's holder, listed and watched (`/vipmesh/assignments/`), for the relay, the API and the master. */
+export async function startHolders({ o, log, stack }: ServerStep, kv: Kv): Promise<AssignmentIndex> {
+  const holders = new AssignmentIndex({ kv, logger: log.child({ component: 'assignments' }), ...clockOf(o) });
+  await holders.start();
+  stack.push('assignments', () => holders.close());
+  return holders;
+}
+
 /** Step: the relay pushing each agent connected here its VIPs and every node's pod-subnet lease. */
 export async function startRelay(
   { o, log, stack }: ServerStep,
-  deps: { informers: Informers; kv: Kv; tunnel: TunnelServer },
+  deps: { informers: Informers; holders: AssignmentIndex; kv: Kv; tunnel: TunnelServer },
 ): Promise<Relay> {
   const relay = new Relay({
     nodes: deps.informers.nodes,
+    holders: deps.holders,
     kv: deps.kv,
     target: deps.tunnel,
     clusterCidr: o.clusterCidr,
@@ -107,10 +117,10 @@ export function startLifecycle(
   stack.push('lifecycle', () => lifecycle.close());
   tunnel.on('session', (session, reg) => {
     void lifecycle.seen(reg.node, (reg.info ?? {}) as NodeRegistration).then(() => {
-      if (tunnel.sessions.get(reg.node) === session) relay.sessionUp(reg.node);
+      if (tunnel.sessions.get(reg.node) === session) relay.sessionUp(reg.node, reg.info);
     });
     // Push what is known at once: the node's assignment does not wait for the registration write.
-    relay.sessionUp(reg.node);
+    relay.sessionUp(reg.node, reg.info);
   });
   tunnel.on('node-lost', ({ node, reason }) => void lifecycle.lost(node, reason));
   // A second machine with a node's identity is refused by the tunnel; say so on the Node (at most once a

@@ -1,4 +1,5 @@
 import { writeAdminConfig } from '../api/admin-config.js';
+import type { AssignmentIndex } from '../api/assignments.js';
 import type { ResourceStore } from '../api/store.js';
 import type { Controllers, Informers } from '../controllers/index.js';
 import { type MetricsServer, serveMetrics } from '../daemon/metrics-http.js';
@@ -10,7 +11,7 @@ import type { TunnelServer } from '../tunnel/index.js';
 import { listenApi } from './api-step.js';
 import { loadCredentials, openClient, openDatastore } from './datastore-step.js';
 import { registerServerGauges, startElection } from './election-step.js';
-import { startInformers, startLifecycle, startRelay, startTunnel } from './nodes-step.js';
+import { startHolders, startInformers, startLifecycle, startRelay, startTunnel } from './nodes-step.js';
 import type { ServerOptions, ServerStep } from './server-options.js';
 
 /** A running server. */
@@ -22,6 +23,8 @@ export interface RunningServer {
   registry: Registry;
   store: ResourceStore;
   informers: Informers;
+  /** Every VIP's holder, as this server follows the assignment keys. */
+  holders: AssignmentIndex;
   metrics: MetricsServer | undefined;
   /** True while this server is the elected master. */
   isMaster(): boolean;
@@ -59,12 +62,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const { etcd, kv, store } = openClient(step, data.endpoints);
     const creds = await loadCredentials(step, kv, data);
     const informers = await startInformers(step, store);
+    const holders = await startHolders(step, kv);
     const tunnel = startTunnel(step, creds, informers);
-    const relay = await startRelay(step, { informers, kv, tunnel });
+    const relay = await startRelay(step, { informers, holders, kv, tunnel });
     const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay });
-    const api = await listenApi(step, { store, creds, tunnel });
-    const masterGauge = registerServerGauges(registry, informers);
-    const election = startElection(step, { etcd, store, kv, informers, lifecycle, masterGauge });
+    const api = await listenApi(step, { store, creds, tunnel, holders });
+    const masterGauge = registerServerGauges(registry, informers, holders);
+    const election = startElection(step, { etcd, store, kv, informers, holders, lifecycle, masterGauge });
     const metrics = await startMetrics(step);
     writeAdmin(step, api.url, creds);
 
@@ -81,6 +85,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       registry,
       store,
       informers,
+      holders,
       metrics,
       datastoreUrl: data.embedded?.url,
       tunnel,
