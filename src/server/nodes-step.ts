@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
 import type { NodeRegistration } from '../api/agent-protocol.js';
 import { AssignmentIndex } from '../api/assignments.js';
 import type { Kv } from '../api/kv.js';
@@ -7,10 +8,11 @@ import { systemClock } from '../clock.js';
 import { recordEvent } from '../controllers/events.js';
 import { createInformers, type Informers, NodeLifecycle } from '../controllers/index.js';
 import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
-import { TunnelServer } from '../tunnel/index.js';
+import { NODE_IN_USE_CLOSE_CODE, TunnelServer } from '../tunnel/index.js';
 import { SERVERS_PREFIX } from './election.js';
 import { Relay } from './relay.js';
 import { clockOf, type ServerStep } from './server-options.js';
+import { EtcdSessionClaims } from './session-claims.js';
 
 /** Step: one informer per resource, each started (its first list done) before the next. */
 export async function startInformers(
@@ -28,14 +30,30 @@ export async function startInformers(
 /**
  * Step: the tunnel server the agents connect to (served on the API port by the listener step). New node
  * names are limited in rate and number; a deleted Node's password is forgotten, so its name may join again
- * (and no longer counts against the node limit).
+ * (and no longer counts against the node limit). A node's session is claimed in the datastore
+ * ({@link EtcdSessionClaims}), so no two servers of one datastore hold a session for one node.
  */
 export function startTunnel(
   { o, registry, stack }: ServerStep,
   creds: ServerCredentials,
   informers: Informers,
+  etcd: Etcd3,
 ): TunnelServer {
   const tunnelLog = o.logger.child({ module: 'tunnel' });
+  // A node's live session is cluster-wide: a key under this server's lease, refused by the other servers.
+  let tunnel: TunnelServer | undefined;
+  const claims = new EtcdSessionClaims({
+    etcd,
+    server: o.nodeName,
+    ttlSeconds: o.electionTtlSeconds ?? 5,
+    logger: tunnelLog,
+    evict: (node, reason) => {
+      tunnelLog.warn({ node }, reason);
+      tunnel?.sessions.get(node)?.close(reason, NODE_IN_USE_CLOSE_CODE);
+    },
+    ...clockOf(o),
+  });
+  stack.push('session-claims', () => claims.close());
   const passwords = new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json'));
   const forget = ({ type, object }: { type: string; object: { metadata: { name: string } } }) => {
     if (type !== 'DELETED') return;
@@ -45,7 +63,8 @@ export function startTunnel(
   };
   informers.nodes.on('change', forget);
   stack.push('node-passwords', () => void informers.nodes.off('change', forget));
-  const tunnel = new TunnelServer({
+  tunnel = new TunnelServer({
+    claims,
     authorize: joinAuthorizer({
       joinToken: creds.joinToken,
       passwords,
@@ -62,8 +81,9 @@ export function startTunnel(
     registry,
     ...clockOf(o),
   });
-  stack.push('tunnel', () => tunnel.close());
-  return tunnel;
+  const t = tunnel;
+  stack.push('tunnel', () => t.close());
+  return t;
 }
 
 /** Step: every VIP's holder, listed and watched (`/vipmesh/assignments/`), for the relay, the API and the master. */

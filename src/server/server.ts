@@ -63,7 +63,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const creds = await loadCredentials(step, kv, data);
     const informers = await startInformers(step, store);
     const holders = await startHolders(step, kv);
-    const tunnel = startTunnel(step, creds, informers);
+    const tunnel = startTunnel(step, creds, informers, etcd);
     const relay = await startRelay(step, { informers, holders, kv, tunnel });
     const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay });
     const api = await listenApi(step, { store, creds, tunnel, holders });
