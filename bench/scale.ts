@@ -7,7 +7,7 @@
  * the process spent and the process's RSS (everything above shares it):
  *
  *   apply      create every Service through s1's API, 32 requests in flight
- *   allocated  every Service has its address, every VIP is in a Ready node's status.vips and held by that
+ *   allocated  every Service has its address, every VIP's assignment key names a Ready node, held by that
  *              node's agent, the master's controllers idle
  *   list       `vipmesh get services` (in-process, pages of 500) and one API list without limit
  *   restart    everything stops (servers, agents, datastore) and starts again on the same data: time to
@@ -19,7 +19,7 @@
  *
  * The pool is 198.18.0.0/15 (the benchmarking range).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, type AgentAnnouncer } from '../src/agent/index.js';
@@ -74,6 +74,16 @@ class RecordingAnnouncer implements AgentAnnouncer {
 }
 
 const mib = () => (process.memoryUsage().rss / 2 ** 20).toFixed(0);
+
+/** Bytes of the files under `dir` (the datastore's database and WAL). */
+function du(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    n += e.isDirectory() ? du(p) : e.isFile() ? statSync(p).size : 0;
+  }
+  return n;
+}
 
 async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
   const t0 = performance.now();
@@ -161,8 +171,7 @@ async function scale(n: number): Promise<void> {
           if ((s.status?.loadBalancer?.ingress?.length ?? 0) > 0) done++;
         const ready = new Set(readyNodes(m));
         let placed = 0;
-        for (const node of m.informers.nodes.items.values())
-          if (ready.has(node.metadata.name)) placed += node.status?.vips?.length ?? 0;
+        for (const node of ready) placed += m.holders.vipsOf(node).size;
         const held = holders.reduce((k, h) => k + announcers[h].held.size, 0);
         if (m.informers.services.items.size === n && done === n && placed === n && held === n) return;
       }
@@ -206,6 +215,8 @@ async function scale(n: number): Promise<void> {
       settled(['n1', 'n2']),
     );
     console.log(`    VIPs held: n1 ${announcers.n1.held.size}, n2 ${announcers.n2.held.size}`);
+    const dbMib = () => (du(join(dir, 'etcd')) / 2 ** 20).toFixed(0);
+    console.log(`    datastore ${dbMib()} MiB`);
     await timed('list: vipmesh get services (pages of 500)', async () => {
       const cli = captureCli(silentLogger);
       const code = await run(
@@ -235,6 +246,8 @@ async function scale(n: number): Promise<void> {
     if (master() !== servers[0]) throw new Error('s1 is not the master after the restart');
     // s1 first: a server that stops leaves its nodes Ready, so n1 is not marked NotReady by s1 on its way
     // out (as an agent stopped on its own would be); then n1, as when one machine carrying both goes away.
+    console.log(`    datastore before the failover ${dbMib()} MiB`);
+    const moving = [...announcers.n1.held];
     const down = performance.now();
     const since = () => `${((performance.now() - down) / 1000).toFixed(1)} s after the stop`;
     const c0 = process.cpuUsage();
@@ -248,11 +261,17 @@ async function scale(n: number): Promise<void> {
     console.log(`  failover: s2 master, its controllers running: ${since()}, RSS ${mib()} MiB`);
     await waitFor(() => !readyNodes(s2).includes('n1'));
     console.log(`  failover: n1 NotReady (s2's grace is 5 s): ${since()}, RSS ${mib()} MiB`);
+    const notReadyAt = performance.now();
+    await waitFor(() => moving.every((v) => announcers.n2.held.has(v)));
+    console.log(
+      `  failover: all ${moving.length} VIPs of n1 held by n2: ${since()} (${((performance.now() - notReadyAt) / 1000).toFixed(1)} s after NotReady), RSS ${mib()} MiB`,
+    );
     await settled(['n2']);
     const c = process.cpuUsage(c0);
     console.log(
       `  failover: every VIP on n2 and held by its agent, controllers idle: ${since()} (CPU ${((c.user + c.system) / 1e6).toFixed(1)} s), RSS ${mib()} MiB`,
     );
+    console.log(`    datastore after the failover ${dbMib()} MiB`);
   } finally {
     await closeAll();
     rmSync(dir, { recursive: true, force: true });

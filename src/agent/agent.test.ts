@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import { TOPIC_PEERS, TOPIC_VIPS } from '../api/agent-protocol.js';
+import { TOPIC_PEERS, TOPIC_VIPS, TOPIC_VIPS_DELTA } from '../api/agent-protocol.js';
 import { VipmeshError } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
@@ -232,3 +232,23 @@ t.test('local VIPs (the API VIP of the master) are held beside the assigned ones
   await a.idle();
   t.same(ann.vips, ['198.51.100.201'], 'released when no longer wanted');
 });
+
+t.test(
+  'deltas: the set from a reset, then what is added and removed; a whole set still replaces it',
+  async (t) => {
+    const { a, ann } = await holdingAgent(t, ['198.51.100.200'], undefined);
+    const push = async (topic: string, payload: unknown) => {
+      a.client.emit('push', topic, payload);
+      await a.idle();
+    };
+    await push(TOPIC_VIPS_DELTA, { reset: true, add: [{ ip: '198.51.100.201' }, { ip: '198.51.100.202' }] });
+    t.same([...ann.vips].sort(), ['198.51.100.201', '198.51.100.202'], 'a reset: the earlier set released');
+    await push(TOPIC_VIPS_DELTA, { remove: ['198.51.100.201'], add: [{ ip: '198.51.100.203' }] });
+    t.same([...ann.vips].sort(), ['198.51.100.202', '198.51.100.203'], 'one removed, one added');
+    await push(TOPIC_VIPS_DELTA, { remove: [42, '198.51.100.9'], add: [{ ip: 7 }, null, 'x'] });
+    t.same([...ann.vips].sort(), ['198.51.100.202', '198.51.100.203'], 'malformed entries are skipped');
+    await push(TOPIC_VIPS_DELTA, null);
+    await push(TOPIC_VIPS, { vips: [{ ip: '198.51.100.204' }] });
+    t.same(ann.vips, ['198.51.100.204'], 'a whole set (an older server) replaces it');
+  },
+);

@@ -1,11 +1,19 @@
 import { networkInterfaces, hostname as osHostname } from 'node:os';
-import type { HealthReport, LbService, NodeRegistration, VipAssignment } from '../api/agent-protocol.js';
+import type {
+  HealthReport,
+  LbService,
+  NodeRegistration,
+  VipAssignment,
+  VipsDelta,
+} from '../api/agent-protocol.js';
 import {
+  FEATURE_VIPS_DELTA,
   METHOD_HEALTH,
   TOPIC_LEASES,
   TOPIC_PEERS,
   TOPIC_SERVICES,
   TOPIC_VIPS,
+  TOPIC_VIPS_DELTA,
 } from '../api/agent-protocol.js';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import { VipmeshError } from '../errors.js';
@@ -93,8 +101,11 @@ export class Agent {
   #hostGwStarting: Promise<AgentHostGw | undefined> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  /** The assignment last received (undefined before the first). */
-  #wanted: VipAssignment[] | undefined;
+  /** The assignment as received so far, by VIP (undefined before the first). */
+  #wanted: Map<string, VipAssignment> | undefined;
+  /** VIPs whose assignment changed since the last apply ('all': compare every one). */
+  #dirty: Set<string> | 'all' = 'all';
+  #applyQueued = false;
   /** VIPs this process holds besides the server's assignment (the API VIP on the master's own agent). */
   #local: string[] = [];
 
@@ -114,7 +125,8 @@ export class Agent {
       caHash: parseToken(o.token).caHash,
       node: o.nodeName,
       dataDir: o.dataDir,
-      info: o.registration,
+      // This agent takes its VIPs as deltas (the server sends older agents whole sets).
+      info: { ...o.registration, features: [...(o.registration.features ?? []), FEATURE_VIPS_DELTA] },
       logger: o.logger.child({ component: 'tunnel' }),
       heartbeatMs: o.heartbeatMs ?? 100,
       misses: o.misses ?? 3,
@@ -154,8 +166,9 @@ export class Agent {
     this.#lb = o.loadBalancer?.({
       report: (r) => this.client.request(METHOD_HEALTH, r),
       servingChanged: () => {
-        const vips = this.#wanted;
-        if (vips !== undefined && !this.#closed) this.#serial(() => this.#applyVips(vips));
+        if (this.#wanted === undefined || this.#closed) return;
+        this.#dirty = 'all';
+        this.#queueApply();
       },
     });
     this.client.on('connected', () => this.#lb?.resend());
@@ -206,8 +219,11 @@ export class Agent {
     if (topic === TOPIC_VIPS) {
       const vips = (payload as { vips?: VipAssignment[] })?.vips;
       if (!Array.isArray(vips)) return;
-      this.#wanted = vips;
-      this.#serial(() => this.#applyVips(vips));
+      this.#wanted = new Map(vips.filter(isAssignment).map((v) => [v.ip, v]));
+      this.#dirty = 'all';
+      this.#queueApply();
+    } else if (topic === TOPIC_VIPS_DELTA) {
+      this.#onDelta(payload as VipsDelta);
     } else if (topic === TOPIC_LEASES) {
       const p = payload as { clusterCidr?: string[]; leases?: Lease[] };
       if (!Array.isArray(p?.leases) || !Array.isArray(p.clusterCidr)) return;
@@ -222,24 +238,67 @@ export class Agent {
     }
   }
 
-  async #applyVips(vips: VipAssignment[]): Promise<void> {
-    if (this.#closed || this.#wanted !== vips) return; // a newer assignment is queued
+  /** A change to the assignment: `reset` starts the set again, then `remove`, then `add`. */
+  #onDelta(d: VipsDelta): void {
+    if (typeof d !== 'object' || d === null) return;
+    if (d.reset === true || this.#wanted === undefined) {
+      this.#wanted = new Map();
+      this.#dirty = 'all';
+    }
+    const wanted = this.#wanted;
+    const note = (ip: string) => {
+      if (this.#dirty !== 'all') this.#dirty.add(ip);
+    };
+    for (const ip of Array.isArray(d.remove) ? d.remove : []) {
+      if (typeof ip !== 'string') continue;
+      wanted.delete(ip);
+      note(ip);
+    }
+    for (const v of Array.isArray(d.add) ? d.add : []) {
+      if (!isAssignment(v)) continue;
+      wanted.set(v.ip, v);
+      note(v.ip);
+    }
+    this.#queueApply();
+  }
+
+  /** Apply what changed once the work queued before it is done; changes arriving meanwhile join it. */
+  #queueApply(): void {
+    if (this.#applyQueued) return;
+    this.#applyQueued = true;
+    this.#serial(async () => {
+      this.#applyQueued = false;
+      await this.#applyVips();
+    });
+  }
+
+  async #applyVips(): Promise<void> {
+    const wanted = this.#wanted;
+    if (this.#closed || wanted === undefined) return;
+    const dirty = this.#dirty;
+    this.#dirty = new Set();
     const a = this.#o.announcer;
-    // A VIP whose Services have nothing to serve is not announced (the load balancer's gate).
-    const want = new Map(vips.filter((v) => this.#lb?.allows(v.ip) ?? true).map((v) => [v.ip, v]));
-    for (const ip of this.#local) if (!want.has(ip)) want.set(ip, { ip });
-    for (const held of a.vips) {
-      if (!want.has(held)) {
-        this.#claims.forget(held);
-        await a.release(held);
+    const have = new Set(a.vips);
+    const check = dirty === 'all' ? new Set([...have, ...wanted.keys(), ...this.#local]) : dirty;
+    // A VIP whose Services have nothing to serve is not announced (the load balancer's gate); a local VIP
+    // is held whatever the assignment says.
+    const want = (ip: string): VipAssignment | undefined => {
+      if (this.#local.includes(ip)) return wanted.get(ip) ?? { ip };
+      const v = wanted.get(ip);
+      return v !== undefined && (this.#lb?.allows(ip) ?? true) ? v : undefined;
+    };
+    for (const ip of check) {
+      if (have.has(ip) && want(ip) === undefined) {
+        this.#claims.forget(ip);
+        await a.release(ip);
       }
     }
-    const have = new Set(a.vips);
     let failed = false;
     await Promise.all(
-      [...want.values()]
-        .filter((v) => !have.has(v.ip))
-        .map(async (v) => {
+      [...check]
+        .filter((ip) => want(ip) !== undefined && !have.has(ip))
+        .map(async (ip) => {
+          const v = want(ip)!;
           const iface = v.interfaces?.length === 1 ? v.interfaces[0] : undefined;
           try {
             // The master placed it here knowing the old holder is gone: take it without a probe.
@@ -259,9 +318,9 @@ export class Agent {
    */
   setLocalVips(ips: string[]): void {
     this.#local = [...ips];
-    const vips = this.#wanted ?? [];
-    this.#wanted = vips;
-    this.#serial(() => this.#applyVips(vips));
+    this.#wanted ??= new Map();
+    this.#dirty = 'all';
+    this.#queueApply();
   }
 
   /** Apply the current assignment again in a second (a VIP could not be taken: interface down, ...). */
@@ -269,8 +328,9 @@ export class Agent {
     if (this.#retryTimer !== undefined || this.#closed) return;
     this.#retryTimer = this.#clock.setTimeout(() => {
       this.#retryTimer = undefined;
-      const vips = this.#wanted;
-      if (vips !== undefined && !this.#closed) this.#serial(() => this.#applyVips(vips));
+      if (this.#closed) return;
+      this.#dirty = 'all';
+      this.#queueApply();
     }, 1000);
   }
 
@@ -391,4 +451,15 @@ export function localRegistration(opts: {
     interfaces,
     nodeInfo: { vipmeshVersion: process.env['npm_package_version'] ?? '', nodeVersion: process.version },
   };
+}
+
+function isAssignment(v: unknown): v is VipAssignment {
+  const a = v as { ip?: unknown; interfaces?: unknown } | null;
+  return (
+    typeof a === 'object' &&
+    a !== null &&
+    typeof a.ip === 'string' &&
+    (a.interfaces === undefined ||
+      (Array.isArray(a.interfaces) && a.interfaces.every((i) => typeof i === 'string')))
+  );
 }

@@ -4,8 +4,31 @@
  */
 import type { Node } from './types.js';
 
-/** Push topic: the VIPs a node must announce (`{ vips: VipAssignment[] }`). */
+/**
+ * Push topic: the VIPs a node must announce, the whole set (`{ vips: VipAssignment[] }`). What a server
+ * sends an agent that does not list {@link FEATURE_VIPS_DELTA} in its registration (an older agent); such a
+ * set is one frame, so it stops working above ~45,000 VIPs on one node (the 1 MiB frame limit).
+ */
 export const TOPIC_VIPS = 'vipmesh/vips';
+/**
+ * Push topic: a change to the VIPs a node must announce (a {@link VipsDelta}). Sent, instead of
+ * {@link TOPIC_VIPS}, to an agent that lists {@link FEATURE_VIPS_DELTA}: the whole set when the session
+ * comes up (the first message with `reset`), then only what changes, each message at most
+ * {@link VIPS_PER_MESSAGE} entries.
+ */
+export const TOPIC_VIPS_DELTA = 'vipmesh/vips-delta';
+/** What an agent lists in its registration's `features` when it takes {@link TOPIC_VIPS_DELTA}. */
+export const FEATURE_VIPS_DELTA = 'vips-delta';
+/** Entries (added plus removed VIPs) in one {@link TOPIC_VIPS_DELTA} message: ~100 KB, far below a frame. */
+export const VIPS_PER_MESSAGE = 2000;
+
+/** One {@link TOPIC_VIPS_DELTA} message. Applied in order: `reset` (forget the set), then `remove`, then `add`. */
+export interface VipsDelta {
+  /** The set starts again from empty (the first message of a whole set). */
+  reset?: boolean;
+  add?: VipAssignment[];
+  remove?: string[];
+}
 /** Push topic: every node's subnet lease (`{ clusterCidr: string[], leases: Lease[] }`). */
 export const TOPIC_LEASES = 'vipmesh/leases';
 /**
@@ -24,7 +47,10 @@ export interface VipAssignment {
   interfaces?: string[];
 }
 
-/** The VIPs assigned to `node` (from its `status.vips` and `status.vipInterfaces`). */
+/**
+ * The VIPs a Node's status lists, the layout before the assignment keys (`status.vips` and
+ * `status.vipInterfaces`); servers still read it while a Node carries it (an upgrade in progress).
+ */
 export function assignedVips(node: Node | undefined): VipAssignment[] {
   const ifs = (node?.status?.[VIP_INTERFACES] ?? {}) as Record<string, string[]>;
   return (node?.status?.vips ?? []).map((ip) =>
@@ -57,6 +83,38 @@ export interface NodeRegistration {
   labels?: Record<string, string>;
   interfaces?: Array<{ name: string; mac: string; addresses: string[] }>;
   nodeInfo?: Record<string, string>;
+  /** Protocol features the agent takes (e.g. {@link FEATURE_VIPS_DELTA}); absent: none (an older agent). */
+  features?: string[];
+}
+
+/** The features a registration lists (strings only; anything else is none). */
+export function featuresOf(reg: unknown): string[] {
+  const f = (reg as { features?: unknown } | undefined)?.features;
+  return Array.isArray(f) ? f.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/**
+ * `delta` as messages of at most `per` entries (removals first), the first carrying `reset` when set.
+ * An empty delta is no message, unless it resets (one message: the set is empty).
+ */
+export function chunkDelta(delta: VipsDelta, per = VIPS_PER_MESSAGE): VipsDelta[] {
+  const out: VipsDelta[] = [];
+  const remove = delta.remove ?? [];
+  const add = delta.add ?? [];
+  for (let i = 0; i < remove.length; i += per) out.push({ remove: remove.slice(i, i + per) });
+  // Fill the last removal message up with additions, then whole messages of additions.
+  let a = 0;
+  const last = out.at(-1);
+  if (last !== undefined && last.remove!.length < per) {
+    a = per - last.remove!.length;
+    if (add.length > 0) last.add = add.slice(0, a);
+  }
+  for (; a < add.length; a += per) out.push({ add: add.slice(a, a + per) });
+  if (delta.reset === true) {
+    if (out.length === 0) out.push({});
+    out[0] = { reset: true, ...out[0] };
+  }
+  return out;
 }
 
 /*

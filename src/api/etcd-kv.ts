@@ -11,6 +11,7 @@ import { VipmeshError } from '../errors.js';
 import type {
   Kv,
   KvGuard,
+  KvOp,
   KvPage,
   KvPageOptions,
   KvPair,
@@ -225,6 +226,16 @@ export class EtcdKv implements Kv {
 
   async delete(key: string, expect: number): Promise<KvWriteResult> {
     return this.#txn(key, expect, { request_delete_range: { key: Buffer.from(key) } });
+  }
+
+  async batch(ops: readonly KvOp[]): Promise<number> {
+    const success = ops.map((op) =>
+      op.value === undefined
+        ? { request_delete_range: { key: Buffer.from(op.key) } }
+        : { request_put: { key: Buffer.from(op.key), value: op.value } },
+    );
+    const res = await this.#client.kv.txn({ compare: [], success, failure: [] }).catch(unavailable);
+    return Number(res.header.revision);
   }
 
   async #txn(

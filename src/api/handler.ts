@@ -36,6 +36,11 @@ export interface ApiHandlerOptions {
   bookmarkIntervalMs?: number;
   /** vipmesh's version, reported at `/version`; default `0.0.0`. */
   version?: string;
+  /**
+   * How an object read from the store is shown (fields kept elsewhere filled in, e.g. a Node's VIPs);
+   * default as stored. Applied to gets, lists, Tables and watch events.
+   */
+  view?: (resource: string, obj: KubeObject) => KubeObject;
 }
 
 /** A parsed API path. */
@@ -147,7 +152,7 @@ export class ApiHandler {
           const rv = q.get('resourceVersion');
           return this.#watch(res, r, { ...opts, ...(rv === null ? {} : { resourceVersion: rv }) }, q, table);
         }
-        const list = await store.list(r.resource, { ...opts, ...pageParams(q) });
+        const list = this.#viewList(r.resource, await store.list(r.resource, { ...opts, ...pageParams(q) }));
         body = table === undefined ? list : await this.#table(r, list.items, q, table, list.metadata);
       } else if (verb === 'POST' && (namespace !== undefined || !r.namespaced)) {
         const obj = checkBody(await this.#body(req, wo), route);
@@ -157,7 +162,7 @@ export class ApiHandler {
         throw notAllowed(verb, path);
       }
     } else if (verb === 'GET' && !route.status) {
-      const obj = await store.get(r.resource, name, namespace);
+      const obj = this.#view(r.resource, await store.get(r.resource, name, namespace));
       body = table === undefined ? obj : await this.#table(r, [obj], q, table);
     } else if (verb === 'PUT') {
       const obj = checkBody(await this.#body(req, wo), route);
@@ -196,7 +201,10 @@ export class ApiHandler {
     version: 'v1' | 'v1beta1',
     listMeta?: { resourceVersion?: string; continue?: string },
   ): Promise<unknown> {
-    const nodes = r.resource === 'services' ? (await this.#o.store.list('nodes')).items : undefined;
+    const nodes =
+      r.resource === 'services'
+        ? (await this.#o.store.list('nodes')).items.map((n) => this.#view('nodes', n))
+        : undefined;
     return toTable(items, r.kind, {
       version,
       includeObject: parseIncludeObject(q.get('includeObject')),
@@ -236,7 +244,8 @@ export class ApiHandler {
     w.on('event', (e) => {
       revision = Math.max(revision, Number(e.object.metadata.resourceVersion ?? 0));
       queue = queue.then(async () => {
-        const object = table === undefined ? e.object : await this.#table(r, [e.object], q, table);
+        const shown = this.#view(r.resource, e.object);
+        const object = table === undefined ? shown : await this.#table(r, [shown], q, table);
         if (!res.writableEnded) res.write(`${JSON.stringify({ type: e.type, object })}\n`);
       });
     });
@@ -266,6 +275,15 @@ export class ApiHandler {
     }
     // 'close' on the response: it ended, or the client went away mid-stream.
     res.on('close', stop);
+  }
+
+  #view<T extends KubeObject>(resource: string, obj: T): T {
+    return this.#o.view === undefined ? obj : (this.#o.view(resource, obj) as T);
+  }
+
+  #viewList<L extends { items: KubeObject[] }>(resource: string, list: L): L {
+    if (this.#o.view === undefined) return list;
+    return { ...list, items: list.items.map((o) => this.#view(resource, o)) };
   }
 
   async #body(

@@ -61,6 +61,18 @@ export interface KvGuard {
   expect: number;
 }
 
+/** One write of a {@link Kv.batch}: a put, or (no `value`) a delete. */
+export interface KvOp {
+  key: string;
+  value?: Buffer;
+}
+
+/**
+ * Most writes in one {@link Kv.batch}: etcd's default `--max-txn-ops`, so a batch is accepted by a real
+ * etcd as configured out of the box.
+ */
+export const MAX_BATCH_OPS = 128;
+
 /** The etcd operations the resource store uses. */
 export interface Kv {
   get(key: string): Promise<KvPair | undefined>;
@@ -83,6 +95,11 @@ export interface Kv {
   put(key: string, value: Buffer, expect: number, guard?: KvGuard): Promise<KvWriteResult>;
   /** Delete if the key's mod revision is `expect`. One etcd Txn. */
   delete(key: string, expect: number): Promise<KvWriteResult>;
+  /**
+   * Unconditional puts and deletes (at most {@link MAX_BATCH_OPS}, distinct keys) in one etcd Txn: one
+   * revision, one commit. Returns that revision. For data with a single writer (the elected master).
+   */
+  batch(ops: readonly KvOp[]): Promise<number>;
   /** Changes under `prefix` from revision `from` (inclusive). */
   watch(prefix: string, from: number, handlers: KvWatchHandlers): Promise<KvWatch>;
   /** The current store revision. */

@@ -2,6 +2,7 @@ import type {
   Kv,
   KvEvent,
   KvGuard,
+  KvOp,
   KvPage,
   KvPageOptions,
   KvPair,
@@ -78,6 +79,22 @@ export class MemoryKv implements Kv {
     this.#data.delete(key);
     this.#emit({ type: 'delete', key, value: cur.value, modRevision: rev, created: false });
     return { ok: true, revision: rev };
+  }
+
+  async batch(ops: readonly KvOp[]): Promise<number> {
+    const rev = ++this.#rev;
+    for (const { key, value } of ops) {
+      const cur = this.#data.get(key);
+      if (value === undefined) {
+        if (cur === undefined) continue;
+        this.#data.delete(key);
+        this.#emit({ type: 'delete', key, value: cur.value, modRevision: rev, created: false });
+      } else {
+        this.#data.set(key, { key, value, modRevision: rev, createRevision: cur?.createRevision ?? rev });
+        this.#emit({ type: 'put', key, value, modRevision: rev, created: cur === undefined });
+      }
+    }
+    return rev;
   }
 
   async watch(prefix: string, from: number, handlers: KvWatchHandlers): Promise<KvWatch> {

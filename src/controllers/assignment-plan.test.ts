@@ -1,5 +1,6 @@
 import t from 'tap';
 import { type LbEndpoint, VIP_INTERFACES } from '../api/agent-protocol.js';
+import type { VipHolder } from '../api/assignments.js';
 import type { Node, Service } from '../api/types.js';
 import { pool } from '../testing/vip-pool.js';
 import type { AdvertisementRule, Allocation } from '../vip-pool/index.js';
@@ -12,6 +13,7 @@ const lan = pool('lan', ['198.51.100.0/24']);
 interface NodeOpts {
   ready?: boolean;
   labels?: Record<string, string>;
+  /** The VIP list of the layout before the assignment keys (`status.vips`). */
   vips?: string[];
   ifs?: Record<string, string[]>;
 }
@@ -64,10 +66,21 @@ function adv(name: string, extra: Partial<AdvertisementRule> = {}): Advertisemen
   };
 }
 
-/** A node's written VIPs, `vip%if1,if2` when announced on given interfaces only. */
-function written(status: NonNullable<Node['status']>): string[] {
-  const ifs = (status[VIP_INTERFACES] ?? {}) as Record<string, string[]>;
-  return (status.vips ?? []).map((v) => (ifs[v] === undefined ? v : `${v}%${ifs[v].join(',')}`));
+/** A key written: `vip@node`, `vip@node%if1,if2` with interfaces, `vip@-` deleted. */
+function written(w: { vip: string; holder: VipHolder | undefined }): string {
+  if (w.holder === undefined) return `${w.vip}@-`;
+  const ifs = w.holder.interfaces === undefined ? '' : `%${w.holder.interfaces.join(',')}`;
+  return `${w.vip}@${w.holder.node}${ifs}`;
+}
+
+/** Stored holders from `vip: 'node'` or `vip: 'node%if1,if2'`. */
+function holdersOf(h: Record<string, string>): Map<string, VipHolder> {
+  return new Map(
+    Object.entries(h).map(([vip, text]) => {
+      const [node, ifs] = text.split('%') as [string, string | undefined];
+      return [vip, ifs === undefined ? { node } : { node, interfaces: ifs.split(',') }];
+    }),
+  );
 }
 
 const everywhere = [adv('all')];
@@ -76,43 +89,54 @@ t.test('plan cases', async (t) => {
   const cases: Array<{
     name: string;
     nodes: Node[];
+    /** The stored holders: `vip: 'node'`, or `'node%if1,if2'`. */
+    holders?: Record<string, string>;
     services?: Service[];
     allocations?: Allocation[];
     advertisements?: AdvertisementRule[];
     last?: Record<string, string | undefined>;
     /** The backends of every Service. */
     backends?: LbEndpoint[];
-    /** Node writes in order: the node and its new VIPs. */
-    want: Array<[string, string[]]>;
+    /** Keys written in order (`vip@node`, `vip@node%ifs`, `vip@-` deleted). */
+    want: string[];
+    /** Nodes whose status VIP list (the old layout) is dropped. */
+    wantLegacy?: string[];
     /** Events: the Service and the reason. */
     wantEvents: Array<[string, string]>;
   }> = [
     {
       name: 'a VIP stays on its Ready holder: no write, and no event on the first pass after a start',
-      nodes: [node('n1'), node('n2', { vips: [VIP] }), node('n3')],
+      nodes: [node('n1'), node('n2'), node('n3')],
+      holders: { [VIP]: 'n2' },
       want: [],
       wantEvents: [],
     },
     {
       name: 'a new VIP goes to its rendezvous pick',
       nodes: [node('n1'), node('n2'), node('n3')],
-      want: [[rendezvousPick(VIP, ['n1', 'n2', 'n3'])!, [VIP]]],
+      want: [`${VIP}@${rendezvousPick(VIP, ['n1', 'n2', 'n3'])}`],
       wantEvents: [['web', 'nodeAssigned']],
     },
     {
-      name: "a NotReady holder's VIP moves to a Ready node, which is written first",
-      nodes: [node('n1'), node('n2', { ready: false, vips: [VIP] }), node('n3')],
+      name: "a NotReady holder's VIP moves to a Ready node: one key rewritten",
+      nodes: [node('n1'), node('n2', { ready: false }), node('n3')],
+      holders: { [VIP]: 'n2' },
       last: { [VIP]: 'n2' },
-      want: [
-        [rendezvousPick(VIP, ['n1', 'n3'])!, [VIP]],
-        ['n2', []],
-      ],
+      want: [`${VIP}@${rendezvousPick(VIP, ['n1', 'n3'])}`],
       wantEvents: [['web', 'nodeAssigned']],
     },
     {
       name: 'no Ready node may announce: unplaceable, a Warning',
       nodes: [node('n1', { ready: false })],
       want: [],
+      wantEvents: [['web', 'NoAnnouncer']],
+    },
+    {
+      name: 'the holder goes NotReady and no other may announce: its key is deleted',
+      nodes: [node('n1', { ready: false })],
+      holders: { [VIP]: 'n1' },
+      last: { [VIP]: 'n1' },
+      want: [`${VIP}@-`],
       wantEvents: [['web', 'NoAnnouncer']],
     },
     {
@@ -124,16 +148,11 @@ t.test('plan cases', async (t) => {
     },
     {
       name: 'L2Advertisement nodeSelectors: a holder no longer selected loses the VIP to one that is',
-      nodes: [
-        node('n1', { labels: { zone: 'left' }, vips: [VIP] }),
-        node('n2', { labels: { zone: 'right' } }),
-      ],
+      nodes: [node('n1', { labels: { zone: 'left' } }), node('n2', { labels: { zone: 'right' } })],
+      holders: { [VIP]: 'n1' },
       advertisements: [adv('right', { nodeSelectors: [{ matchLabels: { zone: 'right' } }] })],
       last: { [VIP]: 'n1' },
-      want: [
-        ['n2', [VIP]],
-        ['n1', []],
-      ],
+      want: [`${VIP}@n2`],
       wantEvents: [['web', 'nodeAssigned']],
     },
     {
@@ -147,22 +166,24 @@ t.test('plan cases', async (t) => {
       name: "interfaces: the VIP is announced on the advertisement's interfaces only",
       nodes: [node('n1')],
       advertisements: [adv('eth1', { interfaces: ['eth1'] })],
-      want: [['n1', [`${VIP}%eth1`]]],
+      want: [`${VIP}@n1%eth1`],
       wantEvents: [['web', 'nodeAssigned']],
     },
     {
-      name: 'interfaces no longer restricted: vipInterfaces cleared, the VIP kept without an event',
-      nodes: [node('n1', { vips: [VIP], ifs: { [VIP]: ['eth1'] } })],
+      name: 'interfaces no longer restricted: the key rewritten without them, the VIP kept without an event',
+      nodes: [node('n1')],
+      holders: { [VIP]: 'n1%eth1' },
       last: { [VIP]: 'n1' },
-      want: [['n1', [VIP]]],
+      want: [`${VIP}@n1`],
       wantEvents: [],
     },
     {
-      name: 'an allocation of a Service that is gone, or of an unknown pool, is not announced',
-      nodes: [node('n1', { vips: [VIP, '198.51.100.11'] })],
+      name: 'an allocation of a Service that is gone, or of an unknown pool, is not announced: keys deleted',
+      nodes: [node('n1')],
+      holders: { [VIP]: 'n1', '198.51.100.11': 'n1' },
       allocations: [alloc('gone', [VIP]), alloc('web', ['198.51.100.11'], 'nopool')],
       last: { [VIP]: 'n1', '198.51.100.11': 'n1' },
-      want: [['n1', []]],
+      want: [`${VIP}@-`, '198.51.100.11@-'],
       wantEvents: [],
     },
     {
@@ -170,7 +191,7 @@ t.test('plan cases', async (t) => {
       nodes: [node('n1')],
       services: [svc('dns-tcp'), svc('dns-udp')],
       allocations: [alloc('dns-tcp', [VIP]), alloc('dns-udp', [VIP])],
-      want: [['n1', [VIP]]],
+      want: [`${VIP}@n1`],
       wantEvents: [
         ['dns-tcp', 'nodeAssigned'],
         ['dns-udp', 'nodeAssigned'],
@@ -192,33 +213,49 @@ t.test('plan cases', async (t) => {
         svc('intranet'),
       ],
       allocations: [alloc('web', [VIP]), alloc('intranet', ['198.51.100.11'])],
-      want: [['n1', [VIP]]],
+      want: [`${VIP}@n1`],
       wantEvents: [
         ['web', 'nodeAssigned'],
         ['intranet', 'NoAnnouncer'],
       ],
     },
     {
-      name: 'two nodes list one VIP (a crash between two writes): the Ready one keeps it',
+      name: "the old layout: a node's status lists its VIP: kept there, now as a key, the list dropped",
+      nodes: [node('n1'), node('n2', { vips: [VIP], ifs: { [VIP]: ['eth1'] } })],
+      advertisements: [adv('eth1', { interfaces: ['eth1'] })],
+      want: [`${VIP}@n2%eth1`],
+      wantLegacy: ['n2'],
+      wantEvents: [],
+    },
+    {
+      name: 'the old layout, two nodes list one VIP (a crash between two writes): the Ready one keeps it',
       nodes: [node('n1', { ready: false, vips: [VIP] }), node('n2', { vips: [VIP] })],
-      want: [['n1', []]],
+      want: [`${VIP}@n2`],
+      wantLegacy: ['n1', 'n2'],
+      wantEvents: [],
+    },
+    {
+      name: "a key wins over a node's old list",
+      nodes: [node('n1'), node('n2', { vips: [VIP] })],
+      holders: { [VIP]: 'n1' },
+      want: [],
+      wantLegacy: ['n2'],
       wantEvents: [],
     },
     {
       name: 'Local: the VIP goes to the node with a ready local endpoint',
-      nodes: [node('n1', { vips: [VIP] }), node('n2'), node('n3')],
+      nodes: [node('n1'), node('n2'), node('n3')],
+      holders: { [VIP]: 'n1' },
       services: [local('web')],
       backends: [be('198.51.100.22', 'n2'), be('198.51.100.23', 'n3', false), be('198.51.100.50')],
       last: { [VIP]: 'n1' },
-      want: [
-        ['n2', [VIP]],
-        ['n1', []],
-      ],
+      want: [`${VIP}@n2`],
       wantEvents: [['web', 'nodeAssigned']],
     },
     {
       name: 'Local with endpoints on no node: placed as Cluster',
-      nodes: [node('n1', { vips: [VIP] }), node('n2')],
+      nodes: [node('n1'), node('n2')],
+      holders: { [VIP]: 'n1' },
       services: [local('web')],
       backends: [be('198.51.100.50')],
       last: { [VIP]: 'n1' },
@@ -227,7 +264,8 @@ t.test('plan cases', async (t) => {
     },
     {
       name: 'Cluster ignores where the endpoints run',
-      nodes: [node('n1', { vips: [VIP] }), node('n2')],
+      nodes: [node('n1'), node('n2')],
+      holders: { [VIP]: 'n1' },
       backends: [be('198.51.100.22', 'n2')],
       last: { [VIP]: 'n1' },
       want: [],
@@ -235,13 +273,11 @@ t.test('plan cases', async (t) => {
     },
     {
       name: 'the holder reported it does not serve the Service: another node takes it',
-      nodes: [node('n1', { vips: [VIP] }), node('n2')],
+      nodes: [node('n1'), node('n2')],
+      holders: { [VIP]: 'n1' },
       services: [{ ...svc('web'), status: { endpointHealth: { notServing: ['n1'] } } }],
       last: { [VIP]: 'n1' },
-      want: [
-        ['n2', [VIP]],
-        ['n1', []],
-      ],
+      want: [`${VIP}@n2`],
       wantEvents: [['web', 'nodeAssigned']],
     },
   ];
@@ -252,14 +288,16 @@ t.test('plan cases', async (t) => {
       allocations: c.allocations ?? [alloc('web', [VIP])],
       pools: [lan],
       advertisements: c.advertisements ?? everywhere,
+      holders: holdersOf(c.holders ?? {}),
       last: new Map(Object.entries(c.last ?? {})),
       backends: () => c.backends ?? [],
     };
     const plan = planAssignment(input);
+    t.same(plan.writes.map(written), c.want, `${c.name}: writes`);
     t.same(
-      plan.writes.map((w) => [w.node.metadata.name, written(w.status)]),
-      c.want,
-      `${c.name}: writes`,
+      plan.legacy.map((n) => n.metadata.name),
+      c.wantLegacy ?? [],
+      `${c.name}: old lists dropped`,
     );
     t.same(
       plan.events.map((e) => [e.involved.metadata.name, e.reason]),
@@ -278,7 +316,8 @@ t.test('changes say where a VIP went and why; placed is the next pass', async (t
   };
   const moved = planAssignment({
     ...base,
-    nodes: [node('n1', { labels: { name: 'n1' } }), node('n2', { vips: [VIP] })],
+    nodes: [node('n1', { labels: { name: 'n1' } }), node('n2')],
+    holders: holdersOf({ [VIP]: 'n2' }),
     last: new Map([[VIP, 'n2']]),
   });
   t.same(moved.changes, [
@@ -291,8 +330,13 @@ t.test('changes say where a VIP went and why; placed is the next pass', async (t
     type: 'Normal',
   });
   t.same([...moved.placed], [[VIP, 'n1']]);
-  t.same(moved.writes[0]!.status.conditions, node('n1').status!.conditions, 'the rest of the status kept');
-  const none = planAssignment({ ...base, nodes: [node('n2')], last: moved.placed });
+  t.same(moved.writes, [{ vip: VIP, holder: { node: 'n1' } }], 'one key rewritten');
+  const none = planAssignment({
+    ...base,
+    nodes: [node('n2')],
+    holders: holdersOf({ [VIP]: 'n1' }),
+    last: moved.placed,
+  });
   t.same(none.events[0], {
     involved: svc('web'),
     reason: 'NoAnnouncer',
@@ -300,6 +344,12 @@ t.test('changes say where a VIP went and why; placed is the next pass', async (t
     type: 'Warning',
   });
   t.same([...none.placed], [[VIP, undefined]]);
-  const gone = planAssignment({ ...base, allocations: [], nodes: [node('n1')], last: moved.placed });
+  const gone = planAssignment({
+    ...base,
+    allocations: [],
+    nodes: [node('n1')],
+    holders: new Map(),
+    last: moved.placed,
+  });
   t.equal(gone.placed.size, 0, 'a VIP no longer allocated is forgotten');
 });

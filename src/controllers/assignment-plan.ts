@@ -1,10 +1,12 @@
 /**
  * The pure half of announcer assignment: the Nodes, the Services, the IPAM allocations and the decoded
- * pools and advertisements -> each Node's wanted `status.vips` (with the interfaces per VIP), and what
- * changed since the last pass (for logs, metrics and events). No I/O, no clock, no logger, so it is tested
- * with case tables; the AssignmentController applies what it returns.
+ * pools and advertisements and the stored holders -> the assignment keys to write (each VIP's holder and
+ * interfaces, only those that change), and what changed since the last pass (for logs, metrics and
+ * events). No I/O, no clock, no logger, so it is tested with case tables; the AssignmentController applies
+ * what it returns.
  */
 import { type LbEndpoint, VIP_INTERFACES } from '../api/agent-protocol.js';
+import { sameHolder, type VipHolder } from '../api/assignments.js';
 import { type Node, nodeReady, type Service } from '../api/types.js';
 import {
   type AddressPool,
@@ -25,18 +27,18 @@ export interface AssignmentInput {
   allocations: readonly Allocation[];
   pools: readonly AddressPool[];
   advertisements: readonly AdvertisementRule[];
+  /** Each VIP's holder as stored (`/vipmesh/assignments/<vip>`). */
+  holders: ReadonlyMap<string, VipHolder>;
   /** Where the previous pass placed each VIP (undefined: nowhere); empty on the first pass after a start. */
   last: ReadonlyMap<string, string | undefined>;
   /** The backends of a Service (`namespace/name`), for `externalTrafficPolicy: Local` [none]. */
   backends?: (key: string) => readonly LbEndpoint[];
 }
 
-/** One Node whose `status.vips` (or `status.vipInterfaces`) must change. */
-interface NodeWrite {
-  /** The Node as read. */
-  node: Node;
-  /** Its whole new status. */
-  status: NonNullable<Node['status']>;
+/** One VIP whose stored holder must change (undefined: its key is deleted). */
+interface HolderWrite {
+  vip: string;
+  holder: VipHolder | undefined;
 }
 
 /** A VIP whose holder changed since the previous pass (or that became unplaceable). */
@@ -50,8 +52,13 @@ interface AssignmentChange {
 
 /** What a pass must do. */
 interface AssignmentPlan {
-  /** Node status writes, the nodes gaining VIPs first (on failover, the new holder is what matters). */
-  writes: NodeWrite[];
+  /** Assignment keys to write, VIPs gaining a holder first (on failover, the new holder is what matters). */
+  writes: HolderWrite[];
+  /**
+   * Nodes whose status still carries a VIP list of the old layout (`status.vips`, `status.vipInterfaces`):
+   * their VIPs were read as held, and once `writes` are stored the lists are dropped from the status.
+   */
+  legacy: Node[];
   changes: AssignmentChange[];
   /** One event per change and Service using the VIP, in the order of `changes`. */
   events: PlannedEvent[];
@@ -65,8 +72,18 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
   const ready = new Set(nodes.filter((n) => nodeReady(n) === 'True').map((n) => n.metadata.name));
   const infos: NodeInfo[] = nodes.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {} }));
   const current = new Map<string, string>();
+  for (const [vip, h] of input.holders) current.set(vip, h.node);
+  // The old layout (every VIP listed in its node's status) counts where no key says otherwise, so an
+  // upgrade moves nothing; the lists are dropped once the keys are written.
+  const legacy: Node[] = [];
+  const legacyHeld = new Set<string>();
   for (const n of nodes) {
-    for (const ip of n.status?.vips ?? []) {
+    const listed = n.status?.vips;
+    if (listed === undefined && n.status?.[VIP_INTERFACES] === undefined) continue;
+    legacy.push(n);
+    for (const ip of listed ?? []) {
+      if (input.holders.has(ip)) continue;
+      legacyHeld.add(ip);
       // Two nodes listing one VIP (a crash between two writes): prefer a Ready one.
       const had = current.get(ip);
       if (had === undefined || (!ready.has(had) && ready.has(n.metadata.name)))
@@ -129,28 +146,21 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
     ...(v.avoid.size === 0 ? {} : { avoid: [...v.avoid] }),
   }));
   const results = placeVips(placements, ready);
-  const want = new Map<string, { vips: string[]; ifs: Record<string, string[]> }>();
-  for (const n of nodes) want.set(n.metadata.name, { vips: [], ifs: {} });
+  const plan: AssignmentPlan = { writes: [], legacy, changes: [], events: [], placed: new Map() };
+  const releases: HolderWrite[] = [];
   for (const r of results) {
-    if (r.node === undefined) continue;
-    const w = want.get(r.node)!;
-    w.vips.push(r.vip);
-    const ifs = vips.get(r.vip)!.eligible.get(r.node);
-    if (ifs !== undefined) w.ifs[r.vip] = ifs;
-  }
-  const plan: AssignmentPlan = { writes: [], changes: [], events: [], placed: new Map() };
-  for (const n of [...nodes].sort((a, b) => gains(b, want) - gains(a, want))) {
-    const w = want.get(n.metadata.name)!;
-    w.vips.sort();
-    const have = n.status?.vips ?? [];
-    const haveIfs = (n.status?.[VIP_INTERFACES] ?? {}) as Record<string, string[]>;
-    if (sameList(have, w.vips) && JSON.stringify(sortKeys(haveIfs)) === JSON.stringify(sortKeys(w.ifs)))
+    const stored = input.holders.get(r.vip);
+    if (r.node === undefined) {
+      if (stored !== undefined) releases.push({ vip: r.vip, holder: undefined });
       continue;
-    const status: NonNullable<Node['status']> = { ...(n.status ?? {}), vips: w.vips };
-    if (Object.keys(w.ifs).length > 0) status[VIP_INTERFACES] = w.ifs;
-    else delete status[VIP_INTERFACES];
-    plan.writes.push({ node: n, status });
+    }
+    const ifs = vips.get(r.vip)!.eligible.get(r.node);
+    const holder: VipHolder = ifs === undefined ? { node: r.node } : { node: r.node, interfaces: [...ifs] };
+    if (!sameHolder(stored, holder) || legacyHeld.has(r.vip)) plan.writes.push({ vip: r.vip, holder });
   }
+  // Keys of VIPs no longer allocated go too.
+  for (const vip of input.holders.keys()) if (!vips.has(vip)) releases.push({ vip, holder: undefined });
+  plan.writes.push(...releases);
   for (const r of results) {
     const known = input.last.has(r.vip);
     const before = input.last.get(r.vip);
@@ -197,19 +207,4 @@ function localNodes(
 function notServing(svc: Service): string[] {
   const h = svc.status?.['endpointHealth'] as { notServing?: unknown } | undefined;
   return Array.isArray(h?.notServing) ? h.notServing.filter((n): n is string => typeof n === 'string') : [];
-}
-
-function gains(n: Node, want: Map<string, { vips: string[] }>): number {
-  const have = new Set(n.status?.vips ?? []);
-  return (want.get(n.metadata.name)?.vips ?? []).filter((v) => !have.has(v)).length > 0 ? 1 : 0;
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  const sa = [...a].sort();
-  return sa.every((x, i) => x === b[i]);
-}
-
-function sortKeys(o: Record<string, string[]>): Array<[string, string[]]> {
-  return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : 1));
 }

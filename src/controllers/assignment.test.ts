@@ -3,6 +3,7 @@
  * node, with one event per moved VIP, written many at a time but never more than the bound.
  */
 import t from 'tap';
+import { AssignmentIndex } from '../api/assignments.js';
 import { MemoryKv } from '../api/memory-kv.js';
 import { ResourceStore } from '../api/store.js';
 import type { Event, IPAddressPool, KubeObject, L2Advertisement, Node } from '../api/types.js';
@@ -50,7 +51,8 @@ function node(name: string, ready: 'True' | 'False', vips: string[] = []): Node 
 
 t.test('a NotReady node’s VIPs move, their events written many at a time within the bound', async (t) => {
   const clock = new FakeClock();
-  const store = new CountingStore({ kv: new MemoryKv(), clock });
+  const kv = new MemoryKv();
+  const store = new CountingStore({ kv, clock });
   const N = 300;
   const allocations: Allocation[] = [];
   const vips: string[] = [];
@@ -87,8 +89,13 @@ t.test('a NotReady node’s VIPs move, their events written many at a time withi
   const informers = createInformers(store, log, clock);
   await Promise.all(Object.values(informers).map((i) => i.start()));
   t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
+  const holders = new AssignmentIndex({ kv, logger: log, clock });
+  await holders.start();
+  t.teardown(() => holders.close());
   const ctl = new AssignmentController({
     store,
+    kv,
+    holders,
     informers,
     allocations: () => allocations,
     logger: log,
@@ -98,12 +105,15 @@ t.test('a NotReady node’s VIPs move, their events written many at a time withi
   t.teardown(() => ctl.close());
   await ctl.idle();
   t.equal((await store.list('events')).items.length, 0, 'a first pass that keeps every VIP records nothing');
+  // The Nodes listed their VIPs in their status (the layout before the keys): now each VIP has a key.
+  t.equal(holders.vipsOf('n1').size, N, "n1's listed VIPs are its keys now");
+  t.equal((await store.get('nodes', 'n1')).status?.vips, undefined, 'and the list is gone from its status');
 
   const cur = await store.get('nodes', 'n1');
   await store.updateStatus('nodes', { ...cur, status: node('n1', 'False', vips).status });
   await until('every VIP on n2', async () => {
     await ctl.idle();
-    return informers.nodes.items.get('n2')?.status?.vips?.length === N;
+    return holders.vipsOf('n2').size === N;
   });
   await ctl.idle();
   const events = (await store.list('events')).items as Event[];
@@ -111,13 +121,15 @@ t.test('a NotReady node’s VIPs move, their events written many at a time withi
   t.match(events[0]?.message, /moved from n1/);
   t.ok(store.most > 1, `events written many at a time (${store.most})`);
   t.ok(store.most <= WRITE_CONCURRENCY, `never more than ${WRITE_CONCURRENCY}`);
+  t.equal(holders.vipsOf('n1').size, 0, 'n1 holds none');
 });
 
 t.test(
   'Local: an endpoint appearing on the other node, or a holder not serving, moves the VIP',
   async (t) => {
     const clock = new FakeClock();
-    const store = new ResourceStore({ kv: new MemoryKv(), clock });
+    const kv = new MemoryKv();
+    const store = new ResourceStore({ kv, clock });
     const VIP = '198.18.0.1';
     await store.create('services', {
       ...svc('web'),
@@ -149,9 +161,14 @@ t.test(
     const backends = new BackendIndex(informers);
     backends.start();
     t.teardown(() => backends.close());
+    const holders = new AssignmentIndex({ kv, logger: log, clock });
+    await holders.start();
+    t.teardown(() => holders.close());
     let allocationsChanged: () => void = () => undefined;
     const ctl = new AssignmentController({
       store,
+      kv,
+      holders,
       informers,
       backends,
       allocations: () => [
@@ -167,8 +184,7 @@ t.test(
     ctl.start();
     t.teardown(() => ctl.close());
     await ctl.idle();
-    const holder = () =>
-      [...informers.nodes.items.values()].find((n) => n.status?.vips?.includes(VIP))?.metadata.name;
+    const holder = () => holders.all.get(VIP)?.node;
     t.equal(holder(), 'n1');
     await store.create('endpoints', {
       apiVersion: 'v1',

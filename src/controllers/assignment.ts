@@ -1,6 +1,9 @@
 import type { Registry } from 'prom-client';
+import { VIP_INTERFACES } from '../api/agent-protocol.js';
+import { type AssignmentIndex, writeHolders } from '../api/assignments.js';
+import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
-import type { Service } from '../api/types.js';
+import type { Node, Service } from '../api/types.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
 import { Counter } from '../metrics.js';
@@ -24,6 +27,10 @@ interface AssignmentInformers {
 /** Options of {@link AssignmentController}. */
 interface AssignmentControllerOptions {
   store: ResourceStore;
+  /** Where the assignment keys are written. */
+  kv: Kv;
+  /** The stored holders (started); the controller is their only writer. */
+  holders: AssignmentIndex;
   informers: AssignmentInformers;
   /** The IPAM controller's allocations (which pool each Service's addresses came from). */
   allocations: () => readonly Allocation[];
@@ -41,8 +48,9 @@ interface AssignmentControllerOptions {
  * Announcer assignment: every allocated VIP goes to one Ready node its L2Advertisements allow, by sticky
  * rendezvous hashing (`placeVips`): a VIP stays where it is while its holder is Ready and eligible, a
  * NotReady node's VIPs spread over the survivors, and a node joining moves nothing. The result is written
- * to each Node's `status.vips` (what the servers push to the agents); moves are recorded as events on the
- * Services. Each pass is {@link planAssignment} over what the informers hold; this class applies it.
+ * as one key per VIP (`/vipmesh/assignments/<vip>`, what the servers push to the agents), only the keys
+ * that change, in batched transactions; moves are recorded as events on the Services. Each pass is
+ * {@link planAssignment} over what the informers and the assignment index hold; this class applies it.
  */
 export class AssignmentController {
   readonly #o: AssignmentControllerOptions;
@@ -134,23 +142,19 @@ export class AssignmentController {
       allocations: this.#o.allocations(),
       pools: cfg.pools,
       advertisements: cfg.advertisements,
+      holders: this.#o.holders.all,
       last: this.#last,
       ...(this.#o.backends === undefined
         ? {}
         : { backends: (key: string) => this.#o.backends!.backends(key) }),
     });
-    for (const w of plan.writes) {
-      try {
-        await this.#o.store.updateStatus('nodes', {
-          ...w.node,
-          metadata: { ...w.node.metadata, resourceVersion: undefined },
-          status: w.status,
-        });
-      } catch (err) {
-        // The node may have been deleted meanwhile; the next pass sees it.
-        this.#log.warn({ node: w.node.metadata.name, err }, 'could not write the node assignment');
-      }
+    if (plan.writes.length > 0) {
+      const { revision, transactions } = await writeHolders(this.#o.kv, plan.writes);
+      this.#log.info({ vips: plan.writes.length, transactions }, 'assignment written');
+      // The next pass reads its own writes back from the index.
+      await this.#o.holders.caughtUp(revision);
     }
+    for (const n of plan.legacy) await this.#dropLegacyList(n);
     this.#last = plan.placed;
     for (const c of plan.changes) {
       if (c.reason !== 'kept') this.#moves?.inc({ reason: c.reason });
@@ -170,6 +174,18 @@ export class AssignmentController {
         this.#log,
       ),
     );
+  }
+
+  /** Drop the VIP list of the old layout from a Node's status (its VIPs now have keys). */
+  async #dropLegacyList(n: Node): Promise<void> {
+    const { vips: _vips, [VIP_INTERFACES]: _ifs, ...status } = n.status ?? {};
+    try {
+      await this.#o.store.updateStatus('nodes', { ...n, status });
+      this.#log.info({ node: n.metadata.name }, "moved the node's VIP list to assignment keys");
+    } catch (err) {
+      // Changed or deleted meanwhile: the next pass sees it again.
+      this.#log.warn({ node: n.metadata.name, err }, 'could not drop the VIP list from the node status');
+    }
   }
 }
 

@@ -3,6 +3,7 @@
  * runs on every server for the agents connected to it. `startControllers()` wires the master's set.
  */
 import type { Registry } from 'prom-client';
+import { AssignmentIndex } from '../api/assignments.js';
 import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
 import type { Clock } from '../clock.js';
@@ -49,6 +50,8 @@ interface ControllersOptions {
   store: ResourceStore;
   kv: Kv;
   informers: Informers;
+  /** The stored VIP holders, started (the server's); without it the controllers keep one of their own. */
+  holders?: AssignmentIndex;
   clusterCidr: string | readonly string[];
   logger: Logger;
   clock?: Clock;
@@ -93,8 +96,21 @@ export async function startControllers(o: ControllersOptions): Promise<Controlle
     nodes: i.nodes,
   });
   backends.start();
+  let own: AssignmentIndex | undefined;
+  let holders = o.holders;
+  if (holders === undefined) {
+    own = new AssignmentIndex({
+      kv: o.kv,
+      logger: o.logger.child({ component: 'assignments' }),
+      ...(o.clock === undefined ? {} : { clock: o.clock }),
+    });
+    await own.start();
+    holders = own;
+  }
   const assignment = new AssignmentController({
     ...base,
+    kv: o.kv,
+    holders,
     informers: i,
     backends,
     allocations: () => ipam.allocations(),
@@ -134,6 +150,7 @@ export async function startControllers(o: ControllersOptions): Promise<Controlle
     async close() {
       await Promise.all([ipam.close(), assignment.close(), subnets.close(), reaper.close()]);
       backends.close();
+      await own?.close();
     },
   };
 }

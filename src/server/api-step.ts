@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { type AssignmentIndex, nodeVipsView } from '../api/assignments.js';
 import { tokenAuthenticator } from '../api/auth.js';
 import { ApiHandler } from '../api/handler.js';
 import type { ResourceStore } from '../api/store.js';
@@ -32,6 +33,7 @@ export async function listenApi(
     store: ResourceStore;
     creds: ServerCredentials;
     tunnel: TunnelServer;
+    holders: AssignmentIndex;
     /** Served before the API: true when it answered the request (the etcd join route). */
     route?: (req: IncomingMessage, res: ServerResponse) => boolean;
   },
@@ -47,6 +49,8 @@ export async function listenApi(
     ready: () => ready,
     registry,
     version: packageVersion(),
+    // A Node's VIPs are kept as assignment keys; the API shows them in its status.
+    view: nodeVipsView(deps.holders),
   });
   stack.push('api', () => handler.close());
   const limits = new ConnectionLimits(o.connectionLimits ?? {}, {

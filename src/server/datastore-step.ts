@@ -141,6 +141,7 @@ function sharedKv(inner: Kv): Kv {
     listPage: (prefix, opts) => inner.listPage(prefix, opts),
     put: (key, value, expect) => inner.put(key, value, expect),
     delete: (key, expect) => inner.delete(key, expect),
+    batch: (ops) => inner.batch(ops),
     watch: (prefix, from, handlers) => inner.watch(prefix, from, handlers),
     revision: () => inner.revision(),
     close: async () => undefined,

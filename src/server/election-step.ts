@@ -1,4 +1,5 @@
 import type { Etcd3 } from 'etcd3';
+import type { AssignmentIndex } from '../api/assignments.js';
 import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
 import { nodeReady } from '../api/types.js';
@@ -14,9 +15,14 @@ import { clockOf, type ServerStep } from './server-options.js';
 
 /**
  * The control-plane gauges: whether this server is master (returned, set by the election step; 0 until
- * then), the Nodes by Ready condition and the VIPs assigned, both read from the node informer.
+ * then), the Nodes by Ready condition (from the node informer) and the VIPs assigned (from the assignment
+ * keys).
  */
-export function registerServerGauges(registry: Registry, informers: Informers): Gauge {
+export function registerServerGauges(
+  registry: Registry,
+  informers: Informers,
+  holders: AssignmentIndex,
+): Gauge {
   const master = new Gauge({
     name: 'vipmesh_controlplane_master',
     help: '1 while this server is the elected master (runs the controllers), else 0',
@@ -36,12 +42,10 @@ export function registerServerGauges(registry: Registry, informers: Informers): 
   });
   new Gauge({
     name: 'vipmesh_controlplane_vips_assigned',
-    help: 'VIPs assigned to a node (the sum of the Nodes status.vips)',
+    help: 'VIPs assigned to a node (the assignment keys)',
     registers: [registry],
     collect() {
-      let n = 0;
-      for (const node of informers.nodes.items.values()) n += node.status?.vips?.length ?? 0;
-      this.set(n);
+      this.set(holders.all.size);
     },
   });
   return master;
@@ -67,6 +71,7 @@ export function startElection(
     store: ResourceStore;
     kv: Kv;
     informers: Informers;
+    holders: AssignmentIndex;
     lifecycle: NodeLifecycle;
     masterGauge: Gauge;
     /** Told of every change of the role, before the controllers switch (the API VIP moves first). */
@@ -92,6 +97,7 @@ export function startElection(
               store: deps.store,
               kv: deps.kv,
               informers: deps.informers,
+              holders: deps.holders,
               clusterCidr: o.clusterCidr,
               logger: o.logger.child({ module: 'controllers' }),
               registry,

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
 import { METHOD_HEALTH, type NodeRegistration } from '../api/agent-protocol.js';
+import { AssignmentIndex } from '../api/assignments.js';
 import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
 import { systemClock } from '../clock.js';
@@ -12,11 +14,12 @@ import {
   NodeLifecycle,
 } from '../controllers/index.js';
 import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
-import { TunnelServer } from '../tunnel/index.js';
+import { NODE_IN_USE_CLOSE_CODE, TunnelServer } from '../tunnel/index.js';
 import { SERVERS_PREFIX } from './election.js';
 import { Relay } from './relay.js';
 import { clockOf, type ServerStep } from './server-options.js';
 import { ServiceRelay } from './service-relay.js';
+import { EtcdSessionClaims } from './session-claims.js';
 
 /** Step: one informer per resource, each started (its first list done) before the next. */
 export async function startInformers(
@@ -34,14 +37,30 @@ export async function startInformers(
 /**
  * Step: the tunnel server the agents connect to (served on the API port by the listener step). New node
  * names are limited in rate and number; a deleted Node's password is forgotten, so its name may join again
- * (and no longer counts against the node limit).
+ * (and no longer counts against the node limit). A node's session is claimed in the datastore
+ * ({@link EtcdSessionClaims}), so no two servers of one datastore hold a session for one node.
  */
 export function startTunnel(
   { o, registry, stack }: ServerStep,
   creds: ServerCredentials,
   informers: Informers,
+  etcd: Etcd3,
 ): TunnelServer {
   const tunnelLog = o.logger.child({ module: 'tunnel' });
+  // A node's live session is cluster-wide: a key under this server's lease, refused by the other servers.
+  let tunnel: TunnelServer | undefined;
+  const claims = new EtcdSessionClaims({
+    etcd,
+    server: o.nodeName,
+    ttlSeconds: o.electionTtlSeconds ?? 5,
+    logger: tunnelLog,
+    evict: (node, reason) => {
+      tunnelLog.warn({ node }, reason);
+      tunnel?.sessions.get(node)?.close(reason, NODE_IN_USE_CLOSE_CODE);
+    },
+    ...clockOf(o),
+  });
+  stack.push('session-claims', () => claims.close());
   const passwords = new FileNodePasswordStore(join(o.dataDir, 'server', 'node-passwords.json'));
   const forget = ({ type, object }: { type: string; object: { metadata: { name: string } } }) => {
     if (type !== 'DELETED') return;
@@ -51,7 +70,8 @@ export function startTunnel(
   };
   informers.nodes.on('change', forget);
   stack.push('node-passwords', () => void informers.nodes.off('change', forget));
-  const tunnel = new TunnelServer({
+  tunnel = new TunnelServer({
+    claims,
     authorize: joinAuthorizer({
       joinToken: creds.joinToken,
       passwords,
@@ -68,8 +88,17 @@ export function startTunnel(
     registry,
     ...clockOf(o),
   });
-  stack.push('tunnel', () => tunnel.close());
-  return tunnel;
+  const t = tunnel;
+  stack.push('tunnel', () => t.close());
+  return t;
+}
+
+/** Step: every VIP's holder, listed and watched (`/vipmesh/assignments/`), for the relay, the API and the master. */
+export async function startHolders({ o, log, stack }: ServerStep, kv: Kv): Promise<AssignmentIndex> {
+  const holders = new AssignmentIndex({ kv, logger: log.child({ component: 'assignments' }), ...clockOf(o) });
+  await holders.start();
+  stack.push('assignments', () => holders.close());
+  return holders;
 }
 
 /**
@@ -78,7 +107,13 @@ export function startTunnel(
  */
 export async function startRelay(
   { o, log, stack, registry }: ServerStep,
-  deps: { informers: Informers; kv: Kv; tunnel: TunnelServer; store: ResourceStore },
+  deps: {
+    informers: Informers;
+    holders: AssignmentIndex;
+    kv: Kv;
+    tunnel: TunnelServer;
+    store: ResourceStore;
+  },
 ): Promise<Relay> {
   const i = deps.informers;
   const backends = new BackendIndex({
@@ -92,12 +127,14 @@ export async function startRelay(
     nodes: i.nodes,
     services: i.services,
     backends,
+    holders: deps.holders,
     target: deps.tunnel,
     logger: log.child({ component: 'service-relay' }),
   });
   const relay = new Relay({
     services,
     nodes: deps.informers.nodes,
+    holders: deps.holders,
     kv: deps.kv,
     target: deps.tunnel,
     clusterCidr: o.clusterCidr,
@@ -145,10 +182,10 @@ export function startLifecycle(
   stack.push('lifecycle', () => lifecycle.close());
   tunnel.on('session', (session, reg) => {
     void lifecycle.seen(reg.node, (reg.info ?? {}) as NodeRegistration).then(() => {
-      if (tunnel.sessions.get(reg.node) === session) relay.sessionUp(reg.node);
+      if (tunnel.sessions.get(reg.node) === session) relay.sessionUp(reg.node, reg.info);
     });
     // Push what is known at once: the node's assignment does not wait for the registration write.
-    relay.sessionUp(reg.node);
+    relay.sessionUp(reg.node, reg.info);
   });
   tunnel.on('node-lost', ({ node, reason }) => void lifecycle.lost(node, reason));
   // A second machine with a node's identity is refused by the tunnel; say so on the Node (at most once a

@@ -1,4 +1,12 @@
 import t from 'tap';
+import {
+  FEATURE_VIPS_DELTA,
+  TOPIC_VIPS,
+  TOPIC_VIPS_DELTA,
+  VIPS_PER_MESSAGE,
+  type VipsDelta,
+} from '../api/agent-protocol.js';
+import { AssignmentIndex, writeHolders } from '../api/assignments.js';
 import { MemoryKv } from '../api/memory-kv.js';
 import { silentLogger } from '../log.js';
 import { FakeClock } from '../testing/fake-clock.js';
@@ -7,7 +15,7 @@ import { until } from '../testing/until.js';
 t.test(
   'Relay: pushes a node its assignment and every node the leases; a failed lease watch is resumed',
   async (t) => {
-    const { Relay, TOPIC_LEASES, TOPIC_VIPS } = await import('./relay.js');
+    const { Relay, TOPIC_LEASES } = await import('./relay.js');
     const { Informer } = await import('../controllers/informer.js');
     const { ResourceStore } = await import('../api/store.js');
     const { encodeLeaseValue, leaseKey } = await import('../flannel-hostgw/index.js');
@@ -35,8 +43,12 @@ t.test(
     const pushes: Array<[string, string, unknown]> = [];
     const sessions = new Map<string, unknown>([['n1', {}]]);
     const clock = new FakeClock();
+    const holders = new AssignmentIndex({ kv: mem, logger: silentLogger() });
+    await holders.start();
+    t.teardown(() => holders.close());
     const relay = new Relay({
       nodes,
+      holders,
       kv,
       target: {
         sessions,
@@ -60,6 +72,7 @@ t.test(
       nodeIPs: [`198.51.100.${n}`],
     });
     const node = await store.create('nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } });
+    // A Node listing its VIPs in its status (the layout before the keys) is pushed that list.
     await store.updateStatus('nodes', { ...node, status: { vips: ['198.51.100.200'] } });
     await until('a push of the assignment', () =>
       pushes.some(([, topic, p]) => topic === TOPIC_VIPS && (p as { vips: unknown[] }).vips.length > 0),
@@ -105,8 +118,12 @@ t.test(
       ['n1', {}],
       ['n2', {}],
     ]);
+    const holders = new AssignmentIndex({ kv: mem, logger: silentLogger() });
+    await holders.start();
+    t.teardown(() => holders.close());
     const relay = new Relay({
       nodes,
+      holders,
       kv: mem,
       target: { sessions, push: (node, topic, payload) => pushes.push([node, payload]) > 0 && topic !== '' },
       clusterCidr: ['198.18.0.0/16'],
@@ -146,5 +163,100 @@ t.test(
     relay.sessionUp('n2');
     t.same(peers().at(-1), ['n2', both], 'a session that comes up is sent the list');
     t.equal(TOPIC_PEERS, 'vipmesh/peers');
+  },
+);
+
+t.test(
+  'Relay: an agent that takes deltas gets its set in bounded messages, then only changes; an older one whole sets',
+  async (t) => {
+    const { Relay } = await import('./relay.js');
+    const { Informer } = await import('../controllers/informer.js');
+    const { ResourceStore } = await import('../api/store.js');
+    const mem = new MemoryKv();
+    const nodes = new Informer(new ResourceStore({ kv: mem }), 'nodes', { logger: silentLogger() });
+    await nodes.start();
+    const holders = new AssignmentIndex({ kv: mem, logger: silentLogger() });
+    await holders.start();
+    const pushes: Array<[string, string, unknown]> = [];
+    const sessions = new Map<string, unknown>([
+      ['new', {}],
+      ['old', {}],
+    ]);
+    const relay = new Relay({
+      nodes,
+      holders,
+      kv: mem,
+      target: { sessions, push: (node, topic, payload) => pushes.push([node, topic, payload]) > 0 },
+      clusterCidr: ['198.18.0.0/16'],
+      logger: silentLogger(),
+      clock: new FakeClock(),
+    });
+    await relay.start();
+    t.teardown(async () => {
+      await relay.close();
+      await holders.close();
+      await nodes.close();
+    });
+    const ip = (i: number) => `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+    const N = VIPS_PER_MESSAGE + 10;
+    const { revision } = await writeHolders(
+      mem,
+      Array.from({ length: N }, (_, i) => ({ vip: ip(i), holder: { node: i % 2 === 0 ? 'new' : 'old' } })),
+    );
+    await holders.caughtUp(revision);
+    t.equal(holders.all.size, N, 'the index has them');
+    const deltas = () =>
+      pushes
+        .filter(([n, topic]) => n === 'new' && topic === TOPIC_VIPS_DELTA)
+        .map(([, , p]) => p as VipsDelta);
+    const wholes = () =>
+      pushes
+        .filter(([n, topic]) => n === 'old' && topic === TOPIC_VIPS)
+        .map(([, , p]) => p as { vips: unknown[] });
+    pushes.length = 0;
+    relay.sessionUp('new', { features: [FEATURE_VIPS_DELTA] });
+    relay.sessionUp('old', {});
+    t.equal(wholes().length, 1, 'the older agent gets one whole set');
+    t.equal(wholes()[0]!.vips.length, N / 2);
+    t.equal(
+      pushes.filter(([n, topic]) => n === 'old' && topic === TOPIC_VIPS_DELTA).length,
+      0,
+      'and no delta',
+    );
+    t.same(
+      deltas().map((d) => [d.reset === true, d.add?.length ?? 0, d.remove?.length ?? 0]),
+      [[true, N / 2, 0]],
+      'the other its set in one message with reset',
+    );
+    // Move every VIP of "old" to "new": one delta for "new", a whole (empty) set for "old".
+    pushes.length = 0;
+    const moved = [...holders.vipsOf('old').keys()];
+    await writeHolders(
+      mem,
+      moved.map((vip) => ({ vip, holder: { node: 'new', interfaces: ['eth1'] } })),
+    );
+    await until('the move pushed', () => wholes().length > 0 && deltas().length > 0);
+    t.same(wholes(), [{ vips: [] }], 'the older agent: its whole set, now empty');
+    t.same(
+      deltas().map((d) => [d.reset === true, d.add?.length ?? 0, d.remove?.length ?? 0]),
+      [[false, N / 2, 0]],
+      'the new holder: only what it gains',
+    );
+    t.same(deltas()[0]!.add![0], { ip: moved[0], interfaces: ['eth1'] }, 'with the interfaces');
+    // A session that comes up again with more than one message's worth: several, the first resetting.
+    pushes.length = 0;
+    relay.sessionUp('new', { features: [FEATURE_VIPS_DELTA] });
+    t.same(
+      deltas().map((d) => [d.reset === true, d.add?.length ?? 0]),
+      [
+        [true, VIPS_PER_MESSAGE],
+        [false, N - VIPS_PER_MESSAGE],
+      ],
+      `no message above ${VIPS_PER_MESSAGE} VIPs`,
+    );
+    pushes.length = 0;
+    await writeHolders(mem, [{ vip: ip(0), holder: undefined }]);
+    await until('the release pushed', () => deltas().length > 0);
+    t.same(deltas(), [{ remove: [ip(0)] }], 'a deleted key: removed from its holder');
   },
 );

@@ -1,4 +1,16 @@
-import { assignedVips, nodeMacs, TOPIC_LEASES, TOPIC_PEERS, TOPIC_VIPS } from '../api/agent-protocol.js';
+import {
+  assignedVips,
+  chunkDelta,
+  FEATURE_VIPS_DELTA,
+  featuresOf,
+  nodeMacs,
+  TOPIC_LEASES,
+  TOPIC_PEERS,
+  TOPIC_VIPS,
+  TOPIC_VIPS_DELTA,
+  type VipAssignment,
+} from '../api/agent-protocol.js';
+import type { AssignmentIndex, HolderChange, VipHolder } from '../api/assignments.js';
 import type { Kv, KvWatch } from '../api/kv.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { Informer } from '../controllers/informer.js';
@@ -17,6 +29,8 @@ interface PushTarget {
 /** Options of {@link Relay}. */
 interface RelayOptions {
   nodes: Informer<'nodes'>;
+  /** Every VIP's holder (started). */
+  holders: AssignmentIndex;
   kv: Kv;
   target: PushTarget;
   clusterCidr: readonly string[];
@@ -31,18 +45,25 @@ interface RelayOptions {
 const RESYNC_DELAY_MS = 500;
 
 /**
- * Every server relays the datastore's decisions to the agents connected to it: a node's VIP assignment
- * (its Node's `status.vips`) whenever it changes and when its session comes up, and the lease set (all
+ * Every server relays the datastore's decisions to the agents connected to it: a node's VIPs (the
+ * assignment keys naming it) when its session comes up and then each change, and the lease set (all
  * nodes) whenever a lease changes. The master writes, every server pushes; an agent may be connected to
  * any server. Every node is also sent the MACs of all nodes' interfaces (when they change and when its
  * session comes up): an agent that lost its server trusts a claim on a VIP only from one of them. With a
  * {@link ServiceRelay}, each node also gets the Services whose VIPs it holds (`vipmesh/services`).
+ *
+ * An agent that takes deltas ({@link FEATURE_VIPS_DELTA}) is sent its whole set in messages of a bounded
+ * size when its session comes up, then only the VIPs it gains or loses; an older agent is sent its whole
+ * set as one message on every change, as before.
  */
 export class Relay {
   readonly #o: RelayOptions;
   readonly #clock: Clock;
   readonly #leases = new Map<string, Lease>();
+  /** Per node without deltas: the whole set last pushed, as JSON. */
   readonly #pushed = new Map<string, string>();
+  /** Nodes whose current session takes deltas. */
+  readonly #deltas = new Set<string>();
   /** The node MAC list last computed, as JSON. */
   #macs = '[]';
   #watch: KvWatch | undefined;
@@ -59,6 +80,7 @@ export class Relay {
     await this.#syncLeases();
     this.#o.services?.start();
     this.#o.nodes.on('change', this.#onNode);
+    this.#o.holders.on('change', this.#onHolders);
   }
 
   /** List the leases and watch from there; when the watch ends (compaction, datastore lost), again. */
@@ -92,7 +114,9 @@ export class Relay {
   }
 
   readonly #onNode = (e: { key: string }): void => {
-    if (this.#o.target.sessions.has(e.key)) this.#pushVips(e.key, false);
+    // Only a Node still listing its VIPs in its status (the old layout) has an assignment that changes here.
+    if (this.#o.target.sessions.has(e.key) && this.#legacy(e.key) !== undefined)
+      this.#pushWhole(e.key, false);
     const macs = nodeMacs(this.#o.nodes.items.values());
     const text = JSON.stringify(macs);
     if (text === this.#macs) return;
@@ -108,23 +132,77 @@ export class Relay {
     }
   }
 
-  /** A session to `node` came up (or was replaced): push its assignment and the leases. */
-  sessionUp(node: string): void {
-    this.#pushVips(node, true);
+  /**
+   * A session to `node` came up (or was replaced): push its assignment and the leases. `registration` is
+   * what the agent registered (its `features` say whether it takes deltas).
+   */
+  sessionUp(node: string, registration?: unknown): void {
+    if (featuresOf(registration).includes(FEATURE_VIPS_DELTA)) this.#deltas.add(node);
+    else this.#deltas.delete(node);
+    this.#pushWhole(node, true);
     this.#o.target.push(node, TOPIC_PEERS, { macs: nodeMacs(this.#o.nodes.items.values()) });
     this.#o.target.push(node, TOPIC_LEASES, this.#leasePayload());
     this.#o.services?.sessionUp(node);
   }
 
-  #pushVips(node: string, force: boolean): void {
-    const vips = assignedVips(this.#o.nodes.items.get(node));
+  /** What `node` must hold: its assignment keys, or the VIP list of the old layout while it has no keys. */
+  #assigned(node: string): VipAssignment[] {
+    const keys = this.#o.holders.vipsOf(node);
+    if (keys.size === 0) return this.#legacy(node) ?? [];
+    return [...keys].map(([ip, h]) => assignment(ip, h));
+  }
+
+  #legacy(node: string): VipAssignment[] | undefined {
+    if (this.#o.holders.vipsOf(node).size > 0) return undefined;
+    const n = this.#o.nodes.items.get(node);
+    return n?.status?.vips === undefined ? undefined : assignedVips(n);
+  }
+
+  /** Push `node` its whole set: as delta messages with `reset`, or as one {@link TOPIC_VIPS} message. */
+  #pushWhole(node: string, force: boolean): void {
+    const vips = this.#assigned(node);
     const text = JSON.stringify(vips);
     if (!force && this.#pushed.get(node) === text) return;
+    if (this.#deltas.has(node)) {
+      this.#pushed.set(node, text);
+      this.#pushDelta(node, { reset: true, add: vips });
+      return;
+    }
     if (this.#o.target.push(node, TOPIC_VIPS, { vips })) {
       this.#pushed.set(node, text);
-      this.#o.logger.debug({ node, vips: vips.map((v) => v.ip) }, 'pushed the assignment');
+      this.#o.logger.debug({ node, vips: vips.length }, 'pushed the assignment');
     }
   }
+
+  #pushDelta(node: string, delta: { reset?: boolean; add: VipAssignment[]; remove?: string[] }): void {
+    for (const m of chunkDelta(delta)) if (!this.#o.target.push(node, TOPIC_VIPS_DELTA, m)) return;
+    this.#o.logger.debug(
+      { node, add: delta.add.length, remove: delta.remove?.length ?? 0, reset: delta.reset === true },
+      'pushed an assignment change',
+    );
+  }
+
+  /** Holders changed: each connected node gets what it gained and lost (or, without deltas, its set). */
+  readonly #onHolders = (changes: HolderChange[]): void => {
+    const per = new Map<string, { add: VipAssignment[]; remove: string[] }>();
+    const of = (node: string) => {
+      let d = per.get(node);
+      if (d === undefined) {
+        d = { add: [], remove: [] };
+        per.set(node, d);
+      }
+      return d;
+    };
+    for (const { vip, before, after } of changes) {
+      if (before !== undefined && before.node !== after?.node) of(before.node).remove.push(vip);
+      if (after !== undefined) of(after.node).add.push(assignment(vip, after));
+    }
+    for (const [node, d] of per) {
+      if (!this.#o.target.sessions.has(node)) continue;
+      if (this.#deltas.has(node)) this.#pushDelta(node, d);
+      else this.#pushWhole(node, false);
+    }
+  };
 
   #leasePayload(): { clusterCidr: readonly string[]; leases: Lease[] } {
     return { clusterCidr: this.#o.clusterCidr, leases: [...this.#leases.values()] };
@@ -145,6 +223,11 @@ export class Relay {
     this.#closed = true;
     this.#o.nodes.off('change', this.#onNode);
     this.#o.services?.close();
+    this.#o.holders.off('change', this.#onHolders);
     await this.#watch?.close();
   }
+}
+
+function assignment(ip: string, h: VipHolder): VipAssignment {
+  return h.interfaces === undefined ? { ip } : { ip, interfaces: [...h.interfaces] };
 }

@@ -1,4 +1,5 @@
 import { writeAdminConfig } from '../api/admin-config.js';
+import type { AssignmentIndex } from '../api/assignments.js';
 import type { ResourceStore } from '../api/store.js';
 import type { Controllers, Informers } from '../controllers/index.js';
 import { type MetricsServer, serveMetrics } from '../daemon/metrics-http.js';
@@ -12,7 +13,7 @@ import { listenApi } from './api-step.js';
 import { loadCredentials, openClient, openDatastore } from './datastore-step.js';
 import { registerServerGauges, startElection } from './election-step.js';
 import { joinRoute } from './etcd-join.js';
-import { startInformers, startLifecycle, startRelay, startTunnel } from './nodes-step.js';
+import { startHolders, startInformers, startLifecycle, startRelay, startTunnel } from './nodes-step.js';
 import type { ServerOptions, ServerStep } from './server-options.js';
 import { restoreIfAsked, startSnapshots } from './snapshot-step.js';
 
@@ -25,6 +26,8 @@ export interface RunningServer {
   registry: Registry;
   store: ResourceStore;
   informers: Informers;
+  /** Every VIP's holder, as this server follows the assignment keys. */
+  holders: AssignmentIndex;
   metrics: MetricsServer | undefined;
   /** True while this server is the elected master. */
   isMaster(): boolean;
@@ -74,17 +77,25 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
             logger: log.child({ component: 'join' }),
           });
     const informers = await startInformers(step, store);
-    const tunnel = startTunnel(step, creds, informers);
-    const relay = await startRelay(step, { informers, kv, tunnel, store });
+    const holders = await startHolders(step, kv);
+    const tunnel = startTunnel(step, creds, informers, etcd);
+    const relay = await startRelay(step, { informers, holders, kv, tunnel, store });
     const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay });
-    const api = await listenApi(step, { store, creds, tunnel, ...(route === undefined ? {} : { route }) });
-    const masterGauge = registerServerGauges(registry, informers);
+    const api = await listenApi(step, {
+      store,
+      creds,
+      tunnel,
+      holders,
+      ...(route === undefined ? {} : { route }),
+    });
+    const masterGauge = registerServerGauges(registry, informers, holders);
     const masterWatchers = new Set<(master: boolean) => void>();
     const election = startElection(step, {
       etcd,
       store,
       kv,
       informers,
+      holders,
       lifecycle,
       masterGauge,
       onChange: (m) => {
@@ -108,6 +119,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       registry,
       store,
       informers,
+      holders,
       metrics,
       datastoreUrl: data.embedded?.url,
       tunnel,

@@ -1,4 +1,5 @@
 import { assignedVips, type LbService, TOPIC_SERVICES } from '../api/agent-protocol.js';
+import type { AssignmentIndex, HolderChange } from '../api/assignments.js';
 import type { Service } from '../api/types.js';
 import { type BackendIndex, lbServiceOf } from '../controllers/index.js';
 import type { Informer } from '../controllers/informer.js';
@@ -15,6 +16,8 @@ interface ServiceRelayOptions {
   nodes: Informer<'nodes'>;
   services: Informer<'services'>;
   backends: BackendIndex;
+  /** Each VIP's holder (the assignment keys); absent: the VIP list in each Node's status. */
+  holders?: AssignmentIndex;
   target: PushTarget;
   logger: Logger;
   /** Run `fn` after the current burst of changes [setImmediate]. */
@@ -78,6 +81,7 @@ export class ServiceRelay {
     this.#o.nodes.on('change', this.#onNode);
     this.#o.services.on('change', this.#onService);
     this.#o.backends.on('change', this.#onBackends);
+    this.#o.holders?.on('change', this.#onHolders);
   }
 
   close(): void {
@@ -85,6 +89,7 @@ export class ServiceRelay {
     this.#o.nodes.off('change', this.#onNode);
     this.#o.services.off('change', this.#onService);
     this.#o.backends.off('change', this.#onBackends);
+    this.#o.holders?.off('change', this.#onHolders);
   }
 
   /** A session to `node` came up: push its Services now. */
@@ -117,6 +122,15 @@ export class ServiceRelay {
     if (JSON.stringify(this.#heldBy.get(e.key) ?? []) !== before) this.#mark(e.key);
   };
 
+  readonly #onHolders = (changes: HolderChange[]): void => {
+    const nodes = new Set<string>();
+    for (const c of changes) {
+      if (c.before !== undefined) nodes.add(c.before.node);
+      if (c.after !== undefined) nodes.add(c.after.node);
+    }
+    for (const node of nodes) this.#onNode({ key: node });
+  };
+
   readonly #onService = (e: { type: string; key: string; object: Service }): void => {
     this.#indexService(e.key, e.type === 'DELETED' ? undefined : e.object);
   };
@@ -130,8 +144,11 @@ export class ServiceRelay {
     for (const vip of this.#heldBy.get(node) ?? []) {
       if (this.#holder.get(vip) === node) this.#holder.delete(vip);
     }
-    const n = this.#o.nodes.items.get(node);
-    const vips = assignedVips(n).map((v) => v.ip);
+    const keys = this.#o.holders?.vipsOf(node);
+    const vips =
+      keys !== undefined && keys.size > 0
+        ? [...keys.keys()].sort()
+        : assignedVips(this.#o.nodes.items.get(node)).map((v) => v.ip);
     if (vips.length === 0) this.#heldBy.delete(node);
     else this.#heldBy.set(node, vips);
     for (const vip of vips) this.#holder.set(vip, node);

@@ -34,3 +34,20 @@ export type ConnectVerdict =
 
 /** Decides on one connection attempt; a rejected promise is answered 500. */
 export type ConnectAuthorizer = (credentials: ConnectCredentials) => Promise<ConnectVerdict>;
+
+/**
+ * A claim on a node's session across every server of a cluster: granted (with the `release` to call when
+ * the session ends, once), or refused because another server holds a live session for the node.
+ */
+export type ClaimVerdict =
+  | { ok: true; release: () => void }
+  | { ok: false; holder: string; retryAfterMs: number };
+
+/**
+ * Makes a node's live session cluster-wide: the tunnel server claims the node before it takes a session
+ * (after its own check for a live session here), so a second server refuses a node another server holds.
+ * A rejected promise is answered 500.
+ */
+export interface SessionClaims {
+  claim(node: string): Promise<ClaimVerdict>;
+}

@@ -4,6 +4,7 @@
  * directions with per-stream credit flow control. The tunnel holds no keys: the server side is given a
  * `ConnectAuthorizer` to decide on each agent, the client the CA hash to pin.
  */
+export type { ClaimVerdict, SessionClaims } from './authorizer.js';
 export { TunnelClient, type TunnelClientOptions } from './client.js';
 export type { Connector } from './connector.js';
-export { TunnelServer } from './server.js';
+export { NODE_IN_USE_CLOSE_CODE, TunnelServer } from './server.js';

@@ -7,7 +7,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { createRegistry, type Registry } from '../metrics.js';
-import type { ConnectAuthorizer, ConnectVerdict } from './authorizer.js';
+import type { ClaimVerdict, ConnectAuthorizer, ConnectVerdict, SessionClaims } from './authorizer.js';
 import { clip, LogSummary } from './limits.js';
 import { TunnelMetrics } from './metrics.js';
 import { type RequestHandler, Session, type SessionTuning, sessionTuning } from './session.js';
@@ -54,6 +54,8 @@ interface TunnelServerEvents {
 export interface TunnelServerOptions extends SessionTuning {
   /** Decides on each agent's connection (its token, node name and password) and names the node. */
   authorize: ConnectAuthorizer;
+  /** Where a node's session is claimed cluster-wide (several servers); default: this server alone decides. */
+  claims?: SessionClaims;
   /** The CA PEM served at `/cacerts`. */
   caCertPem: string;
   clock?: Clock;
@@ -205,17 +207,53 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       this.#refuse(socket, 409, inUseReason(node, live), { remote, node }, retryAfterMs);
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(new WsTransport(ws, socket), node, remote));
+    let release: (() => void) | undefined;
+    let opened = false;
+    if (this.#o.claims !== undefined) {
+      let claim: ClaimVerdict;
+      try {
+        claim = await this.#o.claims.claim(node);
+      } catch (err) {
+        this.#log.error({ err, node }, 'cannot claim the node session');
+        this.#refuse(socket, 500, 'cannot record the session in the datastore', { remote, node });
+        return;
+      }
+      if (!claim.ok) {
+        const reason = heldElsewhereReason(node, claim.holder);
+        this.#conflict(node, remote, reason, { holder: claim.holder });
+        this.#refuse(socket, 409, reason, { remote, node }, claim.retryAfterMs);
+        return;
+      }
+      release = claim.release;
+      if (socket.destroyed || this.#closing) {
+        release();
+        socket.destroy();
+        return;
+      }
+      // An upgrade that fails never opens a session: its claim goes with the socket.
+      const r = release;
+      socket.once('close', () => {
+        if (!opened) r();
+      });
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      opened = true;
+      this.#open(new WsTransport(ws, socket), node, remote, release);
+    });
   }
 
   /** Count and report a connection for `node` while `live` holds it; returns when to retry, in ms. */
   #inUse(node: string, live: Session, remote: string | undefined): number {
-    this.metrics.conflicts++;
-    const reason = inUseReason(node, live);
-    this.#log.warn({ op: 'connect', node, remote, silentMs: Math.round(live.silentMs) }, reason);
-    this.emit('conflict', { node, remote, reason });
+    this.#conflict(node, remote, inUseReason(node, live), { silentMs: Math.round(live.silentMs) });
     // The live session is declared dead after deadAfterMs of silence: a retry just after that gets in.
     return Math.max(live.deadAfterMs - live.silentMs, 0) + (this.#o.heartbeatMs ?? 100);
+  }
+
+  /** Count, log and report a connection refused because `node` has a live session (here or elsewhere). */
+  #conflict(node: string, remote: string | undefined, reason: string, fields: Record<string, unknown>): void {
+    this.metrics.conflicts++;
+    this.#log.warn({ op: 'connect', node, remote, ...fields }, reason);
+    this.emit('conflict', { node, remote, reason });
   }
 
   #refuse(
@@ -259,7 +297,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     );
   }
 
-  #open(transport: WsTransport, node: string, remote: string | undefined): void {
+  #open(transport: WsTransport, node: string, remote: string | undefined, release?: () => void): void {
     const s = new Session({
       role: 'server',
       node,
@@ -281,6 +319,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     s.once('close', (reason) => {
       this.#pending.delete(s);
       this.#clock.clearTimeout(helloTimer);
+      release?.();
       if (this.#sessions.get(node) !== s) return;
       this.#sessions.delete(node);
       this.metrics.sessions--;
@@ -368,6 +407,14 @@ function inUseReason(node: string, live: Session): string {
     `node ${node} already has a live tunnel session (heard from ${Math.round(live.silentMs)} ms ago): ` +
     "another machine runs with this node's identity (a copied data directory?), or this agent restarted " +
     `and its old session is dropped after ${live.deadAfterMs} ms of silence`
+  );
+}
+
+function heldElsewhereReason(node: string, holder: string): string {
+  return (
+    `node ${node} already has a live tunnel session on server ${holder}: another machine runs with this ` +
+    `node's identity (a copied data directory?), or this agent moved here and the session on ${holder} ` +
+    'ends once its heartbeats stop (or that server is gone and its lease expires)'
   );
 }
 
