@@ -134,12 +134,12 @@ export function loadCredentials(
 }
 
 /** `inner` with a no-op close(): several users share one client, closed once by its owner. */
-function sharedKv(inner: Kv): Kv {
+export function sharedKv(inner: Kv): Kv {
   return {
     get: (key) => inner.get(key),
     list: (prefix) => inner.list(prefix),
     listPage: (prefix, opts) => inner.listPage(prefix, opts),
-    put: (key, value, expect) => inner.put(key, value, expect),
+    put: (key, value, expect, guard) => inner.put(key, value, expect, guard),
     delete: (key, expect) => inner.delete(key, expect),
     batch: (ops) => inner.batch(ops),
     watch: (prefix, from, handlers) => inner.watch(prefix, from, handlers),
