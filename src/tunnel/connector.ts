@@ -7,6 +7,9 @@ import { CONNECT_PATH, RETRY_AFTER_MS_HEADER } from './server.js';
 import type { FrameTransport, Session } from './session.js';
 import { WsTransport } from './ws-transport.js';
 
+/** Largest message an agent takes from its server [64 MiB]; the server takes 1 MiB from an agent. */
+export const MAX_PUSH_BYTES = 64 << 20;
+
 /** An open tunnel connection, not yet carrying a session. */
 export interface Connection {
   transport: FrameTransport;
@@ -89,7 +92,9 @@ export function wsConnector(): Connector {
           // agents often reach the server by an address that was not known when its certificate was made.
           checkServerIdentity: (() => undefined) as never,
           perMessageDeflate: false,
-          maxPayload: 1 << 20,
+          // What the server pushes is whole sets (a busy holder's Services are several MiB); the server is
+          // the one the pinned CA vouches for, and this bounds a frame's memory all the same.
+          maxPayload: MAX_PUSH_BYTES,
           handshakeTimeout: o.timeoutMs,
           createConnection: ((opts: ConnectionOptions & { host: string }) => {
             const sock = tlsConnect({ ...opts, servername: isIP(opts.host) === 0 ? opts.host : '' });

@@ -93,6 +93,18 @@ t.test('echo through streams in both directions, requests both ways, pushes', as
   t.ok(srv.tunnel.push('pi1', 'vips', ['198.51.100.7']));
   t.notOk(srv.tunnel.push('nobody', 'vips', []));
   t.same(await pushed, ['vips', ['198.51.100.7']]);
+  // The whole Services of a busy holder are one push of several MiB: it arrives, the session stays.
+  const big = Array.from({ length: 20_000 }, (_, i) => ({ name: `svc-${i}`, note: 'x'.repeat(200) }));
+  const bigPushed = new Promise((r) => c.once('push', (topic, payload) => r([topic, payload])));
+  t.ok(srv.tunnel.push('pi1', 'services', big));
+  const [topic, got] = (await bigPushed) as [string, unknown[]];
+  t.equal(topic, 'services');
+  t.equal(
+    got.length,
+    big.length,
+    `a ${(JSON.stringify(big).length / 2 ** 20).toFixed(1)} MiB push arrived whole`,
+  );
+  t.equal(await c.request('whoami'), 'pi1', 'the session carries on');
   const data = randomBytes(3 << 20);
   t.ok(
     (await roundTrip(srv.tunnel.dial('pi1', `127.0.0.1:${e.port}`), data)).equals(data),
