@@ -103,7 +103,11 @@ async function main(t: Test): Promise<void> {
     t.match(parseYaml(readFileSync(kubeconfig, 'utf8')), { kind: 'Config', 'current-context': 'vipmesh' });
     const v = JSON.parse(await ok(t, ['version', '-o', 'json'])) as { serverVersion: Record<string, string> };
     t.match(v.serverVersion, { major: '1', minor: '32', gitVersion: `v1.32.0+vipmesh-${packageVersion()}` });
-    t.same((await ok(t, ['api-versions'])).trim().split('\n'), ['metallb.io/v1beta1', 'v1']);
+    t.same((await ok(t, ['api-versions'])).trim().split('\n'), [
+      'discovery.k8s.io/v1',
+      'metallb.io/v1beta1',
+      'v1',
+    ]);
   });
 
   t.test('api-resources: names, short names, scope and kinds', async (t) => {
@@ -113,10 +117,12 @@ async function main(t: Test): Promise<void> {
       .map((l) => l.trim().split(/\s+/));
     t.same(rows, [
       ['configmaps', 'cm', 'v1', 'true', 'ConfigMap'],
+      ['endpoints', 'ep', 'v1', 'true', 'Endpoints'],
       ['events', 'ev', 'v1', 'true', 'Event'],
       ['namespaces', 'ns', 'v1', 'false', 'Namespace'],
       ['nodes', 'no', 'v1', 'false', 'Node'],
       ['services', 'svc', 'v1', 'true', 'Service'],
+      ['endpointslices', 'discovery.k8s.io/v1', 'true', 'EndpointSlice'],
       ['ipaddresspools', 'pool', 'metallb.io/v1beta1', 'true', 'IPAddressPool'],
       ['l2advertisements', 'l2adv', 'metallb.io/v1beta1', 'true', 'L2Advertisement'],
     ]);

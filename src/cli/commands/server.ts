@@ -95,7 +95,7 @@ export function register(program: Command, ctx: CliContext): void {
     )
     .option(
       '--cluster-reset',
-      'restart the embedded etcd member as a one-member cluster from its own data (after losing quorum); with --restore-path: restore the datastore from a snapshot, then start',
+      'restart the embedded etcd member as a one-member cluster from its own data (after losing quorum); or, given a snapshot in --restore-path, restore the datastore from it first',
     )
     .option(
       '--api-vip <ip>',
