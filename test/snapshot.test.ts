@@ -321,8 +321,7 @@ t.test('restored on the node that lost its data, every VIP stays with its holder
   }
   const holders = () => {
     const out: Record<string, string> = {};
-    for (const n of srv.informers.nodes.items.values())
-      for (const v of n.status?.vips ?? []) out[v] = n.metadata.name;
+    for (const [v, h] of srv.holders.all) out[v] = h.node;
     return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
   };
   await until('six VIPs placed and held', () => {
@@ -346,7 +345,7 @@ t.test('restored on the node that lost its data, every VIP stays with its holder
   const seen: string[] = [];
   ({ srv, ann } = await withLocal(port));
   const look = () => seen.push(JSON.stringify(holders()));
-  srv.informers.nodes.on('change', look);
+  srv.holders.on('change', look);
   look();
   await until('the restored server is master', () => srv.controllers() !== undefined);
   await until('b is back', () => srv.tunnel.sessions.has('b'));
