@@ -1,14 +1,24 @@
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import { TOPIC_PEERS, TOPIC_VIPS, TOPIC_VIPS_DELTA } from '../api/agent-protocol.js';
+import {
+  type HealthReport,
+  METHOD_HEALTH,
+  TOPIC_PEERS,
+  TOPIC_SERVICES,
+  TOPIC_VIPS,
+  TOPIC_VIPS_DELTA,
+} from '../api/agent-protocol.js';
 import { VipmeshError } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
+import { lbService, TCP_CHECK } from '../testing/lb-services.js';
 import { tempDir } from '../testing/tmp.js';
+import { until } from '../testing/until.js';
 import type { Connector } from '../tunnel/index.js';
 import { Agent, type AgentAnnouncer, localRegistration } from './agent.js';
+import { AgentLb } from './lb.js';
 
 /** An announcer that holds nothing: these tests never get a session. */
 class IdleAnnouncer extends EventEmitter implements AgentAnnouncer {
@@ -252,3 +262,74 @@ t.test(
     t.same(ann.vips, ['198.51.100.204'], 'a whole set (an older server) replaces it');
   },
 );
+
+t.test('a health report dropped while the server is lost is sent when the session is back', async (t) => {
+  const clock = new FakeClock();
+  const down = new Set<string>();
+  const a = new Agent({
+    servers: ['https://a:6443'],
+    token: `K10${'b'.repeat(64)}::server:abcdef0123456789`,
+    nodeName: 'pi1',
+    dataDir: tempDir('vipmesh-agent-'),
+    registration: {},
+    announcer: new HoldingAnnouncer(),
+    logger: silentLogger(),
+    clock,
+    loadBalancer: (deps) =>
+      new AgentLb({
+        ...deps,
+        nodeName: 'pi1',
+        nodeIps: ['198.51.100.2'],
+        table: {
+          apply: async () => ({ mode: 'diff', errors: [], nftMs: 0 }),
+          start: () => {},
+          remove: async () => {},
+        },
+        probe: async (tgt) => {
+          if (down.has(tgt.ip)) throw new Error('connect ECONNREFUSED');
+        },
+        clock,
+        logger: silentLogger(),
+      }),
+  });
+  t.teardown(() => a.close());
+  // The tunnel as the agent sees it: requests reach the server only while a session is up.
+  let up = true;
+  const received: HealthReport[] = [];
+  const dropped: HealthReport[] = [];
+  a.client.request = (async (method: string, params: unknown) => {
+    if (method !== METHOD_HEALTH) return undefined;
+    if (!up) {
+      dropped.push(params as HealthReport);
+      throw new VipmeshError('VIPMESH_TUNNEL_NO_SESSION', 'the agent has no tunnel session right now');
+    }
+    received.push(params as HealthReport);
+    return { accepted: 1 };
+  }) as typeof a.client.request;
+  const unhealthy = (r: HealthReport | undefined) =>
+    r?.services[0]?.endpoints.find((e) => e.ip === '198.18.1.3')?.healthy === false;
+
+  a.client.emit('connected', { server: 'https://a:6443' } as never);
+  a.client.emit('push', TOPIC_SERVICES, {
+    services: [
+      lbService('web', ['198.51.100.200'], ['198.18.1.2', '198.18.1.3'], {
+        healthCheck: { ...TCP_CHECK, fall: 1 },
+      }),
+    ],
+  });
+  await until('the first report', () => received.length > 0);
+
+  up = false;
+  a.client.emit('disconnected', { reason: 'server gone' } as never);
+  down.add('198.18.1.3');
+  clock.advance(TCP_CHECK.intervalMs);
+  await until('the report of the change tried and dropped', () => unhealthy(dropped.at(-1)));
+  t.notOk(unhealthy(received.at(-1)), 'the server has not got it');
+
+  up = true;
+  a.client.emit('connected', { server: 'https://a:6443' } as never);
+  await until('the dropped report sent on the new session, with no further change', () =>
+    unhealthy(received.at(-1)),
+  );
+  t.pass('the server has the endpoint unhealthy');
+});

@@ -378,7 +378,7 @@ export class AgentLb implements AgentLoadBalancer {
         if (!this.#reportFailing)
           this.#log.warn(
             { err },
-            'cannot send the health report to the server; will send it on the next change',
+            'cannot send the health report to the server; will send it again on the next session or change',
           );
         this.#reportFailing = true;
       },

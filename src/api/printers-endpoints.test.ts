@@ -50,6 +50,28 @@ t.test('describe service: each endpoint with the port it serves and its health',
   t.notMatch(describeService({ ...svc(), spec: { type: 'ClusterIP' } }, [], [], 0), /Endpoints/);
 });
 
+t.test('describe service: a backend the objects give no node is on the node of its pod subnet', async (t) => {
+  const nodes = [
+    {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'a2' },
+      spec: { podCIDR: '198.18.0.0/24', podCIDRs: ['198.18.0.0/24'] },
+      status: { addresses: [{ type: 'InternalIP', address: '198.51.100.12' }] },
+    },
+  ];
+  const out = describeService(svc(), [], nodes, 0, [
+    backend('198.18.0.2'),
+    backend('198.51.100.12'),
+    backend('198.18.1.2', true, 'n1'),
+    backend('198.51.100.21'),
+  ]);
+  t.match(out, /198\.18\.0\.2:8080\s+a2\s+unknown\n/, 'in its pod subnet');
+  t.match(out, /198\.51\.100\.12:8080\s+a2\s+unknown\n/, 'its own address');
+  t.match(out, /198\.18\.1\.2:8080\s+n1\s+unknown\n/, 'the nodeName the object gives wins');
+  t.match(out, /198\.51\.100\.21:8080\s+-\s+unknown\n/, 'a machine that is no node');
+});
+
 t.test('get endpoints and endpointslices: kubectl columns', async (t) => {
   const now = Date.parse('2026-12-05T17:00:00Z');
   const created = '2026-12-05T16:59:00Z';

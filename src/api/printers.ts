@@ -3,7 +3,7 @@
  * `vipmesh describe service`. Pure functions of the objects and the current time.
  */
 
-import type { Backend } from '../vip-pool/index.js';
+import { type Backend, placesOf, withNodes } from '../vip-pool/index.js';
 import { ENDPOINT_COLUMNS, endpointsSection } from './printers-endpoints.js';
 import type {
   Event,
@@ -274,7 +274,9 @@ export function describeService(
   }
   out += kv('Announced by', list(holdersOf(ips, nodes)));
   for (const c of svc.status?.conditions ?? []) out += kv(`Condition ${c.type}`, conditionText(c));
-  out += endpointsSection(svc, backends);
+  // A backend the objects give no node is on the node whose address or pod subnet it is (as the server
+  // finds it for `externalTrafficPolicy: Local`).
+  out += endpointsSection(svc, withNodes(backends, placesOf(nodes)));
   return `${out}${eventsSection(events, now)}`;
 }
 

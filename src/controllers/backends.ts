@@ -6,10 +6,18 @@
  */
 import { EventEmitter } from 'node:events';
 import type { LbEndpoint, LbService } from '../api/agent-protocol.js';
-import type { EndpointSlice, Endpoints, Node, Service } from '../api/types.js';
-import { type Cidr, contains, formatCidr, networkOf, splitCidr } from '../util/cidr.js';
-import { parseIp } from '../util/ip.js';
-import { type BackendSet, backendSetOf, lbSettingsOf, mergeBackends, serviceKey } from '../vip-pool/index.js';
+import type { EndpointSlice, Endpoints, Service } from '../api/types.js';
+import { formatCidr } from '../util/cidr.js';
+import {
+  type BackendSet,
+  backendSetOf,
+  lbSettingsOf,
+  mergeBackends,
+  type NodePlaces,
+  placesOf,
+  serviceKey,
+  withNodes,
+} from '../vip-pool/index.js';
 import type { Informer } from './informer.js';
 
 /** Events of a {@link BackendIndex}. */
@@ -23,38 +31,6 @@ export interface BackendInformers {
   endpoints: Informer<'endpoints'>;
   endpointslices: Informer<'endpointslices'>;
   nodes: Informer<'nodes'>;
-}
-
-/** Where a node's addresses and pod subnets are, for finding the node of a backend address. */
-interface NodePlaces {
-  subnets: Array<{ net: Cidr; node: string }>;
-  addresses: Map<string, string>;
-}
-
-function placesOf(nodes: Iterable<Node>): NodePlaces {
-  const out: NodePlaces = { subnets: [], addresses: new Map() };
-  for (const n of nodes) {
-    const name = n.metadata.name;
-    const cidrs = n.spec?.podCIDRs ?? (n.spec?.podCIDR === undefined ? [] : [n.spec.podCIDR]);
-    for (const c of cidrs) {
-      const { ip, len } = splitCidr(c);
-      if (ip !== undefined && len !== undefined) out.subnets.push({ net: networkOf(ip, len), node: name });
-    }
-    for (const a of n.status?.addresses ?? []) {
-      const ip = parseIp(a.address);
-      if (a.type === 'InternalIP' && ip !== undefined) out.addresses.set(a.address, name);
-    }
-  }
-  return out;
-}
-
-/** The node of `ip` by the places (its own address first, then the pod subnet holding it). */
-function nodeOf(places: NodePlaces, ip: string): string | undefined {
-  const own = places.addresses.get(ip);
-  if (own !== undefined) return own;
-  const addr = parseIp(ip);
-  if (addr === undefined) return undefined;
-  return places.subnets.find((s) => contains(s.net, addr))?.node;
 }
 
 /** Merged, node-resolved backends per Service, kept current from the informers. */
@@ -95,10 +71,7 @@ export class BackendIndex extends EventEmitter<BackendIndexEvents> {
     let m = this.#merged.get(key);
     if (m !== undefined) return m;
     const sets = [...(this.#byService.get(key) ?? [])].map((k) => this.#sets.get(k)!);
-    m = mergeBackends(sets).map((b) => {
-      const node = b.nodeName ?? nodeOf(this.#places, b.ip);
-      return node === undefined ? b : { ...b, nodeName: node };
-    });
+    m = withNodes(mergeBackends(sets), this.#places);
     this.#merged.set(key, m);
     return m;
   }
