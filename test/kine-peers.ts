@@ -95,8 +95,10 @@ export async function startEtcd(name = 'default'): Promise<EtcdPeer> {
   const endpoint = `127.0.0.1:${clientPort}`;
   for (let i = 0; i < 100; i++) {
     if (proc.exitCode !== null) break;
-    const r = await etcdctl(endpoint, ['endpoint', 'health'], undefined, 3000);
-    if (r.code === 0) return { endpoint, url, dataDir, proc, stop };
+    // Healthy is not yet ready: etcd serves reads before its member has published its name and client
+    // URLs, and until then `member list` calls it "unstarted".
+    const r = await etcdctl(endpoint, ['member', 'list'], undefined, 3000);
+    if (r.code === 0 && r.stdout.includes(', started, ')) return { endpoint, url, dataDir, proc, stop };
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();
