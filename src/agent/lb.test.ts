@@ -4,9 +4,9 @@ import type { ApplyResult, Probe, Ruleset, StaleFlow } from '../lb/index.js';
 import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
-import { lbService, TCP_CHECK } from '../testing/lb-services.js';
+import { lbService, manyServices, TCP_CHECK } from '../testing/lb-services.js';
 import { until } from '../testing/until.js';
-import { AgentLb } from './lb.js';
+import { AgentLb, MAX_REPORT_BYTES } from './lb.js';
 
 /** Endpoints listed in `down` fail their check; the rest pass. */
 function setup(opts: { failReport?: boolean } = {}) {
@@ -171,5 +171,49 @@ t.test('a report the server cannot take is sent again on the next change or sess
   await until('sent', () => s.reports.length === 1);
   s.lb.resend();
   await until('sent again', () => s.reports.length === 2);
+  await s.lb.close();
+});
+
+t.test('thousands of Services: the report goes in bounded requests, then only what changed', async (t) => {
+  const s = setup();
+  const services = manyServices(2500, 10);
+  s.lb.setServices(services);
+  await s.lb.idle();
+  await until('every Service reported', () => s.reports.flatMap((r) => r.services).length >= services.length);
+  const sizes = s.reports.map((r) => JSON.stringify(r).length);
+  t.ok(
+    sizes.reduce((a, b) => a + b) > 1 << 20,
+    `more than the tunnel's 1 MiB frame in all (${sizes.length} requests)`,
+  );
+  t.ok(
+    sizes.every((n) => n <= MAX_REPORT_BYTES + 4096),
+    `each request is at most about ${MAX_REPORT_BYTES} bytes (largest ${Math.max(...sizes)})`,
+  );
+  t.same(
+    new Set(s.reports.flatMap((r) => r.services.map((x) => x.name))).size,
+    services.length,
+    'every Service once',
+  );
+  const before = s.reports.length;
+  const ip = services[1234]!.endpoints[3]!.ip;
+  s.down.add(ip);
+  // The check fails `fall` times in a row before the endpoint is out: one interval per poll.
+  await until('the change reported', () => {
+    if (s.reports.length > before) return true;
+    s.clock.advance(TCP_CHECK.intervalMs);
+    return false;
+  });
+  await s.lb.idle();
+  t.same(
+    s.reports.slice(before).flatMap((r) => r.services.map((x) => x.name)),
+    ['svc-1234'],
+    'only the Service that changed is sent again',
+  );
+  t.equal(s.reports.at(-1)!.services[0]!.endpoints[3]!.healthy, false);
+  s.lb.resend();
+  await until(
+    'a new session: everything again',
+    () => s.reports.slice(before + 1).flatMap((r) => r.services).length >= services.length,
+  );
   await s.lb.close();
 });

@@ -72,6 +72,9 @@ export interface AgentLbOptions {
   registry?: Registry;
 }
 
+/** At most this much JSON of Service entries in one health request (the tunnel's frames are 1 MiB at most). */
+export const MAX_REPORT_BYTES = 256 * 1024;
+
 function metric<T>(registry: Registry | undefined, name: string, make: (r: Registry) => T): T | undefined {
   if (registry === undefined) return undefined;
   return (registry.getSingleMetric(name) as T | undefined) ?? make(registry);
@@ -88,7 +91,8 @@ export class AgentLb implements AgentLoadBalancer {
   /** UDP flows (`vip|port|endpoint`) the last applied table sends somewhere. */
   #udpFlows = new Map<string, StaleFlow>();
   #serving = new Map<string, boolean>();
-  #lastSent: string | undefined;
+  /** Service key -> the JSON of its report entry as last sent (a failed send forgets it). */
+  readonly #sent = new Map<string, string>();
   #current: HealthReport = { services: [] };
   #reportFailing = false;
   #syncing: Promise<void> | undefined;
@@ -240,7 +244,7 @@ export class AgentLb implements AgentLoadBalancer {
   }
 
   resend(): void {
-    this.#lastSent = undefined;
+    this.#sent.clear();
     this.#send();
   }
 
@@ -363,26 +367,51 @@ export class AgentLb implements AgentLoadBalancer {
     this.#send();
   }
 
+  /**
+   * Send what the server does not have yet: the entries of the Services whose health changed since they
+   * were last sent, in requests of at most {@link MAX_REPORT_BYTES} of JSON (the server takes each Service
+   * on its own, so thousands of Services never make one frame larger than the tunnel accepts). An entry
+   * whose request fails is sent again on the next change or session.
+   */
   #send(): void {
     if (this.#closed) return;
-    const text = JSON.stringify(this.#current);
-    if (text === this.#lastSent) return;
-    this.#lastSent = text;
-    this.#o.report(this.#current).then(
-      () => {
-        this.#reportFailing = false;
-      },
-      (err: unknown) => {
-        // Not sent: the next change (or the next session) sends it again.
-        if (this.#lastSent === text) this.#lastSent = undefined;
-        if (!this.#reportFailing)
-          this.#log.warn(
-            { err },
-            'cannot send the health report to the server; will send it again on the next session or change',
-          );
-        this.#reportFailing = true;
-      },
-    );
+    const live = new Set<string>();
+    const batches: Array<Array<{ key: string; text: string; entry: HealthReport['services'][number] }>> = [];
+    let batch: (typeof batches)[number] = [];
+    let size = 0;
+    for (const entry of this.#current.services) {
+      const key = `${entry.namespace}/${entry.name}`;
+      live.add(key);
+      const text = JSON.stringify(entry);
+      if (this.#sent.get(key) === text) continue;
+      this.#sent.set(key, text);
+      if (batch.length > 0 && size + text.length > MAX_REPORT_BYTES) {
+        batches.push(batch);
+        batch = [];
+        size = 0;
+      }
+      batch.push({ key, text, entry });
+      size += text.length + 1;
+    }
+    if (batch.length > 0) batches.push(batch);
+    // A Service no longer pushed here is forgotten: if it comes back, its entry is sent in full.
+    for (const key of this.#sent.keys()) if (!live.has(key)) this.#sent.delete(key);
+    for (const b of batches) {
+      this.#o.report({ services: b.map((e) => e.entry) }).then(
+        () => {
+          this.#reportFailing = false;
+        },
+        (err: unknown) => {
+          for (const e of b) if (this.#sent.get(e.key) === e.text) this.#sent.delete(e.key);
+          if (!this.#reportFailing)
+            this.#log.warn(
+              { err, services: b.length },
+              'cannot send the health report to the server; will send it again on the next session or change',
+            );
+          this.#reportFailing = true;
+        },
+      );
+    }
   }
 
   async close(): Promise<void> {
