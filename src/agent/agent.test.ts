@@ -6,6 +6,7 @@ import {
   METHOD_HEALTH,
   TOPIC_PEERS,
   TOPIC_SERVICES,
+  TOPIC_SERVICES_DELTA,
   TOPIC_VIPS,
   TOPIC_VIPS_DELTA,
 } from '../api/agent-protocol.js';
@@ -332,4 +333,46 @@ t.test('a health report dropped while the server is lost is sent when the sessio
     unhealthy(received.at(-1)),
   );
   t.pass('the server has the endpoint unhealthy');
+});
+
+t.test('Services as deltas: reset, remove and set make the list the load balancer is given', async (t) => {
+  const given: string[][] = [];
+  const a = new Agent({
+    servers: ['https://a:6443'],
+    token: `K10${'b'.repeat(64)}::server:abcdef0123456789`,
+    nodeName: 'pi1',
+    dataDir: tempDir('vipmesh-agent-'),
+    registration: {},
+    announcer: new HoldingAnnouncer(),
+    logger: silentLogger(),
+    clock: new FakeClock(),
+    loadBalancer: () => ({
+      setServices: (s) => void given.push(s.map((x) => x.name)),
+      setLeases: () => undefined,
+      allows: () => true,
+      resend: () => undefined,
+      close: async () => undefined,
+    }),
+  });
+  t.teardown(() => a.close());
+  const web = lbService('web', ['198.51.100.200'], []);
+  const dns = lbService('dns', ['198.51.100.201'], []);
+  const push = async (payload: unknown) => {
+    a.client.emit('push', TOPIC_SERVICES_DELTA, payload);
+    await new Promise((r) => setImmediate(r));
+  };
+  // Two messages in one burst: the load balancer is given the list once.
+  a.client.emit('push', TOPIC_SERVICES_DELTA, { reset: true, set: [web] });
+  a.client.emit('push', TOPIC_SERVICES_DELTA, { set: [dns] });
+  await new Promise((r) => setImmediate(r));
+  t.same(given, [['dns', 'web']], 'both, sorted, in one call');
+  await push({ remove: ['default/web'], set: [{ ...dns, ports: [] }] });
+  t.same(given.at(-1), ['dns'], 'web removed');
+  await push({ set: [null, 7, { name: 'x' }], remove: [42] });
+  t.same(given.at(-1), ['dns'], 'malformed entries are skipped');
+  await push({ reset: true });
+  t.same(given.at(-1), [], 'a reset with nothing: an empty list');
+  a.client.emit('push', TOPIC_SERVICES, { services: [web] });
+  await new Promise((r) => setImmediate(r));
+  t.same(given.at(-1), ['web'], 'a whole list (an older server) replaces it');
 });

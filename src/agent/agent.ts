@@ -3,15 +3,18 @@ import type {
   HealthReport,
   LbService,
   NodeRegistration,
+  ServicesDelta,
   VipAssignment,
   VipsDelta,
 } from '../api/agent-protocol.js';
 import {
+  FEATURE_SERVICES_DELTA,
   FEATURE_VIPS_DELTA,
   METHOD_HEALTH,
   TOPIC_LEASES,
   TOPIC_PEERS,
   TOPIC_SERVICES,
+  TOPIC_SERVICES_DELTA,
   TOPIC_VIPS,
   TOPIC_VIPS_DELTA,
 } from '../api/agent-protocol.js';
@@ -108,6 +111,9 @@ export class Agent {
   #applyQueued = false;
   /** VIPs this process holds besides the server's assignment (the API VIP on the master's own agent). */
   #local: string[] = [];
+  /** The Services to serve as received so far, by namespace/name. */
+  readonly #services = new Map<string, LbService>();
+  #servicesQueued = false;
 
   constructor(o: AgentOptions) {
     this.#o = o;
@@ -125,8 +131,11 @@ export class Agent {
       caHash: parseToken(o.token).caHash,
       node: o.nodeName,
       dataDir: o.dataDir,
-      // This agent takes its VIPs as deltas (the server sends older agents whole sets).
-      info: { ...o.registration, features: [...(o.registration.features ?? []), FEATURE_VIPS_DELTA] },
+      // This agent takes its VIPs and Services as deltas (the server sends older agents whole sets).
+      info: {
+        ...o.registration,
+        features: [...(o.registration.features ?? []), FEATURE_VIPS_DELTA, FEATURE_SERVICES_DELTA],
+      },
       logger: o.logger.child({ component: 'tunnel' }),
       heartbeatMs: o.heartbeatMs ?? 100,
       misses: o.misses ?? 3,
@@ -234,8 +243,37 @@ export class Agent {
       if (Array.isArray(macs)) this.#claims.setPeers(macs.filter((m): m is string => typeof m === 'string'));
     } else if (topic === TOPIC_SERVICES) {
       const services = (payload as { services?: LbService[] })?.services;
-      if (Array.isArray(services)) this.#lb?.setServices(services);
+      if (!Array.isArray(services)) return;
+      this.#services.clear();
+      this.#onServicesDelta({ set: services });
+    } else if (topic === TOPIC_SERVICES_DELTA) {
+      this.#onServicesDelta(payload as ServicesDelta);
     }
+  }
+
+  /**
+   * A change to the Services: `reset` starts the list again, then `remove`, then `set`. The load balancer
+   * gets the list once the messages that arrived together are in.
+   */
+  #onServicesDelta(d: ServicesDelta): void {
+    if (typeof d !== 'object' || d === null || this.#lb === undefined) return;
+    if (d.reset === true) this.#services.clear();
+    for (const key of Array.isArray(d.remove) ? d.remove : []) {
+      if (typeof key === 'string') this.#services.delete(key);
+    }
+    for (const s of Array.isArray(d.set) ? d.set : []) {
+      const { namespace, name } = (s ?? {}) as { namespace?: unknown; name?: unknown };
+      if (typeof namespace === 'string' && typeof name === 'string')
+        this.#services.set(`${namespace}/${name}`, s);
+    }
+    if (this.#servicesQueued) return;
+    this.#servicesQueued = true;
+    queueMicrotask(() => {
+      this.#servicesQueued = false;
+      if (this.#closed) return;
+      const keys = [...this.#services.keys()].sort();
+      this.#lb?.setServices(keys.map((k) => this.#services.get(k)!));
+    });
   }
 
   /** A change to the assignment: `reset` starts the set again, then `remove`, then `add`. */

@@ -123,8 +123,74 @@ export function chunkDelta(delta: VipsDelta, per = VIPS_PER_MESSAGE): VipsDelta[
  * its nftables table and reports the health back, which the master writes into the Service's status.
  */
 
-/** Push topic: the Services with a VIP held by this node (`{ services: LbService[] }`, sorted by namespace/name). */
+/**
+ * Push topic: the Services with a VIP held by this node, the whole list (`{ services: LbService[] }`, sorted
+ * by namespace/name). What a server sends an agent that does not list {@link FEATURE_SERVICES_DELTA}.
+ */
 export const TOPIC_SERVICES = 'vipmesh/services';
+/**
+ * Push topic: a change to those Services (a {@link ServicesDelta}). Sent instead of {@link TOPIC_SERVICES} to
+ * an agent that lists {@link FEATURE_SERVICES_DELTA}: the whole list when the session comes up (the first
+ * message with `reset`), then only the Services whose pushed form changed, each message at most
+ * {@link SERVICES_BYTES_PER_MESSAGE} of JSON (a node holding tens of thousands of VIPs is not sent megabytes
+ * on every change).
+ */
+export const TOPIC_SERVICES_DELTA = 'vipmesh/services-delta';
+/** What an agent lists in its registration's `features` when it takes {@link TOPIC_SERVICES_DELTA}. */
+export const FEATURE_SERVICES_DELTA = 'services-delta';
+/** About this much JSON in one {@link TOPIC_SERVICES_DELTA} message (a larger Service goes alone). */
+export const SERVICES_BYTES_PER_MESSAGE = 256 * 1024;
+
+/** One {@link TOPIC_SERVICES_DELTA} message. Applied in order: `reset` (forget the list), `remove`, then `set`. */
+export interface ServicesDelta {
+  /** The list starts again from empty (the first message of a whole list). */
+  reset?: boolean;
+  /** Services added or changed, each whole. */
+  set?: LbService[];
+  /** Services no longer served here (`namespace/name`). */
+  remove?: string[];
+}
+
+/**
+ * `delta` as messages of about `maxBytes` of JSON at most (removals first), the first carrying `reset` when
+ * set. An empty delta is no message, unless it resets (one message: the list is empty).
+ */
+export function chunkServicesDelta(
+  delta: { reset?: boolean; set: LbService[]; remove: string[] },
+  maxBytes = SERVICES_BYTES_PER_MESSAGE,
+): ServicesDelta[] {
+  const out: Array<{ set: LbService[]; remove: string[] }> = [];
+  let cur: (typeof out)[number] = { set: [], remove: [] };
+  let size = 0;
+  const room = (n: number) => {
+    if (size > 0 && size + n > maxBytes) {
+      out.push(cur);
+      cur = { set: [], remove: [] };
+      size = 0;
+    }
+    size += n;
+  };
+  for (const key of delta.remove) {
+    room(key.length + 3);
+    cur.remove.push(key);
+  }
+  for (const s of delta.set) {
+    room(JSON.stringify(s).length + 1);
+    cur.set.push(s);
+  }
+  if (size > 0) out.push(cur);
+  const msgs = out.map(
+    (m): ServicesDelta => ({
+      ...(m.remove.length > 0 ? { remove: m.remove } : {}),
+      ...(m.set.length > 0 ? { set: m.set } : {}),
+    }),
+  );
+  if (delta.reset === true) {
+    if (msgs.length === 0) msgs.push({});
+    msgs[0] = { reset: true, ...msgs[0] };
+  }
+  return msgs;
+}
 /** Request method, agent → server: the endpoint health the agent measured (a {@link HealthReport}). */
 export const METHOD_HEALTH = 'vipmesh/health';
 

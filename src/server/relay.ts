@@ -142,7 +142,7 @@ export class Relay {
     this.#pushWhole(node, true);
     this.#o.target.push(node, TOPIC_PEERS, { macs: nodeMacs(this.#o.nodes.items.values()) });
     this.#o.target.push(node, TOPIC_LEASES, this.#leasePayload());
-    this.#o.services?.sessionUp(node);
+    this.#o.services?.sessionUp(node, registration);
   }
 
   /** What `node` must hold: its assignment keys, or the VIP list of the old layout while it has no keys. */

@@ -1,5 +1,13 @@
 import t, { type Test } from 'tap';
-import { type LbService, TOPIC_SERVICES } from '../api/agent-protocol.js';
+import {
+  FEATURE_SERVICES_DELTA,
+  type LbService,
+  SERVICES_BYTES_PER_MESSAGE,
+  type ServicesDelta,
+  TOPIC_SERVICES,
+  TOPIC_SERVICES_DELTA,
+} from '../api/agent-protocol.js';
+import { AssignmentIndex, writeHolders } from '../api/assignments.js';
 import { MemoryKv } from '../api/memory-kv.js';
 import { ResourceStore } from '../api/store.js';
 import type { KubeObject } from '../api/types.js';
@@ -156,3 +164,136 @@ t.test('a node is pushed the Services on its VIPs, with their merged backends, o
   relay.sessionUp('n1');
   t.same(pushes.at(-1), { node: 'n1', services: [] }, 'a session coming up is pushed at once');
 });
+
+t.test(
+  'deltas: thousands of Services go once in bounded messages; a change sends only the Services it touches',
+  async (t) => {
+    const mem = new MemoryKv();
+    const store = new ResourceStore({ kv: mem });
+    const o = { logger: silentLogger() };
+    const nodes = new Informer(store, 'nodes', o);
+    const services = new Informer(store, 'services', o);
+    const endpoints = new Informer(store, 'endpoints', o);
+    const endpointslices = new Informer(store, 'endpointslices', o);
+    for (const i of [nodes, services, endpoints, endpointslices]) await i.start();
+    const backends = new BackendIndex({ endpoints, endpointslices, nodes });
+    backends.start();
+    const holders = new AssignmentIndex({ kv: mem, logger: silentLogger() });
+    await holders.start();
+    type Msg = { node: string; topic: string; payload: ServicesDelta; bytes: number };
+    /** Every message (what the agents applied); `msgs` since the last look. */
+    const all: Msg[] = [];
+    const msgs: Msg[] = [];
+    const sessions = new Map<string, unknown>([
+      ['n1', {}],
+      ['n2', {}],
+    ]);
+    const relay = new ServiceRelay({
+      nodes,
+      services,
+      backends,
+      holders,
+      logger: silentLogger(),
+      target: {
+        sessions,
+        push: (node, topic, payload) => {
+          const m = { node, topic, payload: payload as ServicesDelta, bytes: JSON.stringify(payload).length };
+          all.push(m);
+          msgs.push(m);
+          return true;
+        },
+      },
+    });
+    relay.start();
+    t.teardown(async () => {
+      relay.close();
+      backends.close();
+      await holders.close();
+      for (const i of [nodes, services, endpoints, endpointslices]) await i.close();
+    });
+    // What an agent that applies the deltas in order has.
+    const view = (node: string) => {
+      const have = new Map<string, LbService>();
+      for (const m of all) {
+        if (m.node !== node || m.topic !== TOPIC_SERVICES_DELTA) continue;
+        if (m.payload.reset) have.clear();
+        for (const k of m.payload.remove ?? []) have.delete(k);
+        for (const s of m.payload.set ?? []) have.set(`${s.namespace}/${s.name}`, s);
+      }
+      return [...have.keys()].sort().map((k) => have.get(k)!);
+    };
+    const N = 3000;
+    const ip = (i: number) => `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+    for (let i = 0; i < N; i++)
+      await store.create('services', svc(`s${String(i).padStart(4, '0')}`, [ip(i)]));
+    const { revision } = await writeHolders(
+      mem,
+      Array.from({ length: N }, (_, i) => ({ vip: ip(i), holder: { node: i % 3 === 0 ? 'n2' : 'n1' } })),
+    );
+    await holders.caughtUp(revision);
+    await until(
+      'every Service indexed',
+      () => relay.servicesFor('n1').length + relay.servicesFor('n2').length === N,
+    );
+    msgs.length = 0;
+    relay.sessionUp('n1', { features: [FEATURE_SERVICES_DELTA] });
+    relay.sessionUp('n2', {});
+    const n1 = msgs.filter((m) => m.node === 'n1');
+    t.ok(n1.length > 1, `n1's ${relay.servicesFor('n1').length} Services in ${n1.length} messages`);
+    t.ok(n1[0]!.payload.reset, 'the first resets');
+    t.ok(
+      n1.every((m) => m.topic === TOPIC_SERVICES_DELTA && m.bytes <= SERVICES_BYTES_PER_MESSAGE + 2048),
+      `each about ${SERVICES_BYTES_PER_MESSAGE} bytes at most (largest ${Math.max(...n1.map((m) => m.bytes))})`,
+    );
+    t.same(view('n1'), relay.servicesFor('n1'), 'the agent has its whole list');
+    t.same(
+      msgs
+        .filter((m) => m.node === 'n2')
+        .map((m) => [m.topic, (m.payload as { services?: unknown[] }).services?.length]),
+      [[TOPIC_SERVICES, relay.servicesFor('n2').length]],
+      'an older agent gets one whole list',
+    );
+
+    // One Service changes: n1 is sent that one only.
+    msgs.length = 0;
+    const s7 = await store.get('services', 's0007', 'shop');
+    await store.update('services', { ...s7, spec: { ...s7.spec, externalTrafficPolicy: 'Local' } });
+    await until('the change pushed', () => msgs.some((m) => m.node === 'n1'));
+    t.same(
+      msgs.map((m) => [m.node, m.payload.set?.map((s) => s.name), m.payload.remove]),
+      [['n1', ['s0007'], undefined]],
+      'only s0007, to its holder only',
+    );
+    t.equal(view('n1').find((s) => s.name === 's0007')?.externalTrafficPolicy, 'Local');
+
+    // Two VIPs move from n1 to n2: n1 is told to remove them, n2 (whole lists) gets its list again.
+    msgs.length = 0;
+    await writeHolders(mem, [
+      { vip: ip(1), holder: { node: 'n2' } },
+      { vip: ip(2), holder: { node: 'n2' } },
+    ]);
+    await until(
+      'the move pushed',
+      () => msgs.some((m) => m.node === 'n1') && msgs.some((m) => m.node === 'n2'),
+    );
+    t.same(
+      msgs.filter((m) => m.node === 'n1').map((m) => m.payload),
+      [{ remove: ['shop/s0001', 'shop/s0002'] }],
+      'n1: the two removed',
+    );
+    t.ok(relay.pushedTo('n2', 'shop/s0001') && !relay.pushedTo('n1', 'shop/s0001'));
+    t.same(view('n1'), relay.servicesFor('n1'), 'n1 still has exactly its list');
+
+    // A Service deleted: removed from its holder; nothing for a Service whose pushed form is unchanged.
+    msgs.length = 0;
+    await store.delete('services', 's0004', 'shop');
+    const s5 = await store.get('services', 's0005', 'shop');
+    await store.update('services', { ...s5, metadata: { ...s5.metadata, labels: { x: 'y' } } });
+    await until('the delete pushed', () => msgs.length > 0);
+    await new Promise((r) => setImmediate(r));
+    t.same(
+      msgs.map((m) => [m.node, m.payload]),
+      [['n1', { remove: ['shop/s0004'] }]],
+    );
+  },
+);

@@ -1,4 +1,12 @@
-import { assignedVips, type LbService, TOPIC_SERVICES } from '../api/agent-protocol.js';
+import {
+  assignedVips,
+  chunkServicesDelta,
+  FEATURE_SERVICES_DELTA,
+  featuresOf,
+  type LbService,
+  TOPIC_SERVICES,
+  TOPIC_SERVICES_DELTA,
+} from '../api/agent-protocol.js';
 import type { AssignmentIndex, HolderChange } from '../api/assignments.js';
 import type { Service } from '../api/types.js';
 import { type BackendIndex, lbServiceOf } from '../controllers/index.js';
@@ -39,11 +47,12 @@ function ingressOf(s: Service): string[] {
 }
 
 /**
- * Pushes each node connected here the Services whose VIPs it holds (`vipmesh/services`), when its session
- * comes up and whenever one of them, their backends or the node's assignment changes. Changes are batched
- * per tick, and a node is pushed only when one of its Services' pushed form (or its VIP set) changed.
- * Indexes (VIP -> Services, VIP -> holder) keep a change proportional to the Services it touches, not to
- * every Service.
+ * Pushes each node connected here the Services whose VIPs it holds, when its session comes up and whenever
+ * one of them, their backends or the node's VIPs change. An agent that takes deltas
+ * ({@link FEATURE_SERVICES_DELTA}) gets the whole list once per session, then only the Services whose
+ * pushed form changed; an older agent gets the whole list on each change. Changes are batched per tick and
+ * followed per (node, Service): indexes (VIP -> Services, VIP -> holder) keep the work of a change
+ * proportional to the Services it touches, never to every Service a node holds.
  */
 export class ServiceRelay {
   readonly #o: ServiceRelayOptions;
@@ -54,18 +63,16 @@ export class ServiceRelay {
   readonly #vipsOf = new Map<string, string[]>();
   /** VIP -> the node that holds it. */
   readonly #holder = new Map<string, string>();
-  /** Node -> its VIPs as indexed. */
-  readonly #heldBy = new Map<string, string[]>();
+  /** Node -> the VIPs it holds. */
+  readonly #heldBy = new Map<string, Set<string>>();
   /** Service -> its pushed form (undefined: not a LoadBalancer of vipmesh's). */
   readonly #built = new Map<string, Built | undefined>();
-  /** Node -> the Services last pushed to it (namespace/name). */
-  readonly #pushed = new Map<string, Set<string>>();
-  /** Node -> what its last push was made of (each Service's key, VIPs and version). */
-  readonly #signature = new Map<string, string>();
-  /** Service -> a number bumped whenever its pushed form changes. */
-  readonly #version = new Map<string, number>();
-  #nextVersion = 1;
-  readonly #dirty = new Set<string>();
+  /** Node -> per Service last pushed to it, what it was (its built text and VIPs). */
+  readonly #sent = new Map<string, Map<string, string>>();
+  /** Nodes whose current session takes deltas. */
+  readonly #deltas = new Set<string>();
+  /** Node -> the Services to look at again ('all': push the whole list). */
+  readonly #dirty = new Map<string, Set<string> | 'all'>();
   #queued = false;
   #closed = false;
 
@@ -76,6 +83,7 @@ export class ServiceRelay {
 
   /** Index what the informers hold and follow their changes. */
   start(): void {
+    for (const [vip, h] of this.#o.holders?.all ?? []) this.#setHolder(vip, h.node);
     for (const n of this.#o.nodes.items.values()) this.#indexNode(n.metadata.name);
     for (const s of this.#o.services.items.values()) this.#indexService(keyOf(s), s);
     this.#o.nodes.on('change', this.#onNode);
@@ -92,43 +100,50 @@ export class ServiceRelay {
     this.#o.holders?.off('change', this.#onHolders);
   }
 
-  /** A session to `node` came up: push its Services now. */
-  sessionUp(node: string): void {
-    this.#pushNode(node, true);
+  /**
+   * A session to `node` came up: push its whole list now. `registration` is what the agent registered
+   * (its `features` say whether it takes deltas).
+   */
+  sessionUp(node: string, registration?: unknown): void {
+    if (featuresOf(registration).includes(FEATURE_SERVICES_DELTA)) this.#deltas.add(node);
+    else this.#deltas.delete(node);
+    this.#dirty.delete(node);
+    this.#pushWhole(node);
   }
 
-  /** True when `namespace/name` was in the last push to `node` (a health report may speak of it). */
+  /** True when `namespace/name` was in what `node` was last pushed (a health report may speak of it). */
   pushedTo(node: string, key: string): boolean {
-    return this.#pushed.get(node)?.has(key) ?? false;
+    return this.#sent.get(node)?.has(key) ?? false;
   }
 
   /** The Services `node` is to serve now, sorted by namespace/name. */
   servicesFor(node: string): LbService[] {
-    const byKey = new Map<string, string[]>();
-    for (const vip of this.#heldBy.get(node) ?? []) {
-      for (const key of this.#byVip.get(vip) ?? []) byKey.set(key, [...(byKey.get(key) ?? []), vip]);
-    }
+    const keys = new Set<string>();
+    for (const vip of this.#heldBy.get(node) ?? [])
+      for (const key of this.#byVip.get(vip) ?? []) keys.add(key);
     const out: LbService[] = [];
-    for (const key of [...byKey.keys()].sort()) {
-      const b = this.#build(key);
-      if (b !== undefined) out.push({ ...b.lb, vips: byKey.get(key)!.sort() } as LbService);
+    for (const key of [...keys].sort()) {
+      const s = this.#entry(node, key);
+      if (s !== undefined) out.push(s.lb);
     }
     return out;
   }
 
+  /** `key` as `node` is to serve it (its VIPs that `node` holds), with the text to compare; none: not served there. */
+  #entry(node: string, key: string): { lb: LbService; text: string } | undefined {
+    const b = this.#build(key);
+    if (b === undefined) return undefined;
+    const vips = (this.#vipsOf.get(key) ?? []).filter((v) => this.#holder.get(v) === node).sort();
+    if (vips.length === 0) return undefined;
+    return { lb: { ...b.lb, vips } as LbService, text: `${vips.join(',')} ${b.text}` };
+  }
+
   readonly #onNode = (e: { key: string }): void => {
-    const before = JSON.stringify(this.#heldBy.get(e.key) ?? []);
     this.#indexNode(e.key);
-    if (JSON.stringify(this.#heldBy.get(e.key) ?? []) !== before) this.#mark(e.key);
   };
 
   readonly #onHolders = (changes: HolderChange[]): void => {
-    const nodes = new Set<string>();
-    for (const c of changes) {
-      if (c.before !== undefined) nodes.add(c.before.node);
-      if (c.after !== undefined) nodes.add(c.after.node);
-    }
-    for (const node of nodes) this.#onNode({ key: node });
+    for (const c of changes) this.#setHolder(c.vip, c.after?.node);
   };
 
   readonly #onService = (e: { type: string; key: string; object: Service }): void => {
@@ -140,18 +155,42 @@ export class ServiceRelay {
     this.#rebuild(key);
   };
 
+  /**
+   * A Node changed: its VIPs are its assignment keys, or the VIP list in its status (the layout before the
+   * keys) while it has none. Only what differs from the index is marked.
+   */
   #indexNode(node: string): void {
-    for (const vip of this.#heldBy.get(node) ?? []) {
-      if (this.#holder.get(vip) === node) this.#holder.delete(vip);
-    }
     const keys = this.#o.holders?.vipsOf(node);
-    const vips =
+    const now =
       keys !== undefined && keys.size > 0
-        ? [...keys.keys()].sort()
-        : assignedVips(this.#o.nodes.items.get(node)).map((v) => v.ip);
-    if (vips.length === 0) this.#heldBy.delete(node);
-    else this.#heldBy.set(node, vips);
-    for (const vip of vips) this.#holder.set(vip, node);
+        ? new Set(keys.keys())
+        : new Set(assignedVips(this.#o.nodes.items.get(node)).map((v) => v.ip));
+    for (const vip of [...(this.#heldBy.get(node) ?? [])]) if (!now.has(vip)) this.#setHolder(vip, undefined);
+    for (const vip of now) this.#setHolder(vip, node);
+  }
+
+  #setHolder(vip: string, node: string | undefined): void {
+    const old = this.#holder.get(vip);
+    if (old === node) return;
+    if (old !== undefined) {
+      const held = this.#heldBy.get(old);
+      held?.delete(vip);
+      if (held?.size === 0) this.#heldBy.delete(old);
+    }
+    if (node === undefined) this.#holder.delete(vip);
+    else {
+      this.#holder.set(vip, node);
+      let held = this.#heldBy.get(node);
+      if (held === undefined) {
+        held = new Set();
+        this.#heldBy.set(node, held);
+      }
+      held.add(vip);
+    }
+    for (const key of this.#byVip.get(vip) ?? []) {
+      if (old !== undefined) this.#mark(old, key);
+      if (node !== undefined) this.#mark(node, key);
+    }
   }
 
   #indexService(key: string, svc: Service | undefined): void {
@@ -169,8 +208,8 @@ export class ServiceRelay {
     }
     if (vips.length === 0) this.#vipsOf.delete(key);
     else this.#vipsOf.set(key, vips);
-    const vipsChanged = JSON.stringify(old) !== JSON.stringify(vips);
-    if (vipsChanged) this.#markVips(old);
+    const vipsChanged = old.length !== vips.length || old.some((v, i) => v !== vips[i]);
+    if (vipsChanged) this.#markHolders(key, old);
     this.#rebuild(key, vipsChanged);
   }
 
@@ -179,9 +218,7 @@ export class ServiceRelay {
     const before = this.#built.get(key)?.text;
     this.#built.delete(key);
     const after = this.#build(key)?.text;
-    if (before !== after) this.#version.set(key, this.#nextVersion++);
-    if (after === undefined) this.#version.delete(key);
-    if (force || before !== after) this.#markVips(this.#vipsOf.get(key) ?? []);
+    if (force || before !== after) this.#markHolders(key, this.#vipsOf.get(key) ?? []);
   }
 
   #build(key: string): Built | undefined {
@@ -197,40 +234,96 @@ export class ServiceRelay {
     return built;
   }
 
-  #markVips(vips: readonly string[]): void {
+  /** Mark `key` on the nodes holding any of `vips`. */
+  #markHolders(key: string, vips: readonly string[]): void {
     for (const vip of vips) {
       const node = this.#holder.get(vip);
-      if (node !== undefined) this.#mark(node);
+      if (node !== undefined) this.#mark(node, key);
     }
   }
 
-  #mark(node: string): void {
+  #mark(node: string, key: string): void {
     if (!this.#o.target.sessions.has(node)) return;
-    this.#dirty.add(node);
+    const d = this.#dirty.get(node);
+    if (d === undefined) this.#dirty.set(node, new Set([key]));
+    else if (d !== 'all') d.add(key);
     if (this.#queued) return;
     this.#queued = true;
     this.#defer(() => {
       this.#queued = false;
       if (this.#closed) return;
-      const nodes = [...this.#dirty];
+      const dirty = [...this.#dirty];
       this.#dirty.clear();
-      for (const n of nodes) this.#pushNode(n, false);
+      for (const [n, keys] of dirty) {
+        if (keys === 'all' || !this.#deltas.has(n)) this.#pushWhole(n, keys !== 'all');
+        else this.#pushChanges(n, keys);
+      }
     });
   }
 
-  #pushNode(node: string, force: boolean): void {
+  /**
+   * Push `node` its whole list: as delta messages with `reset`, or as one {@link TOPIC_SERVICES} message.
+   * `onlyIfChanged`: an older agent is not pushed a list equal to its last.
+   */
+  #pushWhole(node: string, onlyIfChanged = false): void {
     const services = this.servicesFor(node);
-    const signature = services
-      .map((s) => {
-        const key = `${s.namespace}/${s.name}`;
-        return `${key} ${s.vips.join(',')} ${this.#version.get(key) ?? 0}`;
-      })
-      .join('\n');
-    if (!force && this.#signature.get(node) === signature) return;
-    if (this.#o.target.push(node, TOPIC_SERVICES, { services })) {
-      this.#signature.set(node, signature);
-      this.#pushed.set(node, new Set(services.map((s) => `${s.namespace}/${s.name}`)));
-      this.#o.logger.debug({ node, services: services.length }, 'pushed the services');
+    const sent = new Map<string, string>();
+    for (const s of services) {
+      const key = `${s.namespace}/${s.name}`;
+      sent.set(key, this.#entry(node, key)!.text);
     }
+    if (this.#deltas.has(node)) {
+      this.#send(node, { reset: true, set: services, remove: [] }, sent);
+      return;
+    }
+    const before = this.#sent.get(node);
+    if (
+      onlyIfChanged &&
+      before !== undefined &&
+      before.size === sent.size &&
+      [...sent].every(([k, v]) => before.get(k) === v)
+    )
+      return;
+    if (this.#o.target.push(node, TOPIC_SERVICES, { services })) {
+      this.#sent.set(node, sent);
+      this.#o.logger.debug({ node, services: services.length }, 'pushed the services');
+    } else this.#sent.delete(node);
+  }
+
+  /** Push `node` what changed among `keys` since its last push. */
+  #pushChanges(node: string, keys: Set<string>): void {
+    const sent = this.#sent.get(node) ?? new Map<string, string>();
+    const set: LbService[] = [];
+    const remove: string[] = [];
+    for (const key of [...keys].sort()) {
+      const e = this.#entry(node, key);
+      if (e === undefined) {
+        if (sent.delete(key)) remove.push(key);
+      } else if (sent.get(key) !== e.text) {
+        sent.set(key, e.text);
+        set.push(e.lb);
+      }
+    }
+    if (set.length === 0 && remove.length === 0) return;
+    this.#send(node, { set, remove }, sent);
+  }
+
+  #send(
+    node: string,
+    delta: { reset?: boolean; set: LbService[]; remove: string[] },
+    sent: Map<string, string>,
+  ): void {
+    for (const m of chunkServicesDelta(delta)) {
+      if (!this.#o.target.push(node, TOPIC_SERVICES_DELTA, m)) {
+        // The session is gone or full: the next session starts from the whole list.
+        this.#sent.delete(node);
+        return;
+      }
+    }
+    this.#sent.set(node, sent);
+    this.#o.logger.debug(
+      { node, set: delta.set.length, remove: delta.remove.length, reset: delta.reset === true },
+      'pushed a services change',
+    );
   }
 }
