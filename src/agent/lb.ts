@@ -5,7 +5,7 @@
  * serving (see `HealthReport.serving`).
  */
 import type { HealthReport, LbService } from '../api/agent-protocol.js';
-import type { Clock } from '../clock.js';
+import type { Clock, TimerHandle } from '../clock.js';
 import type { Lease } from '../flannel-hostgw/index.js';
 import {
   type ApplyResult,
@@ -74,6 +74,8 @@ export interface AgentLbOptions {
 
 /** At most this much JSON of Service entries in one health request (the tunnel's frames are 1 MiB at most). */
 export const MAX_REPORT_BYTES = 256 * 1024;
+/** A health request that failed is tried again after this long (or at once on a new session). */
+export const REPORT_RETRY_MS = 2000;
 
 function metric<T>(registry: Registry | undefined, name: string, make: (r: Registry) => T): T | undefined {
   if (registry === undefined) return undefined;
@@ -95,6 +97,7 @@ export class AgentLb implements AgentLoadBalancer {
   readonly #sent = new Map<string, string>();
   #current: HealthReport = { services: [] };
   #reportFailing = false;
+  #retryTimer: TimerHandle | undefined;
   #syncing: Promise<void> | undefined;
   #dirty = false;
   #closed = false;
@@ -406,17 +409,29 @@ export class AgentLb implements AgentLoadBalancer {
           if (!this.#reportFailing)
             this.#log.warn(
               { err, services: b.length },
-              'cannot send the health report to the server; will send it again on the next session or change',
+              `cannot send the health report to the server; trying again every ${REPORT_RETRY_MS} ms`,
             );
           this.#reportFailing = true;
+          this.#retryLater();
         },
       );
     }
   }
 
+  /** Send what is still unsent after {@link REPORT_RETRY_MS} (a session that stayed up but refused it). */
+  #retryLater(): void {
+    if (this.#retryTimer !== undefined || this.#closed) return;
+    this.#retryTimer = this.#o.clock.setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#send();
+    }, REPORT_RETRY_MS);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#retryTimer !== undefined) this.#o.clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     this.#checker.close();
     await this.idle();
     await this.#o.table.remove();
