@@ -374,7 +374,7 @@ export class AgentLb implements AgentLoadBalancer {
    * Send what the server does not have yet: the entries of the Services whose health changed since they
    * were last sent, in requests of at most {@link MAX_REPORT_BYTES} of JSON (the server takes each Service
    * on its own, so thousands of Services never make one frame larger than the tunnel accepts). An entry
-   * whose request fails is sent again on the next change or session.
+   * whose request fails is sent again after REPORT_RETRY_MS, or at once on the next change or session.
    */
   #send(): void {
     if (this.#closed) return;
