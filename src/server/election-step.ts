@@ -11,6 +11,7 @@ import {
 } from '../controllers/index.js';
 import { Gauge, type Registry } from '../metrics.js';
 import { MasterElection } from './election.js';
+import { MasterWatch, type ServerAddress } from './master-watch.js';
 import { clockOf, type ServerStep } from './server-options.js';
 
 /**
@@ -76,6 +77,8 @@ export function startElection(
     masterGauge: Gauge;
     /** Told of every change of the role, before the controllers switch (the API VIP moves first). */
     onChange?: (master: boolean) => void;
+    /** Where the other servers reach this one (absent: they cannot watch it as master). */
+    address?: ServerAddress;
   },
 ): ElectionState {
   let controllers: Controllers | undefined;
@@ -86,6 +89,7 @@ export function startElection(
     ttlSeconds: o.electionTtlSeconds ?? 5,
     logger: log.child({ component: 'election' }),
     ...clockOf(o),
+    ...(deps.address === undefined ? {} : { address: deps.address }),
     onChange: (master) => {
       deps.onChange?.(master);
       deps.masterGauge.set(master ? 1 : 0);
@@ -114,7 +118,17 @@ export function startElection(
     },
   });
   election.start();
+  const watch = new MasterWatch({
+    etcd: deps.etcd,
+    self: o.nodeName,
+    isMaster: () => election.master,
+    logger: log.child({ component: 'master-watch' }),
+    registry,
+    ...clockOf(o),
+  });
+  watch.start();
   stack.push('election', async () => {
+    watch.close();
     await election.close();
     await switching;
   });

@@ -1,6 +1,7 @@
-import type { Campaign, Etcd3, Lease } from 'etcd3';
+import type { Campaign, Etcd3, Lease, Watcher } from 'etcd3';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import type { Logger } from '../log.js';
+import { encodeLiveness, type ServerAddress } from './master-watch.js';
 
 /** The election all servers of one datastore campaign in. */
 export const ELECTION_NAME = 'vipmesh-master';
@@ -21,6 +22,8 @@ interface MasterElectionOptions {
   retryMs?: number;
   /** Time source for the retry pause and the liveness key's timestamp [the system clock]. */
   clock?: Clock;
+  /** Where the other servers reach this one's API (put in the liveness key for their master watch). */
+  address?: ServerAddress;
 }
 
 /**
@@ -33,6 +36,8 @@ export class MasterElection {
   readonly #o: MasterElectionOptions;
   readonly #clock: Clock;
   #campaign: Campaign | undefined;
+  /** The watch on the campaign's own key while master. */
+  #keyWatch: Watcher | undefined;
   #lease: Lease | undefined;
   #master = false;
   #closed = false;
@@ -64,16 +69,43 @@ export class MasterElection {
     const c = this.#o.etcd.election(ELECTION_NAME, this.#o.ttlSeconds).campaign(this.#o.name);
     this.#campaign = c;
     c.on('elected', () => {
-      if (this.#campaign === c && !this.#closed) this.#set(true);
+      if (this.#campaign !== c || this.#closed) return;
+      this.#set(true);
+      this.#followOwnKey(c).catch((err: unknown) =>
+        this.#lose(c, `cannot watch the election key: ${(err as Error).message}`),
+      );
     });
-    c.on('error', (err: Error) => {
-      if (this.#campaign !== c) return;
-      this.#o.logger.warn({ err: err.message }, 'election campaign failed; campaigning again');
-      this.#campaign = undefined;
-      this.#set(false);
-      void c.resign().catch(() => undefined);
-      this.#retry(() => this.#campaignNow());
-    });
+    c.on('error', (err: Error) => this.#lose(c, `election campaign failed: ${err.message}`));
+  }
+
+  /** Campaign `c` is over (failed, or its key is gone): not master; campaign again after the pause. */
+  #lose(c: Campaign, why: string): void {
+    if (this.#campaign !== c) return;
+    this.#o.logger.warn({ why }, 'lost the election; campaigning again');
+    this.#campaign = undefined;
+    void this.#keyWatch?.cancel().catch(() => undefined);
+    this.#keyWatch = undefined;
+    this.#set(false);
+    void c.resign().catch(() => undefined);
+    this.#retry(() => this.#campaignNow());
+  }
+
+  /**
+   * While master, watch the campaign's own key: another server revokes the lease of a master it cannot
+   * reach (src/server/master-watch.ts), and the lease's keep-alive would tell only at its next round (a
+   * third of the TTL); the key's deletion tells at once.
+   */
+  async #followOwnKey(c: Campaign): Promise<void> {
+    const key = await c.getCampaignKey();
+    const w = await this.#o.etcd.watch().key(key).create();
+    if (this.#campaign !== c) {
+      await w.cancel();
+      return;
+    }
+    this.#keyWatch = w;
+    w.on('delete', () => this.#lose(c, 'the election key was deleted (another server revoked its lease)'));
+    w.on('error', () => undefined);
+    if (!(await this.#o.etcd.get(key).exists())) this.#lose(c, 'the election key is gone');
   }
 
   #keepLiveness(): void {
@@ -87,7 +119,7 @@ export class MasterElection {
     });
     lease
       .put(`${SERVERS_PREFIX}${this.#o.name}`)
-      .value(String(this.#clock.now()))
+      .value(encodeLiveness(this.#clock.now(), this.#o.address))
       .exec()
       .catch((err: unknown) => {
         this.#o.logger.warn({ err: (err as Error).message }, 'cannot write the liveness key; retrying');
@@ -111,6 +143,6 @@ export class MasterElection {
     const c = this.#campaign;
     this.#campaign = undefined;
     this.#set(false);
-    await Promise.allSettled([c?.resign(), this.#lease?.revoke()]);
+    await Promise.allSettled([c?.resign(), this.#lease?.revoke(), this.#keyWatch?.cancel()]);
   }
 }

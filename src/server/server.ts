@@ -101,6 +101,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       onChange: (m) => {
         for (const w of masterWatchers) w(m);
       },
+      ...reachableAt(o, api.port),
     });
     startSnapshots(step, { etcd, endpoint: data.endpoints, isMaster: election.isMaster });
     const metrics = await startMetrics(step);
@@ -137,6 +138,21 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       },
     };
   });
+}
+
+/**
+ * Where the other servers reach this one: its first node IP (IPv4 first), else the bind address when it is
+ * not a wildcard; nothing when neither is known (a loopback address would be each prober's own host).
+ */
+function reachableAt(o: ServerOptions, port: number): { address?: { host: string; port: number } } {
+  const ips = o.nodeIps ?? [];
+  const host =
+    ips.find((ip) => !ip.includes(':')) ??
+    ips[0] ??
+    (o.bindAddress === undefined || o.bindAddress === '0.0.0.0' || o.bindAddress === '::'
+      ? undefined
+      : o.bindAddress);
+  return host === undefined ? {} : { address: { host, port } };
 }
 
 /** The URL clients are told: the API VIP when there is one, else the local URL. */

@@ -1,0 +1,196 @@
+import { connect } from 'node:net';
+import type { Etcd3 } from 'etcd3';
+import type { Registry } from 'prom-client';
+import { type Clock, systemClock, type TimerHandle } from '../clock.js';
+import type { Logger } from '../log.js';
+import { Counter } from '../metrics.js';
+import { ELECTION_NAME, SERVERS_PREFIX } from './election.js';
+
+/** Where a server can be reached, as its liveness key says. */
+export interface ServerAddress {
+  host: string;
+  port: number;
+}
+
+/** The liveness key's value: since when the server runs, and where its API listens (absent: an older server). */
+export function encodeLiveness(since: number, address: ServerAddress | undefined): string {
+  return JSON.stringify(address === undefined ? { since } : { since, ...address });
+}
+
+/** The address in a liveness value; undefined for an older server's (a bare timestamp) or anything else. */
+export function decodeLiveness(value: string): ServerAddress | undefined {
+  try {
+    const v = JSON.parse(value) as { host?: unknown; port?: unknown };
+    if (typeof v !== 'object' || v === null) return undefined;
+    if (typeof v.host !== 'string' || v.host === '') return undefined;
+    if (typeof v.port !== 'number' || !Number.isInteger(v.port) || v.port < 1 || v.port > 65_535)
+      return undefined;
+    return { host: v.host, port: v.port };
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when a TCP connection to `address` is accepted within `timeoutMs` (the peer's kernel is up). */
+export function tcpReachable(address: ServerAddress, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: address.host, port: address.port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** The master as the election keys say: its name, its campaign's lease and its address. */
+interface MasterSeen {
+  name: string;
+  lease: string;
+  address: ServerAddress | undefined;
+}
+
+/** Options of {@link MasterWatch}. Defaults in brackets. */
+export interface MasterWatchOptions {
+  etcd: Etcd3;
+  /** This server's name (it never watches itself). */
+  self: string;
+  /** Whether this server is master now (a master watches nobody). */
+  isMaster: () => boolean;
+  logger: Logger;
+  clock?: Clock;
+  registry?: Registry;
+  /** Time between two probes of the master [200 ms]. */
+  intervalMs?: number;
+  /** Failed probes in a row that depose it [3]. */
+  misses?: number;
+  /** How long a probe waits for the connection [200 ms]. */
+  timeoutMs?: number;
+  /** How often the master's identity is read again while it answers [2 s]. */
+  refreshMs?: number;
+  /** The probe [a TCP connect to the master's API port]. */
+  probe?: (address: ServerAddress, timeoutMs: number) => Promise<boolean>;
+}
+
+/**
+ * A server that is not master watches the master's machine: a TCP connect to its API port every
+ * `intervalMs`. After `misses` failures in a row it revokes the lease of the master's campaign, so the
+ * next server in the election takes over at once instead of when that lease expires (the election TTL,
+ * and after an etcd leader change the TTL again, since a new etcd leader renews every lease).
+ *
+ * Why this cannot depose a live master by mistake, or make two:
+ * - The probe is answered by the master's kernel, not its event loop: a busy or paused process still
+ *   accepts connections, so only a machine that is gone, cut off, or whose server process is dead
+ *   (connection refused) fails it.
+ * - The revoke is an etcd write: it needs the quorum. A server that is itself cut off cannot revoke, and
+ *   the probes of every server must fail together only when the master is the one cut off.
+ * - A master whose lease is revoked while it still runs (the network between servers broke but etcd's
+ *   did not) loses its campaign at its next keep-alive and stops its controllers; the election decides,
+ *   as before, and the next master is the one whose campaign is oldest.
+ */
+export class MasterWatch {
+  readonly #o: MasterWatchOptions;
+  readonly #clock: Clock;
+  readonly #probe: (address: ServerAddress, timeoutMs: number) => Promise<boolean>;
+  readonly #revoked: Counter<'master'> | undefined;
+  #timer: TimerHandle | undefined;
+  #master: MasterSeen | undefined;
+  #readAt = 0;
+  #failures = 0;
+  #closed = false;
+
+  constructor(o: MasterWatchOptions) {
+    this.#o = o;
+    this.#clock = o.clock ?? systemClock;
+    this.#probe = o.probe ?? tcpReachable;
+    if (o.registry !== undefined) {
+      this.#revoked =
+        (o.registry.getSingleMetric('vipmesh_controlplane_master_deposed_total') as Counter<'master'>) ??
+        new Counter({
+          name: 'vipmesh_controlplane_master_deposed_total',
+          help: "Times this server revoked an unreachable master's election lease, by master",
+          labelNames: ['master'],
+          registers: [o.registry],
+        });
+    }
+  }
+
+  start(): void {
+    this.#schedule();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Rounds start every `intervalMs` (a round that took longer is followed at once). */
+  #schedule(delayMs = this.#o.intervalMs ?? 200): void {
+    if (this.#closed) return;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      const started = this.#clock.now();
+      this.tick()
+        .catch((err: unknown) => this.#o.logger.debug({ err }, 'master watch: a round failed'))
+        .finally(() =>
+          this.#schedule(Math.max(0, (this.#o.intervalMs ?? 200) - (this.#clock.now() - started))),
+        );
+    }, delayMs);
+  }
+
+  /** One round: know the master, probe it, depose it after enough failures. Exposed for tests. */
+  async tick(): Promise<void> {
+    if (this.#o.isMaster()) {
+      this.#master = undefined;
+      this.#failures = 0;
+      return;
+    }
+    const now = this.#clock.now();
+    if (this.#master === undefined || now - this.#readAt >= (this.#o.refreshMs ?? 2000)) {
+      const seen = await this.#readMaster();
+      if (seen?.lease !== this.#master?.lease) this.#failures = 0;
+      this.#master = seen;
+      this.#readAt = now;
+    }
+    const m = this.#master;
+    if (m === undefined || m.name === this.#o.self || m.address === undefined) return;
+    if (await this.#probe(m.address, this.#o.timeoutMs ?? 200)) {
+      this.#failures = 0;
+      return;
+    }
+    this.#failures++;
+    if (this.#failures < (this.#o.misses ?? 3)) return;
+    this.#o.logger.warn(
+      { master: m.name, address: `${m.address.host}:${m.address.port}`, failures: this.#failures },
+      'the master does not answer; revoking its election lease so that the next server takes over',
+    );
+    // Whatever happens, read the election again next round: a new master, or the same one still.
+    this.#master = undefined;
+    this.#failures = 0;
+    // Read it now, too: the read succeeds only with etcd's quorum, so a server without it (cut off
+    // itself, or the cluster below quorum) never leaves a revoke queued to apply when quorum returns.
+    const again = await this.#readMaster();
+    if (again?.lease !== m.lease) return;
+    await this.#o.etcd.leaseClient.leaseRevoke({ ID: m.lease });
+    this.#revoked?.inc({ master: m.name });
+  }
+
+  /** The oldest campaign in the election (the master), with the address its liveness key gives. */
+  async #readMaster(): Promise<MasterSeen | undefined> {
+    const res = await this.#o.etcd
+      .namespace(`election/${ELECTION_NAME}/`)
+      .getAll()
+      .sort('Create', 'Ascend')
+      .limit(1)
+      .exec();
+    const kv = res.kvs[0];
+    if (kv === undefined) return undefined;
+    const name = kv.value.toString();
+    const live = await this.#o.etcd.get(`${SERVERS_PREFIX}${name}`).string();
+    return { name, lease: kv.lease, address: live === null ? undefined : decodeLiveness(live) };
+  }
+}
