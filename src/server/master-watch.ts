@@ -71,6 +71,8 @@ export interface MasterWatchOptions {
   timeoutMs?: number;
   /** How often the master's identity is read again while it answers [2 s]. */
   refreshMs?: number;
+  /** How long one of its etcd calls may take [2 s]. */
+  callTimeoutMs?: number;
   /** The probe [a TCP connect to the master's API port]. */
   probe?: (address: ServerAddress, timeoutMs: number) => Promise<boolean>;
 }
@@ -171,26 +173,39 @@ export class MasterWatch {
     // Whatever happens, read the election again next round: a new master, or the same one still.
     this.#master = undefined;
     this.#failures = 0;
-    // Read it now, too: the read succeeds only with etcd's quorum, so a server without it (cut off
-    // itself, or the cluster below quorum) never leaves a revoke queued to apply when quorum returns.
-    const again = await this.#readMaster();
-    if (again?.lease !== m.lease) return;
-    await this.#o.etcd.leaseClient.leaseRevoke({ ID: m.lease });
+    // A proposal: it commits only with etcd's quorum (a member without a leader drops it), so a server cut
+    // off itself, or a cluster below quorum, deposes nobody. A lease already gone is refused, harmlessly.
+    await this.#o.etcd.leaseClient.leaseRevoke({ ID: m.lease }, this.#deadline());
     this.#revoked?.inc({ master: m.name });
   }
 
-  /** The oldest campaign in the election (the master), with the address its liveness key gives. */
+  /** A deadline for this watch's etcd calls (without a leader etcd would hold them as long as asked). */
+  #deadline(): { deadline: Date } {
+    return { deadline: new Date(Date.now() + (this.#o.callTimeoutMs ?? 2000)) };
+  }
+
+  /**
+   * The oldest campaign in the election (the master), with the address its liveness key gives. Read from
+   * the local member (serializable): no quorum needed, and no linearizable read kept waiting in etcd when
+   * there is none, where it would hold up the API's reads. A stale answer only names a lease that is gone.
+   */
   async #readMaster(): Promise<MasterSeen | undefined> {
     const res = await this.#o.etcd
       .namespace(`election/${ELECTION_NAME}/`)
       .getAll()
       .sort('Create', 'Ascend')
       .limit(1)
+      .serializable(true)
+      .options(this.#deadline())
       .exec();
     const kv = res.kvs[0];
     if (kv === undefined) return undefined;
     const name = kv.value.toString();
-    const live = await this.#o.etcd.get(`${SERVERS_PREFIX}${name}`).string();
+    const live = await this.#o.etcd
+      .get(`${SERVERS_PREFIX}${name}`)
+      .serializable(true)
+      .options(this.#deadline())
+      .string();
     return { name, lease: kv.lease, address: live === null ? undefined : decodeLiveness(live) };
   }
 }
