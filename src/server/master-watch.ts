@@ -6,6 +6,11 @@ import type { Logger } from '../log.js';
 import { Counter } from '../metrics.js';
 import { ELECTION_NAME, SERVERS_PREFIX } from './election.js';
 
+/** Prefix of the servers' suspicions: `<prefix><master's campaign lease>/<server>`, each on a short lease. */
+export const SUSPECTS_PREFIX = '/vipmesh/suspects/';
+/** How long a suspicion lasts unless said again (a few probe rounds; etcd's shortest lease is about 2 s). */
+const SUSPECT_TTL_SECONDS = 3;
+
 /** Where a server can be reached, as its liveness key says. */
 export interface ServerAddress {
   host: string;
@@ -79,19 +84,22 @@ export interface MasterWatchOptions {
 
 /**
  * A server that is not master watches the master's machine: a TCP connect to its API port every
- * `intervalMs`. After `misses` failures in a row it revokes the lease of the master's campaign, so the
- * next server in the election takes over at once instead of when that lease expires (the election TTL,
- * and after an etcd leader change the TTL again, since a new etcd leader renews every lease).
+ * `intervalMs`. After `misses` failures in a row it says so in etcd (a suspicion key on a short lease), and
+ * once most servers say so it revokes the lease of the master's campaign: the next server in the election
+ * takes over at once instead of when that lease expires (the election TTL, and after an etcd leader change
+ * the TTL again, since a new etcd leader renews every lease).
  *
- * Why this cannot depose a live master by mistake, or make two:
+ * Why this does not depose a live master by mistake, or flap:
  * - The probe is answered by the master's kernel, not its event loop: a busy or paused process still
  *   accepts connections, so only a machine that is gone, cut off, or whose server process is dead
  *   (connection refused) fails it.
- * - The revoke is an etcd write: it needs the quorum. A server that is itself cut off cannot revoke, and
- *   the probes of every server must fail together only when the master is the one cut off.
- * - A master whose lease is revoked while it still runs (the network between servers broke but etcd's
- *   did not) loses its campaign at its next keep-alive and stops its controllers; the election decides,
- *   as before, and the next master is the one whose campaign is oldest.
+ * - Most servers must fail it (the master counts among the servers and never agrees): one server with a
+ *   broken path to the master deposes nobody, and with two servers nobody is ever deposed this way (the
+ *   election TTL decides, as without this watch).
+ * - The suspicions and the revoke are etcd writes: they need the quorum, so servers cut off themselves, or
+ *   a cluster below quorum, depose nobody.
+ * - A master whose lease is revoked while it still runs loses its campaign at once (it watches its own
+ *   election key) and stops its controllers; the next master is the one whose campaign is oldest.
  */
 export class MasterWatch {
   readonly #o: MasterWatchOptions;
@@ -103,6 +111,8 @@ export class MasterWatch {
   #readAt = 0;
   #failures = 0;
   #closed = false;
+  /** The master lease last warned about (one warning per master). */
+  #warnedFor: string | undefined;
 
   constructor(o: MasterWatchOptions) {
     this.#o = o;
@@ -166,9 +176,31 @@ export class MasterWatch {
     }
     this.#failures++;
     if (this.#failures < (this.#o.misses ?? 3)) return;
+    // Say so, then count: only when most servers (the master among them, which never agrees) cannot reach
+    // the master is it deposed. One server whose own path to the master is broken deposes nobody, and
+    // two servers that cannot reach each other but reach etcd do not take the role from each other in turn.
+    await this.#suspect(m);
+    const [suspects, servers] = await Promise.all([
+      this.#count(`${SUSPECTS_PREFIX}${m.lease}/`),
+      this.#count(SERVERS_PREFIX),
+    ]);
+    if (this.#warnedFor !== m.lease) {
+      this.#warnedFor = m.lease;
+      this.#o.logger.warn(
+        {
+          master: m.name,
+          address: `${m.address.host}:${m.address.port}`,
+          failures: this.#failures,
+          suspects,
+          servers,
+        },
+        'the master does not answer; it is deposed once most servers say so',
+      );
+    }
+    if (suspects * 2 <= servers) return;
     this.#o.logger.warn(
-      { master: m.name, address: `${m.address.host}:${m.address.port}`, failures: this.#failures },
-      'the master does not answer; revoking its election lease so that the next server takes over',
+      { master: m.name, suspects, servers },
+      'most servers cannot reach the master; revoking its election lease so that the next server takes over',
     );
     // Whatever happens, read the election again next round: a new master, or the same one still.
     this.#master = undefined;
@@ -177,6 +209,17 @@ export class MasterWatch {
     // off itself, or a cluster below quorum, deposes nobody. A lease already gone is refused, harmlessly.
     await this.#o.etcd.leaseClient.leaseRevoke({ ID: m.lease }, this.#deadline());
     this.#revoked?.inc({ master: m.name });
+  }
+
+  /** Record, for a few seconds, that this server cannot reach master `m`. */
+  async #suspect(m: MasterSeen): Promise<void> {
+    const lease = this.#o.etcd.lease(SUSPECT_TTL_SECONDS, { autoKeepAlive: false });
+    await lease.put(`${SUSPECTS_PREFIX}${m.lease}/${this.#o.self}`).value(m.name).exec();
+  }
+
+  /** Keys under `prefix`, counted by the local member. */
+  async #count(prefix: string): Promise<number> {
+    return this.#o.etcd.getAll().prefix(prefix).serializable(true).options(this.#deadline()).count();
   }
 
   /** A deadline for this watch's etcd calls (without a leader etcd would hold them as long as asked). */
