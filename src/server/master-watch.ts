@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import type { Etcd3 } from 'etcd3';
+import { type Etcd3, EtcdLeaseInvalidError } from 'etcd3';
 import type { Registry } from 'prom-client';
 import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 import type { Logger } from '../log.js';
@@ -76,7 +76,11 @@ export interface MasterWatchOptions {
   timeoutMs?: number;
   /** How often the master's identity is read again while it answers [2 s]. */
   refreshMs?: number;
-  /** How long one of its etcd calls may take [2 s]. */
+  /**
+   * How long one of its etcd calls may take [500 ms]. Without an etcd leader (the cut master was also
+   * etcd's leader) its writes fail at this deadline and are tried again next round, so the first round
+   * after etcd elects a new leader gets through.
+   */
   callTimeoutMs?: number;
   /** The probe [a TCP connect to the master's API port]. */
   probe?: (address: ServerAddress, timeoutMs: number) => Promise<boolean>;
@@ -164,6 +168,7 @@ export class MasterWatch {
     const now = this.#clock.now();
     if (this.#master === undefined || now - this.#readAt >= (this.#o.refreshMs ?? 2000)) {
       const seen = await this.#readMaster();
+      // Failures count against one campaign: a new master starts from none.
       if (seen?.lease !== this.#master?.lease) this.#failures = 0;
       this.#master = seen;
       this.#readAt = now;
@@ -202,19 +207,31 @@ export class MasterWatch {
       { master: m.name, suspects, servers },
       'most servers cannot reach the master; revoking its election lease so that the next server takes over',
     );
-    // Whatever happens, read the election again next round: a new master, or the same one still.
-    this.#master = undefined;
-    this.#failures = 0;
-    // A proposal: it commits only with etcd's quorum (a member without a leader drops it), so a server cut
-    // off itself, or a cluster below quorum, deposes nobody. A lease already gone is refused, harmlessly.
-    await this.#o.etcd.leaseClient.leaseRevoke({ ID: m.lease }, this.#deadline());
+    // A proposal: it commits only with etcd's quorum (a member without a leader drops it, and the call
+    // fails at its deadline; the next round tries again), so a cluster below quorum deposes nobody. A
+    // lease already gone is refused, harmlessly.
+    // Read the election again next round, whatever the answer: the next master, or the same still (no
+    // etcd leader yet: the failures are kept, so the next round tries again at once).
+    this.#readAt = Number.NEGATIVE_INFINITY;
+    try {
+      await this.#o.etcd.leaseClient.leaseRevoke({ ID: m.lease }, this.#deadline());
+    } catch (err) {
+      // Another server revoked it first: done.
+      if (err instanceof EtcdLeaseInvalidError) return;
+      throw err;
+    }
     this.#revoked?.inc({ master: m.name });
   }
 
   /** Record, for a few seconds, that this server cannot reach master `m`. */
   async #suspect(m: MasterSeen): Promise<void> {
-    const lease = this.#o.etcd.lease(SUSPECT_TTL_SECONDS, { autoKeepAlive: false });
-    await lease.put(`${SUSPECTS_PREFIX}${m.lease}/${this.#o.self}`).value(m.name).exec();
+    const { ID } = await this.#o.etcd.leaseClient.leaseGrant({ TTL: SUSPECT_TTL_SECONDS }, this.#deadline());
+    await this.#o.etcd
+      .put(`${SUSPECTS_PREFIX}${m.lease}/${this.#o.self}`)
+      .value(m.name)
+      .lease(ID)
+      .options(this.#deadline())
+      .exec();
   }
 
   /** Keys under `prefix`, counted by the local member. */
@@ -224,7 +241,7 @@ export class MasterWatch {
 
   /** A deadline for this watch's etcd calls (without a leader etcd would hold them as long as asked). */
   #deadline(): { deadline: Date } {
-    return { deadline: new Date(Date.now() + (this.#o.callTimeoutMs ?? 2000)) };
+    return { deadline: new Date(Date.now() + (this.#o.callTimeoutMs ?? 500)) };
   }
 
   /**
