@@ -208,8 +208,18 @@ t.test(
     await lc.sweep();
     t.equal(
       (await store.get('nodes', 'n3')).status?.conditions?.[0]?.status,
+      'True',
+      'its server just seen gone: the agent, refused while the old session lasted, may reconnect now',
+    );
+    clock.advance(1999);
+    await lc.sweep();
+    t.equal((await store.get('nodes', 'n3')).status?.conditions?.[0]?.status, 'True', 'not yet');
+    clock.advance(1);
+    await lc.sweep();
+    t.equal(
+      (await store.get('nodes', 'n3')).status?.conditions?.[0]?.status,
       'False',
-      "a dead server's node",
+      "a dead server's node, 2 s after the server was seen gone",
     );
     lc.start();
     await lc.close();

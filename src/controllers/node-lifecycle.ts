@@ -25,6 +25,12 @@ interface NodeLifecycleOptions {
    * its agent is reconnecting to the restarted server [5 s].
    */
   graceMs?: number;
+  /**
+   * How long the nodes of a server that is gone keep their state once the master sees it gone [2 s]: their
+   * sessions were held until that moment (the old server's session keys go with its liveness key), so
+   * their agents get one or two reconnect attempts before a node is called lost.
+   */
+  serverGoneGraceMs?: number;
   /** How often the sweep runs [1 s]. */
   sweepMs?: number;
   /**
@@ -74,6 +80,8 @@ export class NodeLifecycle {
   readonly #started: number;
   readonly #sweeps: Periodic;
   #masterSince: number | undefined;
+  /** Server name -> when this master first saw it gone (cleared when it is alive again). */
+  readonly #goneSince = new Map<string, number>();
   #stopping = false;
   #chain: Promise<void> = Promise.resolve();
 
@@ -97,6 +105,7 @@ export class NodeLifecycle {
   /** This server became master (true) or stopped being it (false). */
   setMaster(master: boolean): void {
     this.#masterSince = master ? this.#clock.now() : undefined;
+    this.#goneSince.clear();
   }
 
   /**
@@ -258,8 +267,14 @@ export class NodeLifecycle {
           ),
         );
       } else if (this.#masterSince !== undefined && t - this.#masterSince >= grace && owner !== undefined) {
-        if (!alive.has(owner)) alive.set(owner, (await this.#o.serverAlive?.(owner)) ?? true);
+        if (!alive.has(owner)) {
+          const up = (await this.#o.serverAlive?.(owner)) ?? true;
+          alive.set(owner, up);
+          if (up) this.#goneSince.delete(owner);
+          else if (!this.#goneSince.has(owner)) this.#goneSince.set(owner, t);
+        }
         if (alive.get(owner)) continue;
+        if (t - this.#goneSince.get(owner)! < (this.#o.serverGoneGraceMs ?? 2000)) continue;
         await this.#serial(() =>
           this.#markNotReady(
             name,
