@@ -146,9 +146,6 @@ t.test('three servers on embedded etcd behind one API VIP', { skip }, async (t) 
       30_000,
     );
     t.same(agentsOn, [next, next], `both agents hold their session on ${next}`);
-    writeFileSync('/tmp/ha-a1.log', c.daemons.get('a1')!.output());
-    writeFileSync('/tmp/ha-a2.log', c.daemons.get('a2')!.output());
-    writeFileSync('/tmp/ha-next.log', c.daemons.get(next)!.output());
     t.equal(await arpMac('a2', '198.51.100.150'), holderMac, 'the Service VIP on an agent did not move');
   });
 
