@@ -68,11 +68,11 @@ export interface MasterWatchOptions {
   logger: Logger;
   clock?: Clock;
   registry?: Registry;
-  /** Time between two probes of the master [200 ms]. */
+  /** Time between two probes of the master [100 ms]. */
   intervalMs?: number;
   /** Failed probes in a row that depose it [3]. */
   misses?: number;
-  /** How long a probe waits for the connection [200 ms]. */
+  /** How long a probe waits for the connection [100 ms]. */
   timeoutMs?: number;
   /** How often the master's identity is read again while it answers [2 s]. */
   refreshMs?: number;
@@ -145,7 +145,7 @@ export class MasterWatch {
   }
 
   /** Rounds start every `intervalMs` (a round that took longer is followed at once). */
-  #schedule(delayMs = this.#o.intervalMs ?? 200): void {
+  #schedule(delayMs = this.#o.intervalMs ?? 100): void {
     if (this.#closed) return;
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
@@ -153,7 +153,7 @@ export class MasterWatch {
       this.tick()
         .catch((err: unknown) => this.#o.logger.debug({ err }, 'master watch: a round failed'))
         .finally(() =>
-          this.#schedule(Math.max(0, (this.#o.intervalMs ?? 200) - (this.#clock.now() - started))),
+          this.#schedule(Math.max(0, (this.#o.intervalMs ?? 100) - (this.#clock.now() - started))),
         );
     }, delayMs);
   }
@@ -175,7 +175,7 @@ export class MasterWatch {
     }
     const m = this.#master;
     if (m === undefined || m.name === this.#o.self || m.address === undefined) return;
-    if (await this.#probe(m.address, this.#o.timeoutMs ?? 200)) {
+    if (await this.#probe(m.address, this.#o.timeoutMs ?? 100)) {
       this.#failures = 0;
       return;
     }
