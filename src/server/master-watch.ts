@@ -76,12 +76,15 @@ export interface MasterWatchOptions {
   timeoutMs?: number;
   /** How often the master's identity is read again while it answers [2 s]. */
   refreshMs?: number;
-  /**
-   * How long one of its etcd calls may take [500 ms]. Without an etcd leader (the cut master was also
-   * etcd's leader) its writes fail at this deadline and are tried again next round, so the first round
-   * after etcd elects a new leader gets through.
-   */
+  /** How long one of its etcd reads may take (they are local to the member) [500 ms]. */
   callTimeoutMs?: number;
+  /**
+   * How long the watch waits for one of its writes [150 ms]. Without an etcd leader (the cut master was
+   * also etcd's leader) a write is dropped and would wait until its deadline; a short one starts the next
+   * try soon, so one of the first rounds after etcd elects a new leader gets through. A write that was
+   * only slow still commits: the watch counts what etcd holds, not the answers it got.
+   */
+  writeTimeoutMs?: number;
   /** The probe [a TCP connect to the master's API port]. */
   probe?: (address: ServerAddress, timeoutMs: number) => Promise<boolean>;
 }
@@ -184,7 +187,9 @@ export class MasterWatch {
     // Say so, then count: only when most servers (the master among them, which never agrees) cannot reach
     // the master is it deposed. One server whose own path to the master is broken deposes nobody, and
     // two servers that cannot reach each other but reach etcd do not take the role from each other in turn.
-    await this.#suspect(m);
+    await this.#suspect(m).catch((err: unknown) =>
+      this.#o.logger.debug({ err }, 'master watch: the suspicion is not written (yet)'),
+    );
     const [suspects, servers] = await Promise.all([
       this.#count(`${SUSPECTS_PREFIX}${m.lease}/`),
       this.#count(SERVERS_PREFIX),
@@ -214,7 +219,10 @@ export class MasterWatch {
     // etcd leader yet: the failures are kept, so the next round tries again at once).
     this.#readAt = Number.NEGATIVE_INFINITY;
     try {
-      await this.#o.etcd.leaseClient.leaseRevoke({ ID: m.lease }, this.#deadline());
+      await this.#o.etcd.leaseClient.leaseRevoke(
+        { ID: m.lease },
+        this.#deadline(this.#o.writeTimeoutMs ?? 150),
+      );
     } catch (err) {
       // Another server revoked it first: done.
       if (err instanceof EtcdLeaseInvalidError) return;
@@ -225,12 +233,13 @@ export class MasterWatch {
 
   /** Record, for a few seconds, that this server cannot reach master `m`. */
   async #suspect(m: MasterSeen): Promise<void> {
-    const { ID } = await this.#o.etcd.leaseClient.leaseGrant({ TTL: SUSPECT_TTL_SECONDS }, this.#deadline());
+    const write = () => this.#deadline(this.#o.writeTimeoutMs ?? 150);
+    const { ID } = await this.#o.etcd.leaseClient.leaseGrant({ TTL: SUSPECT_TTL_SECONDS }, write());
     await this.#o.etcd
       .put(`${SUSPECTS_PREFIX}${m.lease}/${this.#o.self}`)
       .value(m.name)
       .lease(ID)
-      .options(this.#deadline())
+      .options(write())
       .exec();
   }
 
@@ -239,9 +248,9 @@ export class MasterWatch {
     return this.#o.etcd.getAll().prefix(prefix).serializable(true).options(this.#deadline()).count();
   }
 
-  /** A deadline for this watch's etcd calls (without a leader etcd would hold them as long as asked). */
-  #deadline(): { deadline: Date } {
-    return { deadline: new Date(Date.now() + (this.#o.callTimeoutMs ?? 500)) };
+  /** A deadline for one of this watch's etcd calls (without a leader etcd would hold it as long as asked). */
+  #deadline(ms = this.#o.callTimeoutMs ?? 500): { deadline: Date } {
+    return { deadline: new Date(Date.now() + ms) };
   }
 
   /**
