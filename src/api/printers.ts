@@ -3,7 +3,8 @@
  * `vipmesh describe service`. Pure functions of the objects and the current time.
  */
 
-import { type Backend, placesOf, withNodes } from '../vip-pool/index.js';
+import type { Backend } from '../vip-pool/index.js';
+import { placesOf, withNodes } from './backend-nodes.js';
 import { ENDPOINT_COLUMNS, endpointsSection } from './printers-endpoints.js';
 import type {
   Event,

@@ -6,18 +6,10 @@
  */
 import { EventEmitter } from 'node:events';
 import type { LbEndpoint, LbService } from '../api/agent-protocol.js';
+import { type NodePlaces, placesOf, withNodes } from '../api/backend-nodes.js';
 import type { EndpointSlice, Endpoints, Service } from '../api/types.js';
 import { formatCidr } from '../util/cidr.js';
-import {
-  type BackendSet,
-  backendSetOf,
-  lbSettingsOf,
-  mergeBackends,
-  type NodePlaces,
-  placesOf,
-  serviceKey,
-  withNodes,
-} from '../vip-pool/index.js';
+import { type BackendSet, backendSetOf, lbSettingsOf, mergeBackends, serviceKey } from '../vip-pool/index.js';
 import type { Informer } from './informer.js';
 
 /** Events of a {@link BackendIndex}. */

@@ -4,7 +4,6 @@
  * {@link Allocator} per pool generation, and uses the L2 helpers to pick announcing nodes.
  */
 export { type Allocation, Allocator, type Assignment } from './allocator.js';
-export { type NodePlaces, nodeOf, placesOf, withNodes } from './backend-nodes.js';
 export { type CheckInput, checkConfig, type ReportFormat, renderReport } from './check.js';
 export { nameProblem, nameRuleOf } from './checker.js';
 export { Codes } from './codes.js';

@@ -4,9 +4,10 @@
  * `spec.podCIDRs`) holds it. Used by the server's backend index and by `vipmesh describe service`, so both
  * name the same node.
  */
-import type { Node } from '../api/types.js';
+
 import { type Cidr, contains, networkOf, splitCidr } from '../util/cidr.js';
 import { parseIp } from '../util/ip.js';
+import type { Node } from './types.js';
 
 /** Where the nodes' addresses and pod subnets are. */
 export interface NodePlaces {
