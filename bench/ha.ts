@@ -38,6 +38,35 @@ const nodes = Object.fromEntries(
   ]),
 );
 const c = await ClusterLab.create(nodes);
+
+/**
+ * When an ARP request from a1 for `ip` is first answered by a MAC other than `old`. One `arping -c 1 -w 1`
+ * waits a whole second when nobody answers (its deadline is whole seconds), which would round every
+ * figure up to the next second; so a new one starts every 50 ms, each overlapping the last, and the time
+ * is when the first answer from another MAC comes back.
+ */
+async function answeredByAnother(ip: string, old: string): Promise<number> {
+  const deadline = performance.now() + 60_000;
+  return new Promise<number>((resolve, reject) => {
+    let done = false;
+    const tick = () => {
+      if (done) return;
+      if (performance.now() > deadline) {
+        done = true;
+        reject(new Error(`${ip}: no answer from another MAC within 60 s`));
+        return;
+      }
+      void c.arpMac('a1', ip).then((mac) => {
+        if (!done && mac !== undefined && mac !== old) {
+          done = true;
+          resolve(performance.now());
+        }
+      });
+      setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
 try {
   // Formation: vipmesh.
   const t0 = performance.now();
@@ -118,16 +147,7 @@ try {
     );
     const cut = performance.now();
     await c.lab.cut(master);
-    await until(
-      'the API VIP from another server',
-      async () => {
-        const mac = await c.arpMac('a1', API_VIP);
-        return mac !== undefined && mac !== c.lab.node(master).mac;
-      },
-      60_000,
-      20,
-    );
-    vipAnswers.push(performance.now() - cut);
+    vipAnswers.push((await answeredByAnother(API_VIP, c.lab.node(master).mac)) - cut);
     await until(
       'apply through the API VIP',
       async () => {
