@@ -118,13 +118,18 @@ export class ServiceRelay {
 
   /** The Services `node` is to serve now, sorted by namespace/name. */
   servicesFor(node: string): LbService[] {
+    return this.#entriesFor(node).map((e) => e.lb);
+  }
+
+  /** {@link servicesFor} with each entry's key and the text it is compared by. */
+  #entriesFor(node: string): Array<{ key: string; lb: LbService; text: string }> {
     const keys = new Set<string>();
     for (const vip of this.#heldBy.get(node) ?? [])
       for (const key of this.#byVip.get(vip) ?? []) keys.add(key);
-    const out: LbService[] = [];
+    const out: Array<{ key: string; lb: LbService; text: string }> = [];
     for (const key of [...keys].sort()) {
-      const s = this.#entry(node, key);
-      if (s !== undefined) out.push(s.lb);
+      const e = this.#entry(node, key);
+      if (e !== undefined) out.push({ key, ...e });
     }
     return out;
   }
@@ -266,12 +271,9 @@ export class ServiceRelay {
    * `onlyIfChanged`: an older agent is not pushed a list equal to its last.
    */
   #pushWhole(node: string, onlyIfChanged = false): void {
-    const services = this.servicesFor(node);
-    const sent = new Map<string, string>();
-    for (const s of services) {
-      const key = `${s.namespace}/${s.name}`;
-      sent.set(key, this.#entry(node, key)!.text);
-    }
+    const entries = this.#entriesFor(node);
+    const services = entries.map((e) => e.lb);
+    const sent = new Map(entries.map((e) => [e.key, e.text]));
     if (this.#deltas.has(node)) {
       this.#send(node, { reset: true, set: services, remove: [] }, sent);
       return;
