@@ -32,8 +32,8 @@ const node = (name: string, vips: string[], podCIDR?: string, ip?: string): Kube
   status: { vips, ...(ip === undefined ? {} : { addresses: [{ type: 'InternalIP', address: ip }] }) },
 });
 
-async function setup(t: Test) {
-  const store = new ResourceStore({ kv: new MemoryKv() });
+/** The informers and backend index a relay reads, on `store`; closed at the end of `t`. */
+async function sources(t: Test, store: ResourceStore) {
   const o = { logger: silentLogger() };
   const nodes = new Informer(store, 'nodes', o);
   const services = new Informer(store, 'services', o);
@@ -42,6 +42,16 @@ async function setup(t: Test) {
   for (const i of [nodes, services, endpoints, endpointslices]) await i.start();
   const backends = new BackendIndex({ endpoints, endpointslices, nodes });
   backends.start();
+  t.teardown(async () => {
+    backends.close();
+    for (const i of [nodes, services, endpoints, endpointslices]) await i.close();
+  });
+  return { nodes, services, backends };
+}
+
+async function setup(t: Test) {
+  const store = new ResourceStore({ kv: new MemoryKv() });
+  const { nodes, services, backends } = await sources(t, store);
   const pushes: Array<{ node: string; services: LbService[] }> = [];
   const sessions = new Map<string, unknown>([
     ['n1', {}],
@@ -61,11 +71,7 @@ async function setup(t: Test) {
     },
   });
   relay.start();
-  t.teardown(async () => {
-    relay.close();
-    backends.close();
-    for (const i of [nodes, services, endpoints, endpointslices]) await i.close();
-  });
+  t.teardown(() => relay.close());
   return { store, relay, pushes, backends };
 }
 
@@ -170,14 +176,7 @@ t.test(
   async (t) => {
     const mem = new MemoryKv();
     const store = new ResourceStore({ kv: mem });
-    const o = { logger: silentLogger() };
-    const nodes = new Informer(store, 'nodes', o);
-    const services = new Informer(store, 'services', o);
-    const endpoints = new Informer(store, 'endpoints', o);
-    const endpointslices = new Informer(store, 'endpointslices', o);
-    for (const i of [nodes, services, endpoints, endpointslices]) await i.start();
-    const backends = new BackendIndex({ endpoints, endpointslices, nodes });
-    backends.start();
+    const { nodes, services, backends } = await sources(t, store);
     const holders = new AssignmentIndex({ kv: mem, logger: silentLogger() });
     await holders.start();
     type Msg = { node: string; topic: string; payload: ServicesDelta; bytes: number };
@@ -207,9 +206,7 @@ t.test(
     relay.start();
     t.teardown(async () => {
       relay.close();
-      backends.close();
       await holders.close();
-      for (const i of [nodes, services, endpoints, endpointslices]) await i.close();
     });
     // What an agent that applies the deltas in order has.
     const view = (node: string) => {
