@@ -14,6 +14,7 @@ import {
   type Endpoint,
   endpointKey,
   HealthChecker,
+  NftSession,
   NftTable,
   type Probe,
   type ProbeTarget,
@@ -24,6 +25,7 @@ import {
   type Service,
   type StaleFlow,
   serviceKey,
+  spawnProcess,
   targetPortOf,
   validateService,
 } from '../lb/index.js';
@@ -448,6 +450,7 @@ export type CreateAgentLbOptions = Omit<AgentLbOptions, 'table' | 'conntrack'> &
 export function createAgentLb(o: CreateAgentLbOptions): AgentLb {
   const table = new NftTable({
     run: runCommand,
+    session: new NftSession({ spawn: spawnProcess, clock: o.clock }),
     clock: o.clock,
     logger: o.logger,
     ...(o.verifyIntervalMs === undefined ? {} : { verifyIntervalMs: o.verifyIntervalMs }),

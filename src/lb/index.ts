@@ -7,6 +7,7 @@ export { type CommandResult, type RunCommand, runCommand } from './command.js';
 export { ConntrackCleaner, type StaleFlow } from './conntrack.js';
 export { HealthChecker, type HealthCheckerOptions, type HealthState } from './health.js';
 export { type ApplyResult, NftTable, type NftTableOptions } from './nft.js';
+export { NftSession, type NftSessionOptions, type SpawnProcess, spawnProcess } from './nft-session.js';
 export { httpProbe, type Probe, type ProbeTarget, probeFor, tcpProbe } from './probes.js';
 export {
   backendsOf,

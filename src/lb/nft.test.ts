@@ -147,3 +147,44 @@ t.test('diffScript: removing a Service deletes its elements before its chains', 
   t.same(diffScript(a, a).lines, []);
   t.equal(fullScript(a).lines.length, fullScript(a).owners.length);
 });
+
+t.test(
+  'an update does not wait for the listing the compare needs; one that lands during it restarts it',
+  async (t) => {
+    const nft = fakeNft();
+    const gates: Array<() => void> = [];
+    const lists: string[] = [];
+    const run: RunCommand = async (file, args, stdin) => {
+      if (args[0] === 'list') {
+        const at = nft.state.listing;
+        await new Promise<void>((r) => gates.push(r));
+        lists.push(at);
+        return { code: 0, stdout: at, stderr: '' };
+      }
+      return nft.run(file, args, stdin);
+    };
+    const table = new NftTable({ run, clock: new FakeClock(), logger: silentLogger() });
+    t.equal(
+      (await table.apply(render({ services: svcs(1) }).ruleset)).mode,
+      'full',
+      'returned with the listing held',
+    );
+    t.equal((await table.apply(render({ services: svcs(2) }).ruleset)).mode, 'diff');
+    t.equal(gates.length, 1, 'one listing at a time');
+    gates.shift()!();
+    await until('the listing starts over for the second update', () => gates.length === 1);
+    t.same(lists, ['table inet vipmesh { v1 }'], 'the first listing was taken across an update');
+    let settled = false;
+    const s = table.settled().then(() => {
+      settled = true;
+    });
+    t.notOk(settled);
+    gates.shift()!();
+    await s;
+    t.same(lists.at(-1), 'table inet vipmesh { v2 }');
+    const v = table.verify();
+    await until('the compare lists', () => gates.length === 1);
+    gates.shift()!();
+    t.equal(await v, false, 'the compare expects what the last update left');
+  },
+);

@@ -1,14 +1,17 @@
 /**
- * Programs the table with the real `nft` (`nft -f -`, one transaction per change) and keeps it there:
- * a periodic compare on the Clock notices a table someone flushed, deleted or edited by hand and replaces
- * it whole. The compare was chosen over `nft monitor` because it needs no long-lived child process to
- * supervise and catches every kind of edit with one listing; the cost is one `nft list table` per
- * interval (about 40 ms of nft CPU at 1,000 Services × 10 endpoints; the period is the knob).
+ * Programs the table with the real `nft` and keeps it there. A whole table (the first apply, a restore)
+ * is one `nft -f -` transaction; a difference goes through a long-lived `nft -i` when one is given
+ * (src/lb/nft-session.ts: no process start and no cache reload per update), else through `nft -f -` too.
+ * A periodic compare on the Clock notices a table someone flushed, deleted or edited by hand and replaces
+ * it whole. The compare was chosen over `nft monitor` because it catches every kind of edit with one
+ * listing and needs no event parsing; the cost is one `nft list table` after each update, off the
+ * update's path, and one per interval (about 40 ms of nft CPU at 1,000 Services × 10 endpoints).
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import { VipmeshError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RunCommand } from './command.js';
+import type { NftSession } from './nft-session.js';
 import { emptyRuleset, type Ruleset } from './render.js';
 import { deleteScript, diffScript, fullScript, type Script, TABLE } from './script.js';
 
@@ -21,6 +24,12 @@ export interface NftTableOptions {
   verifyIntervalMs?: number;
   /** The nft binary [`nft`]. */
   nft?: string;
+  /**
+   * A long-lived `nft -i` for the differences (no process start, nft's cache kept); without it every
+   * update is an `nft -f`. Whole tables (first apply, restore, a refused difference) always go through
+   * `nft -f`, whose errors name a line and so a Service.
+   */
+  session?: NftSession;
 }
 
 /** What one {@link NftTable.apply} did. */
@@ -112,6 +121,18 @@ export class NftTable {
     return { ok: false, errors };
   }
 
+  /** A difference: through the session when there is one, else like a whole script. */
+  async #execDiff(
+    script: Script,
+  ): Promise<{ ok: true } | { ok: false; errors: Array<{ service?: string; message: string }> }> {
+    const session = this.#o.session;
+    if (session === undefined) return this.#exec(script);
+    const t0 = this.#o.clock.now();
+    const r = await session.run(script.lines);
+    this.#spent += this.#o.clock.now() - t0;
+    return r.ok ? r : { ok: false, errors: [{ message: r.message }] };
+  }
+
   /**
    * Make the kernel's table equal `rs`: the difference from what was applied when that is known, else the
    * whole table. Services nft refuses are left out (and returned as errors naming them) so that one bad
@@ -125,11 +146,11 @@ export class NftTable {
       if (prev !== undefined) {
         const d = diffScript(prev, rs);
         if (d.lines.length === 0) return { mode: 'none', errors: [], nftMs: 0 };
-        const r = await this.#exec(d);
+        const r = await this.#execDiff(d);
         if (r.ok) {
           this.#applied = rs;
           const nftMs = this.#spent;
-          await this.#snapshot();
+          this.#refreshListing();
           return { mode: 'diff', errors: [], nftMs };
         }
         // The transaction was rolled back; the whole table, below, says which Services nft refuses.
@@ -161,7 +182,7 @@ export class NftTable {
       }
       this.#applied = model;
       const nftMs = this.#spent;
-      await this.#snapshot();
+      this.#refreshListing();
       return { mode: 'full', errors, nftMs };
     });
   }
@@ -171,8 +192,41 @@ export class NftTable {
     return r.code === 0 ? stripSetElements(r.stdout) : undefined;
   }
 
+  /** Bumped by every change of the table: a listing taken across a change is not kept. */
+  #generation = 0;
+  /** The listing in progress, if any. */
+  #listingRun: Promise<void> | undefined;
+
+  /**
+   * Take the listing the compare expects, after the update has returned: an update never waits for it
+   * (at 1,000 Services the listing costs several times a one-Service update), and one that lands while
+   * it runs makes it start over.
+   */
+  #refreshListing(): void {
+    this.#generation++;
+    this.#listing = undefined;
+    if (this.#listingRun !== undefined) return;
+    this.#listingRun = (async () => {
+      while (!this.#stopped) {
+        const g = this.#generation;
+        const listing = await this.#list();
+        if (g === this.#generation) {
+          this.#listing = listing;
+          break;
+        }
+      }
+      this.#listingRun = undefined;
+    })();
+  }
+
+  /** Resolves when the listing taken after the last update is in (benchmarks and tests). */
+  async settled(): Promise<void> {
+    while (this.#listingRun !== undefined) await this.#listingRun;
+  }
+
   async #snapshot(): Promise<void> {
-    this.#listing = await this.#list();
+    this.#refreshListing();
+    await this.#listingRun;
   }
 
   /** Start comparing the kernel's table with the applied one every `verifyIntervalMs`. */
@@ -195,6 +249,7 @@ export class NftTable {
     return this.#serial(async () => {
       const want = this.#applied;
       if (want === undefined || this.#stopped) return false;
+      await this.#listingRun;
       const now = await this.#list();
       if (now !== undefined && now === this.#listing) return false;
       this.#o.logger.warn(
@@ -218,8 +273,10 @@ export class NftTable {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#o.session?.close();
     return this.#serial(async () => {
       this.#applied = undefined;
+      await this.#listingRun;
       const r = await this.#exec(deleteScript());
       if (!r.ok) {
         throw new VipmeshError(
