@@ -11,7 +11,8 @@
  *
  * Goals: within 10% of direct, at least 2x HAProxy's requests/s, a one-Service update under 10 ms.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { TOPIC_SERVICES, TOPIC_VIPS } from '../src/api/agent-protocol.js';
 import { systemClock } from '../src/clock.js';
@@ -41,13 +42,21 @@ function ms(text: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
-async function wrk(lab: LbLab, url: string): Promise<{ rps: number; p50: number; p99: number }> {
-  const out = await lab.c.lab.run('client', ['wrk', '-t2', '-c32', '-d5s', '--latency', url], 60_000);
+async function wrk(
+  lab: LbLab,
+  url: string,
+  close: boolean,
+): Promise<{ rps: number; p50: number; p99: number }> {
+  const hdr = close ? ['-H', 'Connection: close'] : [];
+  const out = await lab.c.lab.run('client', ['wrk', '-t2', '-c32', '-d5s', '--latency', ...hdr, url], 60_000);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const p50 = ms(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
   const p99 = ms(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
   return { rps, p50, p99 };
 }
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const ROUNDS = 3;
 
 async function bulk(lab: LbLab, url: string): Promise<number> {
   const out = await lab.c.lab.run(
@@ -107,29 +116,47 @@ try {
   lab.c.lab.spawn('holder', ['haproxy', '-db', '-f', cfg]);
   await until('haproxy answers', () => lab.curl(`http://${HAPROXY}/`), { timeoutMs: 10_000 });
 
-  console.log('short HTTP requests (wrk -t2 -c32 -d5s) and bulk TCP (256 MiB) from the client namespace');
-  const direct = await wrk(lab, `http://${BACKENDS.b1.ipv4}:8080/`);
-  const vm = await wrk(lab, `http://${VIP}/`);
-  const hp = await wrk(lab, `http://${HAPROXY}/`);
-  for (const [n, r] of [
-    ['direct (one backend)', direct],
-    ['vipmesh nftables', vm],
-    ['HAProxy tcp', hp],
-  ] as const) {
+  console.log(
+    `short HTTP requests (wrk -t2 -c32 -d5s; medians of ${ROUNDS} alternating rounds) and bulk TCP (256 MiB) ` +
+      `from the client namespace; load average ${loadavg()[0]!.toFixed(2)} at the start`,
+  );
+  const targets = [
+    ['direct (one backend)', `http://${BACKENDS.b1.ipv4}:8080/`],
+    ['vipmesh nftables', `http://${VIP}/`],
+    ['HAProxy tcp', `http://${HAPROXY}/`],
+  ] as const;
+  const rps: Record<string, number> = {};
+  for (const close of [false, true]) {
+    console.log(close ? '  a new connection per request (Connection: close):' : '  keep-alive connections:');
+    const runs = targets.map(() => [] as Array<{ rps: number; p50: number; p99: number }>);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i, [, url]] of targets.entries()) runs[i]!.push(await wrk(lab, url, close));
+    }
+    for (const [i, [n]] of targets.entries()) {
+      const r = {
+        rps: median(runs[i]!.map((x) => x.rps)),
+        p50: median(runs[i]!.map((x) => x.p50)),
+        p99: median(runs[i]!.map((x) => x.p99)),
+      };
+      rps[`${n}|${close}`] = r.rps;
+      console.log(
+        `    ${n.padEnd(22)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms` +
+          `   (rounds: ${runs[i]!.map((x) => x.rps.toFixed(0)).join(', ')})`,
+      );
+    }
+    const [d, v, h] = targets.map(([n]) => rps[`${n}|${close}`]!);
     console.log(
-      `  ${n.padEnd(22)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms`,
+      `    ratios: vipmesh/direct req/s ${(v! / d!).toFixed(2)} (goal >= 0.90), vipmesh/HAProxy req/s ${(v! / h!).toFixed(2)} (goal >= 2)`,
     );
   }
   const bDirect = await bulk(lab, `http://${BACKENDS.b1.ipv4}:8080/bulk?mb=256`);
   const bVm = await bulk(lab, `http://${VIP}/bulk?mb=256`);
   const bHp = await bulk(lab, `http://${HAPROXY}/bulk?mb=256`);
   console.log(
-    `  bulk: direct ${bDirect.toFixed(0)} Mbit/s, vipmesh ${bVm.toFixed(0)} Mbit/s, HAProxy ${bHp.toFixed(0)} Mbit/s`,
+    `  bulk: direct ${bDirect.toFixed(0)} Mbit/s, vipmesh ${bVm.toFixed(0)} Mbit/s, HAProxy ${bHp.toFixed(0)} Mbit/s; ` +
+      `vipmesh/direct ${(bVm / bDirect).toFixed(2)}, vipmesh/HAProxy ${(bVm / bHp).toFixed(2)}`,
   );
-  console.log(
-    `  ratios: vipmesh/direct req/s ${(vm.rps / direct.rps).toFixed(2)} (goal >= 0.90), vipmesh/HAProxy req/s ${(vm.rps / hp.rps).toFixed(2)} (goal >= 2), ` +
-      `bulk vipmesh/direct ${(bVm / bDirect).toFixed(2)}, bulk vipmesh/HAProxy ${(bVm / bHp).toFixed(2)}`,
-  );
+  console.log(`  load average ${loadavg()[0]!.toFixed(2)} at the end`);
 
   // A backend dies: how long until the table no longer sends to it.
   const t0 = Date.now();
@@ -160,29 +187,52 @@ try {
     await inNs('true', []);
     spawnCost.push(Date.now() - s);
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   // The same one-Service changes, alternately through a kept `nft -i` (what the agent runs, in the
   // holder's namespace) and through one `nft -f` per update (in the client's namespace: each table has
   // its own ruleset, so neither moves the other's generation and forces a cache reload).
+  // CPU time of nft itself, which the load on this shared machine does not inflate: the kept nft's from
+  // /proc (clock ticks), each nft -f's from bash's `time`.
+  let keptPid = 0;
   const session = new NftSession({
-    spawn: (file, args) => spawnProcess('ip', ['netns', 'exec', ns, file, ...args]),
+    spawn: (file, args) => {
+      const child = spawnProcess('ip', ['netns', 'exec', ns, file, ...args]);
+      keptPid = child.pid ?? 0;
+      return child;
+    },
     clock: systemClock,
   });
+  const ticks = () => {
+    const f = readFileSync(`/proc/${keptPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(f[11]) + Number(f[12]); // utime, stime
+  };
   const clientNs = lab.c.lab.node('client').ns;
-  const inClientNs: RunCommand = (file, args, stdin) =>
-    runCommand('ip', ['netns', 'exec', clientNs, file, ...args], stdin);
+  let nftFCpuMs = 0;
+  const inClientNs: RunCommand = async (file, args, stdin) => {
+    const script = 'TIMEFORMAT="%3U %3S"; time "$0" "$@"';
+    const r = await runCommand('ip', ['netns', 'exec', clientNs, 'bash', '-c', script, file, ...args], stdin);
+    const m = /(\d+\.\d+) (\d+\.\d+)\n?$/.exec(r.stderr);
+    if (m !== null) nftFCpuMs += (Number(m[1]) + Number(m[2])) * 1000;
+    return { ...r, stderr: m === null ? r.stderr : r.stderr.slice(0, m.index) };
+  };
   const kept = new NftTable({ run: inNs, session, clock: systemClock, logger: silentLogger() });
   const perUpdate = new NftTable({ run: inClientNs, clock: systemClock, logger: silentLogger() });
   const full = await kept.apply(render({ services: svcs }).ruleset);
   await perUpdate.apply(render({ services: svcs }).ruleset);
   const viaSession: number[] = [];
   const viaNftF: number[] = [];
+  // One change first: the kept nft starts and loads its cache once, as after an agent's start.
+  await kept.apply(variant(21));
+  await perUpdate.apply(variant(21));
+  let keptTicks = 0;
+  nftFCpuMs = 0;
   for (let i = 0; i < 21; i++) {
     for (const [table, into] of [
       [kept, viaSession],
       [perUpdate, viaNftF],
     ] as const) {
+      const t0 = table === kept ? ticks() : 0;
       const r = await table.apply(variant(i));
+      if (table === kept) keptTicks += ticks() - t0;
       if (r.mode !== 'diff') throw new Error(`a one-Service change was a ${r.mode} update`);
       into.push(r.nftMs);
       await table.settled(); // the listing for the compare follows each update; measure updates alone
@@ -196,6 +246,12 @@ try {
       `${median(viaSession).toFixed(1)} ms (max ${Math.max(...viaSession).toFixed(1)}) through the agent's kept nft -i, ` +
       `${median(viaNftF).toFixed(1)} ms through one nft -f per update (~${median(spawnCost)} ms of it starting nft ` +
       `through ip netns exec); render of all 1,000 ${renderMs} ms (goal < 10 ms per update)`,
+  );
+  const tick = 1000 / 100; // ms per clock tick (USER_HZ)
+  console.log(
+    `  nft CPU per one-Service update (not inflated by the machine's load): kept nft -i ` +
+      `${((keptTicks * tick) / viaSession.length).toFixed(1)} ms, nft -f ${(nftFCpuMs / viaNftF.length).toFixed(1)} ms; ` +
+      `load average ${loadavg()[0]!.toFixed(2)}`,
   );
   await kept.remove();
   await perUpdate.remove();
