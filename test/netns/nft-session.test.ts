@@ -62,6 +62,21 @@ t.test('differences go through the kept nft and land in the kernel', async (t) =
   t.equal(await table.verify(), false, 'the compare agrees with what the updates left');
 });
 
+t.test(
+  'a Service with ClientIP affinity (sets with their own `;`) goes through the kept nft too',
+  async (t) => {
+    const plain = svc('aff', '198.51.100.13', ['198.18.4.2', '198.18.4.3']);
+    await table.apply(render({ services: [plain] }).ruleset);
+    const sticky = { ...plain, sessionAffinity: 'ClientIP' as const, affinityTimeoutSeconds: 60 };
+    const r = await table.apply(render({ services: [sticky] }).ruleset);
+    t.equal(r.mode, 'diff');
+    const l = await listing();
+    t.match(l, /set a_default_aff_\S+ \{[^}]*timeout 1m/);
+    t.match(l, /update @a_default_aff_/);
+    t.equal(await table.verify(), false);
+  },
+);
+
 t.test('a difference nft refuses changes nothing; the table is then replaced whole', async (t) => {
   const a = svc('a', '198.51.100.10', ['198.18.1.2']);
   await table.apply(render({ services: [a] }).ruleset);
