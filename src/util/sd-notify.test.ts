@@ -37,6 +37,8 @@ t.test('READY=1 reaches the notify socket', async (t) => {
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   t.teardown(() => receiver.kill());
+  // Listen for the exit now: the receiver may be gone before notifyReady returns.
+  const exited = new Promise((resolve) => receiver.once('exit', resolve));
   let out = '';
   await new Promise<void>((resolve) =>
     receiver.stdout.on('data', (d) => {
@@ -46,7 +48,7 @@ t.test('READY=1 reaches the notify socket', async (t) => {
   );
   const sent = await notifyReady('serving', { ...process.env, NOTIFY_SOCKET: path });
   t.equal(sent, true);
-  await new Promise((resolve) => receiver.once('exit', resolve));
+  await exited;
   t.match(out, /READY=1/);
   t.match(out, /STATUS=serving/);
 });
