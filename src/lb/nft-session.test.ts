@@ -37,17 +37,27 @@ function fakeNftI() {
       stderr.write(text.slice(0, half));
       stderr.write(text.slice(half));
     };
+    let carets: string | undefined;
+    let caretTimer: NodeJS.Timeout | undefined;
+    const flushCarets = () => {
+      clearTimeout(caretTimer);
+      if (carets !== undefined) stderr.write(carets);
+      carets = undefined;
+    };
     let buf = '';
     stdin.on('data', (d: Buffer) => {
+      flushCarets();
       buf += d.toString();
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         const marker = /^list table inet (\S+)$/.exec(line);
         if (marker !== null) {
-          say(
-            `Error: No such file or directory\n${line}\n                ${'^'.repeat(marker[1]!.length)}\n`,
-          );
+          // The carets under the marker come later, as they may through a pipe: with the next input's
+          // answer, or a moment later when there is none.
+          say(`Error: No such file or directory\n${line}\n`);
+          carets = `                ${'^'.repeat(marker[1]!.length)}\n`;
+          caretTimer = setTimeout(flushCarets, 5);
           continue;
         }
         state.lines.push(line);

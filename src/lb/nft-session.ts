@@ -117,12 +117,17 @@ export class NftSession {
     return child;
   }
 
-  /** The marker's error has arrived: what stderr held before its first line is the update's answer. */
+  /**
+   * The marker's error has arrived: what stderr held before its first line is the update's answer. The
+   * error is whole once the line under the marker's command (nft's carets) is: settling on the command's
+   * line alone left the carets to arrive after, and be read as the next update's refusal.
+   */
   #settle(): void {
     const p = this.#pending;
     if (p === undefined) return;
-    const at = this.#stderr.indexOf(`\nlist table inet ${p.marker}\n`);
-    if (at < 0) return;
+    const command = `\nlist table inet ${p.marker}\n`;
+    const at = this.#stderr.indexOf(command);
+    if (at < 0 || this.#stderr.indexOf('\n', at + command.length) < 0) return;
     const before = this.#stderr.slice(0, at);
     const own = before.slice(0, Math.max(0, before.lastIndexOf('\n'))).trim();
     this.#stderr = '';
