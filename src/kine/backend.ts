@@ -117,7 +117,8 @@ export class Backend implements EtcdBackend {
         this.#log,
         opts.compaction,
         this.#metrics?.compactedRows,
-        () => this.#checkpointer.request(),
+        // Writes wait meanwhile: a TRUNCATE checkpoint needs the writer still.
+        () => this.#committer.exclusive(() => this.#checkpointer.request('TRUNCATE')),
       );
       this.#metrics?.revision.set(mvcc.rev);
     } catch (err) {

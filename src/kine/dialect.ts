@@ -123,10 +123,13 @@ export class SqliteDialect {
       maxIdAt: db.prepare<[number], { id: number | null }>(
         'SELECT MAX(id) AS id FROM kine WHERE revision <= ?',
       ),
-      compact: db.prepare<{ lo: number; hi: number; rev: number }>(
-        `DELETE FROM kine WHERE id IN (SELECT k.id FROM kine k WHERE k.id > @lo AND k.id <= @hi
-          AND k.revision <= @rev AND (k.deleted = 1 OR EXISTS (SELECT 1 FROM kine n
-          WHERE n.name = k.name AND n.revision > k.revision AND n.revision <= @rev)))`,
+      // Rows (lo, hi] are new since the last pass and all at or below the compact revision (ids follow
+      // revisions): each supersedes the older rows of its key, and a tombstone is itself unreachable. So a
+      // pass reads only the rows written since the previous one, through kine_name_revision.
+      compact: db.prepare<{ lo: number; hi: number }>(
+        `DELETE FROM kine WHERE id IN (SELECT k.id FROM kine n JOIN kine k ON k.name = n.name
+          AND k.revision < n.revision WHERE n.id > @lo AND n.id <= @hi)
+          OR (id > @lo AND id <= @hi AND deleted = 1)`,
       ),
       metaGet: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       metaSet: db.prepare<[string, string]>('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
@@ -189,9 +192,20 @@ export class SqliteDialect {
     return this.#s.maxIdAt.get(rev)!.id ?? 0;
   }
 
-  /** Delete the rows with ids in (lo, hi] that compaction at `rev` makes unreachable. Returns the count. */
-  compactBatch(lo: number, hi: number, rev: number): number {
-    return this.#s.compact.run({ lo, hi, rev }).changes;
+  /**
+   * Delete what the rows with ids in (lo, hi] make unreachable: the older rows of their keys, and the rows
+   * themselves when they are tombstones. Every row up to `hi` must be at or below the compact revision.
+   * Returns the count.
+   */
+  compactBatch(lo: number, hi: number): number {
+    return this.#s.compact.run({ lo, hi }).changes;
+  }
+
+  /** Give the free pages back to the file system (the file is in auto_vacuum=INCREMENTAL). Returns them. */
+  incrementalVacuum(): number {
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    if (free > 0) this.db.exec('PRAGMA incremental_vacuum');
+    return free;
   }
 
   metaGet(key: string): string | undefined {
@@ -252,7 +266,7 @@ export class SqliteDialect {
     return { total: pages * pageSize, inUse: (pages - free) * pageSize };
   }
 
-  /** Move the WAL into the main file here, on the caller's thread (a fallback; see Checkpointer). */
+  /** Move the WAL into the main file here, on the caller's thread (a fallback and at close; see Checkpointer). */
   checkpoint(mode: 'PASSIVE' | 'TRUNCATE' = 'TRUNCATE'): void {
     this.db.pragma(`wal_checkpoint(${mode})`);
   }
@@ -290,6 +304,8 @@ function openDatabase(file: string): Database.Database {
   try {
     mkdirSync(dirname(file), { recursive: true });
     db = new Database(file);
+    // Before the first table: a new file frees the pages compaction empties (see incrementalVacuum()).
+    db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
     // NORMAL: a COMMIT appends to the WAL without syncing; the committer then fdatasyncs the WAL before it
     // acknowledges (see sync()). SQLite still syncs the WAL before and the file after each checkpoint.
@@ -302,6 +318,7 @@ function openDatabase(file: string): Database.Database {
     db.pragma('wal_autocheckpoint = 0');
     db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     migrate(db, file);
+    convertToIncremental(db);
     return db;
   } catch (err) {
     db?.close();
@@ -367,4 +384,18 @@ function migrate(db: Database.Database, file: string): void {
       );
     }).immediate();
   }
+}
+
+/**
+ * A file made before auto_vacuum=INCREMENTAL (it can only be turned on for an existing file by VACUUM) is
+ * rebuilt once; the meta row records it so a file SQLite would not convert is not rebuilt at every start.
+ * Without it, the pages compaction frees stay in the file, which keeps the size of its busiest moment.
+ */
+function convertToIncremental(db: Database.Database): void {
+  if (db.pragma('auto_vacuum', { simple: true }) === 2) return;
+  const done = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'auto_vacuum'").get();
+  if (done !== undefined) return;
+  db.pragma('auto_vacuum = INCREMENTAL');
+  db.exec('VACUUM');
+  db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('auto_vacuum', 'incremental')").run();
 }
