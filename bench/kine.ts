@@ -102,6 +102,11 @@ async function fill(
   for (const c of cs) c.close();
 }
 
+/** Where the run is, on stderr (the figures go to stdout). */
+function progress(what: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${what}\n`);
+}
+
 /** Per peer name, per figure, the value of each round. */
 type Figures = Map<string, Map<string, number[]>>;
 
@@ -116,6 +121,7 @@ async function measureAlternating(peers: Peer[], out: Figures): Promise<void> {
   for (const p of peers) await fill(p.url, RANGE_KEYS, 16, (i) => `/range/${String(i).padStart(6, '0')}`);
   for (let r = 0; r < ROUNDS; r++) {
     for (const p of peers) {
+      progress(`round ${r + 1}/${ROUNDS} ${p.name}: puts, range, watch`);
       const p1 = await puts(p.url, 1, N1, `/p1/${r}/`);
       add(out, p.name, 'puts/s, 1 client', p1.rate);
       add(out, p.name, 'put p50 ms, 1 client', p1.p50);
@@ -180,6 +186,7 @@ async function measureVolume(out: Figures): Promise<void> {
   for (let r = 0; r < ROUNDS; r++) {
     for (const start of [startVipmeshCli, startEtcdPeer]) {
       const peer = await start();
+      progress(`round ${r + 1}/${ROUNDS} ${peer.name}: idle RSS, churn`);
       try {
         await new Promise((res) => setTimeout(res, 1000));
         add(out, peer.name, 'idle RSS MB', rssMiB(peer.pid));
