@@ -26,8 +26,8 @@ export interface CompactionOptions {
 /**
  * Compaction: the compact revision is recorded at once (reads below it answer "compacted"), then the rows
  * no read can reach are deleted in small batches that are queued with ordinary writes, the freed pages are
- * returned (incremental vacuum) and the WAL is checkpointed and truncated, so the files shrink back to
- * what the kept history needs.
+ * returned (incremental vacuum) and, once writes pause, the WAL is checkpointed and truncated, so the
+ * files shrink back to what the kept history needs.
  */
 export class Compactor {
   readonly #db: SqliteDialect;
@@ -82,9 +82,13 @@ export class Compactor {
       this.#enqueuePhysical(this.#mvcc.compactRev);
     }
     if (this.#retention <= 0) return;
+    let lastRev = this.#mvcc.rev;
     const tick = () => {
       this.#timer = this.#clock.setTimeout(tick, this.#intervalMs);
       this.#auto();
+      // Quiet since the last check: empty the WAL now, when holding writes back costs nobody anything.
+      if (this.#mvcc.rev === lastRev && this.#db.walBytes() > 0) this.#enqueueTruncate();
+      lastRev = this.#mvcc.rev;
     };
     this.#samples.push({ at: this.#clock.now(), rev: this.#mvcc.rev });
     this.#timer = this.#clock.setTimeout(tick, this.#intervalMs);
@@ -150,7 +154,18 @@ export class Compactor {
    * so a pass killed part-way resumes from there. Then the freed pages go back to the file system and the
    * WAL is emptied.
    */
+  #enqueueTruncate(): void {
+    this.#chain = this.#chain
+      .then(async () => {
+        if (!this.#closed) await this.#checkpoint();
+      })
+      .catch((err: unknown) => {
+        this.#log.warn({ err }, 'checkpoint after compaction failed');
+      });
+  }
+
   async #physical(rev: number): Promise<void> {
+    const writtenBefore = this.#mvcc.rev;
     const target = this.#db.maxIdAt(rev);
     let cursor = Number(this.#db.metaGet('compact_cursor') ?? 0);
     let total = 0;
@@ -168,7 +183,11 @@ export class Compactor {
     this.#deleted?.inc(total);
     if (this.#closed || this.#mvcc.compactRev !== rev) return;
     const pages = await this.#committer.submit(() => this.#db.incrementalVacuum());
-    if (!this.#closed) await this.#checkpoint();
+    // The TRUNCATE checkpoint holds writes back while it runs, and a WAL emptied under steady writes only
+    // grows again (each sync then also commits a new file size). So only when nothing was written during
+    // the pass; otherwise the first quiet tick of the timer does it. (bench/kine.ts, compaction every 1 s,
+    // with a TRUNCATE after every pass: put-to-watch p99 74 ms against etcd's 5.7 ms.)
+    if (!this.#closed && this.#mvcc.rev === writtenBefore) await this.#checkpoint();
     this.#log.debug({ op: 'compact', rev, rows: total, freedPages: pages }, 'physical compaction done');
   }
 }
