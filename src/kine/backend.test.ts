@@ -472,6 +472,31 @@ t.test('a compaction cut short by a restart resumes from its cursor and loses no
   t.same(all(again), wantNow);
 });
 
+t.test('under steady writes the WAL is emptied at the first quiet tick, not after every pass', async (t) => {
+  const { statSync } = await import('node:fs');
+  const file = tempFile(t);
+  const clock = new FakeClock();
+  const b = open(file, { clock, compaction: { retentionRevisions: 10, intervalMs: 1000, batchRows: 2 } });
+  t.teardown(() => b.close());
+  b.start();
+  for (let i = 0; i < 60; i++) await put(b, `k${i % 3}`, `v${i}`);
+  clock.advance(1000); // compaction starts; writes keep coming during its pass
+  for (let i = 0; i < 60; i++) await put(b, `k${i % 3}`, `w${i}`);
+  await writesSettled(b);
+  t.ok(b.compactRevision > 0, 'compacted');
+  t.ok(statSync(`${file}-wal`).size > 0, 'the pass saw writes: the WAL is left in place');
+  clock.advance(1000); // writes since the last tick: a compaction, still no truncation
+  await writesSettled(b);
+  clock.advance(1000); // quiet since the last tick
+  while (statSync(`${file}-wal`).size > 0) await new Promise((r) => setImmediate(r));
+  t.pass('the quiet tick emptied the WAL');
+  t.same(
+    b.range(req.range('k0')).kvs.map((kv) => String(kv.value)),
+    ['w57'],
+    'and the data is unchanged',
+  );
+});
+
 t.test('automatic compaction by revisions and by time', async (t) => {
   const clock = new FakeClock();
   const b = open(tempFile(t), {
