@@ -283,12 +283,13 @@ function sqliteBytes(dir: string): number {
  */
 function vipmeshCommand(): { args: string[]; how: string } {
   const dist = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
+  // What the build compiles: not the tests, not src/testing (tsconfig.build.json).
   const newest = (dir: string): number =>
     Math.max(
       0,
-      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
-        e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
-      ),
+      ...readdirSync(dir, { withFileTypes: true })
+        .filter((e) => !e.name.endsWith('.test.ts') && !(e.isDirectory() && e.name === 'testing'))
+        .map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)),
     );
   if (existsSync(dist) && statSync(dist).mtimeMs >= newest(join(import.meta.dirname, '..', 'src'))) {
     return { args: [dist], how: 'dist/cli/main.js (npm run build)' };
@@ -299,6 +300,9 @@ function vipmeshCommand(): { args: string[]; how: string } {
   };
 }
 
+/** Decided once per run, so every round runs the same build. */
+const VIPMESH = vipmeshCommand();
+
 /** A fresh `vipmesh kine` (keep 1000 revisions, compaction checked every 1 s), for the volume rounds. */
 async function startVipmeshCli(): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), 'vipmesh-bench-kine-'));
@@ -306,7 +310,7 @@ async function startVipmeshCli(): Promise<Peer> {
   const proc = spawn(
     process.execPath,
     [
-      ...vipmeshCommand().args,
+      ...VIPMESH.args,
       'kine',
       '--listen-address',
       `127.0.0.1:${port}`,
@@ -449,7 +453,7 @@ async function main(): Promise<void> {
     console.log(
       'DB MB: vipmesh state.db + -wal + -shm; etcd member/snap/db (its WAL directory, 64 MB preallocated segments, not counted)',
     );
-    console.log(`vipmesh kine for idle RSS and churn: ${vipmeshCommand().how}`);
+    console.log(`vipmesh kine for idle RSS and churn: ${VIPMESH.how}`);
     const vip = await startVipmesh();
     running.push(vip);
     const etcdPeer = await startEtcdPeer();
