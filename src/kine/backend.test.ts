@@ -411,6 +411,92 @@ t.test(
   },
 );
 
+t.test('after compaction the file and the WAL shrink back to the kept history', async (t) => {
+  const file = tempFile(t);
+  const b = open(file, { compaction: { retentionRevisions: 0 } });
+  t.teardown(() => b.close());
+  b.start();
+  const value = 'x'.repeat(1024);
+  for (let i = 0; i < 3000; i += 100) {
+    await Promise.all(Array.from({ length: 100 }, (_, j) => put(b, `k${(i + j) % 10}`, `${i + j}${value}`)));
+  }
+  const grown = b.size().total;
+  await b.compact(b.revision, true);
+  const { statSync } = await import('node:fs');
+  t.equal(statSync(`${file}-wal`).size, 0, 'the WAL is emptied');
+  t.ok(b.size().total < grown / 10, `the file shrank (${grown} -> ${b.size().total} bytes)`);
+  t.equal(b.size().total, b.size().inUse, 'no free pages left in it');
+  t.equal(rowCount(file), 10, 'one row per key');
+  t.same(
+    b.range(req.range('k3')).kvs.map((kv) => String(kv.value).slice(0, 4)),
+    ['2993'],
+  );
+});
+
+t.test('a compaction cut short by a restart resumes from its cursor and loses nothing', async (t) => {
+  const file = tempFile(t);
+  const b = open(file, { compaction: { retentionRevisions: 0, batchRows: 10 } });
+  b.start();
+  for (let i = 0; i < 300; i++) await put(b, `k${i % 5}`, `v${i}`);
+  const all = (x: Backend, rev = 0) =>
+    x
+      .range(req.range('\0', { end: '\0', revision: rev }))
+      .kvs.map((kv) => `${kv.key}=${kv.value}@${kv.mod_revision}`);
+  const at = 250;
+  const wantAt = all(b, at);
+  const wantNow = all(b);
+  await b.compact(at, false);
+  await b.close(); // stops at the first batch boundary
+  const raw = new Database(file, { readonly: true });
+  const cursor = () =>
+    Number(
+      (raw.prepare("SELECT value FROM meta WHERE key = 'compact_cursor'").get() as { value: string }).value,
+    );
+  const target = (raw.prepare('SELECT MAX(id) AS id FROM kine WHERE revision <= ?').get(at) as { id: number })
+    .id;
+  t.teardown(() => raw.close());
+  t.ok(cursor() < target, `the pass was cut short (cursor ${cursor()} of ${target})`);
+
+  const again = open(file, { compaction: { retentionRevisions: 0, batchRows: 10 } });
+  t.teardown(() => again.close());
+  t.same(all(again, at), wantAt, 'the compact revision reads the same after the restart');
+  t.same(all(again), wantNow, 'and so does the newest');
+  again.start();
+  while (cursor() < target) await writesSettled(again);
+  t.equal(
+    rowCount(file),
+    5 + 51,
+    'the resumed pass left one row per key at the compact revision and the 51 later rows',
+  );
+  t.same(all(again, at), wantAt, 'reads are unchanged by it');
+  t.same(all(again), wantNow);
+});
+
+t.test('under steady writes the WAL is emptied at the first quiet tick, not after every pass', async (t) => {
+  const { statSync } = await import('node:fs');
+  const file = tempFile(t);
+  const clock = new FakeClock();
+  const b = open(file, { clock, compaction: { retentionRevisions: 10, intervalMs: 1000, batchRows: 2 } });
+  t.teardown(() => b.close());
+  b.start();
+  for (let i = 0; i < 60; i++) await put(b, `k${i % 3}`, `v${i}`);
+  clock.advance(1000); // compaction starts; writes keep coming during its pass
+  for (let i = 0; i < 60; i++) await put(b, `k${i % 3}`, `w${i}`);
+  await writesSettled(b);
+  t.ok(b.compactRevision > 0, 'compacted');
+  t.ok(statSync(`${file}-wal`).size > 0, 'the pass saw writes: the WAL is left in place');
+  clock.advance(1000); // writes since the last tick: a compaction, still no truncation
+  await writesSettled(b);
+  clock.advance(1000); // quiet since the last tick
+  while (statSync(`${file}-wal`).size > 0) await new Promise((r) => setImmediate(r));
+  t.pass('the quiet tick emptied the WAL');
+  t.same(
+    b.range(req.range('k0')).kvs.map((kv) => String(kv.value)),
+    ['w57'],
+    'and the data is unchanged',
+  );
+});
+
 t.test('automatic compaction by revisions and by time', async (t) => {
   const clock = new FakeClock();
   const b = open(tempFile(t), {

@@ -49,6 +49,8 @@ export interface BackendOptions {
 
 /** Ask the checkpoint worker for a checkpoint at most this often (each one fsyncs the database file). */
 const CHECKPOINT_EVERY_MS = 100;
+/** The WAL's size cap (the dialect's journal_size_limit); a bigger WAL gets a checkpoint with writes held. */
+const WAL_RESTART_BYTES = 8 * 1024 * 1024;
 /** A WAL larger than this is checkpointed on the event loop (checked every {@link WAL_CHECK_BATCHES} batches). */
 const WAL_LIMIT_BYTES = 64 * 1024 * 1024;
 const WAL_CHECK_BATCHES = 256;
@@ -117,7 +119,8 @@ export class Backend implements EtcdBackend {
         this.#log,
         opts.compaction,
         this.#metrics?.compactedRows,
-        () => this.#checkpointer.request(),
+        // Writes wait meanwhile: a TRUNCATE checkpoint needs the writer still.
+        () => this.#committer.exclusive(() => this.#checkpointer.request('TRUNCATE')),
       );
       this.#metrics?.revision.set(mvcc.rev);
     } catch (err) {
@@ -278,7 +281,15 @@ export class Backend implements EtcdBackend {
     const now = performance.now();
     if (!this.#checkpointer.running && now - this.#lastCheckpointAt >= CHECKPOINT_EVERY_MS) {
       this.#lastCheckpointAt = now;
-      void this.#checkpointer.request();
+      if (this.#dialect.walBytes() > WAL_RESTART_BYTES) {
+        // Past the cap, the WAL has not restarted since it outgrew it: under steady writes a checkpoint
+        // beside the writer never copies the last frames, so the WAL would only grow (measured: 80 MB after
+        // 150,000 in-process puts by 16 writers with compaction off; 9.5 MB with this). Hold writes for one
+        // checkpoint; the next commit restarts the WAL and SQLite cuts it back to the cap.
+        void this.#committer.exclusive(() => this.#checkpointer.request());
+      } else {
+        void this.#checkpointer.request();
+      }
     }
     if (++this.#batches % WAL_CHECK_BATCHES === 0 && this.#dialect.walBytes() > WAL_LIMIT_BYTES) {
       this.#log.warn({ wal: this.#dialect.walBytes() }, 'WAL above 64 MB; checkpointing on the event loop');

@@ -4,25 +4,30 @@ import type { Logger } from 'pino';
 
 /**
  * The worker's code (plain CommonJS, so it runs the same from src/ under tsx and from dist/). It opens its own
- * connection to the data file and runs PASSIVE checkpoints on request: they copy WAL frames into the database
- * and fsync it without taking the write lock, so the main connection keeps committing meanwhile.
+ * connection to the data file and runs checkpoints on request. PASSIVE ones copy WAL frames into the database
+ * and fsync it without taking the write lock, so the main connection keeps committing meanwhile; a TRUNCATE
+ * one also empties the WAL file, and is asked for only while the committer holds writes back.
  */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.sqlite);
 const db = new Database(workerData.file);
 db.pragma('synchronous = NORMAL');
+db.pragma('busy_timeout = 5000');
 parentPort.on('message', (m) => {
   if (m === 'close') { db.close(); process.exit(0); }
   const started = performance.now();
   try {
-    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    const [r] = db.pragma(m === 'TRUNCATE' ? 'wal_checkpoint(TRUNCATE)' : 'wal_checkpoint(PASSIVE)');
     parentPort.postMessage({ ok: true, log: r.log, checkpointed: r.checkpointed, ms: performance.now() - started });
   } catch (err) {
     parentPort.postMessage({ ok: false, error: String(err && err.message || err) });
   }
 });
 `;
+
+/** PASSIVE: copy what it can beside the writer; TRUNCATE: copy everything and empty the WAL file. */
+export type CheckpointMode = 'PASSIVE' | 'TRUNCATE';
 
 /** A checkpoint result: WAL frames in the log, frames copied into the database, and how long it took. */
 interface CheckpointResult {
@@ -46,6 +51,8 @@ export class Checkpointer {
   #current: Array<(r: CheckpointResult | undefined) => void> = [];
   /** Asked while one ran: answered by the next. */
   #next: Array<(r: CheckpointResult | undefined) => void> = [];
+  /** The mode of the next checkpoint: TRUNCATE when any caller waiting for it asked for one. */
+  #nextMode: CheckpointMode = 'PASSIVE';
   #closed = false;
 
   constructor(file: string, log: Logger) {
@@ -61,10 +68,14 @@ export class Checkpointer {
     });
   }
 
-  /** Ask for a checkpoint; resolves when one that started after the call has ended (undefined if it failed). */
-  request(): Promise<CheckpointResult | undefined> {
+  /**
+   * Ask for a checkpoint (default PASSIVE); resolves when one of at least that mode that started after the
+   * call has ended (undefined if it failed).
+   */
+  request(mode: CheckpointMode = 'PASSIVE'): Promise<CheckpointResult | undefined> {
     if (this.#closed) return Promise.resolve(undefined);
     return new Promise((resolve) => {
+      if (mode === 'TRUNCATE') this.#nextMode = mode;
       if (this.#running) {
         this.#next.push(resolve);
         return;
@@ -81,7 +92,8 @@ export class Checkpointer {
 
   #start(): void {
     this.#running = true;
-    this.#worker.postMessage('checkpoint');
+    this.#worker.postMessage(this.#nextMode);
+    this.#nextMode = 'PASSIVE';
   }
 
   #done(m: { ok: boolean; error?: string } & CheckpointResult): void {

@@ -98,3 +98,21 @@ t.test('a failed commit rejects its batch and reloads state', async (t) => {
   );
   t.equal(failed, 1);
 });
+
+t.test('exclusive holds batches back until its work settles, then commits what waited in one', async (t) => {
+  const db = new FakeDb();
+  const c = new Committer(db, { begin() {}, applied: () => 0, durable() {}, failed() {} }, silentLogger());
+  let release: () => void = () => undefined;
+  const held = c.exclusive(() => new Promise<string>((r) => (release = () => r('done'))));
+  const a = c.submit(() => 'a');
+  const b = c.submit(() => 'b');
+  await tick();
+  await tick();
+  t.equal(db.commits, 0, 'nothing commits while held');
+  release();
+  t.equal(await held, 'done', 'exclusive resolves with its work');
+  await tick();
+  t.equal(db.commits, 1, 'what waited commits in one transaction');
+  for (const cb of db.syncs.splice(0)) cb(null);
+  t.same(await Promise.all([a, b]), ['a', 'b']);
+});

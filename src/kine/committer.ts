@@ -52,6 +52,8 @@ export class Committer {
   #scheduled = false;
   #syncing = false;
   #closed = false;
+  /** Held by {@link Committer.exclusive}: writes queue up and no batch commits. */
+  #held = false;
   #fatal: Error | undefined;
   #idle: Array<() => void> = [];
 
@@ -75,9 +77,27 @@ export class Committer {
     });
   }
 
+  /**
+   * Run `fn` while no batch commits: writes submitted meanwhile wait and are committed together once it
+   * settles. For work beside the connection that needs the writer still (a checkpoint that empties the WAL).
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.#held = true;
+    try {
+      return await fn();
+    } finally {
+      this.#held = false;
+      if (this.#queue.length > 0 && !this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    }
+  }
+
   /** Run every queued write now, in one transaction (acknowledged after the next sync). */
   flush(): void {
     this.#scheduled = false;
+    if (this.#held && !this.#closed) return;
     const batch = this.#queue;
     this.#queue = [];
     if (batch.length === 0) return;
@@ -136,8 +156,8 @@ export class Committer {
 
   /** Commit what is queued, wait until it is durable, then refuse new writes. */
   async close(): Promise<void> {
-    this.flush();
     this.#closed = true;
+    this.flush();
     if (this.#syncing || this.#waiting.length > 0) await new Promise<void>((r) => this.#idle.push(r));
   }
 }

@@ -25,8 +25,9 @@ export interface CompactionOptions {
 
 /**
  * Compaction: the compact revision is recorded at once (reads below it answer "compacted"), then the rows
- * no read can reach are deleted in small batches that are queued with ordinary writes, and the WAL is
- * checkpointed and truncated so the file stops growing under steady churn.
+ * no read can reach are deleted in small batches that are queued with ordinary writes, the freed pages are
+ * returned (incremental vacuum) and, once writes pause, the WAL is checkpointed and truncated, so the
+ * files shrink back to what the kept history needs.
  */
 export class Compactor {
   readonly #db: SqliteDialect;
@@ -78,12 +79,16 @@ export class Compactor {
   start(): void {
     const cursor = Number(this.#db.metaGet('compact_cursor') ?? 0);
     if (this.#mvcc.compactRev > 0 && cursor < this.#db.maxIdAt(this.#mvcc.compactRev)) {
-      this.#enqueuePhysical(this.#mvcc.compactRev, cursor);
+      this.#enqueuePhysical(this.#mvcc.compactRev);
     }
     if (this.#retention <= 0) return;
+    let lastRev = this.#mvcc.rev;
     const tick = () => {
       this.#timer = this.#clock.setTimeout(tick, this.#intervalMs);
       this.#auto();
+      // Quiet since the last check: empty the WAL now, when holding writes back costs nobody anything.
+      if (this.#mvcc.rev === lastRev && this.#db.walBytes() > 0) this.#enqueueTruncate();
+      lastRev = this.#mvcc.rev;
     };
     this.#samples.push({ at: this.#clock.now(), rev: this.#mvcc.rev });
     this.#timer = this.#clock.setTimeout(tick, this.#intervalMs);
@@ -125,44 +130,64 @@ export class Compactor {
     if (rev <= this.#mvcc.compactRev) throw etcdErrors.compacted();
     const header = await this.#committer.submit(() => {
       if (rev <= this.#mvcc.compactRev) throw etcdErrors.compacted();
-      // Every compaction rescans from the first row: rows the last one kept (the newest at its revision)
-      // may be superseded now. The cursor only lets a restart resume an interrupted pass.
-      this.#db.metaSet('compact_cursor', 0);
       this.#mvcc.compactTo(rev);
       return this.#mvcc.rev;
     });
     this.#log.info({ op: 'compact', rev }, 'compacted');
-    const done = this.#enqueuePhysical(rev, 0);
+    const done = this.#enqueuePhysical(rev);
     if (physical) await done;
     return header;
   }
 
-  #enqueuePhysical(rev: number, from: number): Promise<void> {
+  #enqueuePhysical(rev: number): Promise<void> {
     this.#chain = this.#chain
-      .then(() => this.#physical(rev, from))
+      .then(() => this.#physical(rev))
       .catch((err: unknown) => {
         this.#log.warn({ err, rev }, 'physical compaction failed');
       });
     return this.#chain;
   }
 
-  async #physical(rev: number, from: number): Promise<void> {
+  /**
+   * Delete what compaction at `rev` made unreachable, reading only the rows written since the last pass:
+   * `compact_cursor` is the last row id a pass has handled, written in the same transaction as the deletes,
+   * so a pass killed part-way resumes from there. Then the freed pages go back to the file system and the
+   * WAL is emptied.
+   */
+  #enqueueTruncate(): void {
+    this.#chain = this.#chain
+      .then(async () => {
+        if (!this.#closed) await this.#checkpoint();
+      })
+      .catch((err: unknown) => {
+        this.#log.warn({ err }, 'checkpoint after compaction failed');
+      });
+  }
+
+  async #physical(rev: number): Promise<void> {
+    const writtenBefore = this.#mvcc.rev;
     const target = this.#db.maxIdAt(rev);
-    let cursor = from;
+    let cursor = Number(this.#db.metaGet('compact_cursor') ?? 0);
     let total = 0;
-    // A newer compaction supersedes this pass (it rescans everything), so stop early when one is recorded.
+    // A newer compaction continues from the cursor, so this pass stops early when one is recorded.
     while (cursor < target && !this.#closed && this.#mvcc.compactRev === rev) {
       const lo = cursor;
       const hi = Math.min(target, lo + this.#batchRows);
       total += await this.#committer.submit(() => {
-        const n = this.#db.compactBatch(lo, hi, rev);
+        const n = this.#db.compactBatch(lo, hi);
         this.#db.metaSet('compact_cursor', hi);
         return n;
       });
       cursor = hi;
     }
     this.#deleted?.inc(total);
-    if (!this.#closed) await this.#checkpoint();
-    this.#log.debug({ op: 'compact', rev, rows: total }, 'physical compaction done');
+    if (this.#closed || this.#mvcc.compactRev !== rev) return;
+    const pages = await this.#committer.submit(() => this.#db.incrementalVacuum());
+    // The TRUNCATE checkpoint holds writes back while it runs, and a WAL emptied under steady writes only
+    // grows again (each sync then also commits a new file size). So only when nothing was written during
+    // the pass; otherwise the first quiet tick of the timer does it. (bench/kine.ts, compaction every 1 s,
+    // with a TRUNCATE after every pass: put-to-watch p99 74 ms against etcd's 5.7 ms.)
+    if (!this.#closed && this.#mvcc.rev === writtenBefore) await this.#checkpoint();
+    this.#log.debug({ op: 'compact', rev, rows: total, freedPages: pages }, 'physical compaction done');
   }
 }

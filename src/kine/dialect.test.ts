@@ -132,3 +132,78 @@ t.test('defragment and checkpoint shrink the file', async (t) => {
   d.vacuum();
   t.ok(d.size().total < before / 2, `the file shrank (${before} -> ${d.size().total})`);
 });
+
+t.test('a new file frees pages incrementally; an older file is rebuilt for it once', async (t) => {
+  const dir = tempDir(t);
+  const d = new SqliteDialect(join(dir, 'new.db'));
+  t.equal(d.db.pragma('auto_vacuum', { simple: true }), 2, 'auto_vacuum=INCREMENTAL from the start');
+  t.equal(d.metaGet('auto_vacuum'), undefined, 'a new file needs no rebuild');
+  d.close();
+
+  // A file as earlier builds made it: same tables, auto_vacuum off, some free pages.
+  const old = join(dir, 'old.db');
+  const first = new SqliteDialect(old);
+  first.close();
+  const raw = new Database(old);
+  raw.pragma('journal_mode = DELETE');
+  raw.pragma('auto_vacuum = NONE');
+  raw.exec('VACUUM');
+  t.equal(raw.pragma('auto_vacuum', { simple: true }), 0);
+  raw.exec('CREATE TABLE filler (x BLOB)');
+  const ins = raw.prepare('INSERT INTO filler VALUES (?)');
+  for (let i = 0; i < 200; i++) ins.run(Buffer.alloc(4096, i));
+  raw.exec('DROP TABLE filler');
+  t.ok((raw.pragma('freelist_count', { simple: true }) as number) > 100, 'the old file has free pages');
+  raw.close();
+
+  const converted = new SqliteDialect(old);
+  t.equal(converted.db.pragma('auto_vacuum', { simple: true }), 2, 'rebuilt with auto_vacuum=INCREMENTAL');
+  t.equal(converted.db.pragma('freelist_count', { simple: true }), 0, 'and without its free pages');
+  t.equal(converted.metaGet('auto_vacuum'), 'incremental', 'the rebuild is recorded');
+  t.equal(converted.integrityCheck(), 'ok');
+  converted.close();
+
+  // Recorded: a file that still reports another mode is not rebuilt at every start.
+  const again = new Database(old);
+  again.pragma('journal_mode = DELETE');
+  again.pragma('auto_vacuum = NONE');
+  again.exec('VACUUM');
+  again.close();
+  const reopened = new SqliteDialect(old);
+  t.teardown(() => reopened.close());
+  t.equal(reopened.db.pragma('auto_vacuum', { simple: true }), 0, 'not rebuilt a second time');
+});
+
+t.test('incremental vacuum gives the pages compaction freed back', async (t) => {
+  const d = new SqliteDialect(join(tempDir(t), 'state.db'));
+  t.teardown(() => d.close());
+  const big = Buffer.alloc(4096, 1);
+  d.transaction(() => {
+    for (let i = 0; i < 300; i++) {
+      d.insert({
+        revision: i + 2,
+        name: Buffer.from('k'),
+        created: i === 0 ? 1 : 0,
+        deleted: 0,
+        create_revision: 2,
+        prev_revision: i + 1,
+        version: i + 1,
+        lease: 0,
+        value: big,
+      });
+    }
+  });
+  const before = d.size().total;
+  const deleted = d.transaction(() => d.compactBatch(0, 300));
+  t.equal(deleted, 299, 'every row but the newest of the key is unreachable');
+  const freed = d.transaction(() => d.incrementalVacuum());
+  t.ok(freed > 250, `${freed} free pages returned`);
+  d.checkpoint();
+  t.equal(d.db.pragma('freelist_count', { simple: true }), 0);
+  t.ok(d.size().total < before / 10, `the file shrank (${before} -> ${d.size().total})`);
+  t.equal(
+    d.transaction(() => d.incrementalVacuum()),
+    0,
+    'nothing left to return',
+  );
+});

@@ -1,4 +1,4 @@
-import type { Row } from './dialect.js';
+import type { LiveRow } from './dialect.js';
 import type { KeyValue } from './types.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -42,7 +42,7 @@ export function overlaps(a: KeyRange, b: KeyRange): boolean {
 }
 
 /** The etcd KeyValue of a live row (value dropped when `keysOnly`). */
-export function toKv(row: Row, keysOnly = false): KeyValue {
+export function toKv(row: LiveRow, keysOnly = false): KeyValue {
   return {
     key: row.name,
     create_revision: row.create_revision,

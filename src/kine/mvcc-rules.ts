@@ -2,7 +2,7 @@
  * etcd's rules for txn compares, range sorting and duplicate keys in a txn branch: pure functions over
  * rows and requests, used by the log.
  */
-import type { Row } from './dialect.js';
+import type { LiveRow } from './dialect.js';
 import { etcdErrors } from './errors.js';
 import { type KeyRange, keyRange, overlaps } from './keys.js';
 import {
@@ -15,7 +15,7 @@ import {
 } from './types.js';
 
 /** Whether `row` (undefined: the key is absent) satisfies the txn compare `c`, as etcd decides it. */
-export function compareRow(c: Compare, row: Row | undefined): boolean {
+export function compareRow(c: Compare, row: LiveRow | undefined): boolean {
   let r: number;
   switch (c.target) {
     case CompareTarget.VALUE:
@@ -48,8 +48,8 @@ export function compareRow(c: Compare, row: Row | undefined): boolean {
 }
 
 /** Sort range results in place by `target`, ascending or descending (etcd's sort options). */
-export function sortRows(rows: Row[], order: number, target: number): void {
-  const key = (r: Row): number | Buffer => {
+export function sortRows(rows: LiveRow[], order: number, target: number): void {
+  const key = (r: LiveRow): number | Buffer => {
     switch (target) {
       case SortTarget.VERSION:
         return r.version;

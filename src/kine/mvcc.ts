@@ -1,4 +1,4 @@
-import type { Row, SqliteDialect } from './dialect.js';
+import type { LiveRow, SqliteDialect } from './dialect.js';
 import { etcdErrors } from './errors.js';
 import { isEmptyRange, type KeyRange, keyRange, toKv, tombstoneKv } from './keys.js';
 import { checkDuplicates, compareRow, sortRows } from './mvcc-rules.js';
@@ -156,7 +156,7 @@ export class Mvcc {
     const minCreate = Number(req.min_create_revision);
     const maxCreate = Number(req.max_create_revision);
     if (target !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
-    let rows: Row[];
+    let rows: LiveRow[];
     let count: number;
     if (range.single) {
       const row = this.#db.get(range.key, rev);
@@ -166,12 +166,16 @@ export class Mvcc {
       rows = [];
       count = 0;
     } else {
-      count = this.#db.count(range.key, range.end, rev);
       const filtered = minMod > 0 || maxMod > 0 || minCreate > 0 || maxCreate > 0;
       const keyOrder = order === SortOrder.NONE || (order === SortOrder.ASCEND && target === SortTarget.KEY);
-      rows = req.count_only
-        ? []
-        : this.#db.range(range.key, range.end, rev, filtered || !keyOrder || limit <= 0 ? 0 : limit + 1);
+      const read = filtered || !keyOrder || limit <= 0 ? 0 : limit + 1;
+      rows = req.count_only ? [] : this.#db.range(range.key, range.end, rev, read);
+      // etcd's count is every live key of the range, before the filters and the limit: when the read above
+      // returned them all, it is their number, and a second walk of the range is saved.
+      count =
+        !req.count_only && (read === 0 || rows.length < read)
+          ? rows.length
+          : this.#db.count(range.key, range.end, rev);
     }
     rows = rows.filter(
       (r) =>
@@ -240,7 +244,7 @@ export class Mvcc {
     };
     this.#db.insert(row);
     const prevKv = live !== undefined ? toKv(live) : undefined;
-    tx.events.push({ type: 0, kv: toKv({ id: 0, ...row }), prev_kv: prevKv });
+    tx.events.push({ type: 0, kv: toKv(row), prev_kv: prevKv });
     return { prev_kv: req.prev_kv ? prevKv : undefined };
   }
 
@@ -254,11 +258,11 @@ export class Mvcc {
   }
 
   /** Delete the given live rows within `tx` (lease expiry/revoke). */
-  deleteRows(tx: WriteTxn, rows: Row[]): void {
+  deleteRows(tx: WriteTxn, rows: LiveRow[]): void {
     for (const row of rows) this.#tombstone(tx, row, []);
   }
 
-  #tombstone(tx: WriteTxn, row: Row, prevKvs: KeyValue[]): void {
+  #tombstone(tx: WriteTxn, row: LiveRow, prevKvs: KeyValue[]): void {
     this.#db.insert({
       revision: tx.rev,
       name: row.name,
@@ -296,7 +300,7 @@ export class Mvcc {
   }
 
   /** Live rows in `range` as the current write sees them. */
-  liveRows(range: KeyRange): Row[] {
+  liveRows(range: KeyRange): LiveRow[] {
     if (range.single) {
       const row = this.#db.get(range.key, LATEST);
       return row !== undefined && row.deleted === 0 ? [row] : [];
