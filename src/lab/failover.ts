@@ -112,6 +112,57 @@ export class Prober {
   }
 }
 
+/** The outcome of one planned hand-over. */
+interface HandoverResult {
+  victim: string;
+  newHolder: string;
+  /** The longest time between two answered attempts, from the signal to well after the exit. */
+  gapMs: number;
+  /** Attempts started in that window that got no answer. */
+  failed: number;
+  /** From the signal to the victim's exit. */
+  stopMs: number;
+}
+
+/** After the victim exits, attempts this much later still count (a late release would show there). */
+const AFTER_EXIT_MS = 500;
+
+/**
+ * SIGTERM the agent of the node currently answering (`stop` sends the signal and resolves at its exit)
+ * and measure what the client saw: the longest stretch without an answer and the attempts that failed,
+ * from the signal until {@link AFTER_EXIT_MS} after the exit. The agent stays stopped.
+ */
+export async function measureHandover(
+  prober: Prober,
+  stop: (victim: string) => Promise<unknown>,
+  timeoutMs = 30_000,
+): Promise<HandoverResult> {
+  const last = await prober.waitFor((l) => l.ok, timeoutMs, Math.max(0, prober.lines.length - 1));
+  const victim = last.from!;
+  const mark = prober.lines.length;
+  const stopAt = preciseNow();
+  await stop(victim);
+  const exitAt = preciseNow();
+  const end = exitAt + AFTER_EXIT_MS;
+  // Every attempt started before `end` has finished (timed out or not) once one started a timeout later is in.
+  const after = await prober.waitFor((l) => l.ok && l.from !== victim && l.t >= end + 250, timeoutMs, mark);
+  const window = prober.lines
+    .slice(Math.max(0, mark - 5))
+    .filter((l) => l.t <= end)
+    .sort((a, b) => a.t - b.t);
+  const inWindow = window.filter((l) => l.t >= stopAt);
+  const answered = window.filter((l) => l.ok).map((l) => l.t);
+  let gapMs = 0;
+  for (let i = 1; i < answered.length; i++) gapMs = Math.max(gapMs, answered[i]! - answered[i - 1]!);
+  return {
+    victim,
+    newHolder: after.from!,
+    gapMs,
+    failed: inWindow.filter((l) => !l.ok).length,
+    stopMs: exitAt - stopAt,
+  };
+}
+
 /** The outcome of one cut. */
 interface CutResult {
   /** The node whose cable was pulled. */
