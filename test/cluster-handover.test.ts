@@ -20,6 +20,8 @@ import { until } from '../src/testing/until.js';
 class Lan {
   readonly announcers = new Set<LanAnnouncer>();
   readonly log: Array<{ node: string; op: 'hold' | 'release'; vip: string }> = [];
+  /** Releases that ended after their announcer closed (its netlink socket would be gone). */
+  lateReleases = 0;
   /** False: gratuitous ARP is not heard (the new holder is on another segment). */
   hears = true;
   holders(vip: string): string[] {
@@ -50,6 +52,9 @@ class LanAnnouncer extends EventEmitter implements AgentAnnouncer {
     return { held: true };
   }
   async release(vip: string): Promise<boolean> {
+    // Removing the address takes a moment (a netlink round trip); the announcer must still be open.
+    await new Promise((r) => setTimeout(r, 5));
+    if (this.closed) this.lan.lateReleases++;
     if (!this.held.delete(vip)) return false;
     this.lan.log.push({ node: this.node, op: 'release', vip });
     return true;
@@ -60,8 +65,10 @@ class LanAnnouncer extends EventEmitter implements AgentAnnouncer {
   get vips(): string[] {
     return [...this.held];
   }
+  closed = false;
   async close(): Promise<void> {
     for (const vip of [...this.held]) await this.release(vip);
+    this.closed = true;
   }
 }
 

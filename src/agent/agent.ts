@@ -122,6 +122,8 @@ export class Agent {
   /** While handing over on close: the VIPs still waiting for their new holder's claim. */
   #handingOver: Set<string> | undefined;
   #handedOver: (() => void) | undefined;
+  /** Releases started by the new holders' claims: done before the announcer closes. */
+  #handoverReleases: Promise<void>[] = [];
   /** The Services to serve as received so far, by namespace/name. */
   readonly #services = new Map<string, LbService>();
   #servicesQueued = false;
@@ -448,12 +450,15 @@ export class Agent {
     this.#log.info({ vip, mac }, 'the new holder announces the VIP; releasing it');
     waiting.delete(vip);
     this.#claims.forget(vip);
-    void this.#o.announcer
-      .release(vip)
-      .catch((err: unknown) => this.#log.error({ err, vip }, 'cannot release a handed-over VIP'))
-      .finally(() => {
-        if (waiting.size === 0) this.#handedOver?.();
-      });
+    this.#handoverReleases.push(
+      this.#o.announcer
+        .release(vip)
+        .then(() => undefined)
+        .catch((err: unknown) => this.#log.error({ err, vip }, 'cannot release a handed-over VIP'))
+        .finally(() => {
+          if (waiting.size === 0) this.#handedOver?.();
+        }),
+    );
   }
 
   /**
@@ -506,6 +511,8 @@ export class Agent {
       if (timer !== undefined) this.#clock.clearTimeout(timer);
       this.#handingOver = undefined;
       this.#handedOver = undefined;
+      // A release still under way must finish before the announcer (and its netlink socket) closes.
+      await Promise.all(this.#handoverReleases);
     }
   }
 
