@@ -16,6 +16,8 @@ interface ProbeLine {
   ok: boolean;
   /** The node that answered. */
   from?: string;
+  /** Why an attempt failed: `timeout`, an errno code (`ECONNRESET`), ... */
+  why?: string;
 }
 
 /** Epoch milliseconds with sub-millisecond precision (the prober uses the same clock). */
@@ -120,6 +122,10 @@ interface HandoverResult {
   gapMs: number;
   /** Attempts started in that window that got no answer. */
   failed: number;
+  /** When they started, in ms after the signal, and why they failed. */
+  failures: Array<{ atMs: number; why: string }>;
+  /** The longest time between two answered attempts in the second before the signal (the client's own noise). */
+  quietGapMs: number;
   /** From the signal to the victim's exit. */
   stopMs: number;
 }
@@ -146,19 +152,24 @@ export async function measureHandover(
   const end = exitAt + AFTER_EXIT_MS;
   // Every attempt started before `end` has finished (timed out or not) once one started a timeout later is in.
   const after = await prober.waitFor((l) => l.ok && l.from !== victim && l.t >= end + 250, timeoutMs, mark);
-  const window = prober.lines
-    .slice(Math.max(0, mark - 5))
-    .filter((l) => l.t <= end)
-    .sort((a, b) => a.t - b.t);
-  const inWindow = window.filter((l) => l.t >= stopAt);
-  const answered = window.filter((l) => l.ok).map((l) => l.t);
-  let gapMs = 0;
-  for (let i = 1; i < answered.length; i++) gapMs = Math.max(gapMs, answered[i]! - answered[i - 1]!);
+  const lines = [...prober.lines].sort((a, b) => a.t - b.t);
+  const longestGap = (from: number, to: number): number => {
+    const answered = lines.filter((l) => l.ok && l.t >= from && l.t <= to).map((l) => l.t);
+    let gap = 0;
+    for (let i = 1; i < answered.length; i++) gap = Math.max(gap, answered[i]! - answered[i - 1]!);
+    return gap;
+  };
+  const failures = lines
+    .filter((l) => !l.ok && l.t >= stopAt && l.t <= end)
+    .map((l) => ({ atMs: l.t - stopAt, why: l.why ?? '?' }));
   return {
     victim,
     newHolder: after.from!,
-    gapMs,
-    failed: inWindow.filter((l) => !l.ok).length,
+    // From the last answer before the signal.
+    gapMs: longestGap(stopAt - 50, end),
+    failed: failures.length,
+    failures,
+    quietGapMs: longestGap(stopAt - 1000, stopAt),
     stopMs: exitAt - stopAt,
   };
 }
