@@ -183,9 +183,14 @@ export class NodeLifecycle {
   /**
    * The node's agent is stopping and asked to leave: mark it NotReady (reason `AgentStopping`) while its
    * session is still up, so the master moves its VIPs now and places nothing on it again. A later session
-   * (the agent started again) marks it Ready as usual.
+   * (the agent started again) marks it Ready as usual. False, and nothing written, while this server stops
+   * (its own local agent leaving is the server going away: see `serverStopping`).
    */
-  leaving(name: string): Promise<void> {
+  leaving(name: string): Promise<boolean> {
+    if (this.#stopping) {
+      this.#log.info({ node: name }, 'node asked to leave while this server stops: node left Ready');
+      return Promise.resolve(false);
+    }
     return this.#serial(() =>
       this.#markNotReady(
         name,
@@ -193,7 +198,7 @@ export class NodeLifecycle {
         () => this.#o.hasSession(name),
         REASON_AGENT_STOPPING,
       ),
-    );
+    ).then(() => true);
   }
 
   /**

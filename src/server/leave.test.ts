@@ -32,7 +32,10 @@ t.test('the node is marked leaving and the answer waits for the master to move e
   holders.move('198.51.100.3', 'n2');
   const marked: string[] = [];
   const h = new LeaveHandler({
-    markLeaving: async (n) => void marked.push(n),
+    markLeaving: async (n) => {
+      marked.push(n);
+      return true;
+    },
     holders,
     logger: silentLogger(),
     clock,
@@ -61,7 +64,7 @@ t.test('what did not move in time, or cannot move, is answered without a new hol
   const holders = new Holders();
   holders.move('198.51.100.1', 'n1');
   holders.move('198.51.100.2', 'n1');
-  const h = new LeaveHandler({ markLeaving: async () => undefined, holders, logger: silentLogger(), clock });
+  const h = new LeaveHandler({ markLeaving: async () => true, holders, logger: silentLogger(), clock });
   let answer: unknown;
   const p = h.leave('n1', { timeoutMs: 2000 }).then((r) => (answer = r));
   await tick();
@@ -78,7 +81,16 @@ t.test('what did not move in time, or cannot move, is answered without a new hol
 t.test('a node holding nothing is answered at once; a bad timeout falls back to the default', async (t) => {
   const clock = new FakeClock();
   const holders = new Holders();
-  const h = new LeaveHandler({ markLeaving: async () => undefined, holders, logger: silentLogger(), clock });
+  const h = new LeaveHandler({ markLeaving: async () => true, holders, logger: silentLogger(), clock });
   t.same(await h.leave('n1', { timeoutMs: 'soon' }), { moved: [] });
+  t.equal(clock.pending, 0);
+});
+
+t.test('a server that is stopping marks nothing and answers at once: nothing moves', async (t) => {
+  const clock = new FakeClock();
+  const holders = new Holders();
+  holders.move('198.51.100.1', 'n1');
+  const h = new LeaveHandler({ markLeaving: async () => false, holders, logger: silentLogger(), clock });
+  t.same(await h.leave('n1', { timeoutMs: 5000 }), { moved: [{ vip: '198.51.100.1' }] });
   t.equal(clock.pending, 0);
 });

@@ -5,8 +5,11 @@ import type { Logger } from '../log.js';
 
 /** Options of {@link LeaveHandler}. Defaults in brackets. */
 interface LeaveHandlerOptions {
-  /** Marks the node NotReady with reason AgentStopping (the lifecycle's `leaving`). */
-  markLeaving: (node: string) => Promise<void>;
+  /**
+   * Marks the node NotReady with reason AgentStopping (the lifecycle's `leaving`); false when it did not
+   * (this server is stopping): then nothing will move, and the answer comes at once.
+   */
+  markLeaving: (node: string) => Promise<boolean>;
   /** Every VIP's holder as stored; the master's moves arrive here. */
   holders: Pick<AssignmentIndex, 'vipsOf' | 'holder'> & {
     on(event: 'change', fn: () => void): unknown;
@@ -50,8 +53,7 @@ export class LeaveHandler {
     this.#o.logger.info({ node, vips: held.length }, 'node asked to leave: moving its VIPs away');
     const moved = this.#movedAway(node, waitMs);
     try {
-      await this.#o.markLeaving(node);
-      await moved.done;
+      if (await this.#o.markLeaving(node)) await moved.done;
     } finally {
       moved.cancel();
     }
