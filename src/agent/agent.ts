@@ -74,7 +74,7 @@ interface AgentOptions {
   /**
    * On close, the longest hand-over of the VIPs to their new holders [5000 ms]: the agent asks the server
    * to move them and keeps answering for each until the new holder's gratuitous ARP / NA is seen; 0 lets
-   * them go at once (the server then notices the node is gone by its missed heartbeats).
+   * them go as the agent stops (the server moves them once it sees the tunnel close).
    */
   handoverTimeoutMs?: number;
   /** Extra tunnel client options (tests). */
