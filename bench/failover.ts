@@ -3,22 +3,39 @@
  * pulled, over TRIALS trials (default 20), for keepalived 2.2 (VRRPv3 advert_int 0.1; VRRPv2 defaults)
  * and vipmesh with its defaults (1 VIP; 100 VIPs all held by the dead node), in one run on one topology:
  * a bridge, two nodes, a client connecting every 5 ms. Also: server start to ready, server RSS with 1,000
- * Services, agent RSS with 256 VIPs. Needs root; measures the compiled CLI (runs `npm run build` first).
- *   node --import tsx bench/failover.ts [--trials N] [--only keepalived|vipmesh]
+ * Services, agent RSS with 256 VIPs. And the planned hand-over: the holder's agent SIGTERMed (what
+ * `systemctl stop` does) ROUNDS times (default 10) while the client connects every 5 ms, with the default
+ * make-before-break and, for comparison, with `--handover-timeout 0` (the VIP goes when the agent does);
+ * goal: a client gap of at most 20 ms and no failed connection. Needs root; measures the compiled CLI
+ * (runs `npm run build` first).
+ *   node --import tsx bench/failover.ts [--trials N] [--rounds N] [--only keepalived|vipmesh|handover]
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LabCluster } from '../src/lab/cluster.js';
-import { measureCut, Prober, preciseNow, startNameServer, summarize } from '../src/lab/failover.js';
+import {
+  measureCut,
+  measureHandover,
+  Prober,
+  preciseNow,
+  startNameServer,
+  summarize,
+} from '../src/lab/failover.js';
 import { canUseNetns, Lab } from '../src/lab/index.js';
 import { startKeepalived, type VrrpSettings } from './lib/keepalived.js';
 
 const { values } = parseArgs({
-  options: { trials: { type: 'string', default: '20' }, only: { type: 'string' } },
+  options: {
+    trials: { type: 'string', default: '20' },
+    rounds: { type: 'string', default: '10' },
+    only: { type: 'string' },
+  },
 });
 const TRIALS = Number(values.trials);
+const ROUNDS = Number(values.rounds);
 const VIP = '198.51.100.100';
 const ROOT = join(import.meta.dirname, '..');
 
@@ -136,6 +153,53 @@ async function vipmeshRun(vipCount: number): Promise<{ median: number; p99: numb
   }
 }
 
+/**
+ * SIGTERM the holder's agent `rounds` times (starting it again after each round, so the VIP goes back and
+ * forth between n1 and n2) and print the client's longest gap and failed connections per round.
+ */
+async function handoverRun(rounds: number, agentArgs: string[], label: string): Promise<void> {
+  const lab = await twoNodeLab(true);
+  const cluster = new LabCluster(lab, 's1', '198.51.100.10');
+  const ips: Record<string, string> = { n1: '198.51.100.11', n2: '198.51.100.12' };
+  try {
+    await cluster.startServer();
+    for (const [n, ip] of Object.entries(ips)) cluster.startAgent(n, ip, agentArgs);
+    await cluster.waitReady(Object.keys(ips));
+    const file = join(cluster.dir, 'bench.yaml');
+    writeFileSync(file, `${POOLS}---\n${servicesYaml(1, 100, false)}`);
+    await cluster.apply(file);
+    const prober = new Prober(lab, 'c1', VIP, 8080, 5);
+    await prober.stable(1000, 120_000);
+    const gaps: number[] = [];
+    const stops: number[] = [];
+    const quiet: number[] = [];
+    let failed = 0;
+    for (let i = 0; i < rounds; i++) {
+      const r = await measureHandover(prober, (victim) => cluster.stop(victim));
+      gaps.push(r.gapMs);
+      stops.push(r.stopMs);
+      failed += r.failed;
+      quiet.push(r.quietGapMs);
+      console.log(
+        `  round ${i + 1}: ${r.victim} -> ${r.newHolder}, gap ${r.gapMs.toFixed(1)} ms (${r.quietGapMs.toFixed(1)} ms in the second before), failed ${r.failed}${r.failures.length > 0 ? ` (${r.failures.map((f) => `${f.why} ${f.atMs.toFixed(0)} ms after the signal`).join(', ')})` : ''}, exit after ${r.stopMs.toFixed(0)} ms`,
+      );
+      cluster.startAgent(r.victim, ips[r.victim]!, agentArgs);
+      await cluster.waitReady(Object.keys(ips));
+      await prober.stable(1000, 120_000);
+    }
+    prober.stop();
+    const g = summarize(gaps);
+    const st = summarize(stops);
+    const q = summarize(quiet);
+    console.log(
+      `${label}: client gap median ${g.median.toFixed(1)} ms, max ${g.max.toFixed(1)} ms; failed connections ${failed}; SIGTERM to exit median ${st.median.toFixed(0)} ms (n=${g.n}, client every 5 ms, attempt timeout 200 ms; the client's own longest gap in the second before the signal: median ${q.median.toFixed(1)} ms, max ${q.max.toFixed(1)} ms)`,
+    );
+  } finally {
+    await lab.destroy();
+    cluster.cleanup();
+  }
+}
+
 async function footprint(): Promise<void> {
   const lab = await Lab.create();
   await lab.addNode('s1', { ipv4: '198.51.100.10/24' });
@@ -189,8 +253,15 @@ async function footprint(): Promise<void> {
   }
 }
 
+function loadText(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
+}
+
 async function main(): Promise<void> {
   if (!canUseNetns()) throw new Error('bench/failover.ts needs root and ip netns');
+  console.log(`load average at start (1, 5, 15 min): ${loadText()}`);
   if (values.only !== 'keepalived') {
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
     process.env['VIPMESH_LAB_CLI'] = join(ROOT, 'dist', 'cli', 'main.js');
@@ -208,6 +279,15 @@ async function main(): Promise<void> {
     r.set('vm100', await vipmeshRun(100));
     await footprint();
   }
+  if (values.only === undefined || values.only === 'handover') {
+    await handoverRun(ROUNDS, [], 'vipmesh planned hand-over (SIGTERM, make-before-break)');
+    await handoverRun(
+      Math.min(ROUNDS, 3),
+      ['--handover-timeout', '0'],
+      'vipmesh SIGTERM with --handover-timeout 0 (for comparison)',
+    );
+    console.log('hand-over goal: client gap <= 20 ms, 0 failed connections');
+  }
   const ratio = (a: string, b: string, k: 'median' | 'p99') => {
     const x = r.get(a);
     const y = r.get(b);
@@ -218,7 +298,9 @@ async function main(): Promise<void> {
     ratio('vm1', 'kv2', k);
     ratio('vm100', 'kv3', k);
   }
-  console.log('targets: vipmesh median <= 200 ms, p99 <= 400 ms (1 and 100 VIPs)');
+  if (values.only === undefined || values.only === 'vipmesh' || values.only === 'keepalived')
+    console.log('targets: vipmesh median <= 200 ms, p99 <= 400 ms (1 and 100 VIPs)');
+  console.log(`load average at end (1, 5, 15 min): ${loadText()}`);
 }
 
 await main();

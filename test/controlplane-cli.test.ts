@@ -108,6 +108,13 @@ spec:
     "a Node's readiness is status.conditions[type=Ready].status",
   );
   t.match((await cli(['get', 'nodes', ...conn])).out, /pi1\s+Ready\s+<none>\s+\d+s/);
+  t.equal((await cli(['cordon', 'pi1', ...conn])).out, 'node/pi1 cordoned\n');
+  t.equal((await cli(['cordon', 'pi1', ...conn])).out, 'node/pi1 already cordoned\n');
+  t.match((await cli(['get', 'nodes', ...conn])).out, /pi1\s+Ready,SchedulingDisabled\s/);
+  t.equal((await store.get('nodes', 'pi1')).spec?.unschedulable, true);
+  t.equal((await cli(['uncordon', 'pi1', ...conn])).out, 'node/pi1 uncordoned\n');
+  t.notOk((await store.get('nodes', 'pi1')).spec?.unschedulable, 'spec.unschedulable cleared');
+  t.match((await cli(['cordon', 'nope', ...conn])).err, /VIPMESH_API_NOT_FOUND/);
   t.match(
     (await cli(['get', 'nodes', '-o', 'wide', ...conn])).out,
     /198\.51\.100\.2\s+<none>\s+198\.51\.100\.15/,

@@ -174,6 +174,7 @@ t.test('the example config.yaml loads as flags and documents every server and ag
     'server',
     'token',
     'probe-interval',
+    'handover-timeout',
     'api-max-connections',
     'api-max-connections-per-source',
     'api-request-timeout',

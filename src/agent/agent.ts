@@ -2,6 +2,7 @@ import { networkInterfaces, hostname as osHostname } from 'node:os';
 import type {
   HealthReport,
   LbService,
+  LeaveResult,
   NodeRegistration,
   ServicesDelta,
   VipAssignment,
@@ -11,6 +12,7 @@ import {
   FEATURE_SERVICES_DELTA,
   FEATURE_VIPS_DELTA,
   METHOD_HEALTH,
+  METHOD_LEAVE,
   TOPIC_LEASES,
   TOPIC_PEERS,
   TOPIC_SERVICES,
@@ -69,6 +71,12 @@ interface AgentOptions {
   misses?: number;
   /** While the server is lost, probe every held VIP this often [500 ms]. */
   probeIntervalMs?: number;
+  /**
+   * On close, the longest hand-over of the VIPs to their new holders [5000 ms]: the agent asks the server
+   * to move them and keeps answering for each until the new holder's gratuitous ARP / NA is seen; 0 lets
+   * them go as the agent stops (the server moves them once it sees the tunnel close).
+   */
+  handoverTimeoutMs?: number;
   /** Extra tunnel client options (tests). */
   tunnel?: Partial<TunnelClientOptions>;
   /**
@@ -111,6 +119,11 @@ export class Agent {
   #applyQueued = false;
   /** VIPs this process holds besides the server's assignment (the API VIP on the master's own agent). */
   #local: string[] = [];
+  /** While handing over on close: the VIPs still waiting for their new holder's claim. */
+  #handingOver: Set<string> | undefined;
+  #handedOver: (() => void) | undefined;
+  /** Releases started by the new holders' claims: done before the announcer closes. */
+  #handoverReleases: Promise<void>[] = [];
   /** The Services to serve as received so far, by namespace/name. */
   readonly #services = new Map<string, LbService>();
   #servicesQueued = false;
@@ -183,6 +196,10 @@ export class Agent {
     this.client.on('connected', () => this.#lb?.resend());
     this.client.on('push', (topic, payload) => this.#onPush(topic, payload));
     o.announcer.on('conflict', (e) => {
+      if (e.phase === 'holding' && this.#handingOver !== undefined && this.#claims.trusted(e.mac)) {
+        this.#claimedWhileLeaving(e.vip, e.mac);
+        return;
+      }
       if (e.phase !== 'holding' || this.#closed) return;
       if (!this.#claims.trusted(e.mac)) {
         this.#claims.foreign(e.vip, e.mac);
@@ -423,7 +440,83 @@ export class Agent {
     this.#probeTimer = undefined;
   }
 
-  /** Disconnect, release every VIP (announcer close) and stop the route reconciler. */
+  /**
+   * A node of the cluster claims a VIP while this agent hands over: the new holder announces it, and the
+   * LAN's caches now point there, so this one lets it go (before that, both answered: make-before-break).
+   */
+  #claimedWhileLeaving(vip: string, mac: string): void {
+    const waiting = this.#handingOver;
+    if (waiting === undefined || !this.#o.announcer.vips.includes(vip)) return;
+    this.#log.info({ vip, mac }, 'the new holder announces the VIP; releasing it');
+    waiting.delete(vip);
+    this.#claims.forget(vip);
+    this.#handoverReleases.push(
+      this.#o.announcer
+        .release(vip)
+        .then(() => undefined)
+        .catch((err: unknown) => this.#log.error({ err, vip }, 'cannot release a handed-over VIP'))
+        .finally(() => {
+          if (waiting.size === 0) this.#handedOver?.();
+        }),
+    );
+  }
+
+  /**
+   * Planned hand-over: ask the server to move the assigned VIPs away (it marks the node NotReady) and
+   * keep answering for each one until its new holder is heard announcing it, for at most
+   * `handoverTimeoutMs` in all. A VIP that no other node may hold, or that did not move in time, is let
+   * go with the rest when the announcer closes.
+   */
+  async #handOver(): Promise<void> {
+    const timeoutMs = this.#o.handoverTimeoutMs ?? 5000;
+    const a = this.#o.announcer;
+    const assigned = a.vips.filter((ip) => this.#wanted?.has(ip) && !this.#local.includes(ip));
+    if (timeoutMs <= 0 || !this.#connected || assigned.length === 0) return;
+    const started = this.#clock.now();
+    const waiting = new Set(assigned);
+    this.#handingOver = waiting;
+    let timer: TimerHandle | undefined;
+    const over = new Promise<void>((resolve) => {
+      this.#handedOver = resolve;
+      timer = this.#clock.setTimeout(resolve, timeoutMs);
+    });
+    try {
+      this.#log.info({ vips: assigned.length, timeoutMs }, 'stopping: handing the VIPs over');
+      // Whatever the server answers, the wait below is bounded by the same deadline.
+      const answer = await Promise.race([
+        this.client.request<LeaveResult>(METHOD_LEAVE, { timeoutMs }, { timeoutMs }).catch((err: unknown) => {
+          this.#log.warn({ err }, 'the server did not take the leave request; releasing the VIPs');
+          return undefined;
+        }),
+        over.then(() => undefined),
+      ]);
+      // Only a VIP that has a new holder is worth waiting for.
+      const moved = new Set(
+        (Array.isArray(answer?.moved) ? answer.moved : [])
+          .filter((m) => typeof m?.node === 'string')
+          .map((m) => m.vip),
+      );
+      for (const ip of [...waiting]) if (!moved.has(ip)) waiting.delete(ip);
+      if (waiting.size > 0) await over;
+      const late = [...waiting];
+      if (late.length > 0) {
+        this.#log.warn(
+          { vips: late, waitedMs: this.#clock.now() - started },
+          'no announcement from the new holder within the hand-over timeout; releasing anyway',
+        );
+      } else {
+        this.#log.info({ vips: assigned.length, tookMs: this.#clock.now() - started }, 'VIPs handed over');
+      }
+    } finally {
+      if (timer !== undefined) this.#clock.clearTimeout(timer);
+      this.#handingOver = undefined;
+      this.#handedOver = undefined;
+      // A release still under way must finish before the announcer (and its netlink socket) closes.
+      await Promise.all(this.#handoverReleases);
+    }
+  }
+
+  /** Hand the VIPs over (see `handoverTimeoutMs`), disconnect, release every VIP (announcer close) and stop the route reconciler. */
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;
@@ -438,6 +531,8 @@ export class Agent {
     this.#stopProbing();
     this.#claims.close();
     if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+    await this.idle();
+    await this.#handOver();
     await this.client.close();
     await this.idle();
     await this.#o.announcer.close();

@@ -28,6 +28,8 @@ export interface CreateAgentOptions {
   heartbeatMs?: number;
   misses?: number;
   probeIntervalMs?: number;
+  /** On close, the longest hand-over of the VIPs to their new holders; 0: none [5000 ms]. */
+  handoverTimeoutMs?: number;
   /** The root logger (no `module`): the agent logs as module agent, the announcer as arp, host-gw as flannel-hostgw. */
   logger: Logger;
   registry?: Registry;
@@ -88,6 +90,7 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
     ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
     ...(o.misses === undefined ? {} : { misses: o.misses }),
     ...(o.probeIntervalMs === undefined ? {} : { probeIntervalMs: o.probeIntervalMs }),
+    ...(o.handoverTimeoutMs === undefined ? {} : { handoverTimeoutMs: o.handoverTimeoutMs }),
     ...(o.disableLoadBalancer === true
       ? {}
       : {

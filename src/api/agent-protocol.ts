@@ -272,3 +272,26 @@ export interface HealthReport {
     serving: boolean;
   }>;
 }
+
+/*
+ * Planned hand-over: an agent that is stopping asks to leave before it lets its VIPs go, so they move to
+ * other nodes while it still answers for them (make-before-break).
+ */
+
+/**
+ * Request method, agent → server: this node is stopping (no params). The server marks the Node NotReady
+ * (reason {@link REASON_AGENT_STOPPING}), so nothing is placed on it any more, waits until the master has
+ * moved the node's VIPs (or its own time limit) and answers with a {@link LeaveResult}.
+ */
+export const METHOD_LEAVE = 'vipmesh/leave';
+/** The Ready condition's reason on a Node whose agent asked to leave. */
+export const REASON_AGENT_STOPPING = 'AgentStopping';
+
+/** The answer to {@link METHOD_LEAVE}: where each VIP the node held went. */
+export interface LeaveResult {
+  /**
+   * Every VIP the node held when it asked, with its new holder; `node` absent: no other node may hold it
+   * (unplaceable), or it had not moved when the server stopped waiting.
+   */
+  moved: Array<{ vip: string; node?: string }>;
+}

@@ -23,6 +23,8 @@ t.test('version and help', async (t) => {
     'apply',
     'get',
     'delete',
+    'cordon',
+    'uncordon',
     'token',
   ]) {
     t.match(help.out(), new RegExp(`\\n  ${cmd} `), `--help lists ${cmd}`);

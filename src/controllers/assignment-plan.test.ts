@@ -86,6 +86,9 @@ function holdersOf(h: Record<string, string>): Map<string, VipHolder> {
 const everywhere = [adv('all')];
 
 t.test('plan cases', async (t) => {
+  // The node a new VIP .11 would go to is the one cordoned.
+  const cordoned = rendezvousPick('198.51.100.11', ['n1', 'n2'])!;
+  const uncordoned = cordoned === 'n1' ? 'n2' : 'n1';
   const cases: Array<{
     name: string;
     nodes: Node[];
@@ -124,6 +127,16 @@ t.test('plan cases', async (t) => {
       last: { [VIP]: 'n2' },
       want: [`${VIP}@${rendezvousPick(VIP, ['n1', 'n3'])}`],
       wantEvents: [['web', 'nodeAssigned']],
+    },
+    {
+      name: 'cordoned (spec.unschedulable): the holder keeps its VIP, a new VIP goes elsewhere',
+      nodes: [node(uncordoned), { ...node(cordoned), spec: { unschedulable: true } }],
+      holders: { [VIP]: cordoned },
+      last: { [VIP]: cordoned },
+      services: [svc('web'), svc('api')],
+      allocations: [alloc('web', [VIP]), alloc('api', ['198.51.100.11'])],
+      want: [`198.51.100.11@${uncordoned}`],
+      wantEvents: [['api', 'nodeAssigned']],
     },
     {
       name: 'no Ready node may announce: unplaceable, a Warning',

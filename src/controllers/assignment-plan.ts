@@ -145,7 +145,8 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
     ...(v.local === undefined ? {} : { local: [...v.local] }),
     ...(v.avoid.size === 0 ? {} : { avoid: [...v.avoid] }),
   }));
-  const results = placeVips(placements, ready);
+  const cordoned = new Set(nodes.filter((n) => n.spec?.unschedulable === true).map((n) => n.metadata.name));
+  const results = placeVips(placements, ready, cordoned);
   const plan: AssignmentPlan = { writes: [], legacy, changes: [], events: [], placed: new Map() };
   const releases: HolderWrite[] = [];
   for (const r of results) {

@@ -1,4 +1,4 @@
-import type { NodeRegistration } from '../api/agent-protocol.js';
+import { type NodeRegistration, REASON_AGENT_STOPPING } from '../api/agent-protocol.js';
 import type { ResourceStore } from '../api/store.js';
 import type { Condition, Node } from '../api/types.js';
 import { type Clock, systemClock } from '../clock.js';
@@ -181,6 +181,27 @@ export class NodeLifecycle {
   }
 
   /**
+   * The node's agent is stopping and asked to leave: mark it NotReady (reason `AgentStopping`) while its
+   * session is still up, so the master moves its VIPs now and places nothing on it again. A later session
+   * (the agent started again) marks it Ready as usual. False, and nothing written, while this server stops
+   * (its own local agent leaving is the server going away: see `serverStopping`).
+   */
+  leaving(name: string): Promise<boolean> {
+    if (this.#stopping) {
+      this.#log.info({ node: name }, 'node asked to leave while this server stops: node left Ready');
+      return Promise.resolve(false);
+    }
+    return this.#serial(() =>
+      this.#markNotReady(
+        name,
+        'the agent is stopping and handed its VIPs over',
+        () => this.#o.hasSession(name),
+        REASON_AGENT_STOPPING,
+      ),
+    ).then(() => true);
+  }
+
+  /**
    * True for a node that was Ready before this server started, while the start grace lasts: its agent is
    * reconnecting to a server still busy starting, and such a session may be lost and made again more than
    * once; the sweep decides once the grace is over. A node that became Ready since the start is judged at once.
@@ -208,14 +229,19 @@ export class NodeLifecycle {
     );
   }
 
-  async #markNotReady(name: string, reason: string, still: (n: Node) => boolean): Promise<void> {
+  async #markNotReady(
+    name: string,
+    reason: string,
+    still: (n: Node) => boolean,
+    code = 'NodeLost',
+  ): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const node = await this.#get(name);
       if (node === undefined || !still(node)) return;
       const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
       if (ready?.status === 'False') return;
       const status = { ...(node.status ?? {}) };
-      status.conditions = withReady(status.conditions, 'False', 'NodeLost', reason, now(this.#clock));
+      status.conditions = withReady(status.conditions, 'False', code, reason, now(this.#clock));
       try {
         // Conditional on the version read, so a reconnect written meanwhile is never overwritten.
         await this.#o.store.updateStatus('nodes', { ...node, status });

@@ -10,6 +10,7 @@ t.test('case table', async (t) => {
     name: string;
     vips: VipPlacement[];
     ready: string[];
+    cordoned?: string[];
     want: Array<[string | undefined, string]>;
   }> = [
     {
@@ -78,9 +79,44 @@ t.test('case table', async (t) => {
       ready: nodes,
       want: [['n3', 'moved']],
     },
+    {
+      name: 'a cordoned holder keeps its VIP',
+      vips: [{ vip: '198.51.100.100', eligible: nodes, current: 'n2' }],
+      ready: nodes,
+      cordoned: ['n2'],
+      want: [['n2', 'kept']],
+    },
+    {
+      name: 'a new VIP never goes to a cordoned node',
+      vips: [{ vip: '198.51.100.101', eligible: nodes }],
+      ready: nodes,
+      cordoned: [rendezvousPick('198.51.100.101', nodes)!],
+      want: [
+        [
+          rendezvousPick(
+            '198.51.100.101',
+            nodes.filter((n) => n !== rendezvousPick('198.51.100.101', nodes)),
+          ),
+          'placed',
+        ],
+      ],
+    },
+    {
+      name: "a lost holder's VIP skips the cordoned nodes; only cordoned ones left: unplaceable",
+      vips: [
+        { vip: '198.51.100.100', eligible: nodes, current: 'n1' },
+        { vip: '198.51.100.102', eligible: ['n1', 'n2'], current: 'n1' },
+      ],
+      ready: ['n2', 'n3'],
+      cordoned: ['n2'],
+      want: [
+        ['n3', 'moved'],
+        [undefined, 'unplaceable'],
+      ],
+    },
   ];
   for (const c of cases) {
-    const got = placeVips(c.vips, new Set(c.ready)).map((r) => [r.node, r.reason]);
+    const got = placeVips(c.vips, new Set(c.ready), new Set(c.cordoned ?? [])).map((r) => [r.node, r.reason]);
     t.same(got, c.want, c.name);
   }
 });

@@ -51,13 +51,18 @@ export function rendezvousPick(vip: string, nodes: Iterable<string>): string | u
 }
 
 /**
- * Place every VIP on one Ready node. Sticky: a VIP stays on its current holder while that node is Ready
+ * Place every VIP on one Ready node. `cordoned` nodes (`spec.unschedulable`, `vipmesh cordon`) keep the
+ * VIPs they hold and take no new one. Sticky: a VIP stays on its current holder while that node is Ready
  * and still eligible, so a node joining (or the master restarting) moves nothing that is fine where it is;
  * otherwise it goes to the rendezvous pick among its Ready eligible nodes. `local` narrows the candidates
  * to the nodes with a local endpoint, `avoid` passes over nodes that said they do not serve the Service
  * (unless no other candidate is left). Pure and deterministic.
  */
-export function placeVips(vips: readonly VipPlacement[], ready: ReadonlySet<string>): PlacementResult[] {
+export function placeVips(
+  vips: readonly VipPlacement[],
+  ready: ReadonlySet<string>,
+  cordoned: ReadonlySet<string> = new Set(),
+): PlacementResult[] {
   return vips.map(({ vip, eligible, current, local, avoid }) => {
     let candidates = eligible.filter((n) => ready.has(n) && (local === undefined || local.includes(n)));
     if (avoid !== undefined && avoid.length > 0) {
@@ -65,7 +70,11 @@ export function placeVips(vips: readonly VipPlacement[], ready: ReadonlySet<stri
       if (serving.length > 0) candidates = serving;
     }
     if (current !== undefined && candidates.includes(current)) return { vip, node: current, reason: 'kept' };
-    const node = rendezvousPick(vip, candidates);
+    // A cordoned node keeps what it holds (above) but is given nothing new.
+    const node = rendezvousPick(
+      vip,
+      candidates.filter((n) => !cordoned.has(n)),
+    );
     if (node === undefined) return { vip, node: undefined, reason: 'unplaceable' };
     return { vip, node, reason: current === undefined ? 'placed' : 'moved' };
   });

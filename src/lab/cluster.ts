@@ -122,6 +122,20 @@ export class LabCluster {
     ]);
   }
 
+  /**
+   * Send the daemon on `node` a signal (SIGTERM: what `systemctl stop` does) and resolve with its exit
+   * code once it has exited (`ip netns exec` execs the daemon, so the signal reaches it).
+   */
+  stop(node: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const d = this.daemons.get(node);
+    if (d === undefined) throw new Error(`no daemon on ${node}`);
+    const { child } = d;
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill(signal);
+    return exited;
+  }
+
   /** Names of the nodes whose Ready condition is True. */
   async readyNodes(): Promise<string[]> {
     const r = await this.vipmesh(['get', 'nodes', '-o', 'json']);

@@ -16,6 +16,8 @@ interface ProbeLine {
   ok: boolean;
   /** The node that answered. */
   from?: string;
+  /** Why an attempt failed: `timeout`, an errno code (`ECONNRESET`), ... */
+  why?: string;
 }
 
 /** Epoch milliseconds with sub-millisecond precision (the prober uses the same clock). */
@@ -110,6 +112,66 @@ export class Prober {
   stop(): void {
     this.#child.kill('SIGKILL');
   }
+}
+
+/** The outcome of one planned hand-over. */
+interface HandoverResult {
+  victim: string;
+  newHolder: string;
+  /** The longest time between two answered attempts, from the signal to well after the exit. */
+  gapMs: number;
+  /** Attempts started in that window that got no answer. */
+  failed: number;
+  /** When they started, in ms after the signal, and why they failed. */
+  failures: Array<{ atMs: number; why: string }>;
+  /** The longest time between two answered attempts in the second before the signal (the client's own noise). */
+  quietGapMs: number;
+  /** From the signal to the victim's exit. */
+  stopMs: number;
+}
+
+/** After the victim exits, attempts this much later still count (a late release would show there). */
+const AFTER_EXIT_MS = 500;
+
+/**
+ * SIGTERM the agent of the node currently answering (`stop` sends the signal and resolves at its exit)
+ * and measure what the client saw: the longest stretch without an answer and the attempts that failed,
+ * from the signal until {@link AFTER_EXIT_MS} after the exit. The agent stays stopped.
+ */
+export async function measureHandover(
+  prober: Prober,
+  stop: (victim: string) => Promise<unknown>,
+  timeoutMs = 30_000,
+): Promise<HandoverResult> {
+  const last = await prober.waitFor((l) => l.ok, timeoutMs, Math.max(0, prober.lines.length - 1));
+  const victim = last.from!;
+  const mark = prober.lines.length;
+  const stopAt = preciseNow();
+  await stop(victim);
+  const exitAt = preciseNow();
+  const end = exitAt + AFTER_EXIT_MS;
+  // Every attempt started before `end` has finished (timed out or not) once one started a timeout later is in.
+  const after = await prober.waitFor((l) => l.ok && l.from !== victim && l.t >= end + 250, timeoutMs, mark);
+  const lines = [...prober.lines].sort((a, b) => a.t - b.t);
+  const longestGap = (from: number, to: number): number => {
+    const answered = lines.filter((l) => l.ok && l.t >= from && l.t <= to).map((l) => l.t);
+    let gap = 0;
+    for (let i = 1; i < answered.length; i++) gap = Math.max(gap, answered[i]! - answered[i - 1]!);
+    return gap;
+  };
+  const failures = lines
+    .filter((l) => !l.ok && l.t >= stopAt && l.t <= end)
+    .map((l) => ({ atMs: l.t - stopAt, why: l.why ?? '?' }));
+  return {
+    victim,
+    newHolder: after.from!,
+    // From the last answer before the signal.
+    gapMs: longestGap(stopAt - 50, end),
+    failed: failures.length,
+    failures,
+    quietGapMs: longestGap(stopAt - 1000, stopAt),
+    stopMs: exitAt - stopAt,
+  };
 }
 
 /** The outcome of one cut. */

@@ -1,7 +1,7 @@
 /**
  * The lab's client: connects to TARGET:PORT over TCP every INTERVAL ms (each attempt times out after
  * TIMEOUT ms) and prints one JSON line per attempt: `{"t": epoch ms, "ok": true, "from": "n2"}` or
- * `{"t": ..., "ok": false}`. `t` is when the attempt started. Run inside the client namespace:
+ * `{"t": ..., "ok": false, "why": "ECONNRESET"}`. `t` is when the attempt started. Run inside the client namespace:
  * `prober.js TARGET PORT [INTERVAL=5] [TIMEOUT=200]`.
  */
 import { connect } from 'node:net';
@@ -20,11 +20,11 @@ function attempt(): void {
   const t = now();
   let data = '';
   let done = false;
-  const finish = (ok: boolean): void => {
+  const finish = (ok: boolean, why?: string): void => {
     if (done) return;
     done = true;
     sock.destroy();
-    const line = ok ? { t, ok, from: data.trim() } : { t, ok };
+    const line = ok ? { t, ok, from: data.trim() } : { t, ok, why: why ?? 'closed without an answer' };
     process.stdout.write(`${JSON.stringify(line)}\n`);
   };
   const sock = connect({ host: target, port, timeout });
@@ -33,8 +33,8 @@ function attempt(): void {
     data += d;
   });
   sock.on('end', () => finish(data.length > 0));
-  sock.on('timeout', () => finish(false));
-  sock.on('error', () => finish(false));
+  sock.on('timeout', () => finish(false, 'timeout'));
+  sock.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));
 }
 
 // Real time on purpose: the lab measures failover as a client on the wire sees it.

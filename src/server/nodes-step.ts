@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
-import { METHOD_HEALTH, type NodeRegistration } from '../api/agent-protocol.js';
+import { METHOD_HEALTH, METHOD_LEAVE, type NodeRegistration } from '../api/agent-protocol.js';
 import { AssignmentIndex } from '../api/assignments.js';
 import type { Kv } from '../api/kv.js';
 import type { ResourceStore } from '../api/store.js';
@@ -16,6 +16,7 @@ import {
 import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
 import { NODE_IN_USE_CLOSE_CODE, TunnelServer } from '../tunnel/index.js';
 import { SERVERS_PREFIX } from './election.js';
+import { LeaveHandler } from './leave.js';
 import { Relay } from './relay.js';
 import { clockOf, type ServerStep } from './server-options.js';
 import { ServiceRelay } from './service-relay.js';
@@ -160,11 +161,19 @@ export async function startRelay(
 
 /**
  * Step: the node lifecycle of the agents connected here (a session registers its Node and marks it
- * Ready, a lost one marks it NotReady), wired to the tunnel's session events and the relay.
+ * Ready, a lost one marks it NotReady, a stopping agent's leave request marks it NotReady and waits for
+ * its VIPs to move), wired to the tunnel's session events and the relay.
  */
 export function startLifecycle(
   { o, log, stack }: ServerStep,
-  deps: { store: ResourceStore; kv: Kv; informers: Informers; tunnel: TunnelServer; relay: Relay },
+  deps: {
+    store: ResourceStore;
+    kv: Kv;
+    informers: Informers;
+    tunnel: TunnelServer;
+    relay: Relay;
+    holders: AssignmentIndex;
+  },
 ): NodeLifecycle {
   const { tunnel, relay, informers, kv } = deps;
   const lifecycle = new NodeLifecycle({
@@ -188,6 +197,13 @@ export function startLifecycle(
     relay.sessionUp(reg.node, reg.info);
   });
   tunnel.on('node-lost', ({ node, reason }) => void lifecycle.lost(node, reason));
+  const leave = new LeaveHandler({
+    markLeaving: (node) => lifecycle.leaving(node),
+    holders: deps.holders,
+    logger: log.child({ component: 'leave' }),
+    ...clockOf(o),
+  });
+  tunnel.onRequest(METHOD_LEAVE, (params, { node }) => leave.leave(node, params));
   // A second machine with a node's identity is refused by the tunnel; say so on the Node (at most once a
   // minute per node: the refused agent retries every few seconds).
   const conflictEventAt = new Map<string, number>();

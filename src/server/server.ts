@@ -80,7 +80,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const holders = await startHolders(step, kv);
     const tunnel = startTunnel(step, creds, informers, etcd);
     const relay = await startRelay(step, { informers, holders, kv, tunnel, store });
-    const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay });
+    const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay, holders });
     const api = await listenApi(step, {
       store,
       creds,

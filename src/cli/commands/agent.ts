@@ -24,6 +24,7 @@ interface AgentFlags extends NodeFlags {
   heartbeatInterval: string;
   nodeLostAfter: string;
   probeInterval: string;
+  handoverTimeout: string;
   metricsBindAddress: string;
 }
 
@@ -51,6 +52,11 @@ export function register(program: Command, ctx: CliContext): void {
       '500ms',
     )
     .option(
+      '--handover-timeout <duration>',
+      'on SIGTERM, keep answering for each VIP until its new holder announces it, at most this long (0 = release at once)',
+      '5s',
+    )
+    .option(
       '--metrics-bind-address <host:port>',
       'serve Prometheus metrics here ("" = off)',
       DEFAULT_METRICS_BIND_ADDRESS,
@@ -76,6 +82,7 @@ export function register(program: Command, ctx: CliContext): void {
     const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
     const nodeOptions = nodeAgentOptions(flags); // parsed (and refused) before anything starts
     const probeIntervalMs = parseDuration(flags.probeInterval, '--probe-interval');
+    const handoverTimeoutMs = parseDuration(flags.handoverTimeout, '--handover-timeout');
     const log = ctx.logger().child({ module: 'agent' });
     const registry = createRegistry();
     registerProcessMetrics(registry);
@@ -92,6 +99,7 @@ export function register(program: Command, ctx: CliContext): void {
           heartbeatMs,
           misses,
           probeIntervalMs,
+          handoverTimeoutMs,
           logger: ctx.logger(),
           registry,
           start: false,
@@ -108,7 +116,8 @@ export function register(program: Command, ctx: CliContext): void {
         return {
           readyStatus: 'connected',
           up: () => log.info({ servers }, 'vipmesh agent is up'),
-          stopping: (sig) => log.info({ signal: sig }, 'shutting down: releasing every VIP'),
+          stopping: (sig) =>
+            log.info({ signal: sig }, 'shutting down: handing the VIPs over, then releasing them'),
         };
       },
     });

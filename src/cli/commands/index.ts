@@ -21,6 +21,8 @@ const COMMANDS: Record<string, () => Promise<Module>> = {
   get: () => import('./get.js'),
   delete: () => import('./delete.js'),
   describe: () => import('./describe.js'),
+  cordon: () => import('./cordon.js'),
+  uncordon: () => import('./uncordon.js'),
   token: () => import('./token.js'),
   kubeconfig: () => import('./kubeconfig.js'),
   version: () => import('./version.js'),

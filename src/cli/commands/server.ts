@@ -228,6 +228,8 @@ export function register(program: Command, ctx: CliContext): void {
             ...nodeOptions,
             heartbeatMs,
             misses,
+            // A server restart moves no VIP (its node stays Ready, see below): no hand-over on the way out.
+            handoverTimeoutMs: 0,
             logger: ctx.logger(),
             registry,
           });

@@ -1,0 +1,95 @@
+/**
+ * Planned hand-over end to end: a server and two agents on one bridge, a client connecting to a Service
+ * VIP every 5 ms while the holder's agent is SIGTERMed (what `systemctl stop` and a reboot do). The VIP
+ * moves to the other node, no connection attempt times out (one open across the move may be reset), and
+ * the stopped node is NotReady with reason AgentStopping until its agent starts again. The figures
+ * themselves are measured in bench/failover.ts.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { LabCluster } from '../../src/lab/cluster.js';
+import { measureHandover, Prober, startNameServer } from '../../src/lab/failover.js';
+import { Lab } from '../../src/lab/index.js';
+import { canUseNetns } from './lab.js';
+
+const skip = canUseNetns() ? false : 'needs root and the ip tool (network namespaces)';
+const VIP = '198.51.100.100';
+const NODES = { n1: '198.51.100.11', n2: '198.51.100.12' } as const;
+
+const MANIFEST = `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: metallb-system}
+spec: {addresses: [${VIP}/32]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan, namespace: metallb-system}
+spec: {ipAddressPools: [lan]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {type: LoadBalancer, loadBalancerIP: ${VIP}, ports: [{port: 8080, protocol: TCP}]}
+`;
+
+t.test(
+  'SIGTERM the holder: the VIP moves make-before-break and no connection attempt times out',
+  { skip },
+  async (t) => {
+    const lab = await Lab.create();
+    const cluster = new LabCluster(lab, 's1', '198.51.100.10', 'info');
+    t.teardown(async () => {
+      await lab.destroy();
+      cluster.cleanup();
+    });
+    await lab.addNode('s1', { ipv4: '198.51.100.10/24' });
+    for (const [n, ip] of Object.entries(NODES)) await lab.addNode(n, { ipv4: `${ip}/24` });
+    await lab.addNode('c1', { ipv4: '198.51.100.50/24' });
+    for (const n of Object.keys(NODES)) await startNameServer(lab, n);
+    await cluster.startServer();
+    for (const [n, ip] of Object.entries(NODES)) cluster.startAgent(n, ip);
+    await cluster.waitReady(Object.keys(NODES));
+    const file = join(cluster.dir, 'web.yaml');
+    writeFileSync(file, MANIFEST);
+    await cluster.apply(file);
+    const prober = new Prober(lab, 'c1', VIP);
+    t.teardown(() => prober.stop());
+    await prober.stable(1000, 60_000);
+
+    for (let round = 1; round <= 2; round++) {
+      const r = await measureHandover(prober, (victim) => cluster.stop(victim));
+      t.not(r.newHolder, r.victim, `round ${round}: the VIP moved from ${r.victim} to ${r.newHolder}`);
+      // A gap in announcing shows as attempts that time out (a SYN to a node that no longer has the VIP is
+      // dropped). A connection open across the instant the client's ARP entry moves is reset by the new
+      // holder instead: no layer-2 move avoids that, and at one connection every 5 ms it happens about once
+      // in twenty hand-overs (bench/failover.ts), so one reset is tolerated here and counted there.
+      const resets = r.failures.filter((f) => f.why === 'ECONNRESET').length;
+      t.same(
+        r.failures.filter((f) => f.why !== 'ECONNRESET'),
+        [],
+        `round ${round}: no connection timed out or was refused (longest gap ${r.gapMs.toFixed(1)} ms)`,
+      );
+      t.ok(resets <= 1, `round ${round}: at most one connection reset (${resets})`);
+      t.ok(
+        r.stopMs < 5000,
+        `round ${round}: the agent exited on the announcement, not the timeout (${r.stopMs.toFixed(0)} ms)`,
+      );
+      const nodes = await cluster.vipmesh(['get', 'node', r.victim, '-o', 'json']);
+      const ready = (
+        JSON.parse(nodes.stdout) as {
+          status: { conditions: Array<{ type: string; status: string; reason: string }> };
+        }
+      ).status.conditions.find((c) => c.type === 'Ready');
+      t.same(
+        [ready?.status, ready?.reason],
+        ['False', 'AgentStopping'],
+        `round ${round}: ${r.victim} is NotReady`,
+      );
+      // Back in: the next round stops the other node and the VIP comes here.
+      cluster.startAgent(r.victim, NODES[r.victim as keyof typeof NODES]);
+      await cluster.waitReady(Object.keys(NODES));
+      await prober.stable(500, 60_000);
+    }
+  },
+);
