@@ -4,7 +4,10 @@
  * and vipmesh with its defaults (1 VIP; 100 VIPs all held by the dead node), in one run on one topology:
  * a bridge, two nodes, a client connecting every 5 ms. Also: server start to ready, server RSS with 1,000
  * Services, agent RSS with 256 VIPs. Needs root; measures the compiled CLI (runs `npm run build` first).
- *   node --import tsx bench/failover.ts [--trials N] [--only keepalived|vipmesh]
+ * Last, a soak (bench/lib/soak.ts): false failovers while no node dies, both cores saturated by stress-ng
+ * and the agents' heaps churned; 2 minutes by default, `--soak MINUTES` runs only it (the goal is 0 in 10).
+ *   node --import tsx bench/failover.ts [--trials N] [--only keepalived|vipmesh|soak] [--soak MINUTES]
+ *     [--churn MB/s]
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -14,9 +17,15 @@ import { LabCluster } from '../src/lab/cluster.js';
 import { measureCut, Prober, preciseNow, startNameServer, summarize } from '../src/lab/failover.js';
 import { canUseNetns, Lab } from '../src/lab/index.js';
 import { startKeepalived, type VrrpSettings } from './lib/keepalived.js';
+import { reportSoak, soak } from './lib/soak.js';
 
 const { values } = parseArgs({
-  options: { trials: { type: 'string', default: '20' }, only: { type: 'string' } },
+  options: {
+    trials: { type: 'string', default: '20' },
+    only: { type: 'string' },
+    soak: { type: 'string' },
+    churn: { type: 'string', default: '32' },
+  },
 });
 const TRIALS = Number(values.trials);
 const VIP = '198.51.100.100';
@@ -189,11 +198,28 @@ async function footprint(): Promise<void> {
   }
 }
 
+/** The soak: `--soak MINUTES` (or `--only soak`) runs only it; the default run soaks for 2 minutes. */
+async function soakRun(minutes: number): Promise<void> {
+  const vips = 20;
+  const o = {
+    minutes,
+    churnMbPerSecond: Number(values.churn),
+    pools: POOLS,
+    services: servicesYaml(vips, 100, false),
+    vips,
+  };
+  reportSoak(await soak(o), o);
+}
+
 async function main(): Promise<void> {
   if (!canUseNetns()) throw new Error('bench/failover.ts needs root and ip netns');
   if (values.only !== 'keepalived') {
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
     process.env['VIPMESH_LAB_CLI'] = join(ROOT, 'dist', 'cli', 'main.js');
+  }
+  if (values.soak !== undefined || values.only === 'soak') {
+    await soakRun(Number(values.soak ?? 2));
+    return;
   }
   const r = new Map<string, { median: number; p99: number }>();
   if (values.only === undefined || values.only === 'keepalived') {
@@ -219,6 +245,7 @@ async function main(): Promise<void> {
     ratio('vm100', 'kv3', k);
   }
   console.log('targets: vipmesh median <= 200 ms, p99 <= 400 ms (1 and 100 VIPs)');
+  if (values.only === undefined || values.only === 'vipmesh') await soakRun(2);
 }
 
 await main();
