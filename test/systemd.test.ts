@@ -34,6 +34,11 @@ t.test('the units ask for what the issue says and nothing more', async (t) => {
       `${unit}: capabilities`,
     );
     t.match(text, /^ProtectSystem=strict$/m, `${unit}: ProtectSystem`);
+    t.match(
+      text,
+      /^Environment="NODE_OPTIONS=--max-semi-space-size=1"\nEnvironmentFile=-\/etc\/default\/%N$/m,
+      `${unit}: a small young generation, which /etc/default/${unit} may override`,
+    );
   }
 });
 

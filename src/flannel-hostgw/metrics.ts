@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../metrics.js';
 
 /** What the metrics read of one reconcile pass (the reconciler's `ReconcileResult` is one). */
 interface PassFigures {

@@ -163,6 +163,40 @@ t.test('a late deadline timer (our own loop blocked) gives the peer one more I/O
   t.equal(server.closedReason, undefined, 'the frames that were waiting kept it alive');
 });
 
+t.test('our own stall is not held against a silent peer; a gone peer is still lost after it', async (t) => {
+  const fake = new FakeClock();
+  let lag = 0;
+  const clock = {
+    now: () => fake.now() + lag,
+    setTimeout: fake.setTimeout.bind(fake),
+    clearTimeout: fake.clearTimeout.bind(fake),
+  };
+  const { server, a } = pair({ clock, heartbeatMs: 100, misses: 3 });
+  for (let i = 0; i < 10; i++) {
+    fake.advance(50);
+    await flush();
+  }
+  a.cut = true;
+  const cutAt = fake.now();
+  let lostAt = 0;
+  server.once('close', () => {
+    lostAt = fake.now();
+  });
+  fake.advance(100);
+  await flush();
+  lag = 200; // the server's loop is blocked for 200 ms: its next timers run that late
+  for (let i = 0; i < 60 && lostAt === 0; i++) {
+    fake.advance(10);
+    await flush();
+  }
+  t.match(server.closedReason, /heartbeat timeout: .*this side's own event loop was stalled/);
+  const waited = lostAt - cutAt + 200;
+  t.ok(
+    waited >= 450 && waited <= 550,
+    `lost ${waited} ms after the cut: 300 ms of silence plus the 200 ms stall`,
+  );
+});
+
 t.test('streams: echo, half-close in both directions, ids released', async (t) => {
   const { agent, server } = pair(
     {},

@@ -137,6 +137,8 @@ interface PendingRequest {
 interface OutstandingPing {
   stamp: number;
   writtenAt: number | undefined;
+  /** {@link Session}'s own stalled time when it was written: only the stalls after it count against it. */
+  stalledAtWrite: number;
 }
 
 /** Pings kept outstanding at most: with this many unanswered, no more are sent until one is. */
@@ -170,6 +172,18 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
   #nextStream: number;
   #nextRequest = 1;
   #lastHeard: number;
+  /**
+   * How long this side's own timers have run late in all (overlapping stalls counted once), ms: time in
+   * which our event loop was blocked (garbage collection, a long task, no CPU) and could not have read
+   * the peer. Silence in that time is ours, not the peer's, and is not held against it.
+   */
+  #stalled = 0;
+  /** End of the last stall counted in {@link #stalled}. */
+  #stalledUntil = 0;
+  /** {@link #stalled} when the peer was last heard. */
+  #stalledAtHeard = 0;
+  /** When the next heartbeat is due. */
+  #beatDue: number;
   #hbTimer: TimerHandle | undefined;
   #deadTimer: TimerHandle | undefined;
   #closed: string | undefined;
@@ -213,6 +227,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
         keyField: 'node',
       });
     this.#lastHeard = this.#clock.now();
+    this.#beatDue = this.#lastHeard;
     this.#beat();
     this.#armDeadline(this.#deadMs);
   }
@@ -322,6 +337,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
   receive(buf: Buffer): void {
     if (this.#closed !== undefined) return;
     this.#lastHeard = this.#clock.now();
+    this.#stalledAtHeard = this.#stalled;
     if (this.#metrics !== undefined) this.#metrics.bytesIn += buf.length;
     const f = decodeFrame(buf);
     if ('error' in f) {
@@ -504,26 +520,32 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
    */
   #beat(): void {
     const now = this.#clock.now();
+    this.#noteWake(this.#beatDue, now);
     const oldest = this.#pings[0];
-    if (oldest?.writtenAt !== undefined && now - oldest.writtenAt >= this.#deadMs) {
-      const silentMs = Math.round(now - oldest.writtenAt);
-      setImmediate(() => {
-        if (this.#closed !== undefined || this.#pings[0] !== oldest) return;
-        this.#cut(
-          'unresponsive',
-          `heartbeat timeout: no answer to a heartbeat for ${silentMs} ms (the peer is not reading)`,
-          ABANDON_CODE,
-        );
-      });
+    if (oldest?.writtenAt !== undefined) {
+      const silentMs = now - oldest.writtenAt;
+      const ownMs = this.#stalled - oldest.stalledAtWrite;
+      if (silentMs - ownMs >= this.#deadMs) {
+        setImmediate(() => {
+          if (this.#closed !== undefined || this.#pings[0] !== oldest) return;
+          this.#cut(
+            'unresponsive',
+            `heartbeat timeout: no answer to a heartbeat for ${Math.round(silentMs)} ms (the peer is not reading)${ownText(ownMs)}`,
+            ABANDON_CODE,
+          );
+        });
+      }
     }
     if (this.#pings.length < MAX_OUTSTANDING_PINGS) {
-      const ping: OutstandingPing = { stamp: now, writtenAt: undefined };
+      const ping: OutstandingPing = { stamp: now, writtenAt: undefined, stalledAtWrite: this.#stalled };
       this.#pings.push(ping);
       const stamp = Buffer.allocUnsafe(8);
       stamp.writeDoubleBE(now, 0);
       if (this.#t.reportsWrites === true) {
         this.send(encodePing(false, stamp), () => {
-          ping.writtenAt ??= this.#clock.now();
+          if (ping.writtenAt !== undefined) return;
+          ping.writtenAt = this.#clock.now();
+          ping.stalledAtWrite = this.#stalled;
         });
       } else {
         ping.writtenAt = now;
@@ -531,16 +553,37 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
       }
     }
     if (this.#closed !== undefined) return;
+    this.#beatDue = now + this.#hbMs;
     this.#hbTimer = this.#clock.setTimeout(() => this.#beat(), this.#hbMs);
   }
 
+  /**
+   * A timer due at `due` runs at `now`: count the part of [due, now] not counted yet as our own stall.
+   * Timers run a few ms late on any loaded machine; only lateness past a quarter of the heartbeat counts, so
+   * ordinary scheduling jitter never stretches the deadline.
+   */
+  #noteWake(due: number, now: number): void {
+    if (now - due <= this.#hbMs / 4) return;
+    const from = Math.max(due, this.#stalledUntil);
+    if (now > from) this.#stalled += now - from;
+    this.#stalledUntil = Math.max(this.#stalledUntil, now);
+  }
+
+  /**
+   * Judge the peer when `ms` have passed. The silence held against it is the time since it was last heard
+   * less our own stalls in that time: while our loop was blocked we neither read its frames nor sent the
+   * pings it answers, so a peer we were too busy to hear is not lost. A peer that is really gone is still
+   * declared lost `heartbeatMs` × `misses` after it went quiet, plus only the time we ourselves stalled.
+   */
   #armDeadline(ms: number, late = false): void {
     const due = this.#clock.now() + ms;
     this.#deadTimer = this.#clock.setTimeout(() => {
       const now = this.#clock.now();
+      this.#noteWake(due, now);
       const silent = now - this.#lastHeard;
-      if (silent < this.#deadMs) {
-        this.#armDeadline(this.#deadMs - silent);
+      const own = this.#stalled - this.#stalledAtHeard;
+      if (silent - own < this.#deadMs) {
+        this.#armDeadline(this.#deadMs - (silent - own));
       } else if (!late && now - due > this.#hbMs / 2) {
         // This timer itself ran late: our own event loop was blocked, and frames the peer sent meanwhile
         // may be waiting unread in the socket. Let one I/O poll pass (setImmediate runs after it) before
@@ -549,7 +592,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
           if (this.#closed === undefined) this.#armDeadline(0, true);
         });
       } else {
-        this.close(`heartbeat timeout: nothing heard for ${Math.round(silent)} ms`, 4000);
+        this.close(`heartbeat timeout: nothing heard for ${Math.round(silent)} ms${ownText(own)}`, 4000);
       }
     }, ms);
   }
@@ -587,6 +630,11 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     for (const s of [...this.#streams.values()]) s.abort(err);
     this.emit('close', reason);
   }
+}
+
+/** The part of a heartbeat-timeout reason that says how much of the silence was our own stall. */
+function ownText(ownMs: number): string {
+  return ownMs > 0 ? ` (${Math.round(ownMs)} ms of it this side's own event loop was stalled)` : '';
 }
 
 function remoteError(body: unknown): VipmeshError {

@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { createAgent, registerProcessMetrics, serveMetrics } from '../../agent/index.js';
+import { HEAP_CHURN_ENV, heapChurnFromEnv } from '../../daemon/heap-churn.js';
 import { DEFAULT_METRICS_BIND_ADDRESS } from '../../daemon/metrics-http.js';
 import { runDaemon } from '../../daemon/run-daemon.js';
 import { VipmeshError } from '../../errors.js';
@@ -88,6 +89,11 @@ export function register(program: Command, ctx: CliContext): void {
     registerProcessMetrics(registry);
     await runDaemon({
       start: async ({ signal, stack }) => {
+        const churn = heapChurnFromEnv(process.env);
+        if (churn !== undefined) {
+          log.warn({ [HEAP_CHURN_ENV]: process.env[HEAP_CHURN_ENV] }, 'debug: churning the heap');
+          stack.push('heap-churn', () => churn.stop());
+        }
         if (flags.metricsBindAddress !== '') {
           const metrics = await serveMetrics(flags.metricsBindAddress, registry);
           stack.push('metrics', () => metrics.close());

@@ -1,0 +1,185 @@
+/**
+ * The soak of bench/failover.ts: a server and two agents holding VIPs run for a while with both cores
+ * saturated (`stress-ng --cpu 2`) and the agents' heaps churned (VIPMESH_DEBUG_HEAP_CHURN), while no node
+ * dies; every VIP holder change, Node NotReady and lost tunnel session in that time is a false failover.
+ * The goal is 0 in 10 minutes.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { HEAP_CHURN_ENV } from '../../src/daemon/heap-churn.js';
+import { LabCluster } from '../../src/lab/cluster.js';
+import { Lab } from '../../src/lab/index.js';
+
+/** What a soak is given. */
+export interface SoakOptions {
+  minutes: number;
+  /** Megabytes of garbage per second in each agent. */
+  churnMbPerSecond: number;
+  /** Address pools (YAML) and the Services (YAML) whose VIPs the agents hold. */
+  pools: string;
+  services: string;
+  /** How many VIPs `services` makes. */
+  vips: number;
+}
+
+/** What a soak counted. */
+export interface SoakResult {
+  /** VIP holder changes seen between polls (every 2 s: each poll starts a CLI process, which loads the machine). */
+  holderChanges: number;
+  /** `node NotReady` lines logged by the server, with their reasons. */
+  notReady: string[];
+  /** `tunnel session lost` lines logged by the agents, with their reasons. */
+  sessionsLost: string[];
+  /** Seconds the soak ran. */
+  seconds: number;
+  /** 1-minute load averages sampled every 10 s. */
+  load: number[];
+}
+
+interface NodeList {
+  items: Array<{
+    metadata: { name: string };
+    status?: { vips?: string[]; conditions?: Array<{ type: string; lastTransitionTime?: string }> };
+  }>;
+}
+
+/** Count the JSON log lines of `child` whose `msg` is one of `msgs` (each line's `reason` is kept). */
+function countLines(child: ChildProcess, msgs: string[], out: Map<string, string[]>): void {
+  let rest = '';
+  const onData = (b: Buffer): void => {
+    const lines = (rest + b.toString()).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const rec = JSON.parse(line) as { msg?: string; reason?: string };
+        if (rec.msg !== undefined && msgs.includes(rec.msg)) {
+          out.get(rec.msg)?.push(rec.reason ?? '');
+        }
+      } catch {
+        // not a log record
+      }
+    }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+}
+
+async function holders(cluster: LabCluster): Promise<Map<string, string> | undefined> {
+  const r = await cluster.vipmesh(['get', 'nodes', '-o', 'json']);
+  if (r.code !== 0) return undefined;
+  const m = new Map<string, string>();
+  for (const n of (JSON.parse(r.stdout) as NodeList).items) {
+    for (const v of n.status?.vips ?? []) m.set(v, n.metadata.name);
+  }
+  return m;
+}
+
+/** Run the soak; the cluster is made and destroyed here. */
+export async function soak(o: SoakOptions): Promise<SoakResult> {
+  const lab = await Lab.create();
+  await lab.addNode('s1', { ipv4: '198.51.100.10/24' });
+  await lab.addNode('n1', { ipv4: '198.51.100.11/24' });
+  await lab.addNode('n2', { ipv4: '198.51.100.12/24' });
+  const before = process.env[HEAP_CHURN_ENV];
+  // The cluster hands its environment to every daemon it starts (the server does not read this one).
+  process.env[HEAP_CHURN_ENV] = String(o.churnMbPerSecond);
+  const cluster = new LabCluster(lab, 's1', '198.51.100.10');
+  if (before === undefined) delete process.env[HEAP_CHURN_ENV];
+  else process.env[HEAP_CHURN_ENV] = before;
+  let stress: ChildProcess | undefined;
+  try {
+    await cluster.startServer();
+    const seen = new Map<string, string[]>([
+      ['node NotReady', []],
+      ['tunnel session lost', []],
+    ]);
+    countLines(cluster.daemons.get('s1')!.child, ['node NotReady'], seen);
+    for (const [n, ip] of [
+      ['n1', '198.51.100.11'],
+      ['n2', '198.51.100.12'],
+    ] as const) {
+      countLines(cluster.startAgent(n, ip).child, ['tunnel session lost'], seen);
+    }
+    await cluster.waitReady(['n1', 'n2']);
+    const file = join(cluster.dir, 'soak.yaml');
+    writeFileSync(file, `${o.pools}---\n${o.services}`);
+    await cluster.apply(file);
+    let start = await cluster.until(
+      `${o.vips} VIPs held`,
+      async () => {
+        const h = await holders(cluster);
+        return h !== undefined && h.size >= o.vips ? h : undefined;
+      },
+      120_000,
+    );
+    const spread = new Set(start.values());
+    console.log(`soak: ${o.vips} VIPs on ${[...spread].sort().join(', ')}; stress-ng --cpu 2 starts now`);
+    stress = spawn('stress-ng', ['--cpu', '2', '--timeout', `${Math.ceil(o.minutes * 60) + 30}s`], {
+      stdio: 'ignore',
+    });
+    for (const v of seen.values()) v.length = 0; // count from here only
+    const t0 = performance.now();
+    const endAt = t0 + o.minutes * 60_000;
+    let holderChanges = 0;
+    const load: number[] = [];
+    let nextLoad = t0 + 10_000;
+    while (performance.now() < endAt) {
+      await new Promise((r) => setTimeout(r, 2000));
+      const h = await holders(cluster);
+      if (h !== undefined) {
+        for (const [vip, node] of h) {
+          if (start.get(vip) !== node) holderChanges++;
+        }
+        start = h;
+      }
+      if (performance.now() >= nextLoad) {
+        load.push(loadavg()[0]!);
+        nextLoad += 10_000;
+      }
+    }
+    return {
+      holderChanges,
+      notReady: seen.get('node NotReady')!,
+      sessionsLost: seen.get('tunnel session lost')!,
+      seconds: (performance.now() - t0) / 1000,
+      load,
+    };
+  } finally {
+    stress?.kill('SIGTERM');
+    await lab.destroy();
+    cluster.cleanup();
+  }
+}
+
+/** Print a soak's figures. */
+export function reportSoak(r: SoakResult, o: SoakOptions): void {
+  const false_ = r.holderChanges + r.notReady.length;
+  const l = r.load.length === 0 ? [loadavg()[0]!] : r.load;
+  const mean = l.reduce((a, b) => a + b, 0) / l.length;
+  console.log(
+    `soak: ${false_} false failovers (${r.holderChanges} VIP holder changes, ${r.notReady.length} NotReady) and ` +
+      `${r.sessionsLost.length} lost tunnel sessions in ${(r.seconds / 60).toFixed(1)} min, ${o.vips} VIPs on 2 agents, ` +
+      `stress-ng --cpu 2, ${HEAP_CHURN_ENV}=${o.churnMbPerSecond}; load average (1 min) mean ${mean.toFixed(1)}, ` +
+      `max ${Math.max(...l).toFixed(1)}; goal 0 in 10 min`,
+  );
+  printReasons('session lost', r.sessionsLost);
+  printReasons('NotReady', r.notReady);
+}
+
+/** Print `reasons` grouped by kind ("nothing heard for 321 ms" and "... 395 ms" are one kind). */
+function printReasons(what: string, reasons: string[]): void {
+  const kinds = new Map<string, number[]>();
+  for (const reason of reasons) {
+    const ms = /(\d+) ms/.exec(reason);
+    const kind = reason.replace(/\d+ ms/g, 'N ms');
+    kinds.set(kind, [...(kinds.get(kind) ?? []), ...(ms === null ? [] : [Number(ms[1])])]);
+  }
+  for (const [kind, ms] of kinds) {
+    const n = reasons.filter((x) => x.replace(/\d+ ms/g, 'N ms') === kind).length;
+    const range = ms.length === 0 ? '' : `, N ${Math.min(...ms)}-${Math.max(...ms)}`;
+    console.log(`  ${what} x${n}: ${kind}${range}`);
+  }
+}
