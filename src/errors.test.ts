@@ -24,6 +24,7 @@ t.test('every error code used in src/ is documented in docs/errors.md', async (t
     'VIPMESH_TOKEN',
     'VIPMESH_ADMIN_CONFIG',
     'VIPMESH_LAB_CLI',
+    'VIPMESH_DEBUG_HEAP_CHURN',
   ]);
   const used = new Set<string>();
   for (const file of sources('src')) {
