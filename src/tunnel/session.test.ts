@@ -145,17 +145,29 @@ t.test('heartbeats: the peer is dead after 3 missed beats, not before; RTT is me
   t.match(agent.closedReason ?? '', /heartbeat timeout|closed by peer/);
 });
 
-t.test('a late deadline timer (our own loop blocked) gives the peer one more I/O poll', async (t) => {
+/**
+ * A fake clock whose now() runs `lag` ms ahead of its timers: what a blocked event loop looks like from
+ * inside a timer callback.
+ */
+function laggingClock() {
   const fake = new FakeClock();
-  let lag = 0;
-  // now() runs ahead of the timers: what a blocked event loop looks like from inside a timer callback.
-  const clock = {
-    now: () => fake.now() + lag,
-    setTimeout: fake.setTimeout.bind(fake),
-    clearTimeout: fake.clearTimeout.bind(fake),
+  const c = {
+    fake,
+    lag: 0,
+    clock: {
+      now: () => fake.now() + c.lag,
+      setTimeout: fake.setTimeout.bind(fake),
+      clearTimeout: fake.clearTimeout.bind(fake),
+    },
   };
+  return c;
+}
+
+t.test('a late deadline timer (our own loop blocked) gives the peer one more I/O poll', async (t) => {
+  const lagging = laggingClock();
+  const { fake, clock } = lagging;
   const { server } = pair({ clock, heartbeatMs: 100, misses: 3 });
-  lag = 1000;
+  lagging.lag = 1000;
   fake.advance(300);
   t.equal(server.closedReason, undefined, 'not declared dead by a timer that ran late');
   await flush();
@@ -164,13 +176,8 @@ t.test('a late deadline timer (our own loop blocked) gives the peer one more I/O
 });
 
 t.test('our own stall is not held against a silent peer; a gone peer is still lost after it', async (t) => {
-  const fake = new FakeClock();
-  let lag = 0;
-  const clock = {
-    now: () => fake.now() + lag,
-    setTimeout: fake.setTimeout.bind(fake),
-    clearTimeout: fake.clearTimeout.bind(fake),
-  };
+  const lagging = laggingClock();
+  const { fake, clock } = lagging;
   const { server, a } = pair({ clock, heartbeatMs: 100, misses: 3 });
   for (let i = 0; i < 10; i++) {
     fake.advance(50);
@@ -184,7 +191,7 @@ t.test('our own stall is not held against a silent peer; a gone peer is still lo
   });
   fake.advance(100);
   await flush();
-  lag = 200; // the server's loop is blocked for 200 ms: its next timers run that late
+  lagging.lag = 200; // the server's loop is blocked for 200 ms: its next timers run that late
   for (let i = 0; i < 60 && lostAt === 0; i++) {
     fake.advance(10);
     await flush();
