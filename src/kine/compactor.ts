@@ -148,12 +148,7 @@ export class Compactor {
     return this.#chain;
   }
 
-  /**
-   * Delete what compaction at `rev` made unreachable, reading only the rows written since the last pass:
-   * `compact_cursor` is the last row id a pass has handled, written in the same transaction as the deletes,
-   * so a pass killed part-way resumes from there. Then the freed pages go back to the file system and the
-   * WAL is emptied.
-   */
+  /** Queue a checkpoint that empties the WAL, after the compaction passes already queued. */
   #enqueueTruncate(): void {
     this.#chain = this.#chain
       .then(async () => {
@@ -164,6 +159,12 @@ export class Compactor {
       });
   }
 
+  /**
+   * Delete what compaction at `rev` made unreachable, reading only the rows written since the last pass:
+   * `compact_cursor` is the last row id a pass has handled, written in the same transaction as the deletes,
+   * so a pass killed part-way resumes from there. Then the freed pages go back to the file system and the
+   * WAL is emptied.
+   */
   async #physical(rev: number): Promise<void> {
     const writtenBefore = this.#mvcc.rev;
     const target = this.#db.maxIdAt(rev);
