@@ -80,11 +80,13 @@ export async function listenApi(
   await listen(https, o.httpsListenPort, bind);
   stack.push('https', async () => {
     // Upgraded (tunnel) sockets are not HTTP connections: end the sessions first or close() waits forever.
-    tunnel.close();
+    const closing = tunnel.close();
     limits.close();
     await closeWithin(https, 2000);
+    await closing;
   });
   const port = (https.address() as AddressInfo).port;
+  void tunnel.listenLiveness(bind, port);
   return { url: localUrl(bind, port), port, setReady: (r) => (ready = r) };
 }
 

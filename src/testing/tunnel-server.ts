@@ -26,6 +26,8 @@ export interface StandaloneOptions extends Omit<TunnelServerOptions, 'authorize'
   passwords?: NodePasswordStore;
   /** Limits on new node names, and the clock they are counted on [the authorizer's defaults]. */
   joinLimits?: Pick<JoinAuthorizerOptions, 'maxNewNodes' | 'newNodesWindowMs' | 'maxNodes' | 'clock'>;
+  /** Take liveness datagrams on the same port number, as the control plane does [true]. */
+  liveness?: boolean;
 }
 
 /** A tunnel server on an HTTPS server of its own. */
@@ -70,6 +72,7 @@ export async function createTunnelServer(o: StandaloneOptions): Promise<Standalo
     });
   });
   const port = (https.address() as AddressInfo).port;
+  if (o.liveness !== false) void tunnel.listenLiveness(o.host ?? '::', port);
   const host = o.host === undefined || o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
   return {
     tunnel,
@@ -78,9 +81,10 @@ export async function createTunnelServer(o: StandaloneOptions): Promise<Standalo
     url: `https://${joinHostPort(host, port)}`,
     credentials,
     close: async () => {
-      tunnel.close();
+      const closing = tunnel.close();
       https.closeAllConnections();
       await new Promise<void>((resolve) => https.close(() => resolve()));
+      await closing;
     },
   };
 }

@@ -9,6 +9,7 @@ import { createRegistry, type Registry } from '../metrics.js';
 import { caHashOf } from '../util/ca-pin.js';
 import { Backoff } from './backoff.js';
 import { type Connector, isSilentFailure, wsConnector } from './connector.js';
+import { grantOf, LivenessHub } from './liveness.js';
 import { TunnelMetrics } from './metrics.js';
 import { NODE_HEADER, NODE_IN_USE_CLOSE_CODE, PASSWORD_HEADER, type Registration } from './server.js';
 import { type RequestHandler, Session, type SessionTuning, sessionTuning } from './session.js';
@@ -56,6 +57,11 @@ export interface TunnelClientOptions extends SessionTuning {
   connectTimeoutMs?: number;
   random?: () => number;
   connector?: Connector;
+  /**
+   * Send liveness datagrams when the server grants them [true]: a worker thread pings the server, so a
+   * stall of this agent's event loop is not taken for a dead node (see liveness.ts).
+   */
+  liveness?: boolean;
 }
 
 /** Events of a {@link TunnelClient}. */
@@ -105,6 +111,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   #sleepTimer: TimerHandle | undefined;
   #wake: (() => void) | undefined;
   #everConnected = false;
+  #liveness: LivenessHub | undefined;
 
   constructor(o: TunnelClientOptions) {
     super();
@@ -171,6 +178,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.#wake?.();
     this.#session?.close('agent shutting down', 1001);
     await this.#running;
+    await this.#liveness?.close();
   }
 
   async #loop(): Promise<void> {
@@ -254,11 +262,11 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     if (this.#o.version !== undefined) reg.version = this.#o.version;
     if (this.#o.info !== undefined) reg.info = this.#o.info;
     s.hello(reg);
-    await new Promise<void>((resolve, reject) => {
+    const welcome = await new Promise<unknown>((resolve, reject) => {
       const timer = this.#clock.setTimeout(() => s.close('no welcome from the server', 1008), timeoutMs);
-      s.once('hello', () => {
+      s.once('hello', (info) => {
         this.#clock.clearTimeout(timer);
-        resolve();
+        resolve(info);
       });
       s.once('close', (reason) => {
         this.#clock.clearTimeout(timer);
@@ -276,6 +284,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       s.close('agent shutting down', 1001);
       return undefined;
     }
+    this.#ping(s, welcome, conn.transport.peerAddress?.());
     this.#session = s;
     this.metrics.sessions++;
     const reconnect = this.#everConnected;
@@ -284,6 +293,25 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.#log.info({ url, reconnect }, 'tunnel connected');
     this.emit('connected', { session: s, url, reconnect });
     return s;
+  }
+
+  /** Send liveness datagrams for `s` when the server's welcome grants them. */
+  #ping(s: Session, welcome: unknown, host: string | undefined): void {
+    const grant = grantOf(welcome);
+    if (this.#o.liveness === false || grant === undefined || host === undefined) return;
+    if (this.#liveness === undefined || this.#liveness.failed) {
+      const hub = LivenessHub.start(this.#log);
+      this.#liveness = hub;
+      this.metrics.liveness = () => hub.counts;
+    }
+    const link = this.#liveness.call(host, grant, {
+      armed: () => s.setLivenessArmed(true),
+      lost: (silentMs) => {
+        if (Number.isNaN(silentMs)) s.setLivenessArmed(false);
+        else s.close(`heartbeat timeout: no liveness ack for ${Math.round(silentMs)} ms`, 4000);
+      },
+    });
+    s.once('close', () => link.drop());
   }
 
   /** The pinned CA: cached in the data dir when its hash matches the token, fetched (and checked) otherwise. */

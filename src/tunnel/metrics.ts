@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from '../metrics.js';
+import type { LivenessCounts } from './liveness.js';
 
 /** Why a session was cut: its send queue went over the cap, its peer over a rate limit, or silent to pings. */
 export type CutReason = 'send-queue' | 'rate-limit' | 'unresponsive';
@@ -28,6 +29,8 @@ export class TunnelMetrics {
   sendQueuePeakBytes = 0;
   /** Server: connections refused because their node already has a live session. Agent: times refused so. */
   conflicts = 0;
+  /** The liveness datagrams' counts, when this side has a hub. */
+  liveness: (() => LivenessCounts) | undefined;
   readonly rtt: Histogram<'role'>;
 
   constructor(registry: Registry, role: 'server' | 'agent') {
@@ -106,6 +109,16 @@ export class TunnelMetrics {
       'vipmesh_tunnel_session_conflicts_total',
       'Tunnel connections refused because their node already had a live session',
       (m) => m.conflicts,
+    );
+    counter(
+      'vipmesh_tunnel_liveness_datagrams_total',
+      'Liveness datagrams that verified and counted',
+      (m) => m.liveness?.().received ?? 0,
+    );
+    counter(
+      'vipmesh_tunnel_liveness_rejected_total',
+      'Liveness datagrams dropped: malformed, for no session, a bad tag, or replayed',
+      (m) => m.liveness?.().rejected ?? 0,
     );
     const name = 'vipmesh_tunnel_heartbeat_rtt_seconds';
     this.rtt =

@@ -9,6 +9,7 @@ import { type Logger, silentLogger } from '../log.js';
 import { createRegistry, type Registry } from '../metrics.js';
 import type { ClaimVerdict, ConnectAuthorizer, ConnectVerdict, SessionClaims } from './authorizer.js';
 import { clip, LogSummary } from './limits.js';
+import { LivenessHub } from './liveness.js';
 import { TunnelMetrics } from './metrics.js';
 import { type RequestHandler, Session, type SessionTuning, sessionTuning } from './session.js';
 import type { TunnelStream } from './stream.js';
@@ -89,6 +90,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   readonly #seen = new Set<string>();
   readonly #pending = new Set<Session>();
   #closing = false;
+  #liveness: LivenessHub | undefined;
+  /** Set while the liveness port is being bound. */
+  #livenessStarting: Promise<void> | undefined;
   readonly #refusedStreams: LogSummary;
   readonly #refusedConnects: LogSummary;
 
@@ -112,6 +116,37 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       perMessageDeflate: false,
       maxPayload: o.maxFrameBytes ?? 1 << 20,
     });
+  }
+
+  /**
+   * Take liveness datagrams (see liveness.ts) on `host`:`port`/udp, the number of the HTTPS port the tunnel
+   * is served on. Sessions that start from now on are granted them. When the port cannot be bound, this
+   * logs why and sessions keep to their tunnel heartbeats alone. Never rejects; welcomes wait for it.
+   */
+  listenLiveness(host: string, port: number): Promise<void> {
+    const starting = this.#startLiveness(host, port).finally(() => {
+      if (this.#livenessStarting === starting) this.#livenessStarting = undefined;
+    });
+    this.#livenessStarting = starting;
+    return starting;
+  }
+
+  async #startLiveness(host: string, port: number): Promise<void> {
+    try {
+      const hub = await LivenessHub.listen(host, port, this.#log);
+      if (this.#closing) {
+        await hub.close();
+        return;
+      }
+      this.#liveness = hub;
+      this.metrics.liveness = () => hub.counts;
+      this.#log.debug({ port: hub.port }, 'liveness datagrams on udp');
+    } catch (err) {
+      this.#log.warn(
+        { err },
+        'no liveness datagrams: node loss is judged by the tunnel heartbeats alone, which a stalled event loop can mistake for a dead node',
+      );
+    }
   }
 
   /** Sessions by node name. */
@@ -328,24 +363,48 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     });
     s.once('hello', (info) => {
       this.#clock.clearTimeout(helloTimer);
-      this.#pending.delete(s);
-      const reg = registrationOf(node, info);
-      const live = this.#sessions.get(node);
-      if (live !== undefined) {
-        // Two connections for one node passed the upgrade together: the first HELLO keeps the node.
-        this.#inUse(node, live, remote);
-        s.close(inUseReason(node, live), NODE_IN_USE_CLOSE_CODE);
-        return;
-      }
-      this.#sessions.set(node, s);
-      this.metrics.sessions++;
-      const reconnect = this.#seen.has(node);
-      this.#seen.add(node);
-      s.hello({ heartbeatMs: this.#o.heartbeatMs ?? 100, misses: this.#o.misses ?? 3 });
-      this.#log.info({ node, remote, reconnect }, 'node connected');
-      this.emit('session', s, reg);
-      this.emit('node-seen', { node, registration: reg, reconnect, session: s });
+      // At start the liveness port may still be binding: the welcome waits for it (tens of ms), so that
+      // the first sessions are granted datagrams too.
+      if (this.#livenessStarting === undefined) this.#welcome(s, node, remote, info);
+      else
+        void this.#livenessStarting.then(() => {
+          if (s.closedReason === undefined) this.#welcome(s, node, remote, info);
+        });
     });
+  }
+
+  /** Answer `s`'s HELLO: it becomes `node`'s session, unless the node has another live one. */
+  #welcome(s: Session, node: string, remote: string | undefined, info: unknown): void {
+    this.#pending.delete(s);
+    const reg = registrationOf(node, info);
+    const live = this.#sessions.get(node);
+    if (live !== undefined) {
+      // Two connections for one node passed the upgrade together: the first HELLO keeps the node.
+      this.#inUse(node, live, remote);
+      s.close(inUseReason(node, live), NODE_IN_USE_CLOSE_CODE);
+      return;
+    }
+    this.#sessions.set(node, s);
+    this.metrics.sessions++;
+    const reconnect = this.#seen.has(node);
+    this.#seen.add(node);
+    const heartbeatMs = this.#o.heartbeatMs ?? 100;
+    const misses = this.#o.misses ?? 3;
+    const link = this.#liveness?.expect(
+      { intervalMs: heartbeatMs, deadAfterMs: heartbeatMs * misses },
+      {
+        armed: () => s.setLivenessArmed(true),
+        lost: (silentMs) => {
+          if (Number.isNaN(silentMs)) s.setLivenessArmed(false);
+          else s.close(`heartbeat timeout: no liveness datagram for ${Math.round(silentMs)} ms`, 4000);
+        },
+      },
+    );
+    if (link !== undefined) s.once('close', () => link.drop());
+    s.hello({ heartbeatMs, misses, ...(link === undefined ? {} : { liveness: link.grant }) });
+    this.#log.info({ node, remote, reconnect }, 'node connected');
+    this.emit('session', s, reg);
+    this.emit('node-seen', { node, registration: reg, reconnect, session: s });
   }
 
   /**
@@ -368,17 +427,24 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     });
   }
 
-  /** Close every session (no `node-lost` events: the server is going away, not the nodes). */
-  close(): void {
+  /**
+   * Close every session (no `node-lost` events: the server is going away, not the nodes). Resolves once
+   * the liveness port is free again.
+   */
+  async close(): Promise<void> {
     this.#closing = true;
     this.#refusedStreams.flush();
     this.#refusedConnects.flush();
     for (const s of [...this.#sessions.values(), ...this.#pending]) s.close('server shutting down', 1001);
+    const hub = this.#liveness;
+    this.#liveness = undefined;
     // The goodbye frames are written; do not wait for the agents to answer them.
     setImmediate(() => {
       for (const ws of this.#wss.clients) ws.terminate();
       this.#wss.close();
     });
+    await this.#livenessStarting;
+    await hub?.close();
   }
 }
 

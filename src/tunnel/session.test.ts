@@ -145,6 +145,61 @@ t.test('heartbeats: the peer is dead after 3 missed beats, not before; RTT is me
   t.match(agent.closedReason ?? '', /heartbeat timeout|closed by peer/);
 });
 
+t.test(
+  'liveness armed: the tunnel gets the long bound and rarer heartbeats; disarmed, the short one again',
+  async (t) => {
+    const clock = new FakeClock();
+    const { agent, server, a } = pair({ clock, heartbeatMs: 100, misses: 3, tunnelTimeoutMs: 2000 });
+    let frames = 0;
+    const send = a.send.bind(a);
+    a.send = (f, w) => {
+      frames++;
+      send(f, w);
+    };
+    server.setLivenessArmed(true);
+    agent.setLivenessArmed(true);
+    t.ok(server.livenessArmed);
+    await run(clock, 2000);
+    t.ok(
+      frames <= 12,
+      `the agent sent ${frames} frames in 2 s: heartbeats every 500 ms and their answers (40 unarmed)`,
+    );
+    a.cut = true;
+    const cutAt = clock.now();
+    let lostAt = 0;
+    server.once('close', () => {
+      lostAt = clock.now();
+    });
+    agent.once('close', () => {});
+    await run(clock, 1000);
+    t.equal(
+      server.closedReason,
+      undefined,
+      'a second of tunnel silence is not a dead peer while datagrams flow',
+    );
+    await run(clock, 1500);
+    t.match(server.closedReason, /heartbeat timeout/);
+    t.ok(lostAt - cutAt <= 2500, `the tunnel bound still holds: lost ${lostAt - cutAt} ms after the cut`);
+
+    const p2 = pair({ clock, heartbeatMs: 100, misses: 3, tunnelTimeoutMs: 2000 });
+    p2.server.setLivenessArmed(true);
+    p2.agent.setLivenessArmed(true);
+    await run(clock, 1000);
+    p2.a.cut = true;
+    const cut2 = clock.now();
+    p2.agent.once('close', () => {});
+    p2.server.setLivenessArmed(false);
+    t.equal(p2.server.closedReason, undefined, 'disarming is not a verdict on what was heard before');
+    await run(clock, 300);
+    t.match(
+      p2.server.closedReason,
+      /heartbeat timeout/,
+      'lost by the short bound, counted from the disarming',
+    );
+    t.ok(clock.now() - cut2 <= 310);
+  },
+);
+
 /**
  * A fake clock whose now() runs `lag` ms ahead of its timers: what a blocked event loop looks like from
  * inside a timer callback.

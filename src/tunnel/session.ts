@@ -32,6 +32,8 @@ export interface FrameTransport {
   bufferedBytes?(): number;
   /** Close now (no waiting for the peer); `code` is a websocket close code. */
   close(code: number, reason: string): void;
+  /** The peer's IP address, when the transport is a network connection. */
+  peerAddress?(): string | undefined;
 }
 
 /** Answers one request method; what it returns (or throws) travels back to the caller. */
@@ -54,6 +56,13 @@ export interface SessionOptions {
   heartbeatMs?: number | undefined;
   /** Missed heartbeats before the peer is declared dead [3]. */
   misses?: number | undefined;
+  /**
+   * While liveness datagrams from the peer flow ({@link Session.setLivenessArmed}), they decide whether it is
+   * alive, and the tunnel itself may stay silent this long before the session is closed [3 s]: a peer whose
+   * event loop is wedged (or a connection a middlebox broke) is still found, but a collection or a starved
+   * loop on either side is no longer taken for a dead node. Never shorter than `heartbeatMs` × `misses`.
+   */
+  tunnelTimeoutMs?: number | undefined;
   /**
    * Receive window per stream, the bound on its buffered memory [1 MiB]. A window has to cover the peer
    * being descheduled for a few ms (at 400 MiB/s, 1 MiB is 2.5 ms). bench/tunnel.ts, one bulk stream, one
@@ -93,6 +102,7 @@ export type SessionTuning = Pick<
   SessionOptions,
   | 'heartbeatMs'
   | 'misses'
+  | 'tunnelTimeoutMs'
   | 'windowBytes'
   | 'requestTimeoutMs'
   | 'maxStreams'
@@ -108,6 +118,7 @@ export function sessionTuning(o: SessionTuning): SessionTuning {
   return {
     heartbeatMs: o.heartbeatMs,
     misses: o.misses,
+    tunnelTimeoutMs: o.tunnelTimeoutMs,
     windowBytes: o.windowBytes,
     requestTimeoutMs: o.requestTimeoutMs,
     maxStreams: o.maxStreams,
@@ -123,6 +134,8 @@ export function sessionTuning(o: SessionTuning): SessionTuning {
 interface SessionEvents {
   hello: [info: unknown];
   push: [topic: string, payload: unknown];
+  /** Liveness datagrams started (true) or stopped (false) judging the peer. */
+  liveness: [armed: boolean];
   /** The session ended; `reason` says why (heartbeat timeout, protocol error, closed by peer...). */
   close: [reason: string];
 }
@@ -161,6 +174,9 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
   readonly #metrics: TunnelMetrics | undefined;
   readonly #hbMs: number;
   readonly #deadMs: number;
+  readonly #armedDeadMs: number;
+  /** Liveness datagrams from the peer flow: they judge it, and the tunnel gets {@link #armedDeadMs}. */
+  #armed = false;
   readonly #window: number;
   readonly #requestTimeoutMs: number;
   readonly #allow: AllowFn;
@@ -207,6 +223,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     this.#metrics = o.metrics;
     this.#hbMs = o.heartbeatMs ?? 100;
     this.#deadMs = this.#hbMs * (o.misses ?? 3);
+    this.#armedDeadMs = Math.max(o.tunnelTimeoutMs ?? 3000, this.#deadMs);
     this.#window = o.windowBytes ?? 1024 * 1024;
     this.#requestTimeoutMs = o.requestTimeoutMs ?? 5000;
     this.#allow = o.allow ?? (() => false);
@@ -245,6 +262,39 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
   /** How long the peer may stay silent before it is declared dead, in ms (`heartbeatMs` × `misses`). */
   get deadAfterMs(): number {
     return this.#deadMs;
+  }
+
+  /** True while liveness datagrams judge the peer (see {@link setLivenessArmed}). */
+  get livenessArmed(): boolean {
+    return this.#armed;
+  }
+
+  /**
+   * Liveness datagrams from the peer flow (true) or stopped being usable (false). While armed, the owner
+   * closes the session when they stop; the tunnel's heartbeats go out a quarter as often as the longer
+   * `tunnelTimeoutMs` bound they are then held to.
+   */
+  setLivenessArmed(armed: boolean): void {
+    if (armed === this.#armed || this.#closed !== undefined) return;
+    this.#armed = armed;
+    this.emit('liveness', armed);
+    if (!armed) {
+      // Back to the short bound: it starts now, and a heartbeat goes out at once (while armed they were
+      // rarer, so the last thing heard may be older than the short bound already).
+      this.#lastHeard = this.#clock.now();
+      this.#stalledAtHeard = this.#stalled;
+      if (this.#hbTimer !== undefined) this.#clock.clearTimeout(this.#hbTimer);
+      this.#beatDue = this.#lastHeard;
+      this.#beat();
+    }
+    // Judge the tunnel by its new bound now, not when the timer set for the old one runs.
+    if (this.#deadTimer !== undefined) this.#clock.clearTimeout(this.#deadTimer);
+    this.#armDeadline(0);
+  }
+
+  /** Silence of the tunnel itself after which the peer is declared dead, in ms. */
+  get #tunnelDeadMs(): number {
+    return this.#armed ? this.#armedDeadMs : this.#deadMs;
   }
 
   /** Streams currently open. */
@@ -525,7 +575,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     if (oldest?.writtenAt !== undefined) {
       const silentMs = now - oldest.writtenAt;
       const ownMs = this.#stalled - oldest.stalledAtWrite;
-      if (silentMs - ownMs >= this.#deadMs) {
+      if (silentMs - ownMs >= this.#tunnelDeadMs) {
         setImmediate(() => {
           if (this.#closed !== undefined || this.#pings[0] !== oldest) return;
           this.#cut(
@@ -553,8 +603,9 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
       }
     }
     if (this.#closed !== undefined) return;
-    this.#beatDue = now + this.#hbMs;
-    this.#hbTimer = this.#clock.setTimeout(() => this.#beat(), this.#hbMs);
+    const every = this.#armed ? Math.max(this.#hbMs, this.#armedDeadMs / 4) : this.#hbMs;
+    this.#beatDue = now + every;
+    this.#hbTimer = this.#clock.setTimeout(() => this.#beat(), every);
   }
 
   /**
@@ -582,8 +633,9 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
       this.#noteWake(due, now);
       const silent = now - this.#lastHeard;
       const own = this.#stalled - this.#stalledAtHeard;
-      if (silent - own < this.#deadMs) {
-        this.#armDeadline(this.#deadMs - (silent - own));
+      const dead = this.#tunnelDeadMs;
+      if (silent - own < dead) {
+        this.#armDeadline(dead - (silent - own));
       } else if (!late && now - due > this.#hbMs / 2) {
         // This timer itself ran late: our own event loop was blocked, and frames the peer sent meanwhile
         // may be waiting unread in the socket. Let one I/O poll pass (setImmediate runs after it) before

@@ -50,6 +50,10 @@ export class WsTransport implements FrameTransport {
 
   readonly reportsWrites = true;
 
+  peerAddress(): string | undefined {
+    return (this.#socket as { remoteAddress?: string } | undefined)?.remoteAddress;
+  }
+
   /** What the websocket holds that the OS has not taken yet (its own queue and the socket's buffer). */
   bufferedBytes(): number {
     return this.ws.bufferedAmount;

@@ -4,7 +4,10 @@
  * (Date.now()). Exits on SIGTERM.
  *
  *   node --import tsx test/tunnel-fixtures/agent.ts --server URL [--server URL2] --token T --node N
- *     --data-dir DIR [--port P]... [--heartbeat MS]
+ *     --data-dir DIR [--port P]... [--heartbeat MS] [--no-liveness] [--stall MS]
+ *
+ * With `--stall MS`, SIGUSR2 blocks the main thread (not the process) for MS, as a long garbage
+ * collection would, then prints `stalled` with the ms it was blocked.
  */
 import { parseArgs } from 'node:util';
 import { parseToken } from '../../src/pki/index.js';
@@ -19,6 +22,8 @@ const { values } = parseArgs({
     port: { type: 'string', multiple: true, default: [] },
     heartbeat: { type: 'string', default: '100' },
     window: { type: 'string' },
+    'no-liveness': { type: 'boolean', default: false },
+    stall: { type: 'string' },
   },
 });
 const say = (event: string, fields: Record<string, unknown> = {}) =>
@@ -33,7 +38,17 @@ const client = new TunnelClient({
   ports: values.port.map(Number),
   heartbeatMs: Number(values.heartbeat),
   ...(values.window === undefined ? {} : { windowBytes: Number(values.window) }),
+  liveness: !values['no-liveness'],
 });
+if (values.stall !== undefined) {
+  const ms = Number(values.stall);
+  process.on('SIGUSR2', () => {
+    const started = performance.now();
+    // Blocks this thread only: the liveness worker runs on.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    say('stalled', { ms: Math.round(performance.now() - started) });
+  });
+}
 client.on('connected', (e) => say('connected', { url: e.url, reconnect: e.reconnect }));
 client.on('disconnected', (e) => say('disconnected', { reason: e.reason }));
 client.on('failed', (e) => say('failed', { code: e.code, message: e.message }));

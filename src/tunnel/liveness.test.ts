@@ -1,0 +1,190 @@
+/**
+ * Liveness datagrams through a real worker and real UDP on loopback. The datagrams the tests forge are
+ * built here from the wire format in liveness.ts, independently of the worker's own encoder.
+ */
+import { createHmac } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import t from 'tap';
+import { grantOf, type LivenessGrant, LivenessHub, type LivenessPeer } from './liveness.js';
+
+/** A peer that records what its hub tells it, with promises to wait for each. */
+function recorder() {
+  let armed!: () => void;
+  let lost!: (ms: number) => void;
+  const r = {
+    armed: new Promise<void>((res) => (armed = res)),
+    lost: new Promise<number>((res) => (lost = res)),
+    isArmed: false,
+    isLost: false,
+  };
+  const peer: LivenessPeer = {
+    armed: () => {
+      r.isArmed = true;
+      armed();
+    },
+    lost: (ms) => {
+      r.isLost = true;
+      lost(ms);
+    },
+  };
+  return { ...r, peer };
+}
+
+function datagram(o: { kind: number; id: string; counter: bigint; key: Buffer; tag?: Buffer }): Buffer {
+  const b = Buffer.alloc(40);
+  b.write('VMLV', 0, 'latin1');
+  b[4] = 1;
+  b[5] = o.kind;
+  Buffer.from(o.id, 'hex').copy(b, 8);
+  b.writeBigUInt64BE(o.counter, 16);
+  const tag = o.tag ?? createHmac('sha256', o.key).update(b.subarray(0, 24)).digest().subarray(0, 16);
+  tag.copy(b, 24);
+  return b;
+}
+
+/** A UDP socket on loopback that collects what it receives. */
+async function udpPeer(): Promise<{ sock: Socket; got: Buffer[]; next(): Promise<Buffer> }> {
+  const sock = createSocket('udp4');
+  const got: Buffer[] = [];
+  const waiters: Array<(b: Buffer) => void> = [];
+  sock.on('message', (b) => {
+    const w = waiters.shift();
+    if (w !== undefined) w(b);
+    else got.push(b);
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  t.teardown(() => sock.close());
+  return {
+    sock,
+    got,
+    next: () => {
+      const b = got.shift();
+      return b !== undefined ? Promise.resolve(b) : new Promise((r) => waiters.push(r));
+    },
+  };
+}
+
+async function serverHub(): Promise<LivenessHub> {
+  const hub = await LivenessHub.listen('127.0.0.1', 0);
+  t.teardown(() => hub.close());
+  return hub;
+}
+
+t.test('a ping that verifies is answered with an ack and arms the session', async (t) => {
+  const hub = await serverHub();
+  const rec = recorder();
+  const { grant } = hub.expect({ intervalMs: 20, deadAfterMs: 60_000 }, rec.peer);
+  const key = Buffer.from(grant.key, 'base64');
+  const agent = await udpPeer();
+  agent.sock.send(datagram({ kind: 1, id: grant.id, counter: 7n, key }), hub.port, '127.0.0.1');
+  const ack = await agent.next();
+  await rec.armed;
+  t.same(ack, datagram({ kind: 2, id: grant.id, counter: 7n, key }), 'the ack echoes the counter, tagged');
+  t.same(hub.counts, { received: 1, rejected: 0, sent: 1 });
+});
+
+t.test('forged, replayed, unknown and malformed datagrams are dropped and counted', async (t) => {
+  const hub = await serverHub();
+  const rec = recorder();
+  const { grant } = hub.expect({ intervalMs: 20, deadAfterMs: 60_000 }, rec.peer);
+  const key = Buffer.from(grant.key, 'base64');
+  const agent = await udpPeer();
+  const send = (b: Buffer) => agent.sock.send(b, hub.port, '127.0.0.1');
+  send(datagram({ kind: 1, id: grant.id, counter: 1n, key: Buffer.alloc(32) })); // wrong key
+  send(datagram({ kind: 1, id: grant.id, counter: 1n, key, tag: Buffer.alloc(16) })); // bad tag
+  send(datagram({ kind: 1, id: '0123456789abcdef', counter: 1n, key })); // no such session
+  send(datagram({ kind: 2, id: grant.id, counter: 1n, key })); // an ack sent to the server
+  send(datagram({ kind: 1, id: grant.id, counter: 1n, key }).subarray(0, 39)); // short
+  send(datagram({ kind: 1, id: grant.id, counter: 5n, key })); // the one that counts
+  await agent.next();
+  t.notOk(rec.isLost);
+  send(datagram({ kind: 1, id: grant.id, counter: 5n, key })); // replayed
+  send(datagram({ kind: 1, id: grant.id, counter: 4n, key })); // older
+  send(datagram({ kind: 1, id: grant.id, counter: 6n, key }));
+  const second = await agent.next();
+  t.equal(second.readBigUInt64BE(16), 6n, 'the next ack answers the next fresh ping');
+  t.same(hub.counts, { received: 2, rejected: 7, sent: 2 }, 'seven dropped, no ack for any of them');
+  t.equal(agent.got.length, 0);
+});
+
+t.test('an armed session is lost once its pings stop; one never armed is never lost', async (t) => {
+  const hub = await serverHub();
+  const silent = recorder();
+  hub.expect({ intervalMs: 20, deadAfterMs: 60 }, silent.peer);
+  const rec = recorder();
+  const { grant } = hub.expect({ intervalMs: 20, deadAfterMs: 60 }, rec.peer);
+  const agent = await udpPeer();
+  const key = Buffer.from(grant.key, 'base64');
+  agent.sock.send(datagram({ kind: 1, id: grant.id, counter: 1n, key }), hub.port, '127.0.0.1');
+  await rec.armed;
+  const silentMs = await rec.lost;
+  t.ok(silentMs >= 60, `lost after ${silentMs.toFixed(1)} ms of silence (bound 60 ms)`);
+  t.notOk(silent.isLost, 'a session whose datagrams never came stays with its tunnel heartbeats');
+});
+
+t.test('agent and server hubs: both arm; the agent loses a server that stops answering', async (t) => {
+  const server = await serverHub();
+  const agentHub = LivenessHub.start();
+  t.teardown(() => agentHub.close());
+  const atServer = recorder();
+  const link = server.expect({ intervalMs: 10, deadAfterMs: 80 }, atServer.peer);
+  const atAgent = recorder();
+  const grant = { ...link.grant, port: server.port };
+  agentHub.call('::ffff:127.0.0.1', grant, atAgent.peer);
+  await Promise.all([atServer.armed, atAgent.armed]);
+  link.drop();
+  const silentMs = await atAgent.lost;
+  t.ok(silentMs >= 80, `the agent's judge: no ack for ${silentMs.toFixed(1)} ms`);
+  t.ok(server.counts.rejected > 0, 'pings for a dropped session are counted as rejected');
+  t.notOk(atServer.isLost, 'a dropped session is told nothing');
+});
+
+t.test('a port that cannot be bound is refused, naming the address', async (t) => {
+  const taken = await udpPeer();
+  const port = taken.sock.address().port;
+  await t.rejects(LivenessHub.listen('127.0.0.1', port), {
+    code: 'VIPMESH_TUNNEL_LIVENESS',
+    message: new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}/udp`),
+  });
+});
+
+t.test('a hub whose worker dies disarms its sessions', async (t) => {
+  const hub = LivenessHub.start();
+  t.teardown(() => hub.close());
+  const rec = recorder();
+  hub.call('127.0.0.1', { port: 6443, id: '00', key: '', intervalMs: 20, deadAfterMs: 60 }, rec.peer);
+  // An unchecked grant (grantOf was skipped): the port is out of range and the worker's send throws.
+  const bad = recorder();
+  hub.call('127.0.0.1', { port: 70000, id: '01', key: '', intervalMs: 20, deadAfterMs: 60 }, bad.peer);
+  const [a, b] = await Promise.all([rec.lost, bad.lost]);
+  t.ok(Number.isNaN(a) && Number.isNaN(b), 'told NaN: back to the tunnel heartbeats, not lost');
+  t.ok(hub.failed, 'the hub says so: its owner starts another for the next session');
+});
+
+t.test('a welcome grant is used only when every field is sound', async (t) => {
+  const good: LivenessGrant = {
+    port: 6443,
+    id: '0011223344556677',
+    key: Buffer.alloc(32, 1).toString('base64'),
+    intervalMs: 50,
+    deadAfterMs: 150,
+  };
+  t.same(grantOf({ heartbeatMs: 50, liveness: good }), good);
+  t.equal(grantOf({ heartbeatMs: 50 }), undefined, 'an older server grants nothing');
+  t.equal(grantOf(null), undefined);
+  for (const bad of [
+    { port: 0 },
+    { port: 70000 },
+    { port: '6443' },
+    { id: '00112233445566' },
+    { id: 'zz11223344556677' },
+    { key: Buffer.alloc(16).toString('base64') },
+    { key: 5 },
+    { intervalMs: 1 },
+    { intervalMs: 'x' },
+    { deadAfterMs: 40 },
+    { deadAfterMs: 1e9 },
+  ]) {
+    t.equal(grantOf({ liveness: { ...good, ...bad } }), undefined, JSON.stringify(bad));
+  }
+});
