@@ -30,7 +30,7 @@ t.test('the units ask for what the issue says and nothing more', async (t) => {
     t.match(text, /^EnvironmentFile=-\/etc\/default\/%N$/m, `${unit}: EnvironmentFile`);
     t.match(
       text,
-      /^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE$/m,
+      /^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE CAP_SYS_NICE$/m,
       `${unit}: capabilities`,
     );
     t.match(text, /^ProtectSystem=strict$/m, `${unit}: ProtectSystem`);

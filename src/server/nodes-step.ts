@@ -85,6 +85,8 @@ export function startTunnel(
     caCertPem: creds.caCertPem,
     heartbeatMs: o.heartbeatMs,
     misses: o.nodeLostAfter,
+    // Fast beats are for the liveness datagrams; the tunnel's own verdict keeps a busy loop's 300 ms.
+    minDeadMs: 300,
     logger: tunnelLog,
     registry,
     ...clockOf(o),

@@ -195,7 +195,7 @@ export class LivenessHub {
    * a core (measured here: all threads of a test process stalled 150-400 ms together at load 10 on 2
    * cores), and a ping sent that late is a false failover. keepalived runs its VRRP process real-time for
    * the same reason. The thread wakes a few dozen times a second for microseconds, so it costs the rest of
-   * the machine nothing. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of 1 (the units set LimitRTPRIO=1);
+   * the machine nothing. Needs CAP_SYS_NICE (the units grant it) or an RLIMIT_RTPRIO of at least 1;
    * without, the worker runs at normal priority and says so.
    */
   #realtime(tid: string): void {

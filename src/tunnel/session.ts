@@ -64,6 +64,12 @@ export interface SessionOptions {
    */
   tunnelTimeoutMs?: number | undefined;
   /**
+   * Floor under the tunnel heartbeats' own bound, `heartbeatMs` × `misses`, while liveness datagrams are
+   * not armed [0]. Short heartbeats are for the datagrams; where those do not get through, the daemons
+   * keep the tunnel's verdict at 300 ms, which an event loop on a busy machine still meets.
+   */
+  minDeadMs?: number | undefined;
+  /**
    * Receive window per stream, the bound on its buffered memory [1 MiB]. A window has to cover the peer
    * being descheduled for a few ms (at 400 MiB/s, 1 MiB is 2.5 ms). bench/tunnel.ts, one bulk stream, one
    * run each on a loaded 2-core machine: 512 KiB 99 MiB/s, 1 MiB 139 MiB/s, 2 MiB 148 MiB/s; that machine's
@@ -103,6 +109,7 @@ export type SessionTuning = Pick<
   | 'heartbeatMs'
   | 'misses'
   | 'tunnelTimeoutMs'
+  | 'minDeadMs'
   | 'windowBytes'
   | 'requestTimeoutMs'
   | 'maxStreams'
@@ -119,6 +126,7 @@ export function sessionTuning(o: SessionTuning): SessionTuning {
     heartbeatMs: o.heartbeatMs,
     misses: o.misses,
     tunnelTimeoutMs: o.tunnelTimeoutMs,
+    minDeadMs: o.minDeadMs,
     windowBytes: o.windowBytes,
     requestTimeoutMs: o.requestTimeoutMs,
     maxStreams: o.maxStreams,
@@ -222,7 +230,7 @@ export class Session extends EventEmitter<SessionEvents> implements StreamOwner 
     this.#log = o.logger ?? silentLogger();
     this.#metrics = o.metrics;
     this.#hbMs = o.heartbeatMs ?? 100;
-    this.#deadMs = this.#hbMs * (o.misses ?? 3);
+    this.#deadMs = Math.max(this.#hbMs * (o.misses ?? 3), o.minDeadMs ?? 0);
     this.#armedDeadMs = Math.max(o.tunnelTimeoutMs ?? 3000, this.#deadMs);
     this.#window = o.windowBytes ?? 1024 * 1024;
     this.#requestTimeoutMs = o.requestTimeoutMs ?? 5000;

@@ -143,6 +143,18 @@ t.test('the units under systemd as PID 1', { skip: skip ?? false, timeout: 300_0
     await until('vmagt Ready on the server', async () =>
       /^vmagt\s+Ready/m.test(await server.run('vipmesh get nodes')),
     );
+    // CAP_SYS_NICE lets the liveness worker make itself real-time; no other thread is.
+    for (const [m, unit] of [
+      [agent, 'vipmesh-agent'],
+      [server, 'vipmesh-server'],
+    ] as const) {
+      await until(`${unit}: its liveness threads SCHED_RR 1, the rest normal`, async () => {
+        const pid = (await m.run(`systemctl show -P MainPID ${unit}`)).trim();
+        const classes = (await m.run(`ps -L -o cls=,rtprio= -p ${pid}`)).trim().split('\n');
+        const rt = classes.filter((c) => !/^\s*TS\s+-$/.test(c));
+        return rt.length > 0 && rt.every((c) => /^\s*RR\s+1$/.test(c));
+      });
+    }
   });
 
   await t.test('VIPs applied with vipmesh apply answer ARP from the client', async (t) => {

@@ -102,7 +102,11 @@ export function register(program: Command, ctx: CliContext): void {
       'a virtual address for the API, announced by the elected master (needs the local agent)',
     )
     .option('--disable-agent', 'do not run the local agent (this node announces no VIPs, gets no routes)')
-    .option('--heartbeat-interval <duration>', 'agent <-> server heartbeat period', '100ms')
+    .option(
+      '--heartbeat-interval <duration>',
+      'agent <-> server heartbeat period (liveness datagrams)',
+      '50ms',
+    )
     .option(
       '--node-lost-after <n>',
       'missed heartbeats after which a node is NotReady and its VIPs move',
