@@ -23,7 +23,8 @@ import {
 /*
  * The package's rtnetlink and raw-socket files only, loaded with require. `import ... from 'netlink'` runs
  * node's CommonJS export scanner over the package index and everything it re-exports (nl80211, genl,
- * WireGuard): measured 70-140 ms of the announcer's start on node 20, against 20-30 ms for these two.
+ * WireGuard): measured 80-130 ms on node 20 (a loaded 2-core machine), against 20-60 ms for the files
+ * the announcer uses.
  */
 const require = createRequire(import.meta.url);
 const rtnetlink = () => require('netlink/dist/rt/rt') as Pick<typeof import('netlink'), 'createRtNetlink'>;
