@@ -9,6 +9,9 @@
  * gratuitous round and then ARP/NDP replies under 1,000 requests/s. Then the move time: from the start
  * of `vipmesh announce` on the new holder (the old one released) to the client's first TCP answer from it,
  * median of 20 moves, side by side with keepalived 2.2 (VRRP, priority 255 so it takes over at once).
+ *
+ * ARP_BENCH_ONLY=first stops after the first rounds (with and without a probe), =moves runs only the
+ * moves; ARP_BENCH_NODE_ARGS adds node flags to the first-round announcer (e.g. `--cpu-prof`).
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -248,10 +251,12 @@ process.stdout.write('loaded ' + performance.now() + '\\n');
 `;
 
 /**
- * Start \`vipmesh announce\` for the 1,000 VIPs (with \`extra\` flags) and time its first gratuitous round on
- * the client's wire. \`phases\`: when, from the process start, its log says the ports were open (modules
+ * Start `vipmesh announce` for the 1,000 VIPs (with `extra` flags) and time its first gratuitous round on
+ * the client's wire. `phases`: when, from the process start, its log says the ports were open (modules
  * loaded, config read, stale VIPs removed, links listed, sockets opened) and the first and last VIP were
- * held (probe, address on lo), and when the client saw the first and last VIP.
+ * held (probe, address on lo), when the client saw the first and last VIP, and how much of that the
+ * announcer's main thread was on a CPU and how much it waited for one (/proc/PID/schedstat): on this
+ * shared machine the wait is other people's work.
  */
 async function firstRound(lab: Lab, clientMac: string, state: string, extra: string[]) {
   const garp = prober$(lab, { mode: 'garp', mac: clientMac });
@@ -260,6 +265,7 @@ async function firstRound(lab: Lab, clientMac: string, state: string, extra: str
   const started = now();
   const ann = lab.spawn('n1', [
     process.execPath,
+    ...(process.env['ARP_BENCH_NODE_ARGS']?.split(' ') ?? []),
     ...CLI,
     'announce',
     '--interface',
@@ -275,6 +281,8 @@ async function firstRound(lab: Lab, clientMac: string, state: string, extra: str
     first: number;
     last: number;
   };
+  // The main thread's time on a CPU and waiting for one, so far (read a little after the last VIP).
+  const [cpu, waited] = readFileSync(`/proc/${ann.pid}/schedstat`, 'utf8').split(' ').map(Number);
   await annOut.wait(/"op":"ready"/);
   const records = annOut
     .text()
@@ -290,7 +298,7 @@ async function firstRound(lab: Lab, clientMac: string, state: string, extra: str
     `first VIP held ${at('hold')}`,
     `last VIP held ${at('hold', true)}`,
     `first VIP on the wire ${(g.first - started).toFixed(0)}`,
-    `last ${(g.last - started).toFixed(0)}`,
+    `last ${(g.last - started).toFixed(0)}; its main thread ran ${(cpu! / 1e6).toFixed(0)} ms and waited ${(waited! / 1e6).toFixed(0)} ms for a CPU by then`,
   ].join(', ');
   return { g, started, ann, phases };
 }
