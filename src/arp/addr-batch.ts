@@ -238,7 +238,7 @@ export class AddressBatcher {
     this.#sock.send(
       batch.map((p) => p.msg),
       (err) => {
-        if (err === undefined) return;
+        if (!err) return;
         // The datagram did not go out: none of its requests will be answered.
         for (const p of batch) {
           if (this.#inFlight.delete(p.seq)) p.reject(err);
