@@ -358,7 +358,10 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
    * MAC. For the agent that lost its master: stop announcing a VIP as soon as this reports `answered`.
    */
   async probe(vip: string, iface?: string, timeoutMs = this.#probeTimeoutMs || 100): Promise<ProbeResult> {
-    const ip = parseVip(vip);
+    return this.#probe(parseVip(vip), iface, timeoutMs);
+  }
+
+  async #probe(ip: IpAddr, iface: string | undefined, timeoutMs: number): Promise<ProbeResult> {
     const ports = this.#targets(iface);
     if (ports.length === 0 || this.#closed) return { answered: false };
     const clock = this.#d.clock;
@@ -418,7 +421,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
 
   async #take(ip: IpAddr, iface: string | undefined, probe: boolean): Promise<HoldResult> {
     if (probe) {
-      const r = await this.probe(ip.text, iface);
+      const r = await this.#probe(ip, iface, this.#probeTimeoutMs || 100);
       if (r.answered) {
         const conflict: ConflictEvent = { vip: ip.text, mac: r.mac, iface: r.iface, phase: 'probe' };
         this.#metrics.conflicts.inc({ vip: ip.text });

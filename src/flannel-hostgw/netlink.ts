@@ -3,7 +3,8 @@
  * It speaks in canonical text (`198.18.1.0/24`, `198.51.100.12`) and keeps the kernel's errno on every
  * error it raises (the package reports only "Request rejected: EEXIST"; we parse the name back out).
  */
-import { createRtNetlink, Protocol, RawNetlinkSocket, type RtNetlinkSocket, rt } from 'netlink';
+import { createRequire } from 'node:module';
+import type { RtNetlinkSocket, rt } from 'netlink';
 import { VipmeshError } from '../errors.js';
 import { formatCidr } from '../util/cidr.js';
 import { formatIp, type Ip, type IpFamily, ipFromBytes, ipToBytes, parseIp } from '../util/ip.js';
@@ -18,6 +19,25 @@ import {
   RTM_DELROUTE,
   RTM_NEWROUTE,
 } from './rtmsg.js';
+
+/*
+ * The package's rtnetlink, raw-socket and rtnetlink-struct files only, required when first used.
+ * `import ... from 'netlink'` runs node's CommonJS export scanner over the package index and all it
+ * re-exports (nl80211, genl, WireGuard): measured 80-130 ms on node 20 (a loaded 2-core machine), against
+ * 20-60 ms for these three files, and spent at the agent's start, before its first gratuitous round, for
+ * routes it programs only later.
+ */
+const require = createRequire(import.meta.url);
+type Package = Pick<typeof import('netlink'), 'createRtNetlink' | 'RawNetlinkSocket' | 'rt'>;
+let loaded: Package | undefined;
+const netlink = (): Package =>
+  (loaded ??= {
+    ...(require('netlink/dist/rt/rt') as Pick<Package, 'createRtNetlink'>),
+    ...(require('netlink/dist/raw') as Pick<Package, 'RawNetlinkSocket'>),
+    rt: require('netlink/dist/rt/structs') as typeof rt,
+  });
+/** NETLINK_ROUTE. */
+const NETLINK_ROUTE = 0;
 
 /** The main routing table (RT_TABLE_MAIN). */
 const MAIN_TABLE = 254;
@@ -100,7 +120,8 @@ function netlinkError(op: string, err: unknown): VipmeshError {
 
 function protocolNumber(p: unknown): number {
   if (typeof p === 'number') return p;
-  if (typeof p === 'string') return (rt.RouteProtocol as unknown as Record<string, number>)[p] ?? -1;
+  if (typeof p === 'string')
+    return (netlink().rt.RouteProtocol as unknown as Record<string, number>)[p] ?? -1;
   return 0;
 }
 
@@ -109,7 +130,7 @@ function toKernelRoute(msg: rt.RouteMessage): KernelRoute | undefined {
   const family = data.family === AF_INET ? 4 : data.family === AF_INET6 ? 6 : undefined;
   if (family === undefined) return undefined;
   const table = attrs.table ?? data.table ?? 0;
-  const type = typeof data.type === 'string' ? data.type : rt.RouteType[data.type ?? 0];
+  const type = typeof data.type === 'string' ? data.type : netlink().rt.RouteType[data.type ?? 0];
   if (table !== MAIN_TABLE || type !== 'UNICAST') return undefined;
   const dstIp: Ip | undefined = attrs.dst === undefined ? { family, value: 0n } : ipFromBytes(attrs.dst);
   if (dstIp === undefined) return undefined;
@@ -160,6 +181,7 @@ interface RouteNetlinkOptions {
  * and notifications on a socket subscribed to the route, link and address groups.
  */
 export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink {
+  const { createRtNetlink, RawNetlinkSocket } = netlink();
   const sock: RtNetlinkSocket = createRtNetlink();
   // A lost reply must not hang a pass forever; the error itself surfaces as that request's timeout.
   sock.socket.on('error', () => undefined);
@@ -173,7 +195,7 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
     return run;
   };
   // Route changes go through the pipelined requester on a raw socket of the same package.
-  const raw = new RawNetlinkSocket(Protocol.ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+  const raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
   const datagrams: NetlinkDatagramSocket = {
     send: (parts, cb) => raw.send(parts, {}, (err) => cb(err)),
     onMessage: (fn) => raw.on('message', (buf, rinfo) => fn(buf, rinfo.port)),

@@ -1,6 +1,7 @@
 /**
- * The AF_PACKET binding on a real kernel: a script using src/arp/packet-socket.ts runs inside a node
- * namespace (a packet socket binds to an interface of its own namespace only).
+ * The native layers on a real kernel: the AF_PACKET binding (src/arp/packet-socket.ts; a packet socket
+ * binds to an interface of its own namespace only) and the batched lo addresses (src/arp/netlink.ts),
+ * each from a script run inside a node namespace.
  */
 import t from 'tap';
 import { canUseNetns, Lab } from './lab.js';
@@ -96,3 +97,75 @@ t.test(
     t.equal(r.other, 0, 'and nothing else: the ICMPv6 echoes were filtered out in the kernel');
   },
 );
+
+/**
+ * In the namespace: add 400 VIPs to lo at once (more than one datagram holds), one of them an address the
+ * kernel refuses, and report what the tables and `ip` saw; then remove them all.
+ */
+const ADDRESSES = `
+import { execFileSync } from 'node:child_process';
+import { NetlinkTables } from './src/arp/netlink.ts';
+import { MAX_BATCH } from './src/arp/addr-batch.ts';
+import { parseIpAddr } from './src/util/ip.ts';
+const vips = [
+  ...Array.from({ length: 100 }, (_, i) => '198.51.100.' + (100 + i)),
+  ...Array.from({ length: 299 }, (_, i) => '2001:db8::1:' + (i + 1).toString(16)),
+];
+vips.splice(300, 0, 'ff02::1'); // multicast: the kernel refuses it on lo (EADDRNOTAVAIL)
+const tables = new NetlinkTables();
+const results = await Promise.all(vips.map((v) => tables.add(parseIpAddr(v)).then(() => 'ok', (e) => e)));
+const failed = results.filter((r) => r !== 'ok').map((e) => ({ code: e.code, message: e.message, vip: e.details.vip, errno: e.details.errno }));
+const lo = () => JSON.parse(execFileSync('ip', ['-j', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' }))[0].addr_info;
+const onLo = lo();
+const ours = (await tables.listOurs()).map((a) => a.text);
+await Promise.all(ours.map((v) => tables.remove(parseIpAddr(v))));
+const after = (await tables.listOurs()).length;
+tables.close();
+process.stdout.write(JSON.stringify({
+  batch: MAX_BATCH,
+  asked: vips.length,
+  failed,
+  onLo: onLo.filter((a) => a.local.startsWith('198.51.100.') || a.local.startsWith('2001:db8::1:')).map((a) => ({ local: a.local, label: a.label, proto: a.protocol })),
+  ours: ours.length,
+  after,
+}) + '\\n');
+`;
+
+t.test('lo addresses in batches: per-VIP errors, labels, cleanup', { skip }, async (t) => {
+  const lab = await Lab.create();
+  t.teardown(() => lab.destroy());
+  await lab.addNode('n1', { ipv4: '198.51.100.11/24', ipv6: '2001:db8::11/64' });
+  const child = lab.spawn('n1', [process.execPath, ...TS, '--input-type=module', '-e', ADDRESSES], {
+    cwd: process.cwd(),
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  await new Promise((r) => child.once('exit', r));
+  const line = out.split('\n').find((l) => l.startsWith('{'));
+  t.ok(line, line === undefined ? `the script reported nothing: ${out.slice(-500)}` : 'the script reported');
+  const r = JSON.parse(line ?? '{}') as {
+    batch: number;
+    asked: number;
+    failed: Array<{ code: string; message: string; vip: string; errno: string }>;
+    onLo: Array<{ local: string; label?: string; proto?: number | string }>;
+    ours: number;
+    after: number;
+  };
+  t.ok(r.asked > r.batch, `more VIPs (${r.asked}) than one datagram holds (${r.batch})`);
+  t.same(r.failed, [
+    {
+      code: 'VIPMESH_ARP_ADDRESS',
+      message: 'adding ff02::1 on lo failed: Request rejected: EADDRNOTAVAIL',
+      vip: 'ff02::1',
+      errno: 'EADDRNOTAVAIL',
+    },
+  ]);
+  t.equal(r.onLo.length, 399, 'every other VIP is on lo');
+  t.ok(
+    r.onLo.filter((a) => a.local.includes('.')).every((a) => a.label === 'lo:vm'),
+    'IPv4 VIPs carry the label',
+  );
+  t.equal(r.ours, 399, 'all found again as ours (label or address protocol)');
+  t.equal(r.after, 0, 'and all removed');
+});
