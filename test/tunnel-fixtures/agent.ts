@@ -7,6 +7,9 @@
  *     --data-dir DIR [--port P]... [--heartbeat MS]
  */
 import { parseArgs } from 'node:util';
+import { LinkNeighbourProbe, serverTargets } from '../../src/arp/index.js';
+import { systemClock } from '../../src/clock.js';
+import { silentLogger } from '../../src/log.js';
 import { parseToken } from '../../src/pki/index.js';
 import { TunnelClient } from '../../src/tunnel/index.js';
 
@@ -32,6 +35,12 @@ const client = new TunnelClient({
   dataDir: values['data-dir']!,
   ports: values.port.map(Number),
   heartbeatMs: Number(values.heartbeat),
+  // As src/agent/wire.ts wires it.
+  neighbourProbe: new LinkNeighbourProbe({
+    targets: () => serverTargets(values.server),
+    clock: systemClock,
+    logger: silentLogger(),
+  }),
   ...(values.window === undefined ? {} : { windowBytes: Number(values.window) }),
 });
 client.on('connected', (e) => say('connected', { url: e.url, reconnect: e.reconnect }));
