@@ -1,4 +1,4 @@
-import { startAnnouncer } from '../arp/index.js';
+import { LinkNeighbourProbe, serverTargets, startAnnouncer } from '../arp/index.js';
 import { type Clock, systemClock } from '../clock.js';
 import { createHostGw, DEFAULT_SUBNET_ENV_PATH } from '../flannel-hostgw/index.js';
 import { type Logger, moduleLogger } from '../log.js';
@@ -84,6 +84,14 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
     registration,
     announcer,
     logger: log,
+    // While the server is unreachable, keep its link-layer address fresh (docs/tunnel.md, "Reconnect").
+    tunnel: {
+      neighbourProbe: new LinkNeighbourProbe({
+        targets: () => serverTargets(o.servers),
+        clock: o.clock ?? systemClock,
+        logger: moduleLogger(o.logger, 'tunnel'),
+      }),
+    },
     ...(hostGw === undefined ? {} : { hostGw }),
     ...(o.registry === undefined ? {} : { registry: o.registry }),
     ...(o.clock === undefined ? {} : { clock: o.clock }),

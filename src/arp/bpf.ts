@@ -47,6 +47,9 @@ export const NDP_FILTER: Insn[] = [
   [RET_K, 0, 0, 0],
 ];
 
+/** Accept nothing: for a socket that only sends. */
+export const DROP_ALL: Insn[] = [[RET_K, 0, 0, 0]];
+
 /** Run a program over `frame` the way the kernel would (only the opcodes above); for tests. */
 export function runFilter(insns: Insn[], frame: Uint8Array): number {
   let a = 0;

@@ -128,6 +128,22 @@ export function arpProbe(mac: Uint8Array, ip: Uint8Array): Buffer {
   });
 }
 
+/**
+ * A plain broadcast request "who has `tpa`? tell `spa`", as the kernel sends one. The answer is a unicast
+ * reply to `mac`, which the kernel takes into a neighbour entry it already has for `tpa`.
+ */
+export function arpRequest(mac: Uint8Array, spa: Uint8Array, tpa: Uint8Array): Buffer {
+  return encodeArp({
+    ethDst: BROADCAST_MAC,
+    ethSrc: mac,
+    op: ArpOp.request,
+    sha: mac,
+    spa,
+    tha: ZERO_MAC,
+    tpa,
+  });
+}
+
 /** The unicast reply from `mac` saying `req.tpa` is at `mac`. */
 export function arpReply(req: ArpPacket, mac: Uint8Array): Buffer {
   return encodeArp({

@@ -11,6 +11,8 @@ import { NetlinkTables } from './netlink.js';
 import { openPacketPort } from './ports.js';
 import { ArpSysctl } from './sysctl.js';
 
+export { LinkNeighbourProbe, type NeighbourProbeOptions, serverTargets } from './neighbour-probe.js';
+
 /** Options of {@link startAnnouncer}: the announcer's own plus the production wiring. */
 interface StartAnnouncerOptions extends AnnouncerOptions {
   logger: Logger;

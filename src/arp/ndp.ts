@@ -176,6 +176,16 @@ export function ndpProbe(mac: Uint8Array, ip: Uint8Array): Buffer {
 }
 
 /**
+ * A Neighbor Solicitation for `target` from `src` (an address of ours on that link) with our link-layer
+ * address, to the target's solicited-node group: what the kernel sends to resolve a neighbour. The solicited
+ * NA that answers it is taken into the kernel's entry for `target`.
+ */
+export function neighbourSolicitation(mac: Uint8Array, src: Uint8Array, target: Uint8Array): Buffer {
+  const dst = solicitedNode(target);
+  return encodeNdp({ type: NDP_NS, ethDst: multicastMac(dst), ethSrc: mac, src, dst, target, lladdr: mac });
+}
+
+/**
  * The solicited NA answering `ns` from `mac`, sent from the target address itself (as the kernel does, and
  * as tools like ndisc6 check). A DAD probe (source ::) is answered to ff02::1 without the solicited flag,
  * as RFC 4861 7.2.4 requires; anything else unicast to the asker.

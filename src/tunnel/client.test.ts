@@ -219,3 +219,49 @@ t.test('close() ends a client that is waiting to retry', async (t) => {
   await run(clock, 10_000);
   t.equal(srv.attempts.length, n, 'no attempt after close');
 });
+
+t.test('the neighbour probe runs only while nothing answers, never with a session', async (t) => {
+  const clock = new FakeClock();
+  const srv = fakeServer(clock);
+  const log: string[] = [];
+  let running = false;
+  const neighbourProbe = {
+    start() {
+      if (!running) log.push('start');
+      running = true;
+    },
+    stop() {
+      if (running) log.push('stop');
+      running = false;
+    },
+  };
+  const c = client(clock, srv.connector, { heartbeatMs: 100, misses: 3, neighbourProbe });
+  c.on('connected', () => log.push(`connected (probe ${running ? 'running' : 'off'})`));
+  await c.connect();
+  t.same(log, ['connected (probe off)'], 'not started by a first connect that works');
+  srv.state.fail = 'silent';
+  srv.ends[0]!.cut = true;
+  await run(clock, 2000);
+  t.same(log, ['connected (probe off)', 'start'], 'started when the session was lost');
+  t.ok(running, 'and kept running through silent attempts');
+  srv.state.fail = undefined;
+  await run(clock, 1000, () => c.session !== undefined);
+  t.same(
+    log,
+    ['connected (probe off)', 'start', 'stop', 'connected (probe off)'],
+    'stopped before connected',
+  );
+
+  srv.state.fail = 'VIPMESH_TUNNEL_CONNECT';
+  srv.sessions.at(-1)!.close('server restart', 1001);
+  await run(clock, 300);
+  t.notOk(running, 'a server that answers (with a refusal) needs no probe');
+  srv.state.fail = 'silent';
+  await run(clock, 3000);
+  t.ok(running);
+  const closed = c.close();
+  t.notOk(running, 'close() stops it');
+  await run(clock, 1000);
+  await closed;
+  t.notOk(running, 'and the attempt it interrupted does not restart it');
+});

@@ -5,6 +5,6 @@
  * `ConnectAuthorizer` to decide on each agent, the client the CA hash to pin.
  */
 export type { ClaimVerdict, SessionClaims } from './authorizer.js';
-export { TunnelClient, type TunnelClientOptions } from './client.js';
+export { type NeighbourProbe, TunnelClient, type TunnelClientOptions } from './client.js';
 export type { Connector } from './connector.js';
 export { NODE_IN_USE_CLOSE_CODE, TunnelServer } from './server.js';

@@ -10,6 +10,11 @@
  * collection would, then prints `stalled` with the ms it was blocked.
  */
 import { parseArgs } from 'node:util';
+// The file, not src/arp's index: the index loads the announcer and rtnetlink too, 8 MiB of RSS that the
+// tunnel bench would count against the agent.
+import { LinkNeighbourProbe, serverTargets } from '../../src/arp/neighbour-probe.js';
+import { systemClock } from '../../src/clock.js';
+import { silentLogger } from '../../src/log.js';
 import { parseToken } from '../../src/pki/index.js';
 import { TunnelClient } from '../../src/tunnel/index.js';
 
@@ -37,6 +42,12 @@ const client = new TunnelClient({
   dataDir: values['data-dir']!,
   ports: values.port.map(Number),
   heartbeatMs: Number(values.heartbeat),
+  // As src/agent/wire.ts wires it.
+  neighbourProbe: new LinkNeighbourProbe({
+    targets: () => serverTargets(values.server),
+    clock: systemClock,
+    logger: silentLogger(),
+  }),
   ...(values.window === undefined ? {} : { windowBytes: Number(values.window) }),
   liveness: !values['no-liveness'],
 });
