@@ -30,6 +30,12 @@ export interface CreateAgentOptions {
   probeIntervalMs?: number;
   /** On close, the longest hand-over of the VIPs to their new holders; 0: none [5000 ms]. */
   handoverTimeoutMs?: number;
+  /**
+   * Send liveness datagrams when the server grants them [true]. A server's own local agent does not: it
+   * shares the server's process, so a stall stops both ends alike, and the datagrams would cost a worker
+   * thread (~7.5 MiB) for nothing.
+   */
+  liveness?: boolean;
   /** The root logger (no `module`): the agent logs as module agent, the announcer as arp, host-gw as flannel-hostgw. */
   logger: Logger;
   registry?: Registry;
@@ -86,6 +92,7 @@ export async function createAgent(o: CreateAgentOptions): Promise<Agent> {
     logger: log,
     // While the server is unreachable, keep its link-layer address fresh (docs/tunnel.md, "Reconnect").
     tunnel: {
+      ...(o.liveness === false ? { liveness: false } : {}),
       neighbourProbe: new LinkNeighbourProbe({
         targets: () => serverTargets(o.servers),
         clock: o.clock ?? systemClock,

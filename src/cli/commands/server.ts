@@ -234,6 +234,8 @@ export function register(program: Command, ctx: CliContext): void {
             misses,
             // A server restart moves no VIP (its node stays Ready, see below): no hand-over on the way out.
             handoverTimeoutMs: 0,
+            // In this process, a stall stops the server's end too: no liveness thread for this session.
+            liveness: false,
             logger: ctx.logger(),
             registry,
           });
