@@ -4,7 +4,14 @@
  */
 import { createHmac } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import t from 'tap';
+import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import t, { type Test } from 'tap';
+import { createRegistry } from '../metrics.js';
+import { tempDir } from '../testing/tmp.js';
+import { createTunnelServer } from '../testing/tunnel-server.js';
+import { TunnelClient } from './client.js';
 import { grantOf, type LivenessGrant, LivenessHub, type LivenessPeer } from './liveness.js';
 
 /** A peer that records what its hub tells it, with promises to wait for each. */
@@ -187,4 +194,81 @@ t.test('a welcome grant is used only when every field is sound', async (t) => {
   ]) {
     t.equal(grantOf({ liveness: { ...good, ...bad } }), undefined, JSON.stringify(bad));
   }
+});
+
+/** A pino logger whose lines land in `lines`. */
+function captured() {
+  const lines: string[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    new Writable({
+      write(chunk, _e, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    }),
+  );
+  return { lines, logger };
+}
+
+async function serverAndAgent(t: Test, o: { udpPort?: number; agentLiveness?: boolean } = {}) {
+  const log = captured();
+  const registry = createRegistry();
+  const srv = await createTunnelServer({
+    registry,
+    dataDir: tempDir('vipmesh-live-'),
+    port: 0,
+    host: '127.0.0.1',
+    liveness: false,
+    logger: log.logger,
+  });
+  t.teardown(() => srv.close());
+  await srv.tunnel.listenLiveness('127.0.0.1', o.udpPort ?? srv.port);
+  const c = new TunnelClient({
+    servers: [srv.url],
+    token: srv.credentials.joinToken,
+    caHash: srv.credentials.caHash,
+    node: 'pi1',
+    dataDir: tempDir('vipmesh-live-'),
+    registry: createRegistry(),
+    ...(o.agentLiveness === undefined ? {} : { liveness: o.agentLiveness }),
+  });
+  t.teardown(() => c.close());
+  await c.connect();
+  return { srv, c, log, registry };
+}
+
+t.test('a server and an agent arm each other through the welcome grant', async (t) => {
+  const { srv, c, registry } = await serverAndAgent(t);
+  const atServer = srv.tunnel.sessions.get('pi1')!;
+  const atAgent = c.session!;
+  await Promise.all([
+    atServer.livenessArmed ? undefined : once(atServer, 'liveness'),
+    atAgent.livenessArmed ? undefined : once(atAgent, 'liveness'),
+  ]);
+  t.ok(atServer.livenessArmed && atAgent.livenessArmed);
+  t.match(await registry.metrics(), /vipmesh_tunnel_liveness_datagrams_total\{role="server"\} [1-9]/);
+});
+
+t.test('a UDP port that is taken leaves the sessions on their tunnel heartbeats, and says so', async (t) => {
+  const taken = await udpPeer();
+  const { srv, c, log } = await serverAndAgent(t, { udpPort: taken.sock.address().port });
+  t.match(log.lines.join(''), /no liveness datagrams: node loss is judged by the tunnel heartbeats alone/);
+  t.match(log.lines.join(''), /VIPMESH_TUNNEL_LIVENESS/);
+  const atServer = srv.tunnel.sessions.get('pi1')!;
+  t.notOk(atServer.livenessArmed, 'not armed at the server');
+  t.notOk(c.session!.livenessArmed, 'nor at the agent (it was granted nothing)');
+  t.equal(
+    await srv.tunnel.request('pi1', 'nothing').catch((e: { code: string }) => e.code),
+    'VIPMESH_TUNNEL_NO_HANDLER',
+  );
+});
+
+t.test('an agent told not to sends nothing, and is judged by its tunnel heartbeats', async (t) => {
+  const { srv, c } = await serverAndAgent(t, { agentLiveness: false });
+  const atServer = srv.tunnel.sessions.get('pi1')!;
+  await srv.tunnel.request('pi1', 'nothing').catch(() => {});
+  t.notOk(atServer.livenessArmed);
+  t.notOk(c.session!.livenessArmed);
+  t.equal(c.metrics.liveness, undefined, 'no hub was started');
 });
