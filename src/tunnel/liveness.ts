@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { Worker } from 'node:worker_threads';
@@ -37,6 +36,7 @@ const stats = new BigInt64Array(workerData.stats);
 const peers = new Map();
 const sockets = new Map();
 let timer;
+let timerDue = 0;
 function tag(key, b) { return createHmac('sha256', key).update(b.subarray(0, 24)).digest().subarray(0, 16); }
 function packet(kind, id, n, key) {
   const b = Buffer.alloc(LEN);
@@ -66,9 +66,13 @@ function socket(type, bind) {
 }
 // A timer that ran late (this thread had no CPU) is followed by one I/O poll before anyone is judged:
 // setImmediate runs after it, so datagrams that queued meanwhile are counted first.
+// Time this thread itself did not run (its timer fired late) is not the peer's silence: an agent whose
+// pings went out late would otherwise blame the server for acks it could not have sent.
 function tick() {
   timer = undefined;
   const now = performance.now();
+  const late = now - timerDue;
+  if (late > 5) for (const p of peers.values()) if (p.armed) p.heardAt += late;
   for (const p of peers.values()) {
     if (p.host === undefined || now < p.nextSend) continue;
     p.sent += 1n; p.nextSend = now + p.intervalMs;
@@ -92,7 +96,9 @@ function schedule() {
     if (p.armed && !p.lost) due = Math.min(due, p.heardAt + p.deadMs);
   }
   if (timer !== undefined) clearTimeout(timer);
-  timer = due === Infinity ? undefined : setTimeout(tick, Math.max(0, due - performance.now()));
+  const now = performance.now();
+  timerDue = Math.max(due, now);
+  timer = due === Infinity ? undefined : setTimeout(tick, timerDue - now);
 }
 parentPort.on('message', (m) => {
   if (m.op === 'drop') { peers.delete(m.id); schedule(); return; }
@@ -102,9 +108,14 @@ parentPort.on('message', (m) => {
   peers.set(m.id, p);
   schedule();
 });
+// This thread only (its tid) goes real-time; done here, not by the busy main thread, so it happens at once.
 try {
-  parentPort.postMessage({ op: 'tid', tid: require('node:fs').readlinkSync('/proc/thread-self').split('/').pop() });
-} catch {}
+  const tid = require('node:fs').readlinkSync('/proc/thread-self').split('/').pop();
+  require('node:child_process').execFile('chrt', ['-r', '-p', '1', tid], (err, _out, stderr) =>
+    parentPort.postMessage({ op: 'realtime', tid, error: err ? String(stderr || err.message).trim() : undefined }));
+} catch (err) {
+  parentPort.postMessage({ op: 'realtime', error: String(err && err.message) });
+}
 const bind = workerData.bind;
 if (bind !== undefined) {
   const s = socket(bind.type, true);
@@ -152,7 +163,7 @@ type WorkerMessage =
   | { op: 'armed'; id: string }
   | { op: 'lost'; id: string; silentMs: number }
   | { op: 'bound'; port?: number; error?: string }
-  | { op: 'tid'; tid: string };
+  | { op: 'realtime'; tid?: string; error?: string };
 
 /**
  * A worker thread sending, reading and judging liveness datagrams for any number of sessions: the server
@@ -183,14 +194,14 @@ export class LivenessHub {
     this.#worker.on('message', (m: WorkerMessage) => {
       if (m.op === 'armed') this.#peers.get(m.id)?.armed();
       else if (m.op === 'lost') this.#peers.get(m.id)?.lost(m.silentMs);
-      else if (m.op === 'tid') this.#realtime(m.tid);
+      else if (m.op === 'realtime') this.#realtime(m);
     });
     this.#worker.on('error', (err) => this.#fail(`the liveness worker failed: ${err.message}`));
     this.#worker.on('exit', (code) => this.#fail(`the liveness worker exited (${code})`));
   }
 
   /**
-   * Put the worker thread (only it) in the real-time class, SCHED_RR at priority 1, with `chrt`: on a
+   * The worker thread puts itself (only itself) in the real-time class, SCHED_RR at priority 1, with `chrt`: on a
    * machine whose cores are saturated, an ordinary thread of a busy process can wait a few hundred ms for
    * a core (measured here: all threads of a test process stalled 150-400 ms together at load 10 on 2
    * cores), and a ping sent that late is a false failover. keepalived runs its VRRP process real-time for
@@ -198,16 +209,13 @@ export class LivenessHub {
    * the machine nothing. Needs CAP_SYS_NICE (the units grant it) or an RLIMIT_RTPRIO of at least 1;
    * without, the worker runs at normal priority and says so.
    */
-  #realtime(tid: string): void {
-    if (!/^\d+$/.test(tid)) return;
-    execFile('chrt', ['-r', '-p', '1', tid], (err, _out, stderr) => {
-      if (err === null) this.#log.debug({ tid }, 'liveness worker runs real-time (SCHED_RR 1)');
-      else
-        this.#log.warn(
-          { tid, err: (stderr || err.message).trim() },
-          'the liveness worker runs at normal priority: on a saturated machine its datagrams can be late, and a node be taken for dead',
-        );
-    });
+  #realtime(m: { tid?: string; error?: string }): void {
+    if (m.error === undefined) this.#log.debug({ tid: m.tid }, 'liveness worker runs real-time (SCHED_RR 1)');
+    else
+      this.#log.warn(
+        { tid: m.tid, err: m.error },
+        'the liveness worker runs at normal priority: on a saturated machine its datagrams can be late, and a node be taken for dead',
+      );
   }
 
   /** An agent's hub: pings go out from an ephemeral port. */
