@@ -65,7 +65,7 @@ interface AgentOptions {
   logger: Logger;
   registry?: Registry;
   clock?: Clock;
-  /** Tunnel heartbeat interval [50 ms]. */
+  /** Tunnel heartbeat interval [100 ms]. */
   heartbeatMs?: number;
   /** Missed heartbeats before the server is declared lost [3]. */
   misses?: number;
@@ -150,7 +150,7 @@ export class Agent {
         features: [...(o.registration.features ?? []), FEATURE_VIPS_DELTA, FEATURE_SERVICES_DELTA],
       },
       logger: o.logger.child({ component: 'tunnel' }),
-      heartbeatMs: o.heartbeatMs ?? 50,
+      heartbeatMs: o.heartbeatMs ?? 100,
       misses: o.misses ?? 3,
       minDeadMs: 300,
       // Reconnect within a second of a restarted server coming back (the server keeps a node Ready for
