@@ -242,8 +242,8 @@ async function withNodeOptions<T>(opts: string, fn: () => Promise<T>): Promise<T
   }
 }
 
-/** RSS of an idle `vipmesh kine` (fresh data file, nothing written), 5 s after it serves, MiB. */
-async function kineIdleRssMiB(): Promise<number> {
+/** RSS and its anonymous and file parts of an idle `vipmesh kine` (fresh data file, nothing written), 5 s after it serves, MiB. */
+async function kineIdleRssMiB(): Promise<{ rss: number; anon: number; file: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'vipmesh-bench-kine-'));
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const child = spawn(
@@ -274,8 +274,10 @@ async function kineIdleRssMiB(): Promise<number> {
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 5000));
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-    return Number(m?.[1] ?? Number.NaN) / 1024;
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const field = (name: string): number =>
+      Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) / 1024;
+    return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile') };
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
@@ -295,6 +297,11 @@ async function applyInChunks(cluster: LabCluster, n: number, first: number): Pro
   }
 }
 
+/** "anon A, file F" of an RSS split: its own memory, and the file pages shared with other node processes. */
+function split(s: { anon: number; file: number }): string {
+  return `anon ${s.anon.toFixed(1)}, file ${s.file.toFixed(1)}`;
+}
+
 /** The V8 heap in use of the daemon on `node`, from its metrics endpoint (default address), MiB. */
 async function heapUsedMiB(lab: Lab, node: string): Promise<string> {
   const r = await lab.exec(node, ['curl', '-s', '--max-time', '10', 'http://127.0.0.1:7472/metrics']);
@@ -312,7 +319,7 @@ async function footprintRows(): Promise<void> {
   );
   await withNodeOptions(opts, () => footprint());
   const kine = await withNodeOptions(opts, () => kineIdleRssMiB());
-  console.log(`vipmesh kine idle RSS: ${kine.toFixed(1)} MiB (goal 50 MB = 47.7 MiB)`);
+  console.log(`vipmesh kine idle RSS: ${kine.rss.toFixed(1)} MiB (${split(kine)}; goal 50 MB = 47.7 MiB)`);
   console.log(
     `footprint done; load average ${loadavg()
       .map((l) => l.toFixed(1))
@@ -343,7 +350,7 @@ async function footprint(): Promise<void> {
       180_000,
     );
     console.log(
-      `vipmesh agent RSS holding 256 VIPs: ${cluster.rssMiB('n1').toFixed(1)} MiB (peak ${cluster.peakRssMiB('n1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 'n1')} MiB; goal 60)`,
+      `vipmesh agent RSS holding 256 VIPs: ${cluster.rssMiB('n1').toFixed(1)} MiB (${split(cluster.rssSplitMiB('n1'))}; peak ${cluster.peakRssMiB('n1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 'n1')} MiB; goal 60)`,
     );
     await applyInChunks(cluster, 744, 256);
     await cluster.until(
@@ -361,7 +368,7 @@ async function footprint(): Promise<void> {
       300_000,
     );
     console.log(
-      `vipmesh server RSS with 1,000 Services: ${cluster.rssMiB('s1').toFixed(1)} MiB (peak ${cluster.peakRssMiB('s1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 's1')} MiB; goal 150)`,
+      `vipmesh server RSS with 1,000 Services: ${cluster.rssMiB('s1').toFixed(1)} MiB (${split(cluster.rssSplitMiB('s1'))}; peak ${cluster.peakRssMiB('s1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 's1')} MiB; goal 150)`,
     );
   } finally {
     await lab.destroy();

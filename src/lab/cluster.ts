@@ -171,6 +171,15 @@ export class LabCluster {
     return statusField(node, this.daemons.get(node)?.child.pid, 'VmHWM');
   }
 
+  /**
+   * The two parts of the current RSS of the daemon on `node`, in MiB: anonymous memory (heaps, stacks;
+   * its own) and file pages (mostly the node binary's code, shared with every node process on the host).
+   */
+  rssSplitMiB(node: string): { anon: number; file: number } {
+    const pid = this.daemons.get(node)?.child.pid;
+    return { anon: statusField(node, pid, 'RssAnon'), file: statusField(node, pid, 'RssFile') };
+  }
+
   /** Current resident set size (VmRSS) of the daemon on `node`, in MiB. */
   rssMiB(node: string): number {
     return statusField(node, this.daemons.get(node)?.child.pid, 'VmRSS');
