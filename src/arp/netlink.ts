@@ -3,7 +3,9 @@
  * addresses on `lo`. VIPs are added with a label (`lo:vm`, IPv4) and an address protocol (IFA_PROTO, both
  * families, Linux 6.1+) so a restart after a crash finds and removes what an earlier run left.
  */
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+// The package's rtnetlink file, not its index: the index also loads the nl80211 and WireGuard structs
+// (docs/memory.md).
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt.js';
 import { VipmeshError } from '../errors.js';
 import { type IpAddr, ipAddrFromBytes } from '../util/ip.js';
 

@@ -3,7 +3,12 @@
  * It speaks in canonical text (`198.18.1.0/24`, `198.51.100.12`) and keeps the kernel's errno on every
  * error it raises (the package reports only "Request rejected: EEXIST"; we parse the name back out).
  */
-import { createRtNetlink, Protocol, RawNetlinkSocket, type RtNetlinkSocket, rt } from 'netlink';
+// The package's files, not its index: the index also loads the nl80211 and WireGuard structs
+// (docs/memory.md).
+import { Protocol } from 'netlink/dist/constants.js';
+import { RawNetlinkSocket } from 'netlink/dist/raw.js';
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink/dist/rt/rt.js';
+import * as rt from 'netlink/dist/rt/structs.js';
 import { VipmeshError } from '../errors.js';
 import { formatCidr } from '../util/cidr.js';
 import { formatIp, type Ip, type IpFamily, ipFromBytes, ipToBytes, parseIp } from '../util/ip.js';
