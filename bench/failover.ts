@@ -301,7 +301,8 @@ async function applyInChunks(cluster: LabCluster, n: number, first: number): Pro
   for (let i = 0; i < n; i += 64) {
     const file = join(cluster.dir, `svc-${first + i}.yaml`);
     writeFileSync(file, servicesYaml(Math.min(64, n - i), first + i, true));
-    await cluster.apply(file);
+    // 180 s: at load average 10-30 on 2 cores an apply of 64 took over 60 s.
+    await cluster.apply(file, 180_000);
   }
 }
 
