@@ -39,8 +39,10 @@ interface CheckpointResult {
 
 /**
  * How long the worker is kept after its last checkpoint. A worker thread is a second V8 isolate: an idle
- * `vipmesh kine` with one running measured 11 MiB more RSS (docs/memory.md); starting one again costs a
- * few ms on the event loop and ~30 ms before its first checkpoint, so it is kept while writes keep coming.
+ * `vipmesh kine` with one running measured 9 MiB more RSS (docs/memory.md). Starting one again costs under
+ * 1 ms on the event loop, but its first checkpoint ends 150-240 ms after the request instead of 2-6 ms
+ * (load average ~10): a compaction's TRUNCATE after an idle spell holds writes that much longer. So it is
+ * kept while writes keep coming.
  */
 export const CHECKPOINT_WORKER_IDLE_MS = 30_000;
 
