@@ -13,7 +13,7 @@
  * compiled CLI (runs `npm run build` first).
  *   node --import tsx bench/failover.ts [--trials N] [--rounds N]
  *     [--only keepalived|vipmesh|handover|soak|footprint] [--soak MINUTES] [--churn MB/s]
- *     [--node-options none|FLAGS]
+ *     [--node-options none|FLAGS] [--v8-flags none|FLAGS]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,6 +41,7 @@ const { values } = parseArgs({
     soak: { type: 'string' },
     churn: { type: 'string', default: '32' },
     'node-options': { type: 'string' },
+    'v8-flags': { type: 'string' },
   },
 });
 const TRIALS = Number(values.trials);
@@ -209,41 +210,48 @@ async function handoverRun(rounds: number, agentArgs: string[], label: string): 
   }
 }
 
-/** The NODE_OPTIONS line of a systemd unit ('' when it has none). */
-function unitNodeOptions(unit: string): string {
+/** The value of `name` in a systemd unit's Environment= lines ('' when it sets none). */
+function unitEnv(unit: string, name: string): string {
   const text = readFileSync(join(ROOT, 'systemd', `${unit}.service`), 'utf8');
-  return /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(text)?.[1] ?? '';
+  return new RegExp(`^Environment="?${name}=([^"\\n]*)"?$`, 'm').exec(text)?.[1] ?? '';
 }
 
 /**
- * The NODE_OPTIONS the footprint's daemons run with: the agent unit's (the server unit must say the same:
- * the lab hands one environment to every daemon), `--node-options FLAGS` instead, or none.
+ * What the footprint's daemons run with: NODE_OPTIONS and VIPMESH_V8_FLAGS as the agent unit sets them
+ * (the server unit must say the same: the lab hands one environment to every daemon), or what
+ * `--node-options` / `--v8-flags` say instead (`none`: unset).
  */
-function footprintNodeOptions(): string {
-  const given = values['node-options'];
-  if (given !== undefined) return given === 'none' ? '' : given;
-  const agent = unitNodeOptions('vipmesh-agent');
-  const server = unitNodeOptions('vipmesh-server');
-  if (agent !== server)
-    throw new Error(`the units' NODE_OPTIONS differ: agent "${agent}", server "${server}"`);
-  return agent;
+function footprintEnv(): { NODE_OPTIONS: string; VIPMESH_V8_FLAGS: string } {
+  const pick = (name: 'NODE_OPTIONS' | 'VIPMESH_V8_FLAGS', given: string | undefined): string => {
+    if (given !== undefined) return given === 'none' ? '' : given;
+    const agent = unitEnv('vipmesh-agent', name);
+    const server = unitEnv('vipmesh-server', name);
+    if (agent !== server) throw new Error(`the units' ${name} differ: agent "${agent}", server "${server}"`);
+    return agent;
+  };
+  return {
+    NODE_OPTIONS: pick('NODE_OPTIONS', values['node-options']),
+    VIPMESH_V8_FLAGS: pick('VIPMESH_V8_FLAGS', values['v8-flags']),
+  };
 }
 
-/** Run `fn` with NODE_OPTIONS set to `opts` for the children it starts. */
-async function withNodeOptions<T>(opts: string, fn: () => Promise<T>): Promise<T> {
-  const before = process.env['NODE_OPTIONS'];
-  if (opts === '') delete process.env['NODE_OPTIONS'];
-  else process.env['NODE_OPTIONS'] = opts;
+/** Run `fn` with the variables in `vars` set ('' : unset) for the children it starts. */
+async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const set = (k: string, v: string | undefined): void => {
+    if (v === undefined || v === '') delete process.env[k];
+    else process.env[k] = v;
+  };
+  for (const [k, v] of Object.entries(vars)) set(k, v);
   try {
     return await fn();
   } finally {
-    if (before === undefined) delete process.env['NODE_OPTIONS'];
-    else process.env['NODE_OPTIONS'] = before;
+    for (const [k, v] of Object.entries(before)) set(k, v);
   }
 }
 
-/** RSS of an idle `vipmesh kine` (fresh data file, nothing written), 5 s after it serves, MiB. */
-async function kineIdleRssMiB(): Promise<number> {
+/** RSS and its anonymous and file parts of an idle `vipmesh kine` (fresh data file, nothing written), 5 s after it serves, MiB. */
+async function kineIdleRssMiB(): Promise<{ rss: number; anon: number; file: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'vipmesh-bench-kine-'));
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const child = spawn(
@@ -274,8 +282,10 @@ async function kineIdleRssMiB(): Promise<number> {
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 5000));
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-    return Number(m?.[1] ?? Number.NaN) / 1024;
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const field = (name: string): number =>
+      Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) / 1024;
+    return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile') };
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
@@ -291,8 +301,14 @@ async function applyInChunks(cluster: LabCluster, n: number, first: number): Pro
   for (let i = 0; i < n; i += 64) {
     const file = join(cluster.dir, `svc-${first + i}.yaml`);
     writeFileSync(file, servicesYaml(Math.min(64, n - i), first + i, true));
-    await cluster.apply(file);
+    // 180 s: at load average 10-30 on 2 cores an apply of 64 took over 60 s.
+    await cluster.apply(file, 180_000);
   }
+}
+
+/** "anon A, file F" of an RSS split: its own memory, and the file pages shared with other node processes. */
+function split(s: { anon: number; file: number }): string {
+  return `anon ${s.anon.toFixed(1)}, file ${s.file.toFixed(1)}`;
 }
 
 /** The V8 heap in use of the daemon on `node`, from its metrics endpoint (default address), MiB. */
@@ -302,17 +318,17 @@ async function heapUsedMiB(lab: Lab, node: string): Promise<string> {
   return m === null ? '?' : (Number(m[1]) / 2 ** 20).toFixed(1);
 }
 
-/** The footprint rows, each with its goal, under the units' NODE_OPTIONS (see {@link footprintNodeOptions}). */
+/** The footprint rows, each with its goal, under the units' environment (see {@link footprintEnv}). */
 async function footprintRows(): Promise<void> {
-  const opts = footprintNodeOptions();
+  const env = footprintEnv();
   console.log(
-    `footprint: NODE_OPTIONS="${opts}"; load average ${loadavg()
+    `footprint: NODE_OPTIONS="${env.NODE_OPTIONS}" VIPMESH_V8_FLAGS="${env.VIPMESH_V8_FLAGS}"; load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   );
-  await withNodeOptions(opts, () => footprint());
-  const kine = await withNodeOptions(opts, () => kineIdleRssMiB());
-  console.log(`vipmesh kine idle RSS: ${kine.toFixed(1)} MiB (goal 50 MB = 47.7 MiB)`);
+  await withEnv(env, () => footprint());
+  const kine = await withEnv(env, () => kineIdleRssMiB());
+  console.log(`vipmesh kine idle RSS: ${kine.rss.toFixed(1)} MiB (${split(kine)}; goal 50 MB = 47.7 MiB)`);
   console.log(
     `footprint done; load average ${loadavg()
       .map((l) => l.toFixed(1))
@@ -343,7 +359,7 @@ async function footprint(): Promise<void> {
       180_000,
     );
     console.log(
-      `vipmesh agent RSS holding 256 VIPs: ${cluster.rssMiB('n1').toFixed(1)} MiB (peak ${cluster.peakRssMiB('n1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 'n1')} MiB; goal 60)`,
+      `vipmesh agent RSS holding 256 VIPs: ${cluster.rssMiB('n1').toFixed(1)} MiB (${split(cluster.rssSplitMiB('n1'))}; peak ${cluster.peakRssMiB('n1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 'n1')} MiB; goal 60)`,
     );
     await applyInChunks(cluster, 744, 256);
     await cluster.until(
@@ -361,7 +377,7 @@ async function footprint(): Promise<void> {
       300_000,
     );
     console.log(
-      `vipmesh server RSS with 1,000 Services: ${cluster.rssMiB('s1').toFixed(1)} MiB (peak ${cluster.peakRssMiB('s1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 's1')} MiB; goal 150)`,
+      `vipmesh server RSS with 1,000 Services: ${cluster.rssMiB('s1').toFixed(1)} MiB (${split(cluster.rssSplitMiB('s1'))}; peak ${cluster.peakRssMiB('s1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 's1')} MiB; goal 150)`,
     );
   } finally {
     await lab.destroy();

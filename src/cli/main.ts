@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: VIPMESH_V8_FLAGS must be set before the other modules are loaded and compiled.
+import './v8-flags.js';
 import { processContext } from './context.js';
 import { run } from './program.js';
 

@@ -86,7 +86,7 @@ export class Backend implements EtcdBackend {
       this.memberId = this.#id('member_id');
       const hub = this.#hub;
       this.#metrics = opts.registry ? new KineMetrics(opts.registry, () => hub.size) : undefined;
-      this.#checkpointer = new Checkpointer(opts.file, this.#log);
+      this.#checkpointer = new Checkpointer(opts.file, this.#log, { clock: this.clock });
       const mvcc = new Mvcc(this.#dialect, { has: () => false, attach() {}, detach() {} });
       this.#mvcc = mvcc;
       this.#committer = new Committer(

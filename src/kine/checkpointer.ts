@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { type Clock, systemClock, type TimerHandle } from '../clock.js';
 
 /**
  * The worker's code (plain CommonJS, so it runs the same from src/ under tsx and from dist/). It opens its own
@@ -37,15 +38,41 @@ interface CheckpointResult {
 }
 
 /**
+ * How long the worker is kept after its last checkpoint. A worker thread is a second V8 isolate: an idle
+ * `vipmesh kine` with one running measured 9 MiB more RSS (docs/memory.md). Starting one again costs under
+ * 1 ms on the event loop, but its first checkpoint ends 150-240 ms after the request instead of 2-6 ms
+ * (load average ~10): a compaction's TRUNCATE after an idle spell holds writes that much longer. So it is
+ * kept while writes keep coming.
+ */
+export const CHECKPOINT_WORKER_IDLE_MS = 30_000;
+
+/** Options of {@link Checkpointer}. Defaults in brackets. */
+interface CheckpointerOptions {
+  /** Stop the worker after this long without a checkpoint [{@link CHECKPOINT_WORKER_IDLE_MS}]. */
+  idleMs?: number;
+  /** For the idle timer [systemClock]. */
+  clock?: Clock;
+}
+
+/**
  * Checkpoints off the event loop. Measured with SQLite's own auto-checkpoint (which runs inside the COMMIT
  * that crosses 1000 pages, two fsyncs included) under a 16-client churn on this project's build machine:
  * commit p99 34 ms, max 153 ms, and 18-80 ms per explicit checkpoint, all on the event loop. Here the main
  * connection runs with wal_autocheckpoint=0 and asks this worker instead; the WAL then restarts from its
- * first frame at the next commit after a complete checkpoint.
+ * first frame at the next commit after a complete checkpoint. The worker is started by the first request
+ * and stopped after {@link CHECKPOINT_WORKER_IDLE_MS} without one, so a datastore nobody writes to runs
+ * no second thread.
  */
 export class Checkpointer {
-  readonly #worker: Worker;
+  readonly #file: string;
+  readonly #sqlite: string;
   readonly #log: Logger;
+  readonly #idleMs: number;
+  readonly #clock: Clock;
+  #worker: Worker | undefined;
+  #idleTimer: TimerHandle | undefined;
+  /** Workers told to stop that have not exited yet (close waits for them). */
+  readonly #exiting = new Set<Promise<unknown>>();
   #running = false;
   /** Answered by the running checkpoint. */
   #current: Array<(r: CheckpointResult | undefined) => void> = [];
@@ -55,17 +82,34 @@ export class Checkpointer {
   #nextMode: CheckpointMode = 'PASSIVE';
   #closed = false;
 
-  constructor(file: string, log: Logger) {
+  constructor(file: string, log: Logger, opts: CheckpointerOptions = {}) {
+    this.#file = file;
     this.#log = log;
-    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    this.#sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    this.#idleMs = opts.idleMs ?? CHECKPOINT_WORKER_IDLE_MS;
+    this.#clock = opts.clock ?? systemClock;
+  }
+
+  /** True while the worker thread exists (from the first request until it has been idle for `idleMs`). */
+  get started(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  #spawn(): Worker {
     // The worker needs no TypeScript loader: don't pass on --import tsx and the like.
-    this.#worker = new Worker(WORKER, { eval: true, workerData: { file, sqlite }, execArgv: [] });
-    this.#worker.unref();
-    this.#worker.on('message', (m: { ok: boolean; error?: string } & CheckpointResult) => this.#done(m));
-    this.#worker.on('error', (err) => {
-      this.#log.error({ err }, 'checkpoint worker failed');
-      this.#done({ ok: false, error: err.message, log: 0, checkpointed: 0, ms: 0 });
+    const worker = new Worker(WORKER, {
+      eval: true,
+      workerData: { file: this.#file, sqlite: this.#sqlite },
+      execArgv: [],
     });
+    worker.unref();
+    worker.on('message', (m: { ok: boolean; error?: string } & CheckpointResult) => this.#done(m));
+    worker.on('error', (err) => {
+      this.#log.error({ err }, 'checkpoint worker failed');
+      if (this.#worker === worker) this.#worker = undefined;
+      if (this.#running) this.#done({ ok: false, error: err.message, log: 0, checkpointed: 0, ms: 0 });
+    });
+    return worker;
   }
 
   /**
@@ -92,8 +136,29 @@ export class Checkpointer {
 
   #start(): void {
     this.#running = true;
+    if (this.#idleTimer !== undefined) this.#clock.clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    this.#worker ??= this.#spawn();
     this.#worker.postMessage(this.#nextMode);
     this.#nextMode = 'PASSIVE';
+  }
+
+  /** Stop the worker once it has been idle for `idleMs` (the next request starts another). */
+  #armIdle(): void {
+    this.#idleTimer = this.#clock.setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (!this.#running) this.#stopWorker();
+    }, this.#idleMs);
+  }
+
+  #stopWorker(): void {
+    const worker = this.#worker;
+    if (worker === undefined) return;
+    this.#worker = undefined;
+    const exited = new Promise((r) => worker.once('exit', r));
+    this.#exiting.add(exited);
+    void exited.then(() => this.#exiting.delete(exited));
+    worker.postMessage('close');
   }
 
   #done(m: { ok: boolean; error?: string } & CheckpointResult): void {
@@ -105,6 +170,8 @@ export class Checkpointer {
       this.#current = this.#next;
       this.#next = [];
       this.#start();
+    } else if (!this.#closed) {
+      this.#armIdle();
     }
   }
 
@@ -114,9 +181,10 @@ export class Checkpointer {
     this.#closed = true;
     if (this.#running) await new Promise((r) => this.#current.push(r));
     for (const w of this.#next.splice(0)) w(undefined);
-    const exited = new Promise((r) => this.#worker.once('exit', r));
-    this.#worker.ref();
-    this.#worker.postMessage('close');
-    await exited;
+    if (this.#idleTimer !== undefined) this.#clock.clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    this.#worker?.ref();
+    this.#stopWorker();
+    await Promise.all(this.#exiting);
   }
 }

@@ -64,9 +64,9 @@ export class LabCluster {
     return d;
   }
 
-  /** Run a vipmesh CLI command inside the server's namespace with the admin config. */
-  vipmesh(args: string[]): Promise<ExecResult> {
-    return this.lab.exec(this.server, [...this.#cli, ...args, '--admin-config', this.adminConfig], 60_000);
+  /** Run a vipmesh CLI command inside the server's namespace with the admin config (killed after `timeoutMs`). */
+  vipmesh(args: string[], timeoutMs = 60_000): Promise<ExecResult> {
+    return this.lab.exec(this.server, [...this.#cli, ...args, '--admin-config', this.adminConfig], timeoutMs);
   }
 
   /** Start the server and wait until its API answers `vipmesh get nodes`; resolves to ms from spawn to that. */
@@ -160,8 +160,8 @@ export class LabCluster {
   }
 
   /** `vipmesh apply -f <path>`; throws with the output when it fails. */
-  async apply(path: string): Promise<string[]> {
-    const r = await this.vipmesh(['apply', '-f', path]);
+  async apply(path: string, timeoutMs = 60_000): Promise<string[]> {
+    const r = await this.vipmesh(['apply', '-f', path], timeoutMs);
     if (r.code !== 0) throw new VipmeshError('VIPMESH_DEMO_FAILED', `apply -f ${path} failed: ${r.stderr}`);
     return r.stdout.trim().split('\n');
   }
@@ -169,6 +169,15 @@ export class LabCluster {
   /** Peak resident set size (VmHWM) of the daemon on `node`, in MiB. */
   peakRssMiB(node: string): number {
     return statusField(node, this.daemons.get(node)?.child.pid, 'VmHWM');
+  }
+
+  /**
+   * The two parts of the current RSS of the daemon on `node`, in MiB: anonymous memory (heaps, stacks;
+   * its own) and file pages (mostly the node binary's code, shared with every node process on the host).
+   */
+  rssSplitMiB(node: string): { anon: number; file: number } {
+    const pid = this.daemons.get(node)?.child.pid;
+    return { anon: statusField(node, pid, 'RssAnon'), file: statusField(node, pid, 'RssFile') };
   }
 
   /** Current resident set size (VmRSS) of the daemon on `node`, in MiB. */
