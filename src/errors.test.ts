@@ -25,6 +25,7 @@ t.test('every error code used in src/ is documented in docs/errors.md', async (t
     'VIPMESH_ADMIN_CONFIG',
     'VIPMESH_LAB_CLI',
     'VIPMESH_DEBUG_HEAP_CHURN',
+    'VIPMESH_V8_FLAGS',
   ]);
   const used = new Set<string>();
   for (const file of sources('src')) {
