@@ -13,7 +13,7 @@
  * compiled CLI (runs `npm run build` first).
  *   node --import tsx bench/failover.ts [--trials N] [--rounds N]
  *     [--only keepalived|vipmesh|handover|soak|footprint] [--soak MINUTES] [--churn MB/s]
- *     [--node-options none|FLAGS] [--v8-flags none|FLAGS]
+ *     [--node-options none|FLAGS] [--heartbeat 50ms] [--v8-flags none|FLAGS]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,12 +42,16 @@ const { values } = parseArgs({
     churn: { type: 'string', default: '32' },
     'node-options': { type: 'string' },
     'v8-flags': { type: 'string' },
+    /** `--heartbeat-interval` of the server and agents in the failover and soak runs [their default]. */
+    heartbeat: { type: 'string' },
   },
 });
 const TRIALS = Number(values.trials);
 const ROUNDS = Number(values.rounds);
 const VIP = '198.51.100.100';
 const ROOT = join(import.meta.dirname, '..');
+const DAEMON_ARGS = values.heartbeat === undefined ? [] : ['--heartbeat-interval', values.heartbeat];
+const DEFAULTS = values.heartbeat === undefined ? 'defaults' : `--heartbeat-interval ${values.heartbeat}`;
 
 function report(label: string, outages: number[]): { median: number; p99: number } {
   const s = summarize(outages);
@@ -137,10 +141,10 @@ async function vipmeshRun(vipCount: number): Promise<{ median: number; p99: numb
   const lab = await twoNodeLab(true);
   const cluster = new LabCluster(lab, 's1', '198.51.100.10');
   try {
-    const readyMs = await cluster.startServer();
+    const readyMs = await cluster.startServer(DAEMON_ARGS);
     if (vipCount === 1) console.log(`vipmesh server start to API ready: ${readyMs} ms`);
     // All VIPs start on n1 (n2 joins after they are placed; placement is sticky), so n1's death moves all.
-    cluster.startAgent('n1', '198.51.100.11');
+    cluster.startAgent('n1', '198.51.100.11', DAEMON_ARGS);
     await cluster.waitReady(['n1']);
     const file = join(cluster.dir, 'bench.yaml');
     writeFileSync(file, `${POOLS}---\n${servicesYaml(vipCount, 100, false)}`);
@@ -149,13 +153,13 @@ async function vipmeshRun(vipCount: number): Promise<{ median: number; p99: numb
       vipCount === 1 ? [VIP] : Array.from({ length: 10 }, (_, i) => `198.51.100.${100 + i * 10}`);
     const probers = probed.map((vip) => new Prober(lab, 'c1', vip, 8080, vipCount === 1 ? 5 : 10));
     await Promise.all(probers.map((p) => p.stable(1000, 120_000)));
-    cluster.startAgent('n2', '198.51.100.12');
+    cluster.startAgent('n2', '198.51.100.12', DAEMON_ARGS);
     await cluster.waitReady(['n1', 'n2']);
     const outages = await cutTrials(lab, probers, 1500);
     const label =
       vipCount === 1
-        ? 'vipmesh defaults, 1 VIP'
-        : `vipmesh defaults, ${vipCount} VIPs on the dead node (worst of ${probed.length} probed VIPs)`;
+        ? `vipmesh ${DEFAULTS}, 1 VIP`
+        : `vipmesh ${DEFAULTS}, ${vipCount} VIPs on the dead node (worst of ${probed.length} probed VIPs)`;
     return report(label, outages);
   } finally {
     await lab.destroy();
@@ -400,6 +404,7 @@ async function soakRun(minutes: number): Promise<void> {
     pools: POOLS,
     services: servicesYaml(vips, 100, false),
     vips,
+    daemonArgs: DAEMON_ARGS,
   };
   reportSoak(await soak(o), o);
 }

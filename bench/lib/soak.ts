@@ -22,6 +22,8 @@ export interface SoakOptions {
   services: string;
   /** How many VIPs `services` makes. */
   vips: number;
+  /** Flags for the server and the agents (e.g. `--heartbeat-interval 50ms`) [none]. */
+  daemonArgs?: string[];
 }
 
 /** What a soak counted. */
@@ -91,7 +93,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
   else process.env[HEAP_CHURN_ENV] = before;
   let stress: ChildProcess | undefined;
   try {
-    await cluster.startServer();
+    await cluster.startServer(o.daemonArgs ?? []);
     const seen = new Map<string, string[]>([
       ['node NotReady', []],
       ['tunnel session lost', []],
@@ -101,7 +103,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
       ['n1', '198.51.100.11'],
       ['n2', '198.51.100.12'],
     ] as const) {
-      countLines(cluster.startAgent(n, ip).child, ['tunnel session lost'], seen);
+      countLines(cluster.startAgent(n, ip, o.daemonArgs ?? []).child, ['tunnel session lost'], seen);
     }
     await cluster.waitReady(['n1', 'n2']);
     const file = join(cluster.dir, 'soak.yaml');
@@ -162,7 +164,7 @@ export function reportSoak(r: SoakResult, o: SoakOptions): void {
   console.log(
     `soak: ${false_} false failovers (${r.holderChanges} VIP holder changes, ${r.notReady.length} NotReady) and ` +
       `${r.sessionsLost.length} lost tunnel sessions in ${(r.seconds / 60).toFixed(1)} min, ${o.vips} VIPs on 2 agents, ` +
-      `stress-ng --cpu 2, ${HEAP_CHURN_ENV}=${o.churnMbPerSecond}; load average (1 min) mean ${mean.toFixed(1)}, ` +
+      `stress-ng --cpu 2, ${HEAP_CHURN_ENV}=${o.churnMbPerSecond}${o.daemonArgs?.length ? `, ${o.daemonArgs.join(' ')}` : ''}; load average (1 min) mean ${mean.toFixed(1)}, ` +
       `max ${Math.max(...l).toFixed(1)}; goal 0 in 10 min`,
   );
   printReasons('session lost', r.sessionsLost);
