@@ -22,8 +22,8 @@ export const NLM_F_REPLACE = 0x100;
 export const NLM_F_CREATE = 0x400;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
-const IFA_LABEL = 3;
-const IFA_PROTO = 11;
+export const IFA_LABEL = 3;
+export const IFA_PROTO = 11;
 const AF_INET = 2;
 const AF_INET6 = 10;
 

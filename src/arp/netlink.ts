@@ -12,6 +12,8 @@ import {
   AddressBatcher,
   type DatagramSocket,
   encodeAddressRequest,
+  IFA_LABEL,
+  IFA_PROTO,
   NLM_F_CREATE,
   NLM_F_REPLACE,
   RTM_DELADDR,
@@ -61,8 +63,6 @@ export interface AddressTable {
   listOurs(): Promise<IpAddr[]>;
 }
 
-const IFA_LABEL = 3;
-const IFA_PROTO = 11;
 const RTM_GETADDR = 22;
 const NLM_F_DUMP = 0x300;
 /** A kernel answers in microseconds; a request unanswered for 5 s is lost, not slow. */

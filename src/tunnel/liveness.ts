@@ -64,10 +64,9 @@ function socket(type, bind) {
   sockets.set(type, s);
   return s;
 }
-// A timer that ran late (this thread had no CPU) is followed by one I/O poll before anyone is judged:
-// setImmediate runs after it, so datagrams that queued meanwhile are counted first.
 // Time this thread itself did not run (its timer fired late) is not the peer's silence: an agent whose
-// pings went out late would otherwise blame the server for acks it could not have sent.
+// pings went out late would otherwise blame the server for acks it could not have sent. And the verdict
+// waits for one I/O poll (setImmediate runs after it), so datagrams that queued meanwhile count first.
 function tick() {
   timer = undefined;
   const now = performance.now();

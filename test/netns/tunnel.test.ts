@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { canUseNetns, Lab } from './lab.js';
 
 const HEARTBEAT_MS = 100;
@@ -55,6 +55,40 @@ function events(child: ChildProcess) {
   };
 }
 
+/** The fixture server in `srv` and an agent named `node` in `agent` of `lab`, with their event readers. */
+async function startPair(t: Test, lab: Lab, node: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'vipmesh-netns-tunnel-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tsx = ['node', '--import', 'tsx'];
+  const server = lab.spawn('srv', [
+    ...tsx,
+    'test/tunnel-fixtures/server.ts',
+    '--data-dir',
+    join(dir, 'server'),
+    '--host',
+    '198.51.100.1',
+    '--heartbeat',
+    String(HEARTBEAT_MS),
+  ]);
+  const sev = events(server);
+  const listening = await sev.next('listening', 30_000);
+  const agent = lab.spawn('agent', [
+    ...tsx,
+    'test/tunnel-fixtures/agent.ts',
+    '--server',
+    `https://198.51.100.1:${listening['port']}`,
+    '--token',
+    String(listening['token']),
+    '--node',
+    node,
+    '--data-dir',
+    join(dir, 'agent'),
+    '--heartbeat',
+    String(HEARTBEAT_MS),
+  ]);
+  return { server, agent, sev, aev: events(agent) };
+}
+
 t.test(
   'cut the agent off: node lost within 3 heartbeats; restored: back within 1 s',
   { skip: canUseNetns() ? false : 'needs root and ip netns' },
@@ -68,36 +102,7 @@ t.test(
     // to 1 s after the link is back, whatever the agent does (measured: 503-1105 ms; 44-152 ms with
     // 100 ms). Pin it in the agent's namespace so this test measures the tunnel, not the ARP timer.
     await lab.run('agent', ['sysctl', '-qw', 'net.ipv4.neigh.eth0.retrans_time_ms=100']);
-    const dir = mkdtempSync(join(tmpdir(), 'vipmesh-netns-tunnel-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const tsx = ['node', '--import', 'tsx'];
-    const server = lab.spawn('srv', [
-      ...tsx,
-      'test/tunnel-fixtures/server.ts',
-      '--data-dir',
-      join(dir, 'server'),
-      '--host',
-      '198.51.100.1',
-      '--heartbeat',
-      String(HEARTBEAT_MS),
-    ]);
-    const sev = events(server);
-    const listening = await sev.next('listening', 30_000);
-    const agent = lab.spawn('agent', [
-      ...tsx,
-      'test/tunnel-fixtures/agent.ts',
-      '--server',
-      `https://198.51.100.1:${listening['port']}`,
-      '--token',
-      String(listening['token']),
-      '--node',
-      'pi-netns',
-      '--data-dir',
-      join(dir, 'agent'),
-      '--heartbeat',
-      String(HEARTBEAT_MS),
-    ]);
-    const aev = events(agent);
+    const { server, agent, sev, aev } = await startPair(t, lab, 'pi-netns');
     await aev.next('connected', 30_000);
     t.match(await sev.next('node-seen'), { node: 'pi-netns', reconnect: false });
 
@@ -151,36 +156,7 @@ t.test(
     t.teardown(() => lab.destroy());
     await lab.addNode('srv', { ipv4: '198.51.100.1/24' });
     await lab.addNode('agent', { ipv4: '198.51.100.2/24' });
-    const dir = mkdtempSync(join(tmpdir(), 'vipmesh-netns-tunnel-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const tsx = ['node', '--import', 'tsx'];
-    const server = lab.spawn('srv', [
-      ...tsx,
-      'test/tunnel-fixtures/server.ts',
-      '--data-dir',
-      join(dir, 'server'),
-      '--host',
-      '198.51.100.1',
-      '--heartbeat',
-      String(HEARTBEAT_MS),
-    ]);
-    const sev = events(server);
-    const listening = await sev.next('listening', 30_000);
-    const agent = lab.spawn('agent', [
-      ...tsx,
-      'test/tunnel-fixtures/agent.ts',
-      '--server',
-      `https://198.51.100.1:${listening['port']}`,
-      '--token',
-      String(listening['token']),
-      '--node',
-      'pi-arp',
-      '--data-dir',
-      join(dir, 'agent'),
-      '--heartbeat',
-      String(HEARTBEAT_MS),
-    ]);
-    const aev = events(agent);
+    const { server, agent, aev } = await startPair(t, lab, 'pi-arp');
     await aev.next('connected', 30_000);
     await lab.cut('agent');
     await aev.next('disconnected', 5000);
