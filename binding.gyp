@@ -2,10 +2,10 @@
   "targets": [
     {
       "target_name": "packet",
-      "sources": ["src/arp/native/packet.cc"],
+      "sources": ["src/arp/native/packet.cc", "src/tunnel/native/liveness.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"]
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-deprecated-declarations"]
     }
   ]
 }

@@ -1,13 +1,9 @@
 /**
- * The only file that loads the AF_PACKET addon, built from src/arp/native/packet.cc: build/Release/packet.node
- * when node-gyp compiled it on this machine, else the prebuilt prebuilds/linux-<arch>/packet.node shipped in
- * the package (see scripts/prebuild.mjs). Everything above it talks to {@link FrameSocket}.
+ * The only file of src/arp that uses the native addon (its AF_PACKET socket, src/arp/native/packet.cc; found by
+ * src/util/native-addon.ts). Everything above it talks to {@link FrameSocket}.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { errnoOf, VipmeshError } from '../errors.js';
+import { NativeAddonMissing, nativeAddon } from '../util/native-addon.js';
 
 /** Linux `sll_pkttype` values: who a received frame was addressed to. */
 export const PacketType = {
@@ -53,36 +49,12 @@ interface NativeModule {
 
 let native: NativeModule | undefined;
 
-/** The package root: the nearest folder above this file holding package.json (works from src/ and dist/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return dir;
-}
-
-/**
- * Where the addon is looked for, in order: a local compile (the most specific to this machine, and what a
- * developer who edits packet.cc gets), then the prebuilt binary for this platform and `arch` (process.arch:
- * x64, arm64, or arm for armv7).
- */
-function addonCandidates(root: string, arch: string = process.arch): string[] {
-  return [
-    join(root, 'build', 'Release', 'packet.node'),
-    join(root, 'prebuilds', `${process.platform}-${arch}`, 'packet.node'),
-  ];
-}
-
 function load(): NativeModule {
   if (native !== undefined) return native;
-  const candidates = addonCandidates(packageRoot());
-  const path = candidates.find((p) => existsSync(p)) ?? candidates[0]!;
   try {
-    native = createRequire(import.meta.url)(path) as NativeModule;
+    native = nativeAddon<NativeModule>();
   } catch (err) {
+    const candidates = err instanceof NativeAddonMissing ? err.candidates : [];
     throw new VipmeshError(
       'VIPMESH_ARP_NATIVE_MISSING',
       `the AF_PACKET addon is not built and no prebuilt one fits ${process.platform}-${process.arch} ` +

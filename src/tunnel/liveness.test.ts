@@ -1,6 +1,6 @@
 /**
- * Liveness datagrams through a real worker and real UDP on loopback. The datagrams the tests forge are
- * built here from the wire format in liveness.ts, independently of the worker's own encoder.
+ * Liveness datagrams through the real native thread and real UDP on loopback. The datagrams the tests forge
+ * are built here from the wire format in liveness.ts, independently of the thread's own encoder.
  */
 import { createHmac } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
@@ -155,18 +155,64 @@ t.test('a port that cannot be bound is refused, naming the address', async (t) =
   });
 });
 
-t.test('a hub whose worker dies disarms its sessions', async (t) => {
-  const hub = LivenessHub.start();
-  t.teardown(() => hub.close());
-  const rec = recorder();
-  hub.call('127.0.0.1', { port: 6443, id: '00', key: '', intervalMs: 20, deadAfterMs: 60 }, rec.peer);
-  // An unchecked grant (grantOf was skipped): the port is out of range and the worker's send throws.
-  const bad = recorder();
-  hub.call('127.0.0.1', { port: 70000, id: '01', key: '', intervalMs: 20, deadAfterMs: 60 }, bad.peer);
-  const [a, b] = await Promise.all([rec.lost, bad.lost]);
-  t.ok(Number.isNaN(a) && Number.isNaN(b), 'told NaN: back to the tunnel heartbeats, not lost');
-  t.ok(hub.failed, 'the hub says so: its owner starts another for the next session');
-});
+t.test(
+  'a grant that skipped grantOf is refused at once; the hub goes on serving its other sessions',
+  async (t) => {
+    const server = await serverHub();
+    const agent = LivenessHub.start();
+    t.teardown(() => agent.close());
+    t.throws(
+      () =>
+        agent.call(
+          '127.0.0.1',
+          { port: server.port, id: '00', key: '', intervalMs: 20, deadAfterMs: 60 },
+          recorder().peer,
+        ),
+      /the id is 8 bytes and the key 32/,
+    );
+    t.throws(
+      () =>
+        agent.call(
+          'not-an-ip',
+          server.expect({ intervalMs: 20, deadAfterMs: 60 }, recorder().peer).grant,
+          recorder().peer,
+        ),
+      /not an IP address: not-an-ip/,
+    );
+    const atAgent = recorder();
+    agent.call(
+      '127.0.0.1',
+      server.expect({ intervalMs: 20, deadAfterMs: 60_000 }, recorder().peer).grant,
+      atAgent.peer,
+    );
+    await atAgent.armed;
+    t.notOk(agent.failed, 'the hub still runs');
+  },
+);
+
+t.test(
+  'a blocked event loop does not stop the datagrams: no side is lost while JavaScript cannot run',
+  async (t) => {
+    const server = await serverHub();
+    const agent = LivenessHub.start();
+    t.teardown(() => agent.close());
+    const atServer = recorder();
+    const link = server.expect({ intervalMs: 20, deadAfterMs: 100 }, atServer.peer);
+    const atAgent = recorder();
+    agent.call('127.0.0.1', link.grant, atAgent.peer);
+    await Promise.all([atServer.armed, atAgent.armed]);
+    const before = server.counts.received;
+    // Five times the dead bound with this thread (and so every JavaScript callback of both hubs) stopped.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    const during = server.counts.received - before;
+    t.ok(during >= 15, `pings kept arriving while the loop was blocked (${during} in 500 ms at 20 ms)`);
+    // Whatever the threads decided meanwhile is delivered on the next turns of the loop.
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 0));
+    t.notOk(atServer.isLost, 'the server did not lose the agent');
+    t.notOk(atAgent.isLost, 'the agent did not lose the server');
+  },
+);
 
 t.test('a welcome grant is used only when every field is sound', async (t) => {
   const good: LivenessGrant = {

@@ -248,8 +248,18 @@ class PacketSocket : public Napi::ObjectWrap<PacketSocket> {
   Napi::FunctionReference onWritable_;
 };
 
+}  // namespace
+
+// The liveness thread's class lives in src/tunnel/native/liveness.cc; both ship in this one addon.
+namespace vipmesh {
+Napi::Function LivenessHubClass(Napi::Env env);
+}  // namespace vipmesh
+
+namespace {
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("PacketSocket", PacketSocket::Init(env));
+  exports.Set("LivenessHub", vipmesh::LivenessHubClass(env));
   exports.Set("ETH_P_ARP", Napi::Number::New(env, ETH_P_ARP));
   exports.Set("ETH_P_IPV6", Napi::Number::New(env, ETH_P_IPV6));
   return exports;
