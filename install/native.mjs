@@ -11,7 +11,8 @@
  * looks before it tries to download or compile. Nothing is staged when the versions, ABI or arch do not match;
  * better-sqlite3 then installs as it would without vipmesh's help.
  *
- * addon: loads prebuilds/linux-<arch>/packet.node (the AF_PACKET addon, N-API 8); when it loads, nothing is
+ * addon: loads prebuilds/linux-<arch>/packet.node (the native addon: AF_PACKET sockets and the liveness thread,
+ * N-API 8); when it loads, nothing is
  * compiled. Otherwise, and always in a source checkout (src/ present), it runs `node-gyp rebuild`, which needs g++,
  * make and python3.
  */
@@ -57,21 +58,21 @@ function stageSqlite() {
 
 function addon() {
   if (existsSync(join(root, 'src', 'arp', 'packet-socket.ts'))) {
-    log('a source checkout: compiling the AF_PACKET addon so that an edited packet.cc is what runs');
+    log('a source checkout: compiling the native addon so that edited C++ is what runs');
     return compile();
   }
   const prebuilt = join(platformDir, 'packet.node');
   if (existsSync(prebuilt)) {
     try {
       require(prebuilt);
-      log(`using the prebuilt AF_PACKET addon ${prebuilt}`);
+      log(`using the prebuilt native addon ${prebuilt}`);
       return;
     } catch (err) {
       log(`the prebuilt ${prebuilt} does not load (${err.message}); compiling instead`);
     }
   } else {
     log(
-      `no prebuilt AF_PACKET addon for ${process.platform}-${process.arch}; compiling (needs g++, make, python3)`,
+      `no prebuilt native addon for ${process.platform}-${process.arch}; compiling (needs g++, make, python3)`,
     );
   }
   compile();

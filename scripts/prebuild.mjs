@@ -2,7 +2,8 @@
 /**
  * Builds the binaries shipped in prebuilds/ so that installing vipmesh on linux x64, arm64 or armv7 needs no
  * compiler:
- *   prebuilds/linux-<arch>/packet.node                     the AF_PACKET addon (N-API 8: any Node >= 20)
+ *   prebuilds/linux-<arch>/packet.node                     the native addon: AF_PACKET sockets and the liveness
+ *                                                          thread (N-API 8: any Node >= 20)
  *   prebuilds/linux-<arch>/better-sqlite3-v<v>-node-v<abi>-linux-<arch>.tar.gz
  *                                                          better-sqlite3's addon for this Node's ABI, in the
  *                                                          layout its prebuild-install unpacks
@@ -89,9 +90,11 @@ async function buildArch(arch) {
   const work = mkdtempSync(join(tmpdir(), `vipmesh-prebuild-${arch}-`));
   try {
     const addonDir = join(work, 'addon');
-    mkdirSync(join(addonDir, 'src', 'arp'), { recursive: true });
+    mkdirSync(addonDir, { recursive: true });
     cpSync(join(root, 'binding.gyp'), join(addonDir, 'binding.gyp'));
-    cpSync(join(root, 'src', 'arp', 'native'), join(addonDir, 'src', 'arp', 'native'), { recursive: true });
+    for (const dir of ['arp', 'tunnel']) {
+      cpSync(join(root, 'src', dir, 'native'), join(addonDir, 'src', dir, 'native'), { recursive: true });
+    }
     symlinkSync(join(root, 'node_modules'), join(addonDir, 'node_modules'));
     await gyp(addonDir, arch);
     cpSync(join(addonDir, 'build', 'Release', 'packet.node'), addon);

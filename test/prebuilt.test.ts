@@ -130,7 +130,7 @@ t.test(
   },
 );
 
-/** Run inside the installed package by that arch's Node: the addon reaches the kernel, SQLite works. */
+/** Run inside the installed package by that arch's Node: the addon reaches the kernel and signs datagrams, SQLite works. */
 const CHECK = `
 const { PacketSocket } = await import(new URL('./dist/arp/packet-socket.js', 'file://' + process.cwd() + '/').href);
 const { createRequire } = await import('node:module');
@@ -144,7 +144,16 @@ try { new PacketSocket('vmnope0', 'arp', () => {}); socket = 'opened?'; }
 catch (err) { socket = { code: err.code, errno: err.details?.errno }; }
 let lo = null;
 if (process.getuid() === 0) { const s = new PacketSocket('lo', 'arp', () => {}); lo = s.ifindex; s.close(); }
-console.log('RESULT ' + JSON.stringify({ arch: process.arch, node: process.version, row, socket, lo }));
+const { LivenessHub } = await import(new URL('./dist/tunnel/liveness.js', 'file://' + process.cwd() + '/').href);
+const hub = await LivenessHub.listen('127.0.0.1', 0);
+const caller = LivenessHub.start();
+const link = hub.expect({ intervalMs: 20, deadAfterMs: 60000 }, { armed() {}, lost() {} });
+const liveness = await new Promise((res) => {
+  const timer = setTimeout(() => res('no ack within 20 s'), 20000);
+  caller.call('127.0.0.1', link.grant, { armed: () => { clearTimeout(timer); res('armed'); }, lost: () => res('lost') });
+});
+await hub.close(); await caller.close();
+console.log('RESULT ' + JSON.stringify({ arch: process.arch, node: process.version, row, socket, lo, liveness }));
 `;
 
 t.test(
@@ -180,7 +189,7 @@ t.test(
         const pkg = join(base, 'prefix', 'node_modules', 'vipmesh');
         t.match(
           install.out,
-          `vipmesh install: using the prebuilt AF_PACKET addon ${pkg}/prebuilds/linux-${x.arch}/packet.node`,
+          `vipmesh install: using the prebuilt native addon ${pkg}/prebuilds/linux-${x.arch}/packet.node`,
         );
         t.match(install.out, `staged better-sqlite3-v${sqliteVersion}-node-v115-linux-${x.arch}.tar.gz`);
         t.notOk(existsSync(join(pkg, 'build')), `${x.arch}: vipmesh compiled nothing (no build/)`);
@@ -201,10 +210,16 @@ t.test(
           row: { k: string; v: number; version: string };
           socket: { code: string; errno: string };
           lo: number | null;
+          liveness: string;
         };
         t.equal(r.arch, x.arch, `the Node that ran the check is ${x.arch}`);
         t.match(r.node, /^v20\./);
         t.match(r.row, { k: 'answer', v: 42, version: /^3\.\d+\.\d+$/ }, `${x.arch}: SQLite in memory`);
+        t.equal(
+          r.liveness,
+          'armed',
+          `${x.arch}: the liveness thread's signed pings were acked (HMAC from node's OpenSSL)`,
+        );
         if (process.getuid?.() === 0) {
           t.same(
             r.socket,

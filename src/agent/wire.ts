@@ -32,8 +32,8 @@ export interface CreateAgentOptions {
   handoverTimeoutMs?: number;
   /**
    * Send liveness datagrams when the server grants them [true]. A server's own local agent does not: it
-   * shares the server's process, so a stall stops both ends alike, and the datagrams would cost a worker
-   * thread (~7.5 MiB) for nothing.
+   * shares the server's process, so a stall stops both ends alike, and the datagrams would cost a thread and a
+   * socket for nothing.
    */
   liveness?: boolean;
   /** The root logger (no `module`): the agent logs as module agent, the announcer as arp, host-gw as flannel-hostgw. */

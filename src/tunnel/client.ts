@@ -58,7 +58,7 @@ export interface TunnelClientOptions extends SessionTuning {
   random?: () => number;
   connector?: Connector;
   /**
-   * Send liveness datagrams when the server grants them [true]: a worker thread pings the server, so a
+   * Send liveness datagrams when the server grants them [true]: a native thread pings the server, so a
    * stall of this agent's event loop is not taken for a dead node (see liveness.ts).
    */
   liveness?: boolean;
