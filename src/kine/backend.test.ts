@@ -291,6 +291,18 @@ t.test('model check: random writes read back identically at every revision', asy
             .range(req.range('\0', { end: '\0', revision: r }))
             .kvs.map((kv) => `${kv.key}=${kv.value}@${kv.create_revision}/${kv.mod_revision}/${kv.version}`);
           if (JSON.stringify(got) !== JSON.stringify(want)) return false;
+          // A limit: the first keys, `more` and the count of every live key, as etcd answers.
+          const limited = b.range(req.range('\0', { end: '\0', revision: r, limit: 2 }));
+          const names = (kvs: Array<{ key: Buffer }>) => kvs.map((kv) => String(kv.key));
+          const wantNames = want.map((w) => w.slice(0, w.indexOf('=')));
+          if (JSON.stringify(names(limited.kvs)) !== JSON.stringify(wantNames.slice(0, 2))) return false;
+          if (limited.more !== want.length > 2 || Number(limited.count) !== want.length) return false;
+          // Keys only, over a bounded range ['b', 'c'): the keys of that range, no values.
+          const bounded = b.range(req.range('b', { end: 'c', revision: r, keys_only: true }));
+          if (bounded.kvs.some((kv) => kv.value.length !== 0)) return false;
+          const inB = wantNames.filter((k) => k >= 'b' && k < 'c');
+          if (JSON.stringify(names(bounded.kvs)) !== JSON.stringify(inB)) return false;
+          if (Number(bounded.count) !== inB.length) return false;
         }
         // Replaying the published events rebuilds the final state.
         const replay = new Map<string, string>();

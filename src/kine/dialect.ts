@@ -2,6 +2,7 @@ import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, statSync } from '
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { errnoOf, VipmeshError } from '../errors.js';
+import type { KeyValue } from './types.js';
 
 /** One row of the append-only log: a put or a delete (tombstone) of `name` at `revision`. */
 export interface Row {
@@ -22,6 +23,11 @@ export interface Row {
  * the CPU time of the range query over 10,000 keys from ~48 to ~35 ms (fewer properties made per row).
  */
 export type LiveRow = Pick<Row, 'name' | 'revision' | 'create_revision' | 'version' | 'lease' | 'value'>;
+
+/** A live row read as an array, in {@link LIVE_COLUMNS} order (the value null when keys only). */
+type RawLive = [Buffer, number, number, number, number, Buffer | null];
+
+const EMPTY = Buffer.alloc(0);
 
 /** A new row, without its row id. */
 type NewRow = Omit<Row, 'id'>;
@@ -85,6 +91,8 @@ const LIVE_COLUMNS = 'k.name, k.revision, k.create_revision, k.version, k.lease,
 const live = (upper: string) => `FROM kine k WHERE k.name >= @key ${upper} AND k.revision <= @rev
   AND k.deleted = 0 AND NOT EXISTS (SELECT 1 FROM kine n WHERE n.name = k.name AND n.revision > k.revision
   AND n.revision <= @rev)`;
+/** {@link LIVE_COLUMNS} without reading the value (a keys-only range). */
+const KEY_COLUMNS = 'k.name, k.revision, k.create_revision, k.version, k.lease, NULL';
 const BOUNDED = live('AND k.name < @end');
 const UNBOUNDED = live('');
 
@@ -121,6 +129,11 @@ export class SqliteDialect {
       rangeFrom: db.prepare<{ key: Buffer; rev: number; limit: number }, LiveRow>(
         `SELECT ${LIVE_COLUMNS} ${UNBOUNDED} ORDER BY k.name LIMIT @limit`,
       ),
+      // The same queries returning arrays: a range answered straight from rows builds one object per key.
+      rangeRaw: rawStatement(db, `SELECT ${LIVE_COLUMNS} ${BOUNDED} ORDER BY k.name LIMIT @limit`),
+      rangeFromRaw: rawStatement(db, `SELECT ${LIVE_COLUMNS} ${UNBOUNDED} ORDER BY k.name LIMIT @limit`),
+      rangeKeysRaw: rawStatement(db, `SELECT ${KEY_COLUMNS} ${BOUNDED} ORDER BY k.name LIMIT @limit`),
+      rangeFromKeysRaw: rawStatement(db, `SELECT ${KEY_COLUMNS} ${UNBOUNDED} ORDER BY k.name LIMIT @limit`),
       count: db.prepare<{ key: Buffer; end: Buffer; rev: number }, { n: number }>(
         `SELECT COUNT(*) AS n ${BOUNDED}`,
       ),
@@ -175,6 +188,38 @@ export class SqliteDialect {
     return end === null
       ? this.#s.rangeFrom.all({ key, rev, limit: l })
       : this.#s.range.all({ key, end, rev, limit: l });
+  }
+
+  /**
+   * The KeyValues of the live keys in [key, end) at `rev`, by key, as {@link SqliteDialect.range} finds them
+   * but read as arrays and built once (measured on 10,000 keys: 20-23 ms against 26-31 ms for row objects,
+   * and no second object per key); `keysOnly` does not read the values at all.
+   */
+  rangeKvs(key: Buffer, end: Buffer | null, rev: number, limit: number, keysOnly: boolean): KeyValue[] {
+    const l = limit > 0 ? limit : -1;
+    const st = keysOnly
+      ? end === null
+        ? this.#s.rangeFromKeysRaw
+        : this.#s.rangeKeysRaw
+      : end === null
+        ? this.#s.rangeFromRaw
+        : this.#s.rangeRaw;
+    const rows = (
+      end === null ? st.all({ key, rev, limit: l }) : st.all({ key, end, rev, limit: l })
+    ) as RawLive[];
+    const kvs = new Array<KeyValue>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      kvs[i] = {
+        key: r[0],
+        create_revision: r[2],
+        mod_revision: r[1],
+        version: r[3],
+        value: r[5] ?? EMPTY,
+        lease: r[4],
+      };
+    }
+    return kvs;
   }
 
   /** How many live keys are in [key, end) at `rev`. */
@@ -310,6 +355,10 @@ export class SqliteDialect {
     this.#walFd = undefined;
     if (this.db.open) this.db.close();
   }
+}
+
+function rawStatement(db: Database.Database, sql: string): Database.Statement<object, unknown[]> {
+  return db.prepare<object, unknown[]>(sql).raw(true);
 }
 
 /** Open (creating or migrating) the data file; errors name the file and keep the errno. */

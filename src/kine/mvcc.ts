@@ -158,6 +158,17 @@ export class Mvcc {
     if (target !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
     let rows: LiveRow[];
     let count: number;
+    const filtered = minMod > 0 || maxMod > 0 || minCreate > 0 || maxCreate > 0;
+    const keyOrder = order === SortOrder.NONE || (order === SortOrder.ASCEND && target === SortTarget.KEY);
+    if (!range.single && !isEmptyRange(range) && !filtered && keyOrder && !req.count_only) {
+      // The common range (a prefix, in key order, no filters): KeyValues straight from the rows.
+      const read = limit > 0 ? limit + 1 : 0;
+      let kvs = this.#db.rangeKvs(range.key, range.end, rev, read, req.keys_only);
+      count = read === 0 || kvs.length < read ? kvs.length : this.#db.count(range.key, range.end, rev);
+      const more = limit > 0 && kvs.length > limit;
+      if (more) kvs = kvs.slice(0, limit);
+      return { kvs, more, count };
+    }
     if (range.single) {
       const row = this.#db.get(range.key, rev);
       rows = row !== undefined && row.deleted === 0 ? [row] : [];
@@ -166,8 +177,6 @@ export class Mvcc {
       rows = [];
       count = 0;
     } else {
-      const filtered = minMod > 0 || maxMod > 0 || minCreate > 0 || maxCreate > 0;
-      const keyOrder = order === SortOrder.NONE || (order === SortOrder.ASCEND && target === SortTarget.KEY);
       const read = filtered || !keyOrder || limit <= 0 ? 0 : limit + 1;
       rows = req.count_only ? [] : this.#db.range(range.key, range.end, rev, read);
       // etcd's count is every live key of the range, before the filters and the limit: when the read above
