@@ -227,6 +227,61 @@ t.test(
 );
 
 t.test(
+  "NodeLifecycle: a lost node is written from the informer's copy; a stale copy costs a fresh read, never a lost write",
+  async (t) => {
+    const clock = new FakeClock();
+    const kv = new MemoryKv();
+    const store = new ResourceStore({ kv, clock });
+    const sessions = new Set<string>(['n1', 'n2']);
+    let cached: Node[] = [];
+    const lc = new NodeLifecycle({
+      store,
+      server: 's1',
+      hasSession: (n) => sessions.has(n),
+      nodes: () => cached,
+      graceMs: 0,
+      logger: log,
+      clock,
+    });
+    t.teardown(() => lc.close());
+    await lc.seen('n1', {});
+    await lc.seen('n2', {});
+    cached = (await store.list('nodes')).items;
+    let reads = 0;
+    const get = kv.get.bind(kv);
+    kv.get = (key: string) => {
+      reads++;
+      return get(key);
+    };
+
+    // Current copy: one read (the write's own), and the node is NotReady.
+    sessions.delete('n1');
+    await lc.lost('n1', 'heartbeat timeout');
+    t.equal(reads, 1, "the informer's current copy saved a read: only the write's own");
+    t.equal((await store.get('nodes', 'n1')).status?.conditions?.[0]?.status, 'False');
+
+    // A copy older than a write made since (a label): the conditional write fails, a fresh read follows,
+    // and neither the label nor the NotReady is lost.
+    const n2 = await store.get('nodes', 'n2');
+    await store.update('nodes', { ...n2, metadata: { ...n2.metadata, labels: { zone: 'b' } } });
+    sessions.delete('n2');
+    await lc.lost('n2', 'heartbeat timeout');
+    const after = await store.get('nodes', 'n2');
+    t.equal(after.status?.conditions?.[0]?.status, 'False', 'NotReady written after the conflict');
+    t.equal(after.metadata.labels?.['zone'], 'b', 'the newer write is kept');
+
+    // A copy that says NotReady while the store says Ready (a reconnect the informer has not seen) is not
+    // trusted to skip the write.
+    sessions.add('n1');
+    await lc.seen('n1', {});
+    t.equal((await store.get('nodes', 'n1')).status?.conditions?.[0]?.status, 'True');
+    sessions.delete('n1');
+    await lc.lost('n1', 'lost again');
+    t.equal((await store.get('nodes', 'n1')).status?.conditions?.[0]?.message, 'lost again');
+  },
+);
+
+t.test(
   'NodeLifecycle: after a restart, a node Ready before it that loses its session again is left to the sweep',
   async (t) => {
     const clock = new FakeClock();

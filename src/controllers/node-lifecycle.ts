@@ -236,10 +236,13 @@ export class NodeLifecycle {
     code = 'NodeLost',
   ): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const node = await this.#get(name);
-      if (node === undefined || !still(node)) return;
-      const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-      if (ready?.status === 'False') return;
+      // A failover waits on this write: the first attempt starts from the informer's copy, which saves a
+      // read of the datastore. The write is conditional on that copy's version, so a stale copy costs a
+      // conflict and a fresh read; a copy that says there is nothing to write is checked against a fresh read.
+      const cached = attempt === 0 ? this.#cached(name) : undefined;
+      const node =
+        cached !== undefined && this.#wantsNotReady(cached, still) ? cached : await this.#get(name);
+      if (node === undefined || !this.#wantsNotReady(node, still)) return;
       const status = { ...(node.status ?? {}) };
       status.conditions = withReady(status.conditions, 'False', code, reason, now(this.#clock));
       try {
@@ -251,6 +254,15 @@ export class NodeLifecycle {
         if (!isVipmeshError(err, 'VIPMESH_API_CONFLICT')) throw err;
       }
     }
+  }
+
+  #wantsNotReady(node: Node, still: (n: Node) => boolean): boolean {
+    return still(node) && node.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'False';
+  }
+
+  #cached(name: string): Node | undefined {
+    for (const n of this.#o.nodes()) if (n.metadata.name === name) return n;
+    return undefined;
   }
 
   async #get(name: string): Promise<Node | undefined> {
