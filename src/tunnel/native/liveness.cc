@@ -414,13 +414,20 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
   }
 
   // Time this thread itself did not run (it woke late) is not the peer's silence: an agent whose pings went out
-  // late would otherwise blame the server for acks it could not have sent. The verdict comes after one more
-  // read of the sockets, so datagrams that queued meanwhile count first.
+  // late would otherwise blame the server for acks it could not have sent. So after a late wake-up each peer
+  // gets that time back, and at least a third of its bound (an interval at the default 3 misses) from now to
+  // be heard from: the late pings' acks, or the peer's own datagrams that a stall of the whole host (which is
+  // what stops a real-time thread) held up on the way. The verdict comes after one more read of the sockets,
+  // so datagrams that queued meanwhile count first.
   void Tick(double now, double due) {
     double late = now - due;
     if (late > kLateMs) {
       for (auto& kv : peers_) {
-        if (kv.second->armed) kv.second->heardAt += late;
+        Peer* p = kv.second;
+        if (!p->armed) continue;
+        p->heardAt += late;
+        double floor = now - p->deadMs + p->deadMs / 3;
+        if (p->heardAt < floor) p->heardAt = floor;
       }
     }
     for (auto& kv : peers_) {
