@@ -34,7 +34,8 @@ function recorder() {
       lost(ms);
     },
   };
-  return { ...r, peer };
+  // The same object the callbacks set: a copy would never see isArmed or isLost change.
+  return Object.assign(r, { peer });
 }
 
 function datagram(o: { kind: number; id: string; counter: bigint; key: Buffer; tag?: Buffer }): Buffer {
@@ -211,6 +212,38 @@ t.test(
     await new Promise((r) => setTimeout(r, 0));
     t.notOk(atServer.isLost, 'the server did not lose the agent');
     t.notOk(atAgent.isLost, 'the agent did not lose the server');
+  },
+);
+
+t.test(
+  'a stall of the whole host is not taken for a dead peer; a real silence after it still is',
+  async (t) => {
+    // The hubs' threads do not keep the process alive; this does, and bounds the test.
+    const guard = setTimeout(() => t.fail('no verdict within 30 s'), 30_000);
+    t.teardown(() => clearTimeout(guard));
+    const server = await serverHub();
+    const agent = LivenessHub.start();
+    t.teardown(() => agent.close());
+    const atServer = recorder();
+    const link = server.expect({ intervalMs: 50, deadAfterMs: 150 }, atServer.peer);
+    const atAgent = recorder();
+    agent.call('127.0.0.1', link.grant, atAgent.peer);
+    await Promise.all([atServer.armed, atAgent.armed]);
+    // Neither thread runs for 400 ms, almost three times the bound, and the agent's 30 ms longer (its pings
+    // held up on the way after the host resumes): the server's thread wakes with its deadline long past and
+    // nothing read, and must give the agent time to be heard from instead of judging on the spot.
+    for (let round = 0; round < 3; round++) {
+      const before = server.counts.received;
+      server.stallForTests(400);
+      agent.stallForTests(430);
+      // Real time while both threads sleep, then pings after the wake-up: the verdict, if any, is made by then.
+      await new Promise((r) => setTimeout(r, 430));
+      while (server.counts.received < before + 4) await new Promise((r) => setTimeout(r, 10));
+    }
+    t.notOk(atServer.isLost, 'the server did not lose the agent');
+    t.notOk(atAgent.isLost, 'the agent did not lose the server');
+    await agent.close();
+    t.ok((await atServer.lost) >= 150, 'an agent that goes silent after the stall is still lost');
   },
 );
 

@@ -68,6 +68,7 @@ interface NativeHub {
   /** [received, rejected, sent] */
   counts(): [number, number, number];
   close(): void;
+  stall(ms: number): void;
   readonly port: number;
   readonly realtimeError: string | null;
 }
@@ -206,6 +207,14 @@ export class LivenessHub {
   #drop(id: Buffer): void {
     if (!this.#peers.delete(id.toString('hex')) || this.#failed !== undefined) return;
     this.#native?.drop(id);
+  }
+
+  /**
+   * For tests: the thread sleeps `ms` once, outside its wait, as when the host does not run it (a vCPU not
+   * scheduled, a suspended VM), so its deadlines pass meanwhile.
+   */
+  stallForTests(ms: number): void {
+    this.#native?.stall(ms);
   }
 
   /** Stop the thread; sessions still registered are told nothing (their owner is closing them). */

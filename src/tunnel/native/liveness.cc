@@ -148,6 +148,7 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
                            InstanceMethod("drop", &LivenessHub::Drop),
                            InstanceMethod("counts", &LivenessHub::Counts),
                            InstanceMethod("close", &LivenessHub::Close),
+                           InstanceMethod("stall", &LivenessHub::Stall),
                            InstanceAccessor("port", &LivenessHub::Port, nullptr),
                            InstanceAccessor("realtimeError", &LivenessHub::RealtimeError, nullptr),
                        });
@@ -210,7 +211,7 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
       return;
     }
     running_ = true;
-    pthread_setname_np(thread_, "vipmesh-liveness");
+    pthread_setname_np(thread_, "vipmesh-live");  // 15 characters at most
     // Real-time, this thread only: on a saturated machine an ordinary thread can wait hundreds of ms for a core.
     sched_param sp{};
     sp.sched_priority = 1;
@@ -318,6 +319,18 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
     return a;
   }
 
+  // stall(ms): the thread sleeps `ms` once, outside its wait, as when the host does not run it (a vCPU not
+  // scheduled, a suspended VM): its deadlines pass meanwhile, unlike a SIGSTOP, after which ppoll() resumes
+  // with the time it had left. For tests.
+  Napi::Value Stall(const Napi::CallbackInfo& info) {
+    double ms = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+    pthread_mutex_lock(&mu_);
+    stallMs_ = ms;
+    pthread_mutex_unlock(&mu_);
+    Wake();
+    return info.Env().Undefined();
+  }
+
   Napi::Value Port(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), port_); }
 
   Napi::Value RealtimeError(const Napi::CallbackInfo& info) {
@@ -393,6 +406,14 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
       }
 
       pthread_mutex_lock(&mu_);
+      if (stallMs_ > 0) {
+        timespec nap{static_cast<time_t>(stallMs_ / 1e3), static_cast<long>(fmod(stallMs_, 1e3) * 1e6)};
+        stallMs_ = 0;
+        pthread_mutex_unlock(&mu_);
+        while (nanosleep(&nap, &nap) != 0 && errno == EINTR) {
+        }
+        pthread_mutex_lock(&mu_);
+      }
       if (!stop_) {
         Drain();
         double now = NowMs();
@@ -521,11 +542,29 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
     e->lost = lost;
     e->silentMs = silentMs;
     napi_status s = tsfn_.NonBlockingCall(e, [](Napi::Env env, Napi::Function fn, Event* e) {
-      fn.Call({Napi::Boolean::New(env, e->lost), Napi::Buffer<uint8_t>::Copy(env, e->id, 8),
-               Napi::Number::New(env, e->silentMs)});
+      Deliver(env, fn, e);
       delete e;
     });
     if (s != napi_ok) delete e;
+  }
+
+  // One event to the JS callback. Plain N-API calls, checked but never thrown: while the environment goes
+  // away they fail, and a throw there would abort the process. An exception from the callback itself is the
+  // process's uncaught exception, as from any other callback.
+  static void Deliver(napi_env env, napi_value fn, const Event* e) {
+    if (env == nullptr || fn == nullptr) return;
+    napi_value argv[3];
+    napi_value recv;
+    void* data = nullptr;
+    if (napi_get_boolean(env, e->lost, &argv[0]) != napi_ok ||
+        napi_create_buffer_copy(env, 8, e->id, &data, &argv[1]) != napi_ok ||
+        napi_create_double(env, e->silentMs, &argv[2]) != napi_ok || napi_get_undefined(env, &recv) != napi_ok) {
+      return;
+    }
+    if (napi_call_function(env, recv, fn, 3, argv, nullptr) == napi_pending_exception) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
   }
 
   pthread_mutex_t mu_;
@@ -533,6 +572,7 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
   bool running_ = false;
   bool stop_ = false;
   bool cleanupHook_ = false;
+  double stallMs_ = 0;
   int wake_ = -1;
   std::vector<int> fds_;
   int callFd4_ = -1;
