@@ -266,6 +266,23 @@ t.test(
       await w.idle();
       return (await cond())?.status === 'True';
     });
+    // The other writer moves its condition after ours (as IPAM did before): nothing more is written.
+    const back = await store.get('services', 'web', 'shop');
+    await store.updateStatus('services', {
+      ...back,
+      status: { ...back.status, conditions: [...(back.status?.conditions ?? [])].reverse() },
+    });
+    const settled = (await store.get('services', 'web', 'shop')).metadata.resourceVersion;
+    await until('informer', () => services.items.get('shop/web')?.metadata.resourceVersion === settled);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1000);
+      await w.idle();
+    }
+    t.equal(
+      (await store.get('services', 'web', 'shop')).metadata.resourceVersion,
+      settled,
+      'the status settles',
+    );
     // The Service goes: its metrics go with it.
     await store.delete('services', 'web', 'shop');
     await until(
