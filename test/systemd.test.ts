@@ -44,6 +44,7 @@ t.test('the units ask for what the issue says and nothing more', async (t) => {
       /^Environment="VIPMESH_V8_FLAGS=--heap-growing-percent=50"$/m,
       `${unit}: an old generation that grows by half at most`,
     );
+    t.match(text, /^Environment="MALLOC_TRIM_THRESHOLD_=131072"$/m, `${unit}: glibc trims its arenas`);
   }
 });
 
