@@ -13,7 +13,7 @@
  * compiled CLI (runs `npm run build` first).
  *   node --import tsx bench/failover.ts [--trials N] [--rounds N]
  *     [--only keepalived|vipmesh|handover|soak|footprint] [--soak MINUTES] [--churn MB/s]
- *     [--node-options none|FLAGS] [--heartbeat 50ms] [--v8-flags none|FLAGS]
+ *     [--node-options none|FLAGS] [--heartbeat 50ms] [--v8-flags none|FLAGS] [--malloc-trim none|BYTES]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +42,7 @@ const { values } = parseArgs({
     churn: { type: 'string', default: '32' },
     'node-options': { type: 'string' },
     'v8-flags': { type: 'string' },
+    'malloc-trim': { type: 'string' },
     /** `--heartbeat-interval` of the server and agents in the failover and soak runs [their default]. */
     heartbeat: { type: 'string' },
   },
@@ -221,12 +222,15 @@ function unitEnv(unit: string, name: string): string {
 }
 
 /**
- * What the footprint's daemons run with: NODE_OPTIONS and VIPMESH_V8_FLAGS as the agent unit sets them
- * (the server unit must say the same: the lab hands one environment to every daemon), or what
- * `--node-options` / `--v8-flags` say instead (`none`: unset).
+ * What the footprint's daemons run with: NODE_OPTIONS, VIPMESH_V8_FLAGS and MALLOC_TRIM_THRESHOLD_ as the
+ * agent unit sets them (the server unit must say the same: the lab hands one environment to every daemon),
+ * or what `--node-options` / `--v8-flags` / `--malloc-trim` say instead (`none`: unset).
  */
-function footprintEnv(): { NODE_OPTIONS: string; VIPMESH_V8_FLAGS: string } {
-  const pick = (name: 'NODE_OPTIONS' | 'VIPMESH_V8_FLAGS', given: string | undefined): string => {
+function footprintEnv(): { NODE_OPTIONS: string; VIPMESH_V8_FLAGS: string; MALLOC_TRIM_THRESHOLD_: string } {
+  const pick = (
+    name: 'NODE_OPTIONS' | 'VIPMESH_V8_FLAGS' | 'MALLOC_TRIM_THRESHOLD_',
+    given: string | undefined,
+  ): string => {
     if (given !== undefined) return given === 'none' ? '' : given;
     const agent = unitEnv('vipmesh-agent', name);
     const server = unitEnv('vipmesh-server', name);
@@ -236,6 +240,7 @@ function footprintEnv(): { NODE_OPTIONS: string; VIPMESH_V8_FLAGS: string } {
   return {
     NODE_OPTIONS: pick('NODE_OPTIONS', values['node-options']),
     VIPMESH_V8_FLAGS: pick('VIPMESH_V8_FLAGS', values['v8-flags']),
+    MALLOC_TRIM_THRESHOLD_: pick('MALLOC_TRIM_THRESHOLD_', values['malloc-trim']),
   };
 }
 
@@ -326,7 +331,7 @@ async function heapUsedMiB(lab: Lab, node: string): Promise<string> {
 async function footprintRows(): Promise<void> {
   const env = footprintEnv();
   console.log(
-    `footprint: NODE_OPTIONS="${env.NODE_OPTIONS}" VIPMESH_V8_FLAGS="${env.VIPMESH_V8_FLAGS}"; load average ${loadavg()
+    `footprint: NODE_OPTIONS="${env.NODE_OPTIONS}" VIPMESH_V8_FLAGS="${env.VIPMESH_V8_FLAGS}" MALLOC_TRIM_THRESHOLD_="${env.MALLOC_TRIM_THRESHOLD_}"; load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   );

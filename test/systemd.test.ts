@@ -39,6 +39,12 @@ t.test('the units ask for what the issue says and nothing more', async (t) => {
       /^Environment="NODE_OPTIONS=--max-semi-space-size=1"\nEnvironmentFile=-\/etc\/default\/%N$/m,
       `${unit}: a small young generation, which /etc/default/${unit} may override`,
     );
+    t.match(
+      text,
+      /^Environment="VIPMESH_V8_FLAGS=--heap-growing-percent=50"$/m,
+      `${unit}: an old generation that grows by half at most`,
+    );
+    t.match(text, /^Environment="MALLOC_TRIM_THRESHOLD_=131072"$/m, `${unit}: glibc trims its arenas`);
   }
 });
 

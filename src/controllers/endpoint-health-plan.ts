@@ -4,9 +4,11 @@
  * the endpoints that changed. No I/O, no clock.
  */
 import type { EndpointHealth, HealthReport } from '../api/agent-protocol.js';
+import { canonicalJson } from '../api/meta.js';
 import type { Condition, Service } from '../api/types.js';
 import { VipmeshError } from '../errors.js';
 import { canonicalIp } from '../util/ip.js';
+import { withCondition } from './conditions.js';
 import type { PlannedEvent } from './events.js';
 
 /** The condition type vipmesh writes on a Service whose VIP holder reports endpoint health. */
@@ -164,11 +166,11 @@ export function planHealth(
   const old = conds.find((c) => c.type === ENDPOINTS_HEALTHY);
   const same = old !== undefined && old.status === cond.status && old.reason === cond.reason;
   const condition: Condition = { ...cond, lastTransitionTime: same ? old.lastTransitionTime : now };
-  if (same && old.message === cond.message && JSON.stringify(prev) === JSON.stringify(health))
-    return undefined;
+  // Compared without key order: the stored status comes back with its keys sorted (canonicalJson).
+  if (same && old.message === cond.message && canonicalJson(prev) === canonicalJson(health)) return undefined;
   const status: NonNullable<Service['status']> = {
     ...(svc.status ?? {}),
-    conditions: [...conds.filter((c) => c.type !== ENDPOINTS_HEALTHY), condition],
+    conditions: withCondition(conds, condition),
     endpointHealth: health,
   };
   return { status, events: eventsOf(svc, prev, health), health };

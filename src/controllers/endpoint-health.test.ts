@@ -1,5 +1,6 @@
 import t from 'tap';
 import { MemoryKv } from '../api/memory-kv.js';
+import { canonicalJson } from '../api/meta.js';
 import { ResourceStore } from '../api/store.js';
 import type { Event, KubeObject, Service } from '../api/types.js';
 import { silentLogger } from '../log.js';
@@ -164,6 +165,37 @@ t.test('planHealth: the condition, the endpoint list and the events, by case', a
 });
 
 t.test(
+  'a status read back from the store is not written again, whatever its key and condition order',
+  async (t) => {
+    const now = '2026-01-01T12:00:00Z';
+    const r = report([ep('198.51.100.22', false, 'HTTP 503'), ep('198.51.100.21', true)]);
+    const step = planHealth(
+      service({ conditions: [{ type: 'IPAllocated', status: 'True' }] }),
+      'n1',
+      r,
+      now,
+    )!;
+    // What the store gives back: keys sorted, and another writer's condition now after ours.
+    const stored = JSON.parse(canonicalJson(step.status)) as NonNullable<Service['status']>;
+    stored.conditions = [...stored.conditions!].reverse();
+    t.same(
+      stored.conditions.map((c) => c.type),
+      ['EndpointsHealthy', 'IPAllocated'],
+    );
+    t.equal(planHealth(service(stored), 'n1', r, 'later'), undefined, 'unchanged');
+    const worse = planHealth(service(stored), 'n1', report([ep('198.51.100.22', false)]), 'later')!;
+    t.same(
+      worse.status.conditions!.map((c) => [c.type, c.status]),
+      [
+        ['EndpointsHealthy', 'False'],
+        ['IPAllocated', 'True'],
+      ],
+      'changed in its place',
+    );
+  },
+);
+
+t.test(
   'the writer: reports of pushed Services are written, at most once a second, with events and metrics',
   async (t) => {
     const store = new ResourceStore({ kv: new MemoryKv() });
@@ -234,6 +266,23 @@ t.test(
       await w.idle();
       return (await cond())?.status === 'True';
     });
+    // The other writer moves its condition after ours (as IPAM did before): nothing more is written.
+    const back = await store.get('services', 'web', 'shop');
+    await store.updateStatus('services', {
+      ...back,
+      status: { ...back.status, conditions: [...(back.status?.conditions ?? [])].reverse() },
+    });
+    const settled = (await store.get('services', 'web', 'shop')).metadata.resourceVersion;
+    await until('informer', () => services.items.get('shop/web')?.metadata.resourceVersion === settled);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1000);
+      await w.idle();
+    }
+    t.equal(
+      (await store.get('services', 'web', 'shop')).metadata.resourceVersion,
+      settled,
+      'the status settles',
+    );
     // The Service goes: its metrics go with it.
     await store.delete('services', 'web', 'shop');
     await until(

@@ -1,5 +1,6 @@
 import t from 'tap';
 import type { Service } from '../api/types.js';
+import { VipmeshError } from '../errors.js';
 import { pool } from '../testing/vip-pool.js';
 import type { AddressPool, Allocation } from '../vip-pool/index.js';
 import { IP_ALLOCATED, type IpamPlan, type IpamStep, planIpam, serviceStatus } from './ipam-plan.js';
@@ -373,5 +374,35 @@ t.test('a Local Service persists its pod selector, so sharing stays refused afte
   t.same(
     plan.assigned[0]!.allocation,
     alloc('web', ['198.51.100.1'], { sharingKey: 'k', backendKey: 'app=web' }),
+  );
+});
+
+t.test('serviceStatus leaves the IPAllocated condition where it stands among the others', async (t) => {
+  const other = { type: 'EndpointsHealthy', status: 'True' as const, reason: 'NoEndpoints' };
+  const [allocated] = served(['198.51.100.1']).conditions!;
+  const first = svc('web', { status: { ...served(['198.51.100.1']), conditions: [allocated!, other] } });
+  t.equal(
+    serviceStatus(first, { ips: ['198.51.100.1'], pool: 'lan', now: NOW }),
+    undefined,
+    'first: unchanged',
+  );
+  const last = svc('web', { status: { ...served(['198.51.100.1']), conditions: [other, allocated!] } });
+  t.equal(
+    serviceStatus(last, { ips: ['198.51.100.1'], pool: 'lan', now: NOW }),
+    undefined,
+    'last: unchanged',
+  );
+  const failed = serviceStatus(first, {
+    ips: [],
+    failure: new VipmeshError('VIPMESH_IP_OUTSIDE_POOLS', 'outside every pool'),
+    now: NOW,
+  });
+  t.same(
+    failed?.conditions?.map((c) => [c.type, c.status]),
+    [
+      [IP_ALLOCATED, 'False'],
+      ['EndpointsHealthy', 'True'],
+    ],
+    'changed in its place',
   );
 });

@@ -18,6 +18,7 @@ import {
   serviceKey,
   toServiceRequest,
 } from '../vip-pool/index.js';
+import { withCondition } from './conditions.js';
 import type { PlannedEvent } from './events.js';
 
 /** The Service condition the IPAM controller maintains. */
@@ -216,7 +217,7 @@ export function serviceStatus(svc: Service, s: StatusInput): NonNullable<Service
         ? prev.lastTransitionTime
         : new Date(s.now).toISOString().replace(/\.\d+Z$/, 'Z');
   }
-  status.conditions = cond === undefined ? others : [...others, cond];
+  status.conditions = cond === undefined ? others : withCondition(status.conditions, cond);
   if (status.conditions.length === 0) delete status.conditions;
   return canonicalJson(status) === canonicalJson(svc.status ?? {}) ? undefined : status;
 }
