@@ -78,6 +78,19 @@ async function serverHub(): Promise<LivenessHub> {
   return hub;
 }
 
+/** A server hub and an agent hub with one session between them, both sides armed. */
+async function armedPair(timing: { intervalMs: number; deadAfterMs: number }, host = '127.0.0.1') {
+  const server = await serverHub();
+  const agent = LivenessHub.start();
+  t.teardown(() => agent.close());
+  const atServer = recorder();
+  const link = server.expect(timing, atServer.peer);
+  const atAgent = recorder();
+  agent.call(host, link.grant, atAgent.peer);
+  await Promise.all([atServer.armed, atAgent.armed]);
+  return { server, agent, link, atServer, atAgent };
+}
+
 t.test('a ping that verifies is answered with an ack and arms the session', async (t) => {
   const hub = await serverHub();
   const rec = recorder();
@@ -131,15 +144,10 @@ t.test('an armed session is lost once its pings stop; one never armed is never l
 });
 
 t.test('agent and server hubs: both arm; the agent loses a server that stops answering', async (t) => {
-  const server = await serverHub();
-  const agentHub = LivenessHub.start();
-  t.teardown(() => agentHub.close());
-  const atServer = recorder();
-  const link = server.expect({ intervalMs: 10, deadAfterMs: 80 }, atServer.peer);
-  const atAgent = recorder();
-  const grant = { ...link.grant, port: server.port };
-  agentHub.call('::ffff:127.0.0.1', grant, atAgent.peer);
-  await Promise.all([atServer.armed, atAgent.armed]);
+  const { server, link, atServer, atAgent } = await armedPair(
+    { intervalMs: 10, deadAfterMs: 80 },
+    '::ffff:127.0.0.1',
+  );
   link.drop();
   const silentMs = await atAgent.lost;
   t.ok(silentMs >= 80, `the agent's judge: no ack for ${silentMs.toFixed(1)} ms`);
@@ -194,14 +202,7 @@ t.test(
 t.test(
   'a blocked event loop does not stop the datagrams: no side is lost while JavaScript cannot run',
   async (t) => {
-    const server = await serverHub();
-    const agent = LivenessHub.start();
-    t.teardown(() => agent.close());
-    const atServer = recorder();
-    const link = server.expect({ intervalMs: 20, deadAfterMs: 100 }, atServer.peer);
-    const atAgent = recorder();
-    agent.call('127.0.0.1', link.grant, atAgent.peer);
-    await Promise.all([atServer.armed, atAgent.armed]);
+    const { server, atServer, atAgent } = await armedPair({ intervalMs: 20, deadAfterMs: 100 });
     const before = server.counts.received;
     // Five times the dead bound with this thread (and so every JavaScript callback of both hubs) stopped.
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
@@ -221,14 +222,7 @@ t.test(
     // The hubs' threads do not keep the process alive; this does, and bounds the test.
     const guard = setTimeout(() => t.fail('no verdict within 30 s'), 30_000);
     t.teardown(() => clearTimeout(guard));
-    const server = await serverHub();
-    const agent = LivenessHub.start();
-    t.teardown(() => agent.close());
-    const atServer = recorder();
-    const link = server.expect({ intervalMs: 50, deadAfterMs: 150 }, atServer.peer);
-    const atAgent = recorder();
-    agent.call('127.0.0.1', link.grant, atAgent.peer);
-    await Promise.all([atServer.armed, atAgent.armed]);
+    const { server, agent, atServer, atAgent } = await armedPair({ intervalMs: 50, deadAfterMs: 150 });
     // Neither thread runs for 400 ms, almost three times the bound, and the agent's 30 ms longer (its pings
     // held up on the way after the host resumes): the server's thread wakes with its deadline long past and
     // nothing read, and must give the agent time to be heard from instead of judging on the spot.
