@@ -6,7 +6,14 @@ import t from 'tap';
 import { AssignmentIndex } from '../api/assignments.js';
 import { MemoryKv } from '../api/memory-kv.js';
 import { ResourceStore } from '../api/store.js';
-import type { Event, IPAddressPool, KubeObject, L2Advertisement, Node } from '../api/types.js';
+import {
+  type Event,
+  type IPAddressPool,
+  type KubeObject,
+  type L2Advertisement,
+  type Node,
+  nodeReady,
+} from '../api/types.js';
 import { silentLogger } from '../log.js';
 import { svc } from '../testing/controlplane.js';
 import { FakeClock } from '../testing/fake-clock.js';
@@ -16,6 +23,7 @@ import { AssignmentController } from './assignment.js';
 import { BackendIndex } from './backends.js';
 import { WRITE_CONCURRENCY } from './batches.js';
 import { createInformers } from './index.js';
+import { LostNodes } from './lost-nodes.js';
 import { withReady } from './node-lifecycle.js';
 
 const log = silentLogger();
@@ -208,3 +216,122 @@ t.test(
     });
   },
 );
+
+t.test(
+  "a verdict of lost moves the node's VIPs before its NotReady is stored, and lifting it moves nothing back",
+  async (t) => {
+    const clock = new FakeClock();
+    const kv = new MemoryKv();
+    const store = new ResourceStore({ kv, clock });
+    const vips = ['198.18.0.1', '198.18.0.2', '198.18.0.3'];
+    const allocations: Allocation[] = [];
+    for (const [i, ip] of vips.entries()) {
+      await store.create('services', svc(`s${i}`));
+      allocations.push({ service: `default/s${i}`, pool: 'lan', ips: [ip], ports: [] });
+    }
+    await store.create('ipaddresspools', {
+      apiVersion: 'metallb.io/v1beta1',
+      kind: 'IPAddressPool',
+      metadata: { name: 'lan', namespace: 'default' },
+      spec: { addresses: ['198.18.0.0/22'] },
+    });
+    await store.create('l2advertisements', {
+      apiVersion: 'metallb.io/v1beta1',
+      kind: 'L2Advertisement',
+      metadata: { name: 'lan', namespace: 'default' },
+      spec: {},
+    });
+    for (const [name, held] of [
+      ['n1', vips],
+      ['n2', []],
+    ] as const) {
+      const n = await store.create('nodes', node(name, 'True'));
+      await store.updateStatus('nodes', { ...n, status: node(name, 'True', [...held]).status });
+    }
+    const informers = createInformers(store, log, clock);
+    await Promise.all(Object.values(informers).map((i) => i.start()));
+    t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
+    const holders = new AssignmentIndex({ kv, logger: log, clock });
+    await holders.start();
+    t.teardown(() => holders.close());
+    const lost = new LostNodes({ nodes: informers.nodes, clock, ttlMs: 5000 });
+    t.teardown(() => lost.close());
+    const ctl = new AssignmentController({
+      store,
+      kv,
+      holders,
+      informers,
+      allocations: () => allocations,
+      logger: log,
+      clock,
+      lost,
+    });
+    ctl.start();
+    t.teardown(() => ctl.close());
+    await ctl.idle();
+    t.equal(holders.vipsOf('n1').size, 3, 'n1 holds the three VIPs');
+
+    lost.add('n1');
+    await until('every VIP on n2', async () => {
+      await ctl.idle();
+      return holders.vipsOf('n2').size === 3;
+    });
+    t.equal(nodeReady(await store.get('nodes', 'n1')), 'True', 'while the stored n1 is still Ready');
+    t.equal(nodeReady(informers.nodes.items.get('n1')!), 'True', "and the informer's copy is untouched");
+    const moved = ((await store.list('events')).items as Event[]).filter((e) => e.reason === 'nodeAssigned');
+    t.equal(moved.length, 3, 'one event per moved VIP');
+
+    // The node came back before its NotReady was written: the verdict is lifted, the VIPs stay.
+    lost.delete('n1');
+    await ctl.idle();
+    t.equal(holders.vipsOf('n2').size, 3, 'the new holder keeps them');
+    t.equal(holders.vipsOf('n1').size, 0, 'nothing moves back');
+  },
+);
+
+t.test('LostNodes: a verdict ends with the NotReady in the informer, a delete, or its time', async (t) => {
+  const clock = new FakeClock();
+  const store = new ResourceStore({ kv: new MemoryKv(), clock });
+  for (const name of ['n1', 'n2', 'n3']) {
+    const n = await store.create('nodes', node(name, 'True'));
+    await store.updateStatus('nodes', { ...n, status: node(name, 'True').status });
+  }
+  const informer = createInformers(store, log, clock).nodes;
+  await informer.start();
+  t.teardown(() => informer.close());
+  const lost = new LostNodes({ nodes: informer, clock, ttlMs: 1000 });
+  let changes = 0;
+  lost.on('change', () => changes++);
+  lost.add('n1');
+  lost.add('n2');
+  lost.add('n3');
+  t.equal(changes, 3, 'each verdict is a change');
+  const shown = new Map([...lost.overlay(informer.items.values())].map((n) => [n.metadata.name, n]));
+  t.same([...shown.values()].map(nodeReady), ['False', 'False', 'False'], 'all three shown NotReady');
+  t.match(
+    shown.get('n1')?.status?.conditions?.find((c) => c.type === 'Ready'),
+    { reason: 'NodeLost' },
+  );
+  t.equal(nodeReady(informer.items.get('n1')!), 'True', 'the overlay copies; the informer is untouched');
+
+  // n1's NotReady reaches the informer: its verdict has done its work.
+  const n1 = await store.get('nodes', 'n1');
+  await store.updateStatus('nodes', { ...n1, status: node('n1', 'False').status });
+  await until('n1 NotReady in the informer', () => nodeReady(informer.items.get('n1')!) === 'False');
+  t.notOk(lost.has('n1'), "n1's verdict ended with its NotReady");
+  lost.delete('n2');
+  t.notOk(lost.has('n2'), "n2's verdict was lifted");
+  t.ok(lost.has('n3'), 'n3 still stands judged');
+  clock.advance(1000);
+  t.notOk(lost.has('n3'), "n3's verdict lapsed after its time");
+  t.same(
+    [...lost.overlay(informer.items.values())].map((n) => [n.metadata.name, nodeReady(n)]),
+    [
+      ['n1', 'False'],
+      ['n2', 'True'],
+      ['n3', 'True'],
+    ],
+    'the overlay shows the informer as it is',
+  );
+  lost.close();
+});

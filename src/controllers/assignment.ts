@@ -13,6 +13,7 @@ import type { BackendIndex } from './backends.js';
 import { inBatches } from './batches.js';
 import { recordEvent } from './events.js';
 import { type Informer, Reconciler } from './informer.js';
+import type { LostNodes } from './lost-nodes.js';
 import { poolConfig } from './pool-config.js';
 
 /** The informers the assignment controller reads. */
@@ -42,6 +43,8 @@ interface AssignmentControllerOptions {
   host?: string;
   /** The Services' backends (for `externalTrafficPolicy: Local` placement) [none]. */
   backends?: BackendIndex;
+  /** Nodes this server judged lost, placed as NotReady before their NotReady is stored [none]. */
+  lost?: LostNodes;
 }
 
 /**
@@ -112,6 +115,12 @@ export class AssignmentController {
       r.onClose(() => backends.off('change', onBackends));
     }
     r.follow(inf.nodes);
+    const lost = this.#o.lost;
+    if (lost !== undefined) {
+      const onLost = () => r.kick();
+      lost.on('change', onLost);
+      r.onClose(() => lost.off('change', onLost));
+    }
     r.follow(inf.pools);
     r.follow(inf.configmaps);
     r.follow(inf.l2advertisements);
@@ -137,7 +146,7 @@ export class AssignmentController {
       this.#log,
     );
     const plan = planAssignment({
-      nodes: inf.nodes.items.values(),
+      nodes: this.#o.lost?.overlay(inf.nodes.items.values()) ?? inf.nodes.items.values(),
       services: inf.services.items.values(),
       allocations: this.#o.allocations(),
       pools: cfg.pools,

@@ -2,7 +2,13 @@ import t from 'tap';
 import { assignedVips } from '../api/agent-protocol.js';
 import { MemoryKv } from '../api/memory-kv.js';
 import { ResourceStore } from '../api/store.js';
-import type { ConfigMap, IPAddressPool, L2Advertisement, Node } from '../api/types.js';
+import {
+  type ConfigMap,
+  type IPAddressPool,
+  type L2Advertisement,
+  type Node,
+  nodeReady,
+} from '../api/types.js';
 import { silentLogger } from '../log.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { until } from '../testing/until.js';
@@ -431,3 +437,74 @@ t.test('EventReaper deletes events past the TTL, on its interval', async (t) => 
   t.equal(await reaper.reap(), 1, 'an hour later the other goes too');
   await reaper.close();
 });
+
+t.test(
+  'NodeLifecycle: a lost node is judged at once, before its write; the verdict is lifted when no write follows',
+  async (t) => {
+    const clock = new FakeClock();
+    const store = new ResourceStore({ kv: new MemoryKv(), clock });
+    const sessions = new Set<string>(['n1', 'n2', 'n3']);
+    let cached: Node[] = [];
+    const calls: string[] = [];
+    const judged = new Set<string>();
+    const lc = new NodeLifecycle({
+      store,
+      server: 's1',
+      hasSession: (n) => sessions.has(n),
+      nodes: () => cached,
+      graceMs: 0,
+      verdicts: {
+        add: (n) => {
+          judged.add(n);
+          calls.push(`add ${n}`);
+        },
+        delete: (n) => {
+          judged.delete(n);
+          calls.push(`delete ${n}`);
+        },
+      },
+      logger: log,
+      clock,
+    });
+    t.teardown(() => lc.close());
+    for (const n of sessions) await lc.seen(n, {});
+    cached = (await store.list('nodes')).items;
+    calls.length = 0;
+
+    // n1 lost: judged before the lost() call returns, then written; the verdict stands until the informer
+    // shows the NotReady (not this class's business).
+    sessions.delete('n1');
+    const writing = lc.lost('n1', 'heartbeat timeout');
+    t.same(calls, ['add n1'], 'judged at once, before the NotReady is written');
+    t.equal(nodeReady(await store.get('nodes', 'n1')), 'True', 'the store still says Ready at that moment');
+    await writing;
+    t.equal(nodeReady(await store.get('nodes', 'n1')), 'False', 'then the NotReady is written');
+    t.ok(judged.has('n1'), 'and the verdict stands');
+
+    // n2 lost, but its session is back before the write: no NotReady, the verdict is lifted.
+    sessions.delete('n2');
+    const n2 = lc.lost('n2', 'heartbeat timeout');
+    sessions.add('n2');
+    await n2;
+    t.equal(nodeReady(await store.get('nodes', 'n2')), 'True', 'n2 stays Ready');
+    t.notOk(judged.has('n2'), "n2's verdict was lifted");
+
+    // n3 is another server's now (its agent moved): not judged at all.
+    const n3 = await store.get('nodes', 'n3');
+    await store.update('nodes', {
+      ...n3,
+      metadata: { ...n3.metadata, annotations: { [SERVER_ANNOTATION]: 's2' } },
+    });
+    cached = (await store.list('nodes')).items;
+    sessions.delete('n3');
+    calls.length = 0;
+    await lc.lost('n3', 'heartbeat timeout');
+    t.same(calls, [], "another server's node is not judged here");
+
+    // A session that comes up lifts a standing verdict.
+    sessions.add('n1');
+    await lc.seen('n1', {});
+    t.notOk(judged.has('n1'), "n1's session is back: its verdict is lifted");
+    t.equal(nodeReady(await store.get('nodes', 'n1')), 'True');
+  },
+);

@@ -13,11 +13,13 @@ import { BackendIndex } from './backends.js';
 import { EventReaper } from './events.js';
 import { Informer } from './informer.js';
 import { IpamController } from './ipam.js';
+import type { LostNodes } from './lost-nodes.js';
 import { SubnetController } from './subnets.js';
 
 export { BackendIndex, lbServiceOf } from './backends.js';
 export { EndpointHealthWriter } from './endpoint-health.js';
 export { ENDPOINTS_HEALTHY, type EndpointHealthStatus } from './endpoint-health-plan.js';
+export { LostNodes } from './lost-nodes.js';
 export { NodeLifecycle, SERVER_ANNOTATION, withReady } from './node-lifecycle.js';
 
 /** The informers every server keeps (the relay and the controllers share them). */
@@ -58,6 +60,8 @@ interface ControllersOptions {
   registry?: Registry;
   /** This server's name (events' source host). */
   host?: string;
+  /** The nodes this server judged lost, for the assignment to move their VIPs before the NotReady lands. */
+  lost?: LostNodes;
 }
 
 /** The master's controllers, running. */
@@ -119,6 +123,7 @@ export async function startControllers(o: ControllersOptions): Promise<Controlle
       return () => ipam.off('change', fn);
     },
     logger: o.logger.child({ controller: 'assignment' }),
+    ...(o.lost === undefined ? {} : { lost: o.lost }),
   });
   const subnets = new SubnetController({
     store: o.store,

@@ -38,6 +38,11 @@ interface NodeLifecycleOptions {
    * subnet [never]. A node that comes back registers again.
    */
   deleteNotReadyAfterMs?: number | undefined;
+  /**
+   * Where a verdict of lost is noted before its NotReady is written (the master's assignment moves the
+   * node's VIPs on it), and lifted when no NotReady follows or the node's session is back.
+   */
+  verdicts?: { add(node: string): void; delete(node: string): void };
   logger: Logger;
   clock?: Clock;
 }
@@ -118,16 +123,19 @@ export class NodeLifecycle {
   }
 
   /** Writes run one at a time, in order (a quick lost/seen pair must end Ready). */
-  #serial(fn: () => Promise<void>): Promise<void> {
-    const run = this.#chain.then(fn).catch((err: unknown) => {
-      this.#log.error({ err }, 'node lifecycle write failed');
-    });
+  #serial(fn: () => Promise<unknown>): Promise<void> {
+    const run = this.#chain
+      .then(async () => void (await fn()))
+      .catch((err: unknown) => {
+        this.#log.error({ err }, 'node lifecycle write failed');
+      });
     this.#chain = run;
     return run;
   }
 
   /** An agent's session came up: register the node and mark it Ready. */
   seen(name: string, reg: NodeRegistration): Promise<void> {
+    this.#o.verdicts?.delete(name);
     return this.#serial(async () => {
       if (!this.#o.hasSession(name)) return;
       let node = await this.#get(name);
@@ -175,9 +183,20 @@ export class NodeLifecycle {
       this.#log.info({ node: name, reason }, 'session ended while this server stops: node left Ready');
       return Promise.resolve();
     }
-    return this.#serial(() =>
-      this.#markNotReady(name, reason, (n) => this.#mine(n) && !this.#reconnectingAfterRestart(n, reason)),
-    );
+    const still = (n: Node) => this.#mine(n) && !this.#reconnectingAfterRestart(n, reason);
+    const verdicts = this.#o.verdicts;
+    // Judged from the informer's copy at once, so the VIPs move while the NotReady is being written.
+    const cached = verdicts === undefined ? undefined : this.#cached(name);
+    const judged = cached !== undefined && this.#wantsNotReady(cached, still);
+    if (judged) verdicts!.add(name);
+    return this.#serial(async () => {
+      let written = false;
+      try {
+        written = await this.#markNotReady(name, reason, still);
+      } finally {
+        if (judged && !written) verdicts!.delete(name);
+      }
+    });
   }
 
   /**
@@ -234,7 +253,7 @@ export class NodeLifecycle {
     reason: string,
     still: (n: Node) => boolean,
     code = 'NodeLost',
-  ): Promise<void> {
+  ): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
       // A failover waits on this write: the first attempt starts from the informer's copy, which saves a
       // read of the datastore. The write is conditional on that copy's version, so a stale copy costs a
@@ -242,18 +261,19 @@ export class NodeLifecycle {
       const cached = attempt === 0 ? this.#cached(name) : undefined;
       const node =
         cached !== undefined && this.#wantsNotReady(cached, still) ? cached : await this.#get(name);
-      if (node === undefined || !this.#wantsNotReady(node, still)) return;
+      if (node === undefined || !this.#wantsNotReady(node, still)) return false;
       const status = { ...(node.status ?? {}) };
       status.conditions = withReady(status.conditions, 'False', code, reason, now(this.#clock));
       try {
         // Conditional on the version read, so a reconnect written meanwhile is never overwritten.
         await this.#o.store.updateStatus('nodes', { ...node, status });
         this.#log.warn({ node: name, reason }, 'node NotReady');
-        return;
+        return true;
       } catch (err) {
         if (!isVipmeshError(err, 'VIPMESH_API_CONFLICT')) throw err;
       }
     }
+    return false;
   }
 
   #wantsNotReady(node: Node, still: (n: Node) => boolean): boolean {

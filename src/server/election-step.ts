@@ -6,6 +6,7 @@ import { nodeReady } from '../api/types.js';
 import {
   type Controllers,
   type Informers,
+  type LostNodes,
   type NodeLifecycle,
   startControllers,
 } from '../controllers/index.js';
@@ -74,6 +75,8 @@ export function startElection(
     informers: Informers;
     holders: AssignmentIndex;
     lifecycle: NodeLifecycle;
+    /** The nodes this server judged lost (the assignment moves their VIPs before the NotReady lands). */
+    lost?: LostNodes;
     masterGauge: Gauge;
     /** Told of every change of the role, before the controllers switch (the API VIP moves first). */
     onChange?: (master: boolean) => void;
@@ -107,6 +110,7 @@ export function startElection(
               registry,
               host: o.nodeName,
               ...clockOf(o),
+              ...(deps.lost === undefined ? {} : { lost: deps.lost }),
             });
           } else if (!master && controllers !== undefined) {
             const c = controllers;

@@ -11,6 +11,7 @@ import {
   createInformers,
   EndpointHealthWriter,
   type Informers,
+  type LostNodes,
   NodeLifecycle,
 } from '../controllers/index.js';
 import { FileNodePasswordStore, joinAuthorizer, type ServerCredentials } from '../pki/index.js';
@@ -175,6 +176,8 @@ export function startLifecycle(
     tunnel: TunnelServer;
     relay: Relay;
     holders: AssignmentIndex;
+    /** Where the lifecycle notes its verdicts of lost before their NotReady is written. */
+    lost?: LostNodes;
   },
 ): NodeLifecycle {
   const { tunnel, relay, informers, kv } = deps;
@@ -188,6 +191,7 @@ export function startLifecycle(
     deleteNotReadyAfterMs: o.nodeGcAfterMs ?? 24 * 3600_000,
     logger: log.child({ controller: 'nodes' }),
     ...clockOf(o),
+    ...(deps.lost === undefined ? {} : { verdicts: deps.lost }),
   });
   lifecycle.start();
   stack.push('lifecycle', () => lifecycle.close());

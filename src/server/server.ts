@@ -1,7 +1,7 @@
 import { writeAdminConfig } from '../api/admin-config.js';
 import type { AssignmentIndex } from '../api/assignments.js';
 import type { ResourceStore } from '../api/store.js';
-import type { Controllers, Informers } from '../controllers/index.js';
+import { type Controllers, type Informers, LostNodes } from '../controllers/index.js';
 import { type MetricsServer, serveMetrics } from '../daemon/metrics-http.js';
 import { registerProcessMetrics } from '../daemon/process-metrics.js';
 import { ShutdownStack } from '../daemon/shutdown-stack.js';
@@ -14,7 +14,7 @@ import { loadCredentials, openClient, openDatastore } from './datastore-step.js'
 import { registerServerGauges, startElection } from './election-step.js';
 import { joinRoute } from './etcd-join.js';
 import { startHolders, startInformers, startLifecycle, startRelay, startTunnel } from './nodes-step.js';
-import type { ServerOptions, ServerStep } from './server-options.js';
+import { clockOf, type ServerOptions, type ServerStep } from './server-options.js';
 import { restoreIfAsked, startSnapshots } from './snapshot-step.js';
 
 /** A running server. */
@@ -80,7 +80,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const holders = await startHolders(step, kv);
     const tunnel = startTunnel(step, creds, informers, etcd);
     const relay = await startRelay(step, { informers, holders, kv, tunnel, store });
-    const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay, holders });
+    // A verdict of lost moves the node's VIPs at once (while this server is master), not after its write.
+    const lost = new LostNodes({ nodes: informers.nodes, ...clockOf(o) });
+    stack.push('lost-nodes', () => lost.close());
+    const lifecycle = startLifecycle(step, { store, kv, informers, tunnel, relay, holders, lost });
     const api = await listenApi(step, {
       store,
       creds,
@@ -97,6 +100,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       informers,
       holders,
       lifecycle,
+      lost,
       masterGauge,
       onChange: (m) => {
         for (const w of masterWatchers) w(m);
