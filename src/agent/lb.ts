@@ -90,6 +90,8 @@ export class AgentLb implements AgentLoadBalancer {
   readonly #log: Logger;
   readonly #checker: HealthChecker;
   #services: Service[] = [];
+  /** Each VIP (canonical text) -> the Services on it (a failover's hundreds of VIPs each ask {@link allows}). */
+  #onVip = new Map<string, Service[]>();
   #podCidrs: string[] = [];
   readonly #nodeIps: Set<string>;
   /** UDP flows (`vip|port|endpoint`) the last applied table sends somewhere. */
@@ -211,6 +213,14 @@ export class AgentLb implements AgentLoadBalancer {
       }
     }
     this.#services = good;
+    this.#onVip = new Map();
+    for (const s of good) {
+      for (const v of new Set(s.vips.map((v) => canonicalIp(v) ?? v))) {
+        const list = this.#onVip.get(v);
+        if (list === undefined) this.#onVip.set(v, [s]);
+        else list.push(s);
+      }
+    }
     const targets = new Map<string, ProbeTarget>();
     for (const s of good) {
       if (s.healthCheck.type === 'none') continue;
@@ -233,14 +243,9 @@ export class AgentLb implements AgentLoadBalancer {
   }
 
   allows(vip: string): boolean {
-    const ip = canonicalIp(vip) ?? vip;
-    let covered = false;
-    for (const s of this.#services) {
-      if (!s.vips.some((v) => (canonicalIp(v) ?? v) === ip)) continue;
-      covered = true;
-      if (this.#serving.get(serviceKey(s)) === true) return true;
-    }
-    return !covered;
+    const on = this.#onVip.get(canonicalIp(vip) ?? vip);
+    if (on === undefined) return true;
+    return on.some((s) => this.#serving.get(serviceKey(s)) === true);
   }
 
   /** The last report computed (tests, status). */

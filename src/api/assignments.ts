@@ -105,7 +105,8 @@ const RESYNC_DELAY_MS = 500;
 
 /**
  * Every VIP's holder as the datastore has it, kept by listing the prefix once and watching it: by VIP and
- * by node. Emits `change` with the VIPs whose holder changed, the changes of one event-loop turn together
+ * by node. On the master, the holders it is writing are shown from the moment the write starts
+ * ({@link AssignmentIndex.ahead}), so its relay pushes them while they commit. Emits `change` with the VIPs whose holder changed, the changes of one event-loop turn together
  * (a batch of writes arrives as one array). After the watch ends (compaction, datastore lost) it lists
  * again and emits the difference.
  */
@@ -115,6 +116,8 @@ export class AssignmentIndex extends EventEmitter<{ change: [changes: HolderChan
   readonly #byVip = new Map<string, VipHolder>();
   readonly #byNode = new Map<string, Map<string, VipHolder>>();
   #pending = new Map<string, VipHolder | undefined>();
+  /** VIP -> its holder as stored, for the VIPs shown {@link ahead} of the datastore (written, not yet seen back). */
+  readonly #stored = new Map<string, VipHolder | undefined>();
   #flushQueued = false;
   #watch: KvWatch | undefined;
   #closed = false;
@@ -149,6 +152,32 @@ export class AssignmentIndex extends EventEmitter<{ change: [changes: HolderChan
     return new Promise((resolve) => this.#waiters.push({ revision, resolve }));
   }
 
+  /**
+   * The master is writing `writes`: show them now, so the relays push them while the write commits. Each
+   * VIP's own watch event ends its lead (whatever it says wins); {@link retract} takes back the writes that
+   * failed.
+   */
+  ahead(writes: ReadonlyArray<{ vip: string; holder: VipHolder | undefined }>): void {
+    if (this.#closed) return;
+    for (const { vip, holder } of writes) {
+      if (!this.#stored.has(vip)) this.#stored.set(vip, this.#byVip.get(vip));
+      this.#note(vip, holder);
+    }
+    this.#flush(this.#revision);
+  }
+
+  /** The write of `writes` failed: each VIP not seen back since goes back to its stored holder. */
+  retract(writes: ReadonlyArray<{ vip: string }>): void {
+    if (this.#closed) return;
+    for (const { vip } of writes) {
+      if (!this.#stored.has(vip)) continue;
+      const holder = this.#stored.get(vip);
+      this.#stored.delete(vip);
+      this.#note(vip, holder);
+    }
+    this.#flush(this.#revision);
+  }
+
   /** Every VIP with a holder. */
   get all(): ReadonlyMap<string, VipHolder> {
     return this.#byVip;
@@ -158,6 +187,8 @@ export class AssignmentIndex extends EventEmitter<{ change: [changes: HolderChan
     const { pairs, revision } = await this.#o.kv.list(ASSIGNMENTS_PREFIX);
     if (this.#closed) return;
     const seen = new Set<string>();
+    // A fresh list is the datastore's word on every VIP, those shown ahead of it too.
+    this.#stored.clear();
     for (const p of pairs) {
       const vip = p.key.slice(ASSIGNMENTS_PREFIX.length);
       seen.add(vip);
@@ -168,6 +199,7 @@ export class AssignmentIndex extends EventEmitter<{ change: [changes: HolderChan
     this.#watch = await this.#o.kv.watch(ASSIGNMENTS_PREFIX, revision + 1, {
       event: (e) => {
         const vip = e.key.slice(ASSIGNMENTS_PREFIX.length);
+        this.#stored.delete(vip);
         this.#note(vip, e.type === 'delete' ? undefined : this.#decode(e.key, e.value));
         this.#queueFlush(e.modRevision);
       },

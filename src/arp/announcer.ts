@@ -444,7 +444,8 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     this.#metrics.held.set(this.#held.size);
     if (ip.family === 6) for (const p of this.#targets(iface)) this.#join(p, ip);
     this.#scheduleRounds(h);
-    this.#log.info({ op: 'hold', ip: ip.text, iface: iface ?? '*' }, 'holding VIP');
+    // Logged on the next turn: the VIPs taken together (a failover) all go on the wire before their lines.
+    setImmediate(() => this.#log.info({ op: 'hold', ip: ip.text, iface: iface ?? '*' }, 'holding VIP'));
     this.emit('held', { vip: ip.text });
     return { held: true };
   }

@@ -3,7 +3,13 @@
  * node, with one event per moved VIP, written many at a time but never more than the bound.
  */
 import t from 'tap';
-import { AssignmentIndex } from '../api/assignments.js';
+import {
+  ASSIGNMENTS_PREFIX,
+  AssignmentIndex,
+  decodeHolder,
+  type HolderChange,
+  writeHolders,
+} from '../api/assignments.js';
 import { MemoryKv } from '../api/memory-kv.js';
 import { ResourceStore } from '../api/store.js';
 import {
@@ -335,3 +341,130 @@ t.test('LostNodes: a verdict ends with the NotReady in the informer, a delete, o
   );
   lost.close();
 });
+
+t.test(
+  'AssignmentIndex: writes shown ahead of the datastore, confirmed by their events or taken back',
+  async (t) => {
+    const kv = new MemoryKv();
+    await writeHolders(kv, [
+      { vip: '198.18.0.1', holder: { node: 'n1' } },
+      { vip: '198.18.0.2', holder: { node: 'n1' } },
+    ]);
+    const holders = new AssignmentIndex({ kv, logger: log });
+    await holders.start();
+    t.teardown(() => holders.close());
+    const seen: HolderChange[][] = [];
+    holders.on('change', (c) => seen.push(c));
+
+    // Shown at once, before anything is written.
+    const moveOne = [{ vip: '198.18.0.1', holder: { node: 'n2' } }];
+    holders.ahead(moveOne);
+    t.equal(holders.holder('198.18.0.1')?.node, 'n2', 'the new holder is shown at once');
+    t.same(seen, [[{ vip: '198.18.0.1', before: { node: 'n1' }, after: { node: 'n2' } }]], 'and emitted');
+    const { revision } = await writeHolders(kv, moveOne);
+    await holders.caughtUp(revision);
+    t.equal(seen.length, 1, 'its own event confirms it without a second change');
+    holders.retract(moveOne);
+    t.equal(holders.holder('198.18.0.1')?.node, 'n2', 'a confirmed write is not taken back');
+
+    // A write that fails is taken back: the stored holder again, and the change back emitted.
+    const moveTwo = [{ vip: '198.18.0.2', holder: { node: 'n2' } }];
+    holders.ahead(moveTwo);
+    t.equal(holders.vipsOf('n2').size, 2);
+    holders.retract(moveTwo);
+    t.equal(holders.holder('198.18.0.2')?.node, 'n1', 'taken back to the stored holder');
+    t.same(seen.at(-1), [{ vip: '198.18.0.2', before: { node: 'n2' }, after: { node: 'n1' } }]);
+
+    // While a write is ahead, another writer's event for that VIP is the datastore's word: it wins.
+    holders.ahead(moveTwo);
+    const other = await writeHolders(kv, [{ vip: '198.18.0.2', holder: { node: 'n3' } }]);
+    await holders.caughtUp(other.revision);
+    t.equal(holders.holder('198.18.0.2')?.node, 'n3', "the datastore's event wins over the lead");
+    holders.retract(moveTwo);
+    t.equal(holders.holder('198.18.0.2')?.node, 'n3', 'and nothing is taken back after it');
+  },
+);
+
+t.test(
+  "a failed assignment write is taken back from the agents' view, and the next pass writes it",
+  async (t) => {
+    const clock = new FakeClock();
+    const kv = new MemoryKv();
+    const store = new ResourceStore({ kv, clock });
+    const VIP = '198.18.0.1';
+    await store.create('services', svc('web'));
+    await store.create('ipaddresspools', {
+      apiVersion: 'metallb.io/v1beta1',
+      kind: 'IPAddressPool',
+      metadata: { name: 'lan', namespace: 'default' },
+      spec: { addresses: ['198.18.0.0/22'] },
+    });
+    await store.create('l2advertisements', {
+      apiVersion: 'metallb.io/v1beta1',
+      kind: 'L2Advertisement',
+      metadata: { name: 'lan', namespace: 'default' },
+      spec: {},
+    });
+    for (const name of ['n1', 'n2']) {
+      const n = await store.create('nodes', node(name, 'True'));
+      await store.updateStatus('nodes', {
+        ...n,
+        status: node(name, 'True', name === 'n1' ? [VIP] : []).status,
+      });
+    }
+    const informers = createInformers(store, log, clock);
+    await Promise.all(Object.values(informers).map((i) => i.start()));
+    t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
+    const holders = new AssignmentIndex({ kv, logger: log, clock });
+    await holders.start();
+    t.teardown(() => holders.close());
+    const lost = new LostNodes({ nodes: informers.nodes, clock });
+    t.teardown(() => lost.close());
+    const ctl = new AssignmentController({
+      store,
+      kv,
+      holders,
+      informers,
+      allocations: () => [{ service: 'default/web', pool: 'lan', ips: [VIP], ports: [] }],
+      logger: log,
+      clock,
+      lost,
+    });
+    ctl.start();
+    t.teardown(() => ctl.close());
+    await ctl.idle();
+    t.equal(holders.holder(VIP)?.node, 'n1');
+
+    // The datastore refuses the next assignment write.
+    const batch = kv.batch.bind(kv);
+    let refuse = true;
+    kv.batch = async (ops) => {
+      if (refuse && ops.some((o) => o.key.startsWith(ASSIGNMENTS_PREFIX)))
+        throw new Error('datastore is read-only');
+      return batch(ops);
+    };
+    const shown: string[] = [];
+    holders.on('change', (c) =>
+      shown.push(...c.map((x) => `${x.vip} ${x.before?.node} -> ${x.after?.node}`)),
+    );
+    lost.add('n1');
+    await ctl.idle();
+    t.same(
+      shown,
+      [`${VIP} n1 -> n2`, `${VIP} n2 -> n1`],
+      'shown on n2 while written, taken back when refused',
+    );
+    t.equal(holders.holder(VIP)?.node, 'n1', 'the view is the stored holder again');
+    refuse = false;
+    clock.advance(1000);
+    await until('the retried pass wrote n2', async () => {
+      await ctl.idle();
+      return holders.holder(VIP)?.node === 'n2';
+    });
+    t.equal(
+      decodeHolder((await kv.get(`${ASSIGNMENTS_PREFIX}${VIP}`))!.value)?.node,
+      'n2',
+      'and the datastore says n2',
+    );
+  },
+);

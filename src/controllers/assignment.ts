@@ -145,6 +145,7 @@ export class AssignmentController {
       inf.l2advertisements.items.values(),
       this.#log,
     );
+    const started = this.#clock.now();
     const plan = planAssignment({
       nodes: this.#o.lost?.overlay(inf.nodes.items.values()) ?? inf.nodes.items.values(),
       services: inf.services.items.values(),
@@ -158,8 +159,26 @@ export class AssignmentController {
         : { backends: (key: string) => this.#o.backends!.backends(key) }),
     });
     if (plan.writes.length > 0) {
-      const { revision, transactions } = await writeHolders(this.#o.kv, plan.writes);
-      this.#log.info({ vips: plan.writes.length, transactions }, 'assignment written');
+      const planned = this.#clock.now();
+      // The agents connected here are told while the write commits; a failed write is taken back.
+      this.#o.holders.ahead(plan.writes);
+      let written: { revision: number; transactions: number };
+      try {
+        written = await writeHolders(this.#o.kv, plan.writes);
+      } catch (err) {
+        this.#o.holders.retract(plan.writes);
+        throw err;
+      }
+      const { revision, transactions } = written;
+      this.#log.info(
+        {
+          vips: plan.writes.length,
+          transactions,
+          planMs: planned - started,
+          writeMs: this.#clock.now() - planned,
+        },
+        'assignment written',
+      );
       // The next pass reads its own writes back from the index.
       await this.#o.holders.caughtUp(revision);
     }
