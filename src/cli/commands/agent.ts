@@ -45,7 +45,7 @@ export function register(program: Command, ctx: CliContext): void {
       new Option('--token <token>', 'the join token (vipmesh token on the server)').env('VIPMESH_TOKEN'),
     );
   addDataDirOption(cmd, 'state: the node password and the pinned server CA')
-    .option('--heartbeat-interval <duration>', 'tunnel heartbeat period (as the server)', '100ms')
+    .option('--heartbeat-interval <duration>', 'tunnel heartbeat period (as the server)', '50ms')
     .option('--node-lost-after <n>', 'missed heartbeats after which the server is lost (as the server)', '3')
     .option(
       '--probe-interval <duration>',

@@ -105,7 +105,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option(
       '--heartbeat-interval <duration>',
       'agent <-> server heartbeat period (liveness datagrams)',
-      '100ms',
+      '50ms',
     )
     .option(
       '--node-lost-after <n>',
