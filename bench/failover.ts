@@ -7,7 +7,8 @@
  * systemd units (`--node-options none`: without). And the planned hand-over: the holder's agent SIGTERMed
  * (what `systemctl stop` does) ROUNDS times (default 10) while the client connects every 5 ms, with the
  * default make-before-break and, for comparison, with `--handover-timeout 0` (the VIP goes when the agent
- * does); goal: a client gap of at most 20 ms and no failed connection. Last, a soak (bench/lib/soak.ts):
+ * does), then ROUNDS `vipmesh drain`s of the holder (its agent keeps running; uncordoned after each); goal: a
+ * client gap of at most 20 ms and no failed connection. Last, a soak (bench/lib/soak.ts):
  * false failovers while no node dies, both cores saturated by stress-ng and the agents' heaps churned;
  * 2 minutes by default, `--soak MINUTES` runs only it (the goal is 0 in 10). Needs root; measures the
  * compiled CLI (runs `npm run build` first).
@@ -172,7 +173,12 @@ async function vipmeshRun(vipCount: number): Promise<{ median: number; p99: numb
  * SIGTERM the holder's agent `rounds` times (starting it again after each round, so the VIP goes back and
  * forth between n1 and n2) and print the client's longest gap and failed connections per round.
  */
-async function handoverRun(rounds: number, agentArgs: string[], label: string): Promise<void> {
+async function handoverRun(
+  rounds: number,
+  agentArgs: string[],
+  label: string,
+  how: 'sigterm' | 'drain' = 'sigterm',
+): Promise<void> {
   const lab = await twoNodeLab(true);
   const cluster = new LabCluster(lab, 's1', '198.51.100.10');
   const ips: Record<string, string> = { n1: '198.51.100.11', n2: '198.51.100.12' };
@@ -190,7 +196,11 @@ async function handoverRun(rounds: number, agentArgs: string[], label: string): 
     const quiet: number[] = [];
     let failed = 0;
     for (let i = 0; i < rounds; i++) {
-      const r = await measureHandover(prober, (victim) => cluster.stop(victim));
+      const r = await measureHandover(prober, async (victim) => {
+        if (how === 'sigterm') return cluster.stop(victim);
+        const d = await cluster.vipmesh(['drain', victim]);
+        if (d.code !== 0) throw new Error(`vipmesh drain ${victim} failed: ${d.stderr}`);
+      });
       gaps.push(r.gapMs);
       stops.push(r.stopMs);
       failed += r.failed;
@@ -198,7 +208,9 @@ async function handoverRun(rounds: number, agentArgs: string[], label: string): 
       console.log(
         `  round ${i + 1}: ${r.victim} -> ${r.newHolder}, gap ${r.gapMs.toFixed(1)} ms (${r.quietGapMs.toFixed(1)} ms in the second before), failed ${r.failed}${r.failures.length > 0 ? ` (${r.failures.map((f) => `${f.why} ${f.atMs.toFixed(0)} ms after the signal`).join(', ')})` : ''}, exit after ${r.stopMs.toFixed(0)} ms`,
       );
-      cluster.startAgent(r.victim, ips[r.victim]!, agentArgs);
+      if (how === 'sigterm') cluster.startAgent(r.victim, ips[r.victim]!, agentArgs);
+      // A drained node is uncordoned; the VIP stays where it went, so the next round drains the other.
+      else await cluster.vipmesh(['uncordon', r.victim]);
       await cluster.waitReady(Object.keys(ips));
       await prober.stable(1000, 120_000);
     }
@@ -207,7 +219,7 @@ async function handoverRun(rounds: number, agentArgs: string[], label: string): 
     const st = summarize(stops);
     const q = summarize(quiet);
     console.log(
-      `${label}: client gap median ${g.median.toFixed(1)} ms, max ${g.max.toFixed(1)} ms; failed connections ${failed}; SIGTERM to exit median ${st.median.toFixed(0)} ms (n=${g.n}, client every 5 ms, attempt timeout 200 ms; the client's own longest gap in the second before the signal: median ${q.median.toFixed(1)} ms, max ${q.max.toFixed(1)} ms)`,
+      `${label}: client gap median ${g.median.toFixed(1)} ms, max ${g.max.toFixed(1)} ms; failed connections ${failed}; ${how === 'sigterm' ? 'SIGTERM to exit' : 'drain command'} median ${st.median.toFixed(0)} ms (n=${g.n}, client every 5 ms, attempt timeout 200 ms; the client's own longest gap in the second before the signal: median ${q.median.toFixed(1)} ms, max ${q.max.toFixed(1)} ms)`,
     );
   } finally {
     await lab.destroy();
@@ -449,6 +461,7 @@ async function main(): Promise<void> {
       ['--handover-timeout', '0'],
       'vipmesh SIGTERM with --handover-timeout 0 (for comparison)',
     );
+    await handoverRun(ROUNDS, [], 'vipmesh drain of the holder (its agent keeps running)', 'drain');
     console.log('hand-over goal: client gap <= 20 ms, 0 failed connections');
   }
   const ratio = (a: string, b: string, k: 'median' | 'p99') => {

@@ -114,6 +114,20 @@ spec:
   t.equal((await store.get('nodes', 'pi1')).spec?.unschedulable, true);
   t.equal((await cli(['uncordon', 'pi1', ...conn])).out, 'node/pi1 uncordoned\n');
   t.notOk((await store.get('nodes', 'pi1')).spec?.unschedulable, 'spec.unschedulable cleared');
+  // Drain: pi1 is the only node, so its VIP has nowhere to go; after the timeout the command names it.
+  const drain = await cli(['drain', 'pi1', '--timeout', '300ms', ...conn]);
+  t.equal(drain.code, 1, 'a drain that leaves a VIP behind exits 1');
+  t.equal(drain.out, 'node/pi1 cordoned for draining\n');
+  t.match(drain.err, /node\/pi1: still holds 198\.51\.100\.15 after 300ms \(no other Ready node may hold it/);
+  const drained = await store.get('nodes', 'pi1');
+  t.equal(drained.spec?.unschedulable, true, 'drain cordons');
+  t.equal(drained.metadata.annotations?.['vipmesh.io/drain'], 'true', 'and marks the node drained');
+  t.match((await cli(['drain', 'pi1', '--timeout', '0', ...conn])).out, /node\/pi1 already cordoned/);
+  t.match((await cli(['drain', 'pi1', '--timeout', 'soon', ...conn])).err, /VIPMESH_BAD_DURATION/);
+  t.equal((await cli(['uncordon', 'pi1', ...conn])).out, 'node/pi1 uncordoned\n');
+  const undrained = await store.get('nodes', 'pi1');
+  t.notOk(undrained.spec?.unschedulable, 'uncordon ends the drain: schedulable');
+  t.equal(undrained.metadata.annotations?.['vipmesh.io/drain'], undefined, 'and the annotation is gone');
   t.match((await cli(['cordon', 'nope', ...conn])).err, /VIPMESH_API_NOT_FOUND/);
   t.match(
     (await cli(['get', 'nodes', '-o', 'wide', ...conn])).out,

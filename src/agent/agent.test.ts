@@ -376,3 +376,110 @@ t.test('Services as deltas: reset, remove and set make the list the load balance
   await new Promise((r) => setImmediate(r));
   t.same(given.at(-1), ['web'], 'a whole list (an older server) replaces it');
 });
+
+t.test(
+  'a VIP moved to another node is answered for until that node announces it, at most the hand-over timeout',
+  async (t) => {
+    const { a, ann, clock, lines } = await holdingAgent(t, [], [NODE_B]);
+    const push = async (payload: unknown) => {
+      a.client.emit('push', TOPIC_VIPS_DELTA, payload);
+      await a.idle();
+    };
+    const ip = (n: number) => `198.51.100.${n}`;
+    await push({ reset: true, add: [201, 202, 203, 204].map((n) => ({ ip: ip(n) })) });
+    t.same(ann.vips.length, 4);
+
+    await push({ remove: [ip(201), ip(202)], moved: [ip(201)] });
+    t.notOk(ann.held.has(ip(202)), 'a VIP with no new holder is released at once');
+    t.ok(ann.held.has(ip(201)), 'a moved VIP is still answered for');
+    conflict(ann, ip(201), ATTACKER);
+    await a.idle();
+    t.ok(ann.held.has(ip(201)), 'a claim from a MAC that is no node does not end it');
+    conflict(ann, ip(201), NODE_B);
+    await a.idle();
+    t.notOk(ann.held.has(ip(201)), "the new holder's announcement releases it");
+
+    await push({ remove: [ip(203)], moved: [ip(203)] });
+    clock.advance(4999);
+    await a.idle();
+    t.ok(ann.held.has(ip(203)), 'unheard new holder: still answered for just before the timeout');
+    clock.advance(1);
+    await a.idle();
+    t.notOk(ann.held.has(ip(203)), 'released at the timeout');
+    t.ok(
+      lines.some((l) => /no announcement from the new holder/.test(l.msg)),
+      'with a warning',
+    );
+
+    await push({ remove: [ip(204)], moved: [ip(204)] });
+    await push({ add: [{ ip: ip(204) }] });
+    clock.advance(5000);
+    conflict(ann, ip(204), NODE_B);
+    await a.idle();
+    t.ok(ann.held.has(ip(204)), 'moved back before it was let go: kept, whatever is heard after');
+
+    a.client.emit('disconnected', { reason: 'server gone' } as never);
+    await push({ remove: [ip(204)], moved: [ip(204)] });
+    t.notOk(ann.held.has(ip(204)), 'without a server, a removal is not held on to');
+  },
+);
+
+t.test('while a moved VIP is handed off, its Service is still served on it, then dropped', async (t) => {
+  const given: Array<Array<[string, string[]]>> = [];
+  const ann = new HoldingAnnouncer();
+  const clock = new FakeClock();
+  const a = new Agent({
+    servers: ['https://a:6443'],
+    token: `K10${'b'.repeat(64)}::server:abcdef0123456789`,
+    nodeName: 'pi1',
+    dataDir: tempDir('vipmesh-agent-'),
+    registration: {},
+    announcer: ann,
+    logger: silentLogger(),
+    clock,
+    loadBalancer: () => ({
+      setServices: (s) => void given.push(s.map((x) => [x.name, x.vips])),
+      setLeases: () => undefined,
+      allows: () => true,
+      resend: () => undefined,
+      close: async () => undefined,
+    }),
+  });
+  t.teardown(() => a.close());
+  a.client.emit('connected', { server: 'https://a:6443' } as never);
+  a.client.emit('push', TOPIC_PEERS, { macs: [NODE_B] });
+  const burst = async (...msgs: Array<[string, unknown]>) => {
+    for (const [topic, payload] of msgs) a.client.emit('push', topic, payload);
+    await a.idle();
+    await new Promise((r) => setImmediate(r));
+  };
+  const V1 = '198.51.100.200';
+  const V2 = '198.51.100.201';
+  await burst(
+    [TOPIC_VIPS_DELTA, { reset: true, add: [{ ip: V1 }, { ip: V2 }] }],
+    [TOPIC_SERVICES_DELTA, { reset: true, set: [lbService('web', [V1, V2], [])] }],
+  );
+  t.same(given.at(-1), [['web', [V1, V2]]]);
+  // V1 moves to node B: the server sends the removal (moved), then web with V2 only.
+  await burst(
+    [TOPIC_VIPS_DELTA, { remove: [V1], moved: [V1] }],
+    [TOPIC_SERVICES_DELTA, { set: [lbService('web', [V2], [])] }],
+  );
+  t.ok(ann.held.has(V1), 'V1 still answered for');
+  t.same(given.at(-1), [['web', [V2, V1]]], 'and web still served on it');
+  conflict(ann, V1, NODE_B);
+  await a.idle();
+  await new Promise((r) => setImmediate(r));
+  t.notOk(ann.held.has(V1), "released on the new holder's announcement");
+  t.same(given.at(-1), [['web', [V2]]], 'and web no longer served on it');
+  // V2 moves too and web leaves this node altogether: kept until the timeout, then gone.
+  await burst(
+    [TOPIC_VIPS_DELTA, { remove: [V2], moved: [V2] }],
+    [TOPIC_SERVICES_DELTA, { remove: ['default/web'] }],
+  );
+  t.same(given.at(-1), [['web', [V2]]], 'a Service removed here is kept for the VIP being handed off');
+  clock.advance(5000);
+  await a.idle();
+  await new Promise((r) => setImmediate(r));
+  t.same(given.at(-1), [], 'gone once the VIP is let go');
+});

@@ -122,10 +122,19 @@ export class Agent {
   /** While handing over on close: the VIPs still waiting for their new holder's claim. */
   #handingOver: Set<string> | undefined;
   #handedOver: (() => void) | undefined;
+  /** VIPs the last deltas took away from this node because another node holds them now. */
+  readonly #movedAway = new Set<string>();
+  /**
+   * VIPs moved to another node while this agent runs (a drain, a placement change): still answered for
+   * until the new holder is heard announcing them, at most `handoverTimeoutMs` (the timer).
+   */
+  readonly #handingOff = new Map<string, TimerHandle>();
   /** Releases started by the new holders' claims: done before the announcer closes. */
   #handoverReleases: Promise<void>[] = [];
   /** The Services to serve as received so far, by namespace/name. */
   readonly #services = new Map<string, LbService>();
+  /** What the load balancer was last given (with the Services kept for VIPs still being handed off). */
+  #lastServed = new Map<string, LbService>();
   #servicesQueued = false;
 
   constructor(o: AgentOptions) {
@@ -199,6 +208,10 @@ export class Agent {
     o.announcer.on('conflict', (e) => {
       if (e.phase === 'holding' && this.#handingOver !== undefined && this.#claims.trusted(e.mac)) {
         this.#claimedWhileLeaving(e.vip, e.mac);
+        return;
+      }
+      if (e.phase === 'holding' && this.#handingOff.has(e.vip) && this.#claims.trusted(e.mac)) {
+        this.#endHandOff(e.vip, 'the new holder announces the VIP; releasing it', { mac: e.mac });
         return;
       }
       if (e.phase !== 'holding' || this.#closed) return;
@@ -284,13 +297,30 @@ export class Agent {
       if (typeof namespace === 'string' && typeof name === 'string')
         this.#services.set(`${namespace}/${name}`, s);
     }
-    if (this.#servicesQueued) return;
+    this.#queueServices();
+  }
+
+  /**
+   * Give the load balancer the Services as received, once the messages that arrived together are in. A
+   * Service on a VIP this node still answers for while handing it to its new holder stays served on that
+   * VIP (as last served) until the VIP is let go: the server stopped listing it here when the VIP moved.
+   */
+  #queueServices(): void {
+    if (this.#servicesQueued || this.#lb === undefined) return;
     this.#servicesQueued = true;
     queueMicrotask(() => {
       this.#servicesQueued = false;
       if (this.#closed) return;
-      const keys = [...this.#services.keys()].sort();
-      this.#lb?.setServices(keys.map((k) => this.#services.get(k)!));
+      const leaving = (v: string) => this.#movedAway.has(v) || this.#handingOff.has(v);
+      const served = new Map(this.#services);
+      for (const [key, last] of this.#lastServed) {
+        const kept = last.vips.filter(leaving);
+        if (kept.length === 0) continue;
+        const now = served.get(key);
+        served.set(key, { ...(now ?? last), vips: [...new Set([...(now?.vips ?? []), ...kept])] });
+      }
+      this.#lastServed = served;
+      this.#lb?.setServices([...served.keys()].sort().map((k) => served.get(k)!));
     });
   }
 
@@ -305,14 +335,18 @@ export class Agent {
     const note = (ip: string) => {
       if (this.#dirty !== 'all') this.#dirty.add(ip);
     };
+    const moved = new Set(Array.isArray(d.moved) ? d.moved : []);
     for (const ip of Array.isArray(d.remove) ? d.remove : []) {
       if (typeof ip !== 'string') continue;
       wanted.delete(ip);
+      if (moved.has(ip)) this.#movedAway.add(ip);
+      else this.#movedAway.delete(ip);
       note(ip);
     }
     for (const v of Array.isArray(d.add) ? d.add : []) {
       if (!isAssignment(v)) continue;
       wanted.set(v.ip, v);
+      this.#movedAway.delete(v.ip);
       note(v.ip);
     }
     this.#queueApply();
@@ -344,10 +378,19 @@ export class Agent {
       return v !== undefined && (this.#lb?.allows(ip) ?? true) ? v : undefined;
     };
     for (const ip of check) {
-      if (have.has(ip) && want(ip) === undefined) {
-        this.#claims.forget(ip);
-        await a.release(ip);
+      if (want(ip) !== undefined) {
+        this.#cancelHandOff(ip);
+        continue;
       }
+      if (!have.has(ip) || this.#handingOff.has(ip)) continue;
+      if (this.#movedAway.has(ip) && this.#connected && (this.#o.handoverTimeoutMs ?? 5000) > 0) {
+        this.#startHandOff(ip);
+        continue;
+      }
+      // Its Services, kept while it was to be handed off, go with it.
+      if (this.#movedAway.delete(ip)) this.#queueServices();
+      this.#claims.forget(ip);
+      await a.release(ip);
     }
     let failed = false;
     await Promise.all(
@@ -462,6 +505,49 @@ export class Agent {
     );
   }
 
+  /** Keep answering for `ip`, moved to another node, until that node announces it (or the timeout). */
+  #startHandOff(ip: string): void {
+    const timeoutMs = this.#o.handoverTimeoutMs ?? 5000;
+    this.#log.info({ vip: ip, timeoutMs }, 'the VIP moved to another node; answering until it announces it');
+    this.#handingOff.set(
+      ip,
+      this.#clock.setTimeout(
+        () =>
+          this.#endHandOff(
+            ip,
+            'no announcement from the new holder within the hand-over timeout; releasing anyway',
+            { waitedMs: timeoutMs },
+            'warn',
+          ),
+        timeoutMs,
+      ),
+    );
+  }
+
+  /** The VIP is this node's again (it moved back): stop handing it off, keep it. */
+  #cancelHandOff(ip: string): void {
+    const timer = this.#handingOff.get(ip);
+    if (timer === undefined) return;
+    this.#clock.clearTimeout(timer);
+    this.#handingOff.delete(ip);
+  }
+
+  /** Release a VIP handed off to its new holder (its claim was heard, or the time is up). */
+  #endHandOff(ip: string, message: string, fields: object, level: 'info' | 'warn' = 'info'): void {
+    if (!this.#handingOff.has(ip)) return;
+    this.#cancelHandOff(ip);
+    this.#log[level]({ vip: ip, ...fields }, message);
+    this.#serial(async () => {
+      // Assigned here again meanwhile: keep it.
+      if (this.#closed || this.#wanted?.has(ip) || this.#local.includes(ip)) return;
+      this.#movedAway.delete(ip);
+      this.#claims.forget(ip);
+      await this.#o.announcer.release(ip);
+      // Its Services are no longer served here.
+      this.#queueServices();
+    });
+  }
+
   /**
    * Planned hand-over: ask the server to move the assigned VIPs away (it marks the node NotReady) and
    * keep answering for each one until its new holder is heard announcing it, for at most
@@ -532,6 +618,9 @@ export class Agent {
     this.#stopProbing();
     this.#claims.close();
     if (this.#retryTimer !== undefined) this.#clock.clearTimeout(this.#retryTimer);
+    // VIPs still handed off go with the rest when the announcer closes.
+    for (const timer of this.#handingOff.values()) this.#clock.clearTimeout(timer);
+    this.#handingOff.clear();
     await this.idle();
     await this.#handOver();
     await this.client.close();

@@ -28,6 +28,11 @@ export interface VipsDelta {
   reset?: boolean;
   add?: VipAssignment[];
   remove?: string[];
+  /**
+   * The VIPs of `remove` that another node holds now: the agent keeps answering for each until that node
+   * is heard announcing it (make-before-break). Older agents ignore it and release at once.
+   */
+  moved?: string[];
 }
 /** Push topic: every node's subnet lease (`{ clusterCidr: string[], leases: Lease[] }`). */
 export const TOPIC_LEASES = 'vipmesh/leases';
@@ -101,7 +106,12 @@ export function chunkDelta(delta: VipsDelta, per = VIPS_PER_MESSAGE): VipsDelta[
   const out: VipsDelta[] = [];
   const remove = delta.remove ?? [];
   const add = delta.add ?? [];
-  for (let i = 0; i < remove.length; i += per) out.push({ remove: remove.slice(i, i + per) });
+  const moved = new Set(delta.moved ?? []);
+  for (let i = 0; i < remove.length; i += per) {
+    const part = remove.slice(i, i + per);
+    const m = part.filter((v) => moved.has(v));
+    out.push(m.length === 0 ? { remove: part } : { remove: part, moved: m });
+  }
   // Fill the last removal message up with additions, then whole messages of additions.
   let a = 0;
   const last = out.at(-1);

@@ -25,6 +25,7 @@ t.test('version and help', async (t) => {
     'delete',
     'cordon',
     'uncordon',
+    'drain',
     'token',
   ]) {
     t.match(help.out(), new RegExp(`\\n  ${cmd} `), `--help lists ${cmd}`);

@@ -5,7 +5,7 @@ import type { Node, Service } from '../api/types.js';
 import { pool } from '../testing/vip-pool.js';
 import type { AdvertisementRule, Allocation } from '../vip-pool/index.js';
 import { type AssignmentInput, planAssignment } from './assignment-plan.js';
-import { rendezvousPick } from './placement.js';
+import { DRAIN_ANNOTATION, rendezvousPick } from './placement.js';
 
 const VIP = '198.51.100.10';
 const lan = pool('lan', ['198.51.100.0/24']);
@@ -29,6 +29,10 @@ function node(name: string, o: NodeOpts = {}): Node {
       ...(o.ifs === undefined ? {} : { [VIP_INTERFACES]: o.ifs }),
     },
   };
+}
+
+function drained(n: Node): Node {
+  return { ...n, metadata: { ...n.metadata, annotations: { [DRAIN_ANNOTATION]: 'true' } } };
 }
 
 function svc(name: string): Service {
@@ -118,6 +122,32 @@ t.test('plan cases', async (t) => {
       name: 'a new VIP goes to its rendezvous pick',
       nodes: [node('n1'), node('n2'), node('n3')],
       want: [`${VIP}@${rendezvousPick(VIP, ['n1', 'n2', 'n3'])}`],
+      wantEvents: [['web', 'nodeAssigned']],
+    },
+    {
+      name: "a drained holder's VIP moves to another Ready node",
+      nodes: [drained(node('n1')), node('n2'), node('n3')],
+      holders: { [VIP]: 'n1' },
+      last: { [VIP]: 'n1' },
+      want: [`${VIP}@${rendezvousPick(VIP, ['n2', 'n3'])}`],
+      wantEvents: [['web', 'nodeAssigned']],
+    },
+    {
+      name: 'a drained node keeps a VIP no other node may hold',
+      nodes: [drained(node('n1', { labels: { lan: 'a' } })), node('n2')],
+      advertisements: [adv('only-a', { nodeSelectors: [{ matchLabels: { lan: 'a' } }] })],
+      holders: { [VIP]: 'n1' },
+      last: { [VIP]: 'n1' },
+      want: [],
+      wantEvents: [],
+    },
+    {
+      name: 'a drained node is given no new VIP, even its rendezvous pick',
+      nodes: [
+        drained(node(rendezvousPick(VIP, ['n1', 'n2'])!)),
+        node(rendezvousPick(VIP, ['n1', 'n2']) === 'n1' ? 'n2' : 'n1'),
+      ],
+      want: [`${VIP}@${rendezvousPick(VIP, ['n1', 'n2']) === 'n1' ? 'n2' : 'n1'}`],
       wantEvents: [['web', 'nodeAssigned']],
     },
     {

@@ -17,7 +17,7 @@ import {
   serviceKey,
 } from '../vip-pool/index.js';
 import type { PlannedEvent } from './events.js';
-import { type PlacementReason, placeVips, type VipPlacement } from './placement.js';
+import { DRAIN_ANNOTATION, type PlacementReason, placeVips, type VipPlacement } from './placement.js';
 
 /** What one assignment pass looks at. */
 export interface AssignmentInput {
@@ -95,6 +95,10 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
   for (const s of input.services) {
     services.set(serviceKey({ namespace: s.metadata.namespace ?? 'default', name: s.metadata.name }), s);
   }
+  // A drained node holds a VIP only while no other node may (as a node that does not serve it).
+  const drained = nodes
+    .filter((n) => n.metadata.annotations?.[DRAIN_ANNOTATION] !== undefined)
+    .map((n) => n.metadata.name);
   const vips = new Map<
     string,
     {
@@ -136,6 +140,7 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
       const local = localNodes(svc, a.service, input.backends, v.eligible);
       if (local !== undefined) v.local = new Set([...(v.local ?? []), ...local]);
       for (const n of notServing(svc)) v.avoid.add(n);
+      for (const n of drained) v.avoid.add(n);
     }
   }
   const placements: VipPlacement[] = [...vips].map(([vip, v]) => ({
@@ -146,6 +151,7 @@ export function planAssignment(input: AssignmentInput): AssignmentPlan {
     ...(v.avoid.size === 0 ? {} : { avoid: [...v.avoid] }),
   }));
   const cordoned = new Set(nodes.filter((n) => n.spec?.unschedulable === true).map((n) => n.metadata.name));
+  for (const n of drained) cordoned.add(n);
   const results = placeVips(placements, ready, cordoned);
   const plan: AssignmentPlan = { writes: [], legacy, changes: [], events: [], placed: new Map() };
   const releases: HolderWrite[] = [];

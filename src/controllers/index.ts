@@ -21,6 +21,7 @@ export { EndpointHealthWriter } from './endpoint-health.js';
 export { ENDPOINTS_HEALTHY, type EndpointHealthStatus } from './endpoint-health-plan.js';
 export { LostNodes } from './lost-nodes.js';
 export { NodeLifecycle, SERVER_ANNOTATION, withReady } from './node-lifecycle.js';
+export { DRAIN_ANNOTATION } from './placement.js';
 
 /** The informers every server keeps (the relay and the controllers share them). */
 export interface Informers {

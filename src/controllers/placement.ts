@@ -51,6 +51,12 @@ export function rendezvousPick(vip: string, nodes: Iterable<string>): string | u
 }
 
 /**
+ * Annotation `vipmesh drain` sets on a Node (with `spec.unschedulable`): its VIPs go to other nodes, each
+ * kept only while no other node may hold it; `vipmesh uncordon` removes it.
+ */
+export const DRAIN_ANNOTATION = 'vipmesh.io/drain';
+
+/**
  * Place every VIP on one Ready node. `cordoned` nodes (`spec.unschedulable`, `vipmesh cordon`) keep the
  * VIPs they hold and take no new one. Sticky: a VIP stays on its current holder while that node is Ready
  * and still eligible, so a node joining (or the master restarting) moves nothing that is fine where it is;

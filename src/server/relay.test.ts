@@ -257,6 +257,22 @@ t.test(
     pushes.length = 0;
     await writeHolders(mem, [{ vip: ip(0), holder: undefined }]);
     await until('the release pushed', () => deltas().length > 0);
-    t.same(deltas(), [{ remove: [ip(0)] }], 'a deleted key: removed from its holder');
+    t.same(deltas(), [{ remove: [ip(0)] }], 'a deleted key: removed from its holder, not marked moved');
+    // "new" loses a VIP to "old": the removal says another node holds it now (the agent answers until
+    // that node announces it).
+    pushes.length = 0;
+    await writeHolders(mem, [{ vip: ip(2), holder: { node: 'old' } }]);
+    await until('the move pushed', () => deltas().length > 0);
+    t.same(deltas(), [{ remove: [ip(2)], moved: [ip(2)] }], 'a moved VIP: removed and marked moved');
   },
 );
+
+t.test('chunkDelta: each message marks the moved VIPs among its own removals', async (t) => {
+  const { chunkDelta } = await import('../api/agent-protocol.js');
+  const remove = ['a', 'b', 'c', 'd', 'e'];
+  t.same(chunkDelta({ remove, moved: ['b', 'e'], add: [{ ip: 'x' }] }, 2), [
+    { remove: ['a', 'b'], moved: ['b'] },
+    { remove: ['c', 'd'] },
+    { remove: ['e'], moved: ['e'], add: [{ ip: 'x' }] },
+  ]);
+});

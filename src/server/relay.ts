@@ -174,7 +174,10 @@ export class Relay {
     }
   }
 
-  #pushDelta(node: string, delta: { reset?: boolean; add: VipAssignment[]; remove?: string[] }): void {
+  #pushDelta(
+    node: string,
+    delta: { reset?: boolean; add: VipAssignment[]; remove?: string[]; moved?: string[] },
+  ): void {
     for (const m of chunkDelta(delta)) if (!this.#o.target.push(node, TOPIC_VIPS_DELTA, m)) return;
     this.#o.logger.debug(
       { node, add: delta.add.length, remove: delta.remove?.length ?? 0, reset: delta.reset === true },
@@ -184,17 +187,22 @@ export class Relay {
 
   /** Holders changed: each connected node gets what it gained and lost (or, without deltas, its set). */
   readonly #onHolders = (changes: HolderChange[]): void => {
-    const per = new Map<string, { add: VipAssignment[]; remove: string[] }>();
+    const per = new Map<string, { add: VipAssignment[]; remove: string[]; moved: string[] }>();
     const of = (node: string) => {
       let d = per.get(node);
       if (d === undefined) {
-        d = { add: [], remove: [] };
+        d = { add: [], remove: [], moved: [] };
         per.set(node, d);
       }
       return d;
     };
     for (const { vip, before, after } of changes) {
-      if (before !== undefined && before.node !== after?.node) of(before.node).remove.push(vip);
+      if (before !== undefined && before.node !== after?.node) {
+        const d = of(before.node);
+        d.remove.push(vip);
+        // Another node holds it now: the old holder answers until that node announces it.
+        if (after !== undefined) d.moved.push(vip);
+      }
       if (after !== undefined) of(after.node).add.push(assignment(vip, after));
     }
     for (const [node, d] of per) {

@@ -93,3 +93,63 @@ t.test(
     }
   },
 );
+
+t.test(
+  'vipmesh drain the holder: the VIP moves make-before-break while its agent keeps running',
+  { skip },
+  async (t) => {
+    const lab = await Lab.create();
+    const cluster = new LabCluster(lab, 's1', '198.51.100.10', 'info');
+    t.teardown(async () => {
+      await lab.destroy();
+      cluster.cleanup();
+    });
+    await lab.addNode('s1', { ipv4: '198.51.100.10/24' });
+    for (const [n, ip] of Object.entries(NODES)) await lab.addNode(n, { ipv4: `${ip}/24` });
+    await lab.addNode('c1', { ipv4: '198.51.100.50/24' });
+    for (const n of Object.keys(NODES)) await startNameServer(lab, n);
+    await cluster.startServer();
+    for (const [n, ip] of Object.entries(NODES)) cluster.startAgent(n, ip);
+    await cluster.waitReady(Object.keys(NODES));
+    const file = join(cluster.dir, 'web.yaml');
+    writeFileSync(file, MANIFEST);
+    await cluster.apply(file);
+    const prober = new Prober(lab, 'c1', VIP);
+    t.teardown(() => prober.stop());
+    await prober.stable(1000, 60_000);
+
+    let drain = { code: -1, stdout: '', stderr: '' };
+    const r = await measureHandover(prober, async (victim) => {
+      drain = await cluster.vipmesh(['drain', victim]);
+    });
+    t.equal(drain.code, 0, `drain exits 0 (${drain.stderr})`);
+    t.match(drain.stdout, new RegExp(`node/${r.victim} drained \\(1 VIP moved\\)`), 'and says so');
+    t.not(r.newHolder, r.victim, `the VIP moved from ${r.victim} to ${r.newHolder}`);
+    t.same(
+      r.failures.filter((f) => f.why !== 'ECONNRESET'),
+      [],
+      `no connection timed out or was refused (longest gap ${r.gapMs.toFixed(1)} ms)`,
+    );
+    t.ok(r.failures.length <= 1, `at most one connection reset (${r.failures.length})`);
+    const agent = cluster.daemons.get(r.victim)!;
+    t.equal(agent.child.exitCode, null, "the drained node's agent still runs");
+    t.ok(
+      await cluster.until(`${r.victim} let the VIP go on the new holder's announcement`, async () =>
+        cluster.logs().includes('the new holder announces the VIP; releasing it') ? true : undefined,
+      ),
+      "the old holder answered until the new holder's announcement, then let go",
+    );
+    const shown = await cluster.vipmesh(['get', 'nodes']);
+    t.match(shown.stdout, new RegExp(`${r.victim}\\s+Ready,SchedulingDisabled\\s`), 'Ready and cordoned');
+
+    // Uncordon ends the drain; the VIP stays where it went (placement is sticky).
+    t.equal((await cluster.vipmesh(['uncordon', r.victim])).code, 0, 'uncordon');
+    const node = JSON.parse((await cluster.vipmesh(['get', 'node', r.victim, '-o', 'json'])).stdout) as {
+      metadata: { annotations?: Record<string, string> };
+    };
+    t.equal(node.metadata.annotations?.['vipmesh.io/drain'], undefined, 'the drain annotation is gone');
+    await prober.stable(500, 60_000);
+    const last = prober.lines.filter((l) => l.ok).at(-1);
+    t.equal(last?.from, r.newHolder, 'the VIP stays on its new holder');
+  },
+);

@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Module>> = {
   describe: () => import('./describe.js'),
   cordon: () => import('./cordon.js'),
   uncordon: () => import('./uncordon.js'),
+  drain: () => import('./drain.js'),
   token: () => import('./token.js'),
   kubeconfig: () => import('./kubeconfig.js'),
   version: () => import('./version.js'),
