@@ -136,7 +136,12 @@ class HoldingAnnouncer extends EventEmitter implements AgentAnnouncer {
 const NODE_B = '02:00:00:00:00:0b';
 const ATTACKER = '02:66:66:66:66:66';
 
-async function holdingAgent(t: Test, vips: string[], peers: string[] | undefined) {
+async function holdingAgent(
+  t: Test,
+  vips: string[],
+  peers: string[] | undefined,
+  loadBalancer?: ConstructorParameters<typeof Agent>[0]['loadBalancer'],
+) {
   const clock = new FakeClock();
   const registry = createRegistry();
   const lines: Array<{ msg: string; claims?: number }> = [];
@@ -153,6 +158,7 @@ async function holdingAgent(t: Test, vips: string[], peers: string[] | undefined
     registry,
     clock,
     probeIntervalMs: 500,
+    ...(loadBalancer === undefined ? {} : { loadBalancer }),
   });
   t.teardown(() => a.close());
   a.client.emit('connected', { server: 'https://a:6443' } as never);
@@ -426,28 +432,13 @@ t.test(
 
 t.test('while a moved VIP is handed off, its Service is still served on it, then dropped', async (t) => {
   const given: Array<Array<[string, string[]]>> = [];
-  const ann = new HoldingAnnouncer();
-  const clock = new FakeClock();
-  const a = new Agent({
-    servers: ['https://a:6443'],
-    token: `K10${'b'.repeat(64)}::server:abcdef0123456789`,
-    nodeName: 'pi1',
-    dataDir: tempDir('vipmesh-agent-'),
-    registration: {},
-    announcer: ann,
-    logger: silentLogger(),
-    clock,
-    loadBalancer: () => ({
-      setServices: (s) => void given.push(s.map((x) => [x.name, x.vips])),
-      setLeases: () => undefined,
-      allows: () => true,
-      resend: () => undefined,
-      close: async () => undefined,
-    }),
-  });
-  t.teardown(() => a.close());
-  a.client.emit('connected', { server: 'https://a:6443' } as never);
-  a.client.emit('push', TOPIC_PEERS, { macs: [NODE_B] });
+  const { a, ann, clock } = await holdingAgent(t, [], [NODE_B], () => ({
+    setServices: (s) => void given.push(s.map((x) => [x.name, x.vips])),
+    setLeases: () => undefined,
+    allows: () => true,
+    resend: () => undefined,
+    close: async () => undefined,
+  }));
   const burst = async (...msgs: Array<[string, unknown]>) => {
     for (const [topic, payload] of msgs) a.client.emit('push', topic, payload);
     await a.idle();

@@ -2,7 +2,7 @@
  * The assignment controller over an in-memory datastore: a node going NotReady moves its VIPs to the other
  * node, with one event per moved VIP, written many at a time but never more than the bound.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   ASSIGNMENTS_PREFIX,
   AssignmentIndex,
@@ -19,6 +19,7 @@ import {
   type L2Advertisement,
   type Node,
   nodeReady,
+  type Service,
 } from '../api/types.js';
 import { silentLogger } from '../log.js';
 import { svc } from '../testing/controlplane.js';
@@ -61,6 +62,44 @@ function node(name: string, ready: 'True' | 'False', vips: string[] = []): Node 
     metadata: { name },
     status: { conditions: withReady(undefined, ready, 'R', 'm', '2026-01-01T00:00:00Z'), vips },
   };
+}
+
+/**
+ * A store with the pool `lan` (198.18.0.0/22) advertised everywhere, `services`, and two Ready nodes: n1
+ * holding `held` (listed in its status, the layout before the keys) and n2; its informers and assignment
+ * index started, and closed at the end of `t`.
+ */
+async function twoNodeLan(t: Test, services: Service[], held: readonly string[]) {
+  const clock = new FakeClock();
+  const kv = new MemoryKv();
+  const store = new ResourceStore({ kv, clock });
+  for (const s of services) await store.create('services', s);
+  await store.create('ipaddresspools', {
+    apiVersion: 'metallb.io/v1beta1',
+    kind: 'IPAddressPool',
+    metadata: { name: 'lan', namespace: 'default' },
+    spec: { addresses: ['198.18.0.0/22'] },
+  });
+  await store.create('l2advertisements', {
+    apiVersion: 'metallb.io/v1beta1',
+    kind: 'L2Advertisement',
+    metadata: { name: 'lan', namespace: 'default' },
+    spec: {},
+  });
+  for (const [name, vips] of [
+    ['n1', held],
+    ['n2', []],
+  ] as const) {
+    const n = await store.create('nodes', node(name, 'True'));
+    await store.updateStatus('nodes', { ...n, status: node(name, 'True', [...vips]).status });
+  }
+  const informers = createInformers(store, log, clock);
+  await Promise.all(Object.values(informers).map((i) => i.start()));
+  t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
+  const holders = new AssignmentIndex({ kv, logger: log, clock });
+  await holders.start();
+  t.teardown(() => holders.close());
+  return { clock, kv, store, informers, holders };
 }
 
 t.test('a NotReady node’s VIPs move, their events written many at a time within the bound', async (t) => {
@@ -141,43 +180,15 @@ t.test('a NotReady node’s VIPs move, their events written many at a time withi
 t.test(
   'Local: an endpoint appearing on the other node, or a holder not serving, moves the VIP',
   async (t) => {
-    const clock = new FakeClock();
-    const kv = new MemoryKv();
-    const store = new ResourceStore({ kv, clock });
     const VIP = '198.18.0.1';
-    await store.create('services', {
+    const local: Service = {
       ...svc('web'),
       spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', ports: [{ port: 80 }] },
-    });
-    await store.create('services', svc('other'));
-    await store.create('ipaddresspools', {
-      apiVersion: 'metallb.io/v1beta1',
-      kind: 'IPAddressPool',
-      metadata: { name: 'lan', namespace: 'default' },
-      spec: { addresses: ['198.18.0.0/22'] },
-    });
-    await store.create('l2advertisements', {
-      apiVersion: 'metallb.io/v1beta1',
-      kind: 'L2Advertisement',
-      metadata: { name: 'lan', namespace: 'default' },
-      spec: {},
-    });
-    for (const [name, vips] of [
-      ['n1', [VIP]],
-      ['n2', []],
-    ] as const) {
-      const n = await store.create('nodes', node(name, 'True'));
-      await store.updateStatus('nodes', { ...n, status: node(name, 'True', [...vips]).status });
-    }
-    const informers = createInformers(store, log, clock);
-    await Promise.all(Object.values(informers).map((i) => i.start()));
-    t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
+    };
+    const { clock, kv, store, informers, holders } = await twoNodeLan(t, [local, svc('other')], [VIP]);
     const backends = new BackendIndex(informers);
     backends.start();
     t.teardown(() => backends.close());
-    const holders = new AssignmentIndex({ kv, logger: log, clock });
-    await holders.start();
-    t.teardown(() => holders.close());
     let allocationsChanged: () => void = () => undefined;
     const ctl = new AssignmentController({
       store,
@@ -226,40 +237,18 @@ t.test(
 t.test(
   "a verdict of lost moves the node's VIPs before its NotReady is stored, and lifting it moves nothing back",
   async (t) => {
-    const clock = new FakeClock();
-    const kv = new MemoryKv();
-    const store = new ResourceStore({ kv, clock });
     const vips = ['198.18.0.1', '198.18.0.2', '198.18.0.3'];
-    const allocations: Allocation[] = [];
-    for (const [i, ip] of vips.entries()) {
-      await store.create('services', svc(`s${i}`));
-      allocations.push({ service: `default/s${i}`, pool: 'lan', ips: [ip], ports: [] });
-    }
-    await store.create('ipaddresspools', {
-      apiVersion: 'metallb.io/v1beta1',
-      kind: 'IPAddressPool',
-      metadata: { name: 'lan', namespace: 'default' },
-      spec: { addresses: ['198.18.0.0/22'] },
-    });
-    await store.create('l2advertisements', {
-      apiVersion: 'metallb.io/v1beta1',
-      kind: 'L2Advertisement',
-      metadata: { name: 'lan', namespace: 'default' },
-      spec: {},
-    });
-    for (const [name, held] of [
-      ['n1', vips],
-      ['n2', []],
-    ] as const) {
-      const n = await store.create('nodes', node(name, 'True'));
-      await store.updateStatus('nodes', { ...n, status: node(name, 'True', [...held]).status });
-    }
-    const informers = createInformers(store, log, clock);
-    await Promise.all(Object.values(informers).map((i) => i.start()));
-    t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
-    const holders = new AssignmentIndex({ kv, logger: log, clock });
-    await holders.start();
-    t.teardown(() => holders.close());
+    const allocations: Allocation[] = vips.map((ip, i) => ({
+      service: `default/s${i}`,
+      pool: 'lan',
+      ips: [ip],
+      ports: [],
+    }));
+    const { clock, kv, store, informers, holders } = await twoNodeLan(
+      t,
+      vips.map((_, i) => svc(`s${i}`)),
+      vips,
+    );
     const lost = new LostNodes({ nodes: informers.nodes, clock, ttlMs: 5000 });
     t.teardown(() => lost.close());
     const ctl = new AssignmentController({
@@ -388,36 +377,8 @@ t.test(
 t.test(
   "a failed assignment write is taken back from the agents' view, and the next pass writes it",
   async (t) => {
-    const clock = new FakeClock();
-    const kv = new MemoryKv();
-    const store = new ResourceStore({ kv, clock });
     const VIP = '198.18.0.1';
-    await store.create('services', svc('web'));
-    await store.create('ipaddresspools', {
-      apiVersion: 'metallb.io/v1beta1',
-      kind: 'IPAddressPool',
-      metadata: { name: 'lan', namespace: 'default' },
-      spec: { addresses: ['198.18.0.0/22'] },
-    });
-    await store.create('l2advertisements', {
-      apiVersion: 'metallb.io/v1beta1',
-      kind: 'L2Advertisement',
-      metadata: { name: 'lan', namespace: 'default' },
-      spec: {},
-    });
-    for (const name of ['n1', 'n2']) {
-      const n = await store.create('nodes', node(name, 'True'));
-      await store.updateStatus('nodes', {
-        ...n,
-        status: node(name, 'True', name === 'n1' ? [VIP] : []).status,
-      });
-    }
-    const informers = createInformers(store, log, clock);
-    await Promise.all(Object.values(informers).map((i) => i.start()));
-    t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
-    const holders = new AssignmentIndex({ kv, logger: log, clock });
-    await holders.start();
-    t.teardown(() => holders.close());
+    const { clock, kv, store, informers, holders } = await twoNodeLan(t, [svc('web')], [VIP]);
     const lost = new LostNodes({ nodes: informers.nodes, clock });
     t.teardown(() => lost.close());
     const ctl = new AssignmentController({

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { type Node, nodeReady } from '../api/types.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { Informer } from './informer.js';
-import { withReady } from './node-lifecycle.js';
+import { conditionTime, withReady } from './node-lifecycle.js';
 
 /** How long a verdict stands without its NotReady reaching the informer [10 s]. */
 const DEFAULT_TTL_MS = 10_000;
@@ -59,7 +59,7 @@ export class LostNodes extends EventEmitter<{ change: [] }> {
         yield n;
         continue;
       }
-      const at = new Date(this.#since.get(n.metadata.name)!).toISOString().replace(/\.\d+Z$/, 'Z');
+      const at = conditionTime(this.#since.get(n.metadata.name)!);
       const conditions = withReady(
         n.status?.conditions,
         'False',

@@ -47,8 +47,13 @@ interface NodeLifecycleOptions {
   clock?: Clock;
 }
 
+/** `ms` as a condition's time: whole seconds, as Kubernetes writes them. */
+export function conditionTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
 function now(clock: Clock): string {
-  return new Date(clock.now()).toISOString().replace(/\.\d+Z$/, 'Z');
+  return conditionTime(clock.now());
 }
 
 /** `conds` with the Ready condition set to `status` (transition time kept when it did not change). */

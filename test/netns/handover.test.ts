@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { LabCluster } from '../../src/lab/cluster.js';
 import { measureHandover, Prober, startNameServer } from '../../src/lab/failover.js';
 import { Lab } from '../../src/lab/index.js';
@@ -33,29 +33,38 @@ metadata: {name: web, namespace: default}
 spec: {type: LoadBalancer, loadBalancerIP: ${VIP}, ports: [{port: 8080, protocol: TCP}]}
 `;
 
+/**
+ * A server, the agents of NODES and a client on one bridge, the Service of MANIFEST applied and the client
+ * answered steadily; torn down at the end of `t`.
+ */
+async function webCluster(t: Test): Promise<{ cluster: LabCluster; prober: Prober }> {
+  const lab = await Lab.create();
+  const cluster = new LabCluster(lab, 's1', '198.51.100.10', 'info');
+  t.teardown(async () => {
+    await lab.destroy();
+    cluster.cleanup();
+  });
+  await lab.addNode('s1', { ipv4: '198.51.100.10/24' });
+  for (const [n, ip] of Object.entries(NODES)) await lab.addNode(n, { ipv4: `${ip}/24` });
+  await lab.addNode('c1', { ipv4: '198.51.100.50/24' });
+  for (const n of Object.keys(NODES)) await startNameServer(lab, n);
+  await cluster.startServer();
+  for (const [n, ip] of Object.entries(NODES)) cluster.startAgent(n, ip);
+  await cluster.waitReady(Object.keys(NODES));
+  const file = join(cluster.dir, 'web.yaml');
+  writeFileSync(file, MANIFEST);
+  await cluster.apply(file);
+  const prober = new Prober(lab, 'c1', VIP);
+  t.teardown(() => prober.stop());
+  await prober.stable(1000, 60_000);
+  return { cluster, prober };
+}
+
 t.test(
   'SIGTERM the holder: the VIP moves make-before-break and no connection attempt times out',
   { skip },
   async (t) => {
-    const lab = await Lab.create();
-    const cluster = new LabCluster(lab, 's1', '198.51.100.10', 'info');
-    t.teardown(async () => {
-      await lab.destroy();
-      cluster.cleanup();
-    });
-    await lab.addNode('s1', { ipv4: '198.51.100.10/24' });
-    for (const [n, ip] of Object.entries(NODES)) await lab.addNode(n, { ipv4: `${ip}/24` });
-    await lab.addNode('c1', { ipv4: '198.51.100.50/24' });
-    for (const n of Object.keys(NODES)) await startNameServer(lab, n);
-    await cluster.startServer();
-    for (const [n, ip] of Object.entries(NODES)) cluster.startAgent(n, ip);
-    await cluster.waitReady(Object.keys(NODES));
-    const file = join(cluster.dir, 'web.yaml');
-    writeFileSync(file, MANIFEST);
-    await cluster.apply(file);
-    const prober = new Prober(lab, 'c1', VIP);
-    t.teardown(() => prober.stop());
-    await prober.stable(1000, 60_000);
+    const { cluster, prober } = await webCluster(t);
 
     for (let round = 1; round <= 2; round++) {
       const r = await measureHandover(prober, (victim) => cluster.stop(victim));
@@ -98,25 +107,7 @@ t.test(
   'vipmesh drain the holder: the VIP moves make-before-break while its agent keeps running',
   { skip },
   async (t) => {
-    const lab = await Lab.create();
-    const cluster = new LabCluster(lab, 's1', '198.51.100.10', 'info');
-    t.teardown(async () => {
-      await lab.destroy();
-      cluster.cleanup();
-    });
-    await lab.addNode('s1', { ipv4: '198.51.100.10/24' });
-    for (const [n, ip] of Object.entries(NODES)) await lab.addNode(n, { ipv4: `${ip}/24` });
-    await lab.addNode('c1', { ipv4: '198.51.100.50/24' });
-    for (const n of Object.keys(NODES)) await startNameServer(lab, n);
-    await cluster.startServer();
-    for (const [n, ip] of Object.entries(NODES)) cluster.startAgent(n, ip);
-    await cluster.waitReady(Object.keys(NODES));
-    const file = join(cluster.dir, 'web.yaml');
-    writeFileSync(file, MANIFEST);
-    await cluster.apply(file);
-    const prober = new Prober(lab, 'c1', VIP);
-    t.teardown(() => prober.stop());
-    await prober.stable(1000, 60_000);
+    const { cluster, prober } = await webCluster(t);
 
     let drain = { code: -1, stdout: '', stderr: '' };
     const r = await measureHandover(prober, async (victim) => {
