@@ -1,9 +1,11 @@
 /**
- * A server restart on loopback, no root: a real `startServer()` with its local agent (node `srv`, closed by
- * the server as `vipmesh server` does) holding a VIP, and a second agent that could take the VIP over. The
- * server is stopped cleanly and started again on the same data dir. What a user would check: the server's
- * own node never went NotReady (its Ready condition keeps its transition time) and the VIP never changed
- * holder. A node whose agent stops on its own while the server stays is still NotReady at once.
+ * A server restart with `--handover-timeout 0` on loopback, no root: a real `startServer()` with its local
+ * agent (node `srv`, closed by the server as `vipmesh server --handover-timeout 0` does) holding a VIP, and
+ * a second agent that could take the VIP over. The server is stopped cleanly and started again on the same
+ * data dir. What a user would check: the server's own node never went NotReady (its Ready condition keeps
+ * its transition time) and the VIP never changed holder. A node whose agent stops on its own while the
+ * server stays is still NotReady at once. (With a hand-over timeout, the default, the local agent hands its
+ * VIPs over before the server stops: test/netns/handover.test.ts.)
  */
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -72,7 +74,10 @@ function agent(name: string, url: string, token: string, announcer: FakeAnnounce
   });
 }
 
-/** The server and its local agent, wired as `vipmesh server` does (the server closes its agent first). */
+/**
+ * The server and its local agent, wired as `vipmesh server --handover-timeout 0` does (the server closes its
+ * agent first, once its node lifecycle no longer acts on lost sessions).
+ */
 async function serverWithAgent(port = 0): Promise<{ srv: RunningServer; local: Agent; ann: FakeAnnouncer }> {
   const srv = await server(port);
   const ann = new FakeAnnouncer();
@@ -86,7 +91,7 @@ const readyOf = (n: Node | undefined) => n?.status?.conditions?.find((c) => c.ty
 const holderOf = (srv: RunningServer, vip: string) => srv.holders.holder(vip)?.node;
 const OLD = '2020-01-01T00:00:00Z';
 
-t.test('a clean server restart leaves its own node Ready and moves no VIP', async (t) => {
+t.test('a clean server restart without hand-over leaves its own node Ready and moves no VIP', async (t) => {
   let { srv, ann } = await serverWithAgent();
   const port = srv.port;
   const otherAnn = new FakeAnnouncer();

@@ -1,6 +1,6 @@
 /**
- * A vipmesh cluster in a lab: `vipmesh server --disable-agent` in one namespace and `vipmesh agent` in
- * others, driven through the real CLI (`vipmesh get/apply` inside the server's namespace, with the admin
+ * A vipmesh cluster in a lab: `vipmesh server --disable-agent` (or with its local agent) in one namespace
+ * and `vipmesh agent` in others, driven through the real CLI (`vipmesh get/apply` inside the server's namespace, with the admin
  * config the server writes). Used by `vipmesh demo` and bench/failover.ts.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -69,17 +69,23 @@ export class LabCluster {
     return this.lab.exec(this.server, [...this.#cli, ...args, '--admin-config', this.adminConfig], timeoutMs);
   }
 
-  /** Start the server and wait until its API answers `vipmesh get nodes`; resolves to ms from spawn to that. */
-  async startServer(extra: string[] = []): Promise<number> {
+  /**
+   * Start the server and wait until its API answers `vipmesh get nodes`; resolves to ms from spawn to that.
+   * With `localAgent` the server runs its local agent, so its node holds VIPs too.
+   */
+  async startServer(extra: string[] = [], opts: { localAgent?: boolean } = {}): Promise<number> {
+    const dir = join(this.dir, this.server);
     const d = this.#spawn(this.server, [
       'server',
       '--data-dir',
-      join(this.dir, this.server),
+      dir,
       '--node-name',
       this.server,
       '--node-ip',
       this.serverIp,
-      '--disable-agent',
+      ...(opts.localAgent === true
+        ? ['--state-dir', join(dir, 'run'), '--flannel-subnet-env', join(dir, 'subnet.env')]
+        : ['--disable-agent']),
       '--cluster-cidr',
       '198.18.0.0/16',
       '--admin-config',

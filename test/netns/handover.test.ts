@@ -2,8 +2,9 @@
  * Planned hand-over end to end: a server and two agents on one bridge, a client connecting to a Service
  * VIP every 5 ms while the holder's agent is SIGTERMed (what `systemctl stop` and a reboot do). The VIP
  * moves to the other node, no connection attempt times out (one open across the move may be reset), and
- * the stopped node is NotReady with reason AgentStopping until its agent starts again. The figures
- * themselves are measured in bench/failover.ts.
+ * the stopped node is NotReady with reason AgentStopping until its agent starts again. The same for
+ * `vipmesh drain` of a running node, and for SIGTERM of the server whose local agent holds the VIP. The
+ * figures themselves are measured in bench/failover.ts.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { canUseNetns } from './lab.js';
 
 const skip = canUseNetns() ? false : 'needs root and the ip tool (network namespaces)';
 const VIP = '198.51.100.100';
+const SERVER_IP = '198.51.100.10';
 const NODES = { n1: '198.51.100.11', n2: '198.51.100.12' } as const;
 
 const MANIFEST = `apiVersion: metallb.io/v1beta1
@@ -35,25 +37,37 @@ spec: {type: LoadBalancer, loadBalancerIP: ${VIP}, ports: [{port: 8080, protocol
 
 /**
  * A server, the agents of NODES and a client on one bridge, the Service of MANIFEST applied and the client
- * answered steadily; torn down at the end of `t`.
+ * answered steadily; torn down at the end of `t`. With `serverHolds` the server runs its local agent and the
+ * Service is applied while its node is the only one, so the server's node holds the VIP (placement is
+ * sticky when the agents join).
  */
-async function webCluster(t: Test): Promise<{ cluster: LabCluster; prober: Prober }> {
+async function webCluster(
+  t: Test,
+  opts: { serverHolds?: boolean } = {},
+): Promise<{ cluster: LabCluster; prober: Prober }> {
   const lab = await Lab.create();
-  const cluster = new LabCluster(lab, 's1', '198.51.100.10', 'info');
+  const cluster = new LabCluster(lab, 's1', SERVER_IP, 'info');
   t.teardown(async () => {
     await lab.destroy();
     cluster.cleanup();
   });
-  await lab.addNode('s1', { ipv4: '198.51.100.10/24' });
+  await lab.addNode('s1', { ipv4: `${SERVER_IP}/24` });
   for (const [n, ip] of Object.entries(NODES)) await lab.addNode(n, { ipv4: `${ip}/24` });
   await lab.addNode('c1', { ipv4: '198.51.100.50/24' });
   for (const n of Object.keys(NODES)) await startNameServer(lab, n);
-  await cluster.startServer();
-  for (const [n, ip] of Object.entries(NODES)) cluster.startAgent(n, ip);
-  await cluster.waitReady(Object.keys(NODES));
   const file = join(cluster.dir, 'web.yaml');
   writeFileSync(file, MANIFEST);
-  await cluster.apply(file);
+  if (opts.serverHolds === true) {
+    await startNameServer(lab, 's1');
+    await cluster.startServer([], { localAgent: true });
+    await cluster.waitReady(['s1']);
+    await cluster.apply(file);
+  } else {
+    await cluster.startServer();
+  }
+  for (const [n, ip] of Object.entries(NODES)) cluster.startAgent(n, ip);
+  await cluster.waitReady(Object.keys(NODES));
+  if (opts.serverHolds !== true) await cluster.apply(file);
   const prober = new Prober(lab, 'c1', VIP);
   t.teardown(() => prober.stop());
   await prober.stable(1000, 60_000);
@@ -142,5 +156,38 @@ t.test(
     await prober.stable(500, 60_000);
     const last = prober.lines.filter((l) => l.ok).at(-1);
     t.equal(last?.from, r.newHolder, 'the VIP stays on its new holder');
+  },
+);
+
+t.test(
+  'SIGTERM the server whose local agent holds the VIP: it hands the VIP over before it stops',
+  { skip },
+  async (t) => {
+    const { cluster, prober } = await webCluster(t, { serverHolds: true });
+
+    let exitCode: number | null = -1;
+    const r = await measureHandover(prober, async (victim) => {
+      exitCode = await cluster.stop(victim);
+    });
+    t.equal(r.victim, 's1', "the server's node held the VIP");
+    t.equal(exitCode, 0, 'the server exits 0');
+    t.not(r.newHolder, 's1', `the VIP moved to ${r.newHolder}`);
+    t.same(
+      r.failures.filter((f) => f.why !== 'ECONNRESET'),
+      [],
+      `no connection timed out or was refused (longest gap ${r.gapMs.toFixed(1)} ms)`,
+    );
+    t.ok(r.failures.length <= 1, `at most one connection reset (${r.failures.length})`);
+    const logs = cluster.logs();
+    t.match(logs, /"msg":"VIPs handed over"/, "the local agent let go on the new holder's announcement");
+    t.notMatch(logs, /releasing anyway/, 'not at the hand-over timeout');
+    t.ok(r.stopMs < 5000, `the server stopped within the hand-over timeout (${r.stopMs.toFixed(0)} ms)`);
+
+    // The server starts again: its node is Ready, and the VIP stays on its new holder (placement is sticky).
+    await cluster.startServer([], { localAgent: true });
+    await cluster.waitReady(['s1', ...Object.keys(NODES)]);
+    await prober.stable(500, 60_000);
+    const last = prober.lines.filter((l) => l.ok).at(-1);
+    t.equal(last?.from, r.newHolder, 'the VIP stays on its new holder after the restart');
   },
 );

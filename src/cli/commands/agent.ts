@@ -11,6 +11,7 @@ import { type CliContext, daemonCommand } from '../context.js';
 import {
   addDataDirOption,
   addDataPlaneOptions,
+  addHandoverOption,
   addNodeIdentityOptions,
   heartbeatMsOf,
   type NodeFlags,
@@ -25,7 +26,6 @@ interface AgentFlags extends NodeFlags {
   heartbeatInterval: string;
   nodeLostAfter: string;
   probeInterval: string;
-  handoverTimeout: string;
   metricsBindAddress: string;
 }
 
@@ -53,17 +53,13 @@ export function register(program: Command, ctx: CliContext): void {
       '500ms',
     )
     .option(
-      '--handover-timeout <duration>',
-      'on SIGTERM, keep answering for each VIP until its new holder announces it, at most this long (0 = release at once)',
-      '5s',
-    )
-    .option(
       '--metrics-bind-address <host:port>',
       'serve Prometheus metrics here ("" = off)',
       DEFAULT_METRICS_BIND_ADDRESS,
     );
   addNodeIdentityOptions(cmd);
   addDataPlaneOptions(cmd);
+  addHandoverOption(cmd);
   cmd.action(async (flags: AgentFlags) => {
     const servers = splitList(flags.server);
     if (servers.length === 0) {

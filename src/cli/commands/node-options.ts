@@ -38,6 +38,18 @@ export function addDataPlaneOptions(cmd: Command, prefix = ''): Command {
     .option('--state-dir <dir>', `${prefix}runtime state (sysctl originals to restore)`, DEFAULT_STATE_DIR);
 }
 
+/**
+ * `--handover-timeout`: on SIGTERM the agent (the server's local agent, as `prefix` says) keeps answering
+ * for each VIP until its new holder announces it, at most this long.
+ */
+export function addHandoverOption(cmd: Command, prefix = ''): Command {
+  return cmd.option(
+    '--handover-timeout <duration>',
+    `${prefix}on SIGTERM, keep answering for each VIP until its new holder announces it, at most this long (0 = release at once)`,
+    '5s',
+  );
+}
+
 /** `--data-dir`, with what the command keeps there in the help. */
 export function addDataDirOption(cmd: Command, what: string): Command {
   return cmd.option('--data-dir <dir>', what, DEFAULT_DATA_DIR);
@@ -53,6 +65,7 @@ export interface NodeFlags {
   flannelBackend: string;
   flannelSubnetEnv: string;
   stateDir: string;
+  handoverTimeout: string;
 }
 
 /** `--node-ip a,b --node-ip c` -> `['a', 'b', 'c']`. */

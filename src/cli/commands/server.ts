@@ -19,6 +19,7 @@ import { type CliContext, daemonCommand } from '../context.js';
 import {
   addDataDirOption,
   addDataPlaneOptions,
+  addHandoverOption,
   addNodeIdentityOptions,
   heartbeatMsOf,
   type NodeFlags,
@@ -169,9 +170,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--restore-path <file>', 'the snapshot --cluster-reset restores');
   addNodeIdentityOptions(cmd);
   addDataPlaneOptions(cmd, 'local agent: ');
+  addHandoverOption(cmd, 'local agent: ');
   cmd.action(async (flags: ServerFlags) => {
     const heartbeatMs = heartbeatMsOf(flags.heartbeatInterval);
     const misses = positiveInt(flags.nodeLostAfter, '--node-lost-after');
+    const handoverTimeoutMs = parseDuration(flags.handoverTimeout, '--handover-timeout');
     const ttl = Math.max(1, Math.round(parseDuration(flags.electionTtl, '--election-ttl') / 1000));
     const port = Number(flags.httpsListenPort);
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -232,15 +235,21 @@ export function register(program: Command, ctx: CliContext): void {
             ...nodeOptions,
             heartbeatMs,
             misses,
-            // A server restart moves no VIP (its node stays Ready, see below): no hand-over on the way out.
-            handoverTimeoutMs: 0,
+            handoverTimeoutMs,
             // In this process, a stall stops the server's end too: no liveness thread for this session.
             liveness: false,
             logger: ctx.logger(),
             registry,
           });
-          // Closed by the server's close, after its node lifecycle stops acting on lost sessions: a
-          // restart leaves the node Ready (the next start's grace covers the reconnect).
+          if (handoverTimeoutMs > 0) {
+            // Stopped before the server, while its node lifecycle and (on the master) the controllers still
+            // act: the local agent hands its VIPs over as `vipmesh agent` does, and its node is NotReady
+            // (AgentStopping) until the server starts again.
+            stack.push('local-agent', () => local.close());
+          }
+          // Otherwise closed by the server's close, after its node lifecycle stops acting on lost
+          // sessions: the VIPs are released as the server goes, and the node stays Ready (the next start's
+          // grace covers the reconnect). Idempotent when the agent has already stopped.
           server.closeFirst('local-agent', () => local.close());
           agent = local;
           const vip = ha.apiVip;
