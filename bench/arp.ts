@@ -24,6 +24,7 @@ import { decodeNdp, encodeNdp, NDP_NA } from '../src/arp/ndp.js';
 import { PacketSocket } from '../src/arp/packet-socket.js';
 import { formatIpBytes, parseIpAddr } from '../src/util/ip.js';
 import { Lab } from '../test/netns/lab.js';
+import { recordGoal } from './lib/goals.js';
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -348,6 +349,13 @@ async function main(): Promise<void> {
     console.log(
       `first gratuitous round without a probe (--probe-timeout 0, as the agent takes VIPs), from process start to last VIP: ${(noProbe.g.last - noProbe.started).toFixed(0)} ms (goal <= 200 ms)`,
     );
+    const fromStart = g.last - started;
+    recordGoal({
+      row: `first gratuitous round for ${V4.length + V6.length} VIPs, from process start to the last on the wire`,
+      now: `${fromStart.toFixed(0)} ms (${(noProbe.g.last - noProbe.started).toFixed(0)} ms without the probe; first to last ${(g.last - g.first).toFixed(0)} ms)`,
+      goal: '<= 200 ms',
+      met: fromStart <= 200,
+    });
     console.log(`the same, where the time went: ${noProbe.phases}`);
     if (process.env['ARP_BENCH_ONLY'] === 'first') {
       noProbe.ann.kill('SIGTERM');

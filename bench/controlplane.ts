@@ -16,6 +16,7 @@ import { silentLogger } from '../src/log.js';
 import { ensureServerCredentials } from '../src/pki/index.js';
 import { createApiServer } from '../src/testing/api-server.js';
 import { startEtcd } from '../src/testing/datastores.js';
+import { recordGoal } from './lib/goals.js';
 
 const quick = process.argv.includes('--quick');
 const N = quick ? 300 : 1000;
@@ -152,6 +153,14 @@ async function main(): Promise<void> {
     const k = results['kine']!;
     console.log(`ratio API create on etcd / raw etcd put: ${(e.rate / rawRate).toFixed(2)}`);
     console.log(`ratio API create on kine / raw etcd put: ${(k.rate / rawRate).toFixed(2)}`);
+    recordGoal({
+      row: 'API create Service over HTTPS on kine, against a raw etcd put',
+      now: `${k.rate.toFixed(0)}/s (on etcd ${e.rate.toFixed(0)}/s)`,
+      peer: `raw etcd put ${rawRate.toFixed(0)}/s`,
+      ratio: `${(k.rate / rawRate).toFixed(2)}x`,
+      goal: '>= 0.8x',
+      met: k.rate / rawRate >= 0.8,
+    });
     console.log(`ratio API watch p50 on etcd / raw etcd watch p50: ${(e.p50 / pct(rawLat, 50)).toFixed(2)}`);
     console.log(`ratio API watch p50 on kine / raw etcd watch p50: ${(k.p50 / pct(rawLat, 50)).toFixed(2)}`);
   } finally {

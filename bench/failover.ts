@@ -7,8 +7,9 @@
  * systemd units (`--node-options none`: without). And the planned hand-over: the holder's agent SIGTERMed
  * (what `systemctl stop` does) ROUNDS times (default 10) while the client connects every 5 ms, with the
  * default make-before-break and, for comparison, with `--handover-timeout 0` (the VIP goes when the agent
- * does), then ROUNDS `vipmesh drain`s of the holder (its agent keeps running; uncordoned after each); goal: a
- * client gap of at most 20 ms and no failed connection. Last, a soak (bench/lib/soak.ts):
+ * does), then ROUNDS `vipmesh drain`s of the holder (its agent keeps running; uncordoned after each), then
+ * up to 5 SIGTERMs of the server whose local agent holds the VIP (the VIP brought back to it after each);
+ * goal: a client gap of at most 20 ms and no failed connection. Last, a soak (bench/lib/soak.ts):
  * false failovers while no node dies, both cores saturated by stress-ng and the agents' heaps churned;
  * 2 minutes by default, `--soak MINUTES` runs only it (the goal is 0 in 10). Needs root; measures the
  * compiled CLI (runs `npm run build` first).
@@ -31,6 +32,7 @@ import {
   summarize,
 } from '../src/lab/failover.js';
 import { canUseNetns, Lab } from '../src/lab/index.js';
+import { recordGoal } from './lib/goals.js';
 import { startKeepalived, type VrrpSettings } from './lib/keepalived.js';
 import { reportSoak, soak } from './lib/soak.js';
 
@@ -171,24 +173,35 @@ async function vipmeshRun(vipCount: number): Promise<{ median: number; p99: numb
 
 /**
  * SIGTERM the holder's agent `rounds` times (starting it again after each round, so the VIP goes back and
- * forth between n1 and n2) and print the client's longest gap and failed connections per round.
+ * forth between n1 and n2), or drain it, or (`server`) SIGTERM the server whose local agent holds the VIP
+ * (started again after each round, then n1 and n2 drained and uncordoned to bring the VIP back to it), and
+ * print the client's longest gap and failed connections per round.
  */
 async function handoverRun(
   rounds: number,
   agentArgs: string[],
   label: string,
-  how: 'sigterm' | 'drain' = 'sigterm',
-): Promise<void> {
+  how: 'sigterm' | 'drain' | 'server' = 'sigterm',
+): Promise<{ gapMedian: number; gapMax: number; failed: number; rounds: number }> {
   const lab = await twoNodeLab(true);
   const cluster = new LabCluster(lab, 's1', '198.51.100.10');
   const ips: Record<string, string> = { n1: '198.51.100.11', n2: '198.51.100.12' };
+  const file = join(cluster.dir, 'bench.yaml');
+  writeFileSync(file, `${POOLS}---\n${servicesYaml(1, 100, false)}`);
+  const serverHolds = how === 'server';
   try {
-    await cluster.startServer();
+    if (serverHolds) {
+      // Applied while the server's node is the only one, so it holds the VIP (placement is sticky).
+      await startNameServer(lab, 's1');
+      await cluster.startServer([], { localAgent: true });
+      await cluster.waitReady(['s1']);
+      await cluster.apply(file);
+    } else {
+      await cluster.startServer();
+    }
     for (const [n, ip] of Object.entries(ips)) cluster.startAgent(n, ip, agentArgs);
     await cluster.waitReady(Object.keys(ips));
-    const file = join(cluster.dir, 'bench.yaml');
-    writeFileSync(file, `${POOLS}---\n${servicesYaml(1, 100, false)}`);
-    await cluster.apply(file);
+    if (!serverHolds) await cluster.apply(file);
     const prober = new Prober(lab, 'c1', VIP, 8080, 5);
     await prober.stable(1000, 120_000);
     const gaps: number[] = [];
@@ -197,10 +210,12 @@ async function handoverRun(
     let failed = 0;
     for (let i = 0; i < rounds; i++) {
       const r = await measureHandover(prober, async (victim) => {
-        if (how === 'sigterm') return cluster.stop(victim);
+        if (how !== 'drain') return cluster.stop(victim);
         const d = await cluster.vipmesh(['drain', victim]);
         if (d.code !== 0) throw new Error(`vipmesh drain ${victim} failed: ${d.stderr}`);
       });
+      if (serverHolds && r.victim !== 's1')
+        throw new Error(`the VIP was on ${r.victim}, not the server's node`);
       gaps.push(r.gapMs);
       stops.push(r.stopMs);
       failed += r.failed;
@@ -210,7 +225,8 @@ async function handoverRun(
       );
       if (how === 'sigterm') cluster.startAgent(r.victim, ips[r.victim]!, agentArgs);
       // A drained node is uncordoned; the VIP stays where it went, so the next round drains the other.
-      else await cluster.vipmesh(['uncordon', r.victim]);
+      else if (how === 'drain') await cluster.vipmesh(['uncordon', r.victim]);
+      else await serverTakesBack(cluster, Object.keys(ips));
       await cluster.waitReady(Object.keys(ips));
       await prober.stable(1000, 120_000);
     }
@@ -219,11 +235,53 @@ async function handoverRun(
     const st = summarize(stops);
     const q = summarize(quiet);
     console.log(
-      `${label}: client gap median ${g.median.toFixed(1)} ms, max ${g.max.toFixed(1)} ms; failed connections ${failed}; ${how === 'sigterm' ? 'SIGTERM to exit' : 'drain command'} median ${st.median.toFixed(0)} ms (n=${g.n}, client every 5 ms, attempt timeout 200 ms; the client's own longest gap in the second before the signal: median ${q.median.toFixed(1)} ms, max ${q.max.toFixed(1)} ms)`,
+      `${label}: client gap median ${g.median.toFixed(1)} ms, max ${g.max.toFixed(1)} ms; failed connections ${failed}; ${how === 'drain' ? 'drain command' : 'SIGTERM to exit'} median ${st.median.toFixed(0)} ms (n=${g.n}, client every 5 ms, attempt timeout 200 ms; the client's own longest gap in the second before the signal: median ${q.median.toFixed(1)} ms, max ${q.max.toFixed(1)} ms)`,
     );
+    return { gapMedian: g.median, gapMax: g.max, failed, rounds: g.n };
   } finally {
     await lab.destroy();
     cluster.cleanup();
+  }
+}
+
+/** The failover rows of the goals: 1 VIP (against keepalived tuned, when it ran) and 100 VIPs. */
+function recordFailoverGoals(r: Map<string, { median: number; p99: number }>): void {
+  const kv3 = r.get('kv3');
+  const ms = (x: { median: number; p99: number }) => `${x.median.toFixed(1)} / ${x.p99.toFixed(1)} ms`;
+  for (const [key, what] of [
+    ['vm1', '1 VIP'],
+    ['vm100', '100 VIPs on the dead node'],
+  ] as const) {
+    const v = r.get(key);
+    if (v === undefined) continue;
+    const fast = v.median <= 150 && v.p99 <= 250;
+    const vsPeer = kv3 === undefined ? undefined : [v.median / kv3.median, v.p99 / kv3.p99];
+    const withPeer = key === 'vm1' && vsPeer !== undefined;
+    recordGoal({
+      row: `failover, holder's cable pulled, ${what}: median / p99`,
+      now: ms(v),
+      ...(kv3 === undefined
+        ? {}
+        : {
+            peer: `keepalived VRRPv3 advert_int 0.1 ${ms(kv3)}`,
+            ratio: `${vsPeer![0]!.toFixed(2)}x / ${vsPeer![1]!.toFixed(2)}x`,
+          }),
+      goal: key === 'vm1' ? '<= 150 / 250 ms and <= 0.5x keepalived' : '<= 150 / 250 ms',
+      met: fast && (!withPeer || (vsPeer![0]! <= 0.5 && vsPeer![1]! <= 0.5)),
+    });
+  }
+}
+
+/** Start the stopped server again and drain `agents` (then uncordon them), so its node holds the VIP again. */
+async function serverTakesBack(cluster: LabCluster, agents: string[]): Promise<void> {
+  await cluster.startServer([], { localAgent: true });
+  await cluster.waitReady(['s1', ...agents]);
+  for (const args of [
+    ['drain', ...agents],
+    ['uncordon', ...agents],
+  ]) {
+    const r = await cluster.vipmesh(args);
+    if (r.code !== 0) throw new Error(`vipmesh ${args.join(' ')} failed: ${r.stderr}`);
   }
 }
 
@@ -350,6 +408,12 @@ async function footprintRows(): Promise<void> {
   await withEnv(env, () => footprint());
   const kine = await withEnv(env, () => kineIdleRssMiB());
   console.log(`vipmesh kine idle RSS: ${kine.rss.toFixed(1)} MiB (${split(kine)}; goal 50 MB = 47.7 MiB)`);
+  recordGoal({
+    row: '`vipmesh kine` idle RSS',
+    now: `${kine.rss.toFixed(1)} MiB (${split(kine)})`,
+    goal: '<= 50 MB (47.7 MiB)',
+    met: kine.rss <= 50e6 / 2 ** 20,
+  });
   console.log(
     `footprint done; load average ${loadavg()
       .map((l) => l.toFixed(1))
@@ -379,9 +443,17 @@ async function footprint(): Promise<void> {
       },
       180_000,
     );
+    const agentRss = cluster.rssMiB('n1');
     console.log(
-      `vipmesh agent RSS holding 256 VIPs: ${cluster.rssMiB('n1').toFixed(1)} MiB (${split(cluster.rssSplitMiB('n1'))}; peak ${cluster.peakRssMiB('n1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 'n1')} MiB; goal 60)`,
+      `vipmesh agent RSS holding 256 VIPs: ${agentRss.toFixed(1)} MiB (${split(cluster.rssSplitMiB('n1'))}; peak ${cluster.peakRssMiB('n1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 'n1')} MiB; goal 60)`,
     );
+    recordGoal({
+      row: 'agent RSS holding 256 VIPs',
+      now: `${agentRss.toFixed(1)} MiB (${split(cluster.rssSplitMiB('n1'))})`,
+      peer: 'k3s documents 75 MB for its agent',
+      goal: '<= 60 MiB',
+      met: agentRss <= 60,
+    });
     await applyInChunks(cluster, 744, 256);
     await cluster.until(
       '1,000 Services with addresses',
@@ -397,9 +469,16 @@ async function footprint(): Promise<void> {
       },
       300_000,
     );
+    const serverRss = cluster.rssMiB('s1');
     console.log(
-      `vipmesh server RSS with 1,000 Services: ${cluster.rssMiB('s1').toFixed(1)} MiB (${split(cluster.rssSplitMiB('s1'))}; peak ${cluster.peakRssMiB('s1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 's1')} MiB; goal 150)`,
+      `vipmesh server RSS with 1,000 Services: ${serverRss.toFixed(1)} MiB (${split(cluster.rssSplitMiB('s1'))}; peak ${cluster.peakRssMiB('s1').toFixed(1)} MiB, heap used ${await heapUsedMiB(lab, 's1')} MiB; goal 150)`,
     );
+    recordGoal({
+      row: 'server RSS with 1,000 Services',
+      now: `${serverRss.toFixed(1)} MiB (${split(cluster.rssSplitMiB('s1'))})`,
+      goal: '<= 150 MiB',
+      met: serverRss <= 150,
+    });
   } finally {
     await lab.destroy();
     cluster.cleanup();
@@ -455,14 +534,37 @@ async function main(): Promise<void> {
     await footprintRows();
   }
   if (values.only === undefined || values.only === 'handover') {
-    await handoverRun(ROUNDS, [], 'vipmesh planned hand-over (SIGTERM, make-before-break)');
+    const sigterm = await handoverRun(ROUNDS, [], 'vipmesh planned hand-over (SIGTERM, make-before-break)');
     await handoverRun(
       Math.min(ROUNDS, 3),
       ['--handover-timeout', '0'],
       'vipmesh SIGTERM with --handover-timeout 0 (for comparison)',
     );
-    await handoverRun(ROUNDS, [], 'vipmesh drain of the holder (its agent keeps running)', 'drain');
+    const drain = await handoverRun(
+      ROUNDS,
+      [],
+      'vipmesh drain of the holder (its agent keeps running)',
+      'drain',
+    );
+    const server = await handoverRun(
+      Math.min(ROUNDS, 5),
+      [],
+      'vipmesh server SIGTERMed while its local agent holds the VIP (make-before-break)',
+      'server',
+    );
     console.log('hand-over goal: client gap <= 20 ms, 0 failed connections');
+    for (const [what, h] of [
+      ["SIGTERM of the holder's agent", sigterm],
+      ['vipmesh drain of the holder', drain],
+      ['SIGTERM of the server holding the VIP', server],
+    ] as const) {
+      recordGoal({
+        row: `planned hand-over, ${what}: longest client gap median / max, failed connections`,
+        now: `${h.gapMedian.toFixed(1)} / ${h.gapMax.toFixed(1)} ms, ${h.failed} failed in ${h.rounds} rounds`,
+        goal: '<= 20 ms, 0 failed',
+        met: h.gapMax <= 20 && h.failed === 0,
+      });
+    }
   }
   const ratio = (a: string, b: string, k: 'median' | 'p99') => {
     const x = r.get(a);
@@ -478,6 +580,7 @@ async function main(): Promise<void> {
     console.log(
       'goals: vipmesh median <= 150 ms, p99 <= 250 ms (1 and 100 VIPs); 1 VIP <= 0.5x keepalived VRRPv3 advert_int 0.1',
     );
+  recordFailoverGoals(r);
   if (values.only === undefined || values.only === 'vipmesh') await soakRun(2);
   console.log(`load average at end (1, 5, 15 min): ${loadText()}`);
 }

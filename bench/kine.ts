@@ -16,6 +16,7 @@ import { Etcd3 } from 'etcd3';
 import { startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
 import { freePort, startEtcd } from '../test/kine-peers.js';
+import { recordGoal } from './lib/goals.js';
 
 const quick = process.argv.includes('--quick');
 const serveAt = process.argv.indexOf('--serve');
@@ -424,6 +425,13 @@ function report(f: Figures): void {
             ? [`<=${goal.max.toFixed(1)}x`, ratio <= goal.max]
             : [`<=${goal.abs} MB`, vv <= goal.abs!];
       text += `; goal ${want}: ${met ? 'met' : 'MISSED'}`;
+      recordGoal({
+        row: `kine ${key}`,
+        now: `${vv.toFixed(2)} (median of ${v.get(key)!.length})`,
+        ...(ev === undefined ? {} : { peer: `etcd ${ev.toFixed(2)}`, ratio: `${(vv / ev).toFixed(2)}x` }),
+        goal: want,
+        met,
+      });
     }
     console.log(text);
   };

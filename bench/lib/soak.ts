@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { HEAP_CHURN_ENV } from '../../src/daemon/heap-churn.js';
 import { LabCluster } from '../../src/lab/cluster.js';
 import { Lab } from '../../src/lab/index.js';
+import { recordGoal } from './goals.js';
 
 /** What a soak is given. */
 export interface SoakOptions {
@@ -167,6 +168,12 @@ export function reportSoak(r: SoakResult, o: SoakOptions): void {
       `stress-ng --cpu 2, ${HEAP_CHURN_ENV}=${o.churnMbPerSecond}${o.daemonArgs?.length ? `, ${o.daemonArgs.join(' ')}` : ''}; load average (1 min) mean ${mean.toFixed(1)}, ` +
       `max ${Math.max(...l).toFixed(1)}; goal 0 in 10 min`,
   );
+  recordGoal({
+    row: `false failovers in a soak, both cores saturated, heaps churned (${(r.seconds / 60).toFixed(0)} min)`,
+    now: `${false_} false failovers, ${r.sessionsLost.length} lost sessions (load mean ${mean.toFixed(1)}, max ${Math.max(...l).toFixed(1)})`,
+    goal: '0 in 10 min',
+    met: false_ === 0,
+  });
   printReasons('session lost', r.sessionsLost);
   printReasons('NotReady', r.notReady);
 }
