@@ -2,23 +2,38 @@
  * Control-plane API benchmark. The peer is etcd 3.4 (Debian) driven directly with the `etcd3` client: the
  * floor any API over it pays. vipmesh is the HTTPS API (TLS, bearer token, JSON, vip-pool validation, one
  * Txn per write) in front of the same etcd and in front of the embedded datastore (src/kine), all started
- * in this run on loopback. Prints one figure per line and the ratios.
+ * in this run on loopback. The API runs in a process of its own, as `vipmesh server` does (with the
+ * embedded datastore in that process, on a unix socket, as the server embeds it); the clients, as kubectl
+ * and `vipmesh apply` are, run in this one. Prints one figure per line and the ratios.
  *
- *   node --import tsx bench/controlplane.ts [--quick]
+ *   node --import tsx bench/controlplane.ts [--quick] [--in-process] [--kine-grpc]
+ *
+ * For comparison: `--in-process` runs the API servers and the datastore in this process, with the clients,
+ * as the bench did before; `--kine-grpc` has the API reach its embedded datastore over gRPC on the socket
+ * (as the server did before its in-process Kv) instead of through the datastore's backend.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Etcd3 } from 'etcd3';
+import { createEtcdKv } from '../src/api/etcd-kv.js';
 import { ApiClient, createResourceStore, type Service, type WatchEvent } from '../src/api/index.js';
+import { ResourceStore } from '../src/api/store.js';
 import { startDatastore } from '../src/kine/index.js';
 import { silentLogger } from '../src/log.js';
 import { ensureServerCredentials } from '../src/pki/index.js';
+import { EmbeddedKv } from '../src/server/embedded-kv.js';
 import { createApiServer } from '../src/testing/api-server.js';
 import { startEtcd } from '../src/testing/datastores.js';
+import { poolConflicts, validateObject } from '../src/vip-pool/index.js';
 import { recordGoal } from './lib/goals.js';
 
 const quick = process.argv.includes('--quick');
+const inProcess = process.argv.includes('--in-process');
+const kineGrpc = process.argv.includes('--kine-grpc');
+const serveAt = process.argv.indexOf('--serve-api');
 const N = quick ? 300 : 1000;
 const CONC = 16;
 const LAT = quick ? 50 : 200;
@@ -80,15 +95,103 @@ function waiter() {
   };
 }
 
+/** A running API server: its URL, its process (none in-process) and how to stop it. */
+interface Api {
+  url: string;
+  pid: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The API in front of `target` (`kine`: an embedded datastore in the same process, on a unix socket in
+ * `dir`; else an etcd endpoint), with the credentials in `dir`/pki.
+ */
+async function startApi(target: string, dir: string): Promise<Api> {
+  const kine =
+    target === 'kine'
+      ? await startDatastore({
+          dataDir: join(dir, 'kine'),
+          listenAddress: `unix://${join(dir, 'kine', 'kine.sock')}`,
+          logger: silentLogger(),
+        })
+      : undefined;
+  const c = await ensureServerCredentials(join(dir, 'pki'));
+  // As the server wires its embedded datastore: reads and writes in process, watches over the socket.
+  const store =
+    kine === undefined || kineGrpc
+      ? createResourceStore({ endpoints: kine?.url ?? target })
+      : new ResourceStore({
+          kv: new EmbeddedKv(kine.backend, createEtcdKv({ endpoints: kine.url })),
+          validate: validateObject,
+          validateSet: poolConflicts,
+        });
+  const srv = await createApiServer({ store, logger: silentLogger(), tls: c, adminToken: c.adminToken });
+  return {
+    url: srv.url,
+    pid: process.pid,
+    close: async () => {
+      await srv.close();
+      await store.close();
+      await kine?.close();
+    },
+  };
+}
+
+/** `--serve-api TARGET DIR`: {@link startApi} in this process; prints its URL, stops on SIGTERM. */
+async function serveApi(target: string, dir: string): Promise<void> {
+  const api = await startApi(target, dir);
+  process.once('SIGTERM', () => {
+    void api.close().then(() => process.exit(0));
+  });
+  console.log(JSON.stringify({ url: api.url }));
+}
+
+/** {@link startApi} in a child process (or in this one with `--in-process`). */
+async function spawnApi(target: string, dir: string): Promise<Api> {
+  if (inProcess) return startApi(target, dir);
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(import.meta.dirname, 'controlplane.ts'),
+      '--serve-api',
+      target,
+      dir,
+      ...(kineGrpc ? ['--kine-grpc'] : []),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const first = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', (l) => resolve(l));
+    child.once('exit', (code) => reject(new Error(`the API server process exited (${code})`)));
+  });
+  return {
+    url: (JSON.parse(first) as { url: string }).url,
+    pid: child.pid!,
+    close: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'vipmesh-cp-bench-'));
   const etcd = await startEtcd();
-  const kine = await startDatastore({
-    dataDir: join(dir, 'kine'),
-    listenAddress: '127.0.0.1:0',
-    logger: silentLogger(),
-  });
   const c = await ensureServerCredentials(join(dir, 'pki'));
+  console.log(
+    inProcess
+      ? 'API servers and datastore in the bench process, with the clients (--in-process)'
+      : `each API server in a process of its own (the embedded datastore in it${kineGrpc ? ', reached over gRPC' : ''}), the clients in the bench process`,
+  );
   try {
     // Peer: raw etcd puts of the same JSON, 16 concurrent.
     const raw = new Etcd3({ hosts: etcd.endpoint });
@@ -110,12 +213,11 @@ async function main(): Promise<void> {
     console.log(`etcd 3.4 raw put -> watch event p99: ${pct(rawLat, 99).toFixed(2)} ms`);
 
     const results: Record<string, { rate: number; p50: number; p99: number; list: number }> = {};
-    for (const [name, endpoint] of [
+    for (const [name, target] of [
       ['etcd', etcd.endpoint],
-      ['kine', kine.url],
+      ['kine', 'kine'],
     ] as const) {
-      const store = createResourceStore({ endpoints: endpoint });
-      const srv = await createApiServer({ store, logger: silentLogger(), tls: c, adminToken: c.adminToken });
+      const srv = await spawnApi(target, dir);
       const client = await ApiClient.connect({ server: srv.url, token: c.adminToken });
       const rate = await pool(N, CONC, (i) => client.create('services', svc(i)));
       const t0 = performance.now();
@@ -136,8 +238,11 @@ async function main(): Promise<void> {
       );
       watch.close();
       client.close();
+      const apiRss = rssMiB(srv.pid);
       await srv.close();
-      await store.close();
+      console.log(
+        `API server process RSS on ${name} after ${N + LAT} creates: ${apiRss.toFixed(0)} MiB${inProcess ? ' (the bench process)' : ''}`,
+      );
       results[name] = { rate, p50: pct(lat, 50), p99: pct(lat, 99), list: listMs };
       console.log(
         `vipmesh API create Service over HTTPS on ${name} (${CONC} concurrent, ${N}): ${rate.toFixed(0)}/s`,
@@ -146,9 +251,6 @@ async function main(): Promise<void> {
       console.log(`vipmesh API create -> API watch event on ${name} p50: ${pct(lat, 50).toFixed(2)} ms`);
       console.log(`vipmesh API create -> API watch event on ${name} p99: ${pct(lat, 99).toFixed(2)} ms`);
     }
-    console.log(
-      `bench process RSS (etcd client, 2 API servers and stores, kine, ${2 * N} Services written): ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`,
-    );
     const e = results['etcd']!;
     const k = results['kine']!;
     console.log(`ratio API create on etcd / raw etcd put: ${(e.rate / rawRate).toFixed(2)}`);
@@ -164,10 +266,10 @@ async function main(): Promise<void> {
     console.log(`ratio API watch p50 on etcd / raw etcd watch p50: ${(e.p50 / pct(rawLat, 50)).toFixed(2)}`);
     console.log(`ratio API watch p50 on kine / raw etcd watch p50: ${(k.p50 / pct(rawLat, 50)).toFixed(2)}`);
   } finally {
-    await kine.close();
     await etcd.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-await main();
+if (serveAt >= 0) await serveApi(process.argv[serveAt + 1]!, process.argv[serveAt + 2]!);
+else await main();

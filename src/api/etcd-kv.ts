@@ -123,7 +123,10 @@ export function unavailable(err: unknown): never {
   throw apiError('VIPMESH_STORE_UNAVAILABLE', text, {}, err);
 }
 
-function pair(kv: IKeyValue): KvPair {
+/** A stored key as the Kv gives it, from etcd's KeyValue (int64 as strings or numbers). */
+export function pair(
+  kv: Pick<IKeyValue, 'key' | 'value'> & { mod_revision: string | number; create_revision: string | number },
+): KvPair {
   return {
     key: kv.key.toString(),
     value: kv.value,

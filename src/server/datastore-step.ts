@@ -4,10 +4,12 @@ import { EtcdKv, etcdClientOptions } from '../api/etcd-kv.js';
 import type { Kv } from '../api/kv.js';
 import { ResourceStore } from '../api/store.js';
 import { LOCAL_GRPC_OPTIONS, memberExists } from '../etcd-member/index.js';
+import type { EtcdBackend } from '../kine/etcd-backend.js';
 import { type Datastore, restrictDir, startDatastore } from '../kine/index.js';
 import { ensureServerCredentials, type ServerCredentials } from '../pki/index.js';
 import { poolConflicts, validateObject } from '../vip-pool/index.js';
 import { sharedCredentials } from './bootstrap.js';
+import { EmbeddedKv } from './embedded-kv.js';
 import { type EmbeddedEtcd, startEmbeddedEtcd, wantsEmbeddedEtcd } from './etcd-step.js';
 import { migrateSqlite, needsMigration } from './migrate-step.js';
 import { clockOf, type ServerStep, servingSans } from './server-options.js';
@@ -86,11 +88,15 @@ interface DatastoreClient {
   store: ResourceStore;
 }
 
-/** Step: the etcd client on `endpoints`, the raw KV over it and the resource store. */
+/**
+ * Step: the etcd client on `endpoints`, the raw KV over it and the resource store; with the `embedded`
+ * datastore's backend, the KV reads and writes through it in this process ({@link EmbeddedKv}).
+ */
 export function openClient(
   { o, registry, stack }: ServerStep,
   endpoints: string,
   tls?: EmbeddedEtcd['tls'],
+  embedded?: EtcdBackend,
 ): DatastoreClient {
   const hosts = endpoints
     .split(',')
@@ -106,7 +112,9 @@ export function openClient(
   });
   stack.push('etcd', () => etcd.close());
   const pageSize = o.datastoreClient?.pageSize;
-  const kv = sharedKv(new EtcdKv(etcd, pageSize === undefined ? {} : { pageSize }));
+  const client = new EtcdKv(etcd, pageSize === undefined ? {} : { pageSize });
+  // With the embedded datastore, reads and writes skip gRPC (watches still use the client).
+  const kv = sharedKv(embedded === undefined ? client : new EmbeddedKv(embedded, client));
   const store = new ResourceStore({
     kv,
     validate: validateObject,

@@ -65,7 +65,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   return stack.start(async () => {
     await restoreIfAsked(step);
     const data = await openDatastore(step);
-    const { etcd, kv, store } = openClient(step, data.endpoints, data.etcd?.tls);
+    const { etcd, kv, store } = openClient(step, data.endpoints, data.etcd?.tls, data.embedded?.backend);
     const creds = await loadCredentials(step, kv, data);
     const route =
       data.etcd === undefined
