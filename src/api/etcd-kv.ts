@@ -154,6 +154,34 @@ function isCompacted(err: unknown): boolean {
 }
 
 /**
+ * Every key under `prefix`, read with `kv.listPage` in pages of `pageSize` at the first page's revision. If
+ * that revision is compacted before the last page (a very long list on a busy store), start over at the
+ * current one.
+ */
+export async function listInPages(
+  kv: Pick<Kv, 'listPage'>,
+  prefix: string,
+  pageSize: number,
+): Promise<{ pairs: KvPair[]; revision: number }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const pairs: KvPair[] = [];
+      let page = await kv.listPage(prefix, { limit: pageSize });
+      const revision = page.revision;
+      pairs.push(...page.pairs);
+      while (page.more && page.pairs.length > 0) {
+        const start = `${page.pairs[page.pairs.length - 1]!.key}\0`;
+        page = await kv.listPage(prefix, { limit: pageSize, start, revision });
+        pairs.push(...page.pairs);
+      }
+      return { pairs, revision };
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof VipmeshError) || err.code !== 'VIPMESH_API_GONE') throw err;
+    }
+  }
+}
+
+/**
  * {@link Kv} over the `etcd3` client: every conditional write is one Txn comparing `mod_revision`; lists are
  * read in pages of `pageSize` keys at one revision. Build the client with {@link etcdClientOptions}.
  */
@@ -171,27 +199,9 @@ export class EtcdKv implements Kv {
     return res.kvs[0] === undefined ? undefined : pair(res.kvs[0]);
   }
 
-  /**
-   * Page through the prefix at the first page's revision. If that revision is compacted before the last page
-   * (a very long list on a busy store), start over at the current one.
-   */
-  async list(prefix: string): Promise<{ pairs: KvPair[]; revision: number }> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const pairs: KvPair[] = [];
-        let page = await this.listPage(prefix, { limit: this.#pageSize });
-        const revision = page.revision;
-        pairs.push(...page.pairs);
-        while (page.more && page.pairs.length > 0) {
-          const start = `${page.pairs[page.pairs.length - 1]!.key}\0`;
-          page = await this.listPage(prefix, { limit: this.#pageSize, start, revision });
-          pairs.push(...page.pairs);
-        }
-        return { pairs, revision };
-      } catch (err) {
-        if (attempt >= 3 || !(err instanceof VipmeshError) || err.code !== 'VIPMESH_API_GONE') throw err;
-      }
-    }
+  /** Page through the prefix at the first page's revision ({@link listInPages}). */
+  list(prefix: string): Promise<{ pairs: KvPair[]; revision: number }> {
+    return listInPages(this, prefix, this.#pageSize);
   }
 
   /** One page; a page too large for one gRPC message is read again with half the limit, down to one key. */

@@ -1,7 +1,7 @@
 /**
  * A vipmesh cluster in a lab: `vipmesh server --disable-agent` (or with its local agent) in one namespace
- * and `vipmesh agent` in others, driven through the real CLI (`vipmesh get/apply` inside the server's namespace, with the admin
- * config the server writes). Used by `vipmesh demo` and bench/failover.ts.
+ * and `vipmesh agent` in others, driven through the real CLI (`vipmesh get/apply` inside the server's
+ * namespace, with the admin config the server writes). Used by `vipmesh demo` and bench/failover.ts.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -88,6 +88,23 @@ t.test('reads and conditional writes answer as over gRPC', async (t) => {
   t.same(await shape(local, '/local/'), await shape(grpc, '/grpc/'), 'lists and pages alike');
 });
 
+t.test('a list longer than a page is read whole, in key order, as over gRPC', async (t) => {
+  const { grpc, local } = await both(t);
+  const keys = Array.from({ length: 1200 }, (_, i) => `/many/${String(i).padStart(4, '0')}`);
+  for (let i = 0; i < keys.length; i += 100) {
+    await local.batch(keys.slice(i, i + 100).map((key) => ({ key, value: Buffer.from(key) })));
+  }
+  const mine = await local.list('/many/');
+  const theirs = await grpc.list('/many/');
+  t.equal(mine.pairs.length, 1200, 'every key');
+  t.same(
+    mine.pairs.map((p) => [p.key, p.value.toString(), p.modRevision]),
+    theirs.pairs.map((p) => [p.key, p.value.toString(), p.modRevision]),
+    'the same keys, values and revisions, in the same order',
+  );
+  t.equal(mine.revision, theirs.revision, 'read at the same revision');
+});
+
 t.test('errors answer as over gRPC: a compacted revision is 410 Gone, a request too large 503', async (t) => {
   const { grpc, local, compact } = await both(t);
   await grpc.put('/x', Buffer.from('1'), 0);

@@ -1,4 +1,4 @@
-import { pair, prefixEnd, unavailable } from '../api/etcd-kv.js';
+import { DEFAULT_LIST_PAGE_SIZE, listInPages, pair, prefixEnd, unavailable } from '../api/etcd-kv.js';
 import type {
   Kv,
   KvGuard,
@@ -44,14 +44,17 @@ export class EmbeddedKv implements Kv {
     return kv === undefined ? undefined : pair(kv);
   }
 
-  /** Every key under `prefix`, read at one revision in one step (no message to fit). */
-  async list(prefix: string): Promise<{ pairs: KvPair[]; revision: number }> {
-    const revision = this.#b.revision;
-    const res = this.#range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) });
-    return { pairs: res.kvs.map(pair), revision };
+  /**
+   * Every key under `prefix`, in pages at one revision as over gRPC, with a turn of the event loop between
+   * pages: a range is synchronous here, and 50,000 keys read at once would hold the loop for a second.
+   */
+  list(prefix: string): Promise<{ pairs: KvPair[]; revision: number }> {
+    return listInPages(this, prefix, DEFAULT_LIST_PAGE_SIZE);
   }
 
   async listPage(prefix: string, opts: KvPageOptions): Promise<KvPage> {
+    // A later page of a long list: let other work run between pages, as the round trips over gRPC did.
+    if (opts.start !== undefined) await new Promise<void>((resolve) => setImmediate(resolve));
     const current = this.#b.revision;
     const res = this.#range(
       {
