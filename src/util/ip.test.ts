@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { Address6 } from 'ip-address';
 import t from 'tap';
@@ -191,3 +192,44 @@ t.test('wire form: canonical text, bytes and family that agree', async (t) => {
   );
   t.equal(ipAddrFromBytes(Buffer.alloc(6)), undefined);
 });
+
+t.test(
+  'IPv6 in hex and colons is accepted exactly as node:net isIP accepts it, and read the same',
+  async (t) => {
+    const hexColon = /^[0-9a-fA-F:]+$/;
+    const agrees = (text: string): boolean => {
+      const mine = parseIpBytes(text);
+      const valid = isIP(text) === 6;
+      if (!hexColon.test(text)) return true;
+      if ((mine !== undefined) !== valid) return false;
+      return !valid || formatIpBytes(mine!) === new Address6(text).correctForm();
+    };
+    for (const text of [
+      '::',
+      '::1',
+      '1::',
+      '1:2:3:4:5:6:7:8',
+      '1:2:3:4:5:6:7::',
+      '::2:3:4:5:6:7:8',
+      '1::8',
+      'FFFF:0:0::1',
+      ':',
+      ':::',
+      '1:::2',
+      '::1::2',
+      ':1:2:3:4:5:6:7:8',
+      '1:2:3:4:5:6:7:8:',
+      '1:2:3:4:5:6:7:8::',
+      '::1:2:3:4:5:6:7:8',
+      '1:2:3:4:5:6:7',
+      '12345::',
+      '1:2:3:4:5:6:7:8:9',
+    ]) {
+      t.ok(agrees(text), `${text}: ${isIP(text) === 6 ? 'an address' : 'not one'}, read alike`);
+    }
+    // Random strings of hex digits and colons, and real addresses with their groups' case changed.
+    const noise = fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF::::'), maxLength: 42 });
+    const written = fc.tuple(v6text, fc.boolean()).map(([a, upper]) => (upper ? a.toUpperCase() : a));
+    fc.assert(fc.property(fc.oneof(noise, written), agrees), { numRuns: 20_000 });
+  },
+);

@@ -53,6 +53,12 @@ export function bitsOf(family: IpFamily): number {
 function parseParts(
   text: string,
 ): { family: 4; octets: number[] } | { family: 6; words: number[] } | undefined {
+  // Hex and colons only (the usual IPv6 VIP): parsed and checked in one scan, without node's isIPv6 (one
+  // large regular expression: ~20 ms to compile and first run in a new process) and the splits after it.
+  if (/^[0-9a-fA-F:]+$/.test(text)) {
+    const words = hexWords(text);
+    return words === undefined ? undefined : { family: 6, words };
+  }
   const kind = isIP(text);
   if (kind === 4) return { family: 4, octets: text.split('.').map(Number) };
   if (kind !== 6 || text.includes('%')) return undefined;
@@ -76,6 +82,54 @@ function parseParts(
   const left = words(head.slice(0, gap));
   const right = [...words(head.slice(gap + 2)), ...tail];
   return { family: 6, words: [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right] };
+}
+
+/**
+ * The 8 words of an IPv6 address written in hex groups and colons only (no embedded IPv4, no zone), or
+ * undefined when `isIPv6` would refuse it: groups of 1-4 hex digits, 8 of them, or at most 7 around one
+ * `::`.
+ */
+function hexWords(text: string): number[] | undefined {
+  const left: number[] = [];
+  const right: number[] = [];
+  let side = left;
+  let gap = false;
+  let i = 0;
+  const n = text.length;
+  if (text.startsWith('::')) {
+    gap = true;
+    side = right;
+    i = 2;
+    if (i === n) return [0, 0, 0, 0, 0, 0, 0, 0];
+  }
+  for (;;) {
+    let value = 0;
+    const start = i;
+    while (i < n && text.charCodeAt(i) !== 58 /* : */) {
+      value = value * 16 + parseInt(text[i]!, 16);
+      i++;
+    }
+    const digits = i - start;
+    if (digits === 0 || digits > 4) return undefined;
+    side.push(value);
+    if (i === n) break;
+    i++; // the colon
+    if (i === n) {
+      // A trailing colon is only the end of a closing `::`.
+      return undefined;
+    }
+    if (text.charCodeAt(i) === 58) {
+      if (gap) return undefined;
+      gap = true;
+      side = right;
+      i++;
+      if (i === n) break;
+    }
+  }
+  const count = left.length + right.length;
+  if (!gap) return count === 8 ? left : undefined;
+  if (count > 7) return undefined;
+  return [...left, ...Array<number>(8 - count).fill(0), ...right];
 }
 
 const IP_CACHE_MAX = 16_384;
