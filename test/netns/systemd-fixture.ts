@@ -7,7 +7,15 @@
  * machined, so commands reach the container by entering the namespaces of its PID 1.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { until } from '../../src/testing/until.js';
 import { type ExecResult, nsExec } from './lab.js';
@@ -91,6 +99,10 @@ export class Machine {
     writeFileSync(join(root, 'etc/machine-id'), '');
     writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
     writeFileSync(join(root, 'etc/group'), 'root:x:0:\n');
+    // The root is this scratch directory, with no fstab: nothing for systemd-remount-fs to do, and about once
+    // in a few boots its remount of it failed and left the container `degraded` before any vipmesh unit ran.
+    mkdirSync(join(root, 'etc/systemd/system'), { recursive: true });
+    symlinkSync('/dev/null', join(root, 'etc/systemd/system/systemd-remount-fs.service'));
     mkdirSync(join(local, 'bin'), { recursive: true });
     mkdirSync(join(local, 'lib', 'node_modules'), { recursive: true });
     execFileSync('cp', ['-al', pkg, join(local, 'lib', 'node_modules', 'vipmesh')]);
