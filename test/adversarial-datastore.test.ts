@@ -19,8 +19,8 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import t from 'tap';
 import { startDatastore } from '../src/kine/index.js';
+import { req } from '../src/kine/requests.js';
 import { type RunningServer, startServer } from '../src/server/index.js';
-import { req } from '../src/testing/kine-requests.js';
 import { tempDir } from '../src/testing/tmp.js';
 
 const root = process.getuid?.() === 0;

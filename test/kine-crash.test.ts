@@ -13,8 +13,8 @@ import Database from 'better-sqlite3';
 import t from 'tap';
 import { Backend } from '../src/kine/backend.js';
 import { etcdServices } from '../src/kine/proto.js';
+import { req } from '../src/kine/requests.js';
 import { silentLogger } from '../src/log.js';
-import { req } from '../src/testing/kine-requests.js';
 import { freePort, startKineCli } from './kine-peers.js';
 
 const KV = makeGenericClientConstructor(etcdServices().KV, 'KV');

@@ -7,10 +7,10 @@ import t, { type Test } from 'tap';
 import { silentLogger } from '../log.js';
 import { createRegistry } from '../metrics.js';
 import { FakeClock } from '../testing/fake-clock.js';
-import { req } from '../testing/kine-requests.js';
 import { Backend, type BackendOptions } from './backend.js';
 import { prefixEnd } from './keys.js';
 import { Mvcc } from './mvcc.js';
+import { req } from './requests.js';
 import type { Event } from './types.js';
 
 function tempFile(t: Test): string {

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import { silentLogger } from '../log.js';
-import { req } from '../testing/kine-requests.js';
 import { Backend } from './backend.js';
 import { SCHEMA_VERSION, SqliteDialect } from './dialect.js';
+import { req } from './requests.js';
 
 function tempDir(t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'vipmesh-kine-dialect-'));

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { silentLogger } from '../log.js';
-import { req } from '../testing/kine-requests.js';
 import { Backend } from './backend.js';
 import { Crc32c } from './hash.js';
+import { req } from './requests.js';
 
 t.test('CRC-32C', async (t) => {
   // An empty etcd answers HashKV with the CRC-32C of its bucket name "key".

@@ -12,10 +12,10 @@ import {
 import t, { type Test } from 'tap';
 import { silentLogger } from '../log.js';
 import { FakeClock } from '../testing/fake-clock.js';
-import { req } from '../testing/kine-requests.js';
 import { Backend } from './backend.js';
 import { startDatastore } from './index.js';
 import { etcdServices } from './proto.js';
+import { req } from './requests.js';
 import { WatchStream } from './server/watch.js';
 
 function tempDir(t: Test): string {

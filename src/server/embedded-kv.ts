@@ -13,6 +13,7 @@ import type {
 import { apiError } from '../api/status.js';
 import { etcdErrors } from '../kine/errors.js';
 import type { EtcdBackend } from '../kine/etcd-backend.js';
+import { req } from '../kine/requests.js';
 import { MAX_REQUEST_BYTES } from '../kine/server/common.js';
 import {
   CompareResult,
@@ -40,7 +41,7 @@ export class EmbeddedKv implements Kv {
   }
 
   async get(key: string): Promise<KvPair | undefined> {
-    const kv = this.#range({ key: Buffer.from(key) }).kvs[0];
+    const kv = this.#range(req.range(key)).kvs[0];
     return kv === undefined ? undefined : pair(kv);
   }
 
@@ -57,12 +58,11 @@ export class EmbeddedKv implements Kv {
     if (opts.start !== undefined) await new Promise<void>((resolve) => setImmediate(resolve));
     const current = this.#b.revision;
     const res = this.#range(
-      {
-        key: Buffer.from(opts.start ?? prefix),
-        range_end: prefixEnd(prefix),
+      req.range(opts.start ?? prefix, {
+        end: prefixEnd(prefix),
         limit: Math.max(0, Math.floor(opts.limit)),
         ...(opts.revision === undefined ? {} : { revision: opts.revision }),
-      },
+      }),
       opts.revision,
     );
     return {
@@ -73,20 +73,20 @@ export class EmbeddedKv implements Kv {
   }
 
   put(key: string, value: Buffer, expect: number, guard?: KvGuard): Promise<KvWriteResult> {
-    return this.#txn(key, expect, { request_put: putOp(Buffer.from(key), value) }, guard);
+    return this.#txn(key, expect, { request_put: req.put(key, value) }, guard);
   }
 
   delete(key: string, expect: number): Promise<KvWriteResult> {
-    return this.#txn(key, expect, { request_delete_range: deleteOp(Buffer.from(key)) });
+    return this.#txn(key, expect, { request_delete_range: req.del(key) });
   }
 
   async batch(ops: readonly KvOp[]): Promise<number> {
     const success: RequestOp[] = ops.map((op) =>
       op.value === undefined
-        ? { request_delete_range: deleteOp(Buffer.from(op.key)) }
-        : { request_put: putOp(Buffer.from(op.key), op.value) },
+        ? { request_delete_range: req.del(op.key) }
+        : { request_put: req.put(op.key, op.value) },
     );
-    const { rev } = await this.#write({ compare: [], success, failure: [] });
+    const { rev } = await this.#write(req.txn({ success }));
     return rev;
   }
 
@@ -102,10 +102,10 @@ export class EmbeddedKv implements Kv {
     return this.#watches.close();
   }
 
-  /** A range with etcd's defaults; a compacted `revision` is VIPMESH_API_GONE, any other failure 503. */
-  #range(req: Partial<RangeRequest> & { key: Buffer }, revision?: number): RangeResponse {
+  /** A range; a compacted `revision` is VIPMESH_API_GONE, any other failure 503. */
+  #range(r: RangeRequest, revision?: number): RangeResponse {
     try {
-      return this.#b.range({ ...RANGE_DEFAULTS, ...req });
+      return this.#b.range(r);
     } catch (err) {
       if (revision !== undefined && /compact/i.test((err as Error).message)) {
         throw apiError('VIPMESH_API_GONE', `revision ${revision} has been compacted`, {}, err);
@@ -122,12 +122,12 @@ export class EmbeddedKv implements Kv {
     if (guard !== undefined) {
       const g = Buffer.from(guard.key);
       compare.push(modEquals(g, guard.expect));
-      success.push({ request_put: putOp(g, k) });
+      success.push({ request_put: req.put(g, k) });
     }
     const { value, rev } = await this.#write({
       compare,
       success,
-      failure: [{ request_range: { ...RANGE_DEFAULTS, key: k } }],
+      failure: [{ request_range: req.range(k) }],
     });
     if (value.succeeded) return { ok: true, revision: rev };
     const kv = value.responses[0]?.response_range?.kvs[0];
@@ -135,40 +135,14 @@ export class EmbeddedKv implements Kv {
   }
 
   /** One durable Txn, refused above etcd's request limit as the gRPC service refuses it; failures are 503. */
-  async #write(req: TxnRequest) {
+  async #write(txn: TxnRequest) {
     try {
-      if (txnBytes(req) > MAX_REQUEST_BYTES) throw etcdErrors.requestTooLarge();
-      return await this.#b.txn(req);
+      if (txnBytes(txn) > MAX_REQUEST_BYTES) throw etcdErrors.requestTooLarge();
+      return await this.#b.txn(txn);
     } catch (err) {
       return unavailable(err);
     }
   }
-}
-
-const EMPTY = Buffer.alloc(0);
-
-const RANGE_DEFAULTS: RangeRequest = {
-  key: EMPTY,
-  range_end: EMPTY,
-  limit: 0,
-  revision: 0,
-  sort_order: 0,
-  sort_target: 0,
-  serializable: false,
-  keys_only: false,
-  count_only: false,
-  min_mod_revision: 0,
-  max_mod_revision: 0,
-  min_create_revision: 0,
-  max_create_revision: 0,
-};
-
-function putOp(key: Buffer, value: Buffer) {
-  return { key, value, lease: 0, prev_kv: false, ignore_value: false, ignore_lease: false };
-}
-
-function deleteOp(key: Buffer) {
-  return { key, range_end: EMPTY, prev_kv: false };
 }
 
 function modEquals(key: Buffer, modRevision: number) {
@@ -177,15 +151,15 @@ function modEquals(key: Buffer, modRevision: number) {
     target: CompareTarget.MOD,
     result: CompareResult.EQUAL,
     mod_revision: modRevision,
-    range_end: EMPTY,
+    range_end: Buffer.alloc(0),
   };
 }
 
 /** About what the Txn weighs encoded: its keys and values (the framing is a few bytes per op). */
-function txnBytes(req: TxnRequest): number {
+function txnBytes(txn: TxnRequest): number {
   let n = 0;
-  for (const c of req.compare) n += c.key.length + 16;
-  for (const op of req.success) {
+  for (const c of txn.compare) n += c.key.length + 16;
+  for (const op of txn.success) {
     const w = op.request_put ?? op.request_delete_range ?? op.request_range;
     n += (w?.key.length ?? 0) + (op.request_put?.value.length ?? 0) + 16;
   }

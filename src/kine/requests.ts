@@ -1,15 +1,19 @@
-import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../kine/types.js';
+import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from './types.js';
+
+/** A Buffer as it is (no copy), or a string's bytes. */
+const bytes = (b: string | Buffer): Buffer => (typeof b === 'string' ? Buffer.from(b) : b);
 
 /**
- * Request builders with etcd's defaults filled in, as @grpc/proto-loader would decode them. Used by the tests
- * and by embedding code that calls the backend without gRPC.
+ * Request builders with etcd's defaults filled in, as @grpc/proto-loader would decode them: for code that
+ * calls the backend without gRPC (the server's in-process Kv) and for the tests. Buffers are taken as they
+ * are, not copied.
  */
 export const req = {
   range(key: string | Buffer, opts: Partial<RangeRequest> & { end?: string | Buffer } = {}): RangeRequest {
     const { end, ...rest } = opts;
     return {
-      key: Buffer.from(key),
-      range_end: end === undefined ? Buffer.alloc(0) : Buffer.from(end),
+      key: bytes(key),
+      range_end: end === undefined ? Buffer.alloc(0) : bytes(end),
       limit: 0,
       revision: 0,
       sort_order: 0,
@@ -26,8 +30,8 @@ export const req = {
   },
   put(key: string | Buffer, value: string | Buffer, opts: Partial<PutRequest> = {}): PutRequest {
     return {
-      key: Buffer.from(key),
-      value: Buffer.from(value),
+      key: bytes(key),
+      value: bytes(value),
       lease: 0,
       prev_kv: false,
       ignore_value: false,
@@ -37,8 +41,8 @@ export const req = {
   },
   del(key: string | Buffer, opts: { end?: string | Buffer; prevKv?: boolean } = {}): DeleteRangeRequest {
     return {
-      key: Buffer.from(key),
-      range_end: opts.end === undefined ? Buffer.alloc(0) : Buffer.from(opts.end),
+      key: bytes(key),
+      range_end: opts.end === undefined ? Buffer.alloc(0) : bytes(opts.end),
       prev_kv: opts.prevKv ?? false,
     };
   },
