@@ -203,9 +203,7 @@ async function handoverRun(
     if (serverHolds) {
       // Applied while the server's node is the only one, so it holds the VIP (placement is sticky).
       await startNameServer(lab, 's1');
-      await cluster.startServer([], { localAgent: true });
-      await cluster.waitReady(['s1']);
-      await cluster.apply(file);
+      await cluster.startServerHolding(file);
     } else {
       await cluster.startServer();
     }

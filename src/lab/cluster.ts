@@ -100,6 +100,16 @@ export class LabCluster {
     return elapsed;
   }
 
+  /**
+   * Start the server with its local agent and apply `file` while its node is the only one, so that node holds
+   * the file's VIPs (placement is sticky when agents join after).
+   */
+  async startServerHolding(file: string): Promise<void> {
+    await this.startServer([], { localAgent: true });
+    await this.waitReady([this.server]);
+    await this.apply(file);
+  }
+
   /** The join token. */
   get token(): string {
     return this.#token;

@@ -59,9 +59,7 @@ async function webCluster(
   writeFileSync(file, MANIFEST);
   if (opts.serverHolds === true) {
     await startNameServer(lab, 's1');
-    await cluster.startServer([], { localAgent: true });
-    await cluster.waitReady(['s1']);
-    await cluster.apply(file);
+    await cluster.startServerHolding(file);
   } else {
     await cluster.startServer();
   }
