@@ -64,6 +64,17 @@ function node(name: string, ready: 'True' | 'False', vips: string[] = []): Node 
   };
 }
 
+/** The informers and the assignment index over `store` and `kv`, started, and closed at the end of `t`. */
+async function startFollowing(t: Test, store: ResourceStore, kv: MemoryKv, clock: FakeClock) {
+  const informers = createInformers(store, log, clock);
+  await Promise.all(Object.values(informers).map((i) => i.start()));
+  t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
+  const holders = new AssignmentIndex({ kv, logger: log, clock });
+  await holders.start();
+  t.teardown(() => holders.close());
+  return { informers, holders };
+}
+
 /**
  * A store with the pool `lan` (198.18.0.0/22) advertised everywhere, `services`, and two Ready nodes: n1
  * holding `held` (listed in its status, the layout before the keys) and n2; its informers and assignment
@@ -93,12 +104,7 @@ async function twoNodeLan(t: Test, services: Service[], held: readonly string[])
     const n = await store.create('nodes', node(name, 'True'));
     await store.updateStatus('nodes', { ...n, status: node(name, 'True', [...vips]).status });
   }
-  const informers = createInformers(store, log, clock);
-  await Promise.all(Object.values(informers).map((i) => i.start()));
-  t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
-  const holders = new AssignmentIndex({ kv, logger: log, clock });
-  await holders.start();
-  t.teardown(() => holders.close());
+  const { informers, holders } = await startFollowing(t, store, kv, clock);
   return { clock, kv, store, informers, holders };
 }
 
@@ -139,12 +145,7 @@ t.test('a NotReady node’s VIPs move, their events written many at a time withi
   const n2 = await store.create('nodes', node('n2', 'True'));
   await store.updateStatus('nodes', { ...n2, status: node('n2', 'True').status });
 
-  const informers = createInformers(store, log, clock);
-  await Promise.all(Object.values(informers).map((i) => i.start()));
-  t.teardown(() => Promise.all(Object.values(informers).map((i) => i.close())));
-  const holders = new AssignmentIndex({ kv, logger: log, clock });
-  await holders.start();
-  t.teardown(() => holders.close());
+  const { informers, holders } = await startFollowing(t, store, kv, clock);
   const ctl = new AssignmentController({
     store,
     kv,
