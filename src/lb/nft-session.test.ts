@@ -1,5 +1,8 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { FakeClock } from '../testing/fake-clock.js';
@@ -10,6 +13,8 @@ import { NftSession, type SpawnProcess } from './nft-session.js';
  * A stand-in `nft -i`: reads lines, answers as the real one does (nothing on success, an error and the
  * line on refusal, the marker's error for the marker), in small pieces; `mode` makes it refuse, hang or die.
  */
+const statMode = (p: string) => statSync(p).mode & 0o777;
+
 function fakeNftI() {
   const state = {
     spawned: 0,
@@ -17,6 +22,7 @@ function fakeNftI() {
     mode: 'ok' as 'ok' | 'refuse' | 'hang' | 'die',
     killed: 0,
     spawnFails: false,
+    includes: 0,
   };
   const spawn: SpawnProcess = () => {
     if (state.spawnFails) throw new Error('spawn nft ENOENT');
@@ -60,14 +66,19 @@ function fakeNftI() {
           caretTimer = setTimeout(flushCarets, 5);
           continue;
         }
-        state.lines.push(line);
+        // An update comes as `include "<file>"` (its commands one per line in the file), or on the line.
+        const included = /^include "(.+)"$/.exec(line);
+        state.includes += included === null ? 0 : 1;
+        state.lines.push(
+          included === null ? line : readFileSync(included[1]!, 'utf8').trimEnd().split('\n').join('; '),
+        );
         if (state.mode === 'hang') return;
         if (state.mode === 'die') {
           child.emit('exit', 1, null);
           return;
         }
         if (state.mode === 'refuse')
-          say(`Error: Could not process rule: No such file or directory\n${line}\n  ^^^\n`);
+          say(`Error: Could not process rule: No such file or directory\n${state.lines.at(-1)}\n  ^^^\n`);
       }
     });
     return child;
@@ -90,6 +101,56 @@ t.test('an update is one line of commands; the process stays for the next', asyn
   t.notOk(s.running);
   t.match(await s.run(['add rule inet vipmesh a accept']), { ok: false, message: /closed/ });
 });
+
+t.test('updates go to nft as an include of a private scratch file, removed on close', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'vipmesh-test-scratch-'));
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+  const nft = fakeNftI();
+  const s = new NftSession({ spawn: nft.spawn, clock: new FakeClock(), scratchParent: parent });
+  t.same(await s.run(['add chain inet vipmesh a', 'add rule inet vipmesh a accept']), { ok: true });
+  t.equal(nft.state.includes, 1, 'the update was an include');
+  t.same(nft.state.lines, ['add chain inet vipmesh a; add rule inet vipmesh a accept']);
+  const [dir] = readdirSync(parent);
+  t.match(dir, /^vipmesh-nft-/);
+  t.equal(statMode(join(parent, dir!)), 0o700, 'only the daemon reads its scratch directory');
+  s.close();
+  t.same(readdirSync(parent), [], 'close removes the scratch directory');
+});
+
+t.test('without a usable scratch directory updates go on the input line', async (t) => {
+  const nft = fakeNftI();
+  const off = new NftSession({ spawn: nft.spawn, clock: new FakeClock(), scratchParent: null });
+  t.same(await off.run(['a', 'b']), { ok: true });
+  const missing = new NftSession({
+    spawn: nft.spawn,
+    clock: new FakeClock(),
+    scratchParent: join(tmpdir(), 'vipmesh-no-such-dir', 'x'),
+  });
+  t.same(await missing.run(['c']), { ok: true });
+  const quoted = new NftSession({ spawn: nft.spawn, clock: new FakeClock(), scratchParent: '/tmp/a"b' });
+  t.same(await quoted.run(['d']), { ok: true });
+  t.equal(nft.state.includes, 0);
+  t.same(nft.state.lines, ['a; b', 'c', 'd']);
+  for (const s of [off, missing, quoted]) s.close();
+});
+
+t.test(
+  'a scratch directory removed under the session: that update goes on the line, the next makes a new one',
+  async (t) => {
+    const parent = mkdtempSync(join(tmpdir(), 'vipmesh-test-scratch-'));
+    t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+    const nft = fakeNftI();
+    const s = new NftSession({ spawn: nft.spawn, clock: new FakeClock(), scratchParent: parent });
+    t.same(await s.run(['a']), { ok: true });
+    rmSync(join(parent, readdirSync(parent)[0]!), { recursive: true });
+    t.same(await s.run(['b']), { ok: true });
+    t.same(await s.run(['c']), { ok: true });
+    t.same(nft.state.lines, ['a', 'b', 'c'], 'every update applied');
+    t.equal(nft.state.includes, 2, 'the first and the last went as includes');
+    t.equal(readdirSync(parent).length, 1);
+    s.close();
+  },
+);
 
 t.test("a refused update carries nft's error and keeps the session", async (t) => {
   const nft = fakeNftI();
