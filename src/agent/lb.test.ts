@@ -228,3 +228,50 @@ t.test('thousands of Services: the report goes in bounded requests, then only wh
   );
   await s.lb.close();
 });
+
+t.test("a VIP is let through only once its Services' rules are in the table", async (t) => {
+  // A table whose applies wait until the test lets each one finish.
+  const pending: Array<() => void> = [];
+  const applied: Ruleset[] = [];
+  let servingChanges = 0;
+  const lb = new AgentLb({
+    nodeName: 'n1',
+    nodeIps: ['198.51.100.2'],
+    table: {
+      apply: (rs: Ruleset) =>
+        new Promise<ApplyResult>((resolve) =>
+          pending.push(() => {
+            applied.push(rs);
+            resolve({ mode: 'diff', errors: [], nftMs: 1 });
+          }),
+        ),
+      start: () => undefined,
+      remove: async () => undefined,
+    },
+    conntrack: { forget: async () => undefined },
+    probe: async () => undefined,
+    report: async () => undefined,
+    servingChanged: () => servingChanges++,
+    clock: new FakeClock(),
+    logger: silentLogger(),
+  });
+  const other = '198.51.100.11';
+  lb.setServices([lbService('a', [VIP], ['198.18.1.2'])]);
+  await until('the first apply started', () => pending.length === 1);
+  t.equal(lb.allows(VIP), false, 'its Service is known, its rules are not in yet: not announced');
+  // A Service on another VIP arrives while that apply runs.
+  lb.setServices([lbService('a', [VIP], ['198.18.1.2']), lbService('b', [other], ['198.18.2.2'])]);
+  t.equal(lb.allows(other), false);
+  pending.shift()!();
+  await until('the second apply started', () => pending.length === 1);
+  t.equal(lb.allows(VIP), true, "the first apply's Service: announced");
+  t.equal(lb.allows(other), false, 'the Service set during the first apply is not let through on that apply');
+  t.equal(servingChanges, 1);
+  pending.shift()!();
+  await lb.idle();
+  t.equal(lb.allows(other), true, 'once its own rules are in');
+  t.equal(servingChanges, 2);
+  t.equal(applied.length, 2);
+  t.ok([...applied[1]!.chains.values()].some((c) => c.service === 'default/b'));
+  await lb.close();
+});

@@ -298,14 +298,17 @@ export class AgentLb implements AgentLoadBalancer {
   }
 
   async #syncOnce(): Promise<void> {
+    // The Services this pass programs: a list set while nft runs is the next pass's, and is reported
+    // serving (which lets its VIPs be announced) only once its own rules are in.
+    const services = this.#services;
     const unhealthy = new Set<string>();
-    for (const s of this.#services) {
+    for (const s of services) {
       for (const e of s.endpoints) {
         const key = endpointKey(s, e.ip);
         if (this.#checker.state(key)?.healthy === false) unhealthy.add(key);
       }
     }
-    const { ruleset, errors } = render({ services: this.#services, unhealthy, isLocal: this.#isLocal });
+    const { ruleset, errors } = render({ services, unhealthy, isLocal: this.#isLocal });
     for (const err of errors) this.#log.error({ err }, 'a Service is left out of the load balancer');
     const r = await this.#o.table.apply(ruleset);
     if (r.mode !== 'none') {
@@ -316,13 +319,13 @@ export class AgentLb implements AgentLoadBalancer {
       this.#m?.errors.inc();
       this.#log.error({ err, service: err.details['service'] }, 'nft refused a Service; it is not served');
     }
-    await this.#forgetStaleUdp(unhealthy);
-    this.#updateReport(unhealthy);
+    await this.#forgetStaleUdp(services, unhealthy);
+    this.#updateReport(services, unhealthy);
   }
 
-  async #forgetStaleUdp(unhealthy: ReadonlySet<string>): Promise<void> {
+  async #forgetStaleUdp(services: readonly Service[], unhealthy: ReadonlySet<string>): Promise<void> {
     const now = new Map<string, StaleFlow>();
-    for (const s of this.#services) {
+    for (const s of services) {
       for (const p of s.ports) {
         if (p.protocol !== 'UDP') continue;
         for (const vip of s.vips) {
@@ -338,11 +341,11 @@ export class AgentLb implements AgentLoadBalancer {
     if (stale.length > 0 && this.#o.conntrack !== undefined) await this.#o.conntrack.forget(stale);
   }
 
-  #updateReport(unhealthy: ReadonlySet<string>): void {
+  #updateReport(services: readonly Service[], unhealthy: ReadonlySet<string>): void {
     const report: HealthReport = { services: [] };
     const serving = new Map<string, boolean>();
     const exported = new Set<string>();
-    for (const s of this.#services) {
+    for (const s of services) {
       const key = serviceKey(s);
       const endpoints = s.endpoints.map((e) => {
         const ekey = endpointKey(s, e.ip);

@@ -1,11 +1,13 @@
 import t, { type Test } from 'tap';
 import {
   FEATURE_SERVICES_DELTA,
+  FEATURE_VIPS_DELTA,
   type LbService,
   SERVICES_BYTES_PER_MESSAGE,
   type ServicesDelta,
   TOPIC_SERVICES,
   TOPIC_SERVICES_DELTA,
+  TOPIC_VIPS_DELTA,
 } from '../api/agent-protocol.js';
 import { AssignmentIndex, writeHolders } from '../api/assignments.js';
 import { MemoryKv } from '../api/memory-kv.js';
@@ -14,7 +16,9 @@ import type { KubeObject } from '../api/types.js';
 import { BackendIndex } from '../controllers/backends.js';
 import { Informer } from '../controllers/informer.js';
 import { silentLogger } from '../log.js';
+import { FakeClock } from '../testing/fake-clock.js';
 import { until } from '../testing/until.js';
+import { Relay } from './relay.js';
 import { ServiceRelay } from './service-relay.js';
 
 const svc = (name: string, ips: string[], extra: Record<string, unknown> = {}): KubeObject => ({
@@ -291,6 +295,80 @@ t.test(
     t.same(
       msgs.map((m) => [m.node, m.payload]),
       [['n1', { remove: ['shop/s0004'] }]],
+    );
+  },
+);
+
+t.test(
+  'a moved VIP: the new holder is sent its Services before the VIP, the old one loses them after the VIP',
+  async (t) => {
+    const mem = new MemoryKv();
+    const store = new ResourceStore({ kv: mem });
+    const { nodes, services, backends } = await sources(t, store);
+    const holders = new AssignmentIndex({ kv: mem, logger: silentLogger() });
+    await holders.start();
+    const pushes: Array<{ node: string; topic: string; payload: unknown }> = [];
+    const sessions = new Map<string, unknown>([
+      ['n1', {}],
+      ['n2', {}],
+    ]);
+    const target = {
+      sessions,
+      push: (node: string, topic: string, payload: unknown) => pushes.push({ node, topic, payload }) > 0,
+    };
+    const serviceRelay = new ServiceRelay({
+      nodes,
+      services,
+      backends,
+      holders,
+      logger: silentLogger(),
+      target,
+    });
+    const relay = new Relay({
+      nodes,
+      holders,
+      kv: mem,
+      target,
+      clusterCidr: ['198.18.0.0/16'],
+      logger: silentLogger(),
+      clock: new FakeClock(),
+      services: serviceRelay,
+    });
+    await relay.start();
+    t.teardown(async () => {
+      await relay.close();
+      await holders.close();
+    });
+    const vip = '198.51.100.10';
+    await store.create('services', svc('web', [vip]));
+    await holders.caughtUp((await writeHolders(mem, [{ vip, holder: { node: 'n1' } }])).revision);
+    for (const n of ['n1', 'n2'])
+      relay.sessionUp(n, { features: [FEATURE_VIPS_DELTA, FEATURE_SERVICES_DELTA] });
+    await until('n1 serves web', () => serviceRelay.servicesFor('n1').length === 1);
+    pushes.length = 0;
+    // The master shows its write ahead of the datastore, as in a failover.
+    holders.ahead([{ vip, holder: { node: 'n2' } }]);
+    await until('n1 is sent the loss of web', () =>
+      pushes.some((p) => p.node === 'n1' && p.topic === TOPIC_SERVICES_DELTA),
+    );
+    const order = pushes
+      .filter((p) => p.topic === TOPIC_SERVICES_DELTA || p.topic === TOPIC_VIPS_DELTA)
+      .map((p) => `${p.node} ${p.topic === TOPIC_VIPS_DELTA ? 'vips' : 'services'}`);
+    t.same(
+      order.filter((o) => o.startsWith('n2')),
+      ['n2 services', 'n2 vips'],
+      'the new holder: the Services, then the VIP',
+    );
+    t.same(
+      order.filter((o) => o.startsWith('n1')),
+      ['n1 vips', 'n1 services'],
+      'the old holder: the VIP (moved), then its Services go',
+    );
+    const first = pushes.find((p) => p.node === 'n2' && p.topic === TOPIC_SERVICES_DELTA)!
+      .payload as ServicesDelta;
+    t.same(
+      first.set?.map((s) => [s.name, s.vips]),
+      [['web', [vip]]],
     );
   },
 );

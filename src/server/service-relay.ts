@@ -148,8 +148,32 @@ export class ServiceRelay {
   };
 
   readonly #onHolders = (changes: HolderChange[]): void => {
-    for (const c of changes) this.#setHolder(c.vip, c.after?.node);
+    this.holdersChanged(changes);
   };
+
+  /**
+   * VIPs changed holder. A new holder is pushed their Services now, not on the next turn: the relay of
+   * VIPs calls this before it pushes the same change, so the new holder has a VIP's Services ahead of the
+   * VIP and announces it only once their rules are in (a VIP announced first would refuse connections
+   * until then). What the old holder loses goes on the next turn as before, after the VIP's move: it
+   * serves the VIP's Services until it lets the VIP go. Idempotent: the index's own `change` event calls
+   * it too.
+   */
+  holdersChanged(changes: readonly HolderChange[]): void {
+    const gained = new Map<string, Set<string>>();
+    for (const c of changes) {
+      this.#setHolder(c.vip, c.after?.node);
+      const node = c.after?.node;
+      if (node === undefined || !this.#deltas.has(node) || !this.#o.target.sessions.has(node)) continue;
+      for (const key of this.#byVip.get(c.vip) ?? []) {
+        const keys = gained.get(node);
+        if (keys === undefined) gained.set(node, new Set([key]));
+        else keys.add(key);
+      }
+    }
+    if (this.#closed) return;
+    for (const [node, keys] of gained) this.#pushChanges(node, keys);
+  }
 
   readonly #onService = (e: { type: string; key: string; object: Service }): void => {
     this.#indexService(e.key, e.type === 'DELETED' ? undefined : e.object);
