@@ -54,11 +54,12 @@ try {
   ];
   for (let i = 0; i < N; i++)
     docs.push(
-      `apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-${100 + i}\n  namespace: bench\nspec:\n  type: LoadBalancer\n  loadBalancerIP: 198.51.100.${100 + i}\n  ports:\n    - port: 8080\n      protocol: TCP\n`,
+      `apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-${100 + i}\n  namespace: bench\nspec:\n  type: LoadBalancer\n  loadBalancerIP: 198.51.100.${100 + i}\n  ports:\n    - port: 80\n      targetPort: 8080\n      protocol: TCP\n`,
     );
   writeFileSync(file, docs.join('---\n'));
   await cluster.apply(file);
-  const p = new Prober(lab, 'c1', `198.51.100.${100 + N - 1}`, 8080, 5);
+  // Port 80 reaches the name server's 8080 only through the holder's DNAT rules.
+  const p = new Prober(lab, 'c1', `198.51.100.${100 + N - 1}`, 80, 5);
   await p.stable(1000, 120_000);
   cluster.startAgent('n2', '198.51.100.12', ARGS);
   tap('n2');

@@ -2,7 +2,8 @@
  * Failover benchmark: the time a client is without service when the VIP holder's cable is
  * pulled, over TRIALS trials (default 20), for keepalived 2.2 (VRRPv3 advert_int 0.1; VRRPv2 defaults)
  * and vipmesh with its defaults (1 VIP; 100 VIPs all held by the dead node), in one run on one topology:
- * a bridge, two nodes, a client connecting every 5 ms. Also: server start to ready, server RSS with 1,000
+ * a bridge, two nodes, a client connecting every 5 ms (for vipmesh to a Service port that only the holder's
+ * DNAT rules serve, see SERVICE_PORT). Also: server start to ready, server RSS with 1,000
  * Services, agent RSS with 256 VIPs, `vipmesh kine` idle RSS, the daemons run with the NODE_OPTIONS of their
  * systemd units (`--node-options none`: without). And the planned hand-over: the holder's agent SIGTERMed
  * (what `systemctl stop` does) ROUNDS times (default 10) while the client connects every 5 ms, with the
@@ -124,12 +125,19 @@ async function keepalivedRun(label: string, s: VrrpSettings): Promise<{ median: 
   }
 }
 
+/**
+ * The port the clients connect to. The Services send it to targetPort 8080, where each node's name server
+ * listens, so only a holder whose DNAT rules are in answers: a VIP announced ahead of its rules refuses the
+ * connection (the VIP is on lo, nothing listens on this port), and the outage counts until the rules are in.
+ */
+const SERVICE_PORT = 80;
+
 function servicesYaml(n: number, first: number, v6: boolean): string {
   const docs: string[] = [];
   for (let i = 0; i < n; i++) {
     const ip = v6 ? `2001:db8::${(0x1000 + first + i).toString(16)}` : `198.51.100.${first + i}`;
     docs.push(
-      `apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-${first + i}\n  namespace: bench\nspec:\n  type: LoadBalancer\n  loadBalancerIP: ${ip}\n  ports:\n    - port: 8080\n      protocol: TCP\n`,
+      `apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-${first + i}\n  namespace: bench\nspec:\n  type: LoadBalancer\n  loadBalancerIP: ${ip}\n  ports:\n    - port: ${SERVICE_PORT}\n      targetPort: 8080\n      protocol: TCP\n`,
     );
   }
   return docs.join('---\n');
@@ -165,7 +173,7 @@ async function vipmeshRun(vipCount: number): Promise<{ median: number; p99: numb
     await cluster.apply(file);
     const probed =
       vipCount === 1 ? [VIP] : Array.from({ length: 10 }, (_, i) => `198.51.100.${100 + i * 10}`);
-    const probers = probed.map((vip) => new Prober(lab, 'c1', vip, 8080, vipCount === 1 ? 5 : 10));
+    const probers = probed.map((vip) => new Prober(lab, 'c1', vip, SERVICE_PORT, vipCount === 1 ? 5 : 10));
     await Promise.all(probers.map((p) => p.stable(1000, 120_000)));
     cluster.startAgent('n2', '198.51.100.12', DAEMON_ARGS);
     await cluster.waitReady(['n1', 'n2']);
@@ -210,7 +218,7 @@ async function handoverRun(
     for (const [n, ip] of Object.entries(ips)) cluster.startAgent(n, ip, agentArgs);
     await cluster.waitReady(Object.keys(ips));
     if (!serverHolds) await cluster.apply(file);
-    const prober = new Prober(lab, 'c1', VIP, 8080, 5);
+    const prober = new Prober(lab, 'c1', VIP, SERVICE_PORT, 5);
     await prober.stable(1000, 120_000);
     const gaps: number[] = [];
     const stops: number[] = [];
