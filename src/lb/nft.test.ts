@@ -5,7 +5,7 @@ import { FakeClock } from '../testing/fake-clock.js';
 import { lbService } from '../testing/lb-services.js';
 import { until } from '../testing/until.js';
 import type { CommandResult, RunCommand } from './command.js';
-import { NftTable, stripSetElements } from './nft.js';
+import { LISTING_DELAY_MS, NftTable, stripSetElements } from './nft.js';
 import { render } from './render.js';
 import { diffScript, fullScript } from './script.js';
 
@@ -163,13 +163,20 @@ t.test(
       }
       return nft.run(file, args, stdin);
     };
-    const table = new NftTable({ run, clock: new FakeClock(), logger: silentLogger() });
+    const clock = new FakeClock();
+    const table = new NftTable({ run, clock, logger: silentLogger() });
+    t.equal((await table.apply(render({ services: svcs(1) }).ruleset)).mode, 'full');
+    t.equal(gates.length, 0, 'the listing waits: what the caller does next goes first');
+    clock.advance(LISTING_DELAY_MS - 1);
+    t.equal(gates.length, 0);
+    clock.advance(1);
+    await until('the listing starts after its delay', () => gates.length === 1);
     t.equal(
-      (await table.apply(render({ services: svcs(1) }).ruleset)).mode,
-      'full',
+      (await table.apply(render({ services: svcs(2) }).ruleset)).mode,
+      'diff',
       'returned with the listing held',
     );
-    t.equal((await table.apply(render({ services: svcs(2) }).ruleset)).mode, 'diff');
+    clock.advance(LISTING_DELAY_MS);
     t.equal(gates.length, 1, 'one listing at a time');
     gates.shift()!();
     await until('the listing starts over for the second update', () => gates.length === 1);

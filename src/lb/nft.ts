@@ -42,6 +42,9 @@ export interface ApplyResult {
   nftMs: number;
 }
 
+/** How long after an update the listing for the compare is taken. */
+export const LISTING_DELAY_MS = 100;
+
 /** The lines of nft's error output that point at a script line (`/dev/stdin:12:5-9: Error: ...`). */
 const ERROR_LINE = /:(\d+):\d+(?:-\d+)?: Error: (.*)/g;
 
@@ -183,8 +186,20 @@ export class NftTable {
       this.#applied = model;
       const nftMs = this.#spent;
       this.#refreshListing();
+      this.#warmSession();
       return { mode: 'full', errors, nftMs };
     });
+  }
+
+  /**
+   * Start the kept `nft -i` now, with the table in its cache, unless it runs: the first difference would
+   * otherwise pay for the process start and the cache load (50-60 ms in a namespace here), and that first
+   * difference is often a failover's, the Services of the VIPs this node takes over.
+   */
+  #warmSession(): void {
+    const session = this.#o.session;
+    if (session === undefined || session.running) return;
+    void session.run([`list table ${TABLE}`]);
   }
 
   async #list(): Promise<string | undefined> {
@@ -196,15 +211,34 @@ export class NftTable {
   #generation = 0;
   /** The listing in progress, if any. */
   #listingRun: Promise<void> | undefined;
+  /** The listing waiting for {@link LISTING_DELAY_MS} to pass, if any. */
+  #listingTimer: TimerHandle | undefined;
 
   /**
-   * Take the listing the compare expects, after the update has returned: an update never waits for it
-   * (at 1,000 Services the listing costs several times a one-Service update), and one that lands while
-   * it runs makes it start over.
+   * Take the listing the compare expects, a moment after the update has returned: an update never waits
+   * for it (at 1,000 Services the listing costs several times a one-Service update), nor does what its
+   * caller does next (starting `nft list` blocks the event loop for a few ms, and after a failover's
+   * update the agent announces the VIPs). An update that lands meanwhile makes it start over.
    */
   #refreshListing(): void {
     this.#generation++;
     this.#listing = undefined;
+    if (this.#listingRun !== undefined || this.#listingTimer !== undefined || this.#stopped) return;
+    this.#listingTimer = this.#o.clock.setTimeout(() => {
+      this.#listingTimer = undefined;
+      this.#startListing();
+    }, LISTING_DELAY_MS);
+  }
+
+  /** Take the listing now if it is waiting for its delay. */
+  #listingNow(): void {
+    if (this.#listingTimer === undefined) return;
+    this.#o.clock.clearTimeout(this.#listingTimer);
+    this.#listingTimer = undefined;
+    this.#startListing();
+  }
+
+  #startListing(): void {
     if (this.#listingRun !== undefined) return;
     this.#listingRun = (async () => {
       while (!this.#stopped) {
@@ -221,12 +255,13 @@ export class NftTable {
 
   /** Resolves when the listing taken after the last update is in (benchmarks and tests). */
   async settled(): Promise<void> {
+    this.#listingNow();
     while (this.#listingRun !== undefined) await this.#listingRun;
   }
 
   async #snapshot(): Promise<void> {
     this.#refreshListing();
-    await this.#listingRun;
+    await this.settled();
   }
 
   /** Start comparing the kernel's table with the applied one every `verifyIntervalMs`. */
@@ -249,7 +284,7 @@ export class NftTable {
     return this.#serial(async () => {
       const want = this.#applied;
       if (want === undefined || this.#stopped) return false;
-      await this.#listingRun;
+      await this.settled();
       const now = await this.#list();
       if (now !== undefined && now === this.#listing) return false;
       this.#o.logger.warn(
@@ -273,6 +308,8 @@ export class NftTable {
     this.#stopped = true;
     if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#listingTimer !== undefined) this.#o.clock.clearTimeout(this.#listingTimer);
+    this.#listingTimer = undefined;
     this.#o.session?.close();
     return this.#serial(async () => {
       this.#applied = undefined;

@@ -45,6 +45,7 @@ t.test('differences go through the kept nft and land in the kernel', async (t) =
   const a = svc('a', '198.51.100.10', ['198.18.1.2', '198.18.1.3']);
   const b = svc('b', '198.51.100.11', ['198.18.2.2']);
   t.equal((await table.apply(render({ services: [a, b] }).ruleset)).mode, 'full');
+  t.ok(session.running, 'the kept nft starts with the first table, before the first difference needs it');
   const r = await table.apply(
     render({ services: [{ ...a, endpoints: a.endpoints.slice(0, 1) }, b] }).ruleset,
   );
