@@ -1,7 +1,8 @@
 /**
  * Planned hand-over end to end: a server and two agents on one bridge, a client connecting to a Service
- * VIP every 5 ms while the holder's agent is SIGTERMed (what `systemctl stop` and a reboot do). The VIP
- * moves to the other node, no connection attempt times out (one open across the move may be reset), and
+ * VIP every 5 ms (on a port only the holder's DNAT rules serve) while the holder's agent is SIGTERMed (what
+ * `systemctl stop` and a reboot do). The VIP moves to the other node, no connection attempt times out or is
+ * refused (so the new holder announced it only with its rules in; one open across the move may be reset), and
  * the stopped node is NotReady with reason AgentStopping until its agent starts again. The same for
  * `vipmesh drain` of a running node, and for SIGTERM of the server whose local agent holds the VIP. The
  * figures themselves are measured in bench/failover.ts.
@@ -32,7 +33,7 @@ spec: {ipAddressPools: [lan]}
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: default}
-spec: {type: LoadBalancer, loadBalancerIP: ${VIP}, ports: [{port: 8080, protocol: TCP}]}
+spec: {type: LoadBalancer, loadBalancerIP: ${VIP}, ports: [{port: 80, targetPort: 8080, protocol: TCP}]}
 `;
 
 /**
@@ -66,7 +67,9 @@ async function webCluster(
   for (const [n, ip] of Object.entries(NODES)) cluster.startAgent(n, ip);
   await cluster.waitReady(Object.keys(NODES));
   if (opts.serverHolds !== true) await cluster.apply(file);
-  const prober = new Prober(lab, 'c1', VIP);
+  // Port 80 reaches the name servers' 8080 only through the holder's DNAT rules: a VIP announced ahead of
+  // its rules refuses connections.
+  const prober = new Prober(lab, 'c1', VIP, 80);
   t.teardown(() => prober.stop());
   await prober.stable(1000, 60_000);
   return { cluster, prober };
