@@ -53,6 +53,24 @@ async function sources(t: Test, store: ResourceStore) {
   return { nodes, services, backends };
 }
 
+/**
+ * {@link sources} on a datastore with the assignment index started on it, and sessions for n1 and n2; the
+ * index is closed at the end of `t`.
+ */
+async function withHolders(t: Test) {
+  const mem = new MemoryKv();
+  const store = new ResourceStore({ kv: mem });
+  const src = await sources(t, store);
+  const holders = new AssignmentIndex({ kv: mem, logger: silentLogger() });
+  await holders.start();
+  t.teardown(() => holders.close());
+  const sessions = new Map<string, unknown>([
+    ['n1', {}],
+    ['n2', {}],
+  ]);
+  return { mem, store, ...src, holders, sessions };
+}
+
 async function setup(t: Test) {
   const store = new ResourceStore({ kv: new MemoryKv() });
   const { nodes, services, backends } = await sources(t, store);
@@ -178,19 +196,11 @@ t.test('a node is pushed the Services on its VIPs, with their merged backends, o
 t.test(
   'deltas: thousands of Services go once in bounded messages; a change sends only the Services it touches',
   async (t) => {
-    const mem = new MemoryKv();
-    const store = new ResourceStore({ kv: mem });
-    const { nodes, services, backends } = await sources(t, store);
-    const holders = new AssignmentIndex({ kv: mem, logger: silentLogger() });
-    await holders.start();
+    const { mem, store, nodes, services, backends, holders, sessions } = await withHolders(t);
     type Msg = { node: string; topic: string; payload: ServicesDelta; bytes: number };
     /** Every message (what the agents applied); `msgs` since the last look. */
     const all: Msg[] = [];
     const msgs: Msg[] = [];
-    const sessions = new Map<string, unknown>([
-      ['n1', {}],
-      ['n2', {}],
-    ]);
     const relay = new ServiceRelay({
       nodes,
       services,
@@ -208,10 +218,7 @@ t.test(
       },
     });
     relay.start();
-    t.teardown(async () => {
-      relay.close();
-      await holders.close();
-    });
+    t.teardown(() => relay.close());
     // What an agent that applies the deltas in order has.
     const view = (node: string) => {
       const have = new Map<string, LbService>();
@@ -302,16 +309,8 @@ t.test(
 t.test(
   'a moved VIP: the new holder is sent its Services before the VIP, the old one loses them after the VIP',
   async (t) => {
-    const mem = new MemoryKv();
-    const store = new ResourceStore({ kv: mem });
-    const { nodes, services, backends } = await sources(t, store);
-    const holders = new AssignmentIndex({ kv: mem, logger: silentLogger() });
-    await holders.start();
+    const { mem, store, nodes, services, backends, holders, sessions } = await withHolders(t);
     const pushes: Array<{ node: string; topic: string; payload: unknown }> = [];
-    const sessions = new Map<string, unknown>([
-      ['n1', {}],
-      ['n2', {}],
-    ]);
     const target = {
       sessions,
       push: (node: string, topic: string, payload: unknown) => pushes.push({ node, topic, payload }) > 0,
@@ -335,10 +334,7 @@ t.test(
       services: serviceRelay,
     });
     await relay.start();
-    t.teardown(async () => {
-      await relay.close();
-      await holders.close();
-    });
+    t.teardown(() => relay.close());
     const vip = '198.51.100.10';
     await store.create('services', svc('web', [vip]));
     await holders.caughtUp((await writeHolders(mem, [{ vip, holder: { node: 'n1' } }])).revision);

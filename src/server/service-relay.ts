@@ -156,14 +156,14 @@ export class ServiceRelay {
    * VIPs calls this before it pushes the same change, so the new holder has a VIP's Services ahead of the
    * VIP and announces it only once their rules are in (a VIP announced first would refuse connections
    * until then). What the old holder loses goes on the next turn as before, after the VIP's move: it
-   * serves the VIP's Services until it lets the VIP go. Idempotent: the index's own `change` event calls
-   * it too.
+   * serves the VIP's Services until it lets the VIP go. The index's own `change` event calls it too: a
+   * change already indexed is passed over, so whichever call comes second does nothing.
    */
   holdersChanged(changes: readonly HolderChange[]): void {
     const gained = new Map<string, Set<string>>();
     for (const c of changes) {
-      this.#setHolder(c.vip, c.after?.node);
       const node = c.after?.node;
+      if (!this.#setHolder(c.vip, node)) continue;
       if (node === undefined || !this.#deltas.has(node) || !this.#o.target.sessions.has(node)) continue;
       for (const key of this.#byVip.get(c.vip) ?? []) {
         const keys = gained.get(node);
@@ -198,9 +198,10 @@ export class ServiceRelay {
     for (const vip of now) this.#setHolder(vip, node);
   }
 
-  #setHolder(vip: string, node: string | undefined): void {
+  /** Index `vip` as held by `node` (none: no holder) and mark its Services; false when it already was. */
+  #setHolder(vip: string, node: string | undefined): boolean {
     const old = this.#holder.get(vip);
-    if (old === node) return;
+    if (old === node) return false;
     if (old !== undefined) {
       const held = this.#heldBy.get(old);
       held?.delete(vip);
@@ -220,6 +221,7 @@ export class ServiceRelay {
       if (old !== undefined) this.#mark(old, key);
       if (node !== undefined) this.#mark(node, key);
     }
+    return true;
   }
 
   #indexService(key: string, svc: Service | undefined): void {
