@@ -39,6 +39,30 @@ export interface SoakResult {
   seconds: number;
   /** 1-minute load averages sampled every 10 s. */
   load: number[];
+  /**
+   * The longest liveness silence each daemon judged and then heard the end of, in ms
+   * (`vipmesh_tunnel_liveness_longest_silence_seconds`), and how many silences went over half the bound:
+   * how near the soak came to a false failover. Undefined where the metrics could not be read.
+   */
+  silences: Array<{ node: string; role: string; longestMs: number; longSilences: number }> | undefined;
+}
+
+/** The liveness margin figures of the daemons on `nodes`, from their metrics endpoints. */
+async function silences(lab: Lab, nodes: string[]): Promise<SoakResult['silences']> {
+  const out: NonNullable<SoakResult['silences']> = [];
+  for (const node of nodes) {
+    const r = await lab.exec(node, ['curl', '-sf', 'http://127.0.0.1:7472/metrics'], 10_000);
+    if (r.code !== 0) return undefined;
+    for (const role of ['server', 'agent']) {
+      const pick = (name: string) =>
+        Number(new RegExp(`^${name}\\{role="${role}"\\} (\\S+)$`, 'm').exec(r.stdout)?.[1] ?? Number.NaN);
+      const longest = pick('vipmesh_tunnel_liveness_longest_silence_seconds');
+      const long = pick('vipmesh_tunnel_liveness_long_silences_total');
+      // A side with no hub (the server's own agent, an agent on the server's node) reports 0 for both.
+      if (longest > 0) out.push({ node, role, longestMs: longest * 1000, longSilences: long });
+    }
+  }
+  return out;
 }
 
 interface NodeList {
@@ -144,6 +168,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
       }
     }
     return {
+      silences: await silences(lab, ['s1', 'n1', 'n2']),
       holderChanges,
       notReady: seen.get('node NotReady')!,
       sessionsLost: seen.get('tunnel session lost')!,
@@ -174,6 +199,12 @@ export function reportSoak(r: SoakResult, o: SoakOptions): void {
     goal: '0 in 10 min',
     met: false_ === 0,
   });
+  if (r.silences === undefined) console.log("soak: the daemons' liveness metrics could not be read");
+  for (const x of r.silences ?? [])
+    console.log(
+      `  liveness margin, ${x.node} (${x.role}): longest silence heard the end of ${x.longestMs.toFixed(1)} ms; ` +
+        `${x.longSilences} silences over half the bound`,
+    );
   printReasons('session lost', r.sessionsLost);
   printReasons('NotReady', r.notReady);
 }

@@ -13,6 +13,7 @@ import { tempDir } from '../testing/tmp.js';
 import { createTunnelServer } from '../testing/tunnel-server.js';
 import { TunnelClient } from './client.js';
 import { grantOf, type LivenessGrant, LivenessHub, type LivenessPeer } from './liveness.js';
+import { TunnelMetrics } from './metrics.js';
 
 /** A peer that records what its hub tells it, with promises to wait for each. */
 function recorder() {
@@ -101,7 +102,11 @@ t.test('a ping that verifies is answered with an ack and arms the session', asyn
   const ack = await agent.next();
   await rec.armed;
   t.same(ack, datagram({ kind: 2, id: grant.id, counter: 7n, key }), 'the ack echoes the counter, tagged');
-  t.same(hub.counts, { received: 1, rejected: 0, sent: 1 });
+  t.same(
+    hub.counts,
+    { received: 1, rejected: 0, sent: 1, longestSilenceMs: 0, longSilences: 0 },
+    'arming ends no silence',
+  );
 });
 
 t.test('forged, replayed, unknown and malformed datagrams are dropped and counted', async (t) => {
@@ -124,8 +129,42 @@ t.test('forged, replayed, unknown and malformed datagrams are dropped and counte
   send(datagram({ kind: 1, id: grant.id, counter: 6n, key }));
   const second = await agent.next();
   t.equal(second.readBigUInt64BE(16), 6n, 'the next ack answers the next fresh ping');
-  t.same(hub.counts, { received: 2, rejected: 7, sent: 2 }, 'seven dropped, no ack for any of them');
+  t.match(
+    hub.counts,
+    { received: 2, rejected: 7, sent: 2, longSilences: 0 },
+    'seven dropped, no ack for any of them',
+  );
   t.equal(agent.got.length, 0);
+});
+
+t.test('the longest silence a peer ended is kept, and one over half the bound is counted', async (t) => {
+  const hub = await serverHub();
+  const rec = recorder();
+  const { grant } = hub.expect({ intervalMs: 100, deadAfterMs: 400 }, rec.peer);
+  const key = Buffer.from(grant.key, 'base64');
+  const agent = await udpPeer();
+  const ping = async (counter: bigint) => {
+    agent.sock.send(datagram({ kind: 1, id: grant.id, counter, key }), hub.port, '127.0.0.1');
+    await agent.next();
+  };
+  await ping(1n);
+  await ping(2n);
+  t.equal(hub.counts.longSilences, 0, 'a ping right after the last is no long silence');
+  // A silence of 250 ms, over half the 400 ms bound, then a ping that counts.
+  await new Promise((r) => setTimeout(r, 250));
+  await ping(3n);
+  const c = hub.counts;
+  t.ok(
+    c.longestSilenceMs >= 245 && c.longestSilenceMs < 400,
+    `longest silence ${c.longestSilenceMs.toFixed(1)} ms`,
+  );
+  t.equal(c.longSilences, 1);
+  t.notOk(rec.isLost);
+  const registry = createRegistry();
+  new TunnelMetrics(registry, 'server').liveness = () => hub.counts;
+  const text = await registry.metrics();
+  t.match(text, /vipmesh_tunnel_liveness_longest_silence_seconds\{role="server"\} 0\.2[4-9]/);
+  t.match(text, /vipmesh_tunnel_liveness_long_silences_total\{role="server"\} 1/);
 });
 
 t.test('an armed session is lost once its pings stop; one never armed is never lost', async (t) => {

@@ -60,13 +60,20 @@ export interface LivenessCounts {
   /** Datagrams dropped: malformed, unknown session, bad tag, replayed. */
   rejected: number;
   sent: number;
+  /**
+   * The longest silence an armed peer ended with a datagram that counted, in ms, as judged (time this side's
+   * thread did not run is not in it): how near any peer came to being lost.
+   */
+  longestSilenceMs: number;
+  /** Datagrams that counted after a silence longer than half the bound: one lost or late. */
+  longSilences: number;
 }
 
 interface NativeHub {
   add(id: Buffer, key: Buffer, deadMs: number, host?: string, port?: number, intervalMs?: number): void;
   drop(id: Buffer): void;
-  /** [received, rejected, sent] */
-  counts(): [number, number, number];
+  /** [received, rejected, sent, longestSilenceMs, longSilences] */
+  counts(): [number, number, number, number, number];
   close(): void;
   stall(ms: number): void;
   readonly port: number;
@@ -163,8 +170,10 @@ export class LivenessHub {
 
   /** Datagrams counted so far. */
   get counts(): LivenessCounts {
-    const [received, rejected, sent] = this.#native?.counts() ?? [0, 0, 0];
-    return { received, rejected, sent };
+    const [received, rejected, sent, longestSilenceMs, longSilences] = this.#native?.counts() ?? [
+      0, 0, 0, 0, 0,
+    ];
+    return { received, rejected, sent, longestSilenceMs, longSilences };
   }
 
   /** The hub has no thread (no addon, or closed): sessions given to it are never armed. */

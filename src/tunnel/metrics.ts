@@ -120,6 +120,17 @@ export class TunnelMetrics {
       'Liveness datagrams dropped: malformed, for no session, a bad tag, or replayed',
       (m) => m.liveness?.().rejected ?? 0,
     );
+    counter(
+      'vipmesh_tunnel_liveness_long_silences_total',
+      'Liveness datagrams that counted after a silence longer than half the bound (one lost or late)',
+      (m) => m.liveness?.().longSilences ?? 0,
+    );
+    gauge(
+      'vipmesh_tunnel_liveness_longest_silence_seconds',
+      'Longest silence of a peer that then was heard from, since the start (the bound is interval x lost-after)',
+      (m) => (m.liveness?.().longestSilenceMs ?? 0) / 1000,
+      most,
+    );
     const name = 'vipmesh_tunnel_heartbeat_rtt_seconds';
     this.rtt =
       (registry.getSingleMetric(name) as Histogram<'role'> | undefined) ??

@@ -309,13 +309,15 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
     return env.Undefined();
   }
 
-  // [received, rejected, sent]
+  // [received, rejected, sent, longest silence judged (ms), silences over half their bound]
   Napi::Value Counts(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, 3);
+    Napi::Array a = Napi::Array::New(env, 5);
     a.Set(0u, Napi::Number::New(env, static_cast<double>(received_.load())));
     a.Set(1u, Napi::Number::New(env, static_cast<double>(rejected_.load())));
     a.Set(2u, Napi::Number::New(env, static_cast<double>(sent_.load())));
+    a.Set(3u, Napi::Number::New(env, longest_.load()));
+    a.Set(4u, Napi::Number::New(env, static_cast<double>(longSilences_.load())));
     return a;
   }
 
@@ -498,7 +500,9 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
     }
     received_.fetch_add(1);
     p->last = counter;
-    p->heardAt = NowMs();
+    double now = NowMs();
+    if (p->armed) Judged(p, now - p->heardAt);
+    p->heardAt = now;
     if (p->expect == kPing) {
       uint8_t ack[kLen];
       Packet(p, kAck, counter, ack);
@@ -508,6 +512,13 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
       p->armed = true;
       Emit(p, false, 0);
     }
+  }
+
+  // The silence an armed peer's datagram ended, as judged (time the thread itself did not run is not in it):
+  // how near it came to the bound. Only this thread writes these.
+  void Judged(const Peer* p, double silentMs) {
+    if (silentMs > longest_.load(std::memory_order_relaxed)) longest_.store(silentMs, std::memory_order_relaxed);
+    if (silentMs > p->deadMs / 2) longSilences_.fetch_add(1, std::memory_order_relaxed);
   }
 
   static bool Tag(Peer* p, const uint8_t* b, uint8_t* out) {
@@ -584,6 +595,8 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
   std::atomic<int64_t> received_{0};
   std::atomic<int64_t> rejected_{0};
   std::atomic<int64_t> sent_{0};
+  std::atomic<double> longest_{0};
+  std::atomic<int64_t> longSilences_{0};
 };
 
 }  // namespace
