@@ -474,3 +474,92 @@ t.test('while a moved VIP is handed off, its Service is still served on it, then
   await new Promise((r) => setImmediate(r));
   t.same(given.at(-1), [], 'gone once the VIP is let go');
 });
+
+/** A holding announcer that also puts VIPs on lo ahead of their holds, and records each step. */
+class PreparingAnnouncer extends HoldingAnnouncer {
+  readonly onLo = new Set<string>();
+  readonly steps: string[] = [];
+  get prepared(): string[] {
+    return [...this.onLo].filter((v) => !this.held.has(v));
+  }
+  async prepare(vip: string) {
+    this.steps.push(`prepare ${vip}`);
+    this.onLo.add(vip);
+  }
+  async unprepare(vip: string) {
+    this.steps.push(`unprepare ${vip}`);
+    return this.onLo.delete(vip);
+  }
+  override async hold(vip: string) {
+    this.steps.push(`hold ${vip}${this.onLo.has(vip) ? ' (on lo already)' : ''}`);
+    this.onLo.add(vip);
+    return super.hold(vip);
+  }
+}
+
+t.test(
+  "a VIP whose Services' rules are going in is put on lo meanwhile; held once they are in, taken off if they do not serve",
+  async (t) => {
+    const V1 = '198.51.100.201';
+    const V2 = '198.51.100.202';
+    const clock = new FakeClock();
+    const applies: Array<() => void> = [];
+    const ann = new PreparingAnnouncer();
+    const a = new Agent({
+      servers: ['https://a:6443'],
+      token: `K10${'b'.repeat(64)}::server:abcdef0123456789`,
+      nodeName: 'pi1',
+      dataDir: tempDir('vipmesh-agent-'),
+      registration: {},
+      announcer: ann,
+      logger: silentLogger(),
+      clock,
+      loadBalancer: (deps) =>
+        new AgentLb({
+          ...deps,
+          nodeName: 'pi1',
+          nodeIps: ['198.51.100.2'],
+          // Each update of the table waits for the test.
+          table: {
+            apply: () =>
+              new Promise((resolve) => applies.push(() => resolve({ mode: 'diff', errors: [], nftMs: 0 }))),
+            start: () => {},
+            remove: async () => {},
+          },
+          probe: async () => undefined,
+          clock,
+          logger: silentLogger(),
+        }),
+    });
+    t.teardown(() => a.close());
+    a.client.request = (async () => ({ accepted: 1 })) as typeof a.client.request;
+    a.client.emit('connected', { server: 'https://a:6443' } as never);
+    // As a failover's new holder gets them: the Services, then the VIPs. The Service on V2 keeps its
+    // traffic on nodes with an endpoint, and its only endpoint is on another node.
+    a.client.emit('push', TOPIC_SERVICES, {
+      services: [
+        lbService('web', [V1], ['198.18.1.2']),
+        lbService('local', [V2], ['198.18.9.9'], { externalTrafficPolicy: 'Local' }),
+      ],
+    });
+    a.client.emit('push', TOPIC_VIPS, { vips: [{ ip: V1 }, { ip: V2 }] });
+    await until(
+      'the table update started and both VIPs are on lo',
+      () => applies.length === 1 && ann.onLo.size === 2,
+    );
+    await a.idle();
+    t.same(ann.vips, [], 'neither is announced while the rules go in');
+    t.same(ann.prepared.sort(), [V1, V2]);
+    applies.shift()!();
+    await until('V1 held', () => ann.held.has(V1));
+    await until('V2 off lo', () => !ann.onLo.has(V2));
+    await a.idle();
+    t.same(ann.vips, [V1], 'V2 does not serve here: not announced');
+    t.same(ann.steps.sort(), [
+      `hold ${V1} (on lo already)`,
+      `prepare ${V1}`,
+      `prepare ${V2}`,
+      `unprepare ${V2}`,
+    ]);
+  },
+);
