@@ -38,12 +38,6 @@ export interface AgentAnnouncer {
   announce?(vip: string): boolean;
   probe(vip: string, iface?: string, timeoutMs?: number): Promise<{ answered: boolean; mac?: string }>;
   readonly vips: string[];
-  /** Put a VIP on lo ahead of its hold, unannounced (absent: the hold adds it). */
-  prepare?(vip: string): Promise<void>;
-  /** Take back a prepare whose hold is not coming. */
-  unprepare?(vip: string): Promise<boolean>;
-  /** VIPs prepared and not held. */
-  readonly prepared?: string[];
   on(event: 'conflict', fn: (e: { vip: string; mac: string; phase: 'probe' | 'holding' }) => void): unknown;
   close(): Promise<void>;
 }
@@ -375,8 +369,7 @@ export class Agent {
     this.#dirty = new Set();
     const a = this.#o.announcer;
     const have = new Set(a.vips);
-    const check =
-      dirty === 'all' ? new Set([...have, ...wanted.keys(), ...this.#local, ...(a.prepared ?? [])]) : dirty;
+    const check = dirty === 'all' ? new Set([...have, ...wanted.keys(), ...this.#local]) : dirty;
     // A VIP whose Services have nothing to serve is not announced (the load balancer's gate); a local VIP
     // is held whatever the assignment says.
     const want = (ip: string): VipAssignment | undefined => {
@@ -384,20 +377,6 @@ export class Agent {
       const v = wanted.get(ip);
       return v !== undefined && (this.#lb?.allows(ip) ?? true) ? v : undefined;
     };
-    // A VIP assigned here whose Services' rules are going in goes on lo meanwhile (unannounced), so that
-    // once they are in, its hold has only frames to send: a failover's new holder overlaps the two. One
-    // whose Services were programmed and do not serve (or that went elsewhere) comes off again.
-    const prepared = new Set(a.prepared ?? []);
-    const ahead: Array<Promise<unknown>> = [];
-    for (const ip of check) {
-      if (have.has(ip) || want(ip) !== undefined || a.prepare === undefined) continue;
-      if (wanted.has(ip) && this.#lb?.pending?.(ip)) {
-        if (!prepared.has(ip)) ahead.push(a.prepare(ip));
-      } else if (prepared.has(ip)) ahead.push(a.unprepare!(ip));
-    }
-    const aheadDone = Promise.all(ahead).catch((err: unknown) =>
-      this.#log.warn({ err }, 'cannot put a VIP on lo ahead of its hold, or take it off'),
-    );
     for (const ip of check) {
       if (want(ip) !== undefined) {
         this.#cancelHandOff(ip);
@@ -429,7 +408,6 @@ export class Agent {
           }
         }),
     );
-    await aheadDone;
     if (failed) this.#retryVips();
   }
 

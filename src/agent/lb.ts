@@ -42,8 +42,6 @@ export interface AgentLoadBalancer {
   setLeases(leases: readonly Lease[]): void;
   /** Whether `vip` may be announced: no pushed Service is on it, or one on it is serving. */
   allows(vip: string): boolean;
-  /** Whether a Service on `vip` was pushed and has not been through an update of the table yet. */
-  pending?(vip: string): boolean;
   /** Send the current report again (a new session: the server may have missed the last). */
   resend(): void;
   /** Stop the checks and remove the table. */
@@ -248,11 +246,6 @@ export class AgentLb implements AgentLoadBalancer {
     const on = this.#onVip.get(canonicalIp(vip) ?? vip);
     if (on === undefined) return true;
     return on.some((s) => this.#serving.get(serviceKey(s)) === true);
-  }
-
-  pending(vip: string): boolean {
-    const on = this.#onVip.get(canonicalIp(vip) ?? vip);
-    return on?.some((s) => !this.#serving.has(serviceKey(s))) ?? false;
   }
 
   /** The last report computed (tests, status). */

@@ -105,10 +105,6 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
   readonly #ports = new Map<string, Port>();
   readonly #held = new Map<string, Held>();
   readonly #taking = new Map<string, Promise<HoldResult>>();
-  /** VIPs put on lo ahead of a hold (see {@link prepare}): the add, which never rejects (false: it failed). */
-  readonly #prepared = new Map<string, Promise<boolean>>();
-  /** VIPs whose prepared address is being removed: an add for them waits for it. */
-  readonly #unpreparing = new Map<string, Promise<void>>();
   readonly #probes = new Map<string, Set<Probe>>();
   #closed = false;
   #syncing: Promise<void> | undefined;
@@ -157,60 +153,6 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
   /** VIPs currently held (canonical text). */
   get vips(): string[] {
     return [...this.#held.keys()];
-  }
-
-  /** VIPs on lo ahead of a hold, not held yet. */
-  get prepared(): string[] {
-    return [...this.#prepared.keys()];
-  }
-
-  /**
-   * Put `vip` on lo ahead of a {@link hold} that is coming (a failover's new holder, while the VIP's Services
-   * are programmed), so the hold has only its frames to send. Nothing is answered or announced for it: ARP
-   * and NDP replies go only to held VIPs, and the kernel does not answer for lo's addresses on other
-   * interfaces (arp_ignore=1). Quiet and best effort: an add that fails is left to the hold to report.
-   */
-  async prepare(vip: string): Promise<void> {
-    const ip = parseVip(vip);
-    if (this.#unpreparing.has(ip.text)) await this.#unprepared(ip.text);
-    this.#assertOpen();
-    if (this.#held.has(ip.text) || this.#taking.has(ip.text)) return;
-    let p = this.#prepared.get(ip.text);
-    if (p === undefined) {
-      p = this.#d.addresses.add(ip).then(
-        () => true,
-        (err: unknown) => {
-          this.#log.debug({ ip: ip.text, err }, 'could not put a VIP on lo ahead of holding it');
-          if (this.#prepared.get(ip.text) === p) this.#prepared.delete(ip.text);
-          return false;
-        },
-      );
-      this.#prepared.set(ip.text, p);
-    }
-    await p;
-  }
-
-  /** Take back a {@link prepare} whose hold is not coming; false when `vip` was not prepared. */
-  async unprepare(vip: string): Promise<boolean> {
-    const ip = parseVip(vip);
-    const p = this.#prepared.get(ip.text);
-    if (p === undefined) return false;
-    this.#prepared.delete(ip.text);
-    const removal = (async () => {
-      if (await p) await this.#d.addresses.remove(ip);
-    })().finally(() => {
-      if (this.#unpreparing.get(ip.text) === removal) this.#unpreparing.delete(ip.text);
-    });
-    this.#unpreparing.set(ip.text, removal);
-    await removal;
-    return true;
-  }
-
-  /** Wait until no removal of a prepared `ip` is under way (its failure is the unprepare's to report). */
-  async #unprepared(ip: string): Promise<void> {
-    for (let r = this.#unpreparing.get(ip); r !== undefined; r = this.#unpreparing.get(ip)) {
-      await r.catch(() => undefined);
-    }
   }
 
   /** True when this node answers for `ip` (canonical text) on `ifname`: the responder's decision. */
@@ -492,10 +434,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
       }
     }
     this.#assertOpen();
-    const prepared = this.#prepared.get(ip.text);
-    this.#prepared.delete(ip.text);
-    if (this.#unpreparing.has(ip.text)) await this.#unprepared(ip.text);
-    if (prepared === undefined || !(await prepared)) await this.#d.addresses.add(ip);
+    await this.#d.addresses.add(ip);
     if (this.#closed) {
       await this.#d.addresses.remove(ip);
       this.#assertOpen();
@@ -545,10 +484,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     for (const set of this.#probes.values()) for (const p of set) p.done({ answered: false });
     await Promise.allSettled([...this.#taking.values()]);
     const vips = [...this.#held.keys()];
-    const results = await Promise.allSettled([
-      ...vips.map((v) => this.release(v)),
-      ...this.prepared.map((v) => this.unprepare(v)),
-    ]);
+    const results = await Promise.allSettled(vips.map((v) => this.release(v)));
     const ifaces = [...this.#ports.keys()];
     for (const [name, port] of this.#ports) this.#closePort(name, port, true);
     this.#d.sysctl.restoreAll();
