@@ -17,6 +17,7 @@
  *   node --import tsx bench/failover.ts [--trials N] [--rounds N]
  *     [--only keepalived|vipmesh|handover|soak|footprint] [--soak MINUTES] [--churn MB/s]
  *     [--node-options none|FLAGS] [--heartbeat 50ms] [--v8-flags none|FLAGS] [--malloc-trim none|BYTES]
+ *     [--vips N: only the vipmesh failover row with N VIPs on the dead node]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +43,8 @@ const { values } = parseArgs({
     trials: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '10' },
     only: { type: 'string' },
+    /** Run only the vipmesh failover row with this many VIPs on the dead node (A/B comparisons). */
+    vips: { type: 'string' },
     soak: { type: 'string' },
     churn: { type: 'string', default: '32' },
     'node-options': { type: 'string' },
@@ -538,6 +541,10 @@ async function main(): Promise<void> {
   }
   if (values.only === 'footprint') {
     await footprintRows();
+    return;
+  }
+  if (values.vips !== undefined) {
+    await vipmeshRun(Number(values.vips));
     return;
   }
   const r = new Map<string, { median: number; p99: number }>();
