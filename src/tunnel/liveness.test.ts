@@ -92,12 +92,16 @@ async function armedPair(timing: { intervalMs: number; deadAfterMs: number }, ho
   return { server, agent, link, atServer, atAgent };
 }
 
-t.test('a ping that verifies is answered with an ack and arms the session', async (t) => {
+/** A server hub expecting one session whose datagrams the test forges from a UDP socket of its own. */
+async function forgedSession(timing: { intervalMs: number; deadAfterMs: number }) {
   const hub = await serverHub();
   const rec = recorder();
-  const { grant } = hub.expect({ intervalMs: 20, deadAfterMs: 60_000 }, rec.peer);
-  const key = Buffer.from(grant.key, 'base64');
-  const agent = await udpPeer();
+  const { grant } = hub.expect(timing, rec.peer);
+  return { hub, rec, grant, key: Buffer.from(grant.key, 'base64'), agent: await udpPeer() };
+}
+
+t.test('a ping that verifies is answered with an ack and arms the session', async (t) => {
+  const { hub, rec, grant, key, agent } = await forgedSession({ intervalMs: 20, deadAfterMs: 60_000 });
   agent.sock.send(datagram({ kind: 1, id: grant.id, counter: 7n, key }), hub.port, '127.0.0.1');
   const ack = await agent.next();
   await rec.armed;
@@ -110,11 +114,7 @@ t.test('a ping that verifies is answered with an ack and arms the session', asyn
 });
 
 t.test('forged, replayed, unknown and malformed datagrams are dropped and counted', async (t) => {
-  const hub = await serverHub();
-  const rec = recorder();
-  const { grant } = hub.expect({ intervalMs: 20, deadAfterMs: 60_000 }, rec.peer);
-  const key = Buffer.from(grant.key, 'base64');
-  const agent = await udpPeer();
+  const { hub, rec, grant, key, agent } = await forgedSession({ intervalMs: 20, deadAfterMs: 60_000 });
   const send = (b: Buffer) => agent.sock.send(b, hub.port, '127.0.0.1');
   send(datagram({ kind: 1, id: grant.id, counter: 1n, key: Buffer.alloc(32) })); // wrong key
   send(datagram({ kind: 1, id: grant.id, counter: 1n, key, tag: Buffer.alloc(16) })); // bad tag
@@ -138,11 +138,7 @@ t.test('forged, replayed, unknown and malformed datagrams are dropped and counte
 });
 
 t.test('the longest silence a peer ended is kept, and one over half the bound is counted', async (t) => {
-  const hub = await serverHub();
-  const rec = recorder();
-  const { grant } = hub.expect({ intervalMs: 100, deadAfterMs: 400 }, rec.peer);
-  const key = Buffer.from(grant.key, 'base64');
-  const agent = await udpPeer();
+  const { hub, rec, grant, key, agent } = await forgedSession({ intervalMs: 100, deadAfterMs: 400 });
   const ping = async (counter: bigint) => {
     agent.sock.send(datagram({ kind: 1, id: grant.id, counter, key }), hub.port, '127.0.0.1');
     await agent.next();
