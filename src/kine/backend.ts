@@ -96,7 +96,7 @@ export class Backend implements EtcdBackend {
           applied: () => mvcc.takeBatch(),
           durable: (applied) => {
             const { events, rev } = applied as AppliedBatch;
-            mvcc.durable(rev);
+            mvcc.durable(applied as AppliedBatch);
             this.#metrics?.revision.set(mvcc.rev);
             this.#hub.publish(events, rev);
             this.#maybeCheckpoint();

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { encodeRangeResponse } from './codec.js';
+import { encodeRangeResponse, KEPT_BUFFER_MAX } from './codec.js';
 import { etcdServices } from './proto.js';
 import type { RangeResponse } from './types.js';
 
@@ -50,5 +50,40 @@ t.test('the RangeResponse encoder decodes to what protobufjs encodes', async (t)
   t.same(
     decode(encodeRangeResponse({ kvs: [], more: false, count: 0 })),
     decode(encodeRef({ kvs: [], more: false, count: 0 })),
+  );
+});
+
+t.test('encoding into the kept buffer gives the same bytes, each response only until the next', async (t) => {
+  fc.assert(
+    fc.property(response, response, (a, b) => {
+      const fresh = Buffer.from(encodeRangeResponse(a as RangeResponse));
+      const kept = encodeRangeResponse(a as RangeResponse, true);
+      if (!kept.equals(fresh)) return false;
+      const copy = Buffer.from(kept);
+      encodeRangeResponse(b as RangeResponse, true);
+      return copy.equals(fresh);
+    }),
+    { numRuns: 200 },
+  );
+  const one = encodeRangeResponse({ kvs: [], more: true, count: 1 }, true);
+  const two = encodeRangeResponse({ kvs: [], more: true, count: 2 }, true);
+  t.equal(one.buffer, two.buffer, 'both are written into one kept buffer');
+  t.same(decode(two), decode(encodeRef({ kvs: [], more: true, count: 2 })));
+  // Over the cap: a buffer of its own, and the kept one is not grown to it.
+  const value = Buffer.alloc(KEPT_BUFFER_MAX);
+  const huge = encodeRangeResponse(
+    {
+      kvs: [{ key: Buffer.from('k'), create_revision: 1, mod_revision: 1, version: 1, value, lease: 0 }],
+      more: false,
+      count: 1,
+    },
+    true,
+  );
+  t.not(huge.buffer, two.buffer, 'a response over the cap is not written into the kept buffer');
+  t.ok(huge.length > KEPT_BUFFER_MAX);
+  t.equal(
+    encodeRangeResponse({ kvs: [], more: true, count: 3 }, true).buffer,
+    two.buffer,
+    'the kept buffer stays',
   );
 });

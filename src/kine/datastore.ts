@@ -214,13 +214,18 @@ function warnUnauthenticated(log: Logger, address: string): void {
 
 /**
  * Mark Put and Txn requests over etcd's 1.5 MiB request limit while decoding (the handler rejects them), and
- * encode Range responses with the hand-written encoder.
+ * encode Range responses with the hand-written encoder, into the buffer it keeps.
  */
 function withSizeCheck(def: ServiceDefinition): ServiceDefinition {
   const out: Record<string, MethodDefinition<object, object>> = {};
   for (const [name, m] of Object.entries(def) as Array<[string, MethodDefinition<object, object>]>) {
     if (name === 'Range' && m.path === '/etcdserverpb.KV/Range') {
-      out[name] = { ...m, responseSerialize: (res: object) => encodeRangeResponse(res as RangeResponse) };
+      // grpc-js copies a serialized response behind its 5-byte prefix at once, before it serializes
+      // another, so the encoder may write every response into the one buffer it keeps.
+      out[name] = {
+        ...m,
+        responseSerialize: (res: object) => encodeRangeResponse(res as RangeResponse, true),
+      };
       continue;
     }
     if (name !== 'Put' && name !== 'Txn') {

@@ -1,6 +1,7 @@
 import type { LiveRow, SqliteDialect } from './dialect.js';
 import { etcdErrors } from './errors.js';
 import { isEmptyRange, type KeyRange, keyRange, toKv, tombstoneKv } from './keys.js';
+import { LatestIndex } from './latest.js';
 import { checkDuplicates, compareRow, sortRows } from './mvcc-rules.js';
 import {
   type Compare,
@@ -26,6 +27,7 @@ const LATEST = Number.MAX_SAFE_INTEGER;
 /** A fresh etcd store is at revision 1; its first write makes revision 2. */
 const FIRST_REV = 1;
 const ZERO = Buffer.from([0]);
+const EMPTY = Buffer.alloc(0);
 
 /** What the MVCC layer asks of the lease table (passed in, so the log does not decide about leases). */
 export interface LeaseIndex {
@@ -70,6 +72,7 @@ export class Mvcc {
   #applied: number;
   #compactRev: number;
   #pending: Event[] = [];
+  #latest: LatestIndex;
 
   constructor(db: SqliteDialect, leases: LeaseIndex) {
     this.#db = db;
@@ -77,6 +80,17 @@ export class Mvcc {
     this.#compactRev = Number(db.metaGet('compact_rev') ?? 0);
     this.#rev = Math.max(db.maxRevision(), this.#compactRev, FIRST_REV);
     this.#applied = this.#rev;
+    this.#latest = this.#buildLatest();
+  }
+
+  /** The newest version of every live key as the log holds it now, at the current revision. */
+  #buildLatest(): LatestIndex {
+    return new LatestIndex(this.#db.rangeKvs(EMPTY, null, LATEST, 0, false), this.#rev);
+  }
+
+  /** Live keys at the current revision. */
+  get liveKeys(): number {
+    return this.#latest.size;
   }
 
   /** The current revision clients see: the newest one that is on disk. Reads default to it. */
@@ -105,6 +119,7 @@ export class Mvcc {
     this.#compactRev = Number(this.#db.metaGet('compact_rev') ?? 0);
     this.#rev = Math.max(this.#db.maxRevision(), this.#compactRev, FIRST_REV);
     this.#applied = this.#rev;
+    this.#latest = this.#buildLatest();
   }
 
   /** A batch of writes starts: forget events of a batch that never committed. */
@@ -119,9 +134,10 @@ export class Mvcc {
     return { events, rev: this.#applied };
   }
 
-  /** A batch is on disk: clients may now read up to `rev`. */
-  durable(rev: number): void {
-    if (rev > this.#rev) this.#rev = rev;
+  /** A batch is on disk: clients may now read up to its revision, and reads of it see its events. */
+  durable(batch: AppliedBatch): void {
+    this.#latest.apply(batch.events, batch.rev);
+    if (batch.rev > this.#rev) this.#rev = batch.rev;
   }
 
   /**
@@ -160,6 +176,11 @@ export class Mvcc {
     let count: number;
     const filtered = minMod > 0 || maxMod > 0 || minCreate > 0 || maxCreate > 0;
     const keyOrder = order === SortOrder.NONE || (order === SortOrder.ASCEND && target === SortTarget.KEY);
+    if (at === undefined && rev === this.#latest.rev && !filtered && keyOrder) {
+      // A read of the current revision in key order: from the index of the newest versions.
+      const { kvs, count } = this.#latest.range(range, limit, req.keys_only, req.count_only);
+      return { kvs, more: !req.count_only && limit > 0 && count > limit, count };
+    }
     if (!range.single && !isEmptyRange(range) && !filtered && keyOrder && !req.count_only) {
       // The common range (a prefix, in key order, no filters): KeyValues straight from the rows.
       const read = limit > 0 ? limit + 1 : 0;

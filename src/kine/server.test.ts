@@ -119,6 +119,51 @@ const create = (key: string, extra: Record<string, unknown> = {}) => ({
   },
 });
 
+t.test(
+  'ranges answered at once each get their own keys, though their responses share one buffer',
+  async (t) => {
+    const dir = tempDir(t);
+    const sock = join(dir, 'kine.sock');
+    const ds = await startDatastore({
+      dataDir: dir,
+      listenAddress: `unix://${sock}`,
+      logger: silentLogger(),
+    });
+    t.teardown(() => ds.close());
+    const kv = new (makeGenericClientConstructor(etcdServices().KV, 'KV'))(
+      `unix://${sock}`,
+      credentials.createInsecure(),
+    );
+    t.teardown(() => kv.close());
+    // Two prefixes of 300 keys with 1 KiB values: each response is larger than a socket write takes at once.
+    const value = (p: string, i: number) => Buffer.alloc(1024, `${p}${i % 10}`);
+    for (const p of ['a', 'b']) {
+      const ops = (from: number) =>
+        Array.from({ length: 100 }, (_, i) => ({
+          request_put: {
+            key: Buffer.from(`${p}/${String(from + i).padStart(3, '0')}`),
+            value: value(p, from + i),
+          },
+        }));
+      for (const from of [0, 100, 200]) await unary(kv, 'Txn', { success: ops(from) });
+    }
+    const range = (p: string) =>
+      unary(kv, 'Range', { key: Buffer.from(`${p}/`), range_end: Buffer.from(`${p}0`) });
+    const results = await Promise.all([range('a'), range('b'), range('a'), range('b')]);
+    results.forEach((res, n) => {
+      const p = n % 2 === 0 ? 'a' : 'b';
+      const kvs = res['kvs'] as Array<{ key: Buffer; value: Buffer }>;
+      t.equal(kvs.length, 300, `range ${n} of ${p}/ has every key`);
+      t.ok(
+        kvs.every(
+          (k, i) => k.key.toString() === `${p}/${String(i).padStart(3, '0')}` && k.value.equals(value(p, i)),
+        ),
+        `range ${n}: every key of ${p}/ with its own value`,
+      );
+    });
+  },
+);
+
 t.test('watch streams: ids, filters, progress, compaction, slow watchers', async (t) => {
   const clock = new FakeClock();
   const b = new Backend({ file: join(tempDir(t), 'state.db'), logger: silentLogger(), clock });
