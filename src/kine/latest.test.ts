@@ -93,3 +93,22 @@ t.test('a rebuild after a failed commit is not undone by the batches that were s
   t.same([mvcc.rev, read('k')], [4, ['three']]);
   t.equal(mvcc.liveKeys, 1);
 });
+
+t.test('a key and value are held in memory of their own, not in the buffer the write came in', async (t) => {
+  const index = new LatestIndex([], 1);
+  // As a gRPC message or Buffer.from's shared pool delivers them: views of one larger buffer.
+  const message = Buffer.alloc(8192, 'x');
+  message.write('key', 100);
+  message.write('value', 200);
+  const written: KeyValue = {
+    ...kv('key', 2),
+    key: message.subarray(100, 103),
+    value: message.subarray(200, 205),
+  };
+  index.apply([{ type: 0, kv: written }], 2);
+  const held = index.range(range('key'), 0, false, false).kvs[0]!;
+  t.same([held.key.toString(), held.value.toString()], ['key', 'value']);
+  t.equal(held.value.buffer.byteLength, 8, 'one allocation of the key and value size');
+  message.fill(0);
+  t.equal(held.value.toString(), 'value', 'later changes to the message do not reach the index');
+});

