@@ -27,7 +27,8 @@ export interface LatestRange {
  *
  * Memory: one KeyValue per live key, its key and value copied into one allocation of their own size
  * (see {@link ownCopy}); what the store holds live is what this holds, as etcd keeps its key index in
- * memory and its values in a mapped file.
+ * memory and its values in a mapped file. For 100,000 live keys of 256 B: 39 MiB of V8 heap and 27 MiB of
+ * Buffers, built in 0.9-1.3 s when the store opens (docs/datastore.md).
  */
 export class LatestIndex {
   readonly #tree = new BTree<string, KeyValue>();
@@ -35,7 +36,7 @@ export class LatestIndex {
 
   /** The index of `kvs` (the live keys, in any order) as of revision `rev`. */
   constructor(kvs: Iterable<KeyValue>, rev: number) {
-    for (const kv of kvs) this.#tree.set(treeKey(kv.key), kv);
+    for (const kv of kvs) this.#tree.set(treeKey(kv.key), ownCopy(kv));
     this.#rev = rev;
   }
 

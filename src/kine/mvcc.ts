@@ -27,7 +27,6 @@ const LATEST = Number.MAX_SAFE_INTEGER;
 /** A fresh etcd store is at revision 1; its first write makes revision 2. */
 const FIRST_REV = 1;
 const ZERO = Buffer.from([0]);
-const EMPTY = Buffer.alloc(0);
 
 /** What the MVCC layer asks of the lease table (passed in, so the log does not decide about leases). */
 export interface LeaseIndex {
@@ -85,7 +84,7 @@ export class Mvcc {
 
   /** The newest version of every live key as the log holds it now, at the current revision. */
   #buildLatest(): LatestIndex {
-    return new LatestIndex(this.#db.rangeKvs(EMPTY, null, LATEST, 0, false), this.#rev);
+    return new LatestIndex(this.#db.liveKvs(LATEST), this.#rev);
   }
 
   /** Live keys at the current revision. */
