@@ -26,7 +26,7 @@ import { svc } from '../testing/controlplane.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { until } from '../testing/until.js';
 import type { Allocation } from '../vip-pool/index.js';
-import { AssignmentController } from './assignment.js';
+import { AssignmentController, RECORD_DELAY_MS } from './assignment.js';
 import { BackendIndex } from './backends.js';
 import { WRITE_CONCURRENCY } from './batches.js';
 import { createInformers } from './index.js';
@@ -170,6 +170,12 @@ t.test('a NotReady node’s VIPs move, their events written many at a time withi
     return holders.vipsOf('n2').size === N;
   });
   await ctl.idle();
+  // The moves are recorded once the new holder has had its time to take them, not during it.
+  t.equal((await store.list('events')).items.length, 0, 'no event while the new holder takes the VIPs');
+  clock.advance(RECORD_DELAY_MS - 1);
+  t.equal((await store.list('events')).items.length, 0, 'nor 1 ms before the delay ends');
+  clock.advance(1);
+  await ctl.recorded();
   const events = (await store.list('events')).items as Event[];
   t.equal(events.filter((e) => e.reason === 'nodeAssigned').length, N, 'one event per moved VIP');
   t.match(events[0]?.message, /moved from n1/);
@@ -274,6 +280,8 @@ t.test(
     });
     t.equal(nodeReady(await store.get('nodes', 'n1')), 'True', 'while the stored n1 is still Ready');
     t.equal(nodeReady(informers.nodes.items.get('n1')!), 'True', "and the informer's copy is untouched");
+    clock.advance(RECORD_DELAY_MS);
+    await ctl.recorded();
     const moved = ((await store.list('events')).items as Event[]).filter((e) => e.reason === 'nodeAssigned');
     t.equal(moved.length, 3, 'one event per moved VIP');
 
@@ -428,5 +436,50 @@ t.test(
       'n2',
       'and the datastore says n2',
     );
+  },
+);
+
+t.test(
+  'a pass does not wait for the records of the one before; close writes the waiting ones at once',
+  async (t) => {
+    const vips = ['198.18.0.1', '198.18.0.2'];
+    const allocations: Allocation[] = vips.map((ip, i) => ({
+      service: `default/s${i}`,
+      pool: 'lan',
+      ips: [ip],
+      ports: [{ protocol: 'TCP', port: 80 }],
+    }));
+    const { clock, kv, store, informers, holders } = await twoNodeLan(t, [svc('s0'), svc('s1')], vips);
+    const lost = new LostNodes({ nodes: informers.nodes, clock });
+    t.teardown(() => lost.close());
+    const ctl = new AssignmentController({
+      store,
+      kv,
+      holders,
+      informers,
+      allocations: () => allocations,
+      logger: log,
+      clock,
+      lost,
+    });
+    ctl.start();
+    await ctl.idle();
+    const moved = async () =>
+      ((await store.list('events')).items as Event[]).filter((e) => e.reason === 'nodeAssigned').length;
+    lost.add('n1');
+    await until('both VIPs on n2', async () => {
+      await ctl.idle();
+      return holders.vipsOf('n2').size === 2;
+    });
+    // Its records wait; the next failover's pass runs meanwhile, its clock not moved on.
+    lost.delete('n1');
+    lost.add('n2');
+    await until('both VIPs back on n1', async () => {
+      await ctl.idle();
+      return holders.vipsOf('n1').size === 2;
+    });
+    t.equal(await moved(), 0, 'no event yet: both passes ran while the records waited');
+    await ctl.close();
+    t.equal(await moved(), 4, 'close wrote the four moves without the delay');
   },
 );
