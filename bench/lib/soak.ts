@@ -5,7 +5,7 @@
  * The goal is 0 in 10 minutes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { HEAP_CHURN_ENV } from '../../src/daemon/heap-churn.js';
@@ -45,6 +45,36 @@ export interface SoakResult {
    * how near the soak came to a false failover. Undefined where the metrics could not be read.
    */
   silences: Array<{ node: string; role: string; longestMs: number; longSilences: number }> | undefined;
+  /**
+   * Major page faults on the whole machine during the soak (/proc/vmstat `pgmajfault`): pages read back
+   * from disk, file pages of code the kernel had dropped among them. A stall every daemon hears at once
+   * is the machine's, and this is one of its candidates.
+   */
+  majorFaults: number;
+  /**
+   * Time during the soak in which every runnable task on the machine waited for I/O, and for memory
+   * (pressure stall information, the `full` totals of /proc/pressure/io and /memory), ms; undefined
+   * where the kernel has no PSI.
+   */
+  stalledMs: { io: number; memory: number } | undefined;
+}
+
+/** The `full` stall totals of /proc/pressure/io and /proc/pressure/memory, in us; undefined without PSI. */
+function fullStalls(): { io: number; memory: number } | undefined {
+  try {
+    const full = (what: string) =>
+      Number(
+        /^full .* total=(\d+)$/m.exec(readFileSync(`/proc/pressure/${what}`, 'utf8'))?.[1] ?? Number.NaN,
+      );
+    return { io: full('io'), memory: full('memory') };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The machine's major page faults since boot. */
+function majorFaults(): number {
+  return Number(/^pgmajfault (\d+)$/m.exec(readFileSync('/proc/vmstat', 'utf8'))?.[1] ?? Number.NaN);
 }
 
 /** The liveness margin figures of the daemons on `nodes`, from their metrics endpoints. */
@@ -149,6 +179,8 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
     });
     for (const v of seen.values()) v.length = 0; // count from here only
     const t0 = performance.now();
+    const faults0 = majorFaults();
+    const stalls0 = fullStalls();
     const endAt = t0 + o.minutes * 60_000;
     let holderChanges = 0;
     const load: number[] = [];
@@ -169,6 +201,11 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
     }
     return {
       silences: await silences(lab, ['s1', 'n1', 'n2']),
+      majorFaults: majorFaults() - faults0,
+      stalledMs: ((end) =>
+        end === undefined || stalls0 === undefined
+          ? undefined
+          : { io: (end.io - stalls0.io) / 1000, memory: (end.memory - stalls0.memory) / 1000 })(fullStalls()),
       holderChanges,
       notReady: seen.get('node NotReady')!,
       sessionsLost: seen.get('tunnel session lost')!,
@@ -205,6 +242,12 @@ export function reportSoak(r: SoakResult, o: SoakOptions): void {
       `  liveness margin, ${x.node} (${x.role}): longest silence heard the end of ${x.longestMs.toFixed(1)} ms; ` +
         `${x.longSilences} silences over half the bound`,
     );
+  console.log(
+    `  the machine during the soak: ${r.majorFaults} major page faults` +
+      (r.stalledMs === undefined
+        ? ''
+        : `; every task stalled on I/O ${r.stalledMs.io.toFixed(0)} ms, on memory ${r.stalledMs.memory.toFixed(0)} ms (PSI full)`),
+  );
   printReasons('session lost', r.sessionsLost);
   printReasons('NotReady', r.notReady);
 }
