@@ -108,6 +108,40 @@ async function twoNodeLan(t: Test, services: Service[], held: readonly string[])
   return { clock, kv, store, informers, holders };
 }
 
+/**
+ * {@link twoNodeLan} with one Service `s<i>` on each of `vips` (all held by n1) and an assignment
+ * controller, started, that also places the nodes a {@link LostNodes} judged lost; closed at the end of `t`.
+ */
+async function lostNodeLan(t: Test, vips: readonly string[]) {
+  const allocations: Allocation[] = vips.map((ip, i) => ({
+    service: `default/s${i}`,
+    pool: 'lan',
+    ips: [ip],
+    ports: [],
+  }));
+  const lan = await twoNodeLan(
+    t,
+    vips.map((_, i) => svc(`s${i}`)),
+    vips,
+  );
+  const { clock, kv, store, informers, holders } = lan;
+  const lost = new LostNodes({ nodes: informers.nodes, clock, ttlMs: 5000 });
+  t.teardown(() => lost.close());
+  const ctl = new AssignmentController({
+    store,
+    kv,
+    holders,
+    informers,
+    allocations: () => allocations,
+    logger: log,
+    clock,
+    lost,
+  });
+  ctl.start();
+  t.teardown(() => ctl.close());
+  return { ...lan, lost, ctl };
+}
+
 t.test('a NotReady node’s VIPs move, their events written many at a time within the bound', async (t) => {
   const clock = new FakeClock();
   const kv = new MemoryKv();
@@ -244,32 +278,11 @@ t.test(
 t.test(
   "a verdict of lost moves the node's VIPs before its NotReady is stored, and lifting it moves nothing back",
   async (t) => {
-    const vips = ['198.18.0.1', '198.18.0.2', '198.18.0.3'];
-    const allocations: Allocation[] = vips.map((ip, i) => ({
-      service: `default/s${i}`,
-      pool: 'lan',
-      ips: [ip],
-      ports: [],
-    }));
-    const { clock, kv, store, informers, holders } = await twoNodeLan(
-      t,
-      vips.map((_, i) => svc(`s${i}`)),
-      vips,
-    );
-    const lost = new LostNodes({ nodes: informers.nodes, clock, ttlMs: 5000 });
-    t.teardown(() => lost.close());
-    const ctl = new AssignmentController({
-      store,
-      kv,
-      holders,
-      informers,
-      allocations: () => allocations,
-      logger: log,
-      clock,
-      lost,
-    });
-    ctl.start();
-    t.teardown(() => ctl.close());
+    const { clock, store, informers, holders, lost, ctl } = await lostNodeLan(t, [
+      '198.18.0.1',
+      '198.18.0.2',
+      '198.18.0.3',
+    ]);
     await ctl.idle();
     t.equal(holders.vipsOf('n1').size, 3, 'n1 holds the three VIPs');
 
@@ -442,27 +455,7 @@ t.test(
 t.test(
   'a pass does not wait for the records of the one before; close writes the waiting ones at once',
   async (t) => {
-    const vips = ['198.18.0.1', '198.18.0.2'];
-    const allocations: Allocation[] = vips.map((ip, i) => ({
-      service: `default/s${i}`,
-      pool: 'lan',
-      ips: [ip],
-      ports: [{ protocol: 'TCP', port: 80 }],
-    }));
-    const { clock, kv, store, informers, holders } = await twoNodeLan(t, [svc('s0'), svc('s1')], vips);
-    const lost = new LostNodes({ nodes: informers.nodes, clock });
-    t.teardown(() => lost.close());
-    const ctl = new AssignmentController({
-      store,
-      kv,
-      holders,
-      informers,
-      allocations: () => allocations,
-      logger: log,
-      clock,
-      lost,
-    });
-    ctl.start();
+    const { store, holders, lost, ctl } = await lostNodeLan(t, ['198.18.0.1', '198.18.0.2']);
     await ctl.idle();
     const moved = async () =>
       ((await store.list('events')).items as Event[]).filter((e) => e.reason === 'nodeAssigned').length;

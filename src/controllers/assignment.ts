@@ -163,8 +163,9 @@ export class AssignmentController {
   }
 
   /**
-   * Write a pass's records once `delayMs` has passed, in pass order, without holding up the next pass. Right after the write the new holders are taking their VIPs: programming the Services, adding
-   * the addresses, sending the first gratuitous rounds. A failover of 100 VIPs makes 100 lines and 100
+   * Write a pass's records once `delayMs` has passed, in pass order, without holding up the next pass.
+   * Right after the write the new holders are taking their VIPs: programming the Services, adding the
+   * addresses, sending the first gratuitous rounds. A failover of 100 VIPs makes 100 lines and 100
    * events here, each event a datastore write, and on a host that runs this server and an agent (the
    * usual small cluster) that work took the CPU from the new holder in the middle of its take-over.
    */

@@ -95,10 +95,10 @@ export class Backend implements EtcdBackend {
           begin: () => mvcc.beginBatch(),
           applied: () => mvcc.takeBatch(),
           durable: (applied) => {
-            const { events, rev } = applied as AppliedBatch;
-            mvcc.durable(applied as AppliedBatch);
+            const batch = applied as AppliedBatch;
+            mvcc.durable(batch);
             this.#metrics?.revision.set(mvcc.rev);
-            this.#hub.publish(events, rev);
+            this.#hub.publish(batch.events, batch.rev);
             this.#maybeCheckpoint();
           },
           failed: () => {

@@ -29,6 +29,16 @@ type RawLive = [Buffer, number, number, number, number, Buffer | null];
 
 const EMPTY = Buffer.alloc(0);
 
+/** The KeyValue of a live row read as an array. */
+const rawKv = (r: RawLive): KeyValue => ({
+  key: r[0],
+  create_revision: r[2],
+  mod_revision: r[1],
+  version: r[3],
+  value: r[5] ?? EMPTY,
+  lease: r[4],
+});
+
 /** A new row, without its row id. */
 type NewRow = Omit<Row, 'id'>;
 
@@ -208,17 +218,7 @@ export class SqliteDialect {
       end === null ? st.all({ key, rev, limit: l }) : st.all({ key, end, rev, limit: l })
     ) as RawLive[];
     const kvs = new Array<KeyValue>(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      kvs[i] = {
-        key: r[0],
-        create_revision: r[2],
-        mod_revision: r[1],
-        version: r[3],
-        value: r[5] ?? EMPTY,
-        lease: r[4],
-      };
-    }
+    for (let i = 0; i < rows.length; i++) kvs[i] = rawKv(rows[i]!);
     return kvs;
   }
 
@@ -233,16 +233,7 @@ export class SqliteDialect {
       rev,
       limit: -1,
     }) as IterableIterator<RawLive>;
-    for (const r of rows) {
-      yield {
-        key: r[0],
-        create_revision: r[2],
-        mod_revision: r[1],
-        version: r[3],
-        value: r[5] ?? EMPTY,
-        lease: r[4],
-      };
-    }
+    for (const r of rows) yield rawKv(r);
   }
 
   /** How many live keys are in [key, end) at `rev`. */

@@ -181,7 +181,7 @@ export class Mvcc {
       return { kvs, more: !req.count_only && limit > 0 && count > limit, count };
     }
     if (!range.single && !isEmptyRange(range) && !filtered && keyOrder && !req.count_only) {
-      // The common range (a prefix, in key order, no filters): KeyValues straight from the rows.
+      // A prefix of an older revision in key order, no filters: KeyValues straight from the rows.
       const read = limit > 0 ? limit + 1 : 0;
       let kvs = this.#db.rangeKvs(range.key, range.end, rev, read, req.keys_only);
       count = read === 0 || kvs.length < read ? kvs.length : this.#db.count(range.key, range.end, rev);
