@@ -317,6 +317,8 @@ t.test('a health report dropped while the server is lost is sent when the sessio
     r?.services[0]?.endpoints.find((e) => e.ip === '198.18.1.3')?.healthy === false;
 
   a.client.emit('connected', { server: 'https://a:6443' } as never);
+  // This node is assigned the VIP: its Service is checked and reported.
+  a.client.emit('push', TOPIC_VIPS, { vips: [{ ip: '198.51.100.200' }] });
   a.client.emit('push', TOPIC_SERVICES, {
     services: [
       lbService('web', ['198.51.100.200'], ['198.18.1.2', '198.18.1.3'], {
@@ -355,6 +357,7 @@ t.test('Services as deltas: reset, remove and set make the list the load balance
     loadBalancer: () => ({
       setServices: (s) => void given.push(s.map((x) => x.name)),
       setLeases: () => undefined,
+      setHeld: () => undefined,
       allows: () => true,
       resend: () => undefined,
       close: async () => undefined,
@@ -435,6 +438,7 @@ t.test('while a moved VIP is handed off, its Service is still served on it, then
   const { a, ann, clock } = await holdingAgent(t, [], [NODE_B], () => ({
     setServices: (s) => void given.push(s.map((x) => [x.name, x.vips])),
     setLeases: () => undefined,
+    setHeld: () => undefined,
     allows: () => true,
     resend: () => undefined,
     close: async () => undefined,

@@ -303,7 +303,8 @@ export class Agent {
   /**
    * Give the load balancer the Services as received, once the messages that arrived together are in. A
    * Service on a VIP this node still answers for while handing it to its new holder stays served on that
-   * VIP (as last served) until the VIP is let go: the server stopped listing it here when the VIP moved.
+   * VIP (as last served) until the VIP is let go: a server that sends each node only the Services of its
+   * own VIPs (before every node was sent every Service) stopped listing it here when the VIP moved.
    */
   #queueServices(): void {
     if (this.#servicesQueued || this.#lb === undefined) return;
@@ -369,6 +370,8 @@ export class Agent {
     this.#dirty = new Set();
     const a = this.#o.announcer;
     const have = new Set(a.vips);
+    // The Services of what this node holds or is to hold are checked (their health gates `want`).
+    this.#lb?.setHeld([...have, ...wanted.keys(), ...this.#local]);
     const check = dirty === 'all' ? new Set([...have, ...wanted.keys(), ...this.#local]) : dirty;
     // A VIP whose Services have nothing to serve is not announced (the load balancer's gate); a local VIP
     // is held whatever the assignment says.
@@ -408,6 +411,7 @@ export class Agent {
           }
         }),
     );
+    this.#lb?.setHeld([...a.vips, ...wanted.keys(), ...this.#local]);
     if (failed) this.#retryVips();
   }
 

@@ -49,6 +49,11 @@ function setup(opts: { failReport?: boolean } = {}) {
   });
   return {
     lb,
+    /** Push `services` and hold their VIPs, as on the node that holds them. */
+    serve: (services: Parameters<AgentLb['setServices']>[0]) => {
+      lb.setHeld(services.flatMap((x) => x.vips));
+      lb.setServices(services);
+    },
     down,
     applied,
     reports,
@@ -70,7 +75,7 @@ t.test(
   async (t) => {
     const s = setup();
     t.equal(s.lb.allows(VIP), true, 'no Service yet: announced');
-    s.lb.setServices([
+    s.serve([
       lbService('web', [VIP], ['198.18.1.2', '198.18.1.3'], { healthCheck: { ...TCP_CHECK, fall: 1 } }),
     ]);
     await s.lb.idle();
@@ -120,16 +125,16 @@ t.test('Local: serving needs a healthy endpoint on this node (by name, address o
         { ip, ports: [{ port: 8080, protocol: 'TCP' }], ready: true, ...(nodeName ? { nodeName } : {}) },
       ],
     });
-  s.lb.setServices([local('198.18.2.2', 'n2')]);
+  s.serve([local('198.18.2.2', 'n2')]);
   await s.lb.idle();
   t.equal(s.lb.report.services[0]?.serving, false, 'on another node');
-  s.lb.setServices([local('198.18.2.2', 'n1')]);
+  s.serve([local('198.18.2.2', 'n1')]);
   await s.lb.idle();
   t.equal(s.lb.report.services[0]?.serving, true, 'nodeName');
-  s.lb.setServices([local('198.51.100.2')]);
+  s.serve([local('198.51.100.2')]);
   await s.lb.idle();
   t.equal(s.lb.report.services[0]?.serving, true, 'a node address');
-  s.lb.setServices([local('198.18.1.7')]);
+  s.serve([local('198.18.1.7')]);
   await s.lb.idle();
   t.equal(s.lb.report.services[0]?.serving, false);
   s.lb.setLeases([{ node: 'n1', podCIDRs: ['198.18.1.0/24'], nodeIPs: ['198.51.100.2'] }]);
@@ -145,25 +150,25 @@ t.test(
     const s = setup();
     const dns = (eps: string[]) =>
       lbService('dns', [VIP], eps, { ports: [{ protocol: 'UDP', port: 53, targetPort: 5353 }] });
-    s.lb.setServices([dns(['198.18.1.2', '198.18.1.3']), lbService('bad', ['nope'], [])]);
+    s.serve([dns(['198.18.1.2', '198.18.1.3']), lbService('bad', ['nope'], [])]);
     await s.lb.idle();
     t.equal(s.lb.report.services.length, 1, 'the bad Service is not reported');
     t.equal(s.lb.report.services[0]?.serving, true, 'UDP only: not connect-checked, ready counts');
-    s.lb.setServices([dns(['198.18.1.2'])]);
+    s.serve([dns(['198.18.1.2'])]);
     await s.lb.idle();
     t.same(s.forgotten, [{ vip: VIP, port: 53, endpoint: '198.18.1.3' }]);
-    s.lb.setServices([lbService('empty', [VIP], [])]);
+    s.serve([lbService('empty', [VIP], [])]);
     await s.lb.idle();
     t.same(s.lb.report.services[0], { namespace: 'default', name: 'empty', endpoints: [], serving: true });
     await s.lb.close();
-    s.lb.setServices([dns([])]);
+    s.serve([dns([])]);
     t.equal(s.lb.report.services[0]?.name, 'empty', 'closed: pushes ignored');
   },
 );
 
 t.test('a report the server cannot take is sent again: after a pause, and on a new session', async (t) => {
   const s = setup({ failReport: true });
-  s.lb.setServices([lbService('web', [VIP], [])]);
+  s.serve([lbService('web', [VIP], [])]);
   await s.lb.idle();
   await new Promise((r) => setImmediate(r));
   t.equal(s.reports.length, 0, 'refused');
@@ -188,7 +193,7 @@ t.test('a report the server cannot take is sent again: after a pause, and on a n
 t.test('thousands of Services: the report goes in bounded requests, then only what changed', async (t) => {
   const s = setup();
   const services = manyServices(2500, 10);
-  s.lb.setServices(services);
+  s.serve(services);
   await s.lb.idle();
   await until('every Service reported', () => s.reports.flatMap((r) => r.services).length >= services.length);
   const sizes = s.reports.map((r) => JSON.stringify(r).length);
@@ -228,6 +233,63 @@ t.test('thousands of Services: the report goes in bounded requests, then only wh
   );
   await s.lb.close();
 });
+
+t.test(
+  'a Service on a VIP held elsewhere: in the table, not checked nor reported; holding it needs no apply',
+  async (t) => {
+    const s = setup();
+    const other = '198.51.100.11';
+    s.lb.setHeld([VIP]);
+    s.lb.setServices([
+      lbService('mine', [VIP], ['198.18.1.2']),
+      lbService('standby', [other], ['198.18.2.2', '198.18.2.3'], { healthCheck: { ...TCP_CHECK, fall: 1 } }),
+    ]);
+    await s.lb.idle();
+    await until('the first report', () => s.reports.length > 0);
+    t.same(
+      s.reports.flatMap((r) => r.services.map((x) => x.name)),
+      ['mine'],
+      'only the Service on the held VIP is reported',
+    );
+    t.ok(
+      [...s.applied.at(-1)!.chains.values()].some((c) => c.service === 'default/standby'),
+      "the other VIP's Service has its rules",
+    );
+    t.equal(s.lb.allows(other), true, 'and would be let through at once');
+    // Its endpoints are not checked: one going down changes nothing here.
+    s.down.add('198.18.2.3');
+    const applies = s.applied.length;
+    s.clock.advance(TCP_CHECK.intervalMs * 2);
+    await s.lb.idle();
+    t.equal(s.applied.length, applies, 'no check, no change');
+    // The VIP comes here: reported and checked from now on, without a new apply first.
+    s.lb.setHeld([VIP, other]);
+    t.equal(s.applied.length, applies, 'holding it wrote no rule');
+    t.equal(s.lb.allows(other), true);
+    await until('standby reported', () =>
+      s.reports.some((r) => r.services.some((x) => x.name === 'standby')),
+    );
+    await until('the dead endpoint found', () => {
+      if (s.applied.length > applies) return true;
+      s.clock.advance(TCP_CHECK.intervalMs);
+      return false;
+    });
+    await s.lb.idle();
+    t.same(
+      s.reports
+        .at(-1)!
+        .services.find((x) => x.name === 'standby')
+        ?.endpoints.map((e) => e.healthy),
+      [true, false],
+    );
+    // Let go again: its checks stop, and the endpoint they found dead goes back into its (inert) rules.
+    s.lb.setHeld([VIP]);
+    await s.lb.idle();
+    const chains = [...s.applied.at(-1)!.chains.values()].filter((c) => c.service === 'default/standby');
+    t.match(chains.map((c) => c.rules.join()).join(), /198\.18\.2\.3/, 'the endpoint is back in its rules');
+    await s.lb.close();
+  },
+);
 
 t.test("a VIP is let through only once its Services' rules are in the table", async (t) => {
   // A table whose applies wait until the test lets each one finish.

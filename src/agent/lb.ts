@@ -1,8 +1,10 @@
 /**
- * The load balancer on the VIP holder, as the agent runs it: the Services the server pushes
- * (`TOPIC_SERVICES`) are health-checked and rendered into the nftables table; the health goes back to the
- * server (`METHOD_HEALTH`) whenever it changes; and a VIP is announced only while a Service on it is
- * serving (see `HealthReport.serving`).
+ * The load balancer as the agent runs it: the Services the server pushes (`TOPIC_SERVICES`; every Service,
+ * whichever node holds its VIP) are rendered into the nftables table, where the rules of a VIP this node
+ * does not hold stay inert (src/lb/script.ts); the Services on the VIPs this node holds are
+ * health-checked, and their health goes back to the server (`METHOD_HEALTH`) whenever it changes; a VIP is
+ * announced only while a Service on it is serving (see `HealthReport.serving`). Taking a VIP over needs no
+ * rule written: its Services' rules are in already.
  */
 import type { HealthReport, LbService } from '../api/agent-protocol.js';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -36,8 +38,10 @@ import { canonicalIp, parseIp } from '../util/ip.js';
 
 /** What the agent asks of its load balancer. */
 export interface AgentLoadBalancer {
-  /** The Services whose VIPs this node holds (each push replaces the last). */
+  /** The Services to program (each push replaces the last). */
   setServices(services: LbService[]): void;
+  /** The VIPs this node holds or is assigned: their Services are health-checked and reported. */
+  setHeld(vips: Iterable<string>): void;
   /** The cluster's subnet leases: this node's pod subnets make an endpoint local. */
   setLeases(leases: readonly Lease[]): void;
   /** Whether `vip` may be announced: no pushed Service is on it, or one on it is serving. */
@@ -93,6 +97,10 @@ export class AgentLb implements AgentLoadBalancer {
   /** Each VIP (canonical text) -> the Services on it (a failover's hundreds of VIPs each ask {@link allows}). */
   #onVip = new Map<string, Service[]>();
   #podCidrs: string[] = [];
+  /** The VIPs (canonical text) this node holds or is assigned. */
+  #held = new Set<string>();
+  /** The Services and unhealthy endpoints of the last table applied (what the report speaks of). */
+  #applied: { services: readonly Service[]; unhealthy: ReadonlySet<string> } | undefined;
   readonly #nodeIps: Set<string>;
   /** UDP flows (`vip|port|endpoint`) the last applied table sends somewhere. */
   #udpFlows = new Map<string, StaleFlow>();
@@ -221,9 +229,47 @@ export class AgentLb implements AgentLoadBalancer {
         else list.push(s);
       }
     }
+    this.#setTargets();
+    this.#sync();
+  }
+
+  setHeld(vips: Iterable<string>): void {
+    if (this.#closed) return;
+    const held = new Set([...vips].map((v) => canonicalIp(v) ?? v));
+    if (held.size === this.#held.size && [...held].every((v) => this.#held.has(v))) return;
+    this.#held = held;
+    this.#setTargets();
+    const applied = this.#applied;
+    if (applied === undefined) return;
+    // A Service no longer held has no checks: endpoints they found unhealthy go back into its rules.
+    const unhealthy = this.#unhealthy(applied.services);
+    if (unhealthy.size !== applied.unhealthy.size || [...unhealthy].some((k) => !applied.unhealthy.has(k)))
+      this.#sync();
+    else this.#updateReport(applied.services, applied.unhealthy);
+  }
+
+  /** The endpoints of `services` their checks found unhealthy. */
+  #unhealthy(services: readonly Service[]): Set<string> {
+    const unhealthy = new Set<string>();
+    for (const s of services) {
+      for (const e of s.endpoints) {
+        const key = endpointKey(s, e.ip);
+        if (this.#checker.state(key)?.healthy === false) unhealthy.add(key);
+      }
+    }
+    return unhealthy;
+  }
+
+  /** Whether this node holds (or is assigned) a VIP of `s`. */
+  #isHeld(s: Service): boolean {
+    return s.vips.some((v) => this.#held.has(canonicalIp(v) ?? v));
+  }
+
+  /** Check the endpoints of the Services on held VIPs. */
+  #setTargets(): void {
     const targets = new Map<string, ProbeTarget>();
-    for (const s of good) {
-      if (s.healthCheck.type === 'none') continue;
+    for (const s of this.#services) {
+      if (s.healthCheck.type === 'none' || !this.#isHeld(s)) continue;
       for (const e of s.endpoints) {
         const port = this.#checkedPort(s, e);
         if (e.ready && port !== undefined)
@@ -231,7 +277,6 @@ export class AgentLb implements AgentLoadBalancer {
       }
     }
     this.#checker.set(targets);
-    this.#sync();
   }
 
   setLeases(leases: readonly Lease[]): void {
@@ -301,13 +346,7 @@ export class AgentLb implements AgentLoadBalancer {
     // The Services this pass programs: a list set while nft runs is the next pass's, and is reported
     // serving (which lets its VIPs be announced) only once its own rules are in.
     const services = this.#services;
-    const unhealthy = new Set<string>();
-    for (const s of services) {
-      for (const e of s.endpoints) {
-        const key = endpointKey(s, e.ip);
-        if (this.#checker.state(key)?.healthy === false) unhealthy.add(key);
-      }
-    }
+    const unhealthy = this.#unhealthy(services);
     const { ruleset, errors } = render({ services, unhealthy, isLocal: this.#isLocal });
     for (const err of errors) this.#log.error({ err }, 'a Service is left out of the load balancer');
     const r = await this.#o.table.apply(ruleset);
@@ -320,6 +359,7 @@ export class AgentLb implements AgentLoadBalancer {
       this.#log.error({ err, service: err.details['service'] }, 'nft refused a Service; it is not served');
     }
     await this.#forgetStaleUdp(services, unhealthy);
+    this.#applied = { services, unhealthy };
     this.#updateReport(services, unhealthy);
   }
 
@@ -341,29 +381,35 @@ export class AgentLb implements AgentLoadBalancer {
     if (stale.length > 0 && this.#o.conntrack !== undefined) await this.#o.conntrack.forget(stale);
   }
 
+  /**
+   * Whether each Service is serving (for {@link allows}, every Service), and the report of the Services on
+   * held VIPs (what the server takes from this node).
+   */
   #updateReport(services: readonly Service[], unhealthy: ReadonlySet<string>): void {
     const report: HealthReport = { services: [] };
     const serving = new Map<string, boolean>();
     const exported = new Set<string>();
     for (const s of services) {
       const key = serviceKey(s);
-      const endpoints = s.endpoints.map((e) => {
-        const ekey = endpointKey(s, e.ip);
-        const st = this.#checker.state(ekey);
-        const port =
-          this.#checkedPort(s, e) ?? (s.ports[0] === undefined ? 0 : (targetPortOf(s.ports[0], e) ?? 0));
-        const healthy = e.ready && !unhealthy.has(ekey);
-        const reason = !e.ready ? 'not ready' : healthy ? undefined : (st?.reason ?? 'unhealthy');
-        this.#m?.healthy.set({ service: key, endpoint: e.ip }, healthy ? 1 : 0);
-        exported.add(JSON.stringify([key, e.ip]));
-        return { ip: e.ip, port, healthy, ...(reason === undefined ? {} : { reason }) };
-      });
+      const healthy = (e: Endpoint) => e.ready && !unhealthy.has(endpointKey(s, e.ip));
       const isServing =
         s.endpoints.length === 0 ||
-        s.endpoints.some(
-          (e, i) => endpoints[i]!.healthy && (s.externalTrafficPolicy === 'Cluster' || this.#isLocal(e)),
-        );
+        s.endpoints.some((e) => healthy(e) && (s.externalTrafficPolicy === 'Cluster' || this.#isLocal(e)));
       serving.set(key, isServing);
+      if (!this.#isHeld(s)) continue;
+      const endpoints = s.endpoints.map((e) => {
+        const ekey = endpointKey(s, e.ip);
+        const port =
+          this.#checkedPort(s, e) ?? (s.ports[0] === undefined ? 0 : (targetPortOf(s.ports[0], e) ?? 0));
+        const reason = !e.ready
+          ? 'not ready'
+          : healthy(e)
+            ? undefined
+            : (this.#checker.state(ekey)?.reason ?? 'unhealthy');
+        this.#m?.healthy.set({ service: key, endpoint: e.ip }, healthy(e) ? 1 : 0);
+        exported.add(JSON.stringify([key, e.ip]));
+        return { ip: e.ip, port, healthy: healthy(e), ...(reason === undefined ? {} : { reason }) };
+      });
       report.services.push({ namespace: s.namespace, name: s.name, endpoints, serving: isServing });
     }
     for (const old of this.#exported) {

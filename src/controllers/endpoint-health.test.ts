@@ -208,7 +208,7 @@ t.test(
     const w = new EndpointHealthWriter({
       store,
       services,
-      pushedTo: (node, key) => node === 'n1' && key === 'shop/web',
+      holds: (node, key) => node === 'n1' && key === 'shop/web',
       logger: silentLogger(),
       clock,
       registry,

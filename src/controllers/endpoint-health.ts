@@ -12,8 +12,8 @@ import type { Informer } from './informer.js';
 interface EndpointHealthOptions {
   store: ResourceStore;
   services: Informer<'services'>;
-  /** Whether `namespace/name` was pushed to `node` (reports of other Services are ignored). */
-  pushedTo: (node: string, key: string) => boolean;
+  /** Whether `node` serves `namespace/name` as the holder of a VIP of it (other reports are ignored). */
+  holds: (node: string, key: string) => boolean;
   logger: Logger;
   clock?: Clock;
   registry?: Registry;
@@ -75,14 +75,14 @@ export class EndpointHealthWriter {
 
   /**
    * The tunnel request handler: `node`'s report, checked (throws VIPMESH_HEALTH_REPORT_INVALID), taken
-   * for the Services pushed to it. Returns how many Services it spoke of that were taken.
+   * for the Services whose VIP it holds. Returns how many Services it spoke of that were taken.
    */
   report(node: string, params: unknown): { accepted: number } {
     const report = parseHealthReport(params);
     let accepted = 0;
     for (const s of report.services) {
       const key = `${s.namespace}/${s.name}`;
-      if (!this.#o.pushedTo(node, key)) continue;
+      if (!this.#o.holds(node, key)) continue;
       accepted++;
       const text = `${node}\n${JSON.stringify(s)}`;
       if (this.#last.get(key)?.text === text) continue;

@@ -14,9 +14,15 @@ export interface Script {
   owners: Array<string | undefined>;
 }
 
+/**
+ * Every node has the rules of every Service, but only the holder of a VIP has the VIP as a local address
+ * (on lo): `fib daddr type local` keeps the rules of a VIP held elsewhere inert (a pod's or a local
+ * process's packets to it go to its holder as before), and adding the address on a take-over is what
+ * turns them on, with no rule to write then.
+ */
 const dispatch = [
-  'ip daddr . meta l4proto . th dport vmap @svc4',
-  'ip6 daddr . meta l4proto . th dport vmap @svc6',
+  'fib daddr type local ip daddr . meta l4proto . th dport vmap @svc4',
+  'fib daddr type local ip6 daddr . meta l4proto . th dport vmap @svc6',
 ];
 
 /** The fixed part: the two verdict maps and the hooks that consult them. */

@@ -107,7 +107,7 @@ export async function startHolders({ o, log, stack }: ServerStep, kv: Kv): Promi
 
 /**
  * Step: the relay pushing each agent connected here its VIPs, every node's pod-subnet lease, and the
- * Services (with their backends) whose VIPs it holds.
+ * Services (with their backends), all of them to every node.
  */
 export async function startRelay(
   { o, log, stack, registry }: ServerStep,
@@ -151,7 +151,7 @@ export async function startRelay(
   const health = new EndpointHealthWriter({
     store: deps.store,
     services: i.services,
-    pushedTo: (node, key) => services.pushedTo(node, key),
+    holds: (node, key) => services.holds(node, key),
     logger: log.child({ component: 'endpoint-health' }),
     registry,
     host: o.nodeName,

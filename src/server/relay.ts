@@ -187,7 +187,7 @@ export class Relay {
 
   /** Holders changed: each connected node gets what it gained and lost (or, without deltas, its set). */
   readonly #onHolders = (changes: HolderChange[]): void => {
-    // A new holder is sent the VIP's Services first: it announces the VIP once their rules are in.
+    // The Services relay learns the new holders first: their health reports are taken from now on.
     this.#o.services?.holdersChanged(changes);
     const per = new Map<string, { add: VipAssignment[]; remove: string[]; moved: string[] }>();
     const of = (node: string) => {

@@ -97,101 +97,103 @@ async function setup(t: Test) {
   return { store, relay, pushes, backends };
 }
 
-t.test('a node is pushed the Services on its VIPs, with their merged backends, on each change', async (t) => {
-  const { store, relay, pushes, backends } = await setup(t);
-  await store.create('nodes', node('n1', ['198.51.100.100'], '198.18.1.0/24', '198.51.100.1'));
-  await store.create('nodes', node('n2', [], '198.18.2.0/24', '198.51.100.2'));
-  await store.create('services', svc('web', ['198.51.100.100']));
-  await store.create('services', svc('other', ['198.51.100.101']));
-  await until('n1 pushed web', () => pushes.some((p) => p.node === 'n1' && p.services.length === 1));
-  t.same(pushes.at(-1)!.services[0], {
-    namespace: 'shop',
-    name: 'web',
-    vips: ['198.51.100.100'],
-    ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
-    endpoints: [],
-    externalTrafficPolicy: 'Cluster',
-    sessionAffinity: 'None',
-    affinityTimeoutSeconds: 10800,
-    algorithm: 'random',
-    healthCheck: {
-      type: 'tcp',
-      path: '/',
-      expectStatus: [200, 399],
-      intervalMs: 2000,
-      timeoutMs: 1000,
-      rise: 2,
-      fall: 3,
-    },
-  });
-  t.ok(relay.pushedTo('n1', 'shop/web'));
-  t.notOk(relay.pushedTo('n1', 'shop/other'));
-  t.notOk(
-    pushes.some((p) => p.node === 'n2'),
-    'n2 holds nothing and was not pushed',
-  );
+t.test(
+  'every connected node is pushed every Service that has a VIP, with merged backends, on each change',
+  async (t) => {
+    const { store, relay, pushes, backends } = await setup(t);
+    await store.create('nodes', node('n1', ['198.51.100.100'], '198.18.1.0/24', '198.51.100.1'));
+    await store.create('nodes', node('n2', [], '198.18.2.0/24', '198.51.100.2'));
+    await store.create('services', svc('web', ['198.51.100.100']));
+    await store.create('services', svc('other', ['198.51.100.101']));
+    await store.create('services', svc('pending', []));
+    const names = (p: { services: LbService[] }) => p.services.map((s) => s.name);
+    const last = (n: string) => pushes.filter((p) => p.node === n).at(-1);
+    await until('both nodes pushed both', () =>
+      ['n1', 'n2'].every((n) => last(n) !== undefined && names(last(n)!).join() === 'other,web'),
+    );
+    const web = (p = pushes.at(-1)!) => p.services.find((s) => s.name === 'web');
+    t.same(web(last('n2')), {
+      namespace: 'shop',
+      name: 'web',
+      vips: ['198.51.100.100'],
+      ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }],
+      endpoints: [],
+      externalTrafficPolicy: 'Cluster',
+      sessionAffinity: 'None',
+      affinityTimeoutSeconds: 10800,
+      algorithm: 'random',
+      healthCheck: {
+        type: 'tcp',
+        path: '/',
+        expectStatus: [200, 399],
+        intervalMs: 2000,
+        timeoutMs: 1000,
+        rise: 2,
+        fall: 3,
+      },
+    });
+    t.ok(relay.holds('n1', 'shop/web'), "n1 holds web's VIP: its reports speak for web");
+    t.notOk(relay.holds('n2', 'shop/web'), 'n2 has web but does not hold its VIP');
+    t.notOk(relay.holds('n1', 'shop/other'), 'nobody holds the VIP of other');
+    t.notOk(relay.holds('n1', 'shop/pending'), 'a Service without a VIP is not pushed');
 
-  // Endpoints and a slice: merged, nodes found from the pod subnet and the node address.
-  await store.create('endpoints', {
-    apiVersion: 'v1',
-    kind: 'Endpoints',
-    metadata: { name: 'web', namespace: 'shop' },
-    subsets: [
-      { addresses: [{ ip: '198.18.2.5' }, { ip: '198.51.100.50' }], ports: [{ name: 'http', port: 8080 }] },
-    ],
-  } as KubeObject);
-  await store.create('endpointslices', {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: 'web-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
-    addressType: 'IPv4',
-    endpoints: [{ addresses: ['198.51.100.1'] }, { addresses: ['198.18.2.5'] }],
-    ports: [{ name: 'http', port: 8080 }],
-  } as KubeObject);
-  await until('three backends pushed', () => pushes.at(-1)!.services[0]?.endpoints.length === 3);
-  t.same(
-    pushes.at(-1)!.services[0]!.endpoints.map((e) => [e.ip, e.nodeName]),
-    [
-      ['198.18.2.5', 'n2'],
-      ['198.51.100.1', 'n1'],
-      ['198.51.100.50', undefined],
-    ],
-  );
-  t.same([...backends.services()], ['shop/web']);
+    // Endpoints and a slice: merged, nodes found from the pod subnet and the node address.
+    await store.create('endpoints', {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { name: 'web', namespace: 'shop' },
+      subsets: [
+        { addresses: [{ ip: '198.18.2.5' }, { ip: '198.51.100.50' }], ports: [{ name: 'http', port: 8080 }] },
+      ],
+    } as KubeObject);
+    await store.create('endpointslices', {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'web-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['198.51.100.1'] }, { addresses: ['198.18.2.5'] }],
+      ports: [{ name: 'http', port: 8080 }],
+    } as KubeObject);
+    await until('three backends pushed to both', () =>
+      ['n1', 'n2'].every((n) => web(last(n))?.endpoints.length === 3),
+    );
+    t.same(
+      web()!.endpoints.map((e) => [e.ip, e.nodeName]),
+      [
+        ['198.18.2.5', 'n2'],
+        ['198.51.100.1', 'n1'],
+        ['198.51.100.50', undefined],
+      ],
+    );
+    t.same([...backends.services()], ['shop/web']);
 
-  // An unrelated change pushes nothing; a change to the other Service neither.
-  const before = pushes.length;
-  const other = await store.get('services', 'other', 'shop');
-  await store.update('services', { ...other, metadata: { ...other.metadata, labels: { a: 'b' } } });
-  await store.create('nodes', node('n3', []));
-  // The VIP moves to n2: n2 gets the Service and n1 an empty list.
-  const n1 = await store.get('nodes', 'n1');
-  await store.updateStatus('nodes', { ...n1, status: { vips: [] } });
-  const n2 = await store.get('nodes', 'n2');
-  await store.updateStatus('nodes', { ...n2, status: { ...n2.status, vips: ['198.51.100.100'] } });
-  await until('n2 pushed web', () =>
-    pushes.some((p, i) => i >= before && p.node === 'n2' && p.services.length === 1),
-  );
-  t.same(
-    pushes.slice(before).map((p) => [p.node, p.services.map((s) => s.name)]),
-    [
-      ['n1', []],
-      ['n2', ['web']],
-    ],
-    'only the two holders were pushed',
-  );
+    // An unrelated change pushes nothing, nor a new node, nor the VIP moving to n2: it had web already.
+    const before = pushes.length;
+    const other = await store.get('services', 'other', 'shop');
+    await store.update('services', { ...other, metadata: { ...other.metadata, labels: { a: 'b' } } });
+    await store.create('nodes', node('n3', []));
+    const n1 = await store.get('nodes', 'n1');
+    await store.updateStatus('nodes', { ...n1, status: { ...n1.status, vips: [] } });
+    const n2 = await store.get('nodes', 'n2');
+    await store.updateStatus('nodes', { ...n2, status: { ...n2.status, vips: ['198.51.100.100'] } });
+    await until('n2 holds web', () => relay.holds('n2', 'shop/web'));
+    t.notOk(relay.holds('n1', 'shop/web'), 'n1 no longer speaks for web');
+    await new Promise((r) => setImmediate(r));
+    t.equal(pushes.length, before, 'nothing pushed');
 
-  // The slice goes; the Service is deleted: n2 is told each time.
-  await store.delete('endpointslices', 'web-1', 'shop');
-  await until('two backends pushed', () => pushes.at(-1)!.services[0]?.endpoints.length === 2);
-  await store.delete('services', 'web', 'shop');
-  await until(
-    'n2 pushed nothing',
-    () => pushes.at(-1)!.node === 'n2' && pushes.at(-1)!.services.length === 0,
-  );
-  relay.sessionUp('n1');
-  t.same(pushes.at(-1), { node: 'n1', services: [] }, 'a session coming up is pushed at once');
-});
+    // The slice goes; the Service is deleted: both nodes are told each time.
+    await store.delete('endpointslices', 'web-1', 'shop');
+    await until('two backends pushed', () => ['n1', 'n2'].every((n) => web(last(n))?.endpoints.length === 2));
+    await store.delete('services', 'web', 'shop');
+    await until('web gone from both', () => ['n1', 'n2'].every((n) => names(last(n)!).join() === 'other'));
+    relay.sessionUp('n1');
+    t.same(
+      [pushes.at(-1)!.node, names(pushes.at(-1)!)],
+      ['n1', ['other']],
+      'a session coming up is pushed at once',
+    );
+  },
+);
 
 t.test(
   'deltas: thousands of Services go once in bounded messages; a change sends only the Services it touches',
@@ -239,132 +241,121 @@ t.test(
       Array.from({ length: N }, (_, i) => ({ vip: ip(i), holder: { node: i % 3 === 0 ? 'n2' : 'n1' } })),
     );
     await holders.caughtUp(revision);
-    await until(
-      'every Service indexed',
-      () => relay.servicesFor('n1').length + relay.servicesFor('n2').length === N,
-    );
+    await until('every Service indexed', () => relay.services().length === N);
     msgs.length = 0;
     relay.sessionUp('n1', { features: [FEATURE_SERVICES_DELTA] });
     relay.sessionUp('n2', {});
     const n1 = msgs.filter((m) => m.node === 'n1');
-    t.ok(n1.length > 1, `n1's ${relay.servicesFor('n1').length} Services in ${n1.length} messages`);
+    t.ok(n1.length > 1, `n1's ${N} Services in ${n1.length} messages`);
     t.ok(n1[0]!.payload.reset, 'the first resets');
     t.ok(
       n1.every((m) => m.topic === TOPIC_SERVICES_DELTA && m.bytes <= SERVICES_BYTES_PER_MESSAGE + 2048),
       `each about ${SERVICES_BYTES_PER_MESSAGE} bytes at most (largest ${Math.max(...n1.map((m) => m.bytes))})`,
     );
-    t.same(view('n1'), relay.servicesFor('n1'), 'the agent has its whole list');
-    t.same(
+    t.same(view('n1'), relay.services(), 'the agent has the whole list');
+    t.equal(view('n1').length, N);
+    const whole = (node: string) =>
       msgs
-        .filter((m) => m.node === 'n2')
-        .map((m) => [m.topic, (m.payload as { services?: unknown[] }).services?.length]),
-      [[TOPIC_SERVICES, relay.servicesFor('n2').length]],
-      'an older agent gets one whole list',
-    );
+        .filter((m) => m.node === node)
+        .map((m) => [m.topic, (m.payload as { services?: unknown[] }).services?.length]);
+    t.same(whole('n2'), [[TOPIC_SERVICES, N]], 'an older agent gets one whole list');
 
-    // One Service changes: n1 is sent that one only.
+    // One Service changes: n1 is sent that one only, the older agent its whole list again.
     msgs.length = 0;
     const s7 = await store.get('services', 's0007', 'shop');
     await store.update('services', { ...s7, spec: { ...s7.spec, externalTrafficPolicy: 'Local' } });
-    await until('the change pushed', () => msgs.some((m) => m.node === 'n1'));
-    t.same(
-      msgs.map((m) => [m.node, m.payload.set?.map((s) => s.name), m.payload.remove]),
-      [['n1', ['s0007'], undefined]],
-      'only s0007, to its holder only',
-    );
-    t.equal(view('n1').find((s) => s.name === 's0007')?.externalTrafficPolicy, 'Local');
-
-    // Two VIPs move from n1 to n2: n1 is told to remove them, n2 (whole lists) gets its list again.
-    msgs.length = 0;
-    await writeHolders(mem, [
-      { vip: ip(1), holder: { node: 'n2' } },
-      { vip: ip(2), holder: { node: 'n2' } },
-    ]);
     await until(
-      'the move pushed',
+      'the change pushed',
       () => msgs.some((m) => m.node === 'n1') && msgs.some((m) => m.node === 'n2'),
     );
     t.same(
-      msgs.filter((m) => m.node === 'n1').map((m) => m.payload),
-      [{ remove: ['shop/s0001', 'shop/s0002'] }],
-      'n1: the two removed',
+      msgs.filter((m) => m.node === 'n1').map((m) => [m.payload.set?.map((s) => s.name), m.payload.remove]),
+      [[['s0007'], undefined]],
+      'only s0007',
     );
-    t.ok(relay.pushedTo('n2', 'shop/s0001') && !relay.pushedTo('n1', 'shop/s0001'));
-    t.same(view('n1'), relay.servicesFor('n1'), 'n1 still has exactly its list');
+    t.same(whole('n2'), [[TOPIC_SERVICES, N]]);
+    t.equal(view('n1').find((s) => s.name === 's0007')?.externalTrafficPolicy, 'Local');
 
-    // A Service deleted: removed from its holder; nothing for a Service whose pushed form is unchanged.
+    // Two VIPs move from n1 to n2: nothing to push, both had the Services; n2 speaks for them now.
+    msgs.length = 0;
+    t.ok(relay.holds('n1', 'shop/s0001') && !relay.holds('n2', 'shop/s0001'));
+    const moved = await writeHolders(mem, [
+      { vip: ip(1), holder: { node: 'n2' } },
+      { vip: ip(2), holder: { node: 'n2' } },
+    ]);
+    await holders.caughtUp(moved.revision);
+    t.ok(relay.holds('n2', 'shop/s0001') && !relay.holds('n1', 'shop/s0001'));
+    await new Promise((r) => setImmediate(r));
+    t.same(msgs, [], 'nothing pushed for the move');
+
+    // A Service deleted: removed everywhere; nothing for a Service whose pushed form is unchanged.
     msgs.length = 0;
     await store.delete('services', 's0004', 'shop');
     const s5 = await store.get('services', 's0005', 'shop');
     await store.update('services', { ...s5, metadata: { ...s5.metadata, labels: { x: 'y' } } });
-    await until('the delete pushed', () => msgs.length > 0);
+    await until(
+      'the delete pushed',
+      () => msgs.some((m) => m.node === 'n1') && msgs.some((m) => m.node === 'n2'),
+    );
     await new Promise((r) => setImmediate(r));
     t.same(
-      msgs.map((m) => [m.node, m.payload]),
-      [['n1', { remove: ['shop/s0004'] }]],
+      msgs.filter((m) => m.node === 'n1').map((m) => m.payload),
+      [{ remove: ['shop/s0004'] }],
     );
+    t.same(whole('n2'), [[TOPIC_SERVICES, N - 1]]);
+    t.same(view('n1'), relay.services());
   },
 );
 
-t.test(
-  'a moved VIP: the new holder is sent its Services before the VIP, the old one loses them after the VIP',
-  async (t) => {
-    const { mem, store, nodes, services, backends, holders, sessions } = await withHolders(t);
-    const pushes: Array<{ node: string; topic: string; payload: unknown }> = [];
-    const target = {
-      sessions,
-      push: (node: string, topic: string, payload: unknown) => pushes.push({ node, topic, payload }) > 0,
-    };
-    const serviceRelay = new ServiceRelay({
-      nodes,
-      services,
-      backends,
-      holders,
-      logger: silentLogger(),
-      target,
-    });
-    const relay = new Relay({
-      nodes,
-      holders,
-      kv: mem,
-      target,
-      clusterCidr: ['198.18.0.0/16'],
-      logger: silentLogger(),
-      clock: new FakeClock(),
-      services: serviceRelay,
-    });
-    await relay.start();
-    t.teardown(() => relay.close());
-    const vip = '198.51.100.10';
-    await store.create('services', svc('web', [vip]));
-    await holders.caughtUp((await writeHolders(mem, [{ vip, holder: { node: 'n1' } }])).revision);
-    for (const n of ['n1', 'n2'])
-      relay.sessionUp(n, { features: [FEATURE_VIPS_DELTA, FEATURE_SERVICES_DELTA] });
-    await until('n1 serves web', () => serviceRelay.servicesFor('n1').length === 1);
-    pushes.length = 0;
-    // The master shows its write ahead of the datastore, as in a failover.
-    holders.ahead([{ vip, holder: { node: 'n2' } }]);
-    await until('n1 is sent the loss of web', () =>
-      pushes.some((p) => p.node === 'n1' && p.topic === TOPIC_SERVICES_DELTA),
-    );
-    const order = pushes
-      .filter((p) => p.topic === TOPIC_SERVICES_DELTA || p.topic === TOPIC_VIPS_DELTA)
-      .map((p) => `${p.node} ${p.topic === TOPIC_VIPS_DELTA ? 'vips' : 'services'}`);
-    t.same(
-      order.filter((o) => o.startsWith('n2')),
-      ['n2 services', 'n2 vips'],
-      'the new holder: the Services, then the VIP',
-    );
-    t.same(
-      order.filter((o) => o.startsWith('n1')),
-      ['n1 vips', 'n1 services'],
-      'the old holder: the VIP (moved), then its Services go',
-    );
-    const first = pushes.find((p) => p.node === 'n2' && p.topic === TOPIC_SERVICES_DELTA)!
-      .payload as ServicesDelta;
-    t.same(
-      first.set?.map((s) => [s.name, s.vips]),
-      [['web', [vip]]],
-    );
-  },
-);
+t.test('a moved VIP: only the VIP is pushed, the new holder had its Services already', async (t) => {
+  const { mem, store, nodes, services, backends, holders, sessions } = await withHolders(t);
+  const pushes: Array<{ node: string; topic: string; payload: unknown }> = [];
+  const target = {
+    sessions,
+    push: (node: string, topic: string, payload: unknown) => pushes.push({ node, topic, payload }) > 0,
+  };
+  const serviceRelay = new ServiceRelay({
+    nodes,
+    services,
+    backends,
+    holders,
+    logger: silentLogger(),
+    target,
+  });
+  const relay = new Relay({
+    nodes,
+    holders,
+    kv: mem,
+    target,
+    clusterCidr: ['198.18.0.0/16'],
+    logger: silentLogger(),
+    clock: new FakeClock(),
+    services: serviceRelay,
+  });
+  await relay.start();
+  t.teardown(() => relay.close());
+  const vip = '198.51.100.10';
+  await store.create('services', svc('web', [vip]));
+  await holders.caughtUp((await writeHolders(mem, [{ vip, holder: { node: 'n1' } }])).revision);
+  await until('web indexed', () => serviceRelay.services().length === 1);
+  for (const n of ['n1', 'n2'])
+    relay.sessionUp(n, { features: [FEATURE_VIPS_DELTA, FEATURE_SERVICES_DELTA] });
+  const first = pushes.find((p) => p.node === 'n2' && p.topic === TOPIC_SERVICES_DELTA)!
+    .payload as ServicesDelta;
+  t.same(
+    first.set?.map((s) => [s.name, s.vips]),
+    [['web', [vip]]],
+    'n2 has web before it holds its VIP',
+  );
+  pushes.length = 0;
+  // The master shows its write ahead of the datastore, as in a failover.
+  holders.ahead([{ vip, holder: { node: 'n2' } }]);
+  t.ok(serviceRelay.holds('n2', 'shop/web'), "n2's health reports are taken at once");
+  await until('both told', () => pushes.filter((p) => p.topic === TOPIC_VIPS_DELTA).length === 2);
+  await new Promise((r) => setImmediate(r));
+  t.same(
+    pushes.map((p) => `${p.node} ${p.topic === TOPIC_VIPS_DELTA ? 'vips' : 'services'}`).sort(),
+    ['n1 vips', 'n2 vips'],
+    'the VIP only',
+  );
+});

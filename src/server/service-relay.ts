@@ -47,12 +47,14 @@ function ingressOf(s: Service): string[] {
 }
 
 /**
- * Pushes each node connected here the Services whose VIPs it holds, when its session comes up and whenever
- * one of them, their backends or the node's VIPs change. An agent that takes deltas
- * ({@link FEATURE_SERVICES_DELTA}) gets the whole list once per session, then only the Services whose
- * pushed form changed; an older agent gets the whole list on each change. Changes are batched per tick and
- * followed per (node, Service): indexes (VIP -> Services, VIP -> holder) keep the work of a change
- * proportional to the Services it touches, never to every Service a node holds.
+ * Pushes every node connected here every Service that has a VIP, when its session comes up and whenever
+ * one of them or their backends change, whichever node holds the VIP: each node keeps the rules of every
+ * Service, inert where the VIP is not a local address, so that taking a VIP over needs no Service pushed
+ * and no rule written, only the address added (as kube-proxy programs every Service on every node). An
+ * agent that takes deltas ({@link FEATURE_SERVICES_DELTA}) gets the whole list once per session, then only
+ * the Services whose pushed form changed; an older agent gets the whole list on each change. Changes are
+ * batched per tick; an index of the holders (VIP -> holder) answers which node's health reports speak
+ * for a Service ({@link holds}).
  */
 export class ServiceRelay {
   readonly #o: ServiceRelayOptions;
@@ -111,34 +113,35 @@ export class ServiceRelay {
     this.#pushWhole(node);
   }
 
-  /** True when `namespace/name` was in what `node` was last pushed (a health report may speak of it). */
-  pushedTo(node: string, key: string): boolean {
-    return this.#sent.get(node)?.has(key) ?? false;
+  /**
+   * True when `namespace/name` was pushed to `node` and `node` holds one of its VIPs: the one node whose
+   * health report speaks for the Service (the others keep its rules without checking its endpoints).
+   */
+  holds(node: string, key: string): boolean {
+    if (!(this.#sent.get(node)?.has(key) ?? false)) return false;
+    return (this.#vipsOf.get(key) ?? []).some((v) => this.#holder.get(v) === node);
   }
 
-  /** The Services `node` is to serve now, sorted by namespace/name. */
-  servicesFor(node: string): LbService[] {
-    return this.#entriesFor(node).map((e) => e.lb);
+  /** The Services every node is to have, sorted by namespace/name. */
+  services(): LbService[] {
+    return this.#entries().map((e) => e.lb);
   }
 
-  /** {@link servicesFor} with each entry's key and the text it is compared by. */
-  #entriesFor(node: string): Array<{ key: string; lb: LbService; text: string }> {
-    const keys = new Set<string>();
-    for (const vip of this.#heldBy.get(node) ?? [])
-      for (const key of this.#byVip.get(vip) ?? []) keys.add(key);
+  /** {@link services} with each entry's key and the text it is compared by. */
+  #entries(): Array<{ key: string; lb: LbService; text: string }> {
     const out: Array<{ key: string; lb: LbService; text: string }> = [];
-    for (const key of [...keys].sort()) {
-      const e = this.#entry(node, key);
+    for (const key of [...this.#vipsOf.keys()].sort()) {
+      const e = this.#entry(key);
       if (e !== undefined) out.push({ key, ...e });
     }
     return out;
   }
 
-  /** `key` as `node` is to serve it (its VIPs that `node` holds), with the text to compare; none: not served there. */
-  #entry(node: string, key: string): { lb: LbService; text: string } | undefined {
+  /** `key` as pushed (with all its VIPs), with the text to compare; none: not a Service to serve. */
+  #entry(key: string): { lb: LbService; text: string } | undefined {
     const b = this.#build(key);
     if (b === undefined) return undefined;
-    const vips = (this.#vipsOf.get(key) ?? []).filter((v) => this.#holder.get(v) === node).sort();
+    const vips = [...(this.#vipsOf.get(key) ?? [])].sort();
     if (vips.length === 0) return undefined;
     return { lb: { ...b.lb, vips } as LbService, text: `${vips.join(',')} ${b.text}` };
   }
@@ -152,27 +155,12 @@ export class ServiceRelay {
   };
 
   /**
-   * VIPs changed holder. A new holder is pushed their Services now, not on the next turn: the relay of
-   * VIPs calls this before it pushes the same change, so the new holder has a VIP's Services ahead of the
-   * VIP and announces it only once their rules are in (a VIP announced first would refuse connections
-   * until then). What the old holder loses goes on the next turn as before, after the VIP's move: it
-   * serves the VIP's Services until it lets the VIP go. The index's own `change` event calls it too: a
-   * change already indexed is passed over, so whichever call comes second does nothing.
+   * VIPs changed holder: indexed now (the relay of VIPs calls this before it pushes the change, so the
+   * new holder's first health report is taken). Nothing is pushed: every node has the VIP's Services
+   * already. The index's own `change` event calls it too; a change already indexed is passed over.
    */
   holdersChanged(changes: readonly HolderChange[]): void {
-    const gained = new Map<string, Set<string>>();
-    for (const c of changes) {
-      const node = c.after?.node;
-      if (!this.#setHolder(c.vip, node)) continue;
-      if (node === undefined || !this.#deltas.has(node) || !this.#o.target.sessions.has(node)) continue;
-      for (const key of this.#byVip.get(c.vip) ?? []) {
-        const keys = gained.get(node);
-        if (keys === undefined) gained.set(node, new Set([key]));
-        else keys.add(key);
-      }
-    }
-    if (this.#closed) return;
-    for (const [node, keys] of gained) this.#pushChanges(node, keys);
+    for (const c of changes) this.#setHolder(c.vip, c.after?.node);
   }
 
   readonly #onService = (e: { type: string; key: string; object: Service }): void => {
@@ -198,10 +186,10 @@ export class ServiceRelay {
     for (const vip of now) this.#setHolder(vip, node);
   }
 
-  /** Index `vip` as held by `node` (none: no holder) and mark its Services; false when it already was. */
-  #setHolder(vip: string, node: string | undefined): boolean {
+  /** Index `vip` as held by `node` (none: no holder). */
+  #setHolder(vip: string, node: string | undefined): void {
     const old = this.#holder.get(vip);
-    if (old === node) return false;
+    if (old === node) return;
     if (old !== undefined) {
       const held = this.#heldBy.get(old);
       held?.delete(vip);
@@ -217,11 +205,6 @@ export class ServiceRelay {
       }
       held.add(vip);
     }
-    for (const key of this.#byVip.get(vip) ?? []) {
-      if (old !== undefined) this.#mark(old, key);
-      if (node !== undefined) this.#mark(node, key);
-    }
-    return true;
   }
 
   #indexService(key: string, svc: Service | undefined): void {
@@ -240,16 +223,15 @@ export class ServiceRelay {
     if (vips.length === 0) this.#vipsOf.delete(key);
     else this.#vipsOf.set(key, vips);
     const vipsChanged = old.length !== vips.length || old.some((v, i) => v !== vips[i]);
-    if (vipsChanged) this.#markHolders(key, old);
     this.#rebuild(key, vipsChanged);
   }
 
-  /** Build `key` again; mark its holders when its pushed form changed (or `force`). */
+  /** Build `key` again; mark it on every node when its pushed form changed (or `force`). */
   #rebuild(key: string, force = false): void {
     const before = this.#built.get(key)?.text;
     this.#built.delete(key);
     const after = this.#build(key)?.text;
-    if (force || before !== after) this.#markHolders(key, this.#vipsOf.get(key) ?? []);
+    if (force || before !== after) for (const node of this.#o.target.sessions.keys()) this.#mark(node, key);
   }
 
   #build(key: string): Built | undefined {
@@ -263,14 +245,6 @@ export class ServiceRelay {
     }
     if (this.#vipsOf.has(key)) this.#built.set(key, built);
     return built;
-  }
-
-  /** Mark `key` on the nodes holding any of `vips`. */
-  #markHolders(key: string, vips: readonly string[]): void {
-    for (const vip of vips) {
-      const node = this.#holder.get(vip);
-      if (node !== undefined) this.#mark(node, key);
-    }
   }
 
   #mark(node: string, key: string): void {
@@ -297,7 +271,7 @@ export class ServiceRelay {
    * `onlyIfChanged`: an older agent is not pushed a list equal to its last.
    */
   #pushWhole(node: string, onlyIfChanged = false): void {
-    const entries = this.#entriesFor(node);
+    const entries = this.#entries();
     const services = entries.map((e) => e.lb);
     const sent = new Map(entries.map((e) => [e.key, e.text]));
     if (this.#deltas.has(node)) {
@@ -324,7 +298,7 @@ export class ServiceRelay {
     const set: LbService[] = [];
     const remove: string[] = [];
     for (const key of [...keys].sort()) {
-      const e = this.#entry(node, key);
+      const e = this.#entry(key);
       if (e === undefined) {
         if (sent.delete(key)) remove.push(key);
       } else if (sent.get(key) !== e.text) {

@@ -179,6 +179,19 @@ t.test('load balancing across a cluster', { skip }, async (t) => {
     );
   });
 
+  await t.test("the other node has web's rules, inert: its own requests go through the holder", async (t) => {
+    const other = holder === 'a1' ? 'a2' : 'a1';
+    const table = await c.lab.exec(other, ['nft', 'list', 'table', 'inet', 'vipmesh']);
+    t.match(table.stdout, /dnat ip to .*198\.51\.100\.21/, `${other} has web's rules`);
+    t.match(table.stdout, /fib daddr type local ip daddr \. meta l4proto \. th dport vmap @svc4/);
+    // Live rules there would send its requests to a backend from its own address (Cluster masquerades):
+    // through the holder, every backend sees the holder's address.
+    for (let i = 0; i < 6; i++) {
+      const r = await c.lab.exec(other, ['curl', '-sS', '--max-time', '2', `http://${VIP}/`], 10_000);
+      t.equal(r.stdout.trim().split(' ')[1], NODES[holder as 'a1' | 'a2'].ipv4, `request ${i} from ${other}`);
+    }
+  });
+
   await t.test(
     'a killed backend stops getting requests within the fall time; no later request fails',
     async (t) => {
