@@ -82,7 +82,8 @@ export interface IfaceLink {
 export type NetlinkEvent =
   | { kind: 'route'; op: 'add' | 'del'; route: KernelRoute }
   | { kind: 'link' }
-  | { kind: 'address' }
+  /** An address was added or removed, on the interface of that index (absent: not known). */
+  | { kind: 'address'; ifindex?: number }
   /** Notifications were lost (socket buffer overrun): the listener must resync in full. */
   | { kind: 'overrun' };
 
@@ -315,7 +316,11 @@ export function createRouteNetlink(opts: RouteNetlinkOptions = {}): RouteNetlink
           } else if (m.type >= 16 && m.type <= 19) {
             listener({ kind: 'link' });
           } else if (m.type >= 20 && m.type <= 23) {
-            listener({ kind: 'address' });
+            // ifaddrmsg: u8 family, prefixlen, flags, scope; u32 index (host order).
+            const data = m.data as Buffer;
+            listener(
+              data.length >= 8 ? { kind: 'address', ifindex: data.readUInt32LE(4) } : { kind: 'address' },
+            );
           }
         }
       });

@@ -148,10 +148,22 @@ t.test(
     await rec.setLeases([lease(1), lease(5, '203.0.113.5')]);
     t.equal(refused.length, 1, 'a refusal is reported once, not on every pass');
     t.equal(rec.refused.length, 1);
+    // An address on another interface (a VIP on lo): no pass, the lease stays refused.
+    nl.addresses.push({ ifindex: 1, family: 4, address: '203.0.113.1', prefixLen: 24 });
+    const lists = () => nl.calls.filter((c) => c === 'list').length;
+    const before = lists();
+    let synced = 0;
+    rec.on('synced', () => synced++);
+    nl.emitLater({ kind: 'address', ifindex: 1 });
+    // The fake answers in microtasks: a pass started by the event would have listed the routes by now.
+    await new Promise((r) => setImmediate(r));
+    t.equal(lists(), before, 'no full pass for an address on another interface');
+    t.equal(synced, 0);
     // The address appears on the interface: the lease becomes routable on the next full pass.
     nl.addresses.push({ ifindex: 2, family: 4, address: '203.0.113.1', prefixLen: 24 });
-    nl.emitLater({ kind: 'address' });
+    nl.emitLater({ kind: 'address', ifindex: 2 });
     await once(rec, 'synced');
+    t.equal(lists(), before + 1, 'one full pass for an address on the interface');
     t.same(table(nl), ['198.18.1.0/24 via 198.51.100.11', '198.18.5.0/24 via 203.0.113.5']);
     await rec.close();
   },

@@ -367,6 +367,10 @@ export class RouteReconciler extends EventEmitter<RouteReconcilerEvents> {
 
   #onEvent(ev: NetlinkEvent): void {
     if (this.#closed) return;
+    // Only the flannel interface's addresses decide what is on-link: the VIPs an announcer adds to lo
+    // (a failover adds hundreds at once) must not make this node dump every link, address and route
+    // while it takes them over.
+    if (ev.kind === 'address' && ev.ifindex !== undefined && ev.ifindex !== this.#ifindex) return;
     if (ev.kind !== 'route') {
       // Interface or address changes can flush routes without notifications and change what is on-link.
       this.#needFull = true;

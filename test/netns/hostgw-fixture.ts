@@ -78,6 +78,7 @@ hg.reconciler.on('refused', (r) =>
   out({ type: 'refused', node: r.node, code: r.error.code, message: r.error.message }),
 );
 hg.reconciler.on('restoring', (dst) => out({ type: 'restoring', dst, at: Date.now() }));
+hg.reconciler.on('synced', (r) => out({ type: 'pass', full: r.full, replaced: r.replaced }));
 out({ type: 'ready', ...info });
 
 const lines = createInterface({ input: process.stdin });

@@ -37,6 +37,13 @@ class Fixture {
     this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
   }
 
+  /** Every event of `type` received so far (consumed). */
+  takeAll(type: string): Event[] {
+    const all = this.#events.filter((e) => e.type === type);
+    for (const e of all) this.#events.splice(this.#events.indexOf(e), 1);
+    return all;
+  }
+
   /** The next event of `type` (consumed), waiting up to `ms`. */
   async next(type: string, ms = 20_000): Promise<Event> {
     const deadline = Date.now() + ms;
@@ -239,6 +246,27 @@ t.test(
       t.match(ev['message'], /node n4.*198\.51\.100\.200.*eth0/);
       t.same(await routes(lab, 'n1'), expected(1, [1, 2]), 'only the routable lease is installed');
     });
+
+    await t.test(
+      'addresses added to lo (VIPs) start no pass; an address that puts n4 on-link starts one',
+      async (t) => {
+        const f = fx.get(1)!;
+        f.takeAll('pass');
+        for (const ip of ['198.51.100.210', '198.51.100.211', '198.51.100.212'])
+          await lab.run('n1', ['ip', 'addr', 'add', `${ip}/32`, 'dev', 'lo']);
+        await lab.run('n1', ['ip', 'addr', 'add', '198.51.100.129/25', 'dev', 'eth0']);
+        const passes: Event[] = [];
+        while (passes.at(-1)?.['replaced'] !== 1) passes.push(await f.next('pass'));
+        t.same(passes, [{ type: 'pass', full: true, replaced: 1 }], 'one full pass, for the eth0 address');
+        t.match(
+          await lab.run('n1', ['ip', 'route', 'show', '198.18.4.0/24']),
+          /via 198\.51\.100\.200 dev eth0/,
+        );
+        await lab.run('n1', ['ip', 'addr', 'del', '198.51.100.129/25', 'dev', 'eth0']);
+        for (const ip of ['198.51.100.210', '198.51.100.211', '198.51.100.212'])
+          await lab.run('n1', ['ip', 'addr', 'del', `${ip}/32`, 'dev', 'lo']);
+      },
+    );
 
     await t.test(
       'a conflicting route to a leased subnet is replaced; other foreign routes are never touched',
