@@ -370,8 +370,6 @@ export class Agent {
     this.#dirty = new Set();
     const a = this.#o.announcer;
     const have = new Set(a.vips);
-    // The Services of what this node holds or is to hold are checked (their health gates `want`).
-    this.#lb?.setHeld([...have, ...wanted.keys(), ...this.#local]);
     const check = dirty === 'all' ? new Set([...have, ...wanted.keys(), ...this.#local]) : dirty;
     // A VIP whose Services have nothing to serve is not announced (the load balancer's gate); a local VIP
     // is held whatever the assignment says.
@@ -411,6 +409,8 @@ export class Agent {
           }
         }),
     );
+    // The Services of what this node holds or is to hold are checked and reported (their health gates
+    // `want`); told after the holds, whose first gratuitous rounds do not wait for it.
     this.#lb?.setHeld([...a.vips, ...wanted.keys(), ...this.#local]);
     if (failed) this.#retryVips();
   }
