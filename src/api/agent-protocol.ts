@@ -128,22 +128,23 @@ export function chunkDelta(delta: VipsDelta, per = VIPS_PER_MESSAGE): VipsDelta[
 }
 
 /*
- * Load balancing: the holder of a VIP serves the ports of the Services on it. The server pushes each node
- * the Services whose VIPs it holds, with their endpoints; the agent health-checks the endpoints, programs
- * its nftables table and reports the health back, which the master writes into the Service's status.
+ * Load balancing: the holder of a VIP serves the ports of the Services on it. The server pushes every node
+ * every Service that has a VIP, with its endpoints; the agent programs them all in its nftables table (live
+ * only where the VIP is a local address), health-checks the endpoints of the Services on the VIPs it holds
+ * and reports their health back, which the master writes into the Service's status.
  */
 
 /**
- * Push topic: the Services with a VIP held by this node, the whole list (`{ services: LbService[] }`, sorted
- * by namespace/name). What a server sends an agent that does not list {@link FEATURE_SERVICES_DELTA}.
+ * Push topic: the Services that have a VIP, the whole list (`{ services: LbService[] }`, sorted by
+ * namespace/name; a server from before every node was sent every Service sends those of this node's VIPs). What a server sends an agent that does not list {@link FEATURE_SERVICES_DELTA}.
  */
 export const TOPIC_SERVICES = 'vipmesh/services';
 /**
  * Push topic: a change to those Services (a {@link ServicesDelta}). Sent instead of {@link TOPIC_SERVICES} to
  * an agent that lists {@link FEATURE_SERVICES_DELTA}: the whole list when the session comes up (the first
  * message with `reset`), then only the Services whose pushed form changed, each message at most
- * {@link SERVICES_BYTES_PER_MESSAGE} of JSON (a node holding tens of thousands of VIPs is not sent megabytes
- * on every change).
+ * {@link SERVICES_BYTES_PER_MESSAGE} of JSON (a cluster of tens of thousands of Services does not send
+ * megabytes on every change).
  */
 export const TOPIC_SERVICES_DELTA = 'vipmesh/services-delta';
 /** What an agent lists in its registration's `features` when it takes {@link TOPIC_SERVICES_DELTA}. */

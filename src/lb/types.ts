@@ -42,7 +42,7 @@ export interface HealthCheck {
 export interface Service {
   namespace: string;
   name: string;
-  /** The Service's VIPs this node holds. */
+  /** The Service's VIPs (its rules are live only for those that are local addresses here). */
   vips: string[];
   ports: ServicePort[];
   /** Empty: VIP:port goes to targetPort on the holder itself. */

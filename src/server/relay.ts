@@ -50,7 +50,7 @@ const RESYNC_DELAY_MS = 500;
  * nodes) whenever a lease changes. The master writes, every server pushes; an agent may be connected to
  * any server. Every node is also sent the MACs of all nodes' interfaces (when they change and when its
  * session comes up): an agent that lost its server trusts a claim on a VIP only from one of them. With a
- * {@link ServiceRelay}, each node also gets the Services whose VIPs it holds (`vipmesh/services`).
+ * {@link ServiceRelay}, each node also gets every Service that has a VIP (`vipmesh/services`).
  *
  * An agent that takes deltas ({@link FEATURE_VIPS_DELTA}) is sent its whole set in messages of a bounded
  * size when its session comes up, then only the VIPs it gains or loses; an older agent is sent its whole
