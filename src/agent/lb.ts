@@ -398,17 +398,17 @@ export class AgentLb implements AgentLoadBalancer {
       serving.set(key, isServing);
       if (!this.#isHeld(s)) continue;
       const endpoints = s.endpoints.map((e) => {
-        const ekey = endpointKey(s, e.ip);
+        const ok = healthy(e);
         const port =
           this.#checkedPort(s, e) ?? (s.ports[0] === undefined ? 0 : (targetPortOf(s.ports[0], e) ?? 0));
         const reason = !e.ready
           ? 'not ready'
-          : healthy(e)
+          : ok
             ? undefined
-            : (this.#checker.state(ekey)?.reason ?? 'unhealthy');
-        this.#m?.healthy.set({ service: key, endpoint: e.ip }, healthy(e) ? 1 : 0);
+            : (this.#checker.state(endpointKey(s, e.ip))?.reason ?? 'unhealthy');
+        this.#m?.healthy.set({ service: key, endpoint: e.ip }, ok ? 1 : 0);
         exported.add(JSON.stringify([key, e.ip]));
-        return { ip: e.ip, port, healthy: healthy(e), ...(reason === undefined ? {} : { reason }) };
+        return { ip: e.ip, port, healthy: ok, ...(reason === undefined ? {} : { reason }) };
       });
       report.services.push({ namespace: s.namespace, name: s.name, endpoints, serving: isServing });
     }

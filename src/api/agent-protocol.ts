@@ -136,7 +136,8 @@ export function chunkDelta(delta: VipsDelta, per = VIPS_PER_MESSAGE): VipsDelta[
 
 /**
  * Push topic: the Services that have a VIP, the whole list (`{ services: LbService[] }`, sorted by
- * namespace/name; a server from before every node was sent every Service sends those of this node's VIPs). What a server sends an agent that does not list {@link FEATURE_SERVICES_DELTA}.
+ * namespace/name; a server from before every node was sent every Service sends those of this node's
+ * VIPs). What a server sends an agent that does not list {@link FEATURE_SERVICES_DELTA}.
  */
 export const TOPIC_SERVICES = 'vipmesh/services';
 /**

@@ -59,8 +59,6 @@ function ingressOf(s: Service): string[] {
 export class ServiceRelay {
   readonly #o: ServiceRelayOptions;
   readonly #defer: (fn: () => void) => void;
-  /** VIP -> the Services that have it in their status. */
-  readonly #byVip = new Map<string, Set<string>>();
   /** Service -> its VIPs as indexed. */
   readonly #vipsOf = new Map<string, string[]>();
   /** VIP -> the node that holds it. */
@@ -210,16 +208,6 @@ export class ServiceRelay {
   #indexService(key: string, svc: Service | undefined): void {
     const old = this.#vipsOf.get(key) ?? [];
     const vips = svc === undefined ? [] : ingressOf(svc);
-    for (const vip of old) {
-      const set = this.#byVip.get(vip);
-      set?.delete(key);
-      if (set?.size === 0) this.#byVip.delete(vip);
-    }
-    for (const vip of vips) {
-      const set = this.#byVip.get(vip) ?? new Set<string>();
-      this.#byVip.set(vip, set);
-      set.add(key);
-    }
     if (vips.length === 0) this.#vipsOf.delete(key);
     else this.#vipsOf.set(key, vips);
     const vipsChanged = old.length !== vips.length || old.some((v, i) => v !== vips[i]);
