@@ -5,7 +5,7 @@
  * The goal is 0 in 10 minutes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { HEAP_CHURN_ENV } from '../../src/daemon/heap-churn.js';
@@ -44,7 +44,18 @@ export interface SoakResult {
    * (`vipmesh_tunnel_liveness_longest_silence_seconds`), and how many silences went over half the bound:
    * how near the soak came to a false failover. Undefined where the metrics could not be read.
    */
-  silences: Array<{ node: string; role: string; longestMs: number; longSilences: number }> | undefined;
+  silences:
+    | Array<{
+        node: string;
+        role: string;
+        longestMs: number;
+        longSilences: number;
+        /** The daemon's liveness thread: its longest late wake-up and busy span (ms), its major page faults. */
+        lateWakeMs: number;
+        busyMs: number;
+        threadMajorFaults: number;
+      }>
+    | undefined;
   /**
    * Major page faults on the whole machine during the soak (/proc/vmstat `pgmajfault`): pages read back
    * from disk, file pages of code the kernel had dropped among them. A stall every daemon hears at once
@@ -57,6 +68,57 @@ export interface SoakResult {
    * where the kernel has no PSI.
    */
   stalledMs: { io: number; memory: number } | undefined;
+  /**
+   * The most time a `ksoftirqd` thread (which runs the packet path at normal priority when softirq work
+   * is deferred to it) waited to run within one sample of about 20 ms, and that sample's length, ms;
+   * undefined without schedstats.
+   */
+  softirqWait: { waitMs: number; sampleMs: number } | undefined;
+}
+
+/** Samples the run-queue wait of the ksoftirqd threads (/proc/PID/schedstat, 2nd field) every 20 ms. */
+class SoftirqSampler {
+  readonly #pids: string[];
+  #last = new Map<string, number>();
+  #at = performance.now();
+  #worst: { waitMs: number; sampleMs: number } = { waitMs: 0, sampleMs: 0 };
+  readonly #timer: NodeJS.Timeout;
+
+  constructor() {
+    const pids: string[] = [];
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('ksoftirqd/')) pids.push(pid);
+      } catch {
+        // gone
+      }
+    }
+    this.#pids = pids;
+    this.#read();
+    this.#timer = setInterval(() => this.#read(), 20);
+  }
+
+  #read(): void {
+    const now = performance.now();
+    for (const pid of this.#pids) {
+      let wait: number;
+      try {
+        wait = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+      } catch {
+        continue;
+      }
+      const before = this.#last.get(pid);
+      if (before !== undefined && wait - before > this.#worst.waitMs)
+        this.#worst = { waitMs: wait - before, sampleMs: now - this.#at };
+      this.#last.set(pid, wait);
+    }
+    this.#at = now;
+  }
+
+  stop(): SoakResult['softirqWait'] {
+    clearInterval(this.#timer);
+    return this.#pids.length === 0 || this.#last.size === 0 ? undefined : this.#worst;
+  }
 }
 
 /** The `full` stall totals of /proc/pressure/io and /proc/pressure/memory, in us; undefined without PSI. */
@@ -89,7 +151,16 @@ async function silences(lab: Lab, nodes: string[]): Promise<SoakResult['silences
       const longest = pick('vipmesh_tunnel_liveness_longest_silence_seconds');
       const long = pick('vipmesh_tunnel_liveness_long_silences_total');
       // A side with no hub (the server's own agent, an agent on the server's node) reports 0 for both.
-      if (longest > 0) out.push({ node, role, longestMs: longest * 1000, longSilences: long });
+      if (longest > 0)
+        out.push({
+          node,
+          role,
+          longestMs: longest * 1000,
+          longSilences: long,
+          lateWakeMs: pick('vipmesh_tunnel_liveness_thread_late_wake_seconds') * 1000,
+          busyMs: pick('vipmesh_tunnel_liveness_thread_busy_seconds') * 1000,
+          threadMajorFaults: pick('vipmesh_tunnel_liveness_thread_major_faults_total'),
+        });
     }
   }
   return out;
@@ -147,6 +218,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
   if (before === undefined) delete process.env[HEAP_CHURN_ENV];
   else process.env[HEAP_CHURN_ENV] = before;
   let stress: ChildProcess | undefined;
+  let softirq: SoftirqSampler | undefined;
   try {
     await cluster.startServer(o.daemonArgs ?? []);
     const seen = new Map<string, string[]>([
@@ -181,6 +253,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
     const t0 = performance.now();
     const faults0 = majorFaults();
     const stalls0 = fullStalls();
+    softirq = new SoftirqSampler();
     const endAt = t0 + o.minutes * 60_000;
     let holderChanges = 0;
     const load: number[] = [];
@@ -199,7 +272,9 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
         nextLoad += 10_000;
       }
     }
+    const softirqWait = softirq.stop();
     return {
+      softirqWait,
       silences: await silences(lab, ['s1', 'n1', 'n2']),
       majorFaults: majorFaults() - faults0,
       stalledMs: ((end) =>
@@ -213,6 +288,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
       load,
     };
   } finally {
+    softirq?.stop();
     stress?.kill('SIGTERM');
     await lab.destroy();
     cluster.cleanup();
@@ -240,13 +316,17 @@ export function reportSoak(r: SoakResult, o: SoakOptions): void {
   for (const x of r.silences ?? [])
     console.log(
       `  liveness margin, ${x.node} (${x.role}): longest silence heard the end of ${x.longestMs.toFixed(1)} ms; ` +
-        `${x.longSilences} silences over half the bound`,
+        `${x.longSilences} silences over half the bound; its liveness thread woke at most ${x.lateWakeMs.toFixed(1)} ms late, ` +
+        `was busy at most ${x.busyMs.toFixed(1)} ms, took ${x.threadMajorFaults} major page faults`,
     );
   console.log(
     `  the machine during the soak: ${r.majorFaults} major page faults` +
       (r.stalledMs === undefined
         ? ''
-        : `; every task stalled on I/O ${r.stalledMs.io.toFixed(0)} ms, on memory ${r.stalledMs.memory.toFixed(0)} ms (PSI full)`),
+        : `; every task stalled on I/O ${r.stalledMs.io.toFixed(0)} ms, on memory ${r.stalledMs.memory.toFixed(0)} ms (PSI full)`) +
+      (r.softirqWait === undefined
+        ? ''
+        : `; a ksoftirqd thread waited to run at most ${r.softirqWait.waitMs.toFixed(1)} ms in one sample of ${r.softirqWait.sampleMs.toFixed(1)} ms`),
   );
   printReasons('session lost', r.sessionsLost);
   printReasons('NotReady', r.notReady);

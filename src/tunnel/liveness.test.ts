@@ -106,9 +106,9 @@ t.test('a ping that verifies is answered with an ack and arms the session', asyn
   const ack = await agent.next();
   await rec.armed;
   t.same(ack, datagram({ kind: 2, id: grant.id, counter: 7n, key }), 'the ack echoes the counter, tagged');
-  t.same(
+  t.match(
     hub.counts,
-    { received: 1, rejected: 0, sent: 1, longestSilenceMs: 0, longSilences: 0 },
+    { received: 1, rejected: 0, sent: 1, longestSilenceMs: 0, longSilences: 0, majorFaults: Number },
     'arming ends no silence',
   );
 });
@@ -271,6 +271,19 @@ t.test(
     }
     t.notOk(atServer.isLost, 'the server did not lose the agent');
     t.notOk(atAgent.isLost, 'the agent did not lose the server');
+    // Each thread tells the stall was its own: time between waking and waiting again, not a late wake-up.
+    t.ok(server.counts.busyMs >= 399, `the server's thread was busy ${server.counts.busyMs.toFixed(1)} ms`);
+    t.ok(agent.counts.busyMs >= 429, `the agent's thread was busy ${agent.counts.busyMs.toFixed(1)} ms`);
+    t.ok(
+      server.counts.lateWakeMs < 399,
+      `the server's thread woke at most ${server.counts.lateWakeMs.toFixed(1)} ms late`,
+    );
+    const registry = createRegistry();
+    new TunnelMetrics(registry, 'server').liveness = () => server.counts;
+    const text = await registry.metrics();
+    t.match(text, /vipmesh_tunnel_liveness_thread_busy_seconds\{role="server"\} 0\.(399|4)/);
+    t.match(text, /vipmesh_tunnel_liveness_thread_late_wake_seconds\{role="server"\} \d/);
+    t.match(text, /vipmesh_tunnel_liveness_thread_major_faults_total\{role="server"\} \d+\n/);
     await agent.close();
     t.ok((await atServer.lost) >= 150, 'an agent that goes silent after the stall is still lost');
   },

@@ -67,13 +67,19 @@ export interface LivenessCounts {
   longestSilenceMs: number;
   /** Datagrams that counted after a silence longer than half the bound: one lost or late. */
   longSilences: number;
+  /** The longest the thread woke after a ping or a deadline was due, in ms: the host did not run it. */
+  lateWakeMs: number;
+  /** The longest the thread took from waking to waiting again, in ms: a page fault or a lock held it. */
+  busyMs: number;
+  /** Major page faults the thread took: its code or data read back from disk. */
+  majorFaults: number;
 }
 
 interface NativeHub {
   add(id: Buffer, key: Buffer, deadMs: number, host?: string, port?: number, intervalMs?: number): void;
   drop(id: Buffer): void;
-  /** [received, rejected, sent, longestSilenceMs, longSilences] */
-  counts(): [number, number, number, number, number];
+  /** [received, rejected, sent, longestSilenceMs, longSilences, lateWakeMs, busyMs, majorFaults] */
+  counts(): number[];
   close(): void;
   stall(ms: number): void;
   readonly port: number;
@@ -170,10 +176,17 @@ export class LivenessHub {
 
   /** Datagrams counted so far. */
   get counts(): LivenessCounts {
-    const [received, rejected, sent, longestSilenceMs, longSilences] = this.#native?.counts() ?? [
-      0, 0, 0, 0, 0,
-    ];
-    return { received, rejected, sent, longestSilenceMs, longSilences };
+    const [
+      received = 0,
+      rejected = 0,
+      sent = 0,
+      longestSilenceMs = 0,
+      longSilences = 0,
+      lateWakeMs = 0,
+      busyMs = 0,
+      majorFaults = 0,
+    ] = this.#native?.counts() ?? [];
+    return { received, rejected, sent, longestSilenceMs, longSilences, lateWakeMs, busyMs, majorFaults };
   }
 
   /** The hub has no thread (no addon, or closed): sessions given to it are never armed. */

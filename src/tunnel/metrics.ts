@@ -131,6 +131,23 @@ export class TunnelMetrics {
       (m) => (m.liveness?.().longestSilenceMs ?? 0) / 1000,
       most,
     );
+    gauge(
+      'vipmesh_tunnel_liveness_thread_late_wake_seconds',
+      'Longest time the liveness thread woke after a ping or a deadline was due, since the start (the host did not run it)',
+      (m) => (m.liveness?.().lateWakeMs ?? 0) / 1000,
+      most,
+    );
+    gauge(
+      'vipmesh_tunnel_liveness_thread_busy_seconds',
+      'Longest time the liveness thread took from waking to waiting again, since the start (a page fault or a lock held it)',
+      (m) => (m.liveness?.().busyMs ?? 0) / 1000,
+      most,
+    );
+    counter(
+      'vipmesh_tunnel_liveness_thread_major_faults_total',
+      'Major page faults the liveness thread took: its code or data read back from disk',
+      (m) => m.liveness?.().majorFaults ?? 0,
+    );
     const name = 'vipmesh_tunnel_heartbeat_rtt_seconds';
     this.rtt =
       (registry.getSingleMetric(name) as Histogram<'role'> | undefined) ??

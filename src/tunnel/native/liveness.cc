@@ -23,10 +23,12 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
@@ -309,15 +311,19 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
     return env.Undefined();
   }
 
-  // [received, rejected, sent, longest silence judged (ms), silences over half their bound]
+  // [received, rejected, sent, longest silence judged (ms), silences over half their bound,
+  //  the thread's longest late wake-up (ms), its longest busy span (ms), its major page faults]
   Napi::Value Counts(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Napi::Array a = Napi::Array::New(env, 5);
+    Napi::Array a = Napi::Array::New(env, 8);
     a.Set(0u, Napi::Number::New(env, static_cast<double>(received_.load())));
     a.Set(1u, Napi::Number::New(env, static_cast<double>(rejected_.load())));
     a.Set(2u, Napi::Number::New(env, static_cast<double>(sent_.load())));
     a.Set(3u, Napi::Number::New(env, longest_.load()));
     a.Set(4u, Napi::Number::New(env, static_cast<double>(longSilences_.load())));
+    a.Set(5u, Napi::Number::New(env, latest_.load()));
+    a.Set(6u, Napi::Number::New(env, busiest_.load()));
+    a.Set(7u, Napi::Number::New(env, static_cast<double>(majorFaults_.load())));
     return a;
   }
 
@@ -400,7 +406,12 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
         ts.tv_nsec = static_cast<long>((wait - static_cast<double>(ts.tv_sec) * 1e3) * 1e6);
         timeout = &ts;
       }
+      double slept = NowMs();
       ppoll(pfds.data(), pfds.size(), timeout, nullptr);
+      double woke = NowMs();
+      // How long after it was due (or, when it already was, after asking) the thread came back.
+      double late = woke - std::max(due, slept);
+      if (late > latest_.load(std::memory_order_relaxed)) latest_.store(late, std::memory_order_relaxed);
       if (pfds[0].revents & POLLIN) {
         uint64_t n;
         ssize_t r = read(wake_, &n, sizeof(n));
@@ -422,7 +433,18 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
         if (now >= due) Tick(now, due);
       }
       pthread_mutex_unlock(&mu_);
+      Account(woke);
     }
+  }
+
+  // What the thread's own host did to it, for telling a silence the network made from one the host made: the
+  // longest it took from waking to waiting again (a page fault, a lock, not being run in between), and the
+  // major page faults it took (code or data read back from disk while a peer waited).
+  void Account(double woke) {
+    double busy = NowMs() - woke;
+    if (busy > busiest_.load(std::memory_order_relaxed)) busiest_.store(busy, std::memory_order_relaxed);
+    rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) == 0) majorFaults_.store(ru.ru_majflt, std::memory_order_relaxed);
   }
 
   // When the thread must next wake without I/O: a ping to send or an armed peer's deadline.
@@ -597,6 +619,9 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
   std::atomic<int64_t> sent_{0};
   std::atomic<double> longest_{0};
   std::atomic<int64_t> longSilences_{0};
+  std::atomic<double> latest_{0};
+  std::atomic<double> busiest_{0};
+  std::atomic<int64_t> majorFaults_{0};
 };
 
 }  // namespace
