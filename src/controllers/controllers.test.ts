@@ -438,6 +438,43 @@ t.test('EventReaper deletes events past the TTL, on its interval', async (t) => 
   await reaper.close();
 });
 
+t.test('NodeLifecycle: the NotReady write starts after the assignment pass its verdict kicked', async (t) => {
+  const clock = new FakeClock();
+  const store = new ResourceStore({ kv: new MemoryKv(), clock });
+  const sessions = new Set<string>(['n1']);
+  let cached: Node[] = [];
+  const order: string[] = [];
+  const lc = new NodeLifecycle({
+    store,
+    server: 's1',
+    hasSession: (n) => sessions.has(n),
+    nodes: () => cached,
+    graceMs: 0,
+    // As the assignment controller does: the verdict kicks a pass that starts at the end of the turn.
+    verdicts: {
+      add: () => {
+        order.push('verdict');
+        setImmediate(() => order.push('pass'));
+      },
+      delete: () => undefined,
+    },
+    logger: log,
+    clock,
+  });
+  t.teardown(() => lc.close());
+  await lc.seen('n1', {});
+  cached = (await store.list('nodes')).items;
+  const updateStatus = store.updateStatus.bind(store);
+  store.updateStatus = ((...args: Parameters<typeof updateStatus>) => {
+    order.push('write');
+    return updateStatus(...args);
+  }) as typeof store.updateStatus;
+  sessions.delete('n1');
+  await lc.lost('n1', 'heartbeat timeout');
+  t.same(order, ['verdict', 'pass', 'write'], 'the pass plans and pushes before the write takes the thread');
+  t.equal(nodeReady(await store.get('nodes', 'n1')), 'False', 'and the NotReady is written');
+});
+
 t.test(
   'NodeLifecycle: a lost node is judged at once, before its write; the verdict is lifted when no write follows',
   async (t) => {

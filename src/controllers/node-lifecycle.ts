@@ -195,6 +195,9 @@ export class NodeLifecycle {
     const judged = cached !== undefined && this.#wantsNotReady(cached, still);
     if (judged) verdicts!.add(name);
     return this.#serial(async () => {
+      // The verdict kicked the assignment pass, which starts at the end of this turn: the NotReady write
+      // waits behind it, so the pass plans and pushes the moved VIPs before this write takes the thread.
+      if (judged) await new Promise<void>((resolve) => setImmediate(resolve));
       let written = false;
       try {
         written = await this.#markNotReady(name, reason, still);
