@@ -156,6 +156,36 @@ t.test('start removes stale VIPs and opens only eligible interfaces', async (t) 
   await announcer.close();
 });
 
+t.test('VIPs taken together: every first frame goes out before any second one', async (t) => {
+  const { announcer, state } = rig();
+  await announcer.start();
+  const vips = ['198.51.100.100', '198.51.100.101', '198.51.100.102'];
+  await Promise.all(vips.map((v) => announcer.hold(v, undefined, { probe: false })));
+  const port = state.ports.get('eth0')!;
+  t.same(
+    arpOps(port.arp.sent).map((p) => [p.op, p.spa]),
+    vips.map((v) => [1, v]),
+    'a request for each VIP as it is taken',
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(
+    arpOps(port.arp.sent).map((p) => [p.op, p.spa, p.dst]),
+    [...vips.map((v) => [1, v, 'ff:ff:ff:ff:ff:ff']), ...vips.map((v) => [2, v, 'ff:ff:ff:ff:ff:ff'])],
+    'then the replies, at the end of the turn',
+  );
+  await announcer.release('198.51.100.101');
+  port.arp.sent = [];
+  await announcer.hold('198.51.100.101', undefined, { probe: false });
+  await announcer.release('198.51.100.101');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(
+    arpOps(port.arp.sent).map((p) => p.op),
+    [1],
+    'no reply for a VIP let go before the end of the turn',
+  );
+  await announcer.close();
+});
+
 t.test('hold probes, adds the VIP, answers, and sends gratuitous rounds on the schedule', async (t) => {
   const { announcer, clock, state, registry } = rig();
   await announcer.start();

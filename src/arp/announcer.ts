@@ -104,6 +104,8 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
   readonly #explicit: string[] | undefined;
   readonly #ports = new Map<string, Port>();
   readonly #held = new Map<string, Held>();
+  /** Reply frames of this turn's first rounds, sent at its end (see {@link #round}). */
+  #replies: Array<{ h: Held; p: Port; frame: Buffer }> = [];
   readonly #taking = new Map<string, Promise<HoldResult>>();
   readonly #probes = new Map<string, Set<Probe>>();
   #closed = false;
@@ -311,17 +313,46 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
     port.mld?.leave(formatIpBytes(group));
   }
 
-  /** One gratuitous round for `h` on `port` (or every port it is announced on). */
-  #round(h: Held, port?: Port): void {
+  /**
+   * One gratuitous round for `h` on `port` (or every port it is announced on). With `replyLater` (the round
+   * sent when a VIP is taken) the reply form waits for the end of the turn: a failover takes many VIPs in
+   * one turn, every client updates its cache on either form, so each VIP's first frame goes out before any
+   * VIP's second and the last VIP is announced after half as many frames.
+   */
+  #round(h: Held, port?: Port, replyLater = false): void {
     for (const p of port === undefined ? this.#targets(h.iface) : [port]) {
       if (h.ip.family === 4) {
-        for (const f of gratuitousArp(p.info.mac, h.ip.bytes)) p.arp.send(f);
+        const [request, reply] = gratuitousArp(p.info.mac, h.ip.bytes);
+        p.arp.send(request);
+        if (replyLater) this.#later(h, p, reply);
+        else p.arp.send(reply);
         this.#metrics.gratuitous.inc({ vip: h.ip.text }, 2);
       } else {
         p.ndp.send(unsolicitedNa(p.info.mac, h.ip.bytes));
         this.#metrics.gratuitous.inc({ vip: h.ip.text });
       }
     }
+  }
+
+  /** Send `frame` for `h` on `p` at the end of the turn, if `h` is still held and `p` still announces. */
+  #later(h: Held, p: Port, frame: Buffer): void {
+    this.#replies.push({ h, p, frame });
+    if (this.#replies.length > 1) return;
+    setImmediate(() => {
+      const replies = this.#replies;
+      this.#replies = [];
+      for (const r of replies) {
+        if (this.#held.get(r.h.ip.text) !== r.h || this.#ports.get(r.p.info.name) !== r.p) continue;
+        try {
+          r.p.arp.send(r.frame);
+        } catch (err) {
+          this.#log.warn(
+            { ip: r.h.ip.text, iface: r.p.info.name, err },
+            'cannot send a gratuitous ARP reply',
+          );
+        }
+      }
+    });
   }
 
   #scheduleRounds(h: Held): void {
@@ -336,7 +367,7 @@ export class Announcer extends EventEmitter<AnnouncerEvents> {
       h.timers = [clock.setTimeout(tick, this.#refreshIntervalMs)];
     };
     const rest = this.#scheduleMs.filter((ms) => ms > 0);
-    if (this.#scheduleMs.some((ms) => ms <= 0)) this.#round(h);
+    if (this.#scheduleMs.some((ms) => ms <= 0)) this.#round(h, undefined, true);
     rest.forEach((ms, i) => {
       h.timers.push(
         clock.setTimeout(
