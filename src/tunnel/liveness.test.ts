@@ -289,6 +289,31 @@ t.test(
   },
 );
 
+t.test("a stall of the whole host shorter than the bound is not counted as the peer's silence", async (t) => {
+  const guard = setTimeout(() => t.fail('no end within 30 s'), 30_000);
+  t.teardown(() => clearTimeout(guard));
+  const { server, agent, atServer, atAgent } = await armedPair({ intervalMs: 50, deadAfterMs: 150 });
+  // Both threads stop for 100 ms, the agent's 20 ms longer: no deadline of the server falls inside, so only
+  // waking often enough tells its thread the time was its own. Counted, it would be 100-170 ms of silence.
+  for (let round = 0; round < 3; round++) {
+    const before = server.counts.received;
+    server.stallForTests(100);
+    agent.stallForTests(120);
+    await new Promise((r) => setTimeout(r, 120));
+    while (server.counts.received < before + 4) await new Promise((r) => setTimeout(r, 10));
+  }
+  t.notOk(atServer.isLost, 'the server did not lose the agent');
+  t.notOk(atAgent.isLost, 'the agent did not lose the server');
+  t.ok(
+    server.counts.longestSilenceMs < 100,
+    `the server's longest silence ${server.counts.longestSilenceMs.toFixed(1)} ms leaves its own stall out`,
+  );
+  t.ok(
+    agent.counts.longestSilenceMs < 100,
+    `the agent's longest silence ${agent.counts.longestSilenceMs.toFixed(1)} ms leaves its own stall out`,
+  );
+});
+
 t.test('a welcome grant is used only when every field is sound', async (t) => {
   const good: LivenessGrant = {
     port: 6443,

@@ -46,6 +46,15 @@ constexpr size_t kSigned = 24;
 constexpr size_t kTag = 16;
 // A wake-up later than this was the thread's own stall, not the peer's silence (see Tick).
 constexpr double kLateMs = 5;
+// While anything is due, the thread wakes at least this often, so that a stall of its own host (a VM's vCPU
+// not run, the whole machine held up) shows as a late wake-up even when no ping or deadline fell inside it:
+// a receiver that sleeps until a deadline 100 ms away would otherwise count a 100 ms stall of its own host
+// as its peer's silence.
+constexpr double kWatchMs = 10;
+// A wake-up later than this was a stall long enough to have held datagrams up on the way too: besides the
+// time back, each peer gets a third of its bound from now (see Tick). A shorter one only gives the time back,
+// so that the frequent small ones of a busy host do not each push a real death's verdict out.
+constexpr double kStallMs = 20;
 // Datagrams read per socket before the thread looks at its deadlines again.
 constexpr int kDrainBatch = 256;
 constexpr size_t kStack = 256 * 1024;
@@ -392,6 +401,7 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
         return;
       }
       double due = Due();
+      if (std::isfinite(due)) due = std::min(due, NowMs() + kWatchMs);
       pfds.clear();
       pfds.push_back({wake_, POLLIN, 0});
       for (int fd : fds_) pfds.push_back({fd, POLLIN, 0});
@@ -460,8 +470,8 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
 
   // Time this thread itself did not run (it woke late) is not the peer's silence: an agent whose pings went out
   // late would otherwise blame the server for acks it could not have sent. So after a late wake-up each peer
-  // gets that time back, and at least a third of its bound (an interval at the default 3 misses) from now to
-  // be heard from: the late pings' acks, or the peer's own datagrams that a stall of the whole host (which is
+  // gets that time back, and after a stall (over kStallMs) at least a third of its bound (an interval at the
+  // default 3 misses) from now to be heard from: the late pings' acks, or the peer's own datagrams that a stall of the whole host (which is
   // what stops a real-time thread) held up on the way. The verdict comes after one more read of the sockets,
   // so datagrams that queued meanwhile count first.
   void Tick(double now, double due) {
@@ -471,6 +481,7 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
         Peer* p = kv.second;
         if (!p->armed) continue;
         p->heardAt += late;
+        if (late <= kStallMs) continue;
         double floor = now - p->deadMs + p->deadMs / 3;
         if (p->heardAt < floor) p->heardAt = floor;
       }
