@@ -74,6 +74,39 @@ export interface SoakResult {
    * undefined without schedstats.
    */
   softirqWait: { waitMs: number; sampleMs: number } | undefined;
+  /**
+   * The longest a SCHED_FIFO 99 thread on each CPU (`cyclictest`, 1 ms timer) woke late, in ms: nothing in
+   * the machine but interrupts outranks it, so a long one is the host not running that CPU (a VM's vCPU)
+   * or the kernel's own interrupt work; undefined without `cyclictest` (Debian's rt-tests).
+   */
+  timerLatencyMs: number[] | undefined;
+}
+
+/** Run `cyclictest` for `seconds` (one SCHED_FIFO 99 thread per CPU); resolves with each thread's maximum, ms. */
+function cyclictest(seconds: number): {
+  done: Promise<number[] | undefined>;
+  child: ChildProcess | undefined;
+} {
+  let child: ChildProcess;
+  try {
+    child = spawn('cyclictest', ['-m', '-S', '-p', '99', '-i', '1000', '-q', '-D', String(seconds)], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+  } catch {
+    return { done: Promise.resolve(undefined), child: undefined };
+  }
+  let out = '';
+  child.stdout?.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  const done = new Promise<number[] | undefined>((resolve) => {
+    child.once('error', () => resolve(undefined));
+    child.once('close', () => {
+      const max = [...out.matchAll(/Max:\s+(\d+)/g)].map((m) => Number(m[1]) / 1000);
+      resolve(max.length === 0 ? undefined : max);
+    });
+  });
+  return { done, child };
 }
 
 /** Samples the run-queue wait of the ksoftirqd threads (/proc/PID/schedstat, 2nd field) every 20 ms. */
@@ -219,6 +252,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
   else process.env[HEAP_CHURN_ENV] = before;
   let stress: ChildProcess | undefined;
   let softirq: SoftirqSampler | undefined;
+  let timer: ReturnType<typeof cyclictest> | undefined;
   try {
     await cluster.startServer(o.daemonArgs ?? []);
     const seen = new Map<string, string[]>([
@@ -254,6 +288,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
     const faults0 = majorFaults();
     const stalls0 = fullStalls();
     softirq = new SoftirqSampler();
+    timer = cyclictest(Math.ceil(o.minutes * 60));
     const endAt = t0 + o.minutes * 60_000;
     let holderChanges = 0;
     const load: number[] = [];
@@ -273,8 +308,12 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
       }
     }
     const softirqWait = softirq.stop();
+    // It ends on its own at the soak's length; one that outlives the loop is stopped (it prints on SIGINT).
+    timer.child?.kill('SIGINT');
+    const timerLatencyMs = await timer.done;
     return {
       softirqWait,
+      timerLatencyMs,
       silences: await silences(lab, ['s1', 'n1', 'n2']),
       majorFaults: majorFaults() - faults0,
       stalledMs: ((end) =>
@@ -289,6 +328,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
     };
   } finally {
     softirq?.stop();
+    timer?.child?.kill('SIGTERM');
     stress?.kill('SIGTERM');
     await lab.destroy();
     cluster.cleanup();
@@ -326,7 +366,10 @@ export function reportSoak(r: SoakResult, o: SoakOptions): void {
         : `; every task stalled on I/O ${r.stalledMs.io.toFixed(0)} ms, on memory ${r.stalledMs.memory.toFixed(0)} ms (PSI full)`) +
       (r.softirqWait === undefined
         ? ''
-        : `; a ksoftirqd thread waited to run at most ${r.softirqWait.waitMs.toFixed(1)} ms in one sample of ${r.softirqWait.sampleMs.toFixed(1)} ms`),
+        : `; a ksoftirqd thread waited to run at most ${r.softirqWait.waitMs.toFixed(1)} ms in one sample of ${r.softirqWait.sampleMs.toFixed(1)} ms`) +
+      (r.timerLatencyMs === undefined
+        ? '; cyclictest not run (install rt-tests)'
+        : `; a SCHED_FIFO 99 thread (cyclictest) woke at most ${r.timerLatencyMs.map((ms) => ms.toFixed(1)).join(' / ')} ms late (per CPU)`),
   );
   printReasons('session lost', r.sessionsLost);
   printReasons('NotReady', r.notReady);
