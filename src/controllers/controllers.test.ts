@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { assignedVips } from '../api/agent-protocol.js';
 import { MemoryKv } from '../api/memory-kv.js';
 import { ResourceStore } from '../api/store.js';
@@ -235,24 +235,7 @@ t.test(
 t.test(
   "NodeLifecycle: a lost node is written from the informer's copy; a stale copy costs a fresh read, never a lost write",
   async (t) => {
-    const clock = new FakeClock();
-    const kv = new MemoryKv();
-    const store = new ResourceStore({ kv, clock });
-    const sessions = new Set<string>(['n1', 'n2']);
-    let cached: Node[] = [];
-    const lc = new NodeLifecycle({
-      store,
-      server: 's1',
-      hasSession: (n) => sessions.has(n),
-      nodes: () => cached,
-      graceMs: 0,
-      logger: log,
-      clock,
-    });
-    t.teardown(() => lc.close());
-    await lc.seen('n1', {});
-    await lc.seen('n2', {});
-    cached = (await store.list('nodes')).items;
+    const { kv, store, sessions, lc } = await judgingLifecycle(t, ['n1', 'n2']);
     let reads = 0;
     const get = kv.get.bind(kv);
     kv.get = (key: string) => {
@@ -438,32 +421,49 @@ t.test('EventReaper deletes events past the TTL, on its interval', async (t) => 
   await reaper.close();
 });
 
-t.test('NodeLifecycle: the NotReady write starts after the assignment pass its verdict kicked', async (t) => {
+/**
+ * A NodeLifecycle of server s1 handing its verdicts to `verdicts`, with `names` connected and seen; the
+ * informer's copy is what `refresh` last read from the store.
+ */
+async function judgingLifecycle(
+  t: Test,
+  names: string[],
+  verdicts?: { add(n: string): void; delete(n: string): void },
+) {
   const clock = new FakeClock();
-  const store = new ResourceStore({ kv: new MemoryKv(), clock });
-  const sessions = new Set<string>(['n1']);
+  const kv = new MemoryKv();
+  const store = new ResourceStore({ kv, clock });
+  const sessions = new Set<string>(names);
   let cached: Node[] = [];
-  const order: string[] = [];
   const lc = new NodeLifecycle({
     store,
     server: 's1',
     hasSession: (n) => sessions.has(n),
     nodes: () => cached,
     graceMs: 0,
-    // As the assignment controller does: the verdict kicks a pass that starts at the end of the turn.
-    verdicts: {
-      add: () => {
-        order.push('verdict');
-        setImmediate(() => order.push('pass'));
-      },
-      delete: () => undefined,
-    },
+    ...(verdicts === undefined ? {} : { verdicts }),
     logger: log,
     clock,
   });
   t.teardown(() => lc.close());
-  await lc.seen('n1', {});
-  cached = (await store.list('nodes')).items;
+  for (const n of names) await lc.seen(n, {});
+  const refresh = async () => {
+    cached = (await store.list('nodes')).items;
+  };
+  await refresh();
+  return { kv, store, sessions, lc, refresh };
+}
+
+t.test('NodeLifecycle: the NotReady write starts after the assignment pass its verdict kicked', async (t) => {
+  const order: string[] = [];
+  // As the assignment controller does: the verdict kicks a pass that starts at the end of the turn.
+  const { store, sessions, lc } = await judgingLifecycle(t, ['n1'], {
+    add: () => {
+      order.push('verdict');
+      setImmediate(() => order.push('pass'));
+    },
+    delete: () => undefined,
+  });
   const updateStatus = store.updateStatus.bind(store);
   store.updateStatus = ((...args: Parameters<typeof updateStatus>) => {
     order.push('write');
@@ -478,34 +478,18 @@ t.test('NodeLifecycle: the NotReady write starts after the assignment pass its v
 t.test(
   'NodeLifecycle: a lost node is judged at once, before its write; the verdict is lifted when no write follows',
   async (t) => {
-    const clock = new FakeClock();
-    const store = new ResourceStore({ kv: new MemoryKv(), clock });
-    const sessions = new Set<string>(['n1', 'n2', 'n3']);
-    let cached: Node[] = [];
     const calls: string[] = [];
     const judged = new Set<string>();
-    const lc = new NodeLifecycle({
-      store,
-      server: 's1',
-      hasSession: (n) => sessions.has(n),
-      nodes: () => cached,
-      graceMs: 0,
-      verdicts: {
-        add: (n) => {
-          judged.add(n);
-          calls.push(`add ${n}`);
-        },
-        delete: (n) => {
-          judged.delete(n);
-          calls.push(`delete ${n}`);
-        },
+    const { store, sessions, lc, refresh } = await judgingLifecycle(t, ['n1', 'n2', 'n3'], {
+      add: (n) => {
+        judged.add(n);
+        calls.push(`add ${n}`);
       },
-      logger: log,
-      clock,
+      delete: (n) => {
+        judged.delete(n);
+        calls.push(`delete ${n}`);
+      },
     });
-    t.teardown(() => lc.close());
-    for (const n of sessions) await lc.seen(n, {});
-    cached = (await store.list('nodes')).items;
     calls.length = 0;
 
     // n1 lost: judged before the lost() call returns, then written; the verdict stands until the informer
@@ -532,7 +516,7 @@ t.test(
       ...n3,
       metadata: { ...n3.metadata, annotations: { [SERVER_ANNOTATION]: 's2' } },
     });
-    cached = (await store.list('nodes')).items;
+    await refresh();
     sessions.delete('n3');
     calls.length = 0;
     await lc.lost('n3', 'heartbeat timeout');

@@ -251,6 +251,20 @@ t.test(
   },
 );
 
+/**
+ * Three times: stop the server's thread for `serverMs` and the agent's for `agentMs` at once, wait that long
+ * in real time, then until four more pings have counted (a verdict, if any, is made by then).
+ */
+async function stallBoth(server: LivenessHub, agent: LivenessHub, serverMs: number, agentMs: number) {
+  for (let round = 0; round < 3; round++) {
+    const before = server.counts.received;
+    server.stallForTests(serverMs);
+    agent.stallForTests(agentMs);
+    await new Promise((r) => setTimeout(r, Math.max(serverMs, agentMs)));
+    while (server.counts.received < before + 4) await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 t.test(
   'a stall of the whole host is not taken for a dead peer; a real silence after it still is',
   async (t) => {
@@ -261,14 +275,7 @@ t.test(
     // Neither thread runs for 400 ms, almost three times the bound, and the agent's 30 ms longer (its pings
     // held up on the way after the host resumes): the server's thread wakes with its deadline long past and
     // nothing read, and must give the agent time to be heard from instead of judging on the spot.
-    for (let round = 0; round < 3; round++) {
-      const before = server.counts.received;
-      server.stallForTests(400);
-      agent.stallForTests(430);
-      // Real time while both threads sleep, then pings after the wake-up: the verdict, if any, is made by then.
-      await new Promise((r) => setTimeout(r, 430));
-      while (server.counts.received < before + 4) await new Promise((r) => setTimeout(r, 10));
-    }
+    await stallBoth(server, agent, 400, 430);
     t.notOk(atServer.isLost, 'the server did not lose the agent');
     t.notOk(atAgent.isLost, 'the agent did not lose the server');
     // Each thread tells the stall was its own: time between waking and waiting again, not a late wake-up.
@@ -295,13 +302,7 @@ t.test("a stall of the whole host shorter than the bound is not counted as the p
   const { server, agent, atServer, atAgent } = await armedPair({ intervalMs: 50, deadAfterMs: 150 });
   // Both threads stop for 100 ms, the agent's 20 ms longer: no deadline of the server falls inside, so only
   // waking often enough tells its thread the time was its own. Counted, it would be 100-170 ms of silence.
-  for (let round = 0; round < 3; round++) {
-    const before = server.counts.received;
-    server.stallForTests(100);
-    agent.stallForTests(120);
-    await new Promise((r) => setTimeout(r, 120));
-    while (server.counts.received < before + 4) await new Promise((r) => setTimeout(r, 10));
-  }
+  await stallBoth(server, agent, 100, 120);
   t.notOk(atServer.isLost, 'the server did not lose the agent');
   t.notOk(atAgent.isLost, 'the agent did not lose the server');
   t.ok(
