@@ -437,24 +437,27 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
         }
         pthread_mutex_lock(&mu_);
       }
+      bool timed = false;
       if (!stop_) {
         Drain();
         double now = NowMs();
-        if (now >= due) Tick(now, due);
+        timed = now >= due;
+        if (timed) Tick(now, due);
       }
       pthread_mutex_unlock(&mu_);
-      Account(woke);
+      Account(woke, timed);
     }
   }
 
   // What the thread's own host did to it, for telling a silence the network made from one the host made: the
   // longest it took from waking to waiting again (a page fault, a lock, not being run in between), and the
-  // major page faults it took (code or data read back from disk while a peer waited).
-  void Account(double woke) {
+  // major page faults it took (code or data read back from disk while a peer waited). The faults are read on
+  // the timed wake-ups only (at least every kWatchMs), not on each datagram a server's thread wakes for.
+  void Account(double woke, bool timed) {
     double busy = NowMs() - woke;
     if (busy > busiest_.load(std::memory_order_relaxed)) busiest_.store(busy, std::memory_order_relaxed);
     rusage ru;
-    if (getrusage(RUSAGE_THREAD, &ru) == 0) majorFaults_.store(ru.ru_majflt, std::memory_order_relaxed);
+    if (timed && getrusage(RUSAGE_THREAD, &ru) == 0) majorFaults_.store(ru.ru_majflt, std::memory_order_relaxed);
   }
 
   // When the thread must next wake without I/O: a ping to send or an armed peer's deadline.
@@ -471,9 +474,9 @@ class LivenessHub : public Napi::ObjectWrap<LivenessHub> {
   // Time this thread itself did not run (it woke late) is not the peer's silence: an agent whose pings went out
   // late would otherwise blame the server for acks it could not have sent. So after a late wake-up each peer
   // gets that time back, and after a stall (over kStallMs) at least a third of its bound (an interval at the
-  // default 3 misses) from now to be heard from: the late pings' acks, or the peer's own datagrams that a stall of the whole host (which is
-  // what stops a real-time thread) held up on the way. The verdict comes after one more read of the sockets,
-  // so datagrams that queued meanwhile count first.
+  // default 3 misses) from now to be heard from: the late pings' acks, or the peer's own datagrams that a
+  // stall of the whole host (which is what stops a real-time thread) held up on the way. The verdict comes
+  // after one more read of the sockets, so datagrams that queued meanwhile count first.
   void Tick(double now, double due) {
     double late = now - due;
     if (late > kLateMs) {
